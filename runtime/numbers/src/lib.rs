@@ -1,0 +1,110 @@
+//! Telephone number data: where a number is.
+//!
+//! North American area codes come from `data/nanp.tsv`, generated from Google's libphonenumber
+//! data by `tools/generate_nanp.py` (state/province from libphonenumber's city-level entries,
+//! IANA time zones from its time-zone data). It answers the `<Geo>` conditional of flows and,
+//! later, the telecom lookup of the REST API. County is not in that data set, so it is `None`.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// The generated data set.
+const NANP_TSV: &str = include_str!("../data/nanp.tsv");
+
+/// Where a number is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// ISO 3166 country code (`US`, `CA`…).
+    pub country: String,
+    /// State or province code (`NJ`), when known.
+    pub state: Option<String>,
+    /// The region as libphonenumber names it (`New Jersey`, `New York, NY`).
+    pub region: String,
+    /// County, when known.
+    pub county: Option<String>,
+    /// IANA time zones of the area code (the first is the main one).
+    pub time_zones: Vec<String>,
+}
+
+/// A North American area code's row.
+#[derive(Debug)]
+struct AreaCode {
+    country: &'static str,
+    state: &'static str,
+    region: &'static str,
+    time_zones: &'static str,
+}
+
+fn nanp() -> &'static HashMap<u16, AreaCode> {
+    static TABLE: OnceLock<HashMap<u16, AreaCode>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        NANP_TSV
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .filter_map(|line| {
+                let mut fields = line.split('\t');
+                let npa = fields.next()?.parse().ok()?;
+                let row = AreaCode {
+                    country: fields.next()?,
+                    state: fields.next()?,
+                    region: fields.next()?,
+                    time_zones: fields.next().unwrap_or(""),
+                };
+                Some((npa, row))
+            })
+            .collect()
+    })
+}
+
+/// The digits of a number written as `12025550100`, `+1 (202) 555-0100` or `sip:+12025550100@…`.
+fn digits(number: &str) -> String {
+    let user = number.strip_prefix("sip:").or_else(|| number.strip_prefix("sips:")).unwrap_or(number);
+    let user = user.split('@').next().unwrap_or(user);
+    user.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Locate a number: digits with the country code first (`12025550100`); a ten-digit number is
+/// taken as North American. `None` when the number is not in the data.
+pub fn lookup(number: &str) -> Option<Location> {
+    let digits = digits(number);
+    let national = match digits.len() {
+        11 if digits.starts_with('1') => &digits[1..],
+        10 => &digits[..],
+        _ => return None,
+    };
+    let npa: u16 = national.get(..3)?.parse().ok()?;
+    let row = nanp().get(&npa)?;
+    Some(Location {
+        country: row.country.to_owned(),
+        state: (!row.state.is_empty()).then(|| row.state.to_owned()),
+        region: row.region.to_owned(),
+        county: None,
+        time_zones: row.time_zones.split(',').filter(|z| !z.is_empty()).map(str::to_owned).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lookup;
+
+    #[test]
+    fn locates_north_american_numbers() {
+        let nj = lookup("12015550123").expect("201 is New Jersey");
+        assert_eq!(nj.country, "US");
+        assert_eq!(nj.state.as_deref(), Some("NJ"));
+        assert_eq!(nj.time_zones, ["America/New_York"]);
+        let la = lookup("+1 (213) 555-0100").expect("213 is Los Angeles");
+        assert_eq!(la.state.as_deref(), Some("CA"));
+        assert_eq!(la.time_zones, ["America/Los_Angeles"]);
+        let toronto = lookup("sip:+14165550100@example.com").expect("416 is Toronto");
+        assert_eq!((toronto.country.as_str(), toronto.state.as_deref()), ("CA", Some("ON")));
+    }
+
+    #[test]
+    fn unknown_numbers_are_none() {
+        assert_eq!(lookup("442071234567"), None);
+        assert_eq!(lookup("12115550100"), None); // 211 is a service code, not an area code
+        assert_eq!(lookup("alice@example.com"), None);
+        assert_eq!(lookup(""), None);
+    }
+}
