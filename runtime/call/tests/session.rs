@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use opentact_call::events::{CollectingSink, EventKind, Phase};
 use opentact_call::model::{
-    CallInfo, Direction, DialRequest, DialTarget, GatherEnd, GatherRequest, HangupReason, Media, SayRequest,
+    CallInfo, DialRequest, DialTarget, Direction, GatherEnd, GatherRequest, HangupReason, Media, SayRequest,
 };
 use opentact_call::simulated::{DialBehaviour, SimulatedCall, SimulatedCallConfig, parse_digits};
 use opentact_call::{CallError, CallSession, FlowOutcome, SessionConfig};
@@ -101,7 +101,9 @@ async fn invalid_arguments_are_refused_with_the_rule() {
     assert_eq!(error, CallError::InvalidArgument("gather.max_digits: must be 1–128, got 0".into()));
     let mut bad_key = gather(1, 1);
     bad_key.finish_key = Some('x');
-    assert!(matches!(session.gather(bad_key).await, Err(CallError::InvalidArgument(m)) if m.contains("DTMF key")));
+    assert!(
+        matches!(session.gather(bad_key).await, Err(CallError::InvalidArgument(m)) if m.contains("DTMF key"))
+    );
     let error = session.media(say(" ")).await.expect_err("empty say");
     assert!(matches!(error, CallError::InvalidArgument(m) if m.starts_with("say.text")));
 }
@@ -138,7 +140,8 @@ async fn media_auto_answers_and_events_are_sequenced() {
 
 #[tokio::test]
 async fn dial_outcomes_reach_the_flow_as_errors() {
-    let (session, _) = session("", &[("12125550100", DialBehaviour::Busy), ("12125550101", DialBehaviour::NoAnswer)]);
+    let (session, _) =
+        session("", &[("12125550100", DialBehaviour::Busy), ("12125550101", DialBehaviour::NoAnswer)]);
     let dial = |targets: &[&str]| DialRequest {
         targets: targets.iter().map(|t| DialTarget::Number(t.to_string())).collect(),
         timeout_ms: 20_000,

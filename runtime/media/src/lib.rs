@@ -1,0 +1,23 @@
+//! Media for calls: the small, hot, testable pieces a call's audio path is made of.
+//!
+//! - [`rtp`]: RTP packets (RFC 3550) — parse and build.
+//! - [`g711`]: PCMU (µ-law) and PCMA (A-law) codecs (ITU-T G.711).
+//! - [`dtmf`]: RFC 4733 telephone-events — payloads, a de-duplicating receiver, a sender.
+//! - [`goertzel`]: in-band DTMF detection for carriers that send tones instead of events.
+//! - [`tone`]: the tone generator of the `<Tone>` verb (frequencies, cadence, level).
+//!
+//! Audio inside the platform is 8 kHz, 16-bit signed mono PCM in 20 ms frames of
+//! [`SAMPLES_PER_FRAME`] samples. Nothing here knows about SIP or Wasm.
+
+pub mod dtmf;
+pub mod g711;
+pub mod goertzel;
+pub mod rtp;
+pub mod tone;
+
+/// The sample rate of telephone audio, Hz.
+pub const SAMPLE_RATE: u32 = 8_000;
+/// The packetisation interval, ms.
+pub const FRAME_MS: u32 = 20;
+/// Samples in one 20 ms frame at 8 kHz.
+pub const SAMPLES_PER_FRAME: usize = 160;
