@@ -4,6 +4,7 @@
 //! - [`g711`]: PCMU (µ-law) and PCMA (A-law) codecs (ITU-T G.711).
 //! - [`dtmf`]: RFC 4733 telephone-events — payloads, a de-duplicating receiver, a sender.
 //! - [`goertzel`]: in-band DTMF detection for carriers that send tones instead of events.
+//! - [`sdp`]: SDP offer/answer for PCMU, PCMA and telephone-event, hold detection.
 //! - [`tone`]: the tone generator of the `<Tone>` verb (frequencies, cadence, level).
 //!
 //! Audio inside the platform is 8 kHz, 16-bit signed mono PCM in 20 ms frames of
@@ -13,6 +14,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod goertzel;
 pub mod rtp;
+pub mod sdp;
 pub mod tone;
 
 /// The sample rate of telephone audio, Hz.
