@@ -1,0 +1,110 @@
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::Timestamp;
+
+/// How a SIP Control App decides what a call does. Every mode runs as a Wasm component; the
+/// first three drive the built-in XML guest (see ARCHITECTURE.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum AppMode {
+    /// A hosted XML document.
+    Xml { document: String },
+    /// The document is fetched from the customer's URL when a call arrives (sync call control).
+    Webhook { url: String, method: WebhookMethod, timeout_ms: i64 },
+    /// The call is parked and driven by REST commands.
+    Async,
+    /// The customer's own uploaded component (see [`ComponentVersion`]).
+    Component,
+}
+
+impl AppMode {
+    pub(crate) fn tag(&self) -> &'static str {
+        match self {
+            AppMode::Xml { .. } => "xml",
+            AppMode::Webhook { .. } => "webhook",
+            AppMode::Async => "async",
+            AppMode::Component => "component",
+        }
+    }
+}
+
+/// The HTTP method a call-flow webhook is requested with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum WebhookMethod {
+    Get,
+    Post,
+}
+
+impl WebhookMethod {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WebhookMethod::Get => "GET",
+            WebhookMethod::Post => "POST",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "GET" => Some(WebhookMethod::Get),
+            "POST" => Some(WebhookMethod::Post),
+            _ => None,
+        }
+    }
+}
+
+/// A SIP Control App: the call logic numbers, connections and SIP domains point at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SipControlApp {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    pub name: String,
+    #[serde(flatten)]
+    pub mode: AppMode,
+    pub auto_answer: bool,
+    /// Wall-clock limit of a call run by this app.
+    pub max_call_length_min: i32,
+    /// Where call events are POSTed, if anywhere.
+    pub event_url: Option<String>,
+    /// The component version calls run (mode `component`); set by uploading a version.
+    pub current_component: Option<Uuid>,
+    pub created_on: Timestamp,
+    pub modified_on: Timestamp,
+    pub deleted_on: Option<Timestamp>,
+}
+
+/// What creating an app takes.
+#[derive(Debug, Clone)]
+pub struct NewSipControlApp {
+    pub name: String,
+    pub mode: AppMode,
+    pub auto_answer: bool,
+    pub max_call_length_min: i32,
+    pub event_url: Option<String>,
+}
+
+/// A partial update; for nullable fields `Some(None)` clears.
+#[derive(Debug, Clone, Default)]
+pub struct SipControlAppPatch {
+    pub name: Option<String>,
+    pub mode: Option<AppMode>,
+    pub auto_answer: Option<bool>,
+    pub max_call_length_min: Option<i32>,
+    pub event_url: Option<Option<String>>,
+}
+
+/// One uploaded version of an app's Wasm component. The bytes are kept in the database and
+/// read separately ([`crate::SipControlAppRepo::component_bytes`]); versions are never edited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentVersion {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    pub app: Uuid,
+    /// 1, 2, 3… per app.
+    pub version: i32,
+    /// Hex SHA-256 of the bytes: the key of the compiled-artifact cache.
+    pub sha256: String,
+    pub size: i64,
+    pub created_on: Timestamp,
+}

@@ -1,0 +1,92 @@
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::Timestamp;
+
+/// A TN profile: caller-ID lists applied to inbound calls on the numbers that use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TnProfile {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    pub name: String,
+    /// Callers that are rejected (603). Entries are digit strings: a full number or a prefix.
+    pub blacklist: Vec<String>,
+    /// When non-empty, only callers matching an entry get through.
+    pub whitelist: Vec<String>,
+    pub created_on: Timestamp,
+    pub modified_on: Timestamp,
+    pub deleted_on: Option<Timestamp>,
+}
+
+impl TnProfile {
+    /// Whether a call from `caller` (digits, country code, no `+`) may come in.
+    pub fn admits(&self, caller: &str) -> bool {
+        let matches = |list: &[String]| list.iter().any(|e| caller.starts_with(e.as_str()));
+        !matches(&self.blacklist) && (self.whitelist.is_empty() || matches(&self.whitelist))
+    }
+}
+
+/// What creating a TN profile takes.
+#[derive(Debug, Clone, Default)]
+pub struct NewTnProfile {
+    pub name: String,
+    pub blacklist: Vec<String>,
+    pub whitelist: Vec<String>,
+}
+
+/// Which caller-ID list an update is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerList {
+    Black,
+    White,
+}
+
+impl CallerList {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            CallerList::Black => "black",
+            CallerList::White => "white",
+        }
+    }
+}
+
+/// Limits and policy for an account's outbound calls.
+///
+/// Money is in micro-units of the account's currency (1 USD = 1 000 000) so that amounts are
+/// exact integers in both databases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboundVoiceProfile {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    pub name: String,
+    /// Concurrent outbound calls; `None` for no limit.
+    pub channel_limit: Option<i32>,
+    /// Highest per-minute rate accepted for a destination, in micro-units.
+    pub max_rate_micros: Option<i64>,
+    /// Spend per day after which outbound calls are refused, in micro-units.
+    pub daily_spend_limit_micros: Option<i64>,
+    pub record_calls: bool,
+    pub created_on: Timestamp,
+    pub modified_on: Timestamp,
+    pub deleted_on: Option<Timestamp>,
+}
+
+/// What creating an outbound voice profile takes.
+#[derive(Debug, Clone, Default)]
+pub struct NewOutboundVoiceProfile {
+    pub name: String,
+    pub channel_limit: Option<i32>,
+    pub max_rate_micros: Option<i64>,
+    pub daily_spend_limit_micros: Option<i64>,
+    pub record_calls: bool,
+}
+
+/// A partial update; for nullable fields `Some(None)` clears.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundVoiceProfilePatch {
+    pub name: Option<String>,
+    pub channel_limit: Option<Option<i32>>,
+    pub max_rate_micros: Option<Option<i64>>,
+    pub daily_spend_limit_micros: Option<Option<i64>>,
+    pub record_calls: Option<bool>,
+}

@@ -1,0 +1,148 @@
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::Timestamp;
+
+/// SIP digest credentials, hashed as RFC 2617/7616 MD5 digest authentication needs them.
+///
+/// These are not (and cannot be) memory-hard hashes: to check a digest response the registrar
+/// must compute `MD5(HA1:nonce:…)`, so it needs HA1 = `MD5(login:realm:password)` itself, and a
+/// slow or salted hash of the password would be useless to it. HA1 is password-equivalent for
+/// SIP, so it is treated as a secret: never serialized, redacted in `Debug`, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DigestCredentials {
+    pub login: String,
+    /// `MD5(login:realm:password)`, lower-case hex.
+    pub ha1: String,
+    /// `MD5(login@domain:realm:password)`, lower-case hex: for clients that send the full
+    /// address as the digest user name.
+    pub ha1b: String,
+}
+
+impl DigestCredentials {
+    /// Hashes `password`; the plain password is not kept.
+    pub fn new(login: &str, password: &str, realm: &str, domain: &str) -> Self {
+        DigestCredentials {
+            login: login.to_owned(),
+            ha1: crate::secret::md5_hex(&format!("{login}:{realm}:{password}")),
+            ha1b: crate::secret::md5_hex(&format!("{login}@{domain}:{realm}:{password}")),
+        }
+    }
+}
+
+impl std::fmt::Debug for DigestCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DigestCredentials").field("login", &self.login).finish_non_exhaustive()
+    }
+}
+
+/// A SIP connection (trunk): a customer PBX or carrier, authenticated by source IP or by
+/// digest credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SipConnection {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    pub name: String,
+    /// `<subdomain>.<platform sip domain>`; unique among live connections.
+    pub subdomain: Option<String>,
+    pub ip: Option<String>,
+    pub port: Option<i32>,
+    pub is_active: bool,
+    pub login: Option<String>,
+    #[serde(skip_serializing)]
+    pub ha1: Option<String>,
+    #[serde(skip_serializing)]
+    pub ha1b: Option<String>,
+    pub outbound_voice_profile: Option<Uuid>,
+    pub created_on: Timestamp,
+    pub modified_on: Timestamp,
+    pub deleted_on: Option<Timestamp>,
+}
+
+/// What creating a SIP connection takes.
+#[derive(Debug, Clone)]
+pub struct NewSipConnection {
+    pub name: String,
+    pub subdomain: Option<String>,
+    pub ip: Option<String>,
+    pub port: Option<i32>,
+    pub is_active: bool,
+    pub credentials: Option<DigestCredentials>,
+    pub outbound_voice_profile: Option<Uuid>,
+}
+
+/// A partial update; for nullable fields `Some(None)` clears.
+#[derive(Debug, Clone, Default)]
+pub struct SipConnectionPatch {
+    pub name: Option<String>,
+    pub subdomain: Option<Option<String>>,
+    pub ip: Option<Option<String>>,
+    pub port: Option<Option<i32>>,
+    pub is_active: Option<bool>,
+    pub credentials: Option<Option<DigestCredentials>>,
+    pub outbound_voice_profile: Option<Option<Uuid>>,
+}
+
+/// A SIP domain `<name>.<platform sip domain>` whose users register and call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SipDomain {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    /// The label under the platform domain; unique among live domains of all accounts.
+    pub name: String,
+    /// The app that runs calls to this domain's users, if any.
+    pub app: Option<Uuid>,
+    pub created_on: Timestamp,
+    pub modified_on: Timestamp,
+    pub deleted_on: Option<Timestamp>,
+}
+
+/// What creating a SIP domain takes.
+#[derive(Debug, Clone)]
+pub struct NewSipDomain {
+    pub name: String,
+    pub app: Option<Uuid>,
+}
+
+/// A partial update.
+#[derive(Debug, Clone, Default)]
+pub struct SipDomainPatch {
+    pub app: Option<Option<Uuid>>,
+}
+
+/// A SIP user of a domain (`login@domain`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SipUser {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    pub domain: Uuid,
+    /// Unique among the live users of the domain.
+    pub login: String,
+    /// See [`DigestCredentials`] for why these are MD5.
+    #[serde(skip_serializing)]
+    pub ha1: String,
+    #[serde(skip_serializing)]
+    pub ha1b: String,
+    pub is_active: bool,
+    /// The leased number the user calls out with and is reached on.
+    pub tn_lease: Option<Uuid>,
+    pub created_on: Timestamp,
+    pub modified_on: Timestamp,
+    pub deleted_on: Option<Timestamp>,
+}
+
+/// What creating a SIP user takes; `credentials.login` is the user's login.
+#[derive(Debug, Clone)]
+pub struct NewSipUser {
+    pub credentials: DigestCredentials,
+    pub is_active: bool,
+    pub tn_lease: Option<Uuid>,
+}
+
+/// A partial update. New credentials must keep the login (logins are not renamed).
+#[derive(Debug, Clone, Default)]
+pub struct SipUserPatch {
+    pub credentials: Option<DigestCredentials>,
+    pub is_active: Option<bool>,
+    pub tn_lease: Option<Option<Uuid>>,
+}

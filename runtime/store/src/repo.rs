@@ -1,0 +1,297 @@
+//! Repository traits: what the rest of the platform may ask of the store.
+//!
+//! The traits are **object-safe** (`#[async_trait]`, boxed futures), so the API can hold an
+//! `Arc<dyn Repository>` and its tests can substitute a fake; the cost, one allocation per
+//! call, is noise next to a database round trip. [`crate::Store`] implements all of them for
+//! both backends.
+//!
+//! Rules every implementation keeps:
+//!
+//! - Every method that takes an `account` sees only that account's objects: another account's
+//!   id reads as `Ok(None)` from a `get_…` and as [`StoreError::NotFound`](crate::StoreError)
+//!   from an update or delete, exactly like an id that never existed.
+//! - Ids given as references (a lease's app, a connection's outbound voice profile…) must name
+//!   a live object of the same account, or the call fails with `NotFound` for that id.
+//! - Soft-deleted objects (`deleted_on` set) are invisible to every method. Deleting an object
+//!   detaches it from the objects that point at it.
+//! - The few methods without an `account` (marked *unscoped*) are for routing and
+//!   authentication, which start from a number, an address or a credential.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::model::*;
+
+/// Most rows one list call returns; larger `take` values are capped to this.
+pub const MAX_TAKE: u32 = 1000;
+
+/// `take` when the caller gives none.
+pub const DEFAULT_TAKE: u32 = 50;
+
+/// Sort direction by `created_on`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// Paging and ordering of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListParams {
+    pub take: u32,
+    pub skip: u32,
+    /// Order by `created_on` (ties broken by id, so pages are stable).
+    pub order: Order,
+}
+
+impl Default for ListParams {
+    fn default() -> Self {
+        ListParams { take: DEFAULT_TAKE, skip: 0, order: Order::Asc }
+    }
+}
+
+impl ListParams {
+    pub fn page(take: u32, skip: u32) -> Self {
+        ListParams { take, skip, ..Default::default() }
+    }
+
+    pub(crate) fn limit(&self) -> i64 {
+        i64::from(self.take.min(MAX_TAKE))
+    }
+
+    pub(crate) fn offset(&self) -> i64 {
+        i64::from(self.skip)
+    }
+}
+
+/// One page of a list: `total` counts every match, `data` holds this page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct List<T> {
+    pub take: u32,
+    pub skip: u32,
+    pub total: i64,
+    pub data: Vec<T>,
+}
+
+/// Which leases a list returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Leases in force.
+    #[default]
+    Active,
+    /// Released leases (history).
+    Released,
+    /// Both.
+    All,
+}
+
+/// Filter for [`LeaseRepo::list_leases`].
+#[derive(Debug, Clone, Default)]
+pub struct LeaseFilter {
+    pub state: LeaseState,
+    pub sip_connection: Option<Uuid>,
+    pub sip_control_app: Option<Uuid>,
+}
+
+/// Filter for [`NumberRepo::search_numbers`]; every given field must match.
+#[derive(Debug, Clone, Default)]
+pub struct NumberFilter {
+    pub npa: Option<i32>,
+    pub state: Option<String>,
+    /// Only numbers that have voice (when `true`).
+    pub voice: bool,
+    /// Only numbers that have SMS (when `true`).
+    pub sms: bool,
+    /// Only numbers that can be leased now.
+    pub available_only: bool,
+}
+
+/// Accounts and their passwords.
+#[async_trait]
+pub trait AccountRepo: Send + Sync {
+    /// Creates an account, hashing the password with argon2id. `Conflict` on a taken email.
+    async fn create_account(&self, new: NewAccount) -> Result<Account>;
+    async fn get_account(&self, account: Uuid) -> Result<Option<Account>>;
+    async fn update_account(&self, account: Uuid, patch: AccountPatch) -> Result<Account>;
+    async fn set_password(&self, account: Uuid, password: &str) -> Result<()>;
+    /// Soft-deletes the account and revokes its tokens.
+    async fn delete_account(&self, account: Uuid) -> Result<()>;
+    /// *Unscoped* (login): the live account with this email (case-insensitive).
+    async fn account_by_email(&self, email: &str) -> Result<Option<Account>>;
+    /// *Unscoped* (login): the account, if the email exists and the password matches.
+    async fn verify_password(&self, email: &str, password: &str) -> Result<Option<Account>>;
+}
+
+/// API tokens. The plain token exists only in [`CreatedToken`].
+#[async_trait]
+pub trait TokenRepo: Send + Sync {
+    async fn create_token(&self, account: Uuid, new: NewApiToken) -> Result<CreatedToken>;
+    async fn list_tokens(&self, account: Uuid, params: ListParams) -> Result<List<ApiToken>>;
+    async fn delete_token(&self, account: Uuid, token: Uuid) -> Result<()>;
+    /// Deletes every token of the account; returns how many there were.
+    async fn delete_all_tokens(&self, account: Uuid) -> Result<u64>;
+    /// *Unscoped* (authentication): the unexpired token whose SHA-256 is `sha256_hex`.
+    async fn token_by_hash(&self, sha256_hex: &str) -> Result<Option<ApiToken>>;
+    /// *Unscoped*: hashes `plain` and looks it up (see [`TokenRepo::token_by_hash`]).
+    async fn token_by_plain(&self, plain: &str) -> Result<Option<ApiToken>> {
+        self.token_by_hash(&crate::secret::sha256_hex(plain.as_bytes())).await
+    }
+}
+
+/// The operator's number inventory (not account-scoped; the operator's tools and the order
+/// flow use it).
+#[async_trait]
+pub trait NumberRepo: Send + Sync {
+    /// Adds numbers, or updates their npa/state/features if present (availability is kept).
+    async fn upsert_numbers(&self, numbers: &[NumberInventory]) -> Result<()>;
+    async fn get_number(&self, tn: Tn) -> Result<Option<NumberInventory>>;
+    /// Ordered by number.
+    async fn search_numbers(&self, filter: NumberFilter, params: ListParams)
+    -> Result<List<NumberInventory>>;
+}
+
+/// Numbers leased by accounts.
+#[async_trait]
+pub trait LeaseRepo: Send + Sync {
+    /// Leases an available number from the inventory. `NotFound` (kind `Number`) if the
+    /// operator does not hold it, `NumberUnavailable` if it is not for lease, `Conflict` if
+    /// another lease holds it.
+    async fn lease_tn(&self, account: Uuid, new: NewLease) -> Result<TnLease>;
+    /// Gets a lease, released ones included (they are the account's history).
+    async fn get_lease(&self, account: Uuid, lease: Uuid) -> Result<Option<TnLease>>;
+    async fn list_leases(
+        &self,
+        account: Uuid,
+        filter: LeaseFilter,
+        params: ListParams,
+    ) -> Result<List<TnLease>>;
+    /// Updates an active lease.
+    async fn update_lease(&self, account: Uuid, lease: Uuid, patch: LeasePatch) -> Result<TnLease>;
+    /// Releases an active lease: the number returns to the inventory.
+    async fn release_lease(&self, account: Uuid, lease: Uuid) -> Result<TnLease>;
+    /// *Unscoped* (routing of inbound calls and SMS): the active lease of a number.
+    async fn lease_by_tn(&self, tn: Tn) -> Result<Option<TnLease>>;
+}
+
+/// TN profiles and their caller-ID lists.
+#[async_trait]
+pub trait TnProfileRepo: Send + Sync {
+    async fn create_tn_profile(&self, account: Uuid, new: NewTnProfile) -> Result<TnProfile>;
+    async fn get_tn_profile(&self, account: Uuid, profile: Uuid) -> Result<Option<TnProfile>>;
+    async fn list_tn_profiles(&self, account: Uuid, params: ListParams) -> Result<List<TnProfile>>;
+    async fn rename_tn_profile(&self, account: Uuid, profile: Uuid, name: String) -> Result<TnProfile>;
+    /// Adds then removes entries of one list (adding a present entry is not an error).
+    async fn update_caller_list(
+        &self,
+        account: Uuid,
+        profile: Uuid,
+        list: CallerList,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<TnProfile>;
+    async fn delete_tn_profile(&self, account: Uuid, profile: Uuid) -> Result<()>;
+}
+
+/// Outbound voice profiles.
+#[async_trait]
+pub trait OutboundVoiceProfileRepo: Send + Sync {
+    async fn create_ovp(&self, account: Uuid, new: NewOutboundVoiceProfile) -> Result<OutboundVoiceProfile>;
+    async fn get_ovp(&self, account: Uuid, ovp: Uuid) -> Result<Option<OutboundVoiceProfile>>;
+    async fn list_ovps(&self, account: Uuid, params: ListParams) -> Result<List<OutboundVoiceProfile>>;
+    async fn update_ovp(
+        &self,
+        account: Uuid,
+        ovp: Uuid,
+        patch: OutboundVoiceProfilePatch,
+    ) -> Result<OutboundVoiceProfile>;
+    async fn delete_ovp(&self, account: Uuid, ovp: Uuid) -> Result<()>;
+}
+
+/// SIP connections (trunks).
+#[async_trait]
+pub trait SipConnectionRepo: Send + Sync {
+    /// `Conflict` on a subdomain a live connection has.
+    async fn create_connection(&self, account: Uuid, new: NewSipConnection) -> Result<SipConnection>;
+    async fn get_connection(&self, account: Uuid, conn: Uuid) -> Result<Option<SipConnection>>;
+    async fn list_connections(&self, account: Uuid, params: ListParams) -> Result<List<SipConnection>>;
+    async fn update_connection(
+        &self,
+        account: Uuid,
+        conn: Uuid,
+        patch: SipConnectionPatch,
+    ) -> Result<SipConnection>;
+    async fn delete_connection(&self, account: Uuid, conn: Uuid) -> Result<()>;
+    /// *Unscoped* (trunk authentication): the active connections that accept this source IP.
+    async fn connections_by_ip(&self, ip: &str) -> Result<Vec<SipConnection>>;
+}
+
+/// SIP Control Apps and their component versions.
+#[async_trait]
+pub trait SipControlAppRepo: Send + Sync {
+    async fn create_app(&self, account: Uuid, new: NewSipControlApp) -> Result<SipControlApp>;
+    async fn get_app(&self, account: Uuid, app: Uuid) -> Result<Option<SipControlApp>>;
+    async fn list_apps(&self, account: Uuid, params: ListParams) -> Result<List<SipControlApp>>;
+    async fn update_app(&self, account: Uuid, app: Uuid, patch: SipControlAppPatch) -> Result<SipControlApp>;
+    async fn delete_app(&self, account: Uuid, app: Uuid) -> Result<()>;
+    /// Stores a new component version (already validated by the caller) and makes it current.
+    async fn add_component_version(&self, account: Uuid, app: Uuid, bytes: &[u8])
+    -> Result<ComponentVersion>;
+    /// Newest first.
+    async fn list_component_versions(&self, account: Uuid, app: Uuid) -> Result<Vec<ComponentVersion>>;
+    async fn component_bytes(&self, account: Uuid, version: Uuid) -> Result<Option<Vec<u8>>>;
+    /// Rolls the app to another of its versions.
+    async fn set_current_component(&self, account: Uuid, app: Uuid, version: Uuid) -> Result<SipControlApp>;
+}
+
+/// SIP domains and their users.
+#[async_trait]
+pub trait SipDomainRepo: Send + Sync {
+    /// `Conflict` if a live domain (of any account) has the name.
+    async fn create_domain(&self, account: Uuid, new: NewSipDomain) -> Result<SipDomain>;
+    async fn get_domain(&self, account: Uuid, domain: Uuid) -> Result<Option<SipDomain>>;
+    async fn list_domains(&self, account: Uuid, params: ListParams) -> Result<List<SipDomain>>;
+    async fn update_domain(&self, account: Uuid, domain: Uuid, patch: SipDomainPatch) -> Result<SipDomain>;
+    /// Soft-deletes the domain and its users.
+    async fn delete_domain(&self, account: Uuid, domain: Uuid) -> Result<()>;
+    /// *Unscoped* (registrar, routing): the live domain with this name.
+    async fn domain_by_name(&self, name: &str) -> Result<Option<SipDomain>>;
+
+    /// `Conflict` if the domain has a live user with the login.
+    async fn create_sip_user(&self, account: Uuid, domain: Uuid, new: NewSipUser) -> Result<SipUser>;
+    async fn get_sip_user(&self, account: Uuid, user: Uuid) -> Result<Option<SipUser>>;
+    async fn list_sip_users(&self, account: Uuid, domain: Uuid, params: ListParams) -> Result<List<SipUser>>;
+    async fn update_sip_user(&self, account: Uuid, user: Uuid, patch: SipUserPatch) -> Result<SipUser>;
+    async fn delete_sip_user(&self, account: Uuid, user: Uuid) -> Result<()>;
+    /// *Unscoped* (registrar, digest authentication): a live user by domain name and login.
+    async fn sip_user_by_login(&self, domain_name: &str, login: &str) -> Result<Option<SipUser>>;
+}
+
+/// Everything the store offers, as one object-safe trait (`Arc<dyn Repository>`).
+pub trait Repository:
+    AccountRepo
+    + TokenRepo
+    + NumberRepo
+    + LeaseRepo
+    + TnProfileRepo
+    + OutboundVoiceProfileRepo
+    + SipConnectionRepo
+    + SipControlAppRepo
+    + SipDomainRepo
+{
+}
+
+impl<T> Repository for T where
+    T: AccountRepo
+        + TokenRepo
+        + NumberRepo
+        + LeaseRepo
+        + TnProfileRepo
+        + OutboundVoiceProfileRepo
+        + SipConnectionRepo
+        + SipControlAppRepo
+        + SipDomainRepo
+{
+}

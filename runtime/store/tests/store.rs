@@ -1,0 +1,801 @@
+//! The backend-neutral suite: every case runs against SQLite (always) and PostgreSQL.
+//!
+//! PostgreSQL: `OPENTACT_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//! names a server where a fresh `opentact_test_<random>` database is created for each case and
+//! dropped after it. If the server is unreachable the PostgreSQL half is skipped with a message,
+//! except under `CI`, where that is a failure.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use opentact_store::*;
+use sqlx::Connection;
+use uuid::Uuid;
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// What a case gets: the store, and the URL for the raw-row assertions.
+struct Ctx {
+    store: Store,
+    url: String,
+}
+
+async fn run<F, Fut>(name: &str, case: F) -> anyhow::Result<()>
+where
+    F: Fn(Ctx) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    // SQLite: a file in a directory that does not exist yet (open must create both).
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}/data/opentact.db?mode=rwc", dir.path().display());
+    let store = Store::open(&url).await.context("open sqlite")?;
+    assert_eq!(store.backend(), Backend::Sqlite);
+    case(Ctx { store: store.clone(), url }).await.with_context(|| format!("{name} on SQLite"))?;
+    store.close().await;
+
+    // PostgreSQL.
+    let admin_url = std::env::var("OPENTACT_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
+    let admin = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin_url)).await;
+    let mut admin = match admin {
+        Ok(Ok(conn)) => conn,
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".to_owned(),
+            };
+            if std::env::var_os("CI").is_some() {
+                bail!("{name}: PostgreSQL at {admin_url} is unreachable ({why}) and CI is set");
+            }
+            eprintln!("SKIP {name} on PostgreSQL: {admin_url} unreachable ({why}); SQLite half passed");
+            return Ok(());
+        }
+    };
+    let db = format!("opentact_test_{}", Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await?;
+    let url = match admin_url.rfind('/') {
+        Some(i) if i > "postgres://".len() => format!("{}/{db}", &admin_url[..i]),
+        _ => bail!("OPENTACT_TEST_PG_URL must end in /<database>"),
+    };
+    let outcome = async {
+        let store = Store::open(&url).await.context("open postgres")?;
+        assert_eq!(store.backend(), Backend::Postgres);
+        // Spawned so that a failed assertion still lets the database be dropped below.
+        let result = tokio::spawn(case(Ctx { store: store.clone(), url: url.clone() })).await;
+        store.close().await;
+        anyhow::Ok(result)
+    }
+    .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await?;
+    match outcome? {
+        Ok(result) => result.with_context(|| format!("{name} on PostgreSQL")),
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(join) => Err(join.into()),
+    }
+}
+
+macro_rules! store_test {
+    ($($name:ident),* $(,)?) => {
+        mod both_backends {
+            $(
+                #[tokio::test]
+                async fn $name() -> anyhow::Result<()> {
+                    super::run(stringify!($name), super::$name).await
+                }
+            )*
+        }
+    };
+}
+
+store_test!(
+    accounts_and_passwords,
+    tokens_are_hashed,
+    inventory_and_leases,
+    account_isolation,
+    paging_totals_and_order,
+    apps_and_components,
+    sip_domains_and_users,
+    sip_connections,
+    tn_profiles_and_caller_lists,
+    outbound_voice_profiles,
+);
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+async fn account(s: &Store, email: &str) -> anyhow::Result<Uuid> {
+    let a = s
+        .create_account(NewAccount {
+            name: email.into(),
+            email: email.into(),
+            password: "correct horse battery".into(),
+            time_zone: "America/New_York".into(),
+        })
+        .await?;
+    Ok(a.uuid)
+}
+
+fn xml_app(name: &str) -> NewSipControlApp {
+    NewSipControlApp {
+        name: name.into(),
+        mode: AppMode::Xml { document: "<Response><Hangup/></Response>".into() },
+        auto_answer: true,
+        max_call_length_min: 60,
+        event_url: None,
+    }
+}
+
+fn number(tn: i64, state: &str) -> NumberInventory {
+    let t = opentact_store::model::now();
+    NumberInventory {
+        tn,
+        npa: ((tn / 10_000_000) % 1000) as i32,
+        state: Some(state.into()),
+        voice: true,
+        sms: tn % 2 == 0,
+        available: true,
+        created_on: t,
+        modified_on: t,
+    }
+}
+
+fn connection(name: &str, subdomain: Option<&str>, ip: Option<&str>) -> NewSipConnection {
+    NewSipConnection {
+        name: name.into(),
+        subdomain: subdomain.map(Into::into),
+        ip: ip.map(Into::into),
+        port: Some(5060),
+        is_active: true,
+        credentials: None,
+        outbound_voice_profile: None,
+    }
+}
+
+fn sip_user(login: &str, domain: &str) -> NewSipUser {
+    NewSipUser {
+        credentials: DigestCredentials::new(login, "pw", "sip.opentact.test", domain),
+        is_active: true,
+        tn_lease: None,
+    }
+}
+
+fn is_not_found<T: std::fmt::Debug>(r: Result<T>) -> bool {
+    matches!(r, Err(StoreError::NotFound { .. }))
+}
+
+fn is_conflict<T: std::fmt::Debug>(r: Result<T>) -> bool {
+    matches!(r, Err(StoreError::Conflict { .. }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// cases
+
+async fn accounts_and_passwords(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let id = account(s, "Ops@Acme.test").await?;
+    let a = s.get_account(id).await?.context("created account")?;
+    assert_eq!(a.email, "ops@acme.test");
+    assert!(a.password_hash.starts_with("$argon2id$"), "{}", a.password_hash);
+    assert!(!a.password_hash.contains("correct horse"));
+    assert_eq!(a.created_on, a.modified_on);
+
+    // Emails are unique, case-insensitively.
+    let dup = s
+        .create_account(NewAccount {
+            name: "x".into(),
+            email: "OPS@acme.test".into(),
+            password: "p".into(),
+            time_zone: "UTC".into(),
+        })
+        .await;
+    assert!(is_conflict(dup));
+
+    assert_eq!(s.verify_password("ops@acme.test", "correct horse battery").await?.map(|a| a.uuid), Some(id));
+    assert!(s.verify_password("ops@acme.test", "wrong").await?.is_none());
+    assert!(s.verify_password("nobody@acme.test", "correct horse battery").await?.is_none());
+
+    s.set_password(id, "new password").await?;
+    assert!(s.verify_password("ops@acme.test", "correct horse battery").await?.is_none());
+    assert!(s.verify_password("ops@acme.test", "new password").await?.is_some());
+
+    let a =
+        s.update_account(id, AccountPatch { time_zone: Some("UTC".into()), ..Default::default() }).await?;
+    assert_eq!(a.time_zone, "UTC");
+    assert_eq!(s.get_account(id).await?.context("account")?.time_zone, "UTC");
+
+    s.delete_account(id).await?;
+    assert!(s.get_account(id).await?.is_none());
+    assert!(s.verify_password("ops@acme.test", "new password").await?.is_none());
+    assert!(is_not_found(s.delete_account(id).await));
+    // The email is free again once the account is deleted.
+    account(s, "ops@acme.test").await?;
+    Ok(())
+}
+
+async fn tokens_are_hashed(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, b) = (account(s, "a@x.test").await?, account(s, "b@x.test").await?);
+    let created = s.create_token(a, NewApiToken { name: "ci".into(), ttl_secs: Some(3600) }).await?;
+    assert_eq!(created.plain.len(), 64);
+    assert_eq!(created.token.token_hash, opentact_store::secret::sha256_hex(created.plain.as_bytes()));
+
+    // The raw row holds the hash, never the plain token.
+    let rows = raw_token_rows(&ctx).await?;
+    assert_eq!(rows.len(), 1);
+    for col in &rows[0] {
+        assert!(!col.contains(&created.plain), "plain token stored in {col}");
+    }
+    assert!(rows[0].contains(&created.token.token_hash));
+
+    let found = s.token_by_plain(&created.plain).await?.context("lookup by plain token")?;
+    assert_eq!(found.uuid, created.token.uuid);
+    assert_eq!(found.account, a);
+    assert!(s.token_by_plain("not-a-token").await?.is_none());
+    assert!(s.token_by_hash(&created.plain).await?.is_none(), "the plain token is not a key");
+
+    assert!(matches!(
+        s.create_token(a, NewApiToken { name: "bad".into(), ttl_secs: Some(0) }).await,
+        Err(StoreError::Invalid { field: "ttl", .. })
+    ));
+
+    // Expired tokens do not authenticate.
+    let old = s.create_token(a, NewApiToken { name: "old".into(), ttl_secs: Some(60) }).await?;
+    raw_exec(&ctx, "UPDATE api_token SET expires_on = 1000 WHERE name = 'old'").await?;
+    assert!(s.token_by_plain(&old.plain).await?.is_none());
+
+    assert_eq!(s.list_tokens(a, ListParams::default()).await?.total, 2);
+    assert_eq!(s.list_tokens(b, ListParams::default()).await?.total, 0);
+    assert!(is_not_found(s.delete_token(b, created.token.uuid).await));
+    assert!(s.token_by_plain(&created.plain).await?.is_some());
+    s.delete_token(a, created.token.uuid).await?;
+    assert!(s.token_by_plain(&created.plain).await?.is_none());
+    assert_eq!(s.delete_all_tokens(b).await?, 0);
+    assert_eq!(s.delete_all_tokens(a).await?, 1);
+    Ok(())
+}
+
+async fn inventory_and_leases(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, b) = (account(s, "a@x.test").await?, account(s, "b@x.test").await?);
+    let tns = [12029822917, 12029822918, 12129822919, 12129822920];
+    let mut numbers: Vec<_> =
+        tns.iter().map(|&tn| number(tn, if tn < 12100000000 { "DC" } else { "NY" })).collect();
+    numbers.push(NumberInventory { available: false, ..number(13105550000, "CA") });
+    s.upsert_numbers(&numbers).await?;
+    s.upsert_numbers(&numbers[..1]).await?; // idempotent
+
+    let dc = s
+        .search_numbers(
+            NumberFilter { state: Some("DC".into()), ..Default::default() },
+            ListParams::default(),
+        )
+        .await?;
+    assert_eq!((dc.total, dc.data.len()), (2, 2));
+    let npa = s
+        .search_numbers(
+            NumberFilter { npa: Some(212), sms: true, ..Default::default() },
+            ListParams::default(),
+        )
+        .await?;
+    assert_eq!(npa.data.iter().map(|n| n.tn).collect::<Vec<_>>(), vec![12129822920]);
+    let avail = NumberFilter { available_only: true, ..Default::default() };
+    assert_eq!(s.search_numbers(avail.clone(), ListParams::default()).await?.total, 4);
+
+    let new = |tn| NewLease { tn, voice: true, sms: false, autorenew: true };
+    let lease = s.lease_tn(a, new(12029822917)).await?;
+    assert_eq!(lease.account, a);
+    assert!(!s.get_number(12029822917).await?.context("number")?.available);
+    assert_eq!(s.search_numbers(avail.clone(), ListParams::default()).await?.total, 3);
+
+    // One lease per number, whoever asks.
+    assert!(is_conflict(s.lease_tn(b, new(12029822917)).await));
+    assert!(is_conflict(s.lease_tn(a, new(12029822917)).await));
+    assert!(matches!(
+        s.lease_tn(a, new(13105550000)).await,
+        Err(StoreError::NumberUnavailable { tn: 13105550000 })
+    ));
+    assert!(matches!(
+        s.lease_tn(a, new(19999999999)).await,
+        Err(StoreError::NotFound { kind: ObjectKind::Number, .. })
+    ));
+
+    assert_eq!(s.lease_by_tn(12029822917).await?.map(|l| l.uuid), Some(lease.uuid));
+    assert!(s.lease_by_tn(12029822918).await?.is_none());
+
+    // Attach an app and a connection; another account's app is rejected.
+    let app = s.create_app(a, xml_app("ivr")).await?;
+    let conn = s.create_connection(a, connection("pbx", Some("acme"), None)).await?;
+    let b_app = s.create_app(b, xml_app("theirs")).await?;
+    let l = s
+        .update_lease(
+            a,
+            lease.uuid,
+            LeasePatch {
+                sip_control_app: Some(Some(app.uuid)),
+                sip_connection: Some(Some(conn.uuid)),
+                sms: Some(true),
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!((l.sip_control_app, l.sip_connection, l.sms), (Some(app.uuid), Some(conn.uuid), true));
+    assert_eq!(s.get_lease(a, lease.uuid).await?.as_ref(), Some(&l));
+    let bad = s
+        .update_lease(
+            a,
+            lease.uuid,
+            LeasePatch { sip_control_app: Some(Some(b_app.uuid)), ..Default::default() },
+        )
+        .await;
+    assert!(matches!(bad, Err(StoreError::NotFound { kind: ObjectKind::SipControlApp, .. })));
+    let by_app = LeaseFilter { sip_control_app: Some(app.uuid), ..Default::default() };
+    assert_eq!(s.list_leases(a, by_app, ListParams::default()).await?.total, 1);
+
+    // Release: the number is free again and can be leased by someone else.
+    let released = s.release_lease(a, lease.uuid).await?;
+    assert!(released.released_on.is_some());
+    assert!(is_not_found(s.release_lease(a, lease.uuid).await));
+    assert!(is_not_found(s.update_lease(a, lease.uuid, LeasePatch::default()).await));
+    assert!(s.get_number(12029822917).await?.context("number")?.available);
+    assert!(s.lease_by_tn(12029822917).await?.is_none());
+    let again = s.lease_tn(b, new(12029822917)).await?;
+    assert_eq!(s.lease_by_tn(12029822917).await?.map(|l| l.account), Some(b));
+
+    let list = |state| s.list_leases(a, LeaseFilter { state, ..Default::default() }, ListParams::default());
+    assert_eq!(list(LeaseState::Active).await?.total, 0);
+    assert_eq!(list(LeaseState::Released).await?.total, 1);
+    assert_eq!(list(LeaseState::All).await?.total, 1);
+    assert_eq!(
+        s.list_leases(b, LeaseFilter::default(), ListParams::default()).await?.data[0].uuid,
+        again.uuid
+    );
+    Ok(())
+}
+
+async fn account_isolation(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, b) = (account(s, "a@x.test").await?, account(s, "b@x.test").await?);
+    s.upsert_numbers(&[number(12029822917, "DC")]).await?;
+    let lease = s.lease_tn(a, NewLease { tn: 12029822917, voice: true, sms: true, autorenew: false }).await?;
+    let app = s.create_app(a, xml_app("ivr")).await?;
+    let conn = s.create_connection(a, connection("pbx", None, Some("192.0.2.10"))).await?;
+    let domain = s.create_domain(a, NewSipDomain { name: "acme".into(), app: None }).await?;
+    let user = s.create_sip_user(a, domain.uuid, sip_user("alice", "acme")).await?;
+    let profile = s.create_tn_profile(a, NewTnProfile { name: "p".into(), ..Default::default() }).await?;
+    let ovp = s.create_ovp(a, NewOutboundVoiceProfile { name: "o".into(), ..Default::default() }).await?;
+    let version = s.add_component_version(a, app.uuid, b"\0asm").await?;
+
+    // B reads nothing...
+    assert!(s.get_lease(b, lease.uuid).await?.is_none());
+    assert!(s.get_app(b, app.uuid).await?.is_none());
+    assert!(s.get_connection(b, conn.uuid).await?.is_none());
+    assert!(s.get_domain(b, domain.uuid).await?.is_none());
+    assert!(s.get_sip_user(b, user.uuid).await?.is_none());
+    assert!(s.get_tn_profile(b, profile.uuid).await?.is_none());
+    assert!(s.get_ovp(b, ovp.uuid).await?.is_none());
+    assert!(s.component_bytes(b, version.uuid).await?.is_none());
+    assert!(is_not_found(s.list_component_versions(b, app.uuid).await));
+    assert!(is_not_found(s.list_sip_users(b, domain.uuid, ListParams::default()).await));
+    let p = ListParams::default();
+    assert_eq!(s.list_leases(b, LeaseFilter::default(), p).await?.total, 0);
+    assert_eq!(s.list_apps(b, p).await?.total, 0);
+    assert_eq!(s.list_connections(b, p).await?.total, 0);
+    assert_eq!(s.list_domains(b, p).await?.total, 0);
+    assert_eq!(s.list_tn_profiles(b, p).await?.total, 0);
+    assert_eq!(s.list_ovps(b, p).await?.total, 0);
+
+    // ...updates nothing...
+    assert!(is_not_found(
+        s.update_lease(b, lease.uuid, LeasePatch { sms: Some(false), ..Default::default() }).await
+    ));
+    assert!(is_not_found(
+        s.update_app(b, app.uuid, SipControlAppPatch { name: Some("x".into()), ..Default::default() }).await
+    ));
+    assert!(is_not_found(
+        s.update_connection(
+            b,
+            conn.uuid,
+            SipConnectionPatch { is_active: Some(false), ..Default::default() }
+        )
+        .await
+    ));
+    assert!(is_not_found(s.update_domain(b, domain.uuid, SipDomainPatch::default()).await));
+    assert!(is_not_found(
+        s.update_sip_user(b, user.uuid, SipUserPatch { is_active: Some(false), ..Default::default() }).await
+    ));
+    assert!(is_not_found(s.rename_tn_profile(b, profile.uuid, "x".into()).await));
+    assert!(is_not_found(s.update_caller_list(b, profile.uuid, CallerList::Black, &["1".into()], &[]).await));
+    assert!(is_not_found(s.update_ovp(b, ovp.uuid, OutboundVoiceProfilePatch::default()).await));
+    assert!(is_not_found(s.add_component_version(b, app.uuid, b"x").await));
+    assert!(is_not_found(s.set_current_component(b, app.uuid, version.uuid).await));
+    assert!(is_not_found(s.create_sip_user(b, domain.uuid, sip_user("mallory", "acme")).await));
+
+    // ...deletes nothing.
+    assert!(is_not_found(s.release_lease(b, lease.uuid).await));
+    assert!(is_not_found(s.delete_app(b, app.uuid).await));
+    assert!(is_not_found(s.delete_connection(b, conn.uuid).await));
+    assert!(is_not_found(s.delete_domain(b, domain.uuid).await));
+    assert!(is_not_found(s.delete_sip_user(b, user.uuid).await));
+    assert!(is_not_found(s.delete_tn_profile(b, profile.uuid).await));
+    assert!(is_not_found(s.delete_ovp(b, ovp.uuid).await));
+
+    // And A's objects are all intact.
+    assert_eq!(s.get_lease(a, lease.uuid).await?.as_ref(), Some(&lease));
+    assert_eq!(s.get_app(a, app.uuid).await?.map(|x| x.name), Some("ivr".into()));
+    assert!(s.get_connection(a, conn.uuid).await?.context("conn")?.is_active);
+    assert!(s.get_sip_user(a, user.uuid).await?.context("user")?.is_active);
+    assert_eq!(s.component_bytes(a, version.uuid).await?.as_deref(), Some(&b"\0asm"[..]));
+
+    // Nor can B point its own objects at A's.
+    let b_domain = s.create_domain(b, NewSipDomain { name: "bee".into(), app: None }).await?;
+    assert!(is_not_found(
+        s.update_domain(b, b_domain.uuid, SipDomainPatch { app: Some(Some(app.uuid)) }).await
+    ));
+    assert!(is_not_found(
+        s.create_sip_user(
+            b,
+            b_domain.uuid,
+            NewSipUser { tn_lease: Some(lease.uuid), ..sip_user("bob", "bee") }
+        )
+        .await
+    ));
+    assert!(is_not_found(
+        s.create_connection(
+            b,
+            NewSipConnection { outbound_voice_profile: Some(ovp.uuid), ..connection("c", None, None) }
+        )
+        .await
+    ));
+    Ok(())
+}
+
+async fn paging_totals_and_order(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, b) = (account(s, "a@x.test").await?, account(s, "b@x.test").await?);
+    for i in 0..7 {
+        s.create_app(a, xml_app(&format!("app{i}"))).await?;
+        // Distinct created_on values, so the order is by time, not only by the id tie-break.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    s.create_app(b, xml_app("other")).await?;
+    let names = |l: List<SipControlApp>| l.data.into_iter().map(|a| a.name).collect::<Vec<_>>();
+
+    let p1 = s.list_apps(a, ListParams::page(3, 0)).await?;
+    assert_eq!((p1.total, p1.take, p1.skip), (7, 3, 0));
+    assert_eq!(names(p1), ["app0", "app1", "app2"]);
+    assert_eq!(names(s.list_apps(a, ListParams::page(3, 3)).await?), ["app3", "app4", "app5"]);
+    let last = s.list_apps(a, ListParams::page(3, 6)).await?;
+    assert_eq!((last.total, last.data.len()), (7, 1));
+    let past = s.list_apps(a, ListParams::page(3, 10)).await?;
+    assert_eq!((past.total, past.data.len()), (7, 0));
+    let desc = s.list_apps(a, ListParams { take: 2, skip: 0, order: Order::Desc }).await?;
+    assert_eq!(names(desc), ["app6", "app5"]);
+    let huge = s.list_apps(a, ListParams::page(u32::MAX, 0)).await?;
+    assert_eq!(huge.data.len(), 7);
+
+    // Soft-deleted objects leave the totals.
+    let first = s.list_apps(a, ListParams::page(1, 0)).await?.data.remove(0);
+    s.delete_app(a, first.uuid).await?;
+    assert_eq!(s.list_apps(a, ListParams::default()).await?.total, 6);
+    Ok(())
+}
+
+async fn apps_and_components(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let a = account(s, "a@x.test").await?;
+    let modes = [
+        AppMode::Xml { document: "<Response/>".into() },
+        AppMode::Webhook {
+            url: "https://example.test/flow".into(),
+            method: WebhookMethod::Post,
+            timeout_ms: 5000,
+        },
+        AppMode::Async,
+        AppMode::Component,
+    ];
+    for mode in modes.clone() {
+        let app = s
+            .create_app(
+                a,
+                NewSipControlApp { mode, event_url: Some("https://e.test".into()), ..xml_app("m") },
+            )
+            .await?;
+        assert_eq!(s.get_app(a, app.uuid).await?.as_ref(), Some(&app));
+    }
+    assert!(matches!(
+        s.create_app(a, NewSipControlApp { max_call_length_min: 0, ..xml_app("bad") }).await,
+        Err(StoreError::Invalid { field: "max_call_length_min", .. })
+    ));
+
+    let app = s.create_app(a, xml_app("ivr")).await?;
+    let updated = s
+        .update_app(
+            a,
+            app.uuid,
+            SipControlAppPatch {
+                mode: Some(modes[1].clone()),
+                event_url: Some(None),
+                name: Some("ivr2".into()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!(updated.mode, modes[1]);
+    assert!(updated.modified_on >= app.modified_on);
+    assert_eq!(s.get_app(a, app.uuid).await?.as_ref(), Some(&updated));
+
+    let v1 = s.add_component_version(a, app.uuid, b"first").await?;
+    let v2 = s.add_component_version(a, app.uuid, b"second!").await?;
+    assert_eq!((v1.version, v2.version), (1, 2));
+    assert_eq!(v2.size, 7);
+    assert_eq!(v2.sha256, opentact_store::secret::sha256_hex(b"second!"));
+    assert_eq!(s.get_app(a, app.uuid).await?.context("app")?.current_component, Some(v2.uuid));
+    let versions = s.list_component_versions(a, app.uuid).await?;
+    assert_eq!(versions, vec![v2.clone(), v1.clone()]);
+    assert_eq!(s.component_bytes(a, v1.uuid).await?.as_deref(), Some(&b"first"[..]));
+    let rolled = s.set_current_component(a, app.uuid, v1.uuid).await?;
+    assert_eq!(rolled.current_component, Some(v1.uuid));
+    assert!(is_not_found(s.set_current_component(a, app.uuid, Uuid::new_v4()).await));
+
+    // Deleting the app detaches it from leases and domains.
+    s.upsert_numbers(&[number(12029822917, "DC")]).await?;
+    let lease =
+        s.lease_tn(a, NewLease { tn: 12029822917, voice: true, sms: false, autorenew: false }).await?;
+    s.update_lease(a, lease.uuid, LeasePatch { sip_control_app: Some(Some(app.uuid)), ..Default::default() })
+        .await?;
+    let domain = s.create_domain(a, NewSipDomain { name: "acme".into(), app: Some(app.uuid) }).await?;
+    s.delete_app(a, app.uuid).await?;
+    assert!(s.get_app(a, app.uuid).await?.is_none());
+    assert!(is_not_found(s.delete_app(a, app.uuid).await));
+    assert_eq!(s.get_lease(a, lease.uuid).await?.context("lease")?.sip_control_app, None);
+    assert_eq!(s.get_domain(a, domain.uuid).await?.context("domain")?.app, None);
+    assert!(s.component_bytes(a, v1.uuid).await?.is_none());
+    Ok(())
+}
+
+async fn sip_domains_and_users(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, b) = (account(s, "a@x.test").await?, account(s, "b@x.test").await?);
+    let acme = s.create_domain(a, NewSipDomain { name: "acme".into(), app: None }).await?;
+    // Domain names are unique across accounts.
+    assert!(is_conflict(s.create_domain(b, NewSipDomain { name: "acme".into(), app: None }).await));
+    assert!(matches!(
+        s.create_domain(a, NewSipDomain { name: "Not A Label".into(), app: None }).await,
+        Err(StoreError::Invalid { field: "name", .. })
+    ));
+    let other = s.create_domain(a, NewSipDomain { name: "other".into(), app: None }).await?;
+
+    let alice = s.create_sip_user(a, acme.uuid, sip_user("alice", "acme.sip.opentact.test")).await?;
+    // One login per domain; the same login in another domain is fine.
+    assert!(is_conflict(s.create_sip_user(a, acme.uuid, sip_user("alice", "acme")).await));
+    s.create_sip_user(a, other.uuid, sip_user("alice", "other")).await?;
+
+    let expected = DigestCredentials::new("alice", "pw", "sip.opentact.test", "acme.sip.opentact.test");
+    assert_eq!(alice.ha1, expected.ha1);
+    assert_ne!(alice.ha1, alice.ha1b);
+    let found = s.sip_user_by_login("acme", "alice").await?.context("user by login")?;
+    assert_eq!(found, alice);
+    assert!(s.sip_user_by_login("acme", "bob").await?.is_none());
+    assert_eq!(s.domain_by_name("acme").await?.map(|d| d.uuid), Some(acme.uuid));
+
+    let new_creds = DigestCredentials::new("alice", "pw2", "sip.opentact.test", "acme");
+    let u = s
+        .update_sip_user(
+            a,
+            alice.uuid,
+            SipUserPatch {
+                credentials: Some(new_creds.clone()),
+                is_active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!((u.ha1.as_str(), u.is_active), (new_creds.ha1.as_str(), false));
+    assert!(matches!(
+        s.update_sip_user(
+            a,
+            alice.uuid,
+            SipUserPatch {
+                credentials: Some(DigestCredentials::new("eve", "p", "r", "d")),
+                ..Default::default()
+            }
+        )
+        .await,
+        Err(StoreError::Invalid { field: "login", .. })
+    ));
+    assert_eq!(s.list_sip_users(a, acme.uuid, ListParams::default()).await?.total, 1);
+
+    // Soft delete frees the login, then the name.
+    s.delete_sip_user(a, alice.uuid).await?;
+    assert!(s.get_sip_user(a, alice.uuid).await?.is_none());
+    assert!(s.sip_user_by_login("acme", "alice").await?.is_none());
+    let alice2 = s.create_sip_user(a, acme.uuid, sip_user("alice", "acme")).await?;
+    s.delete_domain(a, acme.uuid).await?;
+    assert!(s.get_sip_user(a, alice2.uuid).await?.is_none(), "users go with their domain");
+    assert!(s.domain_by_name("acme").await?.is_none());
+    let reborn = s.create_domain(b, NewSipDomain { name: "acme".into(), app: None }).await?;
+    assert_eq!(s.domain_by_name("acme").await?.map(|d| d.account), Some(reborn.account));
+    Ok(())
+}
+
+async fn sip_connections(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, b) = (account(s, "a@x.test").await?, account(s, "b@x.test").await?);
+    let ovp = s.create_ovp(a, NewOutboundVoiceProfile { name: "o".into(), ..Default::default() }).await?;
+    let c = s
+        .create_connection(
+            a,
+            NewSipConnection {
+                credentials: Some(DigestCredentials::new("trunk", "pw", "acme.sip.test", "acme.sip.test")),
+                outbound_voice_profile: Some(ovp.uuid),
+                ..connection("pbx", Some("acme"), Some("192.0.2.10"))
+            },
+        )
+        .await?;
+    assert_eq!(s.get_connection(a, c.uuid).await?.as_ref(), Some(&c));
+    assert_eq!(c.login.as_deref(), Some("trunk"));
+    assert!(is_conflict(s.create_connection(b, connection("dup", Some("acme"), None)).await));
+
+    let theirs = s.create_connection(b, connection("carrier", None, Some("192.0.2.10"))).await?;
+    let by_ip = s.connections_by_ip("192.0.2.10").await?;
+    assert_eq!(by_ip.iter().map(|c| c.uuid).collect::<Vec<_>>(), vec![c.uuid, theirs.uuid]);
+    s.update_connection(b, theirs.uuid, SipConnectionPatch { is_active: Some(false), ..Default::default() })
+        .await?;
+    assert_eq!(s.connections_by_ip("192.0.2.10").await?.len(), 1);
+    assert!(s.connections_by_ip("198.51.100.1").await?.is_empty());
+
+    let moved = s
+        .update_connection(
+            a,
+            c.uuid,
+            SipConnectionPatch {
+                ip: Some(Some("192.0.2.11".into())),
+                credentials: Some(None),
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!(
+        (moved.ip.as_deref(), moved.login.as_deref(), moved.ha1.as_deref()),
+        (Some("192.0.2.11"), None, None)
+    );
+    assert!(is_conflict(
+        s.update_connection(
+            b,
+            theirs.uuid,
+            SipConnectionPatch { subdomain: Some(Some("acme".into())), ..Default::default() }
+        )
+        .await
+    ));
+
+    // Deleting the profile detaches it; deleting the connection frees its subdomain.
+    s.delete_ovp(a, ovp.uuid).await?;
+    assert_eq!(s.get_connection(a, c.uuid).await?.context("conn")?.outbound_voice_profile, None);
+    s.delete_connection(a, c.uuid).await?;
+    assert!(s.get_connection(a, c.uuid).await?.is_none());
+    s.create_connection(b, connection("now mine", Some("acme"), None)).await?;
+    Ok(())
+}
+
+async fn tn_profiles_and_caller_lists(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let a = account(s, "a@x.test").await?;
+    let p = s
+        .create_tn_profile(
+            a,
+            NewTnProfile { name: "front desk".into(), blacklist: vec!["1900".into()], whitelist: vec![] },
+        )
+        .await?;
+    assert_eq!(p.blacklist, ["1900"]);
+    assert!(p.admits("12025550100"));
+    assert!(!p.admits("19005550100"));
+
+    let p = s.update_caller_list(a, p.uuid, CallerList::White, &["1202".into(), "1212".into()], &[]).await?;
+    assert_eq!(p.whitelist, ["1202", "1212"]);
+    assert!(p.admits("12025550100"));
+    assert!(!p.admits("13105550100"));
+    let p = s.update_caller_list(a, p.uuid, CallerList::White, &["1202".into()], &["1212".into()]).await?;
+    assert_eq!(p.whitelist, ["1202"]);
+    let p = s.update_caller_list(a, p.uuid, CallerList::Black, &[], &["1900".into()]).await?;
+    assert!(p.blacklist.is_empty());
+    assert!(matches!(
+        s.update_caller_list(a, p.uuid, CallerList::Black, &["+1900".into()], &[]).await,
+        Err(StoreError::Invalid { .. })
+    ));
+
+    let renamed = s.rename_tn_profile(a, p.uuid, "lobby".into()).await?;
+    assert_eq!((renamed.name.as_str(), renamed.whitelist.len()), ("lobby", 1));
+    let second = s.create_tn_profile(a, NewTnProfile { name: "second".into(), ..Default::default() }).await?;
+    let all = s.list_tn_profiles(a, ListParams::default()).await?;
+    assert_eq!(all.total, 2);
+    assert_eq!(all.data[0].whitelist, ["1202"]);
+    assert!(all.data[1].whitelist.is_empty());
+
+    s.upsert_numbers(&[number(12029822917, "DC")]).await?;
+    let lease =
+        s.lease_tn(a, NewLease { tn: 12029822917, voice: true, sms: false, autorenew: false }).await?;
+    s.update_lease(a, lease.uuid, LeasePatch { tn_profile: Some(Some(second.uuid)), ..Default::default() })
+        .await?;
+    s.delete_tn_profile(a, second.uuid).await?;
+    assert!(s.get_tn_profile(a, second.uuid).await?.is_none());
+    assert_eq!(s.get_lease(a, lease.uuid).await?.context("lease")?.tn_profile, None);
+    Ok(())
+}
+
+async fn outbound_voice_profiles(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let a = account(s, "a@x.test").await?;
+    let o = s
+        .create_ovp(
+            a,
+            NewOutboundVoiceProfile {
+                name: "default".into(),
+                channel_limit: Some(10),
+                max_rate_micros: Some(15_000),
+                daily_spend_limit_micros: Some(50_000_000),
+                record_calls: true,
+            },
+        )
+        .await?;
+    assert_eq!(s.get_ovp(a, o.uuid).await?.as_ref(), Some(&o));
+    let u = s
+        .update_ovp(
+            a,
+            o.uuid,
+            OutboundVoiceProfilePatch {
+                channel_limit: Some(None),
+                record_calls: Some(false),
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!((u.channel_limit, u.record_calls, u.max_rate_micros), (None, false, Some(15_000)));
+    assert_eq!(s.get_ovp(a, o.uuid).await?.as_ref(), Some(&u));
+    assert_eq!(s.list_ovps(a, ListParams::default()).await?.total, 1);
+    s.delete_ovp(a, o.uuid).await?;
+    assert!(s.get_ovp(a, o.uuid).await?.is_none());
+    assert_eq!(s.list_ovps(a, ListParams::default()).await?.total, 0);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// raw access, to check what is really in the tables
+
+async fn raw_token_rows(ctx: &Ctx) -> anyhow::Result<Vec<Vec<String>>> {
+    const SQL: &str = "SELECT id, account_id, name, token_hash FROM api_token";
+    let rows: Vec<(String, String, String, String)> = match ctx.store.backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&ctx.url).await?;
+            sqlx::query_as(SQL).fetch_all(&mut c).await?
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&ctx.url).await?;
+            sqlx::query_as(SQL).fetch_all(&mut c).await?
+        }
+    };
+    Ok(rows.into_iter().map(|(a, b, c, d)| vec![a, b, c, d]).collect())
+}
+
+async fn raw_exec(ctx: &Ctx, sql: &'static str) -> anyhow::Result<()> {
+    let n = match ctx.store.backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&ctx.url).await?;
+            sqlx::query(sql).execute(&mut c).await?.rows_affected()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&ctx.url).await?;
+            sqlx::query(sql).execute(&mut c).await?.rows_affected()
+        }
+    };
+    ensure!(n > 0, "{sql} changed nothing");
+    Ok(())
+}
+
+#[tokio::test]
+async fn open_rejects_unknown_schemes_without_leaking_passwords() {
+    let err = Store::open("mysql://root:hunter2@localhost/db").await.unwrap_err();
+    assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
