@@ -1,0 +1,40 @@
+//! Errors of the flow host.
+
+use thiserror::Error;
+
+/// Why the host could not start, or a component cannot be used as a flow.
+#[derive(Debug, Error)]
+pub enum HostError {
+    /// The engine could not be configured (e.g. the pool does not fit in the address space).
+    #[error("the flow engine cannot start: {0}")]
+    Engine(#[source] wasmtime::Error),
+    /// Larger than the size limit.
+    #[error("the component is {size} bytes; at most {limit} bytes are accepted")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not WebAssembly at all.
+    #[error("not a WebAssembly component: the file does not start with the Wasm magic bytes")]
+    NotWasm,
+    /// A core module, not a component.
+    #[error("not a WebAssembly component but a core module: build it for the wasm32-wasip2 target, which emits components")]
+    CoreModule,
+    /// Malformed or invalid Wasm.
+    #[error("not a valid WebAssembly component: {0:#}")]
+    Invalid(#[source] wasmtime::Error),
+    /// Imports something the host does not provide, or does not export the flow handler.
+    #[error("the component does not fit the opentact:flow world: {0:#}")]
+    World(#[source] wasmtime::Error),
+    /// The component cache directory could not be used.
+    #[error("component cache {path}: {source}")]
+    Cache {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}

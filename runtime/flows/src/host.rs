@@ -1,0 +1,384 @@
+//! The flow host: one engine per process, a cache of compiled components, a store per call.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opentact_call::FlowOutcome;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use crate::config::HostConfig;
+use crate::context::CallContext;
+use crate::error::HostError;
+use crate::http::PolicyHooks;
+use crate::imports::{self, FlowPre};
+use crate::state::{CpuMeter, FixedStartClock, FlowState, Limiter, LogSink, LogStream};
+
+/// Largest component accepted, bytes.
+pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
+/// How often the epoch advances: the granularity of the CPU budget.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Core instances a component may hold: a `wasm32-wasip2` Rust component has three (the
+/// program and two adapter shims); the pool is sized with headroom.
+pub const CORE_INSTANCES_PER_COMPONENT: u32 = 4;
+/// Tables per component instance the pool provides for.
+pub const TABLES_PER_COMPONENT: u32 = 4;
+/// Memories per component instance the pool provides for.
+pub const MEMORIES_PER_COMPONENT: u32 = 2;
+/// The stack guest code may use. Deep recursion past it traps as a stack overflow.
+pub const MAX_WASM_STACK: usize = 512 * 1024;
+/// The fiber stack a flow's host calls run on (guest stack + host frames).
+pub const ASYNC_STACK: usize = 1024 * 1024;
+/// Guard pages after each linear memory.
+pub const MEMORY_GUARD: u64 = 64 * 1024;
+/// Kernel memory mappings one live flow takes (measured): for the `vm.max_map_count` check.
+pub const MAPPINGS_PER_FLOW: u64 = 6;
+
+/// How loads were served, for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Compiled from the bytes.
+    pub compiled: u64,
+    /// Loaded from a precompiled file on disk.
+    pub loaded_from_disk: u64,
+    /// Served from memory.
+    pub memory_hits: u64,
+}
+
+/// A component ready to run calls: pre-linked, cheap to clone.
+#[derive(Clone)]
+pub struct FlowComponent {
+    pre: Arc<FlowPre<FlowState>>,
+    sha256: Arc<str>,
+}
+
+impl std::fmt::Debug for FlowComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowComponent").field("sha256", &self.sha256).finish()
+    }
+}
+
+impl FlowComponent {
+    /// The SHA-256 of the component's bytes (hex).
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
+/// Runs flows. One per process.
+pub struct FlowHost {
+    engine: Engine,
+    linker: Linker<FlowState>,
+    config: HostConfig,
+    components: Mutex<HashMap<String, FlowComponent>>,
+    compiled: AtomicU64,
+    loaded_from_disk: AtomicU64,
+    memory_hits: AtomicU64,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for FlowHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowHost").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Drop for FlowHost {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+fn engine(config: &HostConfig) -> Result<Engine, HostError> {
+    let calls = config.max_concurrent_calls.max(1);
+    let memory = u64::from(config.max_memory_mib.max(1)) * 1024 * 1024;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(calls)
+        .total_core_instances(calls.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+        .total_memories(calls.saturating_mul(MEMORIES_PER_COMPONENT))
+        .total_tables(calls.saturating_mul(TABLES_PER_COMPONENT))
+        .total_stacks(calls)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT * 4)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT * 4)
+        .max_memory_size(usize::try_from(memory).unwrap_or(usize::MAX));
+    let mut wasm = Config::new();
+    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .epoch_interruption(true)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(ASYNC_STACK)
+        // Reserve no more than a flow may use, so thousands of flows fit in the address space;
+        // accesses are then bounds-checked explicitly.
+        .memory_reservation(memory)
+        .memory_guard_size(MEMORY_GUARD)
+        .memory_reservation_for_growth(0);
+    Engine::new(&wasm).map_err(HostError::Engine)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl FlowHost {
+    /// Start the engine (and its epoch ticker).
+    pub fn new(config: HostConfig) -> Result<Self, HostError> {
+        let engine = engine(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(HostError::Engine)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(HostError::Engine)?;
+        imports::add_to_linker(&mut linker).map_err(HostError::Engine)?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.weak();
+        let stop = stop_ticker.clone();
+        std::thread::Builder::new()
+            .name("opentact-epoch".to_owned())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match ticker_engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
+                }
+            })
+            .map_err(|e| HostError::Engine(wasmtime::Error::msg(format!("cannot start the epoch ticker: {e}"))))?;
+        Ok(Self {
+            engine,
+            linker,
+            config,
+            components: Mutex::new(HashMap::new()),
+            compiled: AtomicU64::new(0),
+            loaded_from_disk: AtomicU64::new(0),
+            memory_hits: AtomicU64::new(0),
+            stop_ticker,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &HostConfig {
+        &self.config
+    }
+
+    /// How loads were served so far.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            compiled: self.compiled.load(Ordering::Relaxed),
+            loaded_from_disk: self.loaded_from_disk.load(Ordering::Relaxed),
+            memory_hits: self.memory_hits.load(Ordering::Relaxed),
+        }
+    }
+
+    fn cache_file(&self, sha256: &str) -> Option<PathBuf> {
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut hasher);
+        let compatibility = std::hash::Hasher::finish(&hasher);
+        self.config.cache_dir.as_ref().map(|dir| dir.join(format!("{sha256}-{compatibility:016x}.cwasm")))
+    }
+
+    /// Check that `bytes` are a flow component, compile it (or take it from the caches), and
+    /// link it.
+    pub fn load_component(&self, bytes: &[u8]) -> Result<FlowComponent, HostError> {
+        if bytes.len() > MAX_COMPONENT_BYTES {
+            return Err(HostError::TooLarge { size: bytes.len(), limit: MAX_COMPONENT_BYTES });
+        }
+        if !bytes.starts_with(b"\0asm") {
+            return Err(HostError::NotWasm);
+        }
+        if bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
+            return Err(HostError::CoreModule);
+        }
+        let sha256 = sha256_hex(bytes);
+        if let Some(found) = self.components.lock().get(&sha256) {
+            self.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(found.clone());
+        }
+        let component = self.compile(bytes, &sha256)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(HostError::World)?;
+        let pre = FlowPre::new(pre).map_err(HostError::World)?;
+        let loaded = FlowComponent { pre: Arc::new(pre), sha256: sha256.clone().into() };
+        self.components.lock().insert(sha256, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, HostError> {
+        let Some(file) = self.cache_file(sha256) else {
+            self.compiled.fetch_add(1, Ordering::Relaxed);
+            return Component::new(&self.engine, bytes).map_err(HostError::Invalid);
+        };
+        if file.exists() {
+            // SAFETY: the file was written by `precompile_component` of an engine with the same
+            // compatibility hash (it is in the file name), into the platform's own cache
+            // directory; it is not user input.
+            #[allow(unsafe_code)]
+            let loaded = unsafe { Component::deserialize_file(&self.engine, &file) };
+            match loaded {
+                Ok(component) => {
+                    self.loaded_from_disk.fetch_add(1, Ordering::Relaxed);
+                    return Ok(component);
+                }
+                Err(error) => tracing::warn!(file = %file.display(), %error, "ignoring an unusable cached component"),
+            }
+        }
+        let artifact = self.engine.precompile_component(bytes).map_err(HostError::Invalid)?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        let dir = file.parent().map(PathBuf::from).unwrap_or_default();
+        std::fs::create_dir_all(&dir).map_err(|source| HostError::Cache { path: dir.clone(), source })?;
+        // Write then rename, so a crash never leaves a truncated artifact under the final name.
+        let partial = file.with_extension("partial");
+        std::fs::write(&partial, &artifact).map_err(|source| HostError::Cache { path: partial.clone(), source })?;
+        std::fs::rename(&partial, &file).map_err(|source| HostError::Cache { path: file.clone(), source })?;
+        // SAFETY: as above — the bytes were just produced by this engine.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(&self.engine, &artifact) };
+        component.map_err(HostError::Invalid)
+    }
+
+    fn store(&self, context: CallContext) -> Store<FlowState> {
+        let call_id = context.session.info().id;
+        let log = LogSink::new(call_id, usize::try_from(self.config.max_log_bytes).unwrap_or(usize::MAX));
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(LogStream(log.clone()))
+            .stderr(LogStream(log.clone()))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        if let Some(at) = context.wall_clock {
+            let since_epoch = SystemTime::from(at).duration_since(UNIX_EPOCH).unwrap_or_default();
+            wasi.wall_clock(FixedStartClock { since_epoch, started: Instant::now() });
+        }
+        let state = FlowState {
+            session: context.session,
+            mode: context.mode,
+            commands: context.commands,
+            numbers: context.numbers,
+            limiter: Limiter {
+                max_memory_bytes: usize::try_from(u64::from(self.config.max_memory_mib) * 1024 * 1024).unwrap_or(usize::MAX),
+                memory_refused: false,
+            },
+            cpu: CpuMeter {
+                ticks: 0,
+                budget_ticks: (self.config.cpu_budget_ms / u32::try_from(EPOCH_TICK.as_millis()).unwrap_or(10)).max(1),
+                exceeded: false,
+            },
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: PolicyHooks::new(self.config.http.clone()),
+            table: ResourceTable::new(),
+            log,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut context| {
+            let cpu = &mut context.data_mut().cpu;
+            cpu.ticks += 1;
+            if cpu.ticks > cpu.budget_ticks {
+                cpu.exceeded = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            // Let other calls on this thread run between slices of a busy guest.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+
+    /// Run one call's flow to its end, then finish the call (hang up what is still up, emit
+    /// the hangup and destroyed events). Never panics on guest behaviour: every failure
+    /// becomes [`FlowOutcome::Failed`] with a message that says what happened.
+    pub async fn run_call(&self, component: &FlowComponent, context: CallContext) -> FlowOutcome {
+        let session = context.session.clone();
+        let limit = Duration::from_secs(u64::from(self.config.max_call_length_s));
+        let outcome = match tokio::time::timeout(limit, self.execute(component, context)).await {
+            Ok(outcome) => outcome,
+            Err(_) => FlowOutcome::TimedOut,
+        };
+        session.finish(outcome.clone()).await;
+        outcome
+    }
+
+    async fn execute(&self, component: &FlowComponent, context: CallContext) -> FlowOutcome {
+        let info = {
+            let session = &context.session;
+            let info = session.info();
+            imports::wit::CallInfo {
+                id: info.id,
+                account: info.account,
+                app: info.app,
+                from: info.from,
+                to: info.to,
+                tn: info.tn,
+                direction: match info.direction {
+                    opentact_call::model::Direction::Inbound => imports::wit::Direction::Inbound,
+                    opentact_call::model::Direction::Outbound => imports::wit::Direction::Outbound,
+                },
+                state: crate::imports::call_state(session.state()),
+                time_zone: info.time_zone,
+            }
+        };
+        let mut store = self.store(context);
+        let flow = match component.pre.instantiate_async(&mut store).await {
+            Ok(flow) => flow,
+            Err(error) => {
+                let message = format!("{error:#}");
+                if message.contains("maximum concurrent") || message.contains("pooling allocator") {
+                    return FlowOutcome::Failed(format!("the platform is at capacity: {message}"));
+                }
+                return FlowOutcome::Failed(self.describe(&store, &error));
+            }
+        };
+        let result = flow.opentact_flow_handler().call_handle_call(&mut store, &info).await;
+        let dropped = store.data().log.dropped();
+        if dropped > 0 {
+            tracing::info!(dropped, "flow output past the log limit was dropped");
+        }
+        match result {
+            Ok(Ok(())) => FlowOutcome::Completed,
+            Ok(Err(message)) => FlowOutcome::Failed(message),
+            Err(error) => FlowOutcome::Failed(self.describe(&store, &error)),
+        }
+    }
+
+    /// What a trap means, in words a flow author can act on.
+    fn describe(&self, store: &Store<FlowState>, error: &wasmtime::Error) -> String {
+        let state = store.data();
+        if state.cpu.exceeded {
+            return format!(
+                "the flow used more than its CPU budget of {} ms without waiting on the call",
+                self.config.cpu_budget_ms
+            );
+        }
+        if state.limiter.memory_refused {
+            return format!("the flow ran out of memory (limit {} MiB)", self.config.max_memory_mib);
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::StackOverflow) => "the flow overflowed its stack".to_owned(),
+            Some(Trap::UnreachableCodeReached) => {
+                "the flow trapped: wasm `unreachable` instruction executed (a panic or abort in the guest)".to_owned()
+            }
+            Some(trap) => format!("the flow trapped: {trap}"),
+            None => format!("the flow failed: {error:#}"),
+        }
+    }
+}
+
+/// A warning when `vm.max_map_count` is too low for `max_calls` live flows (each takes about
+/// [`MAPPINGS_PER_FLOW`] kernel memory mappings), with the sysctl that fixes it.
+pub fn check_map_count(max_calls: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?;
+    let limit: u64 = text.trim().parse().ok()?;
+    let needed = u64::from(max_calls) * MAPPINGS_PER_FLOW + 1000;
+    (needed > limit).then(|| {
+        format!(
+            "vm.max_map_count is {limit}; {max_calls} concurrent flows need about {needed}. \
+             Raise it with: sysctl -w vm.max_map_count={}",
+            needed.next_power_of_two().max(262_144)
+        )
+    })
+}

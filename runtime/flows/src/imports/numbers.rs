@@ -1,0 +1,16 @@
+//! `opentact:flow/numbers`: the platform's number data.
+
+use super::opentact::flow::numbers::{Host, Location};
+use crate::state::FlowState;
+
+impl Host for FlowState {
+    async fn lookup(&mut self, number: String) -> Option<Location> {
+        self.host_call();
+        self.numbers.lookup(&number).map(|l| Location {
+            country: l.country,
+            state: l.state,
+            county: l.county,
+            time_zone: l.time_zone,
+        })
+    }
+}

@@ -1,0 +1,28 @@
+//! The flow host: runs call flows — WebAssembly components of the `opentact:flow` world — with
+//! wasmtime, one instance per call, each within limits.
+//!
+//! - One [`FlowHost`] per process: one engine with the pooling allocator (its size is the
+//!   admission control), an epoch ticker for CPU limits, and a cache of compiled components
+//!   keyed by content hash, in memory and on disk.
+//! - One store per call ([`FlowHost::run_call`]): memory capped by a resource limiter, CPU by
+//!   epoch interruption (a guest that computes without waiting on its call is stopped), wall
+//!   clock by the call's maximum length, stdout/stderr capped into the log, no filesystem,
+//!   environment or sockets, and outbound HTTP policed ([`HttpPolicy`]).
+//! - The imports call into the call's [`opentact_call::CallSession`], the verb executor every
+//!   flow shares. Whatever a guest does, the call ends in its error path and the host goes on.
+
+mod config;
+mod context;
+mod error;
+mod host;
+mod http;
+mod imports;
+mod state;
+
+pub use config::{HostConfig, HttpPolicy};
+pub use context::{CallContext, ControlMode, EmptyDirectory, HttpMethod, Location, NumberDirectory};
+pub use error::HostError;
+pub use host::{
+    ASYNC_STACK, CacheStats, EPOCH_TICK, FlowComponent, FlowHost, MAX_COMPONENT_BYTES, MAX_WASM_STACK, check_map_count,
+};
+pub use http::is_non_public;

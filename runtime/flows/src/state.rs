@@ -1,0 +1,179 @@
+//! Per-call store data: the session, limits, WASI and HTTP contexts, and the log sink.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use opentact_call::CallSession;
+use parking_lot::Mutex;
+use tokio::io::AsyncWrite;
+use tokio::sync::mpsc;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::context::{ControlMode, NumberDirectory};
+use crate::http::PolicyHooks;
+
+/// Most table elements a flow may grow a table to.
+pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Memory and table limits of one flow; remembers whether it refused growth, so the outcome
+/// can say the flow ran out of memory rather than "unreachable".
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    pub(crate) max_memory_bytes: usize,
+    pub(crate) memory_refused: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_memory_bytes;
+        if !allowed {
+            self.memory_refused = true;
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Epoch ticks of guest computation since the flow last called the host.
+#[derive(Debug, Default)]
+pub(crate) struct CpuMeter {
+    pub(crate) ticks: u32,
+    pub(crate) budget_ticks: u32,
+    pub(crate) exceeded: bool,
+}
+
+/// The data of one call's store.
+pub(crate) struct FlowState {
+    pub(crate) session: Arc<CallSession>,
+    pub(crate) mode: ControlMode,
+    pub(crate) commands: Option<mpsc::Receiver<String>>,
+    pub(crate) numbers: Arc<dyn NumberDirectory>,
+    pub(crate) limiter: Limiter,
+    pub(crate) cpu: CpuMeter,
+    pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) hooks: PolicyHooks,
+    pub(crate) table: ResourceTable,
+    pub(crate) log: Arc<LogSink>,
+}
+
+impl FlowState {
+    /// A host call: the guest is waiting on the platform, so its CPU segment ends.
+    pub(crate) fn host_call(&mut self) {
+        self.cpu.ticks = 0;
+    }
+}
+
+impl WasiView for FlowState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for FlowState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+/// A flow's stdout/stderr: the first `limit` bytes go to the log line by line, attributed to
+/// the call; the rest is counted and dropped. Writes never fail and never block — Rust's
+/// `println!` panics when a write fails, which would turn a chatty guest into a crashed one.
+#[derive(Debug)]
+pub(crate) struct LogSink {
+    call: String,
+    limit: usize,
+    state: Mutex<LogState>,
+}
+
+#[derive(Debug, Default)]
+struct LogState {
+    forwarded: usize,
+    dropped: u64,
+    line: Vec<u8>,
+}
+
+impl LogSink {
+    pub(crate) fn new(call: String, limit: usize) -> Arc<Self> {
+        Arc::new(Self { call, limit, state: Mutex::new(LogState::default()) })
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut state = self.state.lock();
+        let room = self.limit.saturating_sub(state.forwarded);
+        let taken = bytes.len().min(room);
+        state.forwarded += taken;
+        state.dropped += (bytes.len() - taken) as u64;
+        for byte in &bytes[..taken] {
+            if *byte == b'\n' {
+                let line = std::mem::take(&mut state.line);
+                tracing::info!(target: "opentact::flow::log", call = %self.call, "{}", String::from_utf8_lossy(&line));
+            } else {
+                state.line.push(*byte);
+            }
+        }
+    }
+
+    /// Bytes dropped past the limit.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.state.lock().dropped
+    }
+}
+
+/// One of the guest's output streams, writing into the call's [`LogSink`].
+#[derive(Debug, Clone)]
+pub(crate) struct LogStream(pub(crate) Arc<LogSink>);
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl AsyncWrite for LogStream {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.0.write(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A wall clock that starts at a fixed instant and advances with real time (the flow runner's
+/// `--at`, so schedules can be tested).
+#[derive(Debug)]
+pub(crate) struct FixedStartClock {
+    pub(crate) since_epoch: Duration,
+    pub(crate) started: Instant,
+}
+
+impl HostWallClock for FixedStartClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.since_epoch + self.started.elapsed()
+    }
+}
