@@ -1,0 +1,15 @@
+//! Hostile: answers, then computes forever without waiting on the call.
+
+struct Spin;
+
+impl opentact_sdk::Flow for Spin {
+    fn handle_call(call: opentact_sdk::Call) -> opentact_sdk::Result<()> {
+        call.answer()?;
+        let mut counter = 0u64;
+        loop {
+            counter = std::hint::black_box(counter.wrapping_add(1));
+        }
+    }
+}
+
+opentact_sdk::export_flow!(Spin);

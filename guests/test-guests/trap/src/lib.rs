@@ -1,0 +1,15 @@
+//! Hostile: answers, then executes `unreachable` (a trap).
+
+struct Trap;
+
+impl opentact_sdk::Flow for Trap {
+    fn handle_call(call: opentact_sdk::Call) -> opentact_sdk::Result<()> {
+        call.answer()?;
+        #[cfg(target_arch = "wasm32")]
+        core::arch::wasm32::unreachable();
+        #[cfg(not(target_arch = "wasm32"))]
+        panic!("trap");
+    }
+}
+
+opentact_sdk::export_flow!(Trap);

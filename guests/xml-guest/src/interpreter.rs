@@ -1,0 +1,508 @@
+//! Runs a document through a [`Host`] — the WIT imports in the guest, a scripted fake in tests.
+//!
+//! Decisions (the spec's gaps):
+//! - A verb that fails with a call error (busy, no answer, failed…) runs its `<Error>`; without
+//!   one, the flow goes on with the next verb. A failed *fetch* (webhook, `<Callback>`, Gather
+//!   `url`) without `<Error>` ends the flow with an error that says why: the caller must not be
+//!   left in silence waiting for a document that will not come.
+//! - The caller hanging up (`call-error::hangup`) ends the flow at once; so does `<Hangup>`.
+//! - A fetched document replaces the rest of the current one (TwiML `Redirect` semantics).
+//! - `<RecordWait>` waits while the background recording runs: a long pause that the caller's
+//!   hangup ends.
+//! - A Gather with no input runs `<Default>` (or continues); digits that match no branch run
+//!   `<Error>` (or continue). With `url`, the digits are sent and the answer replaces the rest.
+
+use opentact_xml::Document;
+use opentact_xml::ast::{self, Block, Node, NodeKind, Prompt, Target};
+
+use crate::params::CallObject;
+use crate::wit::types as t;
+
+/// Most documents one call may fetch (webhook, Callback, Gather url): a flow that redirects to
+/// itself forever ends instead of looping.
+pub const MAX_DOCUMENT_FETCHES: u32 = 50;
+/// How long `<RecordWait>` waits at most, ms.
+pub const RECORD_WAIT_MS: u32 = 4 * 60 * 60 * 1000;
+
+/// What the interpreter needs from the platform.
+pub trait Host {
+    /// The call.
+    fn info(&mut self) -> t::CallInfo;
+    /// The call's state now.
+    fn state(&mut self) -> t::CallState;
+    /// Answer.
+    fn answer(&mut self, delay_ms: u32) -> Result<(), t::CallError>;
+    /// Hang up.
+    fn hangup(&mut self, reason: t::HangupReason) -> Result<(), t::CallError>;
+    /// Say.
+    fn say(&mut self, request: &t::SayRequest) -> Result<(), t::CallError>;
+    /// Play.
+    fn play(&mut self, request: &t::PlayRequest) -> Result<(), t::CallError>;
+    /// Tone.
+    fn tone(&mut self, request: &t::ToneRequest) -> Result<(), t::CallError>;
+    /// Pause.
+    fn pause(&mut self, length_ms: u32) -> Result<(), t::CallError>;
+    /// Gather.
+    fn gather(&mut self, request: &t::GatherRequest) -> Result<t::GatherResult, t::CallError>;
+    /// Record.
+    fn record(&mut self, request: &t::RecordRequest) -> Result<t::Recording, t::CallError>;
+    /// Start a background recording.
+    fn record_start(&mut self, name: &str) -> Result<(), t::CallError>;
+    /// Stop it.
+    fn record_stop(&mut self) -> Result<Option<t::Recording>, t::CallError>;
+    /// Dial.
+    fn dial(&mut self, request: &t::DialRequest) -> Result<t::DialResult, t::CallError>;
+    /// Hold.
+    fn hold(&mut self, timeout_ms: u32) -> Result<(), t::CallError>;
+    /// Unhold.
+    fn unhold(&mut self) -> Result<(), t::CallError>;
+    /// Meta.
+    fn set_meta(&mut self, name: &str, value: &str) -> Result<(), t::CallError>;
+    /// The tag of later events.
+    fn set_tag(&mut self, tag: Option<&str>);
+    /// Report a step (`phase`: "started" | "finished" | "failed").
+    fn report(&mut self, verb: &str, phase: &str, detail: &[(&str, &str)]);
+    /// Where a number is: its state and county.
+    fn locate(&mut self, number: &str) -> Option<(Option<String>, Option<String>)>;
+    /// Seconds since the Unix epoch.
+    fn now(&mut self) -> i64;
+    /// HTTP: (status, body) or why not.
+    fn http(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+        timeout_ms: u32,
+    ) -> Result<(u16, Vec<u8>), String>;
+}
+
+/// What running a block led to.
+#[derive(Debug)]
+pub enum Flow {
+    /// Go on with the next node.
+    Continue,
+    /// A fetched document replaces the rest.
+    Replace(Document),
+    /// The call is over.
+    Stop,
+}
+
+/// Why a verb did not succeed.
+enum Failure {
+    /// The caller hung up.
+    Hangup,
+    /// A call error other than hangup: `<Error>` or continue.
+    Call,
+    /// A document fetch failed: `<Error>` or end the flow with this reason.
+    Fetch(String),
+    /// Something inside a nested block ended the flow: no `<Error>` of this node applies.
+    Fatal(String),
+}
+
+impl From<t::CallError> for Failure {
+    fn from(error: t::CallError) -> Self {
+        match error {
+            t::CallError::Hangup => Failure::Hangup,
+            _ => Failure::Call,
+        }
+    }
+}
+
+/// One call's interpreter.
+pub struct Interpreter<'h, H: Host> {
+    host: &'h mut H,
+    info: t::CallInfo,
+    meta: Vec<(String, String)>,
+    fetches: u32,
+    last_recording: Option<String>,
+}
+
+impl<H: Host> std::fmt::Debug for Interpreter<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interpreter").field("call", &self.info.id).field("fetches", &self.fetches).finish_non_exhaustive()
+    }
+}
+
+fn leg(leg: ast::Leg) -> t::Leg {
+    match leg {
+        ast::Leg::Aleg => t::Leg::Aleg,
+        ast::Leg::Bleg => t::Leg::Bleg,
+        ast::Leg::Both => t::Leg::Both,
+    }
+}
+
+fn say(say: &ast::Say) -> t::SayRequest {
+    t::SayRequest {
+        text: say.text.clone(),
+        lang: say.lang.clone(),
+        gender: match say.gender {
+            ast::Gender::Female => t::Gender::Female,
+            ast::Gender::Male => t::Gender::Male,
+        },
+        voice: say.code.clone(),
+        loop_count: say.loop_count,
+        leg: leg(say.leg),
+    }
+}
+
+fn play(play: &ast::Play) -> t::PlayRequest {
+    t::PlayRequest {
+        source: match &play.source {
+            ast::PlaySource::Url(url) => t::AudioSource::Url(url.clone()),
+            ast::PlaySource::Recording(name) => t::AudioSource::Recording(name.clone()),
+        },
+        loop_count: play.loop_count,
+        leg: leg(play.leg),
+    }
+}
+
+fn tone(tone: &ast::Tone) -> t::ToneRequest {
+    t::ToneRequest {
+        frequencies: tone.frequencies.clone(),
+        on_ms: tone.on_ms,
+        off_ms: tone.off_ms,
+        loop_count: tone.loop_count,
+        volume_db: tone.volume_db,
+        timeout_ms: tone.timeout_ms,
+        leg: leg(tone.leg),
+    }
+}
+
+fn state_name(state: t::CallState) -> &'static str {
+    match state {
+        t::CallState::Ringing => "ringing",
+        t::CallState::Answered => "answered",
+        t::CallState::Bridged => "bridged",
+        t::CallState::Held => "held",
+        t::CallState::Ended => "ended",
+    }
+}
+
+impl<'h, H: Host> Interpreter<'h, H> {
+    /// An interpreter for the call `host` drives.
+    pub fn new(host: &'h mut H) -> Self {
+        let info = host.info();
+        Self { host, info, meta: Vec::new(), fetches: 0, last_recording: None }
+    }
+
+    /// Run a document, following the documents that replace it, to the end.
+    pub fn run(&mut self, document: Document) -> Result<(), String> {
+        let mut document = document;
+        loop {
+            match self.block(&document.body)? {
+                Flow::Continue | Flow::Stop => return Ok(()),
+                Flow::Replace(next) => document = next,
+            }
+        }
+    }
+
+    /// Run a block.
+    pub fn block(&mut self, block: &Block) -> Result<Flow, String> {
+        for node in block {
+            match self.node(node)? {
+                Flow::Continue => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn node(&mut self, node: &Node) -> Result<Flow, String> {
+        match self.verb(node) {
+            Ok(flow) => Ok(flow),
+            Err(Failure::Hangup) => Ok(Flow::Stop),
+            Err(Failure::Call) => match &node.on_error {
+                Some(handler) => self.block(handler),
+                None => Ok(Flow::Continue),
+            },
+            Err(Failure::Fetch(reason)) => match &node.on_error {
+                Some(handler) => self.block(handler),
+                None => Err(reason),
+            },
+            Err(Failure::Fatal(reason)) => Err(reason),
+        }
+    }
+
+    /// Run the call import of a verb under its tag.
+    fn tagged<T>(&mut self, node: &Node, call: impl FnOnce(&mut H) -> Result<T, t::CallError>) -> Result<T, Failure> {
+        self.host.set_tag(node.tag.as_deref());
+        let result = call(self.host);
+        self.host.set_tag(None);
+        result.map_err(Failure::from)
+    }
+
+    fn verb(&mut self, node: &Node) -> Result<Flow, Failure> {
+        match &node.kind {
+            NodeKind::Answer { delay_ms } => self.tagged(node, |h| h.answer(*delay_ms))?,
+            NodeKind::Hangup { reason } => {
+                let reason = match reason {
+                    ast::HangupReason::Normal => t::HangupReason::Normal,
+                    ast::HangupReason::Busy => t::HangupReason::Busy,
+                    ast::HangupReason::Rejected => t::HangupReason::Rejected,
+                };
+                self.tagged(node, |h| h.hangup(reason))?;
+                return Ok(Flow::Stop);
+            }
+            NodeKind::Pause { length_ms } => self.tagged(node, |h| h.pause(*length_ms))?,
+            NodeKind::Say(s) => self.tagged(node, |h| h.say(&say(s)))?,
+            NodeKind::Play(p) => self.tagged(node, |h| h.play(&play(p)))?,
+            NodeKind::Tone(x) => self.tagged(node, |h| h.tone(&tone(x)))?,
+            NodeKind::Gather(gather) => return self.gather(node, gather),
+            NodeKind::Record(record) => return self.record(node, record),
+            NodeKind::RecordStart => {
+                let name = node.tag.clone().unwrap_or_else(|| "recording".to_owned());
+                self.tagged(node, |h| h.record_start(&name))?;
+            }
+            NodeKind::RecordStop => {
+                if let Some(recording) = self.tagged(node, |h| h.record_stop())? {
+                    self.last_recording = Some(recording.id);
+                }
+            }
+            NodeKind::RecordWait => self.tagged(node, |h| h.pause(RECORD_WAIT_MS))?,
+            NodeKind::Dial(dial) => {
+                let request = t::DialRequest {
+                    targets: dial
+                        .targets
+                        .iter()
+                        .map(|target| match target {
+                            Target::Number(n) => t::DialTarget::Number(n.clone()),
+                            Target::SipUri(u) => t::DialTarget::SipUri(u.clone()),
+                            Target::User(u) => t::DialTarget::User(u.clone()),
+                        })
+                        .collect(),
+                    timeout_ms: dial.timeout_ms,
+                    caller_id: dial.caller_id.clone(),
+                    record: dial.record,
+                };
+                let result = self.tagged(node, |h| h.dial(&request))?;
+                if let Some(recording) = result.recording {
+                    self.last_recording = Some(recording.id);
+                }
+            }
+            NodeKind::Hold { timeout_ms } => self.tagged(node, |h| h.hold(*timeout_ms))?,
+            NodeKind::Unhold => self.tagged(node, |h| h.unhold())?,
+            NodeKind::Meta { name, value } => {
+                self.tagged(node, |h| h.set_meta(name, value))?;
+                self.meta.retain(|(k, _)| k != name);
+                self.meta.push((name.clone(), value.clone()));
+            }
+            NodeKind::Callback(callback) => {
+                let object = self.call_object(node, None, None, false);
+                let body = callback.body.then(|| object.json());
+                let document = self.fetch(node, "callback", callback.method, &callback.url, &object, body, callback.timeout_ms)?;
+                return Ok(Flow::Replace(document));
+            }
+            NodeKind::Curl(curl) => self.curl(node, curl)?,
+            NodeKind::Call { field, value, body } => {
+                let actual = match field {
+                    ast::CallField::To => &self.info.to,
+                    ast::CallField::From => &self.info.from,
+                };
+                if actual == value {
+                    return self.block(body).map_err(Failure::Fatal);
+                }
+            }
+            NodeKind::Geo { states, county, body } => {
+                if self.geo_matches(states, county.as_deref()) {
+                    return self.block(body).map_err(Failure::Fatal);
+                }
+            }
+            NodeKind::Schedule { schedule, body } => {
+                if self.schedule_matches(schedule) {
+                    return self.block(body).map_err(Failure::Fatal);
+                }
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn gather(&mut self, node: &Node, gather: &ast::Gather) -> Result<Flow, Failure> {
+        let prompts = gather
+            .prompts
+            .iter()
+            .map(|p| match p {
+                Prompt::Say(s) => t::Prompt::Say(say(s)),
+                Prompt::Play(p) => t::Prompt::Play(play(p)),
+                Prompt::Tone(x) => t::Prompt::Tone(tone(x)),
+                Prompt::Pause(ms) => t::Prompt::Pause(*ms),
+            })
+            .collect();
+        let request = t::GatherRequest {
+            prompts,
+            max_digits: gather.max_digits,
+            finish_key: gather.finish_key.map(String::from),
+            first_digit_timeout_ms: gather.timeout_ms,
+            inter_digit_timeout_ms: gather.inter_digit_timeout_ms,
+            attempts: gather.attempts,
+        };
+        let result = self.tagged(node, |h| h.gather(&request))?;
+        if let Some(fetch) = &gather.fetch {
+            let legacy = gather.syntax == ast::GatherSyntax::Legacy;
+            let object = self.call_object(node, Some(result.digits.clone()), Some(result.attempts), legacy);
+            let body = (fetch.method != ast::Method::Get).then(|| object.json());
+            let document = self.fetch(node, "gather", fetch.method, &fetch.url, &object, body, 10_000)?;
+            return Ok(Flow::Replace(document));
+        }
+        if result.digits.is_empty() {
+            return match &gather.default {
+                Some(default) => self.block(default).map_err(Failure::Fatal),
+                None => Ok(Flow::Continue),
+            };
+        }
+        match gather.branches.iter().find(|b| b.digits == result.digits) {
+            Some(branch) => self.block(&branch.body).map_err(Failure::Fatal),
+            None if gather.branches.is_empty() => Ok(Flow::Continue),
+            None => Err(Failure::Call),
+        }
+    }
+
+    fn record(&mut self, node: &Node, record: &ast::Record) -> Result<Flow, Failure> {
+        if record.body.is_empty() {
+            let request = t::RecordRequest {
+                name: record.name.clone(),
+                max_length_ms: record.max_length_ms,
+                silence_timeout_ms: record.silence_timeout_ms,
+                finish_key: record.finish_key.map(String::from),
+                transcribe: record.transcribe,
+            };
+            let recording = self.tagged(node, |h| h.record(&request))?;
+            self.last_recording = Some(recording.id);
+            return Ok(Flow::Continue);
+        }
+        self.tagged(node, |h| h.record_start(&record.name))?;
+        let flow = self.block(&record.body).map_err(Failure::Fatal)?;
+        if let Some(recording) = self.tagged(node, |h| h.record_stop())? {
+            self.last_recording = Some(recording.id);
+        }
+        Ok(flow)
+    }
+
+    fn curl(&mut self, node: &Node, curl: &ast::Curl) -> Result<(), Failure> {
+        self.host.set_tag(node.tag.as_deref());
+        self.host.report("curl", "started", &[("url", &curl.url)]);
+        let result =
+            self.host.http(curl.method.as_str(), &curl.url, &curl.headers, curl.body.as_deref().map(str::as_bytes), curl.timeout_ms);
+        let outcome = match result {
+            Ok((status, _)) if (200..300).contains(&status) => {
+                self.host.report("curl", "finished", &[("url", &curl.url), ("status", &status.to_string())]);
+                Ok(())
+            }
+            Ok((status, _)) => {
+                self.host.report("curl", "failed", &[("url", &curl.url), ("status", &status.to_string())]);
+                Err(Failure::Call)
+            }
+            Err(error) => {
+                self.host.report("curl", "failed", &[("url", &curl.url), ("error", &error)]);
+                Err(Failure::Call)
+            }
+        };
+        self.host.set_tag(None);
+        outcome
+    }
+
+    fn call_object(&mut self, node: &Node, dtmf: Option<String>, attempts: Option<u32>, legacy: bool) -> CallObject {
+        let state = self.host.state();
+        CallObject {
+            call: self.info.id.clone(),
+            from: self.info.from.clone(),
+            to: self.info.to.clone(),
+            tn: self.info.tn,
+            direction: match self.info.direction {
+                t::Direction::Inbound => "in",
+                t::Direction::Outbound => "out",
+            },
+            state: state_name(state).to_owned(),
+            sca: self.info.app.clone(),
+            account: self.info.account.clone(),
+            tag: node.tag.clone(),
+            meta: self.meta.clone(),
+            dtmf,
+            attempts,
+            recording: self.last_recording.clone(),
+            legacy,
+        }
+    }
+
+    /// Fetch a document: GET with the call object in the query, other methods with it as JSON.
+    #[allow(clippy::too_many_arguments)]
+    fn fetch(
+        &mut self,
+        node: &Node,
+        verb: &str,
+        method: ast::Method,
+        url: &str,
+        object: &CallObject,
+        body: Option<String>,
+        timeout_ms: u32,
+    ) -> Result<Document, Failure> {
+        self.host.set_tag(node.tag.as_deref());
+        self.host.report(verb, "started", &[("url", url)]);
+        let result = self.fetch_document(method, url, object, body, timeout_ms);
+        match &result {
+            Ok(_) => self.host.report(verb, "finished", &[("url", url)]),
+            Err(error) => self.host.report(verb, "failed", &[("url", url), ("error", error)]),
+        }
+        self.host.set_tag(None);
+        result.map_err(Failure::Fetch)
+    }
+
+    /// The document at `url`, or a sentence that says why not.
+    pub fn fetch_document(
+        &mut self,
+        method: ast::Method,
+        url: &str,
+        object: &CallObject,
+        body: Option<String>,
+        timeout_ms: u32,
+    ) -> Result<Document, String> {
+        self.fetches += 1;
+        if self.fetches > MAX_DOCUMENT_FETCHES {
+            return Err(format!("more than {MAX_DOCUMENT_FETCHES} documents fetched in one call; last was {url}"));
+        }
+        let mut headers = vec![("accept".to_owned(), "application/xml, text/xml".to_owned())];
+        let target = if method == ast::Method::Get { object.url_with_query(url) } else { url.to_owned() };
+        if body.is_some() {
+            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+        }
+        let (status, bytes) = self
+            .host
+            .http(method.as_str(), &target, &headers, body.as_deref().map(str::as_bytes), timeout_ms)
+            .map_err(|error| format!("fetching {url} failed: {error}"))?;
+        if !(200..300).contains(&status) {
+            return Err(format!("{url} answered {status}"));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| format!("{url} returned a document that is not UTF-8"))?;
+        opentact_xml::parse(&text).map_err(|errors| format!("{url} returned an invalid document: {errors}"))
+    }
+
+    fn geo_matches(&mut self, states: &[String], county: Option<&str>) -> bool {
+        if states.is_empty() && county.is_none() {
+            return true;
+        }
+        let from = self.info.from.clone();
+        let Some((state, found_county)) = self.host.locate(&from) else { return false };
+        let state_ok =
+            states.is_empty() || state.as_deref().is_some_and(|s| states.iter().any(|x| x.eq_ignore_ascii_case(s)));
+        let county_ok = county.is_none_or(|c| found_county.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(c)));
+        state_ok && county_ok
+    }
+
+    fn schedule_matches(&mut self, schedule: &ast::Schedule) -> bool {
+        let zone = schedule.tz.clone().or_else(|| self.info.time_zone.clone());
+        let now = self.host.now();
+        match crate::schedule::local_time(now, zone.as_deref()) {
+            Ok((day, seconds)) => schedule.contains(day, seconds),
+            Err(error) => {
+                self.host.report("schedule", "failed", &[("error", &error)]);
+                false
+            }
+        }
+    }
+}
+
+/// The call object of the app's webhook request (no verb results yet).
+pub fn webhook_object<H: Host>(interpreter: &mut Interpreter<'_, H>) -> CallObject {
+    let node = Node { span: ast::Span::default(), tag: None, kind: NodeKind::Unhold, on_error: None };
+    interpreter.call_object(&node, None, None, false)
+}
