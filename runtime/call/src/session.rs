@@ -179,7 +179,7 @@ fn media_detail(media: &Media) -> Map<String, Value> {
         Media::Say(say) => detail([("text", json!(say.text)), ("lang", json!(say.lang))]),
         Media::Play(play) => match &play.source {
             AudioSource::Url(url) => detail([("url", json!(url))]),
-            AudioSource::Recording(name) => detail([("recording", json!(name))]),
+            AudioSource::Recording(name) => detail([("record", json!(name))]),
         },
         Media::Tone(tone) => detail([("hz", json!(tone.frequencies))]),
         Media::Silence(length) => detail([("length_ms", json!(length))]),
@@ -354,7 +354,17 @@ impl CallSession {
         request.prompts.iter().try_for_each(check_media)?;
         self.ensure_live()?;
         self.auto_answer().await?;
+        let prompts: Vec<Value> = request
+            .prompts
+            .iter()
+            .map(|prompt| {
+                let mut entry = media_detail(prompt);
+                entry.insert("verb".to_owned(), json!(prompt.verb()));
+                Value::Object(entry)
+            })
+            .collect();
         let started = detail([
+            ("prompts", Value::Array(prompts)),
             ("max_digits", json!(request.max_digits)),
             ("finish_key", json!(request.finish_key.map(String::from))),
             ("timeout_ms", json!(request.first_digit_timeout_ms)),

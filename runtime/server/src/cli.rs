@@ -1,0 +1,117 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Opentact: phone numbers, SIP, voice and SMS, with call flows as WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "opentact", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// Log filter when OPENTACT_LOG is not set: the server logs its work; the flow tools stay
+    /// quiet so their output is the flow's.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Serve(_) => "info",
+            Command::Flow { .. } => "warn",
+        }
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the platform.
+    Serve(ServeArgs),
+    /// Work on a call flow locally: run it against a simulated call, or validate it.
+    Flow {
+        /// What to do with the flow.
+        #[command(subcommand)]
+        command: FlowCommand,
+    },
+}
+
+/// `opentact serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file (TOML; see opentact.sample.toml). Defaults apply without one.
+    #[arg(long, short, env = "OPENTACT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The data directory (overrides `server.data_dir`).
+    #[arg(long, env = "OPENTACT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Start, check everything, and exit instead of serving (for scripts and CI).
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// The flow subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Run a flow against a simulated call and print one JSON event per line.
+    ///
+    /// Exit codes: 0 the flow completed, 1 the flow failed (trap, limit, failed fetch without
+    /// <Error>), 2 the flow or the arguments are invalid.
+    Run(RunArgs),
+    /// Validate a flow without running it: an XML document against the dialect, a .wasm
+    /// component against the flow world.
+    Check(CheckArgs),
+}
+
+/// `opentact flow run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The flow: an XML document (.xml), a component (.wasm), or an http(s) URL of a webhook
+    /// that returns the XML (synchronous call control).
+    pub flow: String,
+    /// The caller: a number (digits, country code first) or a SIP URI.
+    #[arg(long, default_value = "12025550100")]
+    pub from: String,
+    /// The number called.
+    #[arg(long, default_value = "12025550111")]
+    pub to: String,
+    /// Keys the caller presses, in order (0-9 * # A-D); `.` stays silent through one wait.
+    #[arg(long, default_value = "")]
+    pub digits: String,
+    /// What a dialled target does: `<target>=answered|busy|no-answer|failed` (repeatable);
+    /// targets not named answer.
+    #[arg(long = "dial", value_name = "TARGET=OUTCOME")]
+    pub dial: Vec<String>,
+    /// The webhook's method when FLOW is a URL.
+    #[arg(long, default_value = "POST")]
+    pub method: String,
+    /// The current time the flow sees (RFC 3339, e.g. 2026-11-24T10:00:00Z), for schedules.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// The account time zone (IANA name), used by schedules without `tz`.
+    #[arg(long)]
+    pub tz: Option<String>,
+    /// Do not answer implicitly before the first media verb.
+    #[arg(long)]
+    pub no_auto_answer: bool,
+    /// Allow the flow's HTTP requests to loopback and private addresses (local webhooks).
+    #[arg(long)]
+    pub allow_private_http: bool,
+    /// Run on the wall clock (pauses and timeouts really wait) instead of virtual time.
+    #[arg(long)]
+    pub realtime: bool,
+    /// The configuration file (its [flows] limits apply).
+    #[arg(long, short, env = "OPENTACT_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `opentact flow check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The flow: an XML document or a .wasm component.
+    pub flow: PathBuf,
+    /// The configuration file (its [flows] limits apply to components).
+    #[arg(long, short, env = "OPENTACT_CONFIG")]
+    pub config: Option<PathBuf>,
+}

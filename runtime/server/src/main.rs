@@ -1,0 +1,47 @@
+//! `opentact`: the platform server (`serve`) and the flow author's tools (`flow run`,
+//! `flow check`). Only this binary wires concrete types together.
+
+mod cli;
+mod config;
+mod flow_cmd;
+mod numbers;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, FlowCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr: stdout of `flow run` is the event stream, one JSON object per line.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OPENTACT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.default_log_filter())),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Flow { command: FlowCommand::Run(args) } => flow_cmd::run(args).await,
+            Command::Flow { command: FlowCommand::Check(args) } => flow_cmd::check(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(flow_cmd::EXIT_INVALID_INPUT)
+        }
+    }
+}
