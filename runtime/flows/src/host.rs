@@ -359,6 +359,11 @@ impl FlowHost {
         }
         match error.downcast_ref::<Trap>() {
             Some(Trap::StackOverflow) => "the flow overflowed its stack".to_owned(),
+            // Rust and C guests keep their stack in linear memory, so running off its end is
+            // an out-of-bounds access rather than a wasm stack overflow.
+            Some(Trap::MemoryOutOfBounds) => {
+                "the flow trapped: out-of-bounds memory access (most often a stack overflow in the guest)".to_owned()
+            }
             Some(Trap::UnreachableCodeReached) => {
                 "the flow trapped: wasm `unreachable` instruction executed (a panic or abort in the guest)".to_owned()
             }

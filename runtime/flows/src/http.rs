@@ -7,7 +7,7 @@
 //! rebinding) could slip past the check. Closing that gap needs a connector that dials the
 //! checked address; it is noted for the SIP/production hardening work.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
