@@ -48,3 +48,50 @@ async fn what_is_not_a_flow_component_is_refused_clearly() {
     let check = opentact(&["flow", "check", &guest("xml-guest")]).await;
     assert_eq!(check.code, 0, "the built-in XML guest is a valid flow component: {}", check.stderr);
 }
+
+#[tokio::test]
+async fn the_ivr_example_routes_by_digit() {
+    let sales = flow_run(&guest("ivr"), &["--digits", "1"]).await;
+    assert_eq!(sales.code, 0, "{}", sales.stderr);
+    assert_eq!(sales.detail("dial", "finished").expect("dialled")["answered"], "12125550100");
+    let support = flow_run(&guest("ivr"), &["--digits", "2", "--dial", "support@acme.sip.example=busy"]).await;
+    assert_eq!(support.said().last().map(String::as_str), Some("Support is busy, please call again later."));
+    let silent = flow_run(&guest("ivr"), &["--digits", ".."]).await;
+    assert_eq!(silent.said().last().map(String::as_str), Some("Goodbye."));
+    assert_eq!(silent.detail("gather", "finished").expect("gathered")["attempts"], 2);
+}
+
+#[tokio::test]
+async fn the_voicemail_example_records_and_replays() {
+    let run = flow_run(&guest("voicemail"), &["--digits", "#"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.detail("record", "finished").expect("recorded")["name"], "voicemail");
+    assert_eq!(run.detail("play", "started").expect("played")["record"], "voicemail");
+}
+
+#[tokio::test]
+async fn the_follow_me_example_takes_a_message_when_nobody_answers() {
+    let args = [
+        "--dial",
+        "alice@acme.sip.example=no-answer",
+        "--dial",
+        "12125550101=busy",
+        "--dial",
+        "12125550102=no-answer",
+    ];
+    let run = flow_run(&guest("follow-me"), &args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.detail("dial", "failed").expect("dial failed")["error"], "no_answer");
+    assert!(run.detail("record", "finished").is_some(), "{:?}", run.transcript());
+    let answered = flow_run(&guest("follow-me"), &["--dial", "alice@acme.sip.example=busy"]).await;
+    assert_eq!(answered.detail("dial", "finished").expect("answered")["answered"], "12125550101");
+}
+
+#[tokio::test]
+async fn the_business_hours_example_follows_the_clock() {
+    let open = flow_run(&guest("business-hours"), &["--at", "2026-11-24T15:00:00Z"]).await;
+    assert!(open.detail("dial", "started").is_some(), "Tuesday 10:00 at UTC-5 is open: {:?}", open.transcript());
+    let closed = flow_run(&guest("business-hours"), &["--at", "2026-11-28T15:00:00Z"]).await;
+    assert!(closed.detail("dial", "started").is_none(), "Saturday is closed");
+    assert!(closed.said()[0].starts_with("We are closed."));
+}
