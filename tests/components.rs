@@ -54,7 +54,8 @@ async fn the_ivr_example_routes_by_digit() {
     let sales = flow_run(&guest("ivr"), &["--digits", "1"]).await;
     assert_eq!(sales.code, 0, "{}", sales.stderr);
     assert_eq!(sales.detail("dial", "finished").expect("dialled")["answered"], "12125550100");
-    let support = flow_run(&guest("ivr"), &["--digits", "2", "--dial", "support@acme.sip.example=busy"]).await;
+    let support =
+        flow_run(&guest("ivr"), &["--digits", "2", "--dial", "support@acme.sip.example=busy"]).await;
     assert_eq!(support.said().last().map(String::as_str), Some("Support is busy, please call again later."));
     let silent = flow_run(&guest("ivr"), &["--digits", ".."]).await;
     assert_eq!(silent.said().last().map(String::as_str), Some("Goodbye."));
@@ -90,7 +91,11 @@ async fn the_follow_me_example_takes_a_message_when_nobody_answers() {
 #[tokio::test]
 async fn the_business_hours_example_follows_the_clock() {
     let open = flow_run(&guest("business-hours"), &["--at", "2026-11-24T15:00:00Z"]).await;
-    assert!(open.detail("dial", "started").is_some(), "Tuesday 10:00 at UTC-5 is open: {:?}", open.transcript());
+    assert!(
+        open.detail("dial", "started").is_some(),
+        "Tuesday 10:00 at UTC-5 is open: {:?}",
+        open.transcript()
+    );
     let closed = flow_run(&guest("business-hours"), &["--at", "2026-11-28T15:00:00Z"]).await;
     assert!(closed.detail("dial", "started").is_none(), "Saturday is closed");
     assert!(closed.said()[0].starts_with("We are closed."));

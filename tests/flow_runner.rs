@@ -25,7 +25,11 @@ fn normalise(run: &Run) -> String {
     for (index, event) in run.events.iter().enumerate() {
         assert_eq!(event["seq"], Value::from(index as u64 + 1), "events are numbered 1, 2, 3…");
         let name = match event["type"].as_str() {
-            Some("call.callflow") => format!("{}:{}", event["verb"].as_str().unwrap_or("?"), event["phase"].as_str().unwrap_or("?")),
+            Some("call.callflow") => format!(
+                "{}:{}",
+                event["verb"].as_str().unwrap_or("?"),
+                event["phase"].as_str().unwrap_or("?")
+            ),
             Some(other) => other.to_owned(),
             None => "?".to_owned(),
         };
@@ -174,11 +178,9 @@ async fn an_invalid_document_is_refused_with_line_and_column() {
 
 #[tokio::test]
 async fn callback_replaces_the_rest_of_the_document() {
-    let server = TestServer::start(&[(
-        "/next",
-        Canned::xml("<Response><Say>From the callback.</Say></Response>"),
-    )])
-    .await;
+    let server =
+        TestServer::start(&[("/next", Canned::xml("<Response><Say>From the callback.</Say></Response>"))])
+            .await;
     let xml = format!(
         r#"<Response><Say>Before.</Say><Callback url="{}" method="POST"/><Say>Never spoken.</Say></Response>"#,
         server.url("/next?x=1")
@@ -199,7 +201,9 @@ async fn callback_replaces_the_rest_of_the_document() {
 
 #[tokio::test]
 async fn a_failing_fetch_runs_error() {
-    let server = TestServer::start(&[("/broken", Canned::status(500)), ("/garbage", Canned::xml("not xml at all"))]).await;
+    let server =
+        TestServer::start(&[("/broken", Canned::status(500)), ("/garbage", Canned::xml("not xml at all"))])
+            .await;
     for path in ["/broken", "/garbage", "/missing"] {
         let xml = format!(
             r#"<Response><Callback url="{}"><Error><Say>Fetch failed.</Say></Error></Callback><Say>After.</Say></Response>"#,
@@ -234,11 +238,8 @@ async fn fetches_to_loopback_are_refused_by_default() {
 
 #[tokio::test]
 async fn gather_url_sends_the_digits_and_runs_the_answer() {
-    let server = TestServer::start(&[(
-        "/menu",
-        Canned::xml("<Response><Say>You chose well.</Say></Response>"),
-    )])
-    .await;
+    let server =
+        TestServer::start(&[("/menu", Canned::xml("<Response><Say>You chose well.</Say></Response>"))]).await;
     let xml = format!(
         r#"<Response>
   <Gather numDigits="2" callback="{}" method="GET">
@@ -268,7 +269,8 @@ async fn gather_url_sends_the_digits_and_runs_the_answer() {
 
 #[tokio::test]
 async fn curl_is_a_side_call_whose_answer_is_not_executed() {
-    let server = TestServer::start(&[("/notify", Canned::xml("<Response><Say>Ignored.</Say></Response>"))]).await;
+    let server =
+        TestServer::start(&[("/notify", Canned::xml("<Response><Say>Ignored.</Say></Response>"))]).await;
     let xml = format!(
         r#"<Response>
   <Curl url="{}" method="POST" timeout="2000"><Header name="X-Order" value="17"/>order=17</Curl>
@@ -279,16 +281,21 @@ async fn curl_is_a_side_call_whose_answer_is_not_executed() {
     let run = run_xml(&xml, &["--allow-private-http"]).await;
     assert_eq!(run.said(), ["Done."], "{}", run.stderr);
     let received = server.received();
-    assert_eq!((received.len(), received[0].method.as_str(), received[0].body.as_str()), (1, "POST", "order=17"));
+    assert_eq!(
+        (received.len(), received[0].method.as_str(), received[0].body.as_str()),
+        (1, "POST", "order=17")
+    );
     let finished = run.detail("curl", "finished").expect("curl finished");
     assert_eq!(finished["status"], "200");
 }
 
 #[tokio::test]
 async fn a_slow_webhook_takes_the_error_path() {
-    let server =
-        TestServer::start(&[("/slow", Canned::slow("<Response><Say>Late.</Say></Response>", Duration::from_secs(5)))])
-            .await;
+    let server = TestServer::start(&[(
+        "/slow",
+        Canned::slow("<Response><Say>Late.</Say></Response>", Duration::from_secs(5)),
+    )])
+    .await;
     let xml = format!(
         r#"<Response><Callback url="{}" timeout="300"><Error><Say>Too slow.</Say></Error></Callback></Response>"#,
         server.url("/slow")
@@ -296,7 +303,10 @@ async fn a_slow_webhook_takes_the_error_path() {
     let started = std::time::Instant::now();
     let run = run_xml(&xml, &["--allow-private-http"]).await;
     assert_eq!(run.said(), ["Too slow."], "{}", run.stderr);
-    assert!(started.elapsed() < Duration::from_secs(5), "the caller was not left waiting for the slow server");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the caller was not left waiting for the slow server"
+    );
 }
 
 #[tokio::test]

@@ -29,7 +29,8 @@ const GUESTS: &[(&str, &str)] = &[
 const PROFILE: &str = "guest";
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir.join("../..");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     // OUT_DIR is <target>/[<triple>/]<profile>/build/<crate>-<hash>/out: the nested target
@@ -55,7 +56,13 @@ fn main() {
         command.args(["-p", package]);
     }
     // Flags meant for the host build (coverage, sanitizers) must not reach the wasm build.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
         command.env_remove(var);
     }
     let status = command.status().expect("could not start cargo to build the guests");
@@ -67,7 +74,9 @@ fn main() {
     }
 
     let artifact_dir = guest_target.join("wasm32-wasip2").join(PROFILE);
-    let mut code = String::from("/// Every guest built: (name, path of its component).\npub const GUESTS: &[(&str, &str)] = &[\n");
+    let mut code = String::from(
+        "/// Every guest built: (name, path of its component).\npub const GUESTS: &[(&str, &str)] = &[\n",
+    );
     let mut xml_guest = None;
     for (name, package) in GUESTS {
         let file = artifact_dir.join(format!("{}.wasm", package.replace('-', "_")));

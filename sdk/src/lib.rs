@@ -47,7 +47,9 @@ pub mod bindings {
 }
 
 use bindings::opentact::flow::{call as host, flow_events, types as wit};
-pub use wit::{CallInfo, CallState, DialTarget, Direction, GatherEnd, Gender, HangupReason, Leg, Recording, SmsMessage};
+pub use wit::{
+    CallInfo, CallState, DialTarget, Direction, GatherEnd, Gender, HangupReason, Leg, Recording, SmsMessage,
+};
 
 /// Why a call-control request did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,13 +135,15 @@ macro_rules! export_flow {
                 fn handle_call(call: $crate::CallInfo) -> ::std::result::Result<(), ::std::string::String> {
                     <$flow as $crate::Flow>::handle_call($crate::Call::new(call)).map_err(|e| e.to_string())
                 }
-                fn handle_sms(message: $crate::SmsMessage) -> ::std::result::Result<(), ::std::string::String> {
+                fn handle_sms(
+                    message: $crate::SmsMessage,
+                ) -> ::std::result::Result<(), ::std::string::String> {
                     <$flow as $crate::Flow>::handle_sms(message).map_err(|e| e.to_string())
                 }
             }
             // Only a component has the ABI; native builds (tests, clippy) skip it.
             #[cfg(target_arch = "wasm32")]
-            $crate::bindings::export_flow_bindings!(OpentactFlowExport with_types_in $crate::bindings);
+    $crate::bindings::export_flow_bindings!(OpentactFlowExport with_types_in $crate::bindings);
         };
     };
 }
@@ -202,7 +206,11 @@ impl Play {
     }
     /// A recording of this call, by name.
     pub fn recording(name: impl Into<String>) -> Self {
-        Play(wit::PlayRequest { source: wit::AudioSource::Recording(name.into()), loop_count: 1, leg: Leg::Aleg })
+        Play(wit::PlayRequest {
+            source: wit::AudioSource::Recording(name.into()),
+            loop_count: 1,
+            leg: Leg::Aleg,
+        })
     }
     /// Repetitions.
     pub fn loops(mut self, count: u32) -> Self {
@@ -530,7 +538,13 @@ mod tests {
     fn defaults_match_the_xml_dialect() {
         let gather = Gather::new().0;
         assert_eq!(
-            (gather.max_digits, gather.finish_key.as_deref(), gather.first_digit_timeout_ms, gather.inter_digit_timeout_ms, gather.attempts),
+            (
+                gather.max_digits,
+                gather.finish_key.as_deref(),
+                gather.first_digit_timeout_ms,
+                gather.inter_digit_timeout_ms,
+                gather.attempts
+            ),
             (1, Some("#"), 10_000, 5_000, 1)
         );
         let say = Say::new("hi").0;
@@ -550,7 +564,11 @@ mod tests {
             .0;
         assert_eq!(gather.prompts.len(), 2);
         assert_eq!((gather.max_digits, gather.finish_key, gather.inter_digit_timeout_ms), (4, None, 3000));
-        let dial = Dial::new().number("12125550100").user("alice@acme.sip.example").timeout(Duration::from_secs(20)).0;
+        let dial = Dial::new()
+            .number("12125550100")
+            .user("alice@acme.sip.example")
+            .timeout(Duration::from_secs(20))
+            .0;
         assert_eq!(dial.targets.len(), 2);
         assert_eq!(dial.timeout_ms, 20_000);
     }

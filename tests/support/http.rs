@@ -79,7 +79,8 @@ impl TestServer {
                                 .get("content-type")
                                 .and_then(|v| v.to_str().ok())
                                 .map(str::to_owned);
-                            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let body =
+                                request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             log.lock().expect("log").push(Received {
                                 method,
                                 uri,

@@ -47,7 +47,12 @@ impl Run {
                 said.extend(event["detail"]["text"].as_str().map(str::to_owned));
             } else if event["verb"] == "gather" {
                 let prompts = event["detail"]["prompts"].as_array().cloned().unwrap_or_default();
-                said.extend(prompts.iter().filter(|p| p["verb"] == "say").filter_map(|p| p["text"].as_str().map(str::to_owned)));
+                said.extend(
+                    prompts
+                        .iter()
+                        .filter(|p| p["verb"] == "say")
+                        .filter_map(|p| p["text"].as_str().map(str::to_owned)),
+                );
             }
         }
         said

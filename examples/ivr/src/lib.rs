@@ -1,5 +1,9 @@
 //! An IVR: welcome, a one-key menu with two attempts, sales by number, support by SIP user.
 
+// The flow is exported only in the wasm32 component; a native build (clippy, tests) has no
+// export, so the flow type looks unused there.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
 use std::time::Duration;
 
 use opentact_sdk::{Call, Dial, Error, Flow, Gather, Result, Say};
@@ -38,12 +42,16 @@ impl Flow for Ivr {
             .attempts(2)
             .first_digit_timeout(Duration::from_secs(10));
         match choose(&call.gather(menu)?.digits) {
-            Choice::Sales => match call.dial(Dial::new().number("12125550100").timeout(Duration::from_secs(20))) {
-                Ok(_) | Err(Error::Busy | Error::NoAnswer | Error::Failed(_)) => {}
-                Err(other) => return Err(other),
-            },
+            Choice::Sales => {
+                match call.dial(Dial::new().number("12125550100").timeout(Duration::from_secs(20))) {
+                    Ok(_) | Err(Error::Busy | Error::NoAnswer | Error::Failed(_)) => {}
+                    Err(other) => return Err(other),
+                }
+            }
             Choice::Support => {
-                if let Err(Error::Busy | Error::NoAnswer | Error::Failed(_)) = call.dial(Dial::new().user("support@acme.sip.example")) {
+                if let Err(Error::Busy | Error::NoAnswer | Error::Failed(_)) =
+                    call.dial(Dial::new().user("support@acme.sip.example"))
+                {
                     call.say(Say::new("Support is busy, please call again later."))?;
                 }
             }

@@ -20,12 +20,17 @@ pub struct Response {
 fn describe(error: &ErrorCode) -> String {
     match error {
         ErrorCode::DestinationIpProhibited | ErrorCode::HttpRequestDenied => {
-            "refused by the platform's HTTP policy (loopback and private addresses are not allowed)".to_owned()
+            "refused by the platform's HTTP policy (loopback and private addresses are not allowed)"
+                .to_owned()
         }
         ErrorCode::ConnectionRefused => "connection refused".to_owned(),
         ErrorCode::ConnectionTimeout => "timed out connecting".to_owned(),
-        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => "timed out waiting for the answer".to_owned(),
-        ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => "the host name does not resolve".to_owned(),
+        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+            "timed out waiting for the answer".to_owned()
+        }
+        ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => {
+            "the host name does not resolve".to_owned()
+        }
         ErrorCode::ConnectionLimitReached => "too many HTTP requests for this call".to_owned(),
         other => format!("{other:?}"),
     }
@@ -97,7 +102,8 @@ pub fn send(
             None => future.subscribe().block(),
         }
     };
-    let response = response.map_err(|()| "the response was already taken".to_owned())?.map_err(|e| describe(&e))?;
+    let response =
+        response.map_err(|()| "the response was already taken".to_owned())?.map_err(|e| describe(&e))?;
     let status = response.status();
     let incoming = response.consume().map_err(|()| "the response body was already taken".to_owned())?;
     let stream = incoming.stream().map_err(|()| "the response body stream was already taken".to_owned())?;

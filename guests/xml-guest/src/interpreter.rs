@@ -120,7 +120,10 @@ pub struct Interpreter<'h, H: Host> {
 
 impl<H: Host> std::fmt::Debug for Interpreter<'_, H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interpreter").field("call", &self.info.id).field("fetches", &self.fetches).finish_non_exhaustive()
+        f.debug_struct("Interpreter")
+            .field("call", &self.info.id)
+            .field("fetches", &self.fetches)
+            .finish_non_exhaustive()
     }
 }
 
@@ -225,7 +228,11 @@ impl<'h, H: Host> Interpreter<'h, H> {
     }
 
     /// Run the call import of a verb under its tag.
-    fn tagged<T>(&mut self, node: &Node, call: impl FnOnce(&mut H) -> Result<T, t::CallError>) -> Result<T, Failure> {
+    fn tagged<T>(
+        &mut self,
+        node: &Node,
+        call: impl FnOnce(&mut H) -> Result<T, t::CallError>,
+    ) -> Result<T, Failure> {
         self.host.set_tag(node.tag.as_deref());
         let result = call(self.host);
         self.host.set_tag(None);
@@ -290,7 +297,15 @@ impl<'h, H: Host> Interpreter<'h, H> {
             NodeKind::Callback(callback) => {
                 let object = self.call_object(node, None, None, false);
                 let body = callback.body.then(|| object.json());
-                let document = self.fetch(node, "callback", callback.method, &callback.url, &object, body, callback.timeout_ms)?;
+                let document = self.fetch(
+                    node,
+                    "callback",
+                    callback.method,
+                    &callback.url,
+                    &object,
+                    body,
+                    callback.timeout_ms,
+                )?;
                 return Ok(Flow::Replace(document));
             }
             NodeKind::Curl(curl) => self.curl(node, curl)?,
@@ -381,8 +396,13 @@ impl<'h, H: Host> Interpreter<'h, H> {
     fn curl(&mut self, node: &Node, curl: &ast::Curl) -> Result<(), Failure> {
         self.host.set_tag(node.tag.as_deref());
         self.host.report("curl", "started", &[("url", &curl.url)]);
-        let result =
-            self.host.http(curl.method.as_str(), &curl.url, &curl.headers, curl.body.as_deref().map(str::as_bytes), curl.timeout_ms);
+        let result = self.host.http(
+            curl.method.as_str(),
+            &curl.url,
+            &curl.headers,
+            curl.body.as_deref().map(str::as_bytes),
+            curl.timeout_ms,
+        );
         let outcome = match result {
             Ok((status, _)) if (200..300).contains(&status) => {
                 self.host.report("curl", "finished", &[("url", &curl.url), ("status", &status.to_string())]);
@@ -401,7 +421,13 @@ impl<'h, H: Host> Interpreter<'h, H> {
         outcome
     }
 
-    fn call_object(&mut self, node: &Node, dtmf: Option<String>, attempts: Option<u32>, legacy: bool) -> CallObject {
+    fn call_object(
+        &mut self,
+        node: &Node,
+        dtmf: Option<String>,
+        attempts: Option<u32>,
+        legacy: bool,
+    ) -> CallObject {
         let state = self.host.state();
         CallObject {
             call: self.info.id.clone(),
@@ -458,7 +484,9 @@ impl<'h, H: Host> Interpreter<'h, H> {
     ) -> Result<Document, String> {
         self.fetches += 1;
         if self.fetches > MAX_DOCUMENT_FETCHES {
-            return Err(format!("more than {MAX_DOCUMENT_FETCHES} documents fetched in one call; last was {url}"));
+            return Err(format!(
+                "more than {MAX_DOCUMENT_FETCHES} documents fetched in one call; last was {url}"
+            ));
         }
         let mut headers = vec![("accept".to_owned(), "application/xml, text/xml".to_owned())];
         let target = if method == ast::Method::Get { object.url_with_query(url) } else { url.to_owned() };
@@ -472,7 +500,8 @@ impl<'h, H: Host> Interpreter<'h, H> {
         if !(200..300).contains(&status) {
             return Err(format!("{url} answered {status}"));
         }
-        let text = String::from_utf8(bytes).map_err(|_| format!("{url} returned a document that is not UTF-8"))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| format!("{url} returned a document that is not UTF-8"))?;
         opentact_xml::parse(&text).map_err(|errors| format!("{url} returned an invalid document: {errors}"))
     }
 
@@ -482,9 +511,10 @@ impl<'h, H: Host> Interpreter<'h, H> {
         }
         let from = self.info.from.clone();
         let Some((state, found_county)) = self.host.locate(&from) else { return false };
-        let state_ok =
-            states.is_empty() || state.as_deref().is_some_and(|s| states.iter().any(|x| x.eq_ignore_ascii_case(s)));
-        let county_ok = county.is_none_or(|c| found_county.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(c)));
+        let state_ok = states.is_empty()
+            || state.as_deref().is_some_and(|s| states.iter().any(|x| x.eq_ignore_ascii_case(s)));
+        let county_ok =
+            county.is_none_or(|c| found_county.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(c)));
         state_ok && county_ok
     }
 

@@ -95,7 +95,8 @@ impl Host for Imports {
             "finished" => flow_events::Phase::Finished,
             _ => flow_events::Phase::Failed,
         };
-        let detail: Vec<(String, String)> = detail.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let detail: Vec<(String, String)> =
+            detail.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         flow_events::report(verb, phase, &detail);
     }
     fn locate(&mut self, number: &str) -> Option<(Option<String>, Option<String>)> {
@@ -119,7 +120,14 @@ impl Host for Imports {
         http::send(method, url, headers, body, timeout_ms).map(|r| (r.status, r.body))
     }
     #[cfg(not(target_arch = "wasm32"))]
-    fn http(&mut self, _: &str, _: &str, _: &[(String, String)], _: Option<&[u8]>, _: u32) -> Result<(u16, Vec<u8>), String> {
+    fn http(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: &[(String, String)],
+        _: Option<&[u8]>,
+        _: u32,
+    ) -> Result<(u16, Vec<u8>), String> {
         Err("HTTP is only available inside the wasm32-wasip2 guest".to_owned())
     }
 }
@@ -137,7 +145,8 @@ fn method(m: app_control::HttpMethod) -> Method {
 fn handle_call<H: Host>(host: &mut H, mode: app_control::ControlMode) -> Result<(), String> {
     match mode {
         app_control::ControlMode::Xml(text) => {
-            let document = opentact_xml::parse(&text).map_err(|e| format!("the app's document is invalid: {e}"))?;
+            let document =
+                opentact_xml::parse(&text).map_err(|e| format!("the app's document is invalid: {e}"))?;
             Interpreter::new(host).run(document)
         }
         app_control::ControlMode::Webhook(webhook) => {
@@ -162,7 +171,8 @@ fn handle_call<H: Host>(host: &mut H, mode: app_control::ControlMode) -> Result<
             let command = match app_control::next_command(PARK_TIMEOUT_MS) {
                 Ok(Some(command)) => command,
                 Ok(None) => {
-                    let reason = format!("no call-control command within {PARK_TIMEOUT_MS} ms (park timeout)");
+                    let reason =
+                        format!("no call-control command within {PARK_TIMEOUT_MS} ms (park timeout)");
                     host.report("park", "failed", &[("error", &reason)]);
                     return Err(reason);
                 }

@@ -49,7 +49,8 @@ impl CallObject {
         if let Some(attempts) = self.attempts {
             object.insert("attempts".to_owned(), json!(attempts));
         }
-        let meta: Map<String, Value> = self.meta.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        let meta: Map<String, Value> =
+            self.meta.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         object.insert("meta".to_owned(), Value::Object(meta));
         Value::Object(object).to_string()
     }

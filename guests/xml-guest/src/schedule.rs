@@ -6,7 +6,10 @@ use opentact_xml::ast::Weekday;
 /// The local weekday and seconds since midnight of `unix_seconds` in `zone` (an IANA name;
 /// `None` = UTC).
 pub fn local_time(unix_seconds: i64, zone: Option<&str>) -> Result<(Weekday, u32), String> {
-    let utc = chrono::Utc.timestamp_opt(unix_seconds, 0).single().ok_or_else(|| format!("invalid time {unix_seconds}"))?;
+    let utc = chrono::Utc
+        .timestamp_opt(unix_seconds, 0)
+        .single()
+        .ok_or_else(|| format!("invalid time {unix_seconds}"))?;
     let local = match zone {
         None => utc.naive_utc(),
         Some(name) => {
@@ -28,9 +31,15 @@ mod tests {
     #[test]
     fn converts_to_the_zone() {
         assert_eq!(local_time(TUESDAY_1530_UTC, None), Ok((Weekday::Tue, 15 * 3600 + 1800)));
-        assert_eq!(local_time(TUESDAY_1530_UTC, Some("America/New_York")), Ok((Weekday::Tue, 10 * 3600 + 1800)));
+        assert_eq!(
+            local_time(TUESDAY_1530_UTC, Some("America/New_York")),
+            Ok((Weekday::Tue, 10 * 3600 + 1800))
+        );
         // 04:30Z on Tuesday is 23:30 on Monday in New York.
-        assert_eq!(local_time(TUESDAY_1530_UTC - 11 * 3600, Some("America/New_York")), Ok((Weekday::Mon, 23 * 3600 + 1800)));
+        assert_eq!(
+            local_time(TUESDAY_1530_UTC - 11 * 3600, Some("America/New_York")),
+            Ok((Weekday::Mon, 23 * 3600 + 1800))
+        );
         assert!(local_time(0, Some("Mars/Olympus")).is_err());
     }
 }

@@ -80,9 +80,13 @@ fn flow_start(c: &mut Criterion) {
     let hangup_doc = ControlMode::Xml("<Response><Hangup/></Response>".to_owned());
 
     let mut group = c.benchmark_group("flow_start");
-    group.bench_function("xml_guest_hangup", |b| b.iter(|| runtime.block_on(guest(&host, &xml, black_box(&hangup_doc)))));
+    group.bench_function("xml_guest_hangup", |b| {
+        b.iter(|| runtime.block_on(guest(&host, &xml, black_box(&hangup_doc))))
+    });
     group.bench_function("native_hangup", |b| b.iter(|| runtime.block_on(native_hangup())));
-    group.bench_function("sdk_guest_hello", |b| b.iter(|| runtime.block_on(guest(&host, &hello, &ControlMode::Component))));
+    group.bench_function("sdk_guest_hello", |b| {
+        b.iter(|| runtime.block_on(guest(&host, &hello, &ControlMode::Component)))
+    });
     group.bench_function("native_hello", |b| b.iter(|| runtime.block_on(native_hello())));
     group.finish();
 
@@ -94,9 +98,17 @@ fn flow_start(c: &mut Criterion) {
     let native_hello_time = mean(&runtime, n, || Box::pin(native_hello()));
     println!();
     println!("flow start (mean of {n})        per start    vs native");
-    println!("XML guest  <Hangup/>            {:>9.1?}    {:>6.1}x", xml_time, xml_time.as_secs_f64() / native_hangup_time.as_secs_f64());
+    println!(
+        "XML guest  <Hangup/>            {:>9.1?}    {:>6.1}x",
+        xml_time,
+        xml_time.as_secs_f64() / native_hangup_time.as_secs_f64()
+    );
     println!("native     hangup               {:>9.1?}", native_hangup_time);
-    println!("SDK guest  answer/say/hangup    {:>9.1?}    {:>6.1}x", sdk_time, sdk_time.as_secs_f64() / native_hello_time.as_secs_f64());
+    println!(
+        "SDK guest  answer/say/hangup    {:>9.1?}    {:>6.1}x",
+        sdk_time,
+        sdk_time.as_secs_f64() / native_hello_time.as_secs_f64()
+    );
     println!("native     answer/say/hangup    {:>9.1?}", native_hello_time);
 }
 

@@ -19,7 +19,8 @@ struct ParkedCounter(Arc<AtomicUsize>);
 
 impl EventSink for ParkedCounter {
     fn emit(&self, event: &CallEvent) {
-        if matches!(&event.kind, EventKind::Callflow { verb, phase: Phase::Started, .. } if verb == "gather") {
+        if matches!(&event.kind, EventKind::Callflow { verb, phase: Phase::Started, .. } if verb == "gather")
+        {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -45,8 +46,11 @@ fn main() {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async move {
-        let host = Arc::new(FlowHost::new(HostConfig { max_concurrent_calls: calls, ..HostConfig::default() }).expect("host"));
-        let component = host.load_component(&opentact_guest_artifacts::bytes("gather-park")).expect("gather-park guest");
+        let host = Arc::new(
+            FlowHost::new(HostConfig { max_concurrent_calls: calls, ..HostConfig::default() }).expect("host"),
+        );
+        let component =
+            host.load_component(&opentact_guest_artifacts::bytes("gather-park")).expect("gather-park guest");
         let before = resident_bytes();
         let parked = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
@@ -71,11 +75,12 @@ fn main() {
             let session = Arc::new(CallSession::new(Arc::new(call), sink, SessionConfig::default()));
             let (host, component, failed) = (host.clone(), component.clone(), failed.clone());
             tokio::spawn(async move {
-                let outcome = host.run_call(&component, CallContext::new(session, ControlMode::Component)).await;
-                if let FlowOutcome::Failed(message) = outcome {
-                    if failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                        eprintln!("first failure: {message}");
-                    }
+                let outcome =
+                    host.run_call(&component, CallContext::new(session, ControlMode::Component)).await;
+                if let FlowOutcome::Failed(message) = outcome
+                    && failed.fetch_add(1, Ordering::Relaxed) == 0
+                {
+                    eprintln!("first failure: {message}");
                 }
             });
         }
@@ -98,7 +103,10 @@ fn main() {
         println!("resident before      {:.1} MiB", before as f64 / 1048576.0);
         println!("resident after       {:.1} MiB", after as f64 / 1048576.0);
         println!("resident per flow    {:.1} KiB", per_flow / 1024.0);
-        println!("target               10 000 parked flows under 1 GiB: {}", if after < (1 << 30) && failed == 0 { "met" } else { "NOT met" });
+        println!(
+            "target               10 000 parked flows under 1 GiB: {}",
+            if after < (1 << 30) && failed == 0 { "met" } else { "NOT met" }
+        );
         std::process::exit(if failed == 0 && parked == flows { 0 } else { 1 });
     });
 }

@@ -58,6 +58,11 @@ pub struct HttpPolicy {
 
 impl Default for HttpPolicy {
     fn default() -> Self {
-        Self { allow_private: false, timeout_ms: 10_000, max_response_bytes: 1024 * 1024, max_requests_per_call: 100 }
+        Self {
+            allow_private: false,
+            timeout_ms: 10_000,
+            max_response_bytes: 1024 * 1024,
+            max_requests_per_call: 100,
+        }
     }
 }

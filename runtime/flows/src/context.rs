@@ -79,7 +79,10 @@ pub struct CallContext {
 
 impl std::fmt::Debug for CallContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallContext").field("session", &self.session).field("mode", &self.mode).finish_non_exhaustive()
+        f.debug_struct("CallContext")
+            .field("session", &self.session)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 

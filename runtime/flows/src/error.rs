@@ -20,7 +20,9 @@ pub enum HostError {
     #[error("not a WebAssembly component: the file does not start with the Wasm magic bytes")]
     NotWasm,
     /// A core module, not a component.
-    #[error("not a WebAssembly component but a core module: build it for the wasm32-wasip2 target, which emits components")]
+    #[error(
+        "not a WebAssembly component but a core module: build it for the wasm32-wasip2 target, which emits components"
+    )]
     CoreModule,
     /// Malformed or invalid Wasm.
     #[error("not a valid WebAssembly component: {0:#}")]

@@ -10,7 +10,9 @@ use opentact_call::FlowOutcome;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
@@ -148,7 +150,9 @@ impl FlowHost {
                     }
                 }
             })
-            .map_err(|e| HostError::Engine(wasmtime::Error::msg(format!("cannot start the epoch ticker: {e}"))))?;
+            .map_err(|e| {
+                HostError::Engine(wasmtime::Error::msg(format!("cannot start the epoch ticker: {e}")))
+            })?;
         Ok(Self {
             engine,
             linker,
@@ -223,7 +227,9 @@ impl FlowHost {
                     self.loaded_from_disk.fetch_add(1, Ordering::Relaxed);
                     return Ok(component);
                 }
-                Err(error) => tracing::warn!(file = %file.display(), %error, "ignoring an unusable cached component"),
+                Err(error) => {
+                    tracing::warn!(file = %file.display(), %error, "ignoring an unusable cached component")
+                }
             }
         }
         let artifact = self.engine.precompile_component(bytes).map_err(HostError::Invalid)?;
@@ -232,7 +238,8 @@ impl FlowHost {
         std::fs::create_dir_all(&dir).map_err(|source| HostError::Cache { path: dir.clone(), source })?;
         // Write then rename, so a crash never leaves a truncated artifact under the final name.
         let partial = file.with_extension("partial");
-        std::fs::write(&partial, &artifact).map_err(|source| HostError::Cache { path: partial.clone(), source })?;
+        std::fs::write(&partial, &artifact)
+            .map_err(|source| HostError::Cache { path: partial.clone(), source })?;
         std::fs::rename(&partial, &file).map_err(|source| HostError::Cache { path: file.clone(), source })?;
         // SAFETY: as above — the bytes were just produced by this engine.
         #[allow(unsafe_code)]
@@ -259,12 +266,15 @@ impl FlowHost {
             commands: context.commands,
             numbers: context.numbers,
             limiter: Limiter {
-                max_memory_bytes: usize::try_from(u64::from(self.config.max_memory_mib) * 1024 * 1024).unwrap_or(usize::MAX),
+                max_memory_bytes: usize::try_from(u64::from(self.config.max_memory_mib) * 1024 * 1024)
+                    .unwrap_or(usize::MAX),
                 memory_refused: false,
             },
             cpu: CpuMeter {
                 ticks: 0,
-                budget_ticks: (self.config.cpu_budget_ms / u32::try_from(EPOCH_TICK.as_millis()).unwrap_or(10)).max(1),
+                budget_ticks: (self.config.cpu_budget_ms
+                    / u32::try_from(EPOCH_TICK.as_millis()).unwrap_or(10))
+                .max(1),
                 exceeded: false,
             },
             wasi: wasi.build(),
@@ -362,10 +372,12 @@ impl FlowHost {
             // Rust and C guests keep their stack in linear memory, so running off its end is
             // an out-of-bounds access rather than a wasm stack overflow.
             Some(Trap::MemoryOutOfBounds) => {
-                "the flow trapped: out-of-bounds memory access (most often a stack overflow in the guest)".to_owned()
+                "the flow trapped: out-of-bounds memory access (most often a stack overflow in the guest)"
+                    .to_owned()
             }
             Some(Trap::UnreachableCodeReached) => {
-                "the flow trapped: wasm `unreachable` instruction executed (a panic or abort in the guest)".to_owned()
+                "the flow trapped: wasm `unreachable` instruction executed (a panic or abort in the guest)"
+                    .to_owned()
             }
             Some(trap) => format!("the flow trapped: {trap}"),
             None => format!("the flow failed: {error:#}"),

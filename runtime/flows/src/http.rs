@@ -92,7 +92,8 @@ async fn check_destination(uri: &hyper::Uri, allow_private: bool) -> Result<(), 
     Ok(())
 }
 
-type SendResult = Result<(hyper::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>;
+type SendResult =
+    Result<(hyper::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>;
 
 impl WasiHttpHooks for PolicyHooks {
     fn send_request(
@@ -122,7 +123,8 @@ impl WasiHttpHooks for PolicyHooks {
             };
             let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             let limit = u64::from(policy.max_response_bytes);
-            let response = response.map(|body| CappedBody { inner: body.boxed_unsync(), seen: 0, limit }.boxed_unsync());
+            let response =
+                response.map(|body| CappedBody { inner: body.boxed_unsync(), seen: 0, limit }.boxed_unsync());
             Ok((response, Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>))
         })
     }
@@ -139,7 +141,10 @@ impl Body for CappedBody {
     type Data = Bytes;
     type Error = Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
@@ -163,7 +168,20 @@ mod tests {
 
     #[test]
     fn non_public_ranges() {
-        for ip in ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.1.1", "100.64.0.1", "0.0.0.0", "::1", "fd00::1", "fe80::1", "::ffff:10.0.0.1", "224.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "224.0.0.1",
+        ] {
             assert!(is_non_public(ip.parse().expect("ip")), "{ip}");
         }
         for ip in ["8.8.8.8", "93.184.216.34", "2606:4700::1111"] {

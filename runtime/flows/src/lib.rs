@@ -23,6 +23,7 @@ pub use config::{HostConfig, HttpPolicy};
 pub use context::{CallContext, ControlMode, EmptyDirectory, HttpMethod, Location, NumberDirectory};
 pub use error::HostError;
 pub use host::{
-    ASYNC_STACK, CacheStats, EPOCH_TICK, FlowComponent, FlowHost, MAX_COMPONENT_BYTES, MAX_WASM_STACK, check_map_count,
+    ASYNC_STACK, CacheStats, EPOCH_TICK, FlowComponent, FlowHost, MAX_COMPONENT_BYTES, MAX_WASM_STACK,
+    check_map_count,
 };
 pub use http::is_non_public;

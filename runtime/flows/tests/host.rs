@@ -101,7 +101,10 @@ async fn a_stack_overflow_is_a_clean_trap() {
     let (outcome, _) = run(&host, "stack-overflow").await;
     // Rust keeps its stack in linear memory: overflowing it is an out-of-bounds access, which
     // the host names as the likely stack overflow it is.
-    assert!(failure(&outcome).contains("stack overflow") || failure(&outcome).contains("overflowed its stack"), "{outcome:?}");
+    assert!(
+        failure(&outcome).contains("stack overflow") || failure(&outcome).contains("overflowed its stack"),
+        "{outcome:?}"
+    );
     // The host is still fine: the next call runs.
     assert_eq!(run(&host, "hello").await.0, FlowOutcome::Completed);
 }
@@ -149,7 +152,9 @@ async fn what_is_not_a_flow_component_is_refused() {
     let empty = wat::parse_str("(component)").expect("wat");
     let error = host.load_component(&empty).expect_err("no handler export");
     assert!(error.to_string().contains("handler"), "the missing export is named: {error}");
-    let imports = wat::parse_str(r#"(component (import "acme:secret/keys" (instance (export "get" (func)))))"#).expect("wat");
+    let imports =
+        wat::parse_str(r#"(component (import "acme:secret/keys" (instance (export "get" (func)))))"#)
+            .expect("wat");
     let error = host.load_component(&imports).expect_err("unknown import");
     assert!(error.to_string().contains("acme:secret/keys"), "the unknown import is named: {error}");
 }
@@ -157,7 +162,11 @@ async fn what_is_not_a_flow_component_is_refused() {
 #[tokio::test]
 async fn the_disk_cache_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = HostConfig { max_concurrent_calls: 4, cache_dir: Some(dir.path().to_path_buf()), ..HostConfig::default() };
+    let config = HostConfig {
+        max_concurrent_calls: 4,
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..HostConfig::default()
+    };
     let bytes = opentact_guest_artifacts::bytes("hello");
     let first = FlowHost::new(config.clone()).expect("host");
     first.load_component(&bytes).expect("loads");

@@ -114,7 +114,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             if !validate_xml(&args.flow, &text) {
                 return Ok(ExitCode::from(EXIT_INVALID_INPUT));
             }
-            (load(&host, "the built-in XML guest", opentact_guest_artifacts::XML_GUEST)?, ControlMode::Xml(text))
+            (
+                load(&host, "the built-in XML guest", opentact_guest_artifacts::XML_GUEST)?,
+                ControlMode::Xml(text),
+            )
         }
         FlowSource::Wasm(bytes) => (load(&host, &args.flow, &bytes)?, ControlMode::Component),
         FlowSource::Webhook(url) => {
@@ -141,12 +144,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         realtime: args.realtime,
     });
     let sink = Arc::new(JsonLinesSink::new(std::io::stdout()));
-    let session = Arc::new(CallSession::new(
-        Arc::new(call),
-        sink,
-        SessionConfig { auto_answer: !args.no_auto_answer },
-    ));
-    let context = CallContext::new(session, mode).with_numbers(Arc::new(NumberData)).with_wall_clock(wall_clock);
+    let session =
+        Arc::new(CallSession::new(Arc::new(call), sink, SessionConfig { auto_answer: !args.no_auto_answer }));
+    let context =
+        CallContext::new(session, mode).with_numbers(Arc::new(NumberData)).with_wall_clock(wall_clock);
     match host.run_call(&component, context).await {
         FlowOutcome::Completed => Ok(ExitCode::SUCCESS),
         FlowOutcome::Failed(_) | FlowOutcome::TimedOut => Ok(ExitCode::from(EXIT_FLOW_FAILED)),

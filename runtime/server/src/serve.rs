@@ -19,7 +19,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.server.data_dir = data_dir;
     }
     let data_dir = &config.server.data_dir;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let mut flows = config.flows.clone();
     if flows.cache_dir.is_none() {
         flows.cache_dir = Some(data_dir.join("components"));

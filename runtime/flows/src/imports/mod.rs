@@ -18,8 +18,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub(crate) use opentact::flow::types as wit;
 pub(crate) use call::state as call_state;
+pub(crate) use opentact::flow::types as wit;
 
 impl opentact::flow::types::Host for FlowState {}
 
