@@ -180,3 +180,36 @@ async fn the_disk_cache_survives_a_restart() {
     let outcome = second.run_call(&component, CallContext::new(session, ControlMode::Component)).await;
     assert_eq!(outcome, FlowOutcome::Completed);
 }
+
+#[tokio::test]
+async fn the_xml_guest_runs_asynchronous_commands_in_order() {
+    let host = host();
+    let component = host.load_component(opentact_guest_artifacts::XML_GUEST).expect("xml guest");
+    let (session, sink) = session("async");
+    let (commands, queue) = tokio::sync::mpsc::channel(8);
+    commands.send("<Response><Say>first</Say></Response>".to_owned()).await.expect("queued");
+    commands.send("<Response><Bogus/></Response>".to_owned()).await.expect("queued");
+    commands.send("<Response><Say>second</Say><Hangup/></Response>".to_owned()).await.expect("queued");
+    let context = CallContext::new(session, ControlMode::AsyncCommands).with_commands(queue);
+    let outcome = host.run_call(&component, context).await;
+    assert_eq!(outcome, FlowOutcome::Completed, "the call ended by its own <Hangup/>");
+    let steps: Vec<String> = sink
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Callflow { verb, phase, detail } if phase != Phase::Started => Some(format!(
+                "{verb}:{phase:?}:{}",
+                detail.get("text").and_then(|t| t.as_str()).unwrap_or("")
+            )),
+            _ => None,
+        })
+        .collect();
+    let said: Vec<&String> = steps.iter().filter(|s| s.starts_with("say:")).collect();
+    assert_eq!(said.len(), 2, "{steps:?}");
+    assert!(
+        steps.iter().any(|s| s.starts_with("command:Failed")),
+        "an invalid command is reported, not run: {steps:?}"
+    );
+    assert!(steps.last().is_some_and(|s| s.starts_with("hangup:Finished")), "{steps:?}");
+    drop(commands);
+}
