@@ -54,6 +54,13 @@ pub struct HttpPolicy {
     pub max_response_bytes: u32,
     /// Most requests one call's flow may make (default 100).
     pub max_requests_per_call: u32,
+    /// Most requests one call's flow may have in flight at once, from sending the request to
+    /// dropping the response body (default 4); more are refused with `connection-limit-reached`.
+    pub max_concurrent_requests: u32,
+    /// Destinations reachable even though they are not public (with `allow_private` false):
+    /// networks in CIDR notation (`10.20.0.0/16`, `fd00:1::/64`, a bare address) or one
+    /// `host:port` (`hooks.internal:8080`, `[::1]:9000`). Default: none.
+    pub allow: Vec<String>,
 }
 
 impl Default for HttpPolicy {
@@ -63,6 +70,8 @@ impl Default for HttpPolicy {
             timeout_ms: 10_000,
             max_response_bytes: 1024 * 1024,
             max_requests_per_call: 100,
+            max_concurrent_requests: 4,
+            allow: Vec::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What the host needs to run one call's flow.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use opentact_call::CallSession;
@@ -69,12 +70,24 @@ impl NumberDirectory for EmptyDirectory {
 }
 
 /// One call's flow: its session, its app's mode and what the imports read.
+///
+/// Build it with [`CallContext::new`] and the `with_*` methods, or fill the fields directly.
 pub struct CallContext {
-    pub(crate) session: Arc<CallSession>,
-    pub(crate) mode: ControlMode,
-    pub(crate) commands: Option<mpsc::Receiver<String>>,
-    pub(crate) numbers: Arc<dyn NumberDirectory>,
-    pub(crate) wall_clock: Option<DateTime<Utc>>,
+    /// The call the flow controls: every call-control import runs on it, and
+    /// [`crate::FlowHost::run_call`] finishes it when the flow ends.
+    pub session: Arc<CallSession>,
+    /// The app's control mode (`app-control.mode`).
+    pub mode: ControlMode,
+    /// Asynchronous call-control commands for `app-control.next-command`; `None` = the app
+    /// sends none (a wait then times out empty).
+    pub commands: Option<mpsc::Receiver<String>>,
+    /// The number data `numbers.lookup` answers from.
+    pub numbers: Arc<dyn NumberDirectory>,
+    /// The flow's wall clock starts here (the runner's `--at`); `None` = real time.
+    pub wall_clock: Option<DateTime<Utc>>,
+    /// The app's own limit on the flow's length (its `max_call_length_min`); the host's
+    /// [`crate::HostConfig::max_call_length_s`] applies when `None`, and caps it otherwise.
+    pub max_call_length: Option<Duration>,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -89,7 +102,14 @@ impl std::fmt::Debug for CallContext {
 impl CallContext {
     /// A flow for `session`, in `mode`.
     pub fn new(session: Arc<CallSession>, mode: ControlMode) -> Self {
-        Self { session, mode, commands: None, numbers: Arc::new(EmptyDirectory), wall_clock: None }
+        Self {
+            session,
+            mode,
+            commands: None,
+            numbers: Arc::new(EmptyDirectory),
+            wall_clock: None,
+            max_call_length: None,
+        }
     }
 
     /// The number data `<Geo>` and `numbers.lookup` use.
@@ -101,6 +121,12 @@ impl CallContext {
     /// Fix the flow's wall clock to start at `at` (the runner's `--at`); `None` = real time.
     pub fn with_wall_clock(mut self, at: Option<DateTime<Utc>>) -> Self {
         self.wall_clock = at;
+        self
+    }
+
+    /// The app's limit on the flow's length (capped by the host's own).
+    pub fn with_max_call_length(mut self, limit: Duration) -> Self {
+        self.max_call_length = Some(limit);
         self
     }
 

@@ -30,6 +30,14 @@ pub enum HostError {
     /// Imports something the host does not provide, or does not export the flow handler.
     #[error("the component does not fit the opentact:flow world: {0:#}")]
     World(#[source] wasmtime::Error),
+    /// An entry of the HTTP allow-list (`[flows.http] allow`) cannot be understood.
+    #[error("flows.http.allow entry {entry:?}: {reason}")]
+    HttpAllow {
+        /// The entry as written.
+        entry: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The component cache directory could not be used.
     #[error("component cache {path}: {source}")]
     Cache {

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use opentact_call::FlowOutcome;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig,
+    Store, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -19,27 +21,47 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use crate::config::HostConfig;
 use crate::context::CallContext;
 use crate::error::HostError;
-use crate::http::PolicyHooks;
+use crate::http::{CompiledPolicy, PolicyHooks};
 use crate::imports::{self, FlowPre};
-use crate::state::{CpuMeter, FixedStartClock, FlowState, Limiter, LogSink, LogStream};
+use crate::state::{CpuMeter, FixedStartClock, FlowCtx, FlowState, Limiter, LogSink, LogStream};
 
 /// Largest component accepted, bytes.
 pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
 /// How often the epoch advances: the granularity of the CPU budget.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// Core instances a component may hold: a `wasm32-wasip2` Rust component has three (the
-/// program and two adapter shims); the pool is sized with headroom.
+/// Core instances the pool provides per flow. A Rust `wasm32-wasip2` component has three (the
+/// program and the two shims `wasm-component-ld` adds to lower imports; measured on the XML,
+/// hello, gather-park and http-refused guests with an exactly sized pool); one more is headroom
+/// for components from other toolchains. The pool's total is what is sized: a component may
+/// use more (up to 4× this) as long as the process total holds.
 pub const CORE_INSTANCES_PER_COMPONENT: u32 = 4;
-/// Tables per component instance the pool provides for.
+/// Tables per flow the pool provides for (a Rust component defines two).
 pub const TABLES_PER_COMPONENT: u32 = 4;
-/// Memories per component instance the pool provides for.
+/// Memories per flow the pool provides for (a Rust component defines one; a second slot per
+/// flow costs only address space, see [`MEMORY_GUARD`]).
 pub const MEMORIES_PER_COMPONENT: u32 = 2;
-/// The stack guest code may use. Deep recursion past it traps as a stack overflow.
+/// The native stack guest code may use. Deep recursion past it traps as a stack overflow.
+/// Rust guests keep their big frames on a shadow stack in linear memory (1 MiB by default), so
+/// this mostly bounds the wasm operand/call frames; 512 KiB is far beyond what a flow needs.
 pub const MAX_WASM_STACK: usize = 512 * 1024;
-/// The fiber stack a flow's host calls run on (guest stack + host frames).
+/// The fiber stack each flow runs on: [`MAX_WASM_STACK`] plus room for the host frames of the
+/// imports (WASI, wasi:http, the call session) that run on it. Stacks come from the pool and
+/// are touched lazily, so a parked flow costs only the pages it used, not this much.
 pub const ASYNC_STACK: usize = 1024 * 1024;
-/// Guard pages after each linear memory.
+/// Guard region after each linear memory. Each memory slot reserves `max_memory_mib` plus
+/// this much address space (no more: `memory_reservation` equals the memory limit), so
+/// 10 000 flows × 2 slots × 64 MiB ≈ 1.3 TB of the 128 TiB user address space; out-of-bounds
+/// accesses are caught by explicit bounds checks rather than by a large guard.
 pub const MEMORY_GUARD: u64 = 64 * 1024;
+/// Dirty pages of a flow's linear memory kept mapped (and reset with `memset`) when its slot is
+/// freed, instead of being returned to the kernel: the next flow in the slot then takes no page
+/// faults and the process no `madvise` TLB shootdowns. Only used where the kernel has the
+/// `PAGEMAP_SCAN` ioctl (Linux 6.7+), which finds the dirty pages; without it the whole prefix
+/// would be `memset`, which costs more than it saves. Cost: after a peak of N concurrent calls
+/// up to N × this much (in practice the ~40 KiB a small flow touches) stays resident.
+pub const MEMORY_KEEP_RESIDENT: usize = 256 * 1024;
+/// As [`MEMORY_KEEP_RESIDENT`], for tables.
+pub const TABLE_KEEP_RESIDENT: usize = 64 * 1024;
 /// Kernel memory mappings one live flow takes (measured): for the `vm.max_map_count` check.
 pub const MAPPINGS_PER_FLOW: u64 = 6;
 
@@ -83,6 +105,7 @@ pub struct FlowHost {
     compiled: AtomicU64,
     loaded_from_disk: AtomicU64,
     memory_hits: AtomicU64,
+    http: Arc<CompiledPolicy>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -111,6 +134,11 @@ fn engine(config: &HostConfig) -> Result<Engine, HostError> {
         .max_memories_per_component(MEMORIES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT * 4)
         .max_memory_size(usize::try_from(memory).unwrap_or(usize::MAX));
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+            .table_keep_resident(TABLE_KEEP_RESIDENT);
+    }
     let mut wasm = Config::new();
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .epoch_interruption(true)
@@ -131,6 +159,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 impl FlowHost {
     /// Start the engine (and its epoch ticker).
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
+        let http = Arc::new(CompiledPolicy::new(config.http.clone())?);
         let engine = engine(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(HostError::Engine)?;
@@ -161,6 +190,7 @@ impl FlowHost {
             compiled: AtomicU64::new(0),
             loaded_from_disk: AtomicU64::new(0),
             memory_hits: AtomicU64::new(0),
+            http,
             stop_ticker,
         })
     }
@@ -261,10 +291,12 @@ impl FlowHost {
             wasi.wall_clock(FixedStartClock { since_epoch, started: Instant::now() });
         }
         let state = FlowState {
-            session: context.session,
-            mode: context.mode,
-            commands: context.commands,
-            numbers: context.numbers,
+            flow: FlowCtx {
+                session: context.session,
+                mode: context.mode,
+                commands: context.commands,
+                numbers: context.numbers,
+            },
             limiter: Limiter {
                 max_memory_bytes: usize::try_from(u64::from(self.config.max_memory_mib) * 1024 * 1024)
                     .unwrap_or(usize::MAX),
@@ -279,13 +311,20 @@ impl FlowHost {
             },
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: PolicyHooks::new(self.config.http.clone()),
+            hooks: PolicyHooks::new(self.http.clone()),
             table: ResourceTable::new(),
             log,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
+        // The callback runs each time the guest crosses an epoch tick while computing: a tick is
+        // charged and the guest yields, so a busy guest shares its runtime thread with other
+        // calls. The deadline is re-armed after the yield resumes (wasmtime 48 sets it after
+        // the await), so time spent suspended is not charged; under contention a charged tick
+        // may cover less than a full tick of computation, which makes the budget stricter,
+        // never looser. Every import of the flow world resets the count
+        // ([`FlowCtxView::host_call`]); WASI calls (clocks, output, polls) do not.
         store.epoch_deadline_callback(|mut context| {
             let cpu = &mut context.data_mut().cpu;
             cpu.ticks += 1;
@@ -304,13 +343,22 @@ impl FlowHost {
     /// becomes [`FlowOutcome::Failed`] with a message that says what happened.
     pub async fn run_call(&self, component: &FlowComponent, context: CallContext) -> FlowOutcome {
         let session = context.session.clone();
-        let limit = Duration::from_secs(u64::from(self.config.max_call_length_s));
-        let outcome = match tokio::time::timeout(limit, self.execute(component, context)).await {
-            Ok(outcome) => outcome,
-            Err(_) => FlowOutcome::TimedOut,
-        };
-        session.finish(outcome.clone()).await;
-        outcome
+        let span = tracing::info_span!("flow", call = %session.info().id, component = %component.sha256);
+        async move {
+            let host_limit = Duration::from_secs(u64::from(self.config.max_call_length_s));
+            let limit = context.max_call_length.map_or(host_limit, |app| app.min(host_limit));
+            let outcome = match tokio::time::timeout(limit, self.execute(component, context)).await {
+                Ok(outcome) => outcome,
+                Err(_) => FlowOutcome::TimedOut,
+            };
+            if let FlowOutcome::Failed(message) = &outcome {
+                tracing::info!(%message, "flow failed");
+            }
+            session.finish(outcome.clone()).await;
+            outcome
+        }
+        .instrument(span)
+        .await
     }
 
     async fn execute(&self, component: &FlowComponent, context: CallContext) -> FlowOutcome {
@@ -336,14 +384,32 @@ impl FlowHost {
         let flow = match component.pre.instantiate_async(&mut store).await {
             Ok(flow) => flow,
             Err(error) => {
-                let message = format!("{error:#}");
-                if message.contains("maximum concurrent") || message.contains("pooling allocator") {
-                    return FlowOutcome::Failed(format!("the platform is at capacity: {message}"));
+                // A full pool is the admission control: say so, not "instantiation failed".
+                if let Some(full) = error.downcast_ref::<PoolConcurrencyLimitError>() {
+                    return FlowOutcome::Failed(format!(
+                        "the platform is at capacity ({full}; max_concurrent_calls = {})",
+                        self.config.max_concurrent_calls
+                    ));
+                }
+                // Each live flow takes a few kernel memory mappings: past `vm.max_map_count`
+                // the kernel refuses the next one with ENOMEM. Also capacity, not a flow bug.
+                let refused_mapping = error.chain().any(|cause| {
+                    cause
+                        .downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::OutOfMemory)
+                });
+                if refused_mapping {
+                    return FlowOutcome::Failed(format!(
+                        "the platform is at capacity (the kernel refused memory for another flow: {error}; \
+                         is vm.max_map_count high enough for max_concurrent_calls = {}?)",
+                        self.config.max_concurrent_calls
+                    ));
                 }
                 return FlowOutcome::Failed(self.describe(&store, &error));
             }
         };
         let result = flow.opentact_flow_handler().call_handle_call(&mut store, &info).await;
+        store.data().log.flush();
         let dropped = store.data().log.dropped();
         if dropped > 0 {
             tracing::info!(dropped, "flow output past the log limit was dropped");

@@ -23,7 +23,10 @@ pub use config::{HostConfig, HttpPolicy};
 pub use context::{CallContext, ControlMode, EmptyDirectory, HttpMethod, Location, NumberDirectory};
 pub use error::HostError;
 pub use host::{
-    ASYNC_STACK, CacheStats, EPOCH_TICK, FlowComponent, FlowHost, MAX_COMPONENT_BYTES, MAX_WASM_STACK,
-    check_map_count,
+    ASYNC_STACK, CORE_INSTANCES_PER_COMPONENT, CacheStats, EPOCH_TICK, FlowComponent, FlowHost,
+    MAPPINGS_PER_FLOW, MAX_COMPONENT_BYTES, MAX_WASM_STACK, MEMORIES_PER_COMPONENT, MEMORY_GUARD,
+    MEMORY_KEEP_RESIDENT, TABLE_KEEP_RESIDENT, TABLES_PER_COMPONENT, check_map_count,
 };
 pub use http::is_non_public;
+pub use imports::MAX_COMMAND_WAIT_MS;
+pub use state::MAX_TABLE_ELEMENTS;

@@ -61,12 +61,38 @@ pub(crate) struct CpuMeter {
     pub(crate) exceeded: bool,
 }
 
-/// The data of one call's store.
-pub(crate) struct FlowState {
+/// What the flow world's imports work on: the call and its app's settings. They see nothing
+/// else of the store (not WASI, HTTP or the limits) — see [`FlowView`].
+pub(crate) struct FlowCtx {
     pub(crate) session: Arc<CallSession>,
     pub(crate) mode: ControlMode,
     pub(crate) commands: Option<mpsc::Receiver<String>>,
     pub(crate) numbers: Arc<dyn NumberDirectory>,
+}
+
+/// The imports' view of a store: the call's [`FlowCtx`] and its CPU meter, which every import
+/// resets ([`FlowCtxView::host_call`]).
+pub(crate) struct FlowCtxView<'a> {
+    pub(crate) ctx: &'a mut FlowCtx,
+    pub(crate) cpu: &'a mut CpuMeter,
+}
+
+impl FlowCtxView<'_> {
+    /// A host call: the guest is waiting on the platform, so its CPU segment ends.
+    pub(crate) fn host_call(&mut self) {
+        self.cpu.ticks = 0;
+    }
+}
+
+/// Store data that the flow world's imports can run on (as `WasiView` is for WASI).
+pub(crate) trait FlowView: Send {
+    /// The imports' view of this store.
+    fn flow(&mut self) -> FlowCtxView<'_>;
+}
+
+/// The data of one call's store.
+pub(crate) struct FlowState {
+    pub(crate) flow: FlowCtx,
     pub(crate) limiter: Limiter,
     pub(crate) cpu: CpuMeter,
     pub(crate) wasi: WasiCtx,
@@ -76,10 +102,9 @@ pub(crate) struct FlowState {
     pub(crate) log: Arc<LogSink>,
 }
 
-impl FlowState {
-    /// A host call: the guest is waiting on the platform, so its CPU segment ends.
-    pub(crate) fn host_call(&mut self) {
-        self.cpu.ticks = 0;
+impl FlowView for FlowState {
+    fn flow(&mut self) -> FlowCtxView<'_> {
+        FlowCtxView { ctx: &mut self.flow, cpu: &mut self.cpu }
     }
 }
 
@@ -130,6 +155,14 @@ impl LogSink {
             } else {
                 state.line.push(*byte);
             }
+        }
+    }
+
+    /// Forward a last line that did not end with a newline.
+    pub(crate) fn flush(&self) {
+        let line = std::mem::take(&mut self.state.lock().line);
+        if !line.is_empty() {
+            tracing::info!(target: "opentact::flow::log", call = %self.call, "{}", String::from_utf8_lossy(&line));
         }
     }
 

@@ -213,3 +213,217 @@ async fn the_xml_guest_runs_asynchronous_commands_in_order() {
     assert!(steps.last().is_some_and(|s| s.starts_with("hangup:Finished")), "{steps:?}");
     drop(commands);
 }
+
+fn realtime_session(id: &str) -> (Arc<CallSession>, Arc<CollectingSink>) {
+    let call = SimulatedCall::new(SimulatedCallConfig {
+        info: CallInfo {
+            id: id.to_owned(),
+            account: "acct".into(),
+            app: "app".into(),
+            from: "12015550100".into(),
+            to: "12025550111".into(),
+            tn: None,
+            direction: Direction::Inbound,
+            time_zone: None,
+        },
+        digits: Vec::new(),
+        dial: Default::default(),
+        realtime: true,
+    });
+    let sink = Arc::new(CollectingSink::default());
+    (Arc::new(CallSession::new(Arc::new(call), sink.clone(), SessionConfig::default())), sink)
+}
+
+fn gathering(sink: &CollectingSink) -> bool {
+    sink.events().into_iter().any(
+        |e| matches!(e.kind, EventKind::Callflow { ref verb, phase: Phase::Started, .. } if verb == "gather"),
+    )
+}
+
+#[tokio::test]
+async fn a_full_pool_refuses_the_next_call_as_platform_at_capacity() {
+    let host = Arc::new(
+        FlowHost::new(HostConfig { max_concurrent_calls: 1, ..HostConfig::default() }).expect("host"),
+    );
+    let park = host.load_component(&opentact_guest_artifacts::bytes("gather-park")).expect("loads");
+    let (session, sink) = realtime_session("parked");
+    let parked = tokio::spawn({
+        let host = host.clone();
+        async move { host.run_call(&park, CallContext::new(session, ControlMode::Component)).await }
+    });
+    while !gathering(&sink) {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let (outcome, refused) = run(&host, "hello").await;
+    assert!(failure(&outcome).starts_with("the platform is at capacity"), "{outcome:?}");
+    assert_eq!(hung_up_with(&refused), Some(41), "the refused call is still ended");
+    parked.abort();
+    let _ = parked.await;
+    assert_eq!(run(&host, "hello").await.0, FlowOutcome::Completed, "the slot is free again");
+}
+
+#[tokio::test]
+async fn the_app_limit_on_call_length_times_the_flow_out() {
+    let host = host();
+    let park = host.load_component(&opentact_guest_artifacts::bytes("gather-park")).expect("loads");
+    let (session, sink) = realtime_session("too-long");
+    let context = CallContext::new(session, ControlMode::Component)
+        .with_max_call_length(std::time::Duration::from_millis(300));
+    assert_eq!(host.run_call(&park, context).await, FlowOutcome::TimedOut);
+    assert!(hung_up_with(&sink).is_some(), "the call is ended");
+}
+
+fn http_errors(sink: &CollectingSink) -> Vec<(String, String)> {
+    sink.events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Callflow { verb, phase: Phase::Failed, detail } if verb == "http" => Some((
+                detail["url"].as_str().unwrap_or_default().to_owned(),
+                detail["error"].as_str().unwrap_or_default().to_owned(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_http_allow_list_opens_one_destination_only() {
+    let host = FlowHost::new(HostConfig {
+        max_concurrent_calls: 4,
+        http: opentact_flows::HttpPolicy { allow: vec!["127.0.0.1:9".into()], ..Default::default() },
+        ..HostConfig::default()
+    })
+    .expect("host");
+    let (outcome, sink) = run(&host, "http-refused").await;
+    assert_eq!(outcome, FlowOutcome::Completed);
+    let errors = http_errors(&sink);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].1.contains("DestinationIpProhibited"), "10.0.0.1 is still refused: {errors:?}");
+    // Allowed through the policy; nothing listens on the discard port, so the connection fails.
+    assert!(!errors[1].1.contains("DestinationIpProhibited"), "127.0.0.1:9 was let through: {errors:?}");
+}
+
+#[test]
+fn a_bad_allow_list_entry_stops_the_host_with_a_clear_message() {
+    let error = FlowHost::new(HostConfig {
+        http: opentact_flows::HttpPolicy { allow: vec!["10.0.0.0/40".into()], ..Default::default() },
+        ..HostConfig::default()
+    })
+    .expect_err("refused");
+    assert!(matches!(error, HostError::HttpAllow { .. }), "{error}");
+    assert!(error.to_string().contains("10.0.0.0/40"), "{error}");
+}
+
+mod log_capture {
+    //! A minimal global subscriber (no tracing-subscriber dependency: it would change the feature
+    //! set of tracing for the whole release build) that counts, per call, the flow output
+    //! forwarded to the log. Global rather than scoped: the test binary's other threads emit
+    //! on the same callsites, and a scoped dispatcher races with their interest caching.
+
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Mutex, OnceLock};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata};
+
+    #[derive(Default)]
+    struct FlowLogBytes {
+        spans: AtomicU64,
+        bytes: Mutex<HashMap<String, usize>>,
+    }
+
+    #[derive(Default)]
+    struct Line {
+        call: String,
+        bytes: usize,
+    }
+
+    impl Visit for Line {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            match field.name() {
+                // +1 for the newline the line ended with.
+                "message" => self.bytes = format!("{value:?}").len() + 1,
+                "call" => self.call = format!("{value:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    impl tracing::Subscriber for FlowLogBytes {
+        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+            metadata.target() == "opentact::flow::log"
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(self.spans.fetch_add(1, Ordering::Relaxed) + 1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut line = Line::default();
+            event.record(&mut line);
+            *self.bytes.lock().expect("lock").entry(line.call).or_default() += line.bytes;
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    fn counter() -> &'static FlowLogBytes {
+        static COUNTER: OnceLock<&'static FlowLogBytes> = OnceLock::new();
+        COUNTER.get_or_init(|| {
+            let counter: &'static FlowLogBytes = Box::leak(Box::default());
+            tracing::subscriber::set_global_default(Forward(counter)).expect("the only global subscriber");
+            counter
+        })
+    }
+
+    struct Forward(&'static FlowLogBytes);
+
+    impl tracing::Subscriber for Forward {
+        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+            self.0.enabled(metadata)
+        }
+        fn new_span(&self, attributes: &Attributes<'_>) -> Id {
+            self.0.new_span(attributes)
+        }
+        fn record(&self, id: &Id, record: &Record<'_>) {
+            self.0.record(id, record)
+        }
+        fn record_follows_from(&self, id: &Id, follows: &Id) {
+            self.0.record_follows_from(id, follows)
+        }
+        fn event(&self, event: &Event<'_>) {
+            self.0.event(event)
+        }
+        fn enter(&self, id: &Id) {
+            self.0.enter(id)
+        }
+        fn exit(&self, id: &Id) {
+            self.0.exit(id)
+        }
+    }
+
+    /// Start counting (idempotent).
+    pub fn install() {
+        counter();
+    }
+
+    /// Bytes of flow output forwarded to the log for the call `id`.
+    pub fn forwarded(id: &str) -> usize {
+        counter().bytes.lock().expect("lock").get(id).copied().unwrap_or(0)
+    }
+}
+
+#[tokio::test]
+async fn a_log_flood_is_forwarded_only_up_to_the_cap() {
+    log_capture::install();
+    let host = host();
+    let component = host.load_component(&opentact_guest_artifacts::bytes("log-flood")).expect("loads");
+    let (session, _) = session("log-flood-capped");
+    let outcome = host.run_call(&component, CallContext::new(session, ControlMode::Component)).await;
+    let forwarded = log_capture::forwarded("log-flood-capped");
+    let cap = host.config().max_log_bytes as usize;
+    assert!(forwarded > cap / 2, "the first lines are forwarded ({forwarded} bytes): {outcome:?}");
+    assert!(forwarded <= cap + 1, "no more than the cap is forwarded: {forwarded} > {cap}");
+}

@@ -5,15 +5,15 @@ use std::time::Duration;
 use super::opentact::flow::app_control::{ControlMode as WitMode, Host, HttpMethod as WitMethod, Webhook};
 use super::wit::CallError;
 use crate::context::{ControlMode, HttpMethod};
-use crate::state::FlowState;
+use crate::state::FlowCtxView;
 
 /// Longest one `next-command` wait may be, ms (the park timeout's upper bound).
 pub const MAX_COMMAND_WAIT_MS: u32 = 10 * 60 * 1000;
 
-impl Host for FlowState {
+impl Host for FlowCtxView<'_> {
     async fn mode(&mut self) -> WitMode {
         self.host_call();
-        match &self.mode {
+        match &self.ctx.mode {
             ControlMode::Xml(document) => WitMode::Xml(document.clone()),
             ControlMode::Webhook { url, method, timeout_ms } => WitMode::Webhook(Webhook {
                 url: url.clone(),
@@ -33,7 +33,7 @@ impl Host for FlowState {
     async fn next_command(&mut self, timeout_ms: u32) -> Result<Option<String>, CallError> {
         self.host_call();
         let wait = Duration::from_millis(u64::from(timeout_ms.min(MAX_COMMAND_WAIT_MS)));
-        let Some(commands) = self.commands.as_mut() else {
+        let Some(commands) = self.ctx.commands.as_mut() else {
             tokio::time::sleep(wait).await;
             return Ok(None);
         };

@@ -7,7 +7,7 @@ use opentact_call::model::{
 
 use super::opentact::flow::call::Host;
 use super::wit;
-use crate::state::FlowState;
+use crate::state::FlowCtxView;
 
 fn error(e: CallError) -> wit::CallError {
     match e {
@@ -109,10 +109,10 @@ fn target_out(t: DialTarget) -> wit::DialTarget {
     }
 }
 
-impl Host for FlowState {
+impl Host for FlowCtxView<'_> {
     async fn info(&mut self) -> wit::CallInfo {
         self.host_call();
-        let info = self.session.info();
+        let info = self.ctx.session.info();
         wit::CallInfo {
             id: info.id,
             account: info.account,
@@ -124,19 +124,19 @@ impl Host for FlowState {
                 m::Direction::Inbound => wit::Direction::Inbound,
                 m::Direction::Outbound => wit::Direction::Outbound,
             },
-            state: state(self.session.state()),
+            state: state(self.ctx.session.state()),
             time_zone: info.time_zone,
         }
     }
 
     async fn state(&mut self) -> wit::CallState {
         self.host_call();
-        state(self.session.state())
+        state(self.ctx.session.state())
     }
 
     async fn answer(&mut self, delay_ms: u32) -> Result<(), wit::CallError> {
         self.host_call();
-        self.session.answer(delay_ms).await.map_err(error)
+        self.ctx.session.answer(delay_ms).await.map_err(error)
     }
 
     async fn hangup(&mut self, reason: wit::HangupReason) -> Result<(), wit::CallError> {
@@ -146,27 +146,27 @@ impl Host for FlowState {
             wit::HangupReason::Busy => m::HangupReason::Busy,
             wit::HangupReason::Rejected => m::HangupReason::Rejected,
         };
-        self.session.hangup(reason).await.map_err(error)
+        self.ctx.session.hangup(reason).await.map_err(error)
     }
 
     async fn say(&mut self, request: wit::SayRequest) -> Result<(), wit::CallError> {
         self.host_call();
-        self.session.media(say(request)).await.map_err(error)
+        self.ctx.session.media(say(request)).await.map_err(error)
     }
 
     async fn play(&mut self, request: wit::PlayRequest) -> Result<(), wit::CallError> {
         self.host_call();
-        self.session.media(play(request)).await.map_err(error)
+        self.ctx.session.media(play(request)).await.map_err(error)
     }
 
     async fn tone(&mut self, request: wit::ToneRequest) -> Result<(), wit::CallError> {
         self.host_call();
-        self.session.media(tone(request)).await.map_err(error)
+        self.ctx.session.media(tone(request)).await.map_err(error)
     }
 
     async fn pause(&mut self, length_ms: u32) -> Result<(), wit::CallError> {
         self.host_call();
-        self.session.media(Media::Silence(length_ms)).await.map_err(error)
+        self.ctx.session.media(Media::Silence(length_ms)).await.map_err(error)
     }
 
     async fn gather(&mut self, request: wit::GatherRequest) -> Result<wit::GatherResult, wit::CallError> {
@@ -189,7 +189,7 @@ impl Host for FlowState {
             inter_digit_timeout_ms: request.inter_digit_timeout_ms,
             attempts: request.attempts,
         };
-        let result = self.session.gather(request).await.map_err(error)?;
+        let result = self.ctx.session.gather(request).await.map_err(error)?;
         Ok(wit::GatherResult {
             digits: result.digits,
             end: match result.end {
@@ -210,17 +210,17 @@ impl Host for FlowState {
             finish_key: key(request.finish_key)?,
             transcribe: request.transcribe,
         };
-        self.session.record(request).await.map(recording).map_err(error)
+        self.ctx.session.record(request).await.map(recording).map_err(error)
     }
 
     async fn record_start(&mut self, name: String) -> Result<(), wit::CallError> {
         self.host_call();
-        self.session.record_start(name).await.map_err(error)
+        self.ctx.session.record_start(name).await.map_err(error)
     }
 
     async fn record_stop(&mut self) -> Result<Option<wit::Recording>, wit::CallError> {
         self.host_call();
-        self.session.record_stop().await.map(|r| r.map(recording)).map_err(error)
+        self.ctx.session.record_stop().await.map(|r| r.map(recording)).map_err(error)
     }
 
     async fn dial(&mut self, request: wit::DialRequest) -> Result<wit::DialResult, wit::CallError> {
@@ -231,7 +231,7 @@ impl Host for FlowState {
             caller_id: request.caller_id,
             record: request.record,
         };
-        let result = self.session.dial(request).await.map_err(error)?;
+        let result = self.ctx.session.dial(request).await.map_err(error)?;
         Ok(wit::DialResult {
             answered: target_out(result.answered),
             duration_ms: result.duration_ms,
@@ -242,27 +242,27 @@ impl Host for FlowState {
 
     async fn bridge(&mut self, call_id: String) -> Result<(), wit::CallError> {
         self.host_call();
-        self.session.bridge(call_id).await.map_err(error)
+        self.ctx.session.bridge(call_id).await.map_err(error)
     }
 
     async fn hold(&mut self, timeout_ms: u32) -> Result<(), wit::CallError> {
         self.host_call();
-        self.session.hold(timeout_ms).await.map_err(error)
+        self.ctx.session.hold(timeout_ms).await.map_err(error)
     }
 
     async fn unhold(&mut self) -> Result<(), wit::CallError> {
         self.host_call();
-        self.session.unhold().await.map_err(error)
+        self.ctx.session.unhold().await.map_err(error)
     }
 
     async fn set_meta(&mut self, name: String, value: String) -> Result<(), wit::CallError> {
         self.host_call();
-        self.session.set_meta(name, value).map_err(error)
+        self.ctx.session.set_meta(name, value).map_err(error)
     }
 
     async fn send_sms(&mut self, request: wit::SmsRequest) -> Result<String, wit::CallError> {
         self.host_call();
         let request = SmsRequest { from: request.from, to: request.to, text: request.text };
-        self.session.send_sms(request).await.map_err(error)
+        self.ctx.session.send_sms(request).await.map_err(error)
     }
 }

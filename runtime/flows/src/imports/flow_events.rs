@@ -3,9 +3,9 @@
 use opentact_call::Phase;
 
 use super::opentact::flow::flow_events::{Host, Phase as WitPhase};
-use crate::state::FlowState;
+use crate::state::FlowCtxView;
 
-impl Host for FlowState {
+impl Host for FlowCtxView<'_> {
     async fn set_tag(&mut self, tag: Option<String>) {
         self.host_call();
         // An over-long tag is cut rather than trapping: tags are for correlation only.
@@ -17,7 +17,7 @@ impl Host for FlowState {
             t.truncate(end);
             t
         });
-        let _ = self.session.set_tag(tag.filter(|t| !t.is_empty()));
+        let _ = self.ctx.session.set_tag(tag.filter(|t| !t.is_empty()));
     }
 
     async fn report(&mut self, verb: String, phase: WitPhase, detail: Vec<(String, String)>) {
@@ -27,7 +27,7 @@ impl Host for FlowState {
             WitPhase::Finished => Phase::Finished,
             WitPhase::Failed => Phase::Failed,
         };
-        if let Err(error) = self.session.report(&verb, phase, detail) {
+        if let Err(error) = self.ctx.session.report(&verb, phase, detail) {
             tracing::debug!(%error, "flow report refused");
         }
     }

@@ -1,15 +1,21 @@
-//! The host side of the `opentact:flow` world: the one `bindgen!` of the workspace, and one
-//! module per WIT interface implementing it on the call's [`FlowState`].
+//! The host side of the `opentact:flow` world: the one `bindgen!` of the workspace (this file
+//! wires the linker), and one module per WIT interface implementing it on [`FlowCtxView`], the
+//! imports' view of a call's store ([`FlowView`]).
 //!
-//! Every import first ends the guest's CPU segment ([`FlowState::host_call`]): time the guest
-//! spends waiting on its call is not computation.
+//! Every import first ends the guest's CPU segment ([`FlowCtxView::host_call`]): time the guest
+//! spends waiting on its call is not computation. No import traps: what a guest can get wrong
+//! is a `call-error` it can handle (the bindings are not `trappable`, so a host bug cannot
+//! surface as a guest-visible trap either — it would be a `failed` error or a panic caught in
+//! tests).
 
 mod app_control;
 mod call;
 mod flow_events;
 mod numbers;
 
-use crate::state::FlowState;
+use wasmtime::component::{HasData, Linker};
+
+use crate::state::{FlowCtxView, FlowView};
 
 wasmtime::component::bindgen!({
     path: "../../wit",
@@ -18,12 +24,20 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+pub use app_control::MAX_COMMAND_WAIT_MS;
 pub(crate) use call::state as call_state;
 pub(crate) use opentact::flow::types as wit;
 
-impl opentact::flow::types::Host for FlowState {}
+impl opentact::flow::types::Host for FlowCtxView<'_> {}
 
-/// Link the world's imports.
-pub(crate) fn add_to_linker(linker: &mut wasmtime::component::Linker<FlowState>) -> wasmtime::Result<()> {
-    Flow::add_to_linker::<FlowState, wasmtime::component::HasSelf<FlowState>>(linker, |state| state)
+/// Names the imports' view type for the linker.
+struct HasFlow;
+
+impl HasData for HasFlow {
+    type Data<'a> = FlowCtxView<'a>;
+}
+
+/// Link the world's imports for any store data that gives a [`FlowView`].
+pub(crate) fn add_to_linker<T: FlowView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    Flow::add_to_linker::<T, HasFlow>(linker, T::flow)
 }

@@ -1,12 +1,12 @@
 //! `opentact:flow/numbers`: the platform's number data.
 
 use super::opentact::flow::numbers::{Host, Location};
-use crate::state::FlowState;
+use crate::state::FlowCtxView;
 
-impl Host for FlowState {
+impl Host for FlowCtxView<'_> {
     async fn lookup(&mut self, number: String) -> Option<Location> {
         self.host_call();
-        self.numbers.lookup(&number).map(|l| Location {
+        self.ctx.numbers.lookup(&number).map(|l| Location {
             country: l.country,
             state: l.state,
             county: l.county,
