@@ -1,19 +1,23 @@
-//! Hostile: floods stdout and stderr, then hangs up if it is allowed to finish.
+//! Hostile: floods stdout and stderr (10 million lines each), then hangs up normally if the
+//! host ever lets it finish. The host must cap what it forwards to the log and keep going.
 
-// The flow is exported only in the wasm32 component; a native build (clippy, tests) has no
-// export, so the flow type looks unused there.
-#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+use std::io::Write;
+
+/// Lines written to each stream.
+const LINES: u32 = 10_000_000;
 
 struct LogFlood;
 
 impl opentact_sdk::Flow for LogFlood {
     fn handle_call(call: opentact_sdk::Call) -> opentact_sdk::Result<()> {
         call.answer()?;
-        for line in 0..200_000u32 {
-            println!("flooding stdout, line {line}");
-            eprintln!("flooding stderr, line {line}");
+        let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+        for line in 0..LINES {
+            // Write errors are ignored: a closed or capped stream must not end the flood.
+            let _ = writeln!(stdout, "flooding stdout, line {line}");
+            let _ = writeln!(stderr, "flooding stderr, line {line}");
         }
-        call.say(opentact_sdk::Say::new("still here"))?;
+        call.say("still here")?;
         call.hangup()
     }
 }

@@ -1,8 +1,8 @@
-//! Hostile: answers, then allocates and touches memory until something stops it.
+//! Hostile: answers, then allocates and touches memory in 1 MiB chunks, keeping every chunk,
+//! until the host's memory limit stops it.
 
-// The flow is exported only in the wasm32 component; a native build (clippy, tests) has no
-// export, so the flow type looks unused there.
-#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+/// One allocation.
+const CHUNK: usize = 1024 * 1024;
 
 struct MemBomb;
 
@@ -11,8 +11,9 @@ impl opentact_sdk::Flow for MemBomb {
         call.answer()?;
         let mut hoard: Vec<Vec<u8>> = Vec::new();
         loop {
-            hoard.push(vec![1u8; 1024 * 1024]);
-            std::hint::black_box(&hoard);
+            // Non-zero bytes: every page is written, not left to a lazily zeroed allocation.
+            hoard.push(vec![0xA5; CHUNK]);
+            std::hint::black_box(&mut hoard);
         }
     }
 }

@@ -1,8 +1,5 @@
-//! Hostile: answers, then computes forever without waiting on the call.
-
-// The flow is exported only in the wasm32 component; a native build (clippy, tests) has no
-// export, so the flow type looks unused there.
-#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+//! Hostile: answers, then computes forever without another call-control request. The host's
+//! CPU budget (epoch interruption) must stop it while other calls go on.
 
 struct Spin;
 
@@ -11,6 +8,7 @@ impl opentact_sdk::Flow for Spin {
         call.answer()?;
         let mut counter = 0u64;
         loop {
+            // black_box keeps the loop (and its side-effect-free body) from being optimised away.
             counter = std::hint::black_box(counter.wrapping_add(1));
         }
     }
