@@ -105,12 +105,28 @@ async fn the_business_hours_example_follows_the_clock() {
 async fn serve_starts_with_the_built_in_xml_guest_cached() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let run = opentact(&["serve", "--check", "--data-dir", data.to_str().expect("utf-8")]).await;
+    let run = opentact(&[
+        "serve",
+        "--check",
+        "--sip-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ])
+    .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let cached = std::fs::read_dir(data.join("components")).expect("component cache").count();
     assert_eq!(cached, 1, "the XML guest was compiled into the data directory's cache");
     // A second start loads it from disk (and still passes its checks).
-    let again = opentact(&["serve", "--check", "--data-dir", data.to_str().expect("utf-8")]).await;
+    let again = opentact(&[
+        "serve",
+        "--check",
+        "--sip-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ])
+    .await;
     assert_eq!(again.code, 0, "{}", again.stderr);
 
     let bad = dir.path().join("bad.toml");

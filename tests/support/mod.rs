@@ -2,4 +2,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod platform;
+pub mod provision;
 pub mod runner;
+pub mod sipp;

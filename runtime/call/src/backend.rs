@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use crate::clock::Clock;
 use crate::error::CallError;
 use crate::model::{
-    CallInfo, CallState, DialRequest, DialResult, HangupReason, Media, PlayOutcome, RecordRequest, Recording,
-    SmsRequest,
+    CallInfo, CallState, DialRequest, DialResult, DialTarget, HangupReason, Media, PlayOutcome,
+    RecordRequest, Recording, SmsRequest,
 };
 
 /// A call's primitives. Every method that waits returns [`CallError::Hangup`] as soon as the
@@ -53,7 +53,12 @@ pub trait CallBackend: Send + Sync {
     fn has_recording(&self, name: &str) -> bool;
 
     /// Ring targets in parallel, bridge the first that answers, return when the bridge ends.
-    async fn dial(&self, request: &DialRequest) -> Result<DialResult, CallError>;
+    /// `bridged` is called once, when the bridge starts (for the `call.bridged` event).
+    async fn dial(
+        &self,
+        request: &DialRequest,
+        bridged: &(dyn for<'t> Fn(&'t DialTarget) + Send + Sync),
+    ) -> Result<DialResult, CallError>;
 
     /// Bridge with another live call of the account.
     async fn bridge(&self, call_id: &str) -> Result<(), CallError>;

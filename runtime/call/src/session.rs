@@ -478,8 +478,10 @@ impl CallSession {
             "dial",
             detail([("targets", json!(targets)), ("timeout_ms", json!(request.timeout_ms))]),
             async {
-                let result = self.backend.dial(&request).await?;
-                self.events.emit(EventKind::Bridged { with: result.answered.as_str().to_owned() });
+                let bridged = |target: &crate::model::DialTarget| {
+                    self.events.emit(EventKind::Bridged { with: target.as_str().to_owned() });
+                };
+                let result = self.backend.dial(&request, &bridged).await?;
                 let finished = detail([
                     ("status", json!("answered")),
                     ("answered", json!(result.answered.as_str())),

@@ -265,13 +265,18 @@ impl CallBackend for SimulatedCall {
         self.state.lock().recordings.contains(name)
     }
 
-    async fn dial(&self, request: &DialRequest) -> Result<DialResult, CallError> {
+    async fn dial(
+        &self,
+        request: &DialRequest,
+        bridged: &(dyn for<'t> Fn(&'t crate::model::DialTarget) + Send + Sync),
+    ) -> Result<DialResult, CallError> {
         self.live()?;
         let behaviour = |t: &crate::model::DialTarget| {
             self.dial.get(t.as_str()).copied().unwrap_or(DialBehaviour::Answered)
         };
         if let Some(answered) = request.targets.iter().find(|t| behaviour(t) == DialBehaviour::Answered) {
             self.state.lock().call = CallState::Bridged;
+            bridged(answered);
             self.clock.sleep(ms(SIMULATED_CONVERSATION_MS)).await;
             self.state.lock().call = CallState::Answered;
             let recording = request.record.then(|| {

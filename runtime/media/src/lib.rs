@@ -6,16 +6,25 @@
 //! - [`goertzel`]: in-band DTMF detection for carriers that send tones instead of events.
 //! - [`sdp`]: SDP offer/answer for PCMU, PCMA and telephone-event, hold detection.
 //! - [`tone`]: the tone generator of the `<Tone>` verb (frequencies, cadence, level).
+//! - [`audio`]: WAV and MP3 prompts decoded to telephone audio, anti-aliased resampling, WAV out.
+//! - [`tts`]: text-to-speech for `<Say>` — the [`tts::Tts`] trait and a cached espeak-ng engine.
+//! - [`fetch`]: prompt audio fetched by URL for `<Play>`, with an SSRF policy, limits and a cache.
+//! - [`recorder`]: recordings written to WAV incrementally, playable even if never finished.
 //!
 //! Audio inside the platform is 8 kHz, 16-bit signed mono PCM in 20 ms frames of
 //! [`SAMPLES_PER_FRAME`] samples. Nothing here knows about SIP or Wasm.
 
+pub mod audio;
+mod cache;
 pub mod dtmf;
+pub mod fetch;
 pub mod g711;
 pub mod goertzel;
+pub mod recorder;
 pub mod rtp;
 pub mod sdp;
 pub mod tone;
+pub mod tts;
 
 /// The sample rate of telephone audio, Hz.
 pub const SAMPLE_RATE: u32 = 8_000;

@@ -18,8 +18,9 @@ impl Cli {
     /// quiet so their output is the flow's.
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
-            Command::Serve(_) => "info",
-            Command::Flow { .. } => "warn",
+            // rsipstack logs every datagram at info: keep it to warnings.
+            Command::Serve(_) => "info,rsipstack=warn,sqlx=warn",
+            Command::Flow { .. } | Command::Provision(_) => "warn",
         }
     }
 }
@@ -35,6 +36,30 @@ pub enum Command {
         #[command(subcommand)]
         command: FlowCommand,
     },
+    /// Operator tool: point a number at a hosted XML flow directly in the store (for demos and
+    /// load tests; users provision through the REST API). Run it while the server is stopped
+    /// or against PostgreSQL.
+    Provision(ProvisionArgs),
+}
+
+/// `opentact provision`.
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// The configuration file (its [store] and [server] sections apply).
+    #[arg(long, short, env = "OPENTACT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The data directory (overrides `server.data_dir`).
+    #[arg(long, env = "OPENTACT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The number, country code first (added to the inventory if missing).
+    #[arg(long)]
+    pub tn: i64,
+    /// The XML flow the number runs (validated first).
+    #[arg(long)]
+    pub xml: PathBuf,
+    /// The account (created with a random password when missing).
+    #[arg(long, default_value = "demo@opentact.local")]
+    pub email: String,
 }
 
 /// `opentact serve`.
@@ -49,6 +74,12 @@ pub struct ServeArgs {
     /// Start, check everything, and exit instead of serving (for scripts and CI).
     #[arg(long)]
     pub check: bool,
+    /// SIP listen address (overrides `sip.listen`), e.g. 127.0.0.1:5080.
+    #[arg(long)]
+    pub sip_listen: Option<std::net::SocketAddr>,
+    /// Write every call event as one JSON line to this file (besides the log).
+    #[arg(long)]
+    pub event_log: Option<PathBuf>,
 }
 
 /// The flow subcommands.

@@ -1,6 +1,7 @@
 //! The typed configuration: one TOML file, a table per subsystem, unknown keys refused.
 //! `opentact.sample.toml` at the repository root documents every key.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -14,6 +15,83 @@ pub struct Config {
     pub server: ServerConfig,
     /// The flow host: limits and HTTP policy of flows.
     pub flows: opentact_flows::HostConfig,
+    /// The database.
+    pub store: StoreConfig,
+    /// SIP signalling.
+    pub sip: SipSection,
+    /// RTP, audio files and speech.
+    pub media: MediaSection,
+}
+
+/// The database.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://…` or `postgres://…`; default: the SQLite file `<data_dir>/opentact.db`.
+    pub url: Option<String>,
+    /// Create the sample account, number and app when the store has no account yet.
+    pub seed_sample: Option<bool>,
+}
+
+/// SIP signalling.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipSection {
+    /// Address and port for UDP and TCP.
+    pub listen: SocketAddr,
+    /// Also listen on TCP.
+    pub tcp: bool,
+    /// The address put in Contact headers and SDP when `listen` is a wildcard address.
+    pub advertised_address: Option<IpAddr>,
+    /// Carrier trunks: source addresses (IPs or CIDR networks) whose INVITEs to the platform's
+    /// numbers are accepted without a customer SIP connection.
+    pub carriers: Vec<String>,
+    /// The carrier trunk `<Dial>` sends calls to numbers to (address:port).
+    pub outbound_proxy: Option<SocketAddr>,
+    /// Let `<Dial>` reach SIP URIs at loopback and private addresses.
+    pub allow_private_targets: bool,
+    /// The platform's SIP domain: an account's SIP domain `acme` is `acme.<domain>`, and its
+    /// users register and are dialled as `alice@acme.<domain>`.
+    pub domain: String,
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            tcp: true,
+            advertised_address: None,
+            carriers: vec!["127.0.0.1/32".to_owned()],
+            outbound_proxy: None,
+            allow_private_targets: false,
+            domain: "sip.opentact.local".to_owned(),
+        }
+    }
+}
+
+/// RTP, audio files and speech.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaSection {
+    /// Lowest RTP port.
+    pub rtp_port_min: u16,
+    /// Highest RTP port.
+    pub rtp_port_max: u16,
+    /// Also detect DTMF tones in the audio (always on for peers that offer no telephone-event).
+    pub inband_dtmf: bool,
+    /// Let `<Play>` fetch audio from loopback and private addresses.
+    pub allow_private_audio_urls: bool,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        Self {
+            rtp_port_min: 20_000,
+            rtp_port_max: 39_998,
+            inband_dtmf: false,
+            allow_private_audio_urls: false,
+        }
+    }
 }
 
 /// The server process.

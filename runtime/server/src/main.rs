@@ -3,8 +3,12 @@
 
 mod cli;
 mod config;
+mod dialer;
 mod flow_cmd;
 mod numbers;
+mod provision;
+mod routing;
+mod sample;
 mod serve;
 
 use std::process::ExitCode;
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Flow { command: FlowCommand::Run(args) } => flow_cmd::run(args).await,
             Command::Flow { command: FlowCommand::Check(args) } => flow_cmd::check(args).await,
+            Command::Provision(args) => provision::run(args).await,
         }
     });
     match result {

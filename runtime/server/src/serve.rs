@@ -1,16 +1,44 @@
 //! `opentact serve`: the platform.
 //!
-//! Today it starts the flow host with the built-in XML guest (compiled once into the data
-//! directory's component cache) and checks the machine's limits; SIP signalling, the REST API and
-//! the sample account/number plug in here as they land.
+//! Opens the store (SQLite under the data directory unless configured otherwise) and seeds the
+//! sample account, number and app on first start; starts the flow host with the built-in XML
+//! guest (compiled once into the data directory's component cache); starts SIP and routes
+//! inbound calls to their apps' flows. The REST API plugs in here as it lands.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use opentact_call::events::JsonLinesSink;
+use opentact_call::{CallEvent, EventSink};
+use opentact_media::fetch::{AudioFetcher, FetchPolicy};
+use opentact_media::tts::EspeakTts;
+use opentact_sip::{SipConfig, SipEndpoint};
+use opentact_voice::{MediaRenderer, VoiceConfig};
 use tracing::{info, warn};
 
 use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::dialer::ServerDialer;
+use crate::routing::{CallRouter, Network};
+use crate::sample;
+
+/// Logs call events (the event bus and webhooks of the call-control issue replace it).
+struct LogSink {
+    file: Option<JsonLinesSink<std::fs::File>>,
+}
+
+impl EventSink for LogSink {
+    fn emit(&self, event: &CallEvent) {
+        if let Some(file) = &self.file {
+            file.emit(event);
+        }
+        if let Ok(json) = serde_json::to_string(event) {
+            tracing::debug!(target: "opentact::events", event = %json);
+        }
+    }
+}
 
 /// `opentact serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -18,9 +46,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(data_dir) = args.data_dir {
         config.server.data_dir = data_dir;
     }
-    let data_dir = &config.server.data_dir;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    if let Some(listen) = args.sip_listen {
+        config.sip.listen = listen;
+    }
+    let data_dir = config.server.data_dir.clone();
+    let store = crate::provision::open_store(&config).await?;
+    let seed = config.store.seed_sample.unwrap_or(store.backend() == opentact_store::Backend::Sqlite);
+    if seed && let Some(password) = sample::seed(&store).await? {
+        info!(
+            email = sample::SAMPLE_EMAIL,
+            %password,
+            "sample account created (the password is shown only now); call +1 202 555 0100 to hear its IVR"
+        );
+    }
+
     let mut flows = config.flows.clone();
     if flows.cache_dir.is_none() {
         flows.cache_dir = Some(data_dir.join("components"));
@@ -28,15 +67,97 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(warning) = opentact_flows::check_map_count(flows.max_concurrent_calls) {
         warn!("{warning}");
     }
-    let host = opentact_flows::FlowHost::new(flows).context("starting the flow host")?;
-    host.load_component(opentact_guest_artifacts::XML_GUEST).context("loading the built-in XML guest")?;
+    let webhook_timeout_ms = flows.http.timeout_ms;
+    let host = Arc::new(opentact_flows::FlowHost::new(flows).context("starting the flow host")?);
+    let xml_guest =
+        host.load_component(opentact_guest_artifacts::XML_GUEST).context("loading the built-in XML guest")?;
     info!(data_dir = %data_dir.display(), "flow host ready with the built-in XML guest");
+
+    let carriers = config
+        .sip
+        .carriers
+        .iter()
+        .map(|text| text.parse::<Network>().map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("sip.carriers")?;
+    anyhow::ensure!(
+        config.media.rtp_port_min >= 1024 && config.media.rtp_port_min < config.media.rtp_port_max,
+        "media: rtp_port_min ({}) must be at least 1024 and below rtp_port_max ({})",
+        config.media.rtp_port_min,
+        config.media.rtp_port_max
+    );
+    let listen_ip = config.sip.listen.ip();
+    let advertised = match config.sip.advertised_address {
+        Some(address) => address,
+        None if listen_ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        None => listen_ip,
+    };
+    let voice = Arc::new(VoiceConfig {
+        rtp_bind: listen_ip,
+        rtp_advertised: advertised,
+        rtp_ports: config.media.rtp_port_min..=config.media.rtp_port_max,
+        recordings_dir: data_dir.join("recordings"),
+        inband_dtmf: config.media.inband_dtmf,
+    });
+    let tts = Arc::new(EspeakTts::new(Some(data_dir.join("tts-cache"))));
+    let fetcher = Arc::new(AudioFetcher::new(FetchPolicy {
+        allow_private: config.media.allow_private_audio_urls,
+        ..FetchPolicy::default()
+    }));
+    let events_file = match &args.event_log {
+        Some(path) => Some(JsonLinesSink::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening the event log {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let dialer = Arc::new(ServerDialer {
+        endpoint: std::sync::OnceLock::new(),
+        store: store.clone(),
+        outbound_proxy: config.sip.outbound_proxy,
+        local: advertised,
+        allow_private_targets: config.sip.allow_private_targets,
+        sip_domain: config.sip.domain.clone(),
+    });
+    let router = Arc::new(CallRouter {
+        store: store.clone(),
+        host,
+        xml_guest,
+        voice,
+        renderer: MediaRenderer::new(tts, fetcher),
+        carriers,
+        events: Arc::new(LogSink { file: events_file }),
+        webhook_timeout_ms,
+        dialer: dialer.clone(),
+        sip_domain: config.sip.domain.clone(),
+    });
+    let sip = SipEndpoint::start(
+        SipConfig {
+            listen: config.sip.listen,
+            tcp: config.sip.tcp,
+            advertised_address: Some(advertised),
+            ..SipConfig::default()
+        },
+        router,
+    )
+    .await
+    .context("starting SIP")?;
+    let sip = Arc::new(sip);
+    let _ = dialer.endpoint.set(sip.clone());
+    info!(sip = %sip.local_addr(), "platform ready");
     if args.check {
         info!("start-up checks passed");
+        sip.shutdown();
         return Ok(ExitCode::SUCCESS);
     }
-    info!("try a flow locally: opentact flow run examples/xml/ivr.xml --digits 1");
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     info!("shutting down");
+    sip.shutdown();
+    // Let BYEs and final responses leave before the process exits.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    store.close().await;
     Ok(ExitCode::SUCCESS)
 }

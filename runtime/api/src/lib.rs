@@ -1,0 +1,1 @@
+//! The REST API (issue 4): work in progress.

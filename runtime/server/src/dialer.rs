@@ -1,0 +1,132 @@
+//! Where `<Dial>` targets ring: numbers through the carrier trunk, SIP users at their registered
+//! contacts (same account only), SIP URIs directly (private addresses only when allowed).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use opentact_call::error::CallError;
+use opentact_call::model::{CallInfo, DialTarget};
+use opentact_sip::{OutboundRequest, SipEndpoint};
+use opentact_store::{SipDomainRepo, Store};
+use opentact_voice::Dialer;
+
+/// The server's dialer.
+pub struct ServerDialer {
+    pub endpoint: OnceLock<Arc<SipEndpoint>>,
+    pub store: Store,
+    /// The carrier trunk numbers are sent to.
+    pub outbound_proxy: Option<SocketAddr>,
+    /// The platform's SIP address (From host).
+    pub local: IpAddr,
+    /// Let SIP URI targets name loopback and private addresses.
+    pub allow_private_targets: bool,
+    /// The platform's SIP domain (`sip.domain`).
+    pub sip_domain: String,
+}
+
+impl std::fmt::Debug for ServerDialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerDialer").field("outbound_proxy", &self.outbound_proxy).finish_non_exhaustive()
+    }
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    opentact_flows::is_non_public(ip)
+}
+
+#[async_trait]
+impl Dialer for ServerDialer {
+    fn endpoint(&self) -> Option<Arc<SipEndpoint>> {
+        self.endpoint.get().cloned()
+    }
+
+    async fn resolve(
+        &self,
+        target: &DialTarget,
+        call: &CallInfo,
+        caller_id: Option<&str>,
+    ) -> Result<Vec<OutboundRequest>, CallError> {
+        let caller = caller_id.unwrap_or(&call.from);
+        let from = format!("sip:{caller}@{}", self.local);
+        match target {
+            DialTarget::Number(digits) => {
+                let proxy = self.outbound_proxy.ok_or_else(|| {
+                    CallError::Failed("calls to numbers need a carrier trunk (sip.outbound_proxy)".to_owned())
+                })?;
+                let uri = format!("sip:{digits}@{proxy}");
+                Ok(vec![OutboundRequest {
+                    to: uri.clone(),
+                    uri,
+                    destination: Some(proxy),
+                    transport: "udp",
+                    from,
+                    sdp_offer: String::new(),
+                }])
+            }
+            DialTarget::User(address) => {
+                let (login, domain) = address.split_once('@').ok_or_else(|| {
+                    CallError::invalid("dial.user", format!("{address:?} is not login@domain"))
+                })?;
+                let domain = domain.to_ascii_lowercase();
+                let unknown = || CallError::Failed(format!("no SIP user {address}"));
+                let label = crate::routing::domain_label(&domain, &self.sip_domain).ok_or_else(unknown)?;
+                let owned = self
+                    .store
+                    .domain_by_name(label)
+                    .await
+                    .map_err(|error| CallError::Failed(format!("looking up {domain}: {error}")))?
+                    .is_some_and(|d| d.account.to_string() == call.account);
+                // Another account's users are as unknown as users that do not exist.
+                if !owned || self.store.sip_user_by_login(label, login).await.ok().flatten().is_none() {
+                    return Err(unknown());
+                }
+                let domain = domain.as_str();
+                let Some(endpoint) = self.endpoint.get() else { return Ok(Vec::new()) };
+                Ok(endpoint
+                    .registrar()
+                    .contacts(domain, login)
+                    .into_iter()
+                    .map(|binding| OutboundRequest {
+                        uri: binding.contact.clone(),
+                        destination: Some(binding.source),
+                        transport: binding.transport,
+                        from: from.clone(),
+                        to: format!("sip:{login}@{domain}"),
+                        sdp_offer: String::new(),
+                    })
+                    .collect())
+            }
+            DialTarget::SipUri(text) => {
+                let uri = if text.starts_with("sip:") { text.clone() } else { format!("sip:{text}") };
+                let host_port = uri["sip:".len()..].rsplit('@').next().unwrap_or_default();
+                let host_port = host_port.split(';').next().unwrap_or_default();
+                let destination: Option<SocketAddr> = host_port
+                    .parse()
+                    .ok()
+                    .or_else(|| host_port.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 5060)));
+                if let Some(address) = destination
+                    && is_private(address.ip())
+                    && !self.allow_private_targets
+                {
+                    return Err(CallError::Failed(format!(
+                        "{uri}: private and loopback addresses are not dialled (sip.allow_private_targets)"
+                    )));
+                }
+                if destination.is_none() {
+                    return Err(CallError::Failed(format!(
+                        "{uri}: only SIP URIs with an IP address are dialled for now (no DNS)"
+                    )));
+                }
+                Ok(vec![OutboundRequest {
+                    to: uri.clone(),
+                    uri,
+                    destination,
+                    transport: "udp",
+                    from,
+                    sdp_offer: String::new(),
+                }])
+            }
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Inbound call routing: who is calling, where to, whether the number's caller-ID lists let the
+//! caller through, then the app's flow runs on the call.
+//!
+//! The order follows the SIP issue: the source must be a known trunk (a carrier address from
+//! the configuration, or a customer's SIP connection by IP) — anything else is refused with 403;
+//! the Request-URI's number must be leased with voice and an app (else 404); a blacklisted caller,
+//! or one missing from a non-empty whitelist, gets 603.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use opentact_call::model::{CallInfo, Direction};
+use opentact_call::{CallSession, EventSink, SessionConfig};
+use opentact_flows::{CallContext, ControlMode, FlowComponent, FlowHost, HttpMethod};
+use opentact_sip::{InboundHandler, IncomingCall};
+use opentact_store::model::{AppMode, SipControlApp, WebhookMethod};
+use opentact_store::{
+    AccountRepo, LeaseRepo, SipConnectionRepo, SipControlAppRepo, SipDomainRepo, Store, TnProfileRepo,
+};
+use opentact_voice::{MediaRenderer, SipCall, VoiceConfig};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::dialer::ServerDialer;
+use crate::numbers::NumberData;
+
+/// An IP network (`10.0.0.0/8`, `127.0.0.1/32`, or a bare address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl FromStr for Network {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address: IpAddr =
+            address.trim().parse().map_err(|_| format!("{text:?} is not an IP address or network"))?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(Network { address, prefix })
+    }
+}
+
+impl Network {
+    /// Whether `ip` is in the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The digits of a Request-URI user as a TN: `+12025550100`, `12025550100` and the ten-digit
+/// NANP form `2025550100` all give 12025550100.
+pub fn tn_of(user: &str) -> Option<i64> {
+    let digits = user.strip_prefix('+').unwrap_or(user);
+    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = if digits.len() == 10 { format!("1{digits}") } else { digits.to_owned() };
+    digits.parse().ok()
+}
+
+/// Whether a caller matches a list entry: the same digits, or an entry ending in `*` as a prefix.
+fn caller_matches(caller: &str, entry: &str) -> bool {
+    let caller = caller.strip_prefix('+').unwrap_or(caller);
+    let entry = entry.strip_prefix('+').unwrap_or(entry);
+    match entry.strip_suffix('*') {
+        Some(prefix) => caller.starts_with(prefix),
+        None => caller == entry || (caller.len() == 10 && entry == format!("1{caller}")),
+    }
+}
+
+/// What routing decided.
+#[derive(Debug)]
+enum Route {
+    Run { app: SipControlApp, tn: i64 },
+    Reject { status: u16, reason: String },
+}
+
+/// Routes inbound calls and runs their flows.
+pub struct CallRouter {
+    pub store: Store,
+    pub host: Arc<FlowHost>,
+    pub xml_guest: FlowComponent,
+    pub voice: Arc<VoiceConfig>,
+    pub renderer: MediaRenderer,
+    pub carriers: Vec<Network>,
+    pub events: Arc<dyn EventSink>,
+    pub webhook_timeout_ms: u32,
+    pub dialer: Arc<ServerDialer>,
+    /// The platform's SIP domain (`sip.domain`).
+    pub sip_domain: String,
+}
+
+/// The account domain label of a SIP host: `acme` for `acme.sip.opentact.local` when the
+/// platform's domain is `sip.opentact.local`.
+pub fn domain_label<'a>(host: &'a str, platform_domain: &str) -> Option<&'a str> {
+    let label = host.strip_suffix(platform_domain)?.strip_suffix('.')?;
+    (!label.is_empty() && !label.contains('.')).then_some(label)
+}
+
+impl std::fmt::Debug for CallRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallRouter").field("carriers", &self.carriers).finish_non_exhaustive()
+    }
+}
+
+impl CallRouter {
+    async fn route(&self, call: &IncomingCall) -> Result<Route, opentact_store::StoreError> {
+        let source = call.source.ip();
+        let trusted = self.carriers.iter().any(|network| network.contains(source))
+            || !self.store.connections_by_ip(&source.to_string()).await?.is_empty();
+        if !trusted {
+            return Ok(Route::Reject {
+                status: 403,
+                reason: format!("{source} is not a carrier or a SIP connection of any account"),
+            });
+        }
+        let user = call.request_uri.user.as_deref().unwrap_or_default();
+        let Some(tn) = tn_of(user) else {
+            return Ok(Route::Reject { status: 404, reason: format!("{user:?} is not a number") });
+        };
+        let Some(lease) = self.store.lease_by_tn(tn).await? else {
+            return Ok(Route::Reject { status: 404, reason: format!("{tn} is not in service") });
+        };
+        if !lease.voice {
+            return Ok(Route::Reject { status: 404, reason: format!("{tn} has no voice service") });
+        }
+        let Some(app_id) = lease.sip_control_app else {
+            return Ok(Route::Reject { status: 404, reason: format!("{tn} has no SIP Control App") });
+        };
+        let Some(app) = self.store.get_app(lease.account, app_id).await? else {
+            return Ok(Route::Reject { status: 404, reason: format!("{tn}'s app no longer exists") });
+        };
+        if let Some(profile_id) = lease.tn_profile
+            && let Some(profile) = self.store.get_tn_profile(lease.account, profile_id).await?
+        {
+            let caller = call.from.user.as_deref().unwrap_or_default();
+            if profile.blacklist.iter().any(|entry| caller_matches(caller, entry)) {
+                return Ok(Route::Reject { status: 603, reason: format!("caller {caller} is blacklisted") });
+            }
+            if !profile.whitelist.is_empty()
+                && !profile.whitelist.iter().any(|entry| caller_matches(caller, entry))
+            {
+                return Ok(Route::Reject {
+                    status: 603,
+                    reason: format!("caller {caller} is not whitelisted"),
+                });
+            }
+        }
+        Ok(Route::Run { app, tn })
+    }
+
+    async fn flow_for(&self, app: &SipControlApp) -> Result<(FlowComponent, ControlMode), String> {
+        match &app.mode {
+            AppMode::Xml { document } => Ok((self.xml_guest.clone(), ControlMode::Xml(document.clone()))),
+            AppMode::Webhook { url, method, timeout_ms } => Ok((
+                self.xml_guest.clone(),
+                ControlMode::Webhook {
+                    url: url.clone(),
+                    method: match method {
+                        WebhookMethod::Get => HttpMethod::Get,
+                        WebhookMethod::Post => HttpMethod::Post,
+                    },
+                    timeout_ms: u32::try_from(*timeout_ms).unwrap_or(self.webhook_timeout_ms),
+                },
+            )),
+            AppMode::Async => Err("asynchronous call control arrives with the call-control API".to_owned()),
+            AppMode::Component => {
+                let version = app.current_component.ok_or("the app has no deployed component")?;
+                let bytes = self
+                    .store
+                    .component_bytes(app.account, version)
+                    .await
+                    .map_err(|error| format!("reading the component: {error}"))?
+                    .ok_or("the app's component version is gone")?;
+                let host = self.host.clone();
+                // Compiling (on a cache miss) is CPU work: keep it off the SIP tasks.
+                let component = tokio::task::spawn_blocking(move || host.load_component(&bytes))
+                    .await
+                    .map_err(|error| format!("loading the component: {error}"))?
+                    .map_err(|error| format!("loading the component: {error}"))?;
+                Ok((component, ControlMode::Component))
+            }
+        }
+    }
+
+    async fn handle(&self, call: IncomingCall) {
+        let route = match self.route(&call).await {
+            Ok(route) => route,
+            Err(error) => {
+                warn!(%error, "routing failed: the store is unavailable");
+                let _ = call.reject(503, Some("routing unavailable"));
+                return;
+            }
+        };
+        let (app, tn) = match route {
+            Route::Run { app, tn } => (app, tn),
+            Route::Reject { status, reason } => {
+                info!(status, %reason, "call rejected");
+                let _ = call.reject(status, Some(&reason));
+                return;
+            }
+        };
+        let (component, mode) = match self.flow_for(&app).await {
+            Ok(flow) => flow,
+            Err(reason) => {
+                warn!(app = %app.uuid, %reason, "the app cannot run");
+                let _ = call.reject(500, Some(&reason));
+                return;
+            }
+        };
+        let account_tz =
+            self.store.get_account(app.account).await.ok().flatten().map(|account| account.time_zone);
+        let info = CallInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            account: app.account.to_string(),
+            app: app.uuid.to_string(),
+            from: call.from.user.clone().unwrap_or_else(|| call.from.to_string()),
+            to: tn.to_string(),
+            tn: u64::try_from(tn).ok(),
+            direction: Direction::Inbound,
+            time_zone: account_tz,
+        };
+        let call_id = info.id.clone();
+        let dialer: Arc<dyn opentact_voice::Dialer> = self.dialer.clone();
+        let sip_call = SipCall::new(info, call, self.voice.clone(), self.renderer.clone(), Some(dialer));
+        let session = Arc::new(CallSession::new(
+            sip_call.clone(),
+            self.events.clone(),
+            SessionConfig { auto_answer: app.auto_answer },
+        ));
+        let max_length =
+            Duration::from_secs(u64::try_from(app.max_call_length_min).unwrap_or(0).saturating_mul(60));
+        let mut context = CallContext::new(session, mode).with_numbers(Arc::new(NumberData));
+        if !max_length.is_zero() {
+            context = context.with_max_call_length(max_length);
+        }
+        let outcome = self.host.run_call(&component, context).await;
+        info!(call = %call_id, ?outcome, "flow finished");
+        // Whatever the flow did, the call ends with it.
+        let _ =
+            opentact_call::CallBackend::hangup(sip_call.as_ref(), opentact_call::model::HangupReason::Normal)
+                .await;
+    }
+}
+
+#[async_trait]
+impl InboundHandler for CallRouter {
+    async fn on_invite(&self, call: IncomingCall) {
+        let span = info_span!("call", sip_call_id = %call.call_id, from = %call.from, to = %call.request_uri, source = %call.source);
+        self.handle(call).instrument(span).await;
+    }
+
+    async fn user_ha1(&self, domain: &str, user: &str) -> Option<String> {
+        // The domain must exist (users of deleted domains are refused).
+        let label = domain_label(&domain.to_ascii_lowercase(), &self.sip_domain)?.to_owned();
+        self.store.domain_by_name(&label).await.ok().flatten()?;
+        let user = self.store.sip_user_by_login(&label, user).await.ok().flatten()?;
+        user.is_active.then_some(user.ha1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_match_their_addresses() {
+        let loopback: Network = "127.0.0.0/8".parse().expect("valid");
+        assert!(loopback.contains("127.1.2.3".parse().expect("ip")));
+        assert!(!loopback.contains("128.0.0.1".parse().expect("ip")));
+        let single: Network = "10.0.0.7".parse().expect("valid");
+        assert!(single.contains("10.0.0.7".parse().expect("ip")));
+        assert!(!single.contains("10.0.0.8".parse().expect("ip")));
+        let v6: Network = "fd00::/8".parse().expect("valid");
+        assert!(v6.contains("fd12::1".parse().expect("ip")));
+        assert!(!v6.contains("127.0.0.1".parse().expect("ip")));
+        assert!("10.0.0.0/33".parse::<Network>().expect_err("prefix").contains("0 to 32"));
+        assert!("carrier".parse::<Network>().is_err());
+    }
+
+    #[test]
+    fn account_domains_are_labels_under_the_platform_domain() {
+        assert_eq!(domain_label("acme.sip.opentact.local", "sip.opentact.local"), Some("acme"));
+        assert_eq!(domain_label("a.b.sip.opentact.local", "sip.opentact.local"), None);
+        assert_eq!(domain_label("acme.example.com", "sip.opentact.local"), None);
+        assert_eq!(domain_label("sip.opentact.local", "sip.opentact.local"), None);
+        assert_eq!(domain_label("xsip.opentact.local", "sip.opentact.local"), None);
+    }
+
+    #[test]
+    fn request_uri_users_become_tns() {
+        assert_eq!(tn_of("+12025550100"), Some(12_025_550_100));
+        assert_eq!(tn_of("12025550100"), Some(12_025_550_100));
+        assert_eq!(tn_of("2025550100"), Some(12_025_550_100));
+        assert_eq!(tn_of("alice"), None);
+        assert_eq!(tn_of(""), None);
+    }
+
+    #[test]
+    fn caller_lists_match_numbers_and_prefixes() {
+        assert!(caller_matches("12025550111", "12025550111"));
+        assert!(caller_matches("+12025550111", "1202*"));
+        assert!(caller_matches("2025550111", "12025550111"));
+        assert!(!caller_matches("13105550111", "1202*"));
+    }
+}

@@ -1,0 +1,399 @@
+//! The SIP endpoint: listeners, the transaction layer, and the dispatch of requests.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rsipstack::EndpointBuilder;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::{Header, HeadersExt, Method, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::TransportLayer;
+use rsipstack::transport::tcp_listener::TcpListenerConnection;
+use rsipstack::transport::udp::UdpConnection;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::digest::{DigestResponse, NonceCheck, NonceIssuer};
+use crate::error::SipError;
+use crate::inbound::IncomingCall;
+use crate::outbound::{OutboundCall, OutboundRequest, PendingOutcome};
+use crate::registrar::{Contacts, MIN_EXPIRES, RegisterOutcome, Registrar, parse_contacts};
+
+/// Where and how the endpoint listens.
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    /// Address and port for UDP and TCP (port 0 picks a free port, for tests).
+    pub listen: SocketAddr,
+    /// Listen on TCP as well as UDP.
+    pub tcp: bool,
+    /// The address put in Contact headers when `listen` is a wildcard address.
+    pub advertised_address: Option<IpAddr>,
+    /// The User-Agent / Server header value.
+    pub user_agent: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            tcp: true,
+            advertised_address: None,
+            user_agent: concat!("opentact/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// What the platform does with a new inbound call. Called on its own task per call.
+#[async_trait]
+pub trait InboundHandler: Send + Sync + 'static {
+    /// Route the call: reject it, or answer it and run its flow. The dialog's requests (ACK,
+    /// BYE, CANCEL…) are served meanwhile; `call.events()` reports the end.
+    async fn on_invite(&self, call: IncomingCall);
+
+    /// The digest HA1 (`MD5(user:domain:password)`) of an active SIP user of `domain`, for the
+    /// registrar; `None` refuses the user.
+    async fn user_ha1(&self, domain: &str, user: &str) -> Option<String>;
+}
+
+/// A running SIP endpoint. Dropping it does not stop it; call [`SipEndpoint::shutdown`].
+pub struct SipEndpoint {
+    local_addr: SocketAddr,
+    cancel: CancellationToken,
+    dialog_layer: Arc<DialogLayer>,
+    registrar: Arc<Registrar>,
+    contact: rsipstack::sip::Uri,
+}
+
+impl std::fmt::Debug for SipEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipEndpoint").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+impl SipEndpoint {
+    /// Open the listeners and start serving.
+    pub async fn start(config: SipConfig, handler: Arc<dyn InboundHandler>) -> Result<Self, SipError> {
+        let cancel = CancellationToken::new();
+        let transport_layer = TransportLayer::new(cancel.clone());
+        let udp =
+            UdpConnection::create_connection(config.listen, None, Some(cancel.child_token())).await.map_err(
+                |e| SipError::Bind { transport: "UDP", address: config.listen, reason: e.to_string() },
+            )?;
+        let mut local_addr = udp.get_addr().get_socketaddr().map_err(|e| SipError::Bind {
+            transport: "UDP",
+            address: config.listen,
+            reason: e.to_string(),
+        })?;
+        transport_layer.add_transport(udp.into());
+        if config.tcp {
+            // Same port as UDP, so one address serves both (RFC 3261 §18).
+            let tcp_addr = local_addr;
+            let tcp = TcpListenerConnection::new(tcp_addr, None).await.map_err(|e| SipError::Bind {
+                transport: "TCP",
+                address: tcp_addr,
+                reason: e.to_string(),
+            })?;
+            transport_layer.add_transport(tcp.into());
+        }
+        if local_addr.ip().is_unspecified() {
+            local_addr.set_ip(config.advertised_address.unwrap_or(IpAddr::from([127, 0, 0, 1])));
+        }
+        let endpoint = EndpointBuilder::new()
+            .with_cancel_token(cancel.clone())
+            .with_transport_layer(transport_layer)
+            .with_user_agent(&config.user_agent)
+            .build();
+        let incoming = endpoint.incoming_transactions()?;
+        let dialog_layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        let contact = rsipstack::sip::Uri::try_from(format!("sip:{local_addr}").as_str())
+            .map_err(|e| SipError::Stack(format!("contact for {local_addr}: {e}")))?;
+
+        let serve_cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = endpoint.serve() => {}
+                _ = serve_cancel.cancelled() => {}
+            }
+        });
+        let registrar = Arc::new(Registrar::new());
+        let dispatcher = Dispatcher {
+            dialog_layer: dialog_layer.clone(),
+            handler,
+            contact: contact.clone(),
+            registrar: registrar.clone(),
+            nonces: NonceIssuer::new(random_secret()),
+        };
+        tokio::spawn(dispatcher.run(incoming, cancel.clone()));
+        info!(%local_addr, tcp = config.tcp, "SIP listening");
+        Ok(SipEndpoint { local_addr, cancel, dialog_layer, registrar, contact })
+    }
+
+    /// The address SIP is served on (with the port chosen when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Place an outbound leg.
+    pub fn invite(&self, request: OutboundRequest) -> Result<(OutboundCall, PendingOutcome), SipError> {
+        OutboundCall::place(&self.dialog_layer, &self.contact, request)
+    }
+
+    /// The registrar's location service.
+    pub fn registrar(&self) -> &Arc<Registrar> {
+        &self.registrar
+    }
+
+    /// Dialogs alive now.
+    pub fn dialog_count(&self) -> usize {
+        self.dialog_layer.len()
+    }
+
+    /// Stop listening and drop every transaction.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+struct Dispatcher {
+    dialog_layer: Arc<DialogLayer>,
+    handler: Arc<dyn InboundHandler>,
+    contact: rsipstack::sip::Uri,
+    registrar: Arc<Registrar>,
+    nonces: NonceIssuer,
+}
+
+/// A per-process secret for nonces.
+fn random_secret() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    (0..4)
+        .map(|_| {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u32(std::process::id());
+            format!("{:016x}", hasher.finish())
+        })
+        .collect()
+}
+
+/// The source address and transport of a request.
+fn source_of(tx: &Transaction) -> Option<(SocketAddr, &'static str)> {
+    let connection = tx.connection.as_ref()?;
+    let address = connection.get_remote_addr()?.get_socketaddr().ok()?;
+    Some((address, if connection.is_reliable() { "tcp" } else { "udp" }))
+}
+
+impl Dispatcher {
+    async fn run(self, mut incoming: rsipstack::transaction::TransactionReceiver, cancel: CancellationToken) {
+        loop {
+            let tx = tokio::select! {
+                tx = incoming.recv() => match tx { Some(tx) => tx, None => break },
+                _ = cancel.cancelled() => break,
+            };
+            self.dispatch(tx).await;
+        }
+        debug!("SIP dispatcher stopped");
+    }
+
+    async fn dispatch(&self, mut tx: Transaction) {
+        let method = tx.original.method;
+        // A datagram whose body is not as long as its Content-Length says was cut or padded
+        // (RFC 4475 §3.1.2.2): answer 400 rather than act on a partial message.
+        if let Some(declared) = tx.original.header_value("Content-Length")
+            && declared.trim().parse::<usize>().ok() != Some(tx.original.body().len())
+        {
+            debug!(%declared, actual = tx.original.body().len(), "Content-Length mismatch");
+            if method != Method::Ack {
+                reply(&mut tx, StatusCode::BadRequest, vec![]).await;
+            }
+            return;
+        }
+        // A request inside a dialog we know: the dialog serves it.
+        if let Some(mut dialog) = self.dialog_layer.match_dialog(&tx) {
+            tokio::spawn(async move {
+                if let Err(error) = dialog.handle(&mut tx).await {
+                    debug!(%error, "in-dialog request");
+                }
+            });
+            return;
+        }
+        let has_to_tag = tx.original.to_header().ok().and_then(|to| to.tag().ok().flatten()).is_some();
+        match method {
+            Method::Invite if !has_to_tag => self.new_call(tx).await,
+            Method::Register => {
+                let handler = self.handler.clone();
+                let registrar = self.registrar.clone();
+                let nonces = self.nonces.clone();
+                tokio::spawn(async move { register(tx, handler.as_ref(), &registrar, &nonces).await });
+            }
+            Method::Options => {
+                let allow = Header::Allow("INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE".into());
+                reply(&mut tx, StatusCode::OK, vec![allow]).await;
+            }
+            // An ACK that matches nothing is absorbed (RFC 3261 §17.2.3), never answered.
+            Method::Ack => {}
+            Method::Invite | Method::Bye | Method::Cancel | Method::Info | Method::Update | Method::PRack => {
+                reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await
+            }
+            _ => reply(&mut tx, StatusCode::NotImplemented, vec![]).await,
+        }
+    }
+
+    async fn new_call(&self, mut tx: Transaction) {
+        let Some((source, transport)) = source_of(&tx) else {
+            warn!("INVITE without a known source address");
+            reply(&mut tx, StatusCode::BadRequest, vec![]).await;
+            return;
+        };
+        let (states_tx, states_rx) = self.dialog_layer.new_dialog_state_channel();
+        let dialog = match self.dialog_layer.get_or_create_server_invite(
+            &tx,
+            states_tx,
+            None,
+            Some(self.contact.clone()),
+        ) {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                debug!(%error, %source, "INVITE refused");
+                reply(&mut tx, StatusCode::BadRequest, vec![]).await;
+                return;
+            }
+        };
+        let call = match IncomingCall::new(
+            tx.original.clone(),
+            source,
+            transport,
+            dialog.clone(),
+            self.dialog_layer.clone(),
+            states_rx,
+        ) {
+            Ok(call) => call,
+            Err(error) => {
+                debug!(%error, %source, "malformed INVITE");
+                self.dialog_layer.remove_dialog(&dialog.id());
+                reply(&mut tx, StatusCode::BadRequest, vec![]).await;
+                return;
+            }
+        };
+        let mut serving = dialog;
+        tokio::spawn(async move {
+            if let Err(error) = serving.handle(&mut tx).await {
+                debug!(%error, "INVITE transaction");
+            }
+        });
+        let handler = self.handler.clone();
+        tokio::spawn(async move { handler.on_invite(call).await });
+    }
+}
+
+async fn reply(tx: &mut Transaction, status: StatusCode, headers: Vec<Header>) {
+    if let Err(error) = tx.reply_with(status, headers, None).await {
+        debug!(%error, "reply");
+    }
+}
+
+/// Serve a REGISTER: challenge, check the digest against the user's HA1, update the bindings.
+async fn register(
+    mut tx: Transaction,
+    handler: &dyn InboundHandler,
+    registrar: &Registrar,
+    nonces: &NonceIssuer,
+) {
+    let Some((source, transport)) = source_of(&tx) else {
+        reply(&mut tx, StatusCode::BadRequest, vec![]).await;
+        return;
+    };
+    let Some(to) = tx.original.to_header().ok().and_then(|to| to.uri().ok()) else {
+        reply(&mut tx, StatusCode::BadRequest, vec![]).await;
+        return;
+    };
+    let domain = to.host_with_port.host.to_string();
+    let Some(user) = to.user().map(str::to_owned) else {
+        reply(&mut tx, StatusCode::BadRequest, vec![]).await;
+        return;
+    };
+    let challenge = |stale| Header::WwwAuthenticate(nonces.challenge(&domain, stale).into());
+    let Some(credentials) = tx.original.header_value("Authorization").and_then(|v| DigestResponse::parse(&v))
+    else {
+        reply(&mut tx, StatusCode::Unauthorized, vec![challenge(false)]).await;
+        return;
+    };
+    match nonces.check(&domain, &credentials.nonce) {
+        NonceCheck::Valid => {}
+        NonceCheck::Stale => {
+            reply(&mut tx, StatusCode::Unauthorized, vec![challenge(true)]).await;
+            return;
+        }
+        NonceCheck::Invalid => {
+            reply(&mut tx, StatusCode::Unauthorized, vec![challenge(false)]).await;
+            return;
+        }
+    }
+    // A user registers only itself, in the realm of its own domain.
+    if credentials.username != user || !credentials.realm.eq_ignore_ascii_case(&domain) {
+        debug!(%user, %domain, %source, "REGISTER for another user or realm");
+        reply(&mut tx, StatusCode::Forbidden, vec![]).await;
+        return;
+    }
+    let verified = match handler.user_ha1(&domain, &user).await {
+        Some(ha1) => credentials.verify(&ha1, "REGISTER"),
+        None => false,
+    };
+    if !verified {
+        info!(%user, %domain, %source, "REGISTER refused: wrong credentials or unknown user");
+        reply(&mut tx, StatusCode::Forbidden, vec![]).await;
+        return;
+    }
+    let contact_values: Vec<String> = tx
+        .original
+        .headers
+        .iter()
+        .filter_map(|header| match header {
+            Header::Contact(contact) => Some(contact.value().to_owned()),
+            _ => None,
+        })
+        .collect();
+    let header_expires = tx.original.header_value("Expires").and_then(|v| v.trim().parse::<u32>().ok());
+    if contact_values.is_empty() {
+        // A query: answer with the current bindings.
+        let bindings = registrar.contacts(&domain, &user);
+        let headers = binding_headers(&bindings);
+        reply(&mut tx, StatusCode::OK, headers).await;
+        return;
+    }
+    let contacts = match parse_contacts(&contact_values) {
+        Ok(contacts) => contacts,
+        Err(reason) => {
+            debug!(%reason, "REGISTER with a bad Contact");
+            reply(&mut tx, StatusCode::BadRequest, vec![]).await;
+            return;
+        }
+    };
+    if contacts == Contacts::Wildcard && header_expires != Some(0) {
+        reply(&mut tx, StatusCode::BadRequest, vec![]).await;
+        return;
+    }
+    match registrar.register(&domain, &user, contacts, header_expires, source, transport) {
+        RegisterOutcome::Bound(bindings) => {
+            info!(%user, %domain, %source, contacts = bindings.len(), "registered");
+            reply(&mut tx, StatusCode::OK, binding_headers(&bindings)).await;
+        }
+        RegisterOutcome::TooBrief => {
+            reply(
+                &mut tx,
+                StatusCode::IntervalTooBrief,
+                vec![Header::MinExpires(MIN_EXPIRES.to_string().into())],
+            )
+            .await;
+        }
+    }
+}
+
+fn binding_headers(bindings: &[crate::registrar::Binding]) -> Vec<Header> {
+    let now = std::time::Instant::now();
+    bindings
+        .iter()
+        .map(|binding| {
+            Header::Contact(format!("<{}>;expires={}", binding.contact, binding.expires_in(now)).into())
+        })
+        .collect()
+}

@@ -1,0 +1,358 @@
+//! An inbound INVITE: what routing reads, and the answers the platform gives.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rsipstack::dialog::DialogId;
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, HeadersExt, Request, StatusCode};
+use tokio::sync::watch;
+use tracing::debug;
+
+use crate::error::SipError;
+
+/// A SIP URI as routing sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipUri {
+    /// The user part (`12025550100`, `alice`), when there is one.
+    pub user: Option<String>,
+    /// The host: a domain or an address.
+    pub host: String,
+    /// The port, when given.
+    pub port: Option<u16>,
+}
+
+impl SipUri {
+    pub(crate) fn from_stack(uri: &rsipstack::sip::Uri) -> Self {
+        SipUri {
+            user: uri.user().map(str::to_owned),
+            host: uri.host_with_port.host.to_string(),
+            port: uri.host_with_port.port.as_ref().map(|port| port.value()),
+        }
+    }
+}
+
+impl fmt::Display for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sip:")?;
+        if let Some(user) = &self.user {
+            write!(f, "{user}@")?;
+        }
+        f.write_str(&self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How a leg ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegEnd {
+    /// The peer sent BYE.
+    RemoteBye,
+    /// The peer cancelled before the call was answered.
+    Cancelled,
+    /// The platform hung up (BYE) or rejected the call.
+    Local,
+    /// The peer never acknowledged the answer, or a transaction timed out.
+    Timeout,
+    /// The callee of an outbound leg refused it.
+    Rejected,
+}
+
+/// Where a leg stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegState {
+    /// Not answered yet.
+    Early,
+    /// Answered and acknowledged.
+    Confirmed,
+    /// Over.
+    Ended(LegEnd),
+}
+
+/// Watches a leg's state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LegEvents {
+    state: watch::Receiver<LegState>,
+}
+
+impl LegEvents {
+    pub(crate) fn new(state: watch::Receiver<LegState>) -> Self {
+        LegEvents { state }
+    }
+
+    /// The state now.
+    pub fn state(&self) -> LegState {
+        *self.state.borrow()
+    }
+
+    /// Resolves when the leg is over, with how it ended.
+    pub async fn ended(&mut self) -> LegEnd {
+        loop {
+            if let LegState::Ended(end) = *self.state.borrow_and_update() {
+                return end;
+            }
+            if self.state.changed().await.is_err() {
+                // The watcher task is gone: the dialog no longer exists.
+                return match *self.state.borrow() {
+                    LegState::Ended(end) => end,
+                    _ => LegEnd::Timeout,
+                };
+            }
+        }
+    }
+}
+
+/// Which side of the dialog the platform is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The platform answered (inbound leg).
+    Server,
+    /// The platform called (outbound leg).
+    Client,
+}
+
+/// Answers an SDP re-offer (re-INVITE or UPDATE) of an answered leg: the SDP answer to send,
+/// or `None` to refuse it with 488.
+pub type ReofferHandler = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// A new inbound call, waiting for routing to reject, ring or answer it.
+pub struct IncomingCall {
+    /// The Call-ID.
+    pub call_id: String,
+    /// The From URI.
+    pub from: SipUri,
+    /// The From display name, when there is one.
+    pub from_display: Option<String>,
+    /// The To URI.
+    pub to: SipUri,
+    /// The Request-URI.
+    pub request_uri: SipUri,
+    /// The address the INVITE came from (the one to trust for trunk recognition and NAT).
+    pub source: SocketAddr,
+    /// `udp` or `tcp`.
+    pub transport: &'static str,
+    /// The SDP offer, when the INVITE carried one.
+    pub sdp_offer: Option<String>,
+    request: Request,
+    dialog: InviteDialog,
+    dialog_layer: Arc<DialogLayer>,
+    state: watch::Receiver<LegState>,
+    reoffer: Arc<parking_lot::Mutex<Option<ReofferHandler>>>,
+}
+
+impl fmt::Debug for IncomingCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IncomingCall")
+            .field("call_id", &self.call_id)
+            .field("from", &self.from.to_string())
+            .field("to", &self.to.to_string())
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IncomingCall {
+    pub(crate) fn new(
+        request: Request,
+        source: SocketAddr,
+        transport: &'static str,
+        dialog: InviteDialog,
+        dialog_layer: Arc<DialogLayer>,
+        states: DialogStateReceiver,
+    ) -> Result<Self, SipError> {
+        let from = request.from_header().map_err(SipError::from_parse)?;
+        let from = rsipstack::sip::typed::From::parse(from.value()).map_err(SipError::from_parse)?;
+        let from_display = from.display_name.clone().filter(|name| !name.is_empty());
+        let from = SipUri::from_stack(&from.uri);
+        let to = SipUri::from_stack(
+            &request.to_header().map_err(SipError::from_parse)?.uri().map_err(SipError::from_parse)?,
+        );
+        let call_id = request.call_id_header().map_err(SipError::from_parse)?.value().to_owned();
+        let request_uri = SipUri::from_stack(&request.uri);
+        let sdp_offer =
+            (!request.body().is_empty()).then(|| String::from_utf8_lossy(request.body()).into_owned());
+        let (state_tx, state) = watch::channel(LegState::Early);
+        let reoffer: Arc<parking_lot::Mutex<Option<ReofferHandler>>> = Arc::default();
+        tokio::spawn(watch_dialog(
+            states,
+            state_tx,
+            dialog_layer.clone(),
+            dialog.id(),
+            reoffer.clone(),
+            Role::Server,
+        ));
+        Ok(IncomingCall {
+            call_id,
+            from,
+            from_display,
+            to,
+            request_uri,
+            source,
+            transport,
+            sdp_offer,
+            request,
+            dialog,
+            dialog_layer,
+            state,
+            reoffer,
+        })
+    }
+
+    /// A header's value (the first, when repeated), by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.request.header_value(name)
+    }
+
+    /// The leg's state and its end.
+    pub fn events(&self) -> LegEvents {
+        LegEvents { state: self.state.clone() }
+    }
+
+    /// Send 180 Ringing.
+    pub fn ringing(&self) -> Result<(), SipError> {
+        self.ensure_live()?;
+        Ok(self.dialog.ringing(None, None)?)
+    }
+
+    /// Refuse the call with a final status (404, 486, 603…); `reason` goes into a Reason
+    /// header.
+    pub fn reject(&self, status: u16, reason: Option<&str>) -> Result<(), SipError> {
+        self.ensure_live()?;
+        self.dialog.reject(Some(StatusCode::from(status)), reason.map(str::to_owned))?;
+        Ok(())
+    }
+
+    /// Answer with 200 OK carrying the SDP answer. `on_reoffer` answers later re-offers
+    /// (hold, unhold, address changes).
+    pub fn answer(&self, sdp: String, on_reoffer: ReofferHandler) -> Result<(), SipError> {
+        self.ensure_live()?;
+        *self.reoffer.lock() = Some(on_reoffer);
+        let headers = vec![Header::ContentType("application/sdp".into())];
+        self.dialog.accept(Some(headers), Some(sdp.into_bytes()))?;
+        Ok(())
+    }
+
+    /// End the leg: BYE once answered, 480 before (a flow that ends without answering).
+    pub async fn hangup(&self) -> Result<(), SipError> {
+        match *self.state.borrow() {
+            LegState::Ended(_) => return Ok(()),
+            LegState::Early
+                if !matches!(self.dialog.state(), DialogState::WaitAck(..) | DialogState::Confirmed(..)) =>
+            {
+                self.dialog.reject(Some(StatusCode::TemporarilyUnavailable), None)?;
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.dialog.bye().await?;
+        self.dialog_layer.remove_dialog(&self.dialog.id());
+        Ok(())
+    }
+
+    fn ensure_live(&self) -> Result<(), SipError> {
+        match *self.state.borrow() {
+            LegState::Ended(_) => Err(SipError::DialogEnded),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Follows one dialog's state changes into the leg's watch, answers its mid-dialog requests,
+/// and forgets the dialog when it ends.
+pub(crate) async fn watch_dialog(
+    mut states: DialogStateReceiver,
+    state_tx: watch::Sender<LegState>,
+    dialog_layer: Arc<DialogLayer>,
+    id: DialogId,
+    reoffer: Arc<parking_lot::Mutex<Option<ReofferHandler>>>,
+    role: Role,
+) {
+    while let Some(state) = states.recv().await {
+        match state {
+            DialogState::Confirmed(..) => {
+                state_tx.send_if_modified(|current| {
+                    let changed = *current == LegState::Early;
+                    if changed {
+                        *current = LegState::Confirmed;
+                    }
+                    changed
+                });
+            }
+            DialogState::Updated(_, request, handle) => {
+                let offer = String::from_utf8_lossy(request.body()).into_owned();
+                let handler = reoffer.lock().clone();
+                let answer = if offer.is_empty() { None } else { handler.and_then(|answer| answer(&offer)) };
+                let reply = match answer {
+                    Some(sdp) => {
+                        handle
+                            .respond(
+                                StatusCode::OK,
+                                Some(vec![Header::ContentType("application/sdp".into())]),
+                                Some(sdp.into_bytes()),
+                            )
+                            .await
+                    }
+                    None => handle.reply(StatusCode::NotAcceptableHere).await,
+                };
+                if reply.is_err() {
+                    debug!(%id, "re-offer transaction gone before the answer");
+                }
+            }
+            DialogState::Options(_, _, handle) | DialogState::Info(_, _, handle) => {
+                let _ = handle.reply(StatusCode::OK).await;
+            }
+            DialogState::Message(_, _, handle)
+            | DialogState::Notify(_, _, handle)
+            | DialogState::Refer(_, _, handle)
+            | DialogState::Publish(_, _, handle) => {
+                let _ = handle.reply(StatusCode::NotImplemented).await;
+            }
+            DialogState::Terminated(_, reason) => {
+                // The stack names the BYE's sender by role: the peer is the UAC of an inbound
+                // leg and the UAS of an outbound one.
+                let end = match (reason, role) {
+                    (TerminatedReason::UacBye, Role::Server) | (TerminatedReason::UasBye, Role::Client) => {
+                        LegEnd::RemoteBye
+                    }
+                    (TerminatedReason::UacCancel, _) => LegEnd::Cancelled,
+                    (TerminatedReason::Timeout, _) => LegEnd::Timeout,
+                    (
+                        TerminatedReason::UasBusy
+                        | TerminatedReason::UasDecline
+                        | TerminatedReason::UasOther(_),
+                        Role::Client,
+                    ) => LegEnd::Rejected,
+                    _ => LegEnd::Local,
+                };
+                debug!(%id, ?end, "leg ended");
+                state_tx.send_if_modified(|current| {
+                    let changed = !matches!(current, LegState::Ended(_));
+                    if changed {
+                        *current = LegState::Ended(end);
+                    }
+                    changed
+                });
+                dialog_layer.remove_dialog(&id);
+                break;
+            }
+            DialogState::Calling(_)
+            | DialogState::Trying(_)
+            | DialogState::Early(..)
+            | DialogState::WaitAck(..) => {}
+        }
+    }
+    // The stack dropped the dialog without a Terminated state (shutdown).
+    state_tx.send_if_modified(|current| {
+        let changed = !matches!(current, LegState::Ended(_));
+        if changed {
+            *current = LegState::Ended(LegEnd::Local);
+        }
+        changed
+    });
+}

@@ -1,0 +1,27 @@
+//! SIP signalling for the platform, behind the project's own types.
+//!
+//! The stack underneath is [rsipstack](https://docs.rs/rsipstack) (transports, RFC 3261
+//! transactions and dialogs); nothing outside this crate names it, so it can be swapped.
+//!
+//! - [`SipEndpoint`]: listens on UDP and TCP, answers OPTIONS, hands every new INVITE to an
+//!   [`InboundHandler`] as an [`IncomingCall`], and routes in-dialog requests (ACK, BYE,
+//!   re-INVITE, CANCEL) to their dialogs.
+//! - [`IncomingCall`]: what routing needs to know about an INVITE (caller, callee, source
+//!   address, SDP offer, headers) and the answers it can give (reject, ring, answer).
+//! - [`LegEvents`]: how a leg ends (the peer's BYE or CANCEL, a missing ACK).
+//!
+//! Malformed messages never reach the platform: the transport drops what does not parse, and
+//! requests that parse but lack what a transaction needs are answered 400 here.
+
+pub mod digest;
+mod endpoint;
+mod error;
+mod inbound;
+mod outbound;
+pub mod registrar;
+
+pub use endpoint::{InboundHandler, SipConfig, SipEndpoint};
+pub use error::SipError;
+pub use inbound::{IncomingCall, LegEnd, LegEvents, LegState, ReofferHandler, SipUri};
+pub use outbound::{OutboundCall, OutboundOutcome, OutboundRequest, PendingOutcome};
+pub use registrar::{Binding, Registrar};

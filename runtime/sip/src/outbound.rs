@@ -1,0 +1,150 @@
+//! Outbound legs: the platform's INVITEs to carriers, SIP users and SIP URIs (the B legs of
+//! `<Dial>`). Each leg can be cancelled while it rings, and hung up once answered.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{StatusCodeKind, Transport};
+use rsipstack::transport::SipAddr;
+use tokio::sync::watch;
+use tracing::debug;
+
+use crate::error::SipError;
+use crate::inbound::{LegEvents, LegState, Role, watch_dialog};
+
+/// An INVITE to place.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    /// The Request-URI (`sip:alice@10.0.0.2:5062`, `sip:12125550101@carrier.example`).
+    pub uri: String,
+    /// Where to send it (a registered contact's source address, the carrier proxy); `None`
+    /// resolves the URI's host.
+    pub destination: Option<SocketAddr>,
+    /// `tcp` sends over TCP; anything else UDP.
+    pub transport: &'static str,
+    /// The From URI (the caller ID).
+    pub from: String,
+    /// The To URI.
+    pub to: String,
+    /// The SDP offer.
+    pub sdp_offer: String,
+}
+
+/// How an outbound INVITE ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboundOutcome {
+    /// 2xx: the callee's SDP answer.
+    Answered { sdp: String },
+    /// A final non-2xx status (486 busy, 480/408 no answer, 603 declined…).
+    Rejected { status: u16 },
+    /// No answer at all, or the stack failed.
+    Failed(String),
+}
+
+/// A leg the platform placed; cheap to clone.
+#[derive(Clone)]
+pub struct OutboundCall {
+    dialog: InviteDialog,
+    state: watch::Receiver<LegState>,
+}
+
+/// The final response an outbound INVITE is waiting for.
+pub struct PendingOutcome {
+    result: rsipstack::platform::JoinHandle<InviteAsyncResult>,
+}
+
+impl fmt::Debug for PendingOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingOutcome").finish_non_exhaustive()
+    }
+}
+
+impl PendingOutcome {
+    /// Wait for the final response.
+    pub async fn wait(self) -> OutboundOutcome {
+        match self.result.await {
+            Ok(Ok((_, Some(response)))) => match response.status_code.kind() {
+                StatusCodeKind::Successful => {
+                    OutboundOutcome::Answered { sdp: String::from_utf8_lossy(response.body()).into_owned() }
+                }
+                _ => OutboundOutcome::Rejected { status: response.status_code.code() },
+            },
+            Ok(Ok((_, None))) => OutboundOutcome::Failed("no final response".to_owned()),
+            Ok(Err(error)) => {
+                debug!(%error, "outbound INVITE");
+                OutboundOutcome::Failed(error.to_string())
+            }
+            Err(error) => OutboundOutcome::Failed(format!("INVITE task: {error}")),
+        }
+    }
+}
+
+impl fmt::Debug for OutboundCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundCall").field("id", &self.dialog.id().to_string()).finish_non_exhaustive()
+    }
+}
+
+impl OutboundCall {
+    pub(crate) fn place(
+        dialog_layer: &Arc<DialogLayer>,
+        contact: &rsipstack::sip::Uri,
+        request: OutboundRequest,
+    ) -> Result<(OutboundCall, PendingOutcome), SipError> {
+        let parse = |what: &str, text: &str| {
+            rsipstack::sip::Uri::try_from(text).map_err(|e| SipError::Stack(format!("{what} {text:?}: {e}")))
+        };
+        let destination = request.destination.map(|address| {
+            let mut sip_addr = SipAddr::from(address);
+            sip_addr.r#type = Some(if request.transport == "tcp" { Transport::Tcp } else { Transport::Udp });
+            sip_addr
+        });
+        let option = InviteOption {
+            caller: parse("From", &request.from)?,
+            callee: parse("Request-URI", &request.uri)?,
+            destination,
+            content_type: Some("application/sdp".to_owned()),
+            offer: Some(request.sdp_offer.into_bytes()),
+            contact: contact.clone(),
+            ..InviteOption::default()
+        };
+        let (states_tx, states_rx) = dialog_layer.new_dialog_state_channel();
+        let (dialog, result) = dialog_layer.do_invite_async(option, states_tx)?;
+        let (state_tx, state) = watch::channel(LegState::Early);
+        tokio::spawn(watch_dialog(
+            states_rx,
+            state_tx,
+            dialog_layer.clone(),
+            dialog.id(),
+            Arc::default(),
+            Role::Client,
+        ));
+        Ok((OutboundCall { dialog, state }, PendingOutcome { result }))
+    }
+
+    /// The leg's state and end.
+    pub fn events(&self) -> LegEvents {
+        LegEvents::new(self.state.clone())
+    }
+
+    /// Stop ringing (CANCEL); harmless once answered or over.
+    pub async fn cancel(&self) {
+        if let Err(error) = self.dialog.cancel().await {
+            debug!(%error, "cancel");
+        }
+    }
+
+    /// Hang up an answered leg (BYE).
+    pub async fn hangup(&self) {
+        if matches!(*self.state.borrow(), LegState::Ended(_)) {
+            return;
+        }
+        if let Err(error) = self.dialog.bye().await {
+            debug!(%error, "bye");
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! A real inbound call: its SIP leg and RTP session behind the [`CallBackend`] primitives the
+//! flow host drives.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use opentact_call::CallBackend;
+use opentact_call::clock::{Clock, RealClock};
+use opentact_call::error::CallError;
+use opentact_call::model::{
+    CallInfo, CallState, DialRequest, DialResult, HangupReason, Media, PlayOutcome, RecordRequest, Recording,
+    SmsRequest,
+};
+use opentact_media::recorder::WavRecorder;
+use opentact_media::sdp::{self, Direction, LocalMedia};
+use opentact_sip::{IncomingCall, LegEvents, LegState};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::dial::{self, Dialer};
+use crate::render::{MediaRenderer, Rendered};
+use crate::rtp_session::{PlayEnd, RtpPeer, RtpSession};
+
+/// Loudness under which a 20 ms frame counts as silence for a recording's silence timeout
+/// (RMS of 16-bit samples; about -50 dBFS).
+const SILENCE_RMS: f64 = 100.0;
+/// A `loop="0"` prompt repeats at most this long without a digit or hangup.
+const ENDLESS_LOOP_LIMIT: Duration = Duration::from_secs(600);
+
+/// Media settings shared by every call.
+#[derive(Debug, Clone)]
+pub struct VoiceConfig {
+    /// Address RTP sockets bind to.
+    pub rtp_bind: IpAddr,
+    /// Address put in SDP (the bind address unless it is a wildcard).
+    pub rtp_advertised: IpAddr,
+    /// Ports RTP sockets take.
+    pub rtp_ports: RangeInclusive<u16>,
+    /// Recordings are written under `<recordings_dir>/<account>/<call>/`.
+    pub recordings_dir: PathBuf,
+    /// Listen for DTMF tones in the audio too.
+    pub inband_dtmf: bool,
+}
+
+struct BackgroundRecording {
+    name: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<std::io::Result<(PathBuf, u64)>>,
+}
+
+struct State {
+    call: CallState,
+    /// Recordings of this call by name: their WAV files.
+    recordings: HashMap<String, PathBuf>,
+    background: Option<BackgroundRecording>,
+}
+
+/// A SIP call driven by a flow.
+pub struct SipCall {
+    info: CallInfo,
+    leg: IncomingCall,
+    events: LegEvents,
+    config: Arc<VoiceConfig>,
+    renderer: MediaRenderer,
+    dialer: Option<Arc<dyn Dialer>>,
+    clock: Arc<RealClock>,
+    rtp: Mutex<Option<Arc<RtpSession>>>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for SipCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipCall").field("id", &self.info.id).field("leg", &self.leg).finish_non_exhaustive()
+    }
+}
+
+impl SipCall {
+    /// A call for an inbound leg that routing accepted.
+    pub fn new(
+        info: CallInfo,
+        leg: IncomingCall,
+        config: Arc<VoiceConfig>,
+        renderer: MediaRenderer,
+        dialer: Option<Arc<dyn Dialer>>,
+    ) -> Arc<Self> {
+        let events = leg.events();
+        let call = Arc::new(SipCall {
+            info,
+            leg,
+            events,
+            config,
+            renderer,
+            dialer,
+            clock: Arc::new(RealClock::new()),
+            rtp: Mutex::new(None),
+            state: Mutex::new(State {
+                call: CallState::Ringing,
+                recordings: HashMap::new(),
+                background: None,
+            }),
+        });
+        // When the peer hangs up, media stops at once, whatever the flow is doing.
+        let watcher = Arc::downgrade(&call);
+        let mut events = call.events.clone();
+        tokio::spawn(async move {
+            let end = events.ended().await;
+            if let Some(call) = watcher.upgrade() {
+                debug!(call = %call.info.id, ?end, "leg over");
+                call.finish();
+            }
+        });
+        call
+    }
+
+    /// The SIP leg.
+    pub fn leg(&self) -> &IncomingCall {
+        &self.leg
+    }
+
+    /// The RTP session, once answered.
+    pub fn rtp(&self) -> Option<Arc<RtpSession>> {
+        self.rtp.lock().clone()
+    }
+
+    fn finish(&self) {
+        self.state.lock().call = CallState::Ended;
+        if let Some(rtp) = self.rtp.lock().take() {
+            rtp.close();
+        }
+    }
+
+    fn live(&self) -> Result<(), CallError> {
+        if matches!(self.events.state(), LegState::Ended(_)) || self.state.lock().call == CallState::Ended {
+            return Err(CallError::Hangup);
+        }
+        Ok(())
+    }
+
+    fn media(&self) -> Result<Arc<RtpSession>, CallError> {
+        self.live()?;
+        self.rtp
+            .lock()
+            .clone()
+            .ok_or_else(|| CallError::InvalidState("ringing: answer the call first".to_owned()))
+    }
+
+    /// Resolves when the leg ends.
+    async fn hung_up(&self) {
+        let mut events = self.events.clone();
+        events.ended().await;
+    }
+
+    fn recording_dir(&self) -> PathBuf {
+        self.config.recordings_dir.join(&self.info.account).join(&self.info.id)
+    }
+
+    fn recording_path(&self, id: &str) -> Result<PathBuf, CallError> {
+        let dir = self.recording_dir();
+        std::fs::create_dir_all(&dir)
+            .map_err(|error| CallError::Failed(format!("creating {}: {error}", dir.display())))?;
+        Ok(dir.join(format!("{id}.wav")))
+    }
+
+    fn keep_recording(&self, name: &str, path: PathBuf, duration_ms: u64) -> Recording {
+        let id = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+        let recording = Recording {
+            id,
+            name: name.to_owned(),
+            duration_ms: u32::try_from(duration_ms).unwrap_or(u32::MAX),
+        };
+        self.state.lock().recordings.insert(name.to_owned(), path);
+        recording
+    }
+
+    async fn play_rendered(
+        &self,
+        rtp: &RtpSession,
+        rendered: Rendered,
+        barge_in: bool,
+    ) -> Result<bool, CallError> {
+        match rendered {
+            Rendered::Silence(ms) => {
+                let wait = tokio::time::sleep(Duration::from_millis(u64::from(ms)));
+                if barge_in {
+                    tokio::select! {
+                        () = wait => Ok(false),
+                        digit = rtp.digit_buffered() => Ok(digit),
+                        () = self.hung_up() => Err(CallError::Hangup),
+                    }
+                } else {
+                    tokio::select! {
+                        () = wait => Ok(false),
+                        () = self.hung_up() => Err(CallError::Hangup),
+                    }
+                }
+            }
+            Rendered::Audio { samples, repeat } => {
+                let started = tokio::time::Instant::now();
+                let mut played = 0u32;
+                while repeat == 0 || played < repeat {
+                    if samples.is_empty() || (repeat == 0 && started.elapsed() > ENDLESS_LOOP_LIMIT) {
+                        break;
+                    }
+                    match rtp.play(samples.clone(), barge_in).await {
+                        PlayEnd::Finished => played += 1,
+                        PlayEnd::Interrupted => return Ok(true),
+                        PlayEnd::Closed => return Err(CallError::Hangup),
+                    }
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+fn rms(samples: &[i16]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = samples.iter().map(|s| f64::from(*s) * f64::from(*s)).sum();
+    (sum / samples.len() as f64).sqrt()
+}
+
+/// Writes the tap to a WAV file until stopped or the tap closes.
+async fn record_to(
+    path: &Path,
+    mut tap: mpsc::UnboundedReceiver<Vec<i16>>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<u64> {
+    let mut recorder = WavRecorder::create(path)?;
+    loop {
+        tokio::select! {
+            frame = tap.recv() => match frame {
+                Some(frame) => recorder.write(&frame)?,
+                None => break,
+            },
+            _ = &mut stop => break,
+        }
+    }
+    recorder.finish()
+}
+
+#[async_trait]
+impl CallBackend for SipCall {
+    fn info(&self) -> CallInfo {
+        self.info.clone()
+    }
+
+    fn state(&self) -> CallState {
+        if matches!(self.events.state(), LegState::Ended(_)) {
+            return CallState::Ended;
+        }
+        self.state.lock().call
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    async fn answer(&self) -> Result<(), CallError> {
+        self.live()?;
+        if self.rtp.lock().is_some() {
+            return Ok(());
+        }
+        let offer_text = self.leg.sdp_offer.as_deref().ok_or_else(|| {
+            CallError::Failed("the INVITE carried no SDP offer (late offer is not supported)".to_owned())
+        })?;
+        let offer =
+            sdp::parse(offer_text).map_err(|error| CallError::Failed(format!("SDP offer: {error}")))?;
+        let negotiated =
+            sdp::negotiate(&offer.audio).map_err(|error| CallError::Failed(format!("SDP offer: {error}")))?;
+        let peer = RtpPeer {
+            address: SocketAddr::new(offer.audio.address, offer.audio.port),
+            codec: negotiated.codec,
+            telephone_event: negotiated.telephone_event,
+            inband_dtmf: self.config.inband_dtmf || negotiated.telephone_event.is_none(),
+        };
+        let rtp = RtpSession::bind(self.config.rtp_bind, self.config.rtp_ports.clone(), peer)
+            .await
+            .map_err(|error| CallError::LimitExceeded(format!("no RTP port: {error}")))?;
+        let local = LocalMedia {
+            session_id: u64::from(rtp.local_addr().port()) << 16 | u64::from(std::process::id() & 0xffff),
+            address: self.config.rtp_advertised,
+            port: rtp.local_addr().port(),
+            codecs: vec![negotiated.codec],
+            telephone_event: negotiated.telephone_event,
+            direction: offer.audio.direction.answer(),
+        };
+        let answer = local.render(&offer.media_kinds, offer.audio_index);
+        let rtp = Arc::new(rtp);
+        let reoffer_rtp = Arc::downgrade(&rtp);
+        let reoffer_local = local.clone();
+        let on_reoffer = Arc::new(move |text: &str| {
+            let offer = sdp::parse(text).ok()?;
+            sdp::negotiate(&offer.audio).ok()?;
+            if let Some(rtp) = reoffer_rtp.upgrade()
+                && !offer.audio.is_hold()
+            {
+                rtp.update_peer(SocketAddr::new(offer.audio.address, offer.audio.port));
+            }
+            let answer = LocalMedia {
+                direction: if offer.audio.is_hold() {
+                    Direction::RecvOnly
+                } else {
+                    offer.audio.direction.answer()
+                },
+                ..reoffer_local.clone()
+            };
+            Some(answer.render(&offer.media_kinds, offer.audio_index))
+        });
+        self.leg.answer(answer, on_reoffer).map_err(|error| match error {
+            opentact_sip::SipError::DialogEnded => CallError::Hangup,
+            other => CallError::Failed(format!("answering: {other}")),
+        })?;
+        rtp.start();
+        *self.rtp.lock() = Some(rtp);
+        self.state.lock().call = CallState::Answered;
+        Ok(())
+    }
+
+    async fn hangup(&self, reason: HangupReason) -> Result<(), CallError> {
+        let answered = self.rtp.lock().is_some();
+        if let Some(background) = self.state.lock().background.take() {
+            let _ = background.stop.send(());
+        }
+        let result = if answered {
+            self.leg.hangup().await
+        } else {
+            let status = match reason {
+                HangupReason::Busy => 486,
+                HangupReason::Rejected => 603,
+                HangupReason::Normal => 480,
+            };
+            self.leg.reject(status, None)
+        };
+        self.finish();
+        match result {
+            Ok(()) | Err(opentact_sip::SipError::DialogEnded) => Ok(()),
+            Err(error) => {
+                warn!(call = %self.info.id, %error, "hangup");
+                Ok(())
+            }
+        }
+    }
+
+    async fn play(&self, media: &Media, barge_in: bool) -> Result<PlayOutcome, CallError> {
+        let rtp = self.media()?;
+        let rendered = tokio::select! {
+            rendered = self.renderer.render(media, |name| {
+                self.state.lock().recordings.get(name).cloned()
+            }) => rendered?,
+            () = self.hung_up() => return Err(CallError::Hangup),
+        };
+        let interrupted = self.play_rendered(&rtp, rendered, barge_in).await?;
+        Ok(PlayOutcome { interrupted })
+    }
+
+    async fn next_digit(&self, timeout: Duration) -> Result<Option<char>, CallError> {
+        let rtp = self.media()?;
+        tokio::select! {
+            digit = rtp.next_digit(timeout) => {
+                self.live()?;
+                Ok(digit)
+            }
+            () = self.hung_up() => Err(CallError::Hangup),
+        }
+    }
+
+    async fn record(&self, request: &RecordRequest) -> Result<Recording, CallError> {
+        let rtp = self.media()?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let path = self.recording_path(&id)?;
+        let mut recorder = WavRecorder::create(&path)
+            .map_err(|error| CallError::Failed(format!("creating {}: {error}", path.display())))?;
+        let mut tap = rtp.tap();
+        let deadline = tokio::time::sleep(Duration::from_millis(u64::from(request.max_length_ms)));
+        tokio::pin!(deadline);
+        let silence_limit = u64::from(request.silence_timeout_ms);
+        let mut silent_ms = 0u64;
+        let mut heard_sound = false;
+        let mut hung_up = false;
+        loop {
+            tokio::select! {
+                frame = tap.recv() => {
+                    let Some(frame) = frame else { hung_up = true; break };
+                    recorder.write(&frame).map_err(|error| CallError::Failed(format!("recording: {error}")))?;
+                    if rms(&frame) < SILENCE_RMS {
+                        silent_ms += 20;
+                    } else {
+                        silent_ms = 0;
+                        heard_sound = true;
+                    }
+                    // The silence timeout counts from the last sound (or the start).
+                    if silence_limit > 0 && silent_ms >= silence_limit {
+                        let _ = heard_sound;
+                        break;
+                    }
+                }
+                () = &mut deadline => break,
+                digit = rtp.digit_buffered(), if request.finish_key.is_some() => {
+                    if digit && request.finish_key.is_some_and(|key| rtp.take_digit_if(key)) {
+                        break;
+                    }
+                    if !digit { hung_up = true; break; }
+                    // Another key: drop it, keep recording.
+                    let _ = rtp.next_digit(Duration::ZERO).await;
+                }
+                () = self.hung_up() => { hung_up = true; break }
+            }
+        }
+        drop(tap);
+        let duration = recorder.finish().map_err(|error| CallError::Failed(format!("recording: {error}")))?;
+        let recording = self.keep_recording(&request.name, path, duration);
+        if hung_up {
+            return Err(CallError::Hangup);
+        }
+        Ok(recording)
+    }
+
+    async fn record_start(&self, name: &str) -> Result<(), CallError> {
+        let rtp = self.media()?;
+        if self.state.lock().background.is_some() {
+            return Err(CallError::InvalidState("a background recording is already running".to_owned()));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let path = self.recording_path(&id)?;
+        let tap = rtp.tap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let done = tokio::spawn(async move {
+            let duration = record_to(&path, tap, stop_rx).await?;
+            Ok((path, duration))
+        });
+        self.state.lock().background =
+            Some(BackgroundRecording { name: name.to_owned(), stop: stop_tx, done });
+        Ok(())
+    }
+
+    async fn record_stop(&self) -> Result<Option<Recording>, CallError> {
+        let Some(background) = self.state.lock().background.take() else { return Ok(None) };
+        let _ = background.stop.send(());
+        match background.done.await {
+            Ok(Ok((path, duration))) => Ok(Some(self.keep_recording(&background.name, path, duration))),
+            Ok(Err(error)) => Err(CallError::Failed(format!("recording: {error}"))),
+            Err(error) => Err(CallError::Failed(format!("recording task: {error}"))),
+        }
+    }
+
+    fn has_recording(&self, name: &str) -> bool {
+        self.state.lock().recordings.contains_key(name)
+    }
+
+    async fn dial(
+        &self,
+        request: &DialRequest,
+        bridged: &(dyn for<'t> Fn(&'t opentact_call::model::DialTarget) + Send + Sync),
+    ) -> Result<DialResult, CallError> {
+        self.live()?;
+        if self.rtp.lock().is_none() {
+            self.answer().await?;
+        }
+        let a_leg = self.media()?;
+        let dialer = self
+            .dialer
+            .clone()
+            .ok_or_else(|| CallError::Failed("outbound calling is not configured".to_owned()))?;
+        let leg = dial::ring(
+            dialer.as_ref(),
+            &self.config,
+            &self.info,
+            &request.targets,
+            request.caller_id.as_deref(),
+            Duration::from_millis(u64::from(request.timeout_ms)),
+            self.events.clone(),
+        )
+        .await?;
+        // The bridge: each side sends what the other receives.
+        leg.rtp.feed(a_leg.tap());
+        a_leg.feed(leg.rtp.tap());
+        self.state.lock().call = CallState::Bridged;
+        bridged(&leg.target);
+        let started = tokio::time::Instant::now();
+        let mut callee = leg.call.events();
+        let callee_hung_up = tokio::select! {
+            _ = callee.ended() => true,
+            () = self.hung_up() => false,
+        };
+        a_leg.stop_feed();
+        leg.rtp.close();
+        if !callee_hung_up {
+            leg.call.hangup().await;
+            return Err(CallError::Hangup);
+        }
+        self.state.lock().call = CallState::Answered;
+        Ok(DialResult {
+            answered: leg.target,
+            duration_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+            callee_hung_up: true,
+            recording: None,
+        })
+    }
+
+    async fn bridge(&self, _call_id: &str) -> Result<(), CallError> {
+        self.live()?;
+        Err(CallError::Failed("bridge is not available on SIP calls yet".to_owned()))
+    }
+
+    async fn hold(&self, _timeout: Duration) -> Result<(), CallError> {
+        self.live()?;
+        Err(CallError::Failed("hold is not available on SIP calls yet".to_owned()))
+    }
+
+    async fn unhold(&self) -> Result<(), CallError> {
+        self.live()?;
+        Err(CallError::Failed("unhold is not available on SIP calls yet".to_owned()))
+    }
+
+    async fn send_sms(&self, _request: &SmsRequest) -> Result<String, CallError> {
+        self.live()?;
+        Err(CallError::Failed("SMS is not available yet".to_owned()))
+    }
+}

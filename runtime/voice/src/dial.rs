@@ -1,0 +1,187 @@
+//! `<Dial>` on a real call: ring every target in parallel, bridge the first that answers,
+//! cancel the others, and relay audio both ways until one side hangs up.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use opentact_call::error::CallError;
+use opentact_call::model::{CallInfo, DialTarget};
+use opentact_media::sdp::{self, Direction, LocalMedia};
+use opentact_sip::{LegEvents, OutboundCall, OutboundOutcome, OutboundRequest, SipEndpoint};
+use tokio::task::JoinSet;
+use tracing::{debug, info};
+
+use crate::call::VoiceConfig;
+use crate::rtp_session::{PT_PCMA, PT_PCMU, RtpPeer, RtpSession};
+
+/// The telephone-event payload type the platform offers.
+const OFFER_TELEPHONE_EVENT: u8 = 101;
+
+/// Resolves dial targets to SIP destinations; the server implements it from its configuration
+/// (the carrier trunk), the store (SIP users) and the registrar (their contacts).
+#[async_trait]
+pub trait Dialer: Send + Sync {
+    /// The SIP endpoint legs are placed from.
+    fn endpoint(&self) -> Option<Arc<SipEndpoint>>;
+
+    /// Where `target` rings: one request per destination (a user registered on two phones
+    /// rings both). `sdp_offer` is left empty; the call fills it per leg. An empty list means
+    /// the target cannot be reached now (an unregistered user).
+    async fn resolve(
+        &self,
+        target: &DialTarget,
+        call: &CallInfo,
+        caller_id: Option<&str>,
+    ) -> Result<Vec<OutboundRequest>, CallError>;
+}
+
+/// A leg that answered.
+pub(crate) struct AnsweredLeg {
+    pub target: DialTarget,
+    pub call: OutboundCall,
+    pub rtp: Arc<RtpSession>,
+}
+
+/// Why no leg answered.
+#[derive(Debug, Default)]
+struct Tally {
+    busy: usize,
+    failed: Vec<String>,
+    no_answer: usize,
+}
+
+/// Ring `targets` in parallel; the first 2xx wins, the rest are cancelled.
+pub(crate) async fn ring(
+    dialer: &dyn Dialer,
+    config: &VoiceConfig,
+    info: &CallInfo,
+    targets: &[DialTarget],
+    caller_id: Option<&str>,
+    timeout: Duration,
+    mut caller: LegEvents,
+) -> Result<AnsweredLeg, CallError> {
+    let endpoint = dialer
+        .endpoint()
+        .ok_or_else(|| CallError::Failed("SIP is not running: outbound legs cannot be placed".to_owned()))?;
+    let mut tally = Tally::default();
+    let mut legs: Vec<(DialTarget, OutboundCall, Arc<RtpSession>)> = Vec::new();
+    let mut pending = JoinSet::new();
+    for target in targets {
+        let requests = match dialer.resolve(target, info, caller_id).await {
+            Ok(requests) => requests,
+            Err(error) => {
+                tally.failed.push(format!("{}: {error}", target.as_str()));
+                continue;
+            }
+        };
+        if requests.is_empty() {
+            tally.failed.push(format!("{}: not reachable now", target.as_str()));
+        }
+        for mut request in requests {
+            let unknown_peer = RtpPeer {
+                address: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0),
+                codec: PT_PCMU,
+                telephone_event: Some(OFFER_TELEPHONE_EVENT),
+                inband_dtmf: false,
+            };
+            let rtp = RtpSession::bind(config.rtp_bind, config.rtp_ports.clone(), unknown_peer)
+                .await
+                .map_err(|error| CallError::LimitExceeded(format!("no RTP port: {error}")))?;
+            let offer = LocalMedia {
+                session_id: u64::from(rtp.local_addr().port()),
+                address: config.rtp_advertised,
+                port: rtp.local_addr().port(),
+                codecs: vec![PT_PCMU, PT_PCMA],
+                telephone_event: Some(OFFER_TELEPHONE_EVENT),
+                direction: Direction::SendRecv,
+            };
+            request.sdp_offer = offer.render(&[], 0);
+            match endpoint.invite(request) {
+                Ok((call, outcome)) => {
+                    let index = legs.len();
+                    legs.push((target.clone(), call, Arc::new(rtp)));
+                    pending.spawn(async move { (index, outcome.wait().await) });
+                }
+                Err(error) => tally.failed.push(format!("{}: {error}", target.as_str())),
+            }
+        }
+    }
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut winner = None;
+    let mut caller_gone = false;
+    while !pending.is_empty() {
+        tokio::select! {
+            _ = caller.ended() => {
+                caller_gone = true;
+                break;
+            }
+            joined = pending.join_next() => {
+                let Some(Ok((index, outcome))) = joined else { continue };
+                match outcome {
+                    OutboundOutcome::Answered { sdp } => {
+                        winner = Some((index, sdp));
+                        break;
+                    }
+                    OutboundOutcome::Rejected { status: 486 | 600 | 603 } => tally.busy += 1,
+                    OutboundOutcome::Rejected { status: 408 | 480 | 487 } => tally.no_answer += 1,
+                    OutboundOutcome::Rejected { status } => tally.failed.push(format!("{}: {status}", legs[index].0.as_str())),
+                    OutboundOutcome::Failed(reason) => tally.failed.push(format!("{}: {reason}", legs[index].0.as_str())),
+                }
+            }
+            () = &mut deadline => {
+                tally.no_answer += pending.len();
+                break;
+            }
+        }
+    }
+    // Every leg but the winner stops ringing (or, if it answered at the same moment, ends).
+    for (index, (_, call, rtp)) in legs.iter().enumerate() {
+        if winner.as_ref().is_some_and(|(w, _)| *w == index) {
+            continue;
+        }
+        rtp.close();
+        let call = call.clone();
+        tokio::spawn(async move {
+            call.cancel().await;
+            call.hangup().await;
+        });
+    }
+    pending.detach_all();
+    if caller_gone {
+        if let Some((index, _)) = winner {
+            legs[index].2.close();
+            legs[index].1.hangup().await;
+        }
+        return Err(CallError::Hangup);
+    }
+    let Some((index, answer)) = winner else {
+        debug!(?tally, "no leg answered");
+        return Err(if tally.busy > 0 && tally.no_answer == 0 {
+            CallError::Busy
+        } else if tally.no_answer > 0 || tally.failed.is_empty() {
+            CallError::NoAnswer
+        } else {
+            CallError::Failed(tally.failed.join("; "))
+        });
+    };
+    let (target, call, rtp) = legs.swap_remove(index);
+    let parsed = sdp::parse(&answer).map_err(|error| CallError::Failed(format!("the callee's SDP: {error}")));
+    let negotiated = parsed.as_ref().ok().and_then(|p| sdp::negotiate(&p.audio).ok());
+    let (Ok(parsed), Some(negotiated)) = (parsed.as_ref(), negotiated) else {
+        call.hangup().await;
+        rtp.close();
+        return Err(CallError::Failed("the callee answered without a usable SDP answer".to_owned()));
+    };
+    rtp.set_peer(RtpPeer {
+        address: SocketAddr::new(parsed.audio.address, parsed.audio.port),
+        codec: negotiated.codec,
+        telephone_event: negotiated.telephone_event,
+        inband_dtmf: false,
+    });
+    rtp.start();
+    info!(target = target.as_str(), "dial answered");
+    Ok(AnsweredLeg { target, call, rtp })
+}

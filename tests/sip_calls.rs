@@ -1,0 +1,229 @@
+//! Real SIP calls against `opentact serve`, placed by SIPp (Debian's sip-tester) on loopback.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::platform::{Platform, run_sipp, sipp};
+
+/// The sample number, whose app is the sample IVR (sample.rs): Answer, Say, Gather 1/2, Hangup.
+const SAMPLE_NUMBER: &str = "12025550100";
+
+/// SIPp's scenarios find their pcap files under `pcap/` relative to the working directory.
+fn pcap_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink("/usr/share/sip-tester", dir.path().join("pcap")).expect("symlink pcap");
+    dir
+}
+
+fn said_tags(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "call.callflow" && e["verb"] == "say" && e["phase"] == "started")
+        .filter_map(|e| e["tag"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_pcap_dtmf_one_selects_the_sales_branch() {
+    let platform = Platform::start(&[]).await;
+    let cwd = pcap_dir();
+    let mut command = sipp();
+    command
+        .current_dir(cwd.path())
+        .args(["-sn", "uac_pcap", "-s", SAMPLE_NUMBER, "-m", "1", "-l", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "40s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let (code, output) = run_sipp(command, Duration::from_secs(60)).await;
+    assert_eq!(code, 0, "sipp failed:\n{output}\nserver log:\n{}", platform.log());
+
+    let events = platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.hangup").await;
+    let gather = events
+        .iter()
+        .find(|e| e["type"] == "call.callflow" && e["verb"] == "gather" && e["phase"] == "finished")
+        .unwrap_or_else(|| panic!("a finished gather: {events:#?}"));
+    assert_eq!(gather["detail"]["digits"], "1", "{gather:#}");
+    let tags = said_tags(&events);
+    assert!(tags.contains(&"welcome".to_owned()), "{tags:?}");
+    assert!(
+        tags.contains(&"sales".to_owned()),
+        "the DTMF 1 from SIPp's RTP picked the sales branch: {tags:?}"
+    );
+    assert!(!tags.contains(&"no-input".to_owned()), "{tags:?}");
+    let answered = events.iter().any(|e| e["type"] == "call.answered");
+    assert!(answered, "{events:#?}");
+}
+
+/// An OPTIONS ping answered 200 proves the server still serves.
+async fn options_answered(socket: &tokio::net::UdpSocket, server: std::net::SocketAddr, n: usize) -> bool {
+    let local = socket.local_addr().expect("local");
+    let ping = format!(
+        "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bK-ping{n}\r\n\
+         From: <sip:probe@{local}>;tag=p{n}\r\nTo: <sip:{server}>\r\nCall-ID: ping-{n}@probe\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket.send_to(ping.as_bytes(), server).await.expect("send");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut buffer = vec![0u8; 4096];
+    while let Ok(Ok((length, _))) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buffer)).await {
+        let text = String::from_utf8_lossy(&buffer[..length]);
+        if text.starts_with("SIP/2.0 200") && text.contains(&format!("ping-{n}@probe")) {
+            return true;
+        }
+    }
+    false
+}
+
+/// What came back within `wait` (status lines), ignoring answers to pings.
+async fn responses(socket: &tokio::net::UdpSocket, wait: Duration) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buffer = vec![0u8; 65_536];
+    let mut lines = Vec::new();
+    while let Ok(Ok((length, _))) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buffer)).await {
+        let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        if !text.contains("@probe") {
+            lines.push(text.lines().next().unwrap_or_default().to_owned());
+        }
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_torture_messages_get_an_error_or_are_dropped_and_the_server_keeps_serving() {
+    let platform = Platform::start(&[]).await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let fixtures = support::runner::repo().join("tests/fixtures");
+    let mut sent = 0;
+    // Our own broken messages: each is refused (4xx) or dropped, never accepted.
+    let mut broken: Vec<_> = std::fs::read_dir(fixtures.join("sip-broken"))
+        .expect("fixtures")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "sip" || ext == "bin"))
+        .collect();
+    broken.sort();
+    assert!(broken.len() >= 5, "{broken:?}");
+    for path in &broken {
+        let bytes = std::fs::read(path).expect("read");
+        socket.send_to(&bytes, platform.sip).await.expect("send");
+        let answers = responses(&socket, Duration::from_millis(300)).await;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        assert!(
+            answers.iter().all(|status| status.starts_with("SIP/2.0 4")),
+            "{name}: refused with a 4xx or dropped, got {answers:?}"
+        );
+        sent += 1;
+        assert!(options_answered(&socket, platform.sip, sent).await, "the server still serves after {name}");
+    }
+    // RFC 4475's torture messages: whatever the verdict, the server answers or drops and
+    // keeps serving. (Their Via headers name other hosts, so answers go there, not here.)
+    let mut torture: Vec<_> = std::fs::read_dir(fixtures.join("sip-torture"))
+        .expect("fixtures")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "dat"))
+        .collect();
+    torture.sort();
+    assert_eq!(torture.len(), 50);
+    for path in &torture {
+        let bytes = std::fs::read(path).expect("read");
+        socket.send_to(&bytes, platform.sip).await.expect("send");
+    }
+    sent += 1;
+    assert!(
+        options_answered(&socket, platform.sip, sent).await,
+        "the server still serves after the torture set"
+    );
+    // The same over TCP: garbage on a connection does not take the listener down.
+    let mut stream = tokio::net::TcpStream::connect(platform.sip).await.expect("tcp connect");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, b"\x00\x01garbage\r\n\r\nNOT SIP AT ALL\r\n\r\n")
+        .await
+        .expect("write");
+    drop(stream);
+    sent += 1;
+    assert!(options_answered(&socket, platform.sip, sent).await, "the server still serves after TCP garbage");
+}
+
+/// A SIPp scenario: INVITE with an SDP offer, expect `status`, ACK it.
+fn expect_status_scenario(status: u16) -> String {
+    let invite = support::sipp::INVITE_PCMU;
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="INVITE answered {status}">
+{invite}  <recv response="100" optional="true"/>
+  <recv response="{status}"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:13105550111@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+</scenario>
+"#
+    )
+}
+
+async fn call_expecting(platform: &Platform, number: &str, status: u16) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("expect.xml");
+    std::fs::write(&scenario, expect_status_scenario(status)).expect("write scenario");
+    let mut command = sipp();
+    command
+        .args(["-sf", scenario.to_str().expect("utf-8"), "-s", number, "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "20s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    run_sipp(command, Duration::from_secs(40)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_numbers_get_404_and_unknown_sources_get_403() {
+    let platform = Platform::start(&[]).await;
+    let (code, output) = call_expecting(&platform, "19995550000", 404).await;
+    assert_eq!(code, 0, "a number nobody leases is 404:\n{output}\n{}", platform.log());
+    let (code, output) = call_expecting(&platform, "alice", 404).await;
+    assert_eq!(code, 0, "a user part that is not a number is 404:\n{output}");
+
+    let config = platform.dir.path().join("no-carriers.toml");
+    std::fs::write(&config, "[sip]\ncarriers = []\n").expect("write config");
+    let closed = Platform::start(&["--config", config.to_str().expect("utf-8")]).await;
+    let (code, output) = call_expecting(&closed, SAMPLE_NUMBER, 403).await;
+    assert_eq!(code, 0, "a source that is no carrier or SIP connection is 403:\n{output}\n{}", closed.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_component_answers_a_real_call_and_gathers_the_digit() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let wasm = opentact_guest_artifacts::bytes("ivr");
+    support::provision::component_number(
+        &data.path().join("data"),
+        "wasm@example.test",
+        13_125_550_104,
+        &wasm,
+    )
+    .await;
+    let platform = Platform::start_in(data, &[]).await;
+    let cwd = pcap_dir();
+    let mut command = sipp();
+    command
+        .current_dir(cwd.path())
+        .args(["-sn", "uac_pcap", "-s", "13125550104", "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "40s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let (code, output) = run_sipp(command, Duration::from_secs(60)).await;
+    assert_eq!(code, 0, "sipp failed:\n{output}\nserver log:\n{}", platform.log());
+    let events = platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.hangup").await;
+    assert!(events.iter().any(|e| e["type"] == "call.answered"), "{events:#?}");
+    let gather = events
+        .iter()
+        .find(|e| e["verb"] == "gather" && e["phase"] == "finished")
+        .unwrap_or_else(|| panic!("a finished gather: {events:#?}"));
+    assert_eq!(gather["detail"]["digits"], "1", "{gather:#}");
+    // The IVR example sends 1 to sales: a dial to its sales number, which fails here (no
+    // carrier trunk is configured) and the flow says so.
+    let dial = events.iter().find(|e| e["verb"] == "dial").unwrap_or_else(|| panic!("a dial: {events:#?}"));
+    assert_eq!(dial["detail"]["targets"][0], "12125550100", "{dial:#}");
+}

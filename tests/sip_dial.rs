@@ -1,0 +1,274 @@
+//! `<Dial>` on real SIP calls: SIPp places the call, SIPp `uas` instances are the targets.
+
+mod support;
+
+use std::time::Duration;
+
+use support::platform::{Platform, run_sipp, sipp};
+use support::provision;
+
+/// A callee that rings `ring_ms`, then answers and hangs up after `talk_ms`; if cancelled while
+/// ringing it answers the CANCEL (200, then 487 to the INVITE).
+fn callee_scenario(ring_ms: u32, talk_ms: u32) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callee ringing {ring_ms} ms">
+  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" check_it="true" assign_to="remote_contact"/>
+      <ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" check_it="true" assign_to="invite_cseq"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Length: 0
+
+]]></send>
+  <recv request="CANCEL" timeout="{ring_ms}" ontimeout="answer"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <send><![CDATA[
+SIP/2.0 487 Request Terminated
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+CSeq: [$invite_cseq] INVITE
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK" next="end"/>
+
+  <label id="answer"/>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+CSeq: [$invite_cseq] INVITE
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+]]></send>
+  <recv request="ACK" crlf="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="ack_from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="ack_to"/>
+    </action>
+  </recv>
+  <pause milliseconds="{talk_ms}"/>
+  <send retrans="500"><![CDATA[
+BYE [$remote_contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From:[$ack_to]
+To:[$ack_from]
+[last_Call-ID:]
+CSeq: 1 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+  <label id="end"/>
+</scenario>
+"#
+    )
+}
+
+/// A callee that answers every INVITE with `status`.
+fn refusing_callee_scenario(status: u16) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callee refusing with {status}">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 {status} Refused
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+</scenario>
+"#
+    )
+}
+
+/// The caller: INVITE, then wait for the platform's BYE.
+fn caller_awaiting_bye() -> String {
+    let invite = support::sipp::INVITE_PCMU;
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="caller waiting for the platform's BYE">
+{invite}  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:13105550111@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+"#
+    )
+}
+
+/// Start a SIPp UAS on a free loopback port with `scenario`; returns its address and process.
+async fn callee(scenario: String, port: u16) -> (tokio::task::JoinHandle<(i32, String)>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("callee.xml");
+    std::fs::write(&path, scenario).expect("write scenario");
+    let mut command = sipp();
+    command.args(["-sf", path.to_str().expect("utf-8"), "-i", "127.0.0.1", "-p", &port.to_string()]).args([
+        "-m",
+        "1",
+        "-mp",
+        &(port + 1000).to_string(),
+        "-timeout",
+        "30s",
+        "-nostdin",
+    ]);
+    let handle = tokio::spawn(run_sipp(command, Duration::from_secs(45)));
+    // Let it bind before the call arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (handle, dir)
+}
+
+fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("addr").port()
+}
+
+async fn place_call(platform: &Platform, number: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("caller.xml");
+    std::fs::write(&path, caller_awaiting_bye()).expect("write");
+    let mut command = sipp();
+    command
+        .args(["-sf", path.to_str().expect("utf-8"), "-s", number, "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    run_sipp(command, Duration::from_secs(45)).await
+}
+
+fn config_allowing_private_targets(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("dial.toml");
+    std::fs::write(&path, "[sip]\nallow_private_targets = true\n").expect("config");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_target_to_answer_is_bridged_and_the_other_is_cancelled() {
+    let (fast_port, slow_port) = (free_udp_port(), free_udp_port());
+    let data = tempfile::tempdir().expect("tempdir");
+    let xml = format!(
+        r#"<Response>
+  <Dial timeout="15000" tag="forward">
+    <Sip>sip:fast@127.0.0.1:{fast_port}</Sip>
+    <Sip>sip:slow@127.0.0.1:{slow_port}</Sip>
+  </Dial>
+  <Say tag="after">The other party hung up.</Say>
+  <Hangup/>
+</Response>"#
+    );
+    provision::xml_number(&data.path().join("data"), "dial@example.test", 13_125_550_101, &xml).await;
+    let config = config_allowing_private_targets(data.path());
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    // The fast callee answers after 1 s and talks 2 s; the slow one would answer after 10 s.
+    let (fast, _fast_dir) = callee(callee_scenario(1000, 2000), fast_port).await;
+    let (slow, _slow_dir) = callee(callee_scenario(10_000, 1000), slow_port).await;
+    let (code, output) = place_call(&platform, "13125550101").await;
+    assert_eq!(code, 0, "the caller got the platform's BYE after the bridge:\n{output}\n{}", platform.log());
+    let (fast_code, fast_output) = fast.await.expect("fast callee");
+    assert_eq!(fast_code, 0, "the fast callee answered, talked and hung up:\n{fast_output}");
+    let (slow_code, slow_output) = slow.await.expect("slow callee");
+    assert_eq!(slow_code, 0, "the slow callee was cancelled while ringing:\n{slow_output}");
+
+    let events = platform.wait_for_event(Duration::from_secs(5), |e| e["type"] == "call.hangup").await;
+    let dial = events
+        .iter()
+        .find(|e| e["verb"] == "dial" && e["phase"] == "finished")
+        .unwrap_or_else(|| panic!("dial finished: {events:#?}"));
+    assert_eq!(dial["detail"]["answered"], format!("sip:fast@127.0.0.1:{fast_port}"), "{dial:#}");
+    assert_eq!(dial["detail"]["callee_hung_up"], true);
+    assert!(dial["detail"]["duration_ms"].as_u64().expect("duration") >= 1500, "{dial:#}");
+    assert!(events.iter().any(|e| e["type"] == "call.bridged"), "{events:#?}");
+    assert!(
+        events.iter().any(|e| e["verb"] == "say" && e["tag"] == "after"),
+        "the flow went on after the dial"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_target_runs_the_error_branch() {
+    let busy_port = free_udp_port();
+    let data = tempfile::tempdir().expect("tempdir");
+    let xml = format!(
+        r#"<Response>
+  <Dial timeout="10000">
+    <Sip>sip:busy@127.0.0.1:{busy_port}</Sip>
+    <Error><Say tag="busy-branch">The line is busy.</Say></Error>
+  </Dial>
+  <Hangup/>
+</Response>"#
+    );
+    provision::xml_number(&data.path().join("data"), "busy@example.test", 13_125_550_102, &xml).await;
+    let config = config_allowing_private_targets(data.path());
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let (busy, _dir) = callee(refusing_callee_scenario(486), busy_port).await;
+    let (code, output) = place_call(&platform, "13125550102").await;
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+    let (busy_code, busy_output) = busy.await.expect("busy callee");
+    assert_eq!(busy_code, 0, "{busy_output}");
+    let events = platform.wait_for_event(Duration::from_secs(5), |e| e["type"] == "call.hangup").await;
+    let failed = events
+        .iter()
+        .find(|e| e["verb"] == "dial" && e["phase"] == "failed")
+        .unwrap_or_else(|| panic!("dial failed: {events:#?}"));
+    assert_eq!(failed["detail"]["error"], "busy", "{failed:#}");
+    assert!(events.iter().any(|e| e["verb"] == "say" && e["tag"] == "busy-branch"), "{events:#?}");
+}

@@ -1,0 +1,154 @@
+//! SIP users: baresip registers with digest authentication and is reached by `<Dial>`.
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::platform::{Platform, run_sipp, sipp};
+use support::provision;
+
+fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("addr").port()
+}
+
+/// A baresip configuration: no sound card (audio goes to an in-process bridge), G.711, the
+/// sndfile module dumping the received audio to `<dir>/dump-*-dec.wav`, auto answer.
+fn baresip_config(dir: &Path, sip_port: u16, account: &str) {
+    let config = format!(
+        "poll_method\t\tepoll\n\
+         sip_listen\t\t127.0.0.1:{sip_port}\n\
+         audio_player\t\taubridge,speaker\n\
+         audio_source\t\taubridge,speaker\n\
+         audio_alert\t\taubridge,alert\n\
+         rtp_ports\t\t{}-{}\n\
+         module_path\t\t/usr/lib/baresip/modules\n\
+         module\t\t\tg711.so\n\
+         module\t\t\taubridge.so\n\
+         module\t\t\tausine.so\n\
+         module\t\t\tsndfile.so\n\
+         module_app\t\taccount.so\n\
+         module_app\t\tmenu.so\n\
+         snd_path\t\t{}\n",
+        sip_port + 2,
+        sip_port + 200,
+        dir.display()
+    );
+    std::fs::write(dir.join("config"), config).expect("baresip config");
+    std::fs::write(dir.join("accounts"), format!("{account}\n")).expect("baresip accounts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_baresip_user_is_dialled_and_records_the_callers_audio() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let xml = r#"<Response>
+  <Dial timeout="15000" tag="to-alice"><To>alice@acme.sip.opentact.local</To></Dial>
+  <Hangup/>
+</Response>"#;
+    let provisioned =
+        provision::xml_number(&data.path().join("data"), "users@example.test", 13_125_550_103, xml).await;
+    let domain =
+        provision::sip_user(&data.path().join("data"), provisioned.account, "acme", "alice", "s3cret-Pass")
+            .await;
+    assert_eq!(domain, "acme.sip.opentact.local");
+    let platform = Platform::start_in(data, &[]).await;
+
+    // A wrong password is refused (403 after the challenge) and never registers.
+    let wrong = tempfile::tempdir().expect("tempdir");
+    baresip_config(
+        wrong.path(),
+        free_udp_port(),
+        &format!(
+            "<sip:alice@acme.sip.opentact.local>;auth_pass=wrong;outbound=\"sip:{};transport=udp\";regint=300;answermode=auto",
+            platform.sip
+        ),
+    );
+    let mut impostor = tokio::process::Command::new("baresip")
+        .args(["-f", wrong.path().to_str().expect("utf-8")])
+        .current_dir(wrong.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baresip is installed (apt-get install baresip)");
+
+    let phone = tempfile::tempdir().expect("tempdir");
+    baresip_config(
+        phone.path(),
+        free_udp_port(),
+        &format!(
+            "<sip:alice@acme.sip.opentact.local>;auth_pass=s3cret-Pass;outbound=\"sip:{};transport=udp\";regint=300;answermode=auto",
+            platform.sip
+        ),
+    );
+    let log = std::fs::File::create(phone.path().join("baresip.log")).expect("log file");
+    let mut baresip = tokio::process::Command::new("baresip")
+        .args(["-f", phone.path().to_str().expect("utf-8")])
+        .current_dir(phone.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baresip is installed (apt-get install baresip)");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !platform.log().contains("registered user=\"alice\"")
+        && !platform.log().contains("registered user=alice")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "baresip registered:\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(platform.log().contains("REGISTER refused"), "the impostor was refused:\n{}", platform.log());
+    let _ = impostor.kill().await;
+
+    // SIPp calls the number and plays SIPp's 8 s voice prompt (g711a.pcap); the flow dials
+    // alice, baresip answers, and its sndfile module records what it hears.
+    let cwd = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink("/usr/share/sip-tester", cwd.path().join("pcap")).expect("symlink");
+    let mut command = sipp();
+    command
+        .current_dir(cwd.path())
+        .args(["-sn", "uac_pcap", "-s", "13125550103", "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "40s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let (code, output) = run_sipp(command, Duration::from_secs(60)).await;
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+    let events = platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.hangup").await;
+    assert!(
+        events.iter().any(|e| e["type"] == "call.bridged"),
+        "{events:#?}\nserver log:\n{}\nbaresip:\n{}",
+        platform.log(),
+        std::fs::read_to_string(phone.path().join("baresip.log")).unwrap_or_default()
+    );
+    // Give baresip the BYE and time to close its files.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = baresip.kill().await;
+
+    let recording = std::fs::read_dir(phone.path())
+        .expect("dir")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| {
+            panic!(
+                "baresip recorded the call; files: {:?}",
+                std::fs::read_dir(phone.path()).map(|d| d.map(|e| e.map(|e| e.path())).collect::<Vec<_>>())
+            )
+        });
+    let stat = std::process::Command::new("sox").arg(&recording).args(["-n", "stat"]).output().expect("sox");
+    let report = String::from_utf8_lossy(&stat.stderr);
+    let value = |name: &str| -> f64 {
+        report
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(':').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in sox's report:\n{report}"))
+    };
+    let seconds = value("Length (seconds)");
+    let rms = value("RMS     amplitude");
+    assert!((5.0..=12.0).contains(&seconds), "about the 8 s prompt: {seconds} s\n{report}");
+    assert!(rms > 0.01, "not silence: RMS {rms}\n{report}");
+}

@@ -1,0 +1,126 @@
+//! Writes test accounts, numbers, apps and SIP users straight into a data directory's store,
+//! before `opentact serve` opens it (the REST API does this for real users).
+
+use std::path::Path;
+
+use opentact_store::{
+    AccountRepo, AppMode, DigestCredentials, LeasePatch, LeaseRepo, NewAccount, NewLease, NewSipControlApp,
+    NewSipDomain, NewSipUser, NumberInventory, NumberRepo, SipControlAppRepo, SipDomainRepo, Store,
+};
+use uuid::Uuid;
+
+/// What was created.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub account: Uuid,
+    pub app: Uuid,
+    pub tn: i64,
+}
+
+async fn open(data: &Path) -> Store {
+    std::fs::create_dir_all(data).expect("data dir");
+    Store::open(&format!("sqlite://{}?mode=rwc", data.join("opentact.db").display())).await.expect("store")
+}
+
+/// An account whose number `tn` runs `mode`.
+pub async fn number_with_app(data: &Path, email: &str, tn: i64, mode: AppMode) -> Provisioned {
+    let store = open(data).await;
+    let now = chrono::Utc::now();
+    store
+        .upsert_numbers(&[NumberInventory {
+            tn,
+            npa: i32::try_from((tn / 10_000_000) % 1000).expect("npa"),
+            state: None,
+            voice: true,
+            sms: true,
+            available: true,
+            created_on: now,
+            modified_on: now,
+        }])
+        .await
+        .expect("inventory");
+    let account = match store.account_by_email(email).await.expect("lookup") {
+        Some(account) => account,
+        None => store
+            .create_account(NewAccount {
+                name: email.to_owned(),
+                email: email.to_owned(),
+                password: "correct horse battery staple".to_owned(),
+                time_zone: "UTC".to_owned(),
+            })
+            .await
+            .expect("account"),
+    };
+    let app = store
+        .create_app(
+            account.uuid,
+            NewSipControlApp {
+                name: format!("app for {tn}"),
+                mode,
+                auto_answer: true,
+                max_call_length_min: 10,
+                event_url: None,
+            },
+        )
+        .await
+        .expect("app");
+    let lease = store
+        .lease_tn(account.uuid, NewLease { tn, voice: true, sms: false, autorenew: false })
+        .await
+        .expect("lease");
+    store
+        .update_lease(
+            account.uuid,
+            lease.uuid,
+            LeasePatch { sip_control_app: Some(Some(app.uuid)), ..Default::default() },
+        )
+        .await
+        .expect("attach app");
+    store.close().await;
+    Provisioned { account: account.uuid, app: app.uuid, tn }
+}
+
+/// An XML app on `tn`.
+pub async fn xml_number(data: &Path, email: &str, tn: i64, xml: &str) -> Provisioned {
+    number_with_app(data, email, tn, AppMode::Xml { document: xml.to_owned() }).await
+}
+
+/// A component app on `tn`, with `wasm` deployed as its current version.
+pub async fn component_number(data: &Path, email: &str, tn: i64, wasm: &[u8]) -> Provisioned {
+    let provisioned = number_with_app(data, email, tn, AppMode::Component).await;
+    let store = open(data).await;
+    let version =
+        store.add_component_version(provisioned.account, provisioned.app, wasm).await.expect("version");
+    store.set_current_component(provisioned.account, provisioned.app, version.uuid).await.expect("deploy");
+    store.close().await;
+    provisioned
+}
+
+/// The platform's default SIP domain (`sip.domain`).
+pub const PLATFORM_SIP_DOMAIN: &str = "sip.opentact.local";
+
+/// A SIP domain `label` of `account` with one user `login` / `password`; returns the user's
+/// full domain (`<label>.sip.opentact.local`).
+pub async fn sip_user(data: &Path, account: Uuid, label: &str, login: &str, password: &str) -> String {
+    let store = open(data).await;
+    let domain = format!("{label}.{PLATFORM_SIP_DOMAIN}");
+    let domain = domain.as_str();
+    let created = store
+        .create_domain(account, NewSipDomain { name: label.to_owned(), app: None })
+        .await
+        .expect("domain");
+    store
+        .create_sip_user(
+            account,
+            created.uuid,
+            NewSipUser {
+                credentials: DigestCredentials::new(login, password, domain, domain),
+                is_active: true,
+                tn_lease: None,
+            },
+        )
+        .await
+        .expect("user");
+    store.close().await;
+    domain.to_owned()
+}
