@@ -227,3 +227,75 @@ async fn an_sdk_component_answers_a_real_call_and_gathers_the_digit() {
     let dial = events.iter().find(|e| e["verb"] == "dial").unwrap_or_else(|| panic!("a dial: {events:#?}"));
     assert_eq!(dial["detail"]["targets"][0], "12125550100", "{dial:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blacklisted_and_unlisted_callers_get_603() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let flow = "<Response><Hangup/></Response>";
+    let black = support::provision::xml_number(&dir, "lists@example.test", 13_125_550_105, flow).await;
+    support::provision::caller_lists(&dir, black.account, 13_125_550_105, &["1310555"], &[]).await;
+    support::provision::xml_number(&dir, "lists@example.test", 13_125_550_106, flow).await;
+    support::provision::caller_lists(&dir, black.account, 13_125_550_106, &[], &["12025550111"]).await;
+    let platform = Platform::start_in(data, &[]).await;
+    // SIPp calls from 13105550111: matched by the blacklist prefix, and missing from the
+    // second number's whitelist.
+    let (code, output) = call_expecting(&platform, "13125550105", 603).await;
+    assert_eq!(code, 0, "a blacklisted caller is declined:\n{output}\n{}", platform.log());
+    let (code, output) = call_expecting(&platform, "13125550106", 603).await;
+    assert_eq!(code, 0, "a caller missing from a whitelist is declined:\n{output}\n{}", platform.log());
+    assert!(platform.log().contains("is blacklisted") && platform.log().contains("is not whitelisted"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_of_the_callers_audio_is_kept_and_played_back() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let flow = r#"<Response>
+  <Answer/>
+  <Record tag="memo" maxLength="3000" timeout="0"/>
+  <Play record="memo"/>
+  <Pause length="20000"/>
+</Response>"#;
+    let provisioned =
+        support::provision::xml_number(&data.path().join("data"), "rec@example.test", 13_125_550_107, flow)
+            .await;
+    let platform = Platform::start_in(data, &[]).await;
+    let cwd = pcap_dir();
+    let mut command = sipp();
+    command
+        .current_dir(cwd.path())
+        .args(["-sn", "uac_pcap", "-s", "13125550107", "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "40s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let (code, output) = run_sipp(command, Duration::from_secs(60)).await;
+    assert_eq!(code, 0, "sipp failed:\n{output}\nserver log:\n{}", platform.log());
+    let events = platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.hangup").await;
+    let record = events
+        .iter()
+        .find(|e| e["verb"] == "record" && e["phase"] == "finished")
+        .unwrap_or_else(|| panic!("a finished record: {events:#?}"));
+    let duration = record["detail"]["duration_ms"].as_u64().expect("duration");
+    assert!((2800..=3200).contains(&duration), "maxLength bounds the recording: {record:#}");
+    assert!(events.iter().any(|e| e["verb"] == "play" && e["phase"] == "finished"), "{events:#?}");
+
+    // The WAV file is under the data directory, per account and call, and holds SIPp's voice.
+    let call_dir = platform.data().join("recordings").join(provisioned.account.to_string());
+    let wav = std::fs::read_dir(&call_dir)
+        .expect("the account's recordings")
+        .flat_map(|call| std::fs::read_dir(call.expect("entry").path()).expect("call dir"))
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "wav"))
+        .expect("a WAV recording");
+    let stat = std::process::Command::new("sox").arg(&wav).args(["-n", "stat"]).output().expect("sox");
+    let report = String::from_utf8_lossy(&stat.stderr);
+    let field = |name: &str| -> f64 {
+        report
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(':').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in sox's report:\n{report}"))
+    };
+    assert!((2.8..=3.2).contains(&field("Length (seconds)")), "{report}");
+    assert!(field("RMS     amplitude") > 0.01, "the caller's voice, not silence:\n{report}");
+}

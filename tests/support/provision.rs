@@ -5,7 +5,8 @@ use std::path::Path;
 
 use opentact_store::{
     AccountRepo, AppMode, DigestCredentials, LeasePatch, LeaseRepo, NewAccount, NewLease, NewSipControlApp,
-    NewSipDomain, NewSipUser, NumberInventory, NumberRepo, SipControlAppRepo, SipDomainRepo, Store,
+    NewSipDomain, NewSipUser, NewTnProfile, NumberInventory, NumberRepo, SipControlAppRepo, SipDomainRepo,
+    Store, TnProfileRepo,
 };
 use uuid::Uuid;
 
@@ -123,4 +124,30 @@ pub async fn sip_user(data: &Path, account: Uuid, label: &str, login: &str, pass
         .expect("user");
     store.close().await;
     domain.to_owned()
+}
+
+/// A TN profile with caller-ID lists, applied to the account's number `tn`.
+pub async fn caller_lists(data: &Path, account: Uuid, tn: i64, blacklist: &[&str], whitelist: &[&str]) {
+    let store = open(data).await;
+    let profile = store
+        .create_tn_profile(
+            account,
+            NewTnProfile {
+                name: format!("lists for {tn}"),
+                blacklist: blacklist.iter().map(|s| (*s).to_owned()).collect(),
+                whitelist: whitelist.iter().map(|s| (*s).to_owned()).collect(),
+            },
+        )
+        .await
+        .expect("profile");
+    let lease = store.lease_by_tn(tn).await.expect("lookup").expect("leased");
+    store
+        .update_lease(
+            account,
+            lease.uuid,
+            LeasePatch { tn_profile: Some(Some(profile.uuid)), ..Default::default() },
+        )
+        .await
+        .expect("attach profile");
+    store.close().await;
 }

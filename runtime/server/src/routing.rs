@@ -85,14 +85,17 @@ pub fn tn_of(user: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-/// Whether a caller matches a list entry: the same digits, or an entry ending in `*` as a prefix.
+/// Whether a caller matches a caller-ID list entry. Entries are numbers with country code or
+/// prefixes of them (the store checks that), so a number matches itself and `1310555` matches
+/// every number starting with it; a ten-digit NANP caller ID is taken with its country code 1.
 fn caller_matches(caller: &str, entry: &str) -> bool {
     let caller = caller.strip_prefix('+').unwrap_or(caller);
-    let entry = entry.strip_prefix('+').unwrap_or(entry);
-    match entry.strip_suffix('*') {
-        Some(prefix) => caller.starts_with(prefix),
-        None => caller == entry || (caller.len() == 10 && entry == format!("1{caller}")),
+    if caller.is_empty() || !caller.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
     }
+    let caller = if caller.len() == 10 { format!("1{caller}") } else { caller.to_owned() };
+    let entry = entry.strip_prefix('+').unwrap_or(entry).trim_end_matches('*');
+    !entry.is_empty() && caller.starts_with(entry)
 }
 
 /// What routing decided.
@@ -326,8 +329,10 @@ mod tests {
     #[test]
     fn caller_lists_match_numbers_and_prefixes() {
         assert!(caller_matches("12025550111", "12025550111"));
-        assert!(caller_matches("+12025550111", "1202*"));
+        assert!(caller_matches("+12025550111", "1202"));
         assert!(caller_matches("2025550111", "12025550111"));
-        assert!(!caller_matches("13105550111", "1202*"));
+        assert!(!caller_matches("13105550111", "1202"));
+        assert!(!caller_matches("anonymous", "1"), "a caller ID that is not a number matches nothing");
+        assert!(!caller_matches("12025550111", ""));
     }
 }
