@@ -180,7 +180,7 @@ async fn call_expecting(platform: &Platform, number: &str, status: u16) -> (i32,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_numbers_get_404_and_unknown_sources_get_403() {
+async fn unknown_numbers_get_404_and_unknown_sources_are_challenged() {
     let platform = Platform::start(&[]).await;
     let (code, output) = call_expecting(&platform, "19995550000", 404).await;
     assert_eq!(code, 0, "a number nobody leases is 404:\n{output}\n{}", platform.log());
@@ -190,8 +190,13 @@ async fn unknown_numbers_get_404_and_unknown_sources_get_403() {
     let config = platform.dir.path().join("no-carriers.toml");
     std::fs::write(&config, "[sip]\ncarriers = []\n").expect("write config");
     let closed = Platform::start(&["--config", config.to_str().expect("utf-8")]).await;
-    let (code, output) = call_expecting(&closed, SAMPLE_NUMBER, 403).await;
-    assert_eq!(code, 0, "a source that is no carrier or SIP connection is 403:\n{output}\n{}", closed.log());
+    let (code, output) = call_expecting(&closed, SAMPLE_NUMBER, 407).await;
+    assert_eq!(
+        code,
+        0,
+        "a source that is no carrier or SIP connection must authenticate as a SIP user:\n{output}\n{}",
+        closed.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,83 @@ fn baresip_config(dir: &Path, sip_port: u16, account: &str) {
     std::fs::write(dir.join("accounts"), format!("{account}\n")).expect("baresip accounts");
 }
 
+/// A running baresip for `login@acme.sip.opentact.local`; its output goes to `<dir>/baresip.log`.
+fn spawn_baresip(
+    dir: &Path,
+    platform: &Platform,
+    login: &str,
+    password: &str,
+    commands: &[&str],
+) -> tokio::process::Child {
+    baresip_config(
+        dir,
+        free_udp_port(),
+        &format!(
+            "<sip:{login}@acme.sip.opentact.local>;auth_pass={password};outbound=\"sip:{};transport=udp\";regint=300;answermode=auto",
+            platform.sip
+        ),
+    );
+    let log = std::fs::File::create(dir.join("baresip.log")).expect("log file");
+    let mut command = tokio::process::Command::new("baresip");
+    command.args(["-f", dir.to_str().expect("utf-8")]);
+    for line in commands {
+        command.args(["-e", line]);
+    }
+    command
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baresip is installed (apt-get install baresip)")
+}
+
+async fn wait_registered(platform: &Platform, login: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !platform.log().contains(&format!("registered user={login} ")) {
+        assert!(tokio::time::Instant::now() < deadline, "{login} registered:\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sip_user_calls_another_user_after_a_digest_challenge() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let provisioned =
+        provision::xml_number(&dir, "peers@example.test", 13_125_550_108, "<Response><Hangup/></Response>")
+            .await;
+    provision::sip_user(&dir, provisioned.account, "acme", "alice", "alice-Pass-1").await;
+    provision::sip_user_in(&dir, provisioned.account, "acme", "bob", "bob-Pass-2").await;
+    // No carrier addresses: loopback is where the phones are, and they must authenticate.
+    let config = data.path().join("no-carriers.toml");
+    std::fs::write(&config, "[sip]\ncarriers = []\n").expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let bob_dir = tempfile::tempdir().expect("tempdir");
+    let _bob = spawn_baresip(bob_dir.path(), &platform, "bob", "bob-Pass-2", &[]);
+    wait_registered(&platform, "bob").await;
+    let alice_dir = tempfile::tempdir().expect("tempdir");
+    let _alice = spawn_baresip(
+        alice_dir.path(),
+        &platform,
+        "alice",
+        "alice-Pass-1",
+        &["/dial sip:bob@acme.sip.opentact.local"],
+    );
+    let events = platform.wait_for_event(Duration::from_secs(20), |e| e["type"] == "call.bridged").await;
+    let bridged = events.iter().find(|e| e["type"] == "call.bridged").expect("bridged");
+    assert_eq!(bridged["with"], "bob@acme.sip.opentact.local", "{bridged:#}");
+    let initiated = events.iter().find(|e| e["type"] == "call.initiated").expect("initiated");
+    assert_eq!(initiated["from"], "alice", "{initiated:#}");
+    assert!(
+        std::fs::read_to_string(bob_dir.path().join("baresip.log"))
+            .unwrap_or_default()
+            .contains("Call established"),
+        "bob's phone answered"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registered_baresip_user_is_dialled_and_records_the_callers_audio() {
     let data = tempfile::tempdir().expect("tempdir");

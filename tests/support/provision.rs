@@ -126,6 +126,26 @@ pub async fn sip_user(data: &Path, account: Uuid, label: &str, login: &str, pass
     domain.to_owned()
 }
 
+/// Another user in the existing domain `label` of `account`.
+pub async fn sip_user_in(data: &Path, account: Uuid, label: &str, login: &str, password: &str) {
+    let store = open(data).await;
+    let domain = format!("{label}.{PLATFORM_SIP_DOMAIN}");
+    let existing = store.domain_by_name(label).await.expect("lookup").expect("the domain exists");
+    store
+        .create_sip_user(
+            account,
+            existing.uuid,
+            NewSipUser {
+                credentials: DigestCredentials::new(login, password, &domain, &domain),
+                is_active: true,
+                tn_lease: None,
+            },
+        )
+        .await
+        .expect("user");
+    store.close().await;
+}
+
 /// A TN profile with caller-ID lists, applied to the account's number `tn`.
 pub async fn caller_lists(data: &Path, account: Uuid, tn: i64, blacklist: &[&str], whitelist: &[&str]) {
     let store = open(data).await;

@@ -1,10 +1,12 @@
 //! Inbound call routing: who is calling, where to, whether the number's caller-ID lists let the
 //! caller through, then the app's flow runs on the call.
 //!
-//! The order follows the SIP issue: the source must be a known trunk (a carrier address from
-//! the configuration, or a customer's SIP connection by IP) — anything else is refused with 403;
-//! the Request-URI's number must be leased with voice and an app (else 404); a blacklisted caller,
-//! or one missing from a non-empty whitelist, gets 603.
+//! The order follows the SIP issue. Who is calling: a known trunk (a carrier address from the
+//! configuration, or a customer's SIP connection by IP), or else a SIP user proven by digest
+//! (the sip crate challenges with 407; wrong credentials get 403). Where to: from a trunk, the
+//! Request-URI's number must be leased with voice and an app (else 404), and a blacklisted
+//! caller, or one missing from a non-empty whitelist, gets 603; from a SIP user, the domain's
+//! app when it has one, else the dialled user of the same account or a number.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -15,13 +17,14 @@ use async_trait::async_trait;
 use opentact_call::model::{CallInfo, Direction};
 use opentact_call::{CallSession, EventSink, SessionConfig};
 use opentact_flows::{CallContext, ControlMode, FlowComponent, FlowHost, HttpMethod};
-use opentact_sip::{InboundHandler, IncomingCall};
+use opentact_sip::{Caller, InboundHandler, IncomingCall};
 use opentact_store::model::{AppMode, SipControlApp, WebhookMethod};
 use opentact_store::{
     AccountRepo, LeaseRepo, SipConnectionRepo, SipControlAppRepo, SipDomainRepo, Store, TnProfileRepo,
 };
 use opentact_voice::{MediaRenderer, SipCall, VoiceConfig};
 use tracing::{Instrument, info, info_span, warn};
+use uuid::Uuid;
 
 use crate::dialer::ServerDialer;
 use crate::numbers::NumberData;
@@ -101,8 +104,27 @@ fn caller_matches(caller: &str, entry: &str) -> bool {
 /// What routing decided.
 #[derive(Debug)]
 enum Route {
-    Run { app: SipControlApp, tn: i64 },
-    Reject { status: u16, reason: String },
+    /// Run an app's flow.
+    Run {
+        app: Box<SipControlApp>,
+        to: String,
+        tn: Option<i64>,
+    },
+    /// A SIP user's call to a user or number, with no domain app: the platform connects it.
+    Connect {
+        account: Uuid,
+        xml: String,
+        to: String,
+    },
+    Reject {
+        status: u16,
+        reason: String,
+    },
+}
+
+/// Characters a SIP user part may have to be dialled as `<To>` (nothing XML would need escaped).
+fn plain_user(user: &str) -> bool {
+    !user.is_empty() && user.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
 }
 
 /// Routes inbound calls and runs their flows.
@@ -135,15 +157,14 @@ impl std::fmt::Debug for CallRouter {
 
 impl CallRouter {
     async fn route(&self, call: &IncomingCall) -> Result<Route, opentact_store::StoreError> {
-        let source = call.source.ip();
-        let trusted = self.carriers.iter().any(|network| network.contains(source))
-            || !self.store.connections_by_ip(&source.to_string()).await?.is_empty();
-        if !trusted {
-            return Ok(Route::Reject {
-                status: 403,
-                reason: format!("{source} is not a carrier or a SIP connection of any account"),
-            });
+        match &call.caller {
+            Caller::Trunk => self.route_to_number(call).await,
+            Caller::User { domain, .. } => self.route_from_user(call, domain).await,
         }
+    }
+
+    /// A call from a trunk: the Request-URI's number, its lease and app, the caller-ID lists.
+    async fn route_to_number(&self, call: &IncomingCall) -> Result<Route, opentact_store::StoreError> {
         let user = call.request_uri.user.as_deref().unwrap_or_default();
         let Some(tn) = tn_of(user) else {
             return Ok(Route::Reject { status: 404, reason: format!("{user:?} is not a number") });
@@ -176,7 +197,52 @@ impl CallRouter {
                 });
             }
         }
-        Ok(Route::Run { app, tn })
+        Ok(Route::Run { app: Box::new(app), to: tn.to_string(), tn: Some(tn) })
+    }
+
+    /// A call from an authenticated SIP user: its domain's app when it has one; otherwise to
+    /// another user of the account's domains, or to a number through the carrier trunk.
+    async fn route_from_user(
+        &self,
+        call: &IncomingCall,
+        domain: &str,
+    ) -> Result<Route, opentact_store::StoreError> {
+        let not_found = |reason: String| Ok(Route::Reject { status: 404, reason });
+        let Some(label) = domain_label(domain, &self.sip_domain) else {
+            return not_found(format!("{domain} is not a domain of this platform"));
+        };
+        let Some(own) = self.store.domain_by_name(label).await? else {
+            return not_found(format!("{domain} no longer exists"));
+        };
+        let target_user = call.request_uri.user.clone().unwrap_or_default();
+        if let Some(app_id) = own.app
+            && let Some(app) = self.store.get_app(own.account, app_id).await?
+        {
+            let tn = tn_of(&target_user);
+            return Ok(Route::Run { app: Box::new(app), to: target_user, tn });
+        }
+        if !plain_user(&target_user) {
+            return not_found(format!("{:?} cannot be called", call.request_uri.to_string()));
+        }
+        let target_host = call.request_uri.host.to_ascii_lowercase();
+        if let Some(target_label) = domain_label(&target_host, &self.sip_domain) {
+            let same_account =
+                self.store.domain_by_name(target_label).await?.is_some_and(|d| d.account == own.account);
+            if !same_account {
+                return not_found(format!("{target_user}@{target_host} is not a user of this account"));
+            }
+            let xml = format!("<Response><Dial><To>{target_user}@{target_host}</To></Dial></Response>");
+            return Ok(Route::Connect {
+                account: own.account,
+                xml,
+                to: format!("{target_user}@{target_host}"),
+            });
+        }
+        if let Some(tn) = tn_of(&target_user) {
+            let xml = format!("<Response><Dial><Number>{tn}</Number></Dial></Response>");
+            return Ok(Route::Connect { account: own.account, xml, to: tn.to_string() });
+        }
+        not_found(format!("{target_user}@{target_host} is neither a user of this account nor a number"))
     }
 
     async fn flow_for(&self, app: &SipControlApp) -> Result<(FlowComponent, ControlMode), String> {
@@ -222,31 +288,33 @@ impl CallRouter {
                 return;
             }
         };
-        let (app, tn) = match route {
-            Route::Run { app, tn } => (app, tn),
+        let (account, app, component, mode, to, tn) = match route {
+            Route::Run { app, to, tn } => match self.flow_for(&app).await {
+                Ok((component, mode)) => (app.account, Some(app), component, mode, to, tn),
+                Err(reason) => {
+                    warn!(app = %app.uuid, %reason, "the app cannot run");
+                    let _ = call.reject(500, Some(&reason));
+                    return;
+                }
+            },
+            Route::Connect { account, xml, to } => {
+                (account, None, self.xml_guest.clone(), ControlMode::Xml(xml), to, None)
+            }
             Route::Reject { status, reason } => {
                 info!(status, %reason, "call rejected");
                 let _ = call.reject(status, Some(&reason));
                 return;
             }
         };
-        let (component, mode) = match self.flow_for(&app).await {
-            Ok(flow) => flow,
-            Err(reason) => {
-                warn!(app = %app.uuid, %reason, "the app cannot run");
-                let _ = call.reject(500, Some(&reason));
-                return;
-            }
-        };
         let account_tz =
-            self.store.get_account(app.account).await.ok().flatten().map(|account| account.time_zone);
+            self.store.get_account(account).await.ok().flatten().map(|account| account.time_zone);
         let info = CallInfo {
             id: uuid::Uuid::new_v4().to_string(),
-            account: app.account.to_string(),
-            app: app.uuid.to_string(),
+            account: account.to_string(),
+            app: app.as_ref().map(|app| app.uuid.to_string()).unwrap_or_default(),
             from: call.from.user.clone().unwrap_or_else(|| call.from.to_string()),
-            to: tn.to_string(),
-            tn: u64::try_from(tn).ok(),
+            to,
+            tn: tn.and_then(|tn| u64::try_from(tn).ok()),
             direction: Direction::Inbound,
             time_zone: account_tz,
         };
@@ -256,10 +324,13 @@ impl CallRouter {
         let session = Arc::new(CallSession::new(
             sip_call.clone(),
             self.events.clone(),
-            SessionConfig { auto_answer: app.auto_answer },
+            SessionConfig { auto_answer: app.as_ref().is_none_or(|app| app.auto_answer) },
         ));
-        let max_length =
-            Duration::from_secs(u64::try_from(app.max_call_length_min).unwrap_or(0).saturating_mul(60));
+        let max_length = Duration::from_secs(
+            app.as_ref()
+                .map_or(0, |app| u64::try_from(app.max_call_length_min).unwrap_or(0))
+                .saturating_mul(60),
+        );
         let mut context = CallContext::new(session, mode).with_numbers(Arc::new(NumberData));
         if !max_length.is_zero() {
             context = context.with_max_call_length(max_length);
@@ -278,6 +349,20 @@ impl InboundHandler for CallRouter {
     async fn on_invite(&self, call: IncomingCall) {
         let span = info_span!("call", sip_call_id = %call.call_id, from = %call.from, to = %call.request_uri, source = %call.source);
         self.handle(call).instrument(span).await;
+    }
+
+    async fn trusted_source(&self, source: std::net::SocketAddr) -> bool {
+        let ip = source.ip();
+        if self.carriers.iter().any(|network| network.contains(ip)) {
+            return true;
+        }
+        match self.store.connections_by_ip(&ip.to_string()).await {
+            Ok(connections) => connections.iter().any(|connection| connection.is_active),
+            Err(error) => {
+                warn!(%error, "looking up SIP connections");
+                false
+            }
+        }
     }
 
     async fn user_ha1(&self, domain: &str, user: &str) -> Option<String> {

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::digest::{DigestResponse, NonceCheck, NonceIssuer};
 use crate::error::SipError;
-use crate::inbound::IncomingCall;
+use crate::inbound::{Caller, IncomingCall};
 use crate::outbound::{OutboundCall, OutboundRequest, PendingOutcome};
 use crate::registrar::{Contacts, MIN_EXPIRES, RegisterOutcome, Registrar, parse_contacts};
 
@@ -54,6 +54,11 @@ pub trait InboundHandler: Send + Sync + 'static {
     /// The digest HA1 (`MD5(user:domain:password)`) of an active SIP user of `domain`, for the
     /// registrar; `None` refuses the user.
     async fn user_ha1(&self, domain: &str, user: &str) -> Option<String>;
+
+    /// Whether INVITEs from `source` are accepted without digest authentication: carrier
+    /// trunks and customers' SIP connections recognised by address. Every other caller must
+    /// prove to be a SIP user of the platform (407 challenge, then digest).
+    async fn trusted_source(&self, source: SocketAddr) -> bool;
 }
 
 /// A running SIP endpoint. Dropping it does not stop it; call [`SipEndpoint::shutdown`].
@@ -124,7 +129,7 @@ impl SipEndpoint {
             registrar: registrar.clone(),
             nonces: NonceIssuer::new(random_secret()),
         };
-        tokio::spawn(dispatcher.run(incoming, cancel.clone()));
+        tokio::spawn(Arc::new(dispatcher).run(incoming, cancel.clone()));
         info!(%local_addr, tcp = config.tcp, "SIP listening");
         Ok(SipEndpoint { local_addr, cancel, dialog_layer, registrar, contact })
     }
@@ -183,7 +188,11 @@ fn source_of(tx: &Transaction) -> Option<(SocketAddr, &'static str)> {
 }
 
 impl Dispatcher {
-    async fn run(self, mut incoming: rsipstack::transaction::TransactionReceiver, cancel: CancellationToken) {
+    async fn run(
+        self: Arc<Self>,
+        mut incoming: rsipstack::transaction::TransactionReceiver,
+        cancel: CancellationToken,
+    ) {
         loop {
             let tx = tokio::select! {
                 tx = incoming.recv() => match tx { Some(tx) => tx, None => break },
@@ -194,7 +203,7 @@ impl Dispatcher {
         debug!("SIP dispatcher stopped");
     }
 
-    async fn dispatch(&self, mut tx: Transaction) {
+    async fn dispatch(self: &Arc<Self>, mut tx: Transaction) {
         let method = tx.original.method;
         // A datagram whose body is not as long as its Content-Length says was cut or padded
         // (RFC 4475 §3.1.2.2): answer 400 rather than act on a partial message.
@@ -218,7 +227,10 @@ impl Dispatcher {
         }
         let has_to_tag = tx.original.to_header().ok().and_then(|to| to.tag().ok().flatten()).is_some();
         match method {
-            Method::Invite if !has_to_tag => self.new_call(tx).await,
+            Method::Invite if !has_to_tag => {
+                let this = self.clone();
+                tokio::spawn(async move { this.new_call(tx).await });
+            }
             Method::Register => {
                 let handler = self.handler.clone();
                 let registrar = self.registrar.clone();
@@ -244,6 +256,14 @@ impl Dispatcher {
             reply(&mut tx, StatusCode::BadRequest, vec![]).await;
             return;
         };
+        let caller = if self.handler.trusted_source(source).await {
+            Caller::Trunk
+        } else {
+            match self.authenticate(&mut tx, source).await {
+                Some(caller) => caller,
+                None => return,
+            }
+        };
         let (states_tx, states_rx) = self.dialog_layer.new_dialog_state_channel();
         let dialog = match self.dialog_layer.get_or_create_server_invite(
             &tx,
@@ -262,6 +282,7 @@ impl Dispatcher {
             tx.original.clone(),
             source,
             transport,
+            caller,
             dialog.clone(),
             self.dialog_layer.clone(),
             states_rx,
@@ -282,6 +303,56 @@ impl Dispatcher {
         });
         let handler = self.handler.clone();
         tokio::spawn(async move { handler.on_invite(call).await });
+    }
+}
+
+impl Dispatcher {
+    /// Digest-authenticate an INVITE from an untrusted source as a SIP user (RFC 3261 §22.3:
+    /// 407 with Proxy-Authenticate, as SIP phones expect from their provider): the From user of
+    /// its own domain, whose HA1 the platform knows. `None` when the INVITE was answered here
+    /// (challenged or refused).
+    async fn authenticate(&self, tx: &mut Transaction, source: SocketAddr) -> Option<Caller> {
+        let from = tx.original.from_header().ok().and_then(|from| from.uri().ok());
+        let Some((domain, user)) =
+            from.and_then(|uri| Some((uri.host_with_port.host.to_string(), uri.user()?.to_owned())))
+        else {
+            reply(tx, StatusCode::Forbidden, vec![]).await;
+            return None;
+        };
+        let challenge = |stale| Header::ProxyAuthenticate(self.nonces.challenge(&domain, stale).into());
+        let credentials = tx
+            .original
+            .header_value("Proxy-Authorization")
+            .or_else(|| tx.original.header_value("Authorization"))
+            .and_then(|value| DigestResponse::parse(&value));
+        let Some(credentials) = credentials else {
+            reply(tx, StatusCode::ProxyAuthenticationRequired, vec![challenge(false)]).await;
+            return None;
+        };
+        match self.nonces.check(&domain, &credentials.nonce) {
+            NonceCheck::Valid => {}
+            check => {
+                reply(
+                    tx,
+                    StatusCode::ProxyAuthenticationRequired,
+                    vec![challenge(check == NonceCheck::Stale)],
+                )
+                .await;
+                return None;
+            }
+        }
+        let verified = credentials.username == user
+            && credentials.realm.eq_ignore_ascii_case(&domain)
+            && match self.handler.user_ha1(&domain, &user).await {
+                Some(ha1) => credentials.verify(&ha1, "INVITE"),
+                None => false,
+            };
+        if !verified {
+            info!(%user, %domain, %source, "INVITE refused: wrong credentials or unknown user");
+            reply(tx, StatusCode::Forbidden, vec![]).await;
+            return None;
+        }
+        Some(Caller::User { domain: domain.to_ascii_lowercase(), login: user })
     }
 }
 

@@ -49,6 +49,20 @@ impl fmt::Display for SipUri {
     }
 }
 
+/// Who placed an inbound call, as signalling established it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A trusted source: a carrier trunk or a customer's SIP connection (by address).
+    Trunk,
+    /// A SIP user of the platform, digest-authenticated.
+    User {
+        /// The user's domain (`acme.sip.example.com`), lower case.
+        domain: String,
+        /// The user's login.
+        login: String,
+    },
+}
+
 /// How a leg ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegEnd {
@@ -137,6 +151,8 @@ pub struct IncomingCall {
     pub source: SocketAddr,
     /// `udp` or `tcp`.
     pub transport: &'static str,
+    /// Who is calling.
+    pub caller: Caller,
     /// The SDP offer, when the INVITE carried one.
     pub sdp_offer: Option<String>,
     request: Request,
@@ -162,6 +178,7 @@ impl IncomingCall {
         request: Request,
         source: SocketAddr,
         transport: &'static str,
+        caller: Caller,
         dialog: InviteDialog,
         dialog_layer: Arc<DialogLayer>,
         states: DialogStateReceiver,
@@ -195,6 +212,7 @@ impl IncomingCall {
             request_uri,
             source,
             transport,
+            caller,
             sdp_offer,
             request,
             dialog,

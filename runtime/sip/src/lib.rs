@@ -22,6 +22,6 @@ pub mod registrar;
 
 pub use endpoint::{InboundHandler, SipConfig, SipEndpoint};
 pub use error::SipError;
-pub use inbound::{IncomingCall, LegEnd, LegEvents, LegState, ReofferHandler, SipUri};
+pub use inbound::{Caller, IncomingCall, LegEnd, LegEvents, LegState, ReofferHandler, SipUri};
 pub use outbound::{OutboundCall, OutboundOutcome, OutboundRequest, PendingOutcome};
 pub use registrar::{Binding, Registrar};
