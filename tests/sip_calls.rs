@@ -304,3 +304,98 @@ async fn a_recording_of_the_callers_audio_is_kept_and_played_back() {
     assert!((2.8..=3.2).contains(&field("Length (seconds)")), "{report}");
     assert!(field("RMS     amplitude") > 0.01, "the caller's voice, not silence:\n{report}");
 }
+
+/// The caller answers two re-INVITEs: hold (our offer must be sendonly), then resume (sendrecv).
+fn caller_held_and_resumed() -> String {
+    let invite = support::sipp::INVITE_PCMU;
+    let reinvite = |direction: &str, answer: &str| {
+        format!(
+            r#"  <recv request="INVITE">
+    <action><ereg regexp="a={direction}" search_in="body" check_it="true" assign_to="dir"/></action>
+  </recv>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: sip:sipp@[local_ip]:[local_port]
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=user1 53655765 2353687638 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+a={answer}
+]]></send>
+  <recv request="ACK"/>
+"#
+        )
+    };
+    let hold = reinvite("sendonly", "recvonly");
+    let resume = reinvite("sendrecv", "sendrecv");
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="held and resumed">
+{invite}  <recv response="100" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:13105550111@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+{hold}{resume}  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_unhold_renegotiate_the_media_with_re_invites() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let flow =
+        r#"<Response><Answer/><Hold timeout="60000"/><Pause length="1000"/><Unhold/><Hangup/></Response>"#;
+    support::provision::xml_number(&data.path().join("data"), "hold@example.test", 13_125_550_109, flow)
+        .await;
+    let platform = Platform::start_in(data, &[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("held.xml");
+    std::fs::write(&scenario, caller_held_and_resumed()).expect("write");
+    let mut command = sipp();
+    command
+        .args(["-sf", scenario.to_str().expect("utf-8"), "-s", "13125550109", "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "20s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let (code, output) = run_sipp(command, Duration::from_secs(40)).await;
+    assert_eq!(
+        code,
+        0,
+        "the caller saw a sendonly hold offer, then a sendrecv resume:\n{output}\n{}",
+        platform.log()
+    );
+    let events = platform.wait_for_event(Duration::from_secs(5), |e| e["type"] == "call.hangup").await;
+    for verb in ["hold", "unhold"] {
+        assert!(events.iter().any(|e| e["verb"] == verb && e["phase"] == "finished"), "{verb}: {events:#?}");
+    }
+}

@@ -253,8 +253,10 @@ pub fn negotiate(offer: &AudioStream) -> Result<Negotiated, SdpError> {
 /// What the platform puts in an offer or answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalMedia {
-    /// Session id/version origin value.
+    /// The origin's session id (constant for the session).
     pub session_id: u64,
+    /// The origin's version: one more with every new offer or answer (RFC 3264 §8).
+    pub version: u64,
     /// Our RTP address.
     pub address: IpAddr,
     /// Our RTP port.
@@ -278,8 +280,9 @@ impl LocalMedia {
         let mut sdp = String::new();
         let _ = write!(
             sdp,
-            "v=0\r\no=opentact {id} {id} IN {ip} {addr}\r\ns=opentact\r\nc=IN {ip} {addr}\r\nt=0 0\r\n",
+            "v=0\r\no=opentact {id} {version} IN {ip} {addr}\r\ns=opentact\r\nc=IN {ip} {addr}\r\nt=0 0\r\n",
             id = self.session_id,
+            version = self.version,
             addr = self.address
         );
         let kinds: Vec<String> =
@@ -330,6 +333,7 @@ mod tests {
         let offer = parse(SIPP_OFFER).expect("valid offer");
         let answer = LocalMedia {
             session_id: 7,
+            version: 1,
             address: "127.0.0.1".parse().expect("ip"),
             port: 20_000,
             codecs: vec![PT_PCMA],
@@ -358,6 +362,7 @@ mod tests {
         assert_eq!(parsed.media_kinds, ["audio", "video"]);
         let answer = LocalMedia {
             session_id: 1,
+            version: 1,
             address: "127.0.0.1".parse().expect("ip"),
             port: 20_002,
             codecs: vec![PT_PCMU],

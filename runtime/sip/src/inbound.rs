@@ -14,6 +14,9 @@ use tracing::debug;
 
 use crate::error::SipError;
 
+/// Longest wait for the ACK of an answer before a re-INVITE is given up (64 × T1).
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(32);
+
 /// A SIP URI as routing sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipUri {
@@ -254,6 +257,34 @@ impl IncomingCall {
         let headers = vec![Header::ContentType("application/sdp".into())];
         self.dialog.accept(Some(headers), Some(sdp.into_bytes()))?;
         Ok(())
+    }
+
+    /// Send a re-INVITE with a new SDP offer (hold, unhold); returns the peer's SDP answer.
+    pub async fn reoffer(&self, sdp: String) -> Result<String, SipError> {
+        self.ensure_live()?;
+        // A new offer waits for the ACK of the answer (RFC 3261 §14.1): right after answering,
+        // the dialog is not confirmed yet.
+        let mut state = self.state.clone();
+        let confirmed = tokio::time::timeout(ACK_WAIT, async {
+            state.wait_for(|s| !matches!(s, LegState::Early)).await.map(|s| *s)
+        })
+        .await;
+        match confirmed {
+            Ok(Ok(LegState::Confirmed)) => {}
+            Ok(Ok(LegState::Ended(_))) | Ok(Err(_)) => return Err(SipError::DialogEnded),
+            _ => return Err(SipError::Stack("the answer was never acknowledged".to_owned())),
+        }
+        let headers = vec![Header::ContentType("application/sdp".into())];
+        let response = self.dialog.reinvite(Some(headers), Some(sdp.into_bytes())).await?;
+        match response {
+            Some(response) if response.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful => {
+                Ok(String::from_utf8_lossy(response.body()).into_owned())
+            }
+            Some(response) => {
+                Err(SipError::Stack(format!("re-INVITE answered {}", response.status_code.code())))
+            }
+            None => Err(SipError::Stack("re-INVITE outside a confirmed dialog".to_owned())),
+        }
     }
 
     /// End the leg: BYE once answered, 480 before (a flow that ends without answering).

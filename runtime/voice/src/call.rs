@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -56,6 +57,10 @@ struct BackgroundRecording {
 
 struct State {
     call: CallState,
+    /// What the platform put in its SDP answer: the base of its later offers (hold, unhold).
+    local: Option<LocalMedia>,
+    /// Ends a hold when its timeout passes.
+    hold_timer: Option<tokio::task::JoinHandle<()>>,
     /// Recordings of this call by name: their WAV files.
     recordings: HashMap<String, PathBuf>,
     background: Option<BackgroundRecording>,
@@ -72,6 +77,9 @@ pub struct SipCall {
     clock: Arc<RealClock>,
     rtp: Mutex<Option<Arc<RtpSession>>>,
     state: Mutex<State>,
+    /// The SDP origin version of the platform's next offer or answer.
+    sdp_version: Arc<AtomicU64>,
+    me: std::sync::Weak<SipCall>,
 }
 
 impl std::fmt::Debug for SipCall {
@@ -90,7 +98,7 @@ impl SipCall {
         dialer: Option<Arc<dyn Dialer>>,
     ) -> Arc<Self> {
         let events = leg.events();
-        let call = Arc::new(SipCall {
+        let call = Arc::new_cyclic(|me| SipCall {
             info,
             leg,
             events,
@@ -101,9 +109,13 @@ impl SipCall {
             rtp: Mutex::new(None),
             state: Mutex::new(State {
                 call: CallState::Ringing,
+                local: None,
+                hold_timer: None,
                 recordings: HashMap::new(),
                 background: None,
             }),
+            sdp_version: Arc::new(AtomicU64::new(1)),
+            me: me.clone(),
         });
         // When the peer hangs up, media stops at once, whatever the flow is doing.
         let watcher = Arc::downgrade(&call);
@@ -129,7 +141,13 @@ impl SipCall {
     }
 
     fn finish(&self) {
-        self.state.lock().call = CallState::Ended;
+        {
+            let mut state = self.state.lock();
+            state.call = CallState::Ended;
+            if let Some(timer) = state.hold_timer.take() {
+                timer.abort();
+            }
+        }
         if let Some(rtp) = self.rtp.lock().take() {
             rtp.close();
         }
@@ -246,6 +264,64 @@ async fn record_to(
     recorder.finish()
 }
 
+impl SipCall {
+    /// Send the caller a new offer with `direction` (RFC 3264 §8.4 hold), and follow its answer.
+    async fn reoffer(&self, direction: Direction) -> Result<(), CallError> {
+        let local =
+            self.state.lock().local.clone().ok_or_else(|| CallError::InvalidState("ringing".to_owned()))?;
+        let offer =
+            LocalMedia { direction, version: self.sdp_version.fetch_add(1, Ordering::Relaxed) + 1, ..local };
+        let answer = self.leg.reoffer(offer.render(&[], 0)).await.map_err(|error| match error {
+            opentact_sip::SipError::DialogEnded => CallError::Hangup,
+            other => CallError::Failed(format!("re-INVITE: {other}")),
+        })?;
+        if let (Ok(answer), Some(rtp)) = (sdp::parse(&answer), self.rtp())
+            && !answer.audio.address.is_unspecified()
+            && answer.audio.port != 0
+        {
+            rtp.update_peer(SocketAddr::new(answer.audio.address, answer.audio.port));
+        }
+        Ok(())
+    }
+
+    /// Take the caller off hold: music off, media both ways again.
+    async fn resume(&self) -> Result<(), CallError> {
+        if let Some(rtp) = self.rtp() {
+            rtp.set_background(None);
+        }
+        let result = self.reoffer(Direction::SendRecv).await;
+        let mut state = self.state.lock();
+        if state.call == CallState::Held {
+            state.call = CallState::Answered;
+        }
+        result
+    }
+}
+
+/// The hold music: a slow four-note figure, generated once (8 kHz, about 3.2 s, looped).
+fn hold_music() -> Arc<[i16]> {
+    static MUSIC: std::sync::OnceLock<Arc<[i16]>> = std::sync::OnceLock::new();
+    MUSIC
+        .get_or_init(|| {
+            let mut samples = Vec::new();
+            for hz in [262u32, 330, 392, 330, 294, 349, 440, 349] {
+                let mut note = opentact_media::tone::ToneGenerator::new(opentact_media::tone::ToneSpec {
+                    frequencies: vec![hz],
+                    on_ms: 350,
+                    off_ms: 50,
+                    loop_count: 1,
+                    volume_db: -18,
+                    timeout_ms: 400,
+                });
+                let mut buffer = vec![0i16; 3200];
+                let written = note.fill(&mut buffer);
+                samples.extend_from_slice(&buffer[..written]);
+            }
+            samples.into()
+        })
+        .clone()
+}
+
 #[async_trait]
 impl CallBackend for SipCall {
     fn info(&self) -> CallInfo {
@@ -286,6 +362,7 @@ impl CallBackend for SipCall {
             .map_err(|error| CallError::LimitExceeded(format!("no RTP port: {error}")))?;
         let local = LocalMedia {
             session_id: u64::from(rtp.local_addr().port()) << 16 | u64::from(std::process::id() & 0xffff),
+            version: 1,
             address: self.config.rtp_advertised,
             port: rtp.local_addr().port(),
             codecs: vec![negotiated.codec],
@@ -296,6 +373,7 @@ impl CallBackend for SipCall {
         let rtp = Arc::new(rtp);
         let reoffer_rtp = Arc::downgrade(&rtp);
         let reoffer_local = local.clone();
+        let reoffer_version = self.sdp_version.clone();
         let on_reoffer = Arc::new(move |text: &str| {
             let offer = sdp::parse(text).ok()?;
             sdp::negotiate(&offer.audio).ok()?;
@@ -310,6 +388,7 @@ impl CallBackend for SipCall {
                 } else {
                     offer.audio.direction.answer()
                 },
+                version: reoffer_version.fetch_add(1, Ordering::Relaxed) + 1,
                 ..reoffer_local.clone()
             };
             Some(answer.render(&offer.media_kinds, offer.audio_index))
@@ -320,7 +399,9 @@ impl CallBackend for SipCall {
         })?;
         rtp.start();
         *self.rtp.lock() = Some(rtp);
-        self.state.lock().call = CallState::Answered;
+        let mut state = self.state.lock();
+        state.call = CallState::Answered;
+        state.local = Some(local);
         Ok(())
     }
 
@@ -510,14 +591,41 @@ impl CallBackend for SipCall {
         Err(CallError::Failed("bridge is not available on SIP calls yet".to_owned()))
     }
 
-    async fn hold(&self, _timeout: Duration) -> Result<(), CallError> {
-        self.live()?;
-        Err(CallError::Failed("hold is not available on SIP calls yet".to_owned()))
+    async fn hold(&self, timeout: Duration) -> Result<(), CallError> {
+        let rtp = self.media()?;
+        match self.state.lock().call {
+            CallState::Held => return Ok(()),
+            CallState::Bridged => return Err(CallError::InvalidState("bridged".to_owned())),
+            _ => {}
+        }
+        // We keep sending (the music); the caller only listens.
+        self.reoffer(Direction::SendOnly).await?;
+        rtp.set_background(Some(hold_music()));
+        let me = self.me.clone();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(call) = me.upgrade() {
+                debug!(call = %call.info.id, "hold timed out");
+                let _ = call.resume().await;
+            }
+        });
+        let mut state = self.state.lock();
+        state.call = CallState::Held;
+        if let Some(previous) = state.hold_timer.replace(timer) {
+            previous.abort();
+        }
+        Ok(())
     }
 
     async fn unhold(&self) -> Result<(), CallError> {
         self.live()?;
-        Err(CallError::Failed("unhold is not available on SIP calls yet".to_owned()))
+        if self.state.lock().call != CallState::Held {
+            return Err(CallError::InvalidState(self.state.lock().call.to_string()));
+        }
+        if let Some(timer) = self.state.lock().hold_timer.take() {
+            timer.abort();
+        }
+        self.resume().await
     }
 
     async fn send_sms(&self, _request: &SmsRequest) -> Result<String, CallError> {

@@ -91,6 +91,7 @@ pub(crate) async fn ring(
                 .map_err(|error| CallError::LimitExceeded(format!("no RTP port: {error}")))?;
             let offer = LocalMedia {
                 session_id: u64::from(rtp.local_addr().port()),
+                version: 1,
                 address: config.rtp_advertised,
                 port: rtp.local_addr().port(),
                 codecs: vec![PT_PCMU, PT_PCMA],

@@ -89,6 +89,8 @@ struct Shared {
     taps: Mutex<Vec<mpsc::UnboundedSender<Vec<i16>>>>,
     /// Audio to send when nothing plays: the other leg of a bridge.
     feed: Mutex<Option<mpsc::UnboundedReceiver<Vec<i16>>>>,
+    /// Audio looped when nothing plays and nothing is fed (hold music), and the position in it.
+    background: Mutex<Option<(Arc<[i16]>, usize)>>,
     closed: AtomicBool,
     closed_notify: Notify,
     counters: RtpCounters,
@@ -144,6 +146,7 @@ impl RtpSession {
             digit_arrived: Notify::new(),
             taps: Mutex::new(Vec::new()),
             feed: Mutex::new(None),
+            background: Mutex::new(None),
             closed: AtomicBool::new(false),
             closed_notify: Notify::new(),
             counters: RtpCounters::default(),
@@ -283,6 +286,11 @@ impl RtpSession {
         self.shared.feed.lock().take();
     }
 
+    /// Loop `audio` whenever nothing plays or is fed (hold music); `None` stops it.
+    pub fn set_background(&self, audio: Option<Arc<[i16]>>) {
+        *self.shared.background.lock() = audio.filter(|a| !a.is_empty()).map(|audio| (audio, 0));
+    }
+
     /// Set the peer once its answer is known (an outbound leg binds before it has one).
     pub fn set_peer(&self, peer: RtpPeer) {
         *self.shared.peer.lock() = peer;
@@ -367,7 +375,16 @@ async fn send_loop(shared: Arc<Shared>) {
                         }
                         None => {
                             fifo.clear();
-                            frame.fill(0);
+                            let mut background = shared.background.lock();
+                            match background.as_mut() {
+                                Some((audio, position)) => {
+                                    for slot in frame.iter_mut() {
+                                        *slot = audio[*position];
+                                        *position = (*position + 1) % audio.len();
+                                    }
+                                }
+                                None => frame.fill(0),
+                            }
                         }
                     }
                     None
