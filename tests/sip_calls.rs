@@ -168,15 +168,7 @@ Content-Length: 0
 }
 
 async fn call_expecting(platform: &Platform, number: &str, status: u16) -> (i32, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = dir.path().join("expect.xml");
-    std::fs::write(&scenario, expect_status_scenario(status)).expect("write scenario");
-    let mut command = sipp();
-    command
-        .args(["-sf", scenario.to_str().expect("utf-8"), "-s", number, "-m", "1", "-i", "127.0.0.1"])
-        .args(["-timeout", "20s", "-timeout_error", "-nostdin"])
-        .arg(platform.sip.to_string());
-    run_sipp(command, Duration::from_secs(40)).await
+    run_scenario(platform, number, &expect_status_scenario(status)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,4 +390,79 @@ async fn hold_and_unhold_renegotiate_the_media_with_re_invites() {
     for verb in ["hold", "unhold"] {
         assert!(events.iter().any(|e| e["verb"] == verb && e["phase"] == "finished"), "{verb}: {events:#?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_timers_are_negotiated_and_too_short_intervals_refused() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let flow = r#"<Response><Answer/><Pause length="300"/><Hangup/></Response>"#;
+    support::provision::xml_number(&data.path().join("data"), "timer@example.test", 13_125_550_110, flow)
+        .await;
+    let platform = Platform::start_in(data, &[]).await;
+    let with_timer = |interval: u32| {
+        support::sipp::INVITE_PCMU.replace(
+            "Max-Forwards: 70\n",
+            &format!("Max-Forwards: 70\nSession-Expires: {interval}\nSupported: timer\n"),
+        )
+    };
+    // 30 s is under the 90 s minimum of RFC 4028: 422 with Min-SE.
+    let too_short = expect_status_scenario(422).replace(support::sipp::INVITE_PCMU, &with_timer(30)).replace(
+        r#"<recv response="422"/>"#,
+        r#"<recv response="422"><action><ereg regexp="Min-SE: 90" search_in="msg" check_it="true" assign_to="m"/></action></recv>"#,
+    )
+    .replace("</scenario>", "  <Reference variables=\"m\"/>\n</scenario>");
+    let (code, output) = run_scenario(&platform, "13125550110", &too_short).await;
+    assert_eq!(code, 0, "422 with Min-SE: 90:\n{output}\n{}", platform.log());
+    // 1800 s: the answer names the caller as refresher and requires the extension.
+    let accepted = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="session timer accepted">
+{invite}  <recv response="100" optional="true"/>
+  <recv response="200" rrs="true">
+    <action>
+      <ereg regexp="Session-Expires: 1800;refresher=uac" search_in="msg" check_it="true" assign_to="se"/>
+      <ereg regexp="Require: timer" search_in="msg" check_it="true" assign_to="rq"/>
+    </action>
+  </recv>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:13105550111@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <Reference variables="se,rq"/>
+</scenario>
+"#,
+        invite = with_timer(1800)
+    );
+    let (code, output) = run_scenario(&platform, "13125550110", &accepted).await;
+    assert_eq!(code, 0, "Session-Expires in the 200 OK:\n{output}\n{}", platform.log());
+}
+
+async fn run_scenario(platform: &Platform, number: &str, scenario: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("scenario.xml");
+    std::fs::write(&path, scenario).expect("write scenario");
+    let mut command = sipp();
+    command
+        .args(["-sf", path.to_str().expect("utf-8"), "-s", number, "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "20s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    run_sipp(command, Duration::from_secs(40)).await
 }

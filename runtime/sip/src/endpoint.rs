@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::digest::{DigestResponse, NonceCheck, NonceIssuer};
 use crate::error::SipError;
-use crate::inbound::{Caller, IncomingCall};
+use crate::inbound::{Caller, IncomingCall, MIN_SESSION_EXPIRES};
 use crate::outbound::{OutboundCall, OutboundRequest, PendingOutcome};
 use crate::registrar::{Contacts, MIN_EXPIRES, RegisterOutcome, Registrar, parse_contacts};
 
@@ -256,6 +256,16 @@ impl Dispatcher {
             reply(&mut tx, StatusCode::BadRequest, vec![]).await;
             return;
         };
+        // RFC 4028 §8.1: an interval under our minimum is refused with 422 and Min-SE.
+        let session_expires =
+            tx.original.header_value("Session-Expires").or_else(|| tx.original.header_value("x"));
+        if let Some(interval) = session_expires.and_then(|v| v.split(';').next()?.trim().parse::<u32>().ok())
+            && interval < MIN_SESSION_EXPIRES
+        {
+            let min_se = Header::Other("Min-SE".into(), MIN_SESSION_EXPIRES.to_string());
+            reply(&mut tx, StatusCode::SessionIntervalTooSmall, vec![min_se]).await;
+            return;
+        }
         let caller = if self.handler.trusted_source(source).await {
             Caller::Trunk
         } else {

@@ -14,6 +14,28 @@ use tracing::debug;
 
 use crate::error::SipError;
 
+/// The shortest session interval accepted (RFC 4028 §4: Min-SE is at least 90 s).
+pub const MIN_SESSION_EXPIRES: u32 = 90;
+
+/// The session timer an INVITE asks for (RFC 4028), when the caller refreshes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionTimer {
+    /// Seconds between refreshes.
+    pub interval: u32,
+}
+
+/// `Session-Expires: 1800;refresher=uac` → the interval, when the caller will be the refresher:
+/// it supports timers and did not ask the platform to refresh. Without that, no timer runs
+/// (RFC 4028 lets the answerer leave it off when it will not refresh).
+pub(crate) fn session_timer(session_expires: Option<&str>, supported: Option<&str>) -> Option<SessionTimer> {
+    let value = session_expires?;
+    let mut parts = value.split(';').map(str::trim);
+    let interval = parts.next()?.parse::<u32>().ok()?;
+    let refresher_uas = parts.any(|p| p.eq_ignore_ascii_case("refresher=uas"));
+    let supports = supported.is_some_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("timer")));
+    (supports && !refresher_uas).then_some(SessionTimer { interval })
+}
+
 /// Longest wait for the ACK of an answer before a re-INVITE is given up (64 × T1).
 const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(32);
 
@@ -163,6 +185,8 @@ pub struct IncomingCall {
     dialog_layer: Arc<DialogLayer>,
     state: watch::Receiver<LegState>,
     reoffer: Arc<parking_lot::Mutex<Option<ReofferHandler>>>,
+    /// Notified at every refresh (re-INVITE or UPDATE) of the session.
+    refreshed: Arc<tokio::sync::Notify>,
 }
 
 impl fmt::Debug for IncomingCall {
@@ -199,6 +223,7 @@ impl IncomingCall {
             (!request.body().is_empty()).then(|| String::from_utf8_lossy(request.body()).into_owned());
         let (state_tx, state) = watch::channel(LegState::Early);
         let reoffer: Arc<parking_lot::Mutex<Option<ReofferHandler>>> = Arc::default();
+        let refreshed = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(watch_dialog(
             states,
             state_tx,
@@ -206,6 +231,7 @@ impl IncomingCall {
             dialog.id(),
             reoffer.clone(),
             Role::Server,
+            refreshed.clone(),
         ));
         Ok(IncomingCall {
             call_id,
@@ -222,6 +248,7 @@ impl IncomingCall {
             dialog_layer,
             state,
             reoffer,
+            refreshed,
         })
     }
 
@@ -254,8 +281,26 @@ impl IncomingCall {
     pub fn answer(&self, sdp: String, on_reoffer: ReofferHandler) -> Result<(), SipError> {
         self.ensure_live()?;
         *self.reoffer.lock() = Some(on_reoffer);
-        let headers = vec![Header::ContentType("application/sdp".into())];
+        let mut headers = vec![Header::ContentType("application/sdp".into())];
+        let timer = session_timer(
+            // `x` is the compact form of Session-Expires.
+            self.header("Session-Expires").or_else(|| self.header("x")).as_deref(),
+            self.header("Supported").as_deref(),
+        );
+        if let Some(timer) = timer {
+            headers
+                .push(Header::Other("Session-Expires".into(), format!("{};refresher=uac", timer.interval)));
+            headers.push(Header::Other("Require".into(), "timer".into()));
+        }
         self.dialog.accept(Some(headers), Some(sdp.into_bytes()))?;
+        if let Some(timer) = timer {
+            tokio::spawn(expire_session(
+                self.dialog.clone(),
+                self.state.clone(),
+                self.refreshed.clone(),
+                timer,
+            ));
+        }
         Ok(())
     }
 
@@ -321,6 +366,7 @@ pub(crate) async fn watch_dialog(
     id: DialogId,
     reoffer: Arc<parking_lot::Mutex<Option<ReofferHandler>>>,
     role: Role,
+    refreshed: Arc<tokio::sync::Notify>,
 ) {
     while let Some(state) = states.recv().await {
         match state {
@@ -334,6 +380,7 @@ pub(crate) async fn watch_dialog(
                 });
             }
             DialogState::Updated(_, request, handle) => {
+                refreshed.notify_waiters();
                 let offer = String::from_utf8_lossy(request.body()).into_owned();
                 let handler = reoffer.lock().clone();
                 let answer = if offer.is_empty() { None } else { handler.and_then(|answer| answer(&offer)) };
@@ -404,4 +451,48 @@ pub(crate) async fn watch_dialog(
         }
         changed
     });
+}
+
+/// Ends a session whose refresher stopped refreshing (RFC 4028 §10: BYE a little before the
+/// interval lapses: at interval − min(32 s, interval / 3)).
+async fn expire_session(
+    dialog: InviteDialog,
+    mut state: watch::Receiver<LegState>,
+    refreshed: Arc<tokio::sync::Notify>,
+    timer: SessionTimer,
+) {
+    let interval = u64::from(timer.interval);
+    let deadline = std::time::Duration::from_secs(interval - (interval / 3).min(32));
+    loop {
+        tokio::select! {
+            () = refreshed.notified() => continue,
+            ended = async { state.wait_for(|s| matches!(s, LegState::Ended(_))).await.is_ok() } => {
+                let _ = ended;
+                return;
+            }
+            () = tokio::time::sleep(deadline) => {
+                debug!(id = %dialog.id(), "session timer expired");
+                let _ = dialog.bye_with_reason("SIP;cause=408;text=\"Session timer expired\"".to_owned()).await;
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_caller_refreshes_only_when_it_supports_timers_and_did_not_ask_us_to() {
+        assert_eq!(
+            session_timer(Some("1800;refresher=uac"), Some("timer, 100rel")),
+            Some(SessionTimer { interval: 1800 })
+        );
+        assert_eq!(session_timer(Some("600"), Some("timer")), Some(SessionTimer { interval: 600 }));
+        assert_eq!(session_timer(Some("1800;refresher=uas"), Some("timer")), None);
+        assert_eq!(session_timer(Some("1800"), None), None, "no Supported: timer");
+        assert_eq!(session_timer(None, Some("timer")), None);
+        assert_eq!(session_timer(Some("soon"), Some("timer")), None);
+    }
 }

@@ -122,6 +122,7 @@ impl OutboundCall {
             dialog.id(),
             Arc::default(),
             Role::Client,
+            Arc::new(tokio::sync::Notify::new()),
         ));
         Ok((OutboundCall { dialog, state }, PendingOutcome { result }))
     }
