@@ -1,1 +1,28 @@
-//! The REST API (issue 4): work in progress.
+//! The REST API: an axum [`Router`](axum::Router) over the store.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use std::sync::Arc;
+//! use opentact_api::{ApiConfig, ApiState, JwtSecret, router};
+//! let store = opentact_store::Store::open("sqlite://data/opentact.db?mode=rwc").await?;
+//! let state = ApiState::new(Arc::new(store), JwtSecret::new(vec![7u8; 32])?, ApiConfig::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, router(state)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: one module per REST resource under [`routes`]; authentication in [`auth`]; the
+//! envelope, paging and the extractors that turn bad input into 400s in [`envelope`]; the one
+//! error type in [`error`].
+
+pub mod auth;
+pub mod envelope;
+pub mod error;
+pub mod jwt;
+pub mod routes;
+pub mod state;
+
+pub use auth::AuthAccount;
+pub use error::ApiError;
+pub use routes::router;
+pub use state::{ApiConfig, ApiState, JwtSecret};

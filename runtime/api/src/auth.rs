@@ -1,0 +1,188 @@
+//! Who is calling: the [`AuthAccount`] extractor.
+//!
+//! Credentials are looked for in this order, and the first one present decides (a refused
+//! credential is not followed by a try of the next, so the 401 names the method that failed):
+//!
+//! 1. `Authorization: Bearer <token>` or `Authorization: Basic base64(email:password)`
+//! 2. `X-Auth-Token: <token>`
+//! 3. `?jwt=<token>`
+//!
+//! A `<token>` is either an API token (64 hex digits, looked up by its SHA-256; expired
+//! tokens are not found) or a JWT issued by `/rest/auth` (three dot-separated parts). Tokens
+//! and passwords are never logged.
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::error::{ApiError, AuthMethod};
+use crate::jwt;
+use crate::state::ApiState;
+
+/// The header for an API token or JWT without the `Authorization` scheme.
+pub const X_AUTH_TOKEN: &str = "x-auth-token";
+
+/// Longest credential (token or Basic value) looked at; anything longer is refused unread.
+pub const MAX_CREDENTIAL_LEN: usize = 4096;
+
+/// What kind of credential authenticated the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An API token (its id).
+    ApiToken(Uuid),
+    /// A JWT from `/rest/auth`.
+    Jwt,
+    /// Email and password.
+    Password,
+}
+
+/// The authenticated account of a request. Handlers take it as an argument; a request
+/// without valid credentials never reaches them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthAccount {
+    pub account: Uuid,
+    pub method: AuthMethod,
+    pub credential: Credential,
+}
+
+#[derive(Deserialize)]
+struct JwtQuery {
+    jwt: Option<String>,
+}
+
+impl FromRequestParts<ApiState> for AuthAccount {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let auth = match credential(&parts.headers, parts.uri.query())? {
+            Presented::Token(method, token) => token_account(state, method, &token).await?,
+            Presented::Basic(value) => basic_account(state, &value).await?,
+            Presented::None => return Err(ApiError::NoCredentials),
+        };
+        tracing::Span::current().record("account", tracing::field::display(auth.account));
+        Ok(auth)
+    }
+}
+
+/// A credential as it arrived.
+enum Presented {
+    Token(AuthMethod, String),
+    Basic(String),
+    None,
+}
+
+fn credential(headers: &HeaderMap, query: Option<&str>) -> Result<Presented, ApiError> {
+    let header = |name, method| {
+        headers.get(name).map(|v| {
+            v.to_str().ok().filter(|s| s.len() <= MAX_CREDENTIAL_LEN).map(|s| s.trim().to_owned()).ok_or(
+                ApiError::Unauthorized { method, reason: "the header value is not a valid credential" },
+            )
+        })
+    };
+    if let Some(value) = header(axum::http::header::AUTHORIZATION, AuthMethod::Bearer) {
+        let value = value?;
+        let (scheme, rest) = value.split_once(' ').unwrap_or((&value, ""));
+        let rest = rest.trim();
+        return if scheme.eq_ignore_ascii_case("bearer") {
+            Ok(Presented::Token(AuthMethod::Bearer, rest.to_owned()))
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            Ok(Presented::Basic(rest.to_owned()))
+        } else {
+            Err(ApiError::Unauthorized {
+                method: AuthMethod::Bearer,
+                reason: "the Authorization scheme must be Bearer or Basic",
+            })
+        };
+    }
+    if let Some(value) =
+        header(axum::http::header::HeaderName::from_static(X_AUTH_TOKEN), AuthMethod::XAuthToken)
+    {
+        return Ok(Presented::Token(AuthMethod::XAuthToken, value?));
+    }
+    let jwt = query.and_then(query_jwt).filter(|t| !t.is_empty());
+    Ok(jwt.map_or(Presented::None, |t| Presented::Token(AuthMethod::QueryJwt, t)))
+}
+
+/// The `jwt` parameter of a query string (other parameters are the handler's business).
+fn query_jwt(query: &str) -> Option<String> {
+    axum::extract::Query::<JwtQuery>::try_from_uri(&format!("/?{query}").parse().ok()?).ok()?.0.jwt
+}
+
+/// An API token or a JWT.
+async fn token_account(state: &ApiState, method: AuthMethod, token: &str) -> Result<AuthAccount, ApiError> {
+    if token.is_empty() {
+        return Err(ApiError::Unauthorized { method, reason: "the token is empty" });
+    }
+    if token.len() > MAX_CREDENTIAL_LEN {
+        return Err(ApiError::Unauthorized { method, reason: "the token is too long" });
+    }
+    if jwt::looks_like_jwt(token) {
+        let now = chrono::Utc::now().timestamp();
+        let claims = jwt::verify(&state.jwt_secret, token, now)
+            .map_err(|e| ApiError::Unauthorized { method, reason: e.reason() })?;
+        // A JWT outlives nothing: a deleted account's tokens stop working at once.
+        if state.repo.get_account(claims.sub).await?.is_none_or(|a| a.deleted_on.is_some()) {
+            return Err(ApiError::Unauthorized { method, reason: "the JWT's account no longer exists" });
+        }
+        return Ok(AuthAccount { account: claims.sub, method, credential: Credential::Jwt });
+    }
+    match state.repo.token_by_plain(token).await? {
+        Some(t) => Ok(AuthAccount { account: t.account, method, credential: Credential::ApiToken(t.uuid) }),
+        None => {
+            Err(ApiError::Unauthorized { method, reason: "the API token is unknown, revoked or expired" })
+        }
+    }
+}
+
+/// `base64(email:password)`.
+async fn basic_account(state: &ApiState, value: &str) -> Result<AuthAccount, ApiError> {
+    let (email, password) = decode_basic(value)?;
+    let account = password_account(state, AuthMethod::Basic, &email, &password).await?;
+    Ok(AuthAccount { account, method: AuthMethod::Basic, credential: Credential::Password })
+}
+
+fn decode_basic(value: &str) -> Result<(String, String), ApiError> {
+    STANDARD
+        .decode(value.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.split_once(':').map(|(e, p)| (e.to_owned(), p.to_owned())))
+        .ok_or(ApiError::Unauthorized {
+            method: AuthMethod::Basic,
+            reason: "the credentials are not base64(email:password)",
+        })
+}
+
+/// Checks an email and password; `method` names the 401 if they are wrong.
+pub(crate) async fn password_account(
+    state: &ApiState,
+    method: AuthMethod,
+    email: &str,
+    password: &str,
+) -> Result<Uuid, ApiError> {
+    if email.is_empty() || password.is_empty() {
+        return Err(ApiError::Unauthorized { method, reason: "email and password are both required" });
+    }
+    match state.repo.verify_password(email, password).await? {
+        Some(account) => Ok(account.uuid),
+        None => Err(ApiError::Unauthorized { method, reason: "wrong email or password" }),
+    }
+}
+
+/// Basic credentials from the headers, for `GET /rest/auth`: `None` without an
+/// `Authorization` header, an error when it is not a well-formed Basic one.
+pub(crate) fn basic_from_headers(headers: &HeaderMap) -> Result<Option<(String, String)>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().unwrap_or("");
+    match value.trim().split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => decode_basic(rest).map(Some),
+        _ => Err(ApiError::Unauthorized {
+            method: AuthMethod::Basic,
+            reason: "GET /rest/auth takes Authorization: Basic base64(email:password)",
+        }),
+    }
+}

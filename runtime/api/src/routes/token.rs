@@ -1,0 +1,116 @@
+//! API tokens: `POST /rest/token`, `GET /rest/token/list`, `DELETE /rest/token/{token}`,
+//! `DELETE /rest/token/all`. The plain token is in the creation answer only; the store keeps
+//! its SHA-256.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{delete, get, post};
+use opentact_store::{ApiToken, NewApiToken, ObjectKind};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::AuthAccount;
+use crate::envelope::{ApiJson, ApiQuery, Created, Page, Paging, Payload, SegmentPath};
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+/// Shortest token lifetime, in seconds (the documented `ttl≥60`).
+pub const MIN_TOKEN_TTL_SECS: i64 = 60;
+
+/// Longest token lifetime, in seconds (ten years): keeps expiry arithmetic far from overflow.
+pub const MAX_TOKEN_TTL_SECS: i64 = 10 * 366 * 24 * 60 * 60;
+
+/// Longest token name, in characters.
+pub const MAX_TOKEN_NAME: usize = 100;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/rest/token", post(create))
+        .route("/rest/token/list", get(list))
+        .route("/rest/token/all", delete(delete_all))
+        .route("/rest/token/{token}", delete(delete_one))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    pub name: String,
+    /// Lifetime in seconds, at least 60; absent or `null` for a token that does not expire.
+    #[serde(default)]
+    pub ttl: Option<i64>,
+}
+
+/// The creation answer: the token object and, this once, the plain token.
+#[derive(Debug, Serialize)]
+pub struct CreatedTokenView {
+    #[serde(flatten)]
+    pub token: ApiToken,
+    /// The credential. Not shown again: only its hash is stored.
+    #[serde(rename = "token")]
+    pub plain: String,
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiJson(new): ApiJson<NewToken>,
+) -> Result<Created<CreatedTokenView>, ApiError> {
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_TOKEN_NAME {
+        return Err(ApiError::invalid("name", format!("must be 1 to {MAX_TOKEN_NAME} characters")));
+    }
+    if let Some(ttl) = new.ttl
+        && !(MIN_TOKEN_TTL_SECS..=MAX_TOKEN_TTL_SECS).contains(&ttl)
+    {
+        return Err(ApiError::invalid(
+            "ttl",
+            format!("must be between {MIN_TOKEN_TTL_SECS} and {MAX_TOKEN_TTL_SECS} seconds (got {ttl})"),
+        ));
+    }
+    let created = state
+        .repo
+        .create_token(auth.account, NewApiToken { name: name.to_owned(), ttl_secs: new.ttl })
+        .await?;
+    Ok(Created(CreatedTokenView { token: created.token, plain: created.plain }))
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Payload<Page<ApiToken>>, ApiError> {
+    Ok(Payload(state.repo.list_tokens(auth.account, paging.params()?).await?))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Deleted {
+    pub deleted: u64,
+}
+
+async fn delete_all(State(state): State<ApiState>, auth: AuthAccount) -> Result<Payload<Deleted>, ApiError> {
+    Ok(Payload(Deleted { deleted: state.repo.delete_all_tokens(auth.account).await? }))
+}
+
+/// `{token}` is the token's id, or the plain token itself (revoking a leaked token without
+/// looking up its id). Either way only the caller's own tokens are found.
+async fn delete_one(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    SegmentPath(token): SegmentPath,
+) -> Result<Payload<Deleted>, ApiError> {
+    let id = match Uuid::parse_str(&token) {
+        Ok(id) => id,
+        Err(_) => match state.repo.token_by_plain(&token).await? {
+            Some(t) if t.account == auth.account => t.uuid,
+            // Never echo a plain token back, not even in a 404.
+            _ => {
+                return Err(ApiError::NotFound {
+                    kind: ObjectKind::ApiToken.as_str(),
+                    id: "<given token>".into(),
+                });
+            }
+        },
+    };
+    state.repo.delete_token(auth.account, id).await?;
+    Ok(Payload(Deleted { deleted: 1 }))
+}

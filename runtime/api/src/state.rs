@@ -1,0 +1,83 @@
+//! [`ApiState`]: what every handler shares (the store, the JWT key, the config).
+
+use std::fmt;
+use std::sync::Arc;
+
+use opentact_store::Repository;
+use serde::Deserialize;
+
+/// Shortest JWT signing key accepted: HS256 is as strong as its key, and RFC 7518 §3.2
+/// requires at least the hash's size (256 bits).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// Default lifetime of a JWT issued by `/rest/auth` (the documented 24 hours).
+pub const DEFAULT_JWT_TTL_SECS: u64 = 24 * 60 * 60;
+
+/// The `[api]` table of the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Lifetime of the JWTs `/rest/auth` issues, in seconds.
+    pub jwt_ttl_secs: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { jwt_ttl_secs: DEFAULT_JWT_TTL_SECS }
+    }
+}
+
+/// The HS256 key JWTs are signed with. Never printed.
+#[derive(Clone)]
+pub struct JwtSecret(Arc<[u8]>);
+
+/// Why a JWT secret was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("the JWT secret must be at least {MIN_JWT_SECRET_BYTES} bytes (got {len})")]
+pub struct WeakSecret {
+    pub len: usize,
+}
+
+impl JwtSecret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, WeakSecret> {
+        let bytes = bytes.into();
+        if bytes.len() < MIN_JWT_SECRET_BYTES {
+            return Err(WeakSecret { len: bytes.len() });
+        }
+        Ok(JwtSecret(bytes.into()))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for JwtSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JwtSecret(<redacted>)")
+    }
+}
+
+/// Shared by every request; cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The store (in production `opentact_store::Store`; any [`Repository`] in tests).
+    pub repo: Arc<dyn Repository>,
+    pub jwt_secret: JwtSecret,
+    pub config: Arc<ApiConfig>,
+}
+
+impl ApiState {
+    pub fn new(repo: Arc<dyn Repository>, jwt_secret: JwtSecret, config: ApiConfig) -> Self {
+        ApiState { repo, jwt_secret, config: Arc::new(config) }
+    }
+}
+
+impl fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiState")
+            .field("jwt_secret", &self.jwt_secret)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,1091 @@
+//! The REST API through its router (`tower::ServiceExt::oneshot`, no sockets), every case on
+//! SQLite (a temp file, always) and on PostgreSQL.
+//!
+//! PostgreSQL: `OPENTACT_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//! names a server where a fresh `opentact_api_test_<random>` database is created for each case
+//! and dropped after it. If the server is unreachable the PostgreSQL half is skipped with a
+//! message, except under `CI`, where that is a failure.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use http_body_util::BodyExt;
+use opentact_api::jwt::{self, Claims};
+use opentact_api::{ApiConfig, ApiState, JwtSecret, router};
+use opentact_store::*;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const PASSWORD: &str = "correct horse battery";
+
+/// What a case gets.
+struct Ctx {
+    app: Router,
+    store: Store,
+    secret: JwtSecret,
+}
+
+async fn run<F, Fut>(name: &str, case: F) -> anyhow::Result<()>
+where
+    F: Fn(Ctx) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}/opentact.db?mode=rwc", dir.path().display());
+    let store = Store::open(&url).await.context("open sqlite")?;
+    assert_eq!(store.backend(), Backend::Sqlite);
+    case(ctx(&store)).await.with_context(|| format!("{name} on SQLite"))?;
+    store.close().await;
+
+    let admin_url = std::env::var("OPENTACT_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
+    let admin = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin_url)).await;
+    let mut admin = match admin {
+        Ok(Ok(conn)) => conn,
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".to_owned(),
+            };
+            if std::env::var_os("CI").is_some() {
+                bail!("{name}: PostgreSQL at {admin_url} is unreachable ({why}) and CI is set");
+            }
+            eprintln!("SKIP {name} on PostgreSQL: {admin_url} unreachable ({why}); SQLite half passed");
+            return Ok(());
+        }
+    };
+    let db = format!("opentact_api_test_{}", Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await?;
+    let url = match admin_url.rfind('/') {
+        Some(i) if i > "postgres://".len() => format!("{}/{db}", &admin_url[..i]),
+        _ => bail!("OPENTACT_TEST_PG_URL must end in /<database>"),
+    };
+    let outcome = async {
+        let store = Store::open(&url).await.context("open postgres")?;
+        assert_eq!(store.backend(), Backend::Postgres);
+        // Spawned so that a failed assertion still lets the database be dropped below.
+        let result = tokio::spawn(case(ctx(&store))).await;
+        store.close().await;
+        anyhow::Ok(result)
+    }
+    .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await?;
+    match outcome? {
+        Ok(result) => result.with_context(|| format!("{name} on PostgreSQL")),
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(join) => Err(join.into()),
+    }
+}
+
+fn ctx(store: &Store) -> Ctx {
+    let secret = JwtSecret::new(b"0123456789abcdef0123456789abcdef-test".to_vec()).unwrap();
+    let state = ApiState::new(Arc::new(store.clone()), secret.clone(), ApiConfig::default());
+    Ctx { app: router(state), store: store.clone(), secret }
+}
+
+macro_rules! api_test {
+    ($($name:ident),* $(,)?) => {
+        mod both_backends {
+            $(
+                #[tokio::test]
+                async fn $name() -> anyhow::Result<()> {
+                    super::run(stringify!($name), super::$name).await
+                }
+            )*
+        }
+    };
+}
+
+api_test!(
+    envelope_and_bad_input,
+    login_and_jwt,
+    auth_failures,
+    api_tokens,
+    number_search,
+    orders_and_leases,
+    tn_profiles,
+    telecom_lookup,
+    paging,
+    cross_account_isolation,
+);
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+/// How a request authenticates.
+#[derive(Clone)]
+enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    /// `X-Auth-Token`.
+    Token(&'a str),
+    Query(&'a str),
+    Basic(&'a str, &'a str),
+    Header(&'a str),
+}
+
+/// An answer: status and the parsed body (every answer must be JSON).
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    body: Value,
+}
+
+impl Answer {
+    /// The payload of a success envelope with this status.
+    fn ok(&self, status: StatusCode) -> anyhow::Result<&Value> {
+        ensure!(self.status == status, "expected {status}, got {} {}", self.status, self.body);
+        ensure!(self.body["success"] == json!(true), "not a success envelope: {}", self.body);
+        Ok(&self.body["payload"])
+    }
+
+    /// Asserts an error envelope with this status whose message contains every `needle`.
+    fn err(&self, status: StatusCode, needles: &[&str]) -> anyhow::Result<()> {
+        ensure!(self.status == status, "expected {status}, got {} {}", self.status, self.body);
+        ensure!(self.body["success"] == json!(false), "not an error envelope: {}", self.body);
+        ensure!(self.body["status"] == json!(status.as_u16()), "status field: {}", self.body);
+        let message = self.body["message"].as_str().context("message is not a string")?;
+        for n in needles {
+            ensure!(message.contains(n), "message {message:?} lacks {n:?}");
+        }
+        Ok(())
+    }
+}
+
+impl Ctx {
+    async fn send(&self, req: Request<Body>) -> anyhow::Result<Answer> {
+        let response = self.app.clone().oneshot(req).await?;
+        let status = response.status();
+        let ct = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("").to_owned());
+        let bytes = response.into_body().collect().await?.to_bytes();
+        ensure!(ct.as_deref() == Some("application/json"), "{status}: content type {ct:?}, body {bytes:?}");
+        let body: Value =
+            serde_json::from_slice(&bytes).with_context(|| format!("{status}: body {bytes:?}"))?;
+        Ok(Answer { status, body })
+    }
+
+    fn request(method: &str, uri: &str, auth: Auth<'_>) -> axum::http::request::Builder {
+        let uri = match auth {
+            Auth::Query(t) => format!("{uri}{}jwt={t}", if uri.contains('?') { '&' } else { '?' }),
+            _ => uri.to_owned(),
+        };
+        let b = Request::builder().method(method).uri(uri);
+        match auth {
+            Auth::None | Auth::Query(_) => b,
+            Auth::Bearer(t) => b.header(header::AUTHORIZATION, format!("Bearer {t}")),
+            Auth::Token(t) => b.header("X-Auth-Token", t),
+            Auth::Basic(e, p) => {
+                b.header(header::AUTHORIZATION, format!("Basic {}", STANDARD.encode(format!("{e}:{p}"))))
+            }
+            Auth::Header(v) => b.header(header::AUTHORIZATION, v),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        auth: Auth<'_>,
+        body: Option<Value>,
+    ) -> anyhow::Result<Answer> {
+        let b = Self::request(method, uri, auth);
+        let req = match body {
+            Some(v) => b.header(header::CONTENT_TYPE, "application/json").body(Body::from(v.to_string()))?,
+            None => b.body(Body::empty())?,
+        };
+        self.send(req).await
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        uri: &str,
+        auth: Auth<'_>,
+        ct: Option<&str>,
+        body: &str,
+    ) -> anyhow::Result<Answer> {
+        let mut b = Self::request(method, uri, auth);
+        if let Some(ct) = ct {
+            b = b.header(header::CONTENT_TYPE, ct);
+        }
+        self.send(b.body(Body::from(body.to_owned()))?).await
+    }
+
+    async fn get(&self, uri: &str, token: &str) -> anyhow::Result<Answer> {
+        self.call("GET", uri, Auth::Bearer(token), None).await
+    }
+
+    async fn post(&self, uri: &str, token: &str, body: Value) -> anyhow::Result<Answer> {
+        self.call("POST", uri, Auth::Bearer(token), Some(body)).await
+    }
+
+    async fn patch(&self, uri: &str, token: &str, body: Value) -> anyhow::Result<Answer> {
+        self.call("PATCH", uri, Auth::Bearer(token), Some(body)).await
+    }
+
+    async fn delete(&self, uri: &str, token: &str) -> anyhow::Result<Answer> {
+        self.call("DELETE", uri, Auth::Bearer(token), None).await
+    }
+
+    /// Creates an account in the store and logs in through the API: its id and a JWT.
+    async fn signup(&self, email: &str) -> anyhow::Result<(Uuid, String)> {
+        let a = self
+            .store
+            .create_account(NewAccount {
+                name: email.into(),
+                email: email.into(),
+                password: PASSWORD.into(),
+                time_zone: "America/New_York".into(),
+            })
+            .await?;
+        let answer = self
+            .call("POST", "/rest/auth", Auth::None, Some(json!({"email": email, "password": PASSWORD})))
+            .await?;
+        let jwt = answer.ok(StatusCode::OK)?["token"].as_str().context("token")?.to_owned();
+        Ok((a.uuid, jwt))
+    }
+
+    async fn seed(&self, numbers: &[(Tn, &str, bool, bool, bool)]) -> anyhow::Result<()> {
+        let now = now();
+        let rows: Vec<NumberInventory> = numbers
+            .iter()
+            .map(|&(tn, state, voice, sms, available)| NumberInventory {
+                tn,
+                npa: i32::try_from((tn / 10_000_000) % 1000).unwrap(),
+                state: Some(state.to_owned()),
+                voice,
+                sms,
+                available,
+                created_on: now,
+                modified_on: now,
+            })
+            .collect();
+        self.store.upsert_numbers(&rows).await?;
+        Ok(())
+    }
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> anyhow::Result<&'a str> {
+    v[key].as_str().with_context(|| format!("{key} is not a string in {v}"))
+}
+
+fn tns(page: &Value) -> Vec<i64> {
+    page["data"].as_array().map(|d| d.iter().filter_map(|n| n["tn"].as_i64()).collect()).unwrap_or_default()
+}
+
+const DC1: Tn = 12025550100;
+const DC2: Tn = 12025550199;
+const NY1: Tn = 12125550100;
+const IL1: Tn = 13125550917;
+const HELD: Tn = 12025550000;
+
+/// The inventory most cases use: (tn, state, voice, sms, available).
+const INVENTORY: &[(Tn, &str, bool, bool, bool)] = &[
+    (DC1, "DC", true, true, true),
+    (DC2, "DC", true, false, true),
+    (NY1, "NY", true, true, true),
+    (IL1, "IL", true, true, true),
+    (HELD, "DC", true, true, false),
+];
+
+// ---------------------------------------------------------------------------------------------
+// cases
+
+async fn envelope_and_bad_input(c: Ctx) -> anyhow::Result<()> {
+    let (_, jwt) = c.signup("a@example.test").await?;
+    let auth = Auth::Bearer(&jwt);
+
+    c.get("/rest/nothing-here", &jwt)
+        .await?
+        .err(StatusCode::NOT_FOUND, &["no endpoint GET /rest/nothing-here"])?;
+    c.call("PUT", "/rest/token/list", auth.clone(), None)
+        .await?
+        .err(StatusCode::METHOD_NOT_ALLOWED, &["/rest/token/list does not take PUT"])?;
+
+    // Malformed JSON, wrong or missing content type, unknown fields, wrong types: 400s that
+    // say what to fix.
+    let post = |ct, body| c.raw("POST", "/rest/token", auth.clone(), ct, body);
+    post(Some("application/json"), r#"{"name": "x","#)
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["malformed JSON", "EOF"])?;
+    post(Some("application/json"), r#"{"name": "x"} {}"#)
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["trailing characters"])?;
+    post(Some("application/json"), "").await?.err(StatusCode::BAD_REQUEST, &["body is empty"])?;
+    post(Some("text/plain"), r#"{"name": "x"}"#)
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["Content-Type must be application/json (got text/plain)"])?;
+    post(None, r#"{"name": "x"}"#)
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["Content-Type must be application/json"])?;
+    post(Some("application/json"), r#"{"name": "x", "ttl": 60, "tll": 1}"#)
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["unknown field `tll`", "expected `name` or `ttl`"])?;
+    post(Some("application/json"), r#"{"name": 5}"#)
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["`name`", "invalid type: integer `5`"])?;
+    post(Some("application/json"), r#"{"ttl": 60}"#)
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["missing field `name`"])?;
+    post(Some("application/json"), r#"["ci", 60]"#)
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["the body must be a JSON object"])?;
+    post(Some("application/json"), "null")
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["the body must be a JSON object"])?;
+    post(Some("application/json; charset=utf-8"), r#"{"name": "ok", "ttl": 60}"#)
+        .await?
+        .ok(StatusCode::CREATED)?;
+
+    // Nested path in the message.
+    c.post("/rest/order", &jwt, json!({"items": [{"tn": DC1}, {"tn": "12025550199"}]}))
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["`items[1].tn`", "expected i64"])?;
+
+    // Bodies over the limit: 413 envelope, not a dropped connection or plain text.
+    let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(opentact_api::envelope::MAX_JSON_BODY + 1));
+    post(Some("application/json"), &big).await?.err(StatusCode::PAYLOAD_TOO_LARGE, &["larger than"])?;
+
+    // Path and query parameters that do not parse.
+    c.get("/rest/lease/tn/not-a-uuid", &jwt)
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["\"not-a-uuid\" is not a UUID"])?;
+    c.get("/rest/lease/tn?take=lots", &jwt)
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["invalid query string", "take"])?;
+    c.get("/rest/lease/tn?state=sold", &jwt)
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["unknown variant `sold`"])?;
+    Ok(())
+}
+
+async fn login_and_jwt(c: Ctx) -> anyhow::Result<()> {
+    let (a, _) = c.signup("Jwt@Example.test").await?;
+
+    // POST with a JSON body; the email is case-insensitive.
+    let before = chrono::Utc::now();
+    let answer = c
+        .call(
+            "POST",
+            "/rest/auth",
+            Auth::None,
+            Some(json!({"email": "jwt@example.test", "password": PASSWORD})),
+        )
+        .await?;
+    let payload = answer.ok(StatusCode::OK)?;
+    let token = str_of(payload, "token")?.to_owned();
+    ensure!(payload["account"] == json!(a.to_string()) && payload["token_type"] == "Bearer", "{payload}");
+    let expires: chrono::DateTime<chrono::Utc> = str_of(payload, "expires_on")?.parse()?;
+    let ttl = expires - before;
+    ensure!(
+        ttl > chrono::Duration::hours(24) - chrono::Duration::seconds(5)
+            && ttl <= chrono::Duration::hours(24) + chrono::Duration::seconds(5),
+        "ttl {ttl}"
+    );
+
+    // The JWT works in all three places.
+    for auth in [Auth::Bearer(&token), Auth::Token(&token), Auth::Query(&token)] {
+        c.call("GET", "/rest/token/list", auth, None).await?.ok(StatusCode::OK)?;
+    }
+
+    // GET with Basic, and with the query.
+    let answer = c.call("GET", "/rest/auth", Auth::Basic("jwt@example.test", PASSWORD), None).await?;
+    let via_basic = str_of(answer.ok(StatusCode::OK)?, "token")?.to_owned();
+    c.get("/rest/token/list", &via_basic).await?.ok(StatusCode::OK)?;
+    let uri = format!("/rest/auth?email=jwt%40example.test&password={}", PASSWORD.replace(' ', "%20"));
+    c.call("GET", &uri, Auth::None, None).await?.ok(StatusCode::OK)?;
+
+    // Refusals.
+    c.call("GET", "/rest/auth", Auth::None, None).await?.err(
+        StatusCode::UNAUTHORIZED,
+        &["send Authorization: Basic base64(email:password) or ?email=&password="],
+    )?;
+    c.call("GET", "/rest/auth", Auth::Basic("jwt@example.test", "nope"), None).await?.err(
+        StatusCode::UNAUTHORIZED,
+        &["Authorization: Basic authentication failed: wrong email or password"],
+    )?;
+    c.call("GET", "/rest/auth", Auth::Header("Bearer abc"), None)
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &["GET /rest/auth takes Authorization: Basic"])?;
+    for (email, password) in [("jwt@example.test", "wrong"), ("nobody@example.test", PASSWORD)] {
+        c.call("POST", "/rest/auth", Auth::None, Some(json!({"email": email, "password": password})))
+            .await?
+            .err(
+                StatusCode::UNAUTHORIZED,
+                &["email and password authentication failed: wrong email or password"],
+            )?;
+    }
+    c.call("POST", "/rest/auth", Auth::None, Some(json!({"email": "jwt@example.test", "password": ""})))
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &["email and password are both required"])?;
+    c.call("POST", "/rest/auth", Auth::None, Some(json!({"email": "jwt@example.test"})))
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["missing field `password`"])?;
+
+    // A JWT signed with another key, a tampered one, an expired one, an alg=none one.
+    let other = JwtSecret::new(vec![9u8; 32])?;
+    let now = chrono::Utc::now().timestamp();
+    let forged = jwt::issue(&other, &Claims { sub: a, iat: now, exp: now + 3600 });
+    c.get("/rest/token/list", &forged).await?.err(
+        StatusCode::UNAUTHORIZED,
+        &["Authorization: Bearer authentication failed: the JWT signature is invalid"],
+    )?;
+    // One character in the middle of the signature (the last one may only flip padding bits).
+    let mut tampered = token.clone().into_bytes();
+    let i = tampered.len() - 10;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered)?;
+    c.call("GET", "/rest/token/list", Auth::Token(&tampered), None).await?.err(
+        StatusCode::UNAUTHORIZED,
+        &["X-Auth-Token authentication failed: the JWT signature is invalid"],
+    )?;
+    let expired = jwt::issue(&c.secret, &Claims { sub: a, iat: now - 7200, exp: now - 3600 });
+    c.call("GET", "/rest/token/list", Auth::Query(&expired), None)
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &["?jwt= authentication failed: the JWT has expired"])?;
+    let payload = token.split('.').nth(1).context("payload")?;
+    let none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#));
+    c.get("/rest/token/list", &none)
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &["the JWT algorithm must be HS256"])?;
+    c.get("/rest/token/list", "a.b.c").await?.err(StatusCode::UNAUTHORIZED, &["the JWT is malformed"])?;
+
+    // A valid JWT of a deleted account stops working.
+    c.store.delete_account(a).await?;
+    c.get("/rest/token/list", &token)
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &["the JWT's account no longer exists"])?;
+    Ok(())
+}
+
+async fn auth_failures(c: Ctx) -> anyhow::Result<()> {
+    let (a, jwt) = c.signup("auth@example.test").await?;
+    let list = |auth| c.call("GET", "/rest/lease/tn", auth, None);
+
+    list(Auth::None)
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &["authentication required", "Authorization: Bearer"])?;
+    let unknown = "ab".repeat(32);
+    list(Auth::Bearer(&unknown)).await?.err(
+        StatusCode::UNAUTHORIZED,
+        &["Authorization: Bearer authentication failed: the API token is unknown, revoked or expired"],
+    )?;
+    list(Auth::Token(&unknown))
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &["X-Auth-Token authentication failed"])?;
+    list(Auth::Query(&unknown)).await?.err(StatusCode::UNAUTHORIZED, &["?jwt= authentication failed"])?;
+    list(Auth::Bearer("")).await?.err(StatusCode::UNAUTHORIZED, &["the token is empty"])?;
+    list(Auth::Header("Digest username=x"))
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &["scheme must be Bearer or Basic"])?;
+
+    // Basic: right, wrong password, unknown account, not base64.
+    list(Auth::Basic("auth@example.test", PASSWORD)).await?.ok(StatusCode::OK)?;
+    list(Auth::Basic("auth@example.test", "wrong")).await?.err(
+        StatusCode::UNAUTHORIZED,
+        &["Authorization: Basic authentication failed: wrong email or password"],
+    )?;
+    list(Auth::Basic("ghost@example.test", PASSWORD))
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &["wrong email or password"])?;
+    list(Auth::Header("Basic %%%")).await?.err(StatusCode::UNAUTHORIZED, &["not base64(email:password)"])?;
+    let no_colon = format!("Basic {}", STANDARD.encode("auth@example.test"));
+    list(Auth::Header(&no_colon)).await?.err(StatusCode::UNAUTHORIZED, &["not base64(email:password)"])?;
+
+    // An API token works until it expires (the store takes a 1 s ttl; the API refuses < 60).
+    let short = c.store.create_token(a, NewApiToken { name: "short".into(), ttl_secs: Some(1) }).await?;
+    list(Auth::Bearer(&short.plain)).await?.ok(StatusCode::OK)?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    list(Auth::Bearer(&short.plain))
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &["the API token is unknown, revoked or expired"])?;
+
+    // The first credential present decides: a bad Authorization is not rescued by a good ?jwt=.
+    list(Auth::Bearer(&unknown)).await?.err(StatusCode::UNAUTHORIZED, &["Bearer"])?;
+    let uri = format!("/rest/lease/tn?jwt={jwt}");
+    c.call("GET", &uri, Auth::Bearer(&unknown), None)
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &["Authorization: Bearer"])?;
+    c.call("GET", &uri, Auth::None, None).await?.ok(StatusCode::OK)?;
+
+    // /rest/auth itself needs no credentials, everything else does.
+    for (method, uri) in [
+        ("POST", "/rest/token"),
+        ("DELETE", "/rest/token/all"),
+        ("POST", "/rest/tn/search"),
+        ("POST", "/rest/order"),
+        ("GET", "/rest/profile/tn"),
+        ("GET", "/rest/telecom/lookup/12025550100"),
+    ] {
+        c.call(method, uri, Auth::None, Some(json!({})))
+            .await?
+            .err(StatusCode::UNAUTHORIZED, &["authentication required"])
+            .with_context(|| format!("{method} {uri}"))?;
+    }
+    Ok(())
+}
+
+async fn api_tokens(c: Ctx) -> anyhow::Result<()> {
+    let (_, jwt) = c.signup("tok@example.test").await?;
+
+    c.post("/rest/token", &jwt, json!({"name": "ci", "ttl": 59}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["ttl: must be between 60 and", "(got 59)"])?;
+    c.post("/rest/token", &jwt, json!({"name": "  ", "ttl": 60}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["name: must be 1 to 100 characters"])?;
+
+    let created = c.post("/rest/token", &jwt, json!({"name": "ci", "ttl": 3600})).await?;
+    let created = created.ok(StatusCode::CREATED)?.clone();
+    let plain = str_of(&created, "token")?.to_owned();
+    ensure!(plain.len() == 64 && plain.bytes().all(|b| b.is_ascii_hexdigit()), "token {plain}");
+    ensure!(
+        created["name"] == "ci" && created["expires_on"].is_string() && created.get("token_hash").is_none(),
+        "{created}"
+    );
+    let id = str_of(&created, "uuid")?.to_owned();
+
+    let forever = c.post("/rest/token", &jwt, json!({"name": "forever"})).await?;
+    let forever = forever.ok(StatusCode::CREATED)?.clone();
+    ensure!(forever["expires_on"].is_null(), "{forever}");
+    let forever_plain = str_of(&forever, "token")?.to_owned();
+
+    // The token authenticates, as Bearer and as X-Auth-Token.
+    c.get("/rest/token/list", &plain).await?.ok(StatusCode::OK)?;
+    c.call("GET", "/rest/token/list", Auth::Token(&plain), None).await?.ok(StatusCode::OK)?;
+
+    // Listed without the secret.
+    let list = c.get("/rest/token/list", &jwt).await?;
+    let list = list.ok(StatusCode::OK)?;
+    ensure!(list["total"] == 2, "{list}");
+    for t in list["data"].as_array().context("data")? {
+        ensure!(t.get("token").is_none() && t.get("token_hash").is_none(), "secret listed: {t}");
+    }
+
+    // Delete by id: it stops working; deleting again is a 404.
+    let answer = c.delete(&format!("/rest/token/{id}"), &jwt).await?;
+    ensure!(answer.ok(StatusCode::OK)?["deleted"] == 1, "{:?}", answer);
+    c.get("/rest/token/list", &plain)
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &["unknown, revoked or expired"])?;
+    c.delete(&format!("/rest/token/{id}"), &jwt).await?.err(StatusCode::NOT_FOUND, &["api token", &id])?;
+
+    // Delete by the plain token; an unknown one is a 404 that does not echo it.
+    c.delete(&format!("/rest/token/{forever_plain}"), &jwt).await?.ok(StatusCode::OK)?;
+    c.get("/rest/token/list", &forever_plain).await?.err(StatusCode::UNAUTHORIZED, &[])?;
+    let unknown = "cd".repeat(32);
+    let answer = c.delete(&format!("/rest/token/{unknown}"), &jwt).await?;
+    answer.err(StatusCode::NOT_FOUND, &["api token"])?;
+    ensure!(!answer.body["message"].as_str().unwrap_or("").contains(&unknown), "token echoed");
+
+    // Delete all.
+    let mut plains = Vec::new();
+    for name in ["x", "y", "z"] {
+        let t = c.post("/rest/token", &jwt, json!({"name": name, "ttl": 60})).await?;
+        plains.push(str_of(t.ok(StatusCode::CREATED)?, "token")?.to_owned());
+    }
+    let answer = c.delete("/rest/token/all", &plains[0]).await?;
+    ensure!(answer.ok(StatusCode::OK)?["deleted"] == 3, "{:?}", answer);
+    for p in &plains {
+        c.get("/rest/token/list", p).await?.err(StatusCode::UNAUTHORIZED, &[])?;
+    }
+    let list = c.get("/rest/token/list", &jwt).await?;
+    ensure!(list.ok(StatusCode::OK)?["total"] == 0, "{:?}", list);
+    Ok(())
+}
+
+async fn number_search(c: Ctx) -> anyhow::Result<()> {
+    let (_, jwt) = c.signup("search@example.test").await?;
+    c.seed(INVENTORY).await?;
+    let search = |body: Value| c.post("/rest/tn/search", &jwt, body);
+
+    let all = search(json!({})).await?;
+    let all = all.ok(StatusCode::OK)?;
+    ensure!(tns(all) == vec![DC1, DC2, NY1, IL1], "held number listed or wrong order: {all}");
+    ensure!(all["data"][0]["tn"].is_i64() && all["data"][0]["features"] == json!(["voice", "sms"]), "{all}");
+    ensure!(all["data"][1]["features"] == json!(["voice"]), "{all}");
+
+    let cases: &[(Value, &[Tn])] = &[
+        (json!({"pattern": "202*******"}), &[DC1, DC2]),
+        (json!({"pattern": "*******100"}), &[DC1, NY1]),
+        (json!({"pattern": "**********"}), &[DC1, DC2, NY1, IL1]),
+        (json!({"pattern": "3125550917"}), &[IL1]),
+        (json!({"pattern": "202*****99"}), &[DC2]),
+        (json!({"npa": 202, "features": ["sms"]}), &[DC1]),
+        (json!({"pattern": "202*******", "npa": 202, "features": ["voice", "sms"]}), &[DC1]),
+        (json!({"state": "ny"}), &[NY1]),
+        (json!({"state": "DC", "pattern": "*******1**"}), &[DC1, DC2]),
+        (json!({"pattern": "415*******"}), &[]),
+    ];
+    for (body, want) in cases {
+        let answer = search(body.clone()).await?;
+        let page = answer.ok(StatusCode::OK)?;
+        ensure!(tns(page) == *want && page["total"] == json!(want.len()), "{body}: {page}");
+    }
+
+    // Paging over a wildcard scan: total counts every match.
+    let answer = c.post("/rest/tn/search?take=1&skip=1", &jwt, json!({"pattern": "*******100"})).await?;
+    let page = answer.ok(StatusCode::OK)?;
+    ensure!(tns(page) == vec![NY1] && page["total"] == 2 && page["take"] == 1 && page["skip"] == 1, "{page}");
+
+    // Validation.
+    let bad: &[(Value, StatusCode, &[&str])] = &[
+        (
+            json!({"pattern": "202"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["pattern: must be ten characters", "\"202\""],
+        ),
+        (
+            json!({"pattern": "20a*******"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["pattern: must be ten characters, each a digit or *"],
+        ),
+        (json!({"pattern": 2025550100i64}), StatusCode::BAD_REQUEST, &["`pattern`", "expected a string"]),
+        (
+            json!({"npa": 99}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["npa: must be a three-digit area code", "got 99"],
+        ),
+        (
+            json!({"npa": 212, "pattern": "202*******"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["npa: 212 contradicts the pattern's area code 202"],
+        ),
+        (
+            json!({"features": ["fax"]}),
+            StatusCode::BAD_REQUEST,
+            &["`features[0]`", "unknown variant `fax`, expected `voice` or `sms`"],
+        ),
+        (
+            json!({"state": "New York"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["state: must be a two-letter code"],
+        ),
+        (json!({"region": "NY"}), StatusCode::BAD_REQUEST, &["unknown field `region`"]),
+    ];
+    for (body, status, needles) in bad {
+        search(body.clone()).await?.err(*status, needles).with_context(|| body.to_string())?;
+    }
+    c.post("/rest/tn/search?take=1001", &jwt, json!({}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["take: must be at most 1000"])?;
+    Ok(())
+}
+
+async fn orders_and_leases(c: Ctx) -> anyhow::Result<()> {
+    let (_, jwt) = c.signup("order@example.test").await?;
+    let (_, other) = c.signup("other@example.test").await?;
+    c.seed(INVENTORY).await?;
+
+    // Validation before anything is leased.
+    let bad: &[(Value, StatusCode, &[&str])] = &[
+        (json!({"items": []}), StatusCode::UNPROCESSABLE_ENTITY, &["items: must hold 1 to 100 numbers"]),
+        (json!({}), StatusCode::BAD_REQUEST, &["missing field `items`"]),
+        (
+            json!({"items": [{"tn": DC1}, {"tn": DC1}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["items[1].tn: 12025550100 is in the order twice"],
+        ),
+        (
+            json!({"items": [{"tn": 42}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["items[0].tn: 42 is not a telephone number"],
+        ),
+        (
+            json!({"items": [{"tn": DC1, "features": []}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["items[0].features: must name voice, sms or both"],
+        ),
+        (
+            json!({"items": [{"tn": DC1, "features": ["fax"]}]}),
+            StatusCode::BAD_REQUEST,
+            &["`items[0].features[0]`", "unknown variant `fax`"],
+        ),
+        (
+            json!({"items": [{"tn": DC1, "autorenw": true}]}),
+            StatusCode::BAD_REQUEST,
+            &["unknown field `autorenw`"],
+        ),
+    ];
+    for (body, status, needles) in bad {
+        c.post("/rest/order", &jwt, body.clone())
+            .await?
+            .err(*status, needles)
+            .with_context(|| body.to_string())?;
+    }
+    let leases = c.get("/rest/lease/tn", &jwt).await?;
+    ensure!(leases.ok(StatusCode::OK)?["total"] == 0, "a refused order leased: {:?}", leases);
+
+    // One good item, one asking for a feature the number lacks, one unknown, one held back.
+    let answer = c
+        .post(
+            "/rest/order",
+            &jwt,
+            json!({"items": [
+                {"tn": DC1, "features": ["voice", "sms"], "autorenew": true},
+                {"tn": DC2, "features": ["sms"]},
+                {"tn": 19995550100i64},
+                {"tn": HELD},
+            ]}),
+        )
+        .await?;
+    let order = answer.ok(StatusCode::CREATED)?.clone();
+    ensure!(
+        order["state"] == "partial"
+            && order["total"] == 4
+            && order["success"] == 1
+            && order["failed"] == 3
+            && order["processing"] == 0,
+        "{order}"
+    );
+    Uuid::parse_str(str_of(&order, "uuid")?)?;
+    let items = order["items"].as_array().context("items")?;
+    ensure!(
+        items[0]["state"] == "success"
+            && items[0]["lease"]["tn"] == json!(DC1)
+            && items[0]["lease"]["autorenew"] == true,
+        "{order}"
+    );
+    ensure!(
+        items[1]["state"] == "failed" && items[1]["message"] == "number 12025550199 does not support sms",
+        "{order}"
+    );
+    ensure!(items[2]["message"] == "number 19995550100 is not offered", "{order}");
+    ensure!(items[3]["message"] == "number 12025550000 is not available", "{order}");
+    let lease = str_of(&items[0]["lease"], "uuid")?.to_owned();
+
+    // Another account cannot order the same number; a whole failed order is "failed".
+    let answer = c.post("/rest/order", &other, json!({"items": [{"tn": DC1}]})).await?;
+    let o = answer.ok(StatusCode::CREATED)?;
+    ensure!(
+        o["state"] == "failed" && o["items"][0]["message"] == "number 12025550100 is not available",
+        "{o}"
+    );
+    // Features default to what the number has.
+    let answer = c.post("/rest/order", &other, json!({"items": [{"tn": DC2}]})).await?;
+    let o = answer.ok(StatusCode::CREATED)?;
+    ensure!(
+        o["state"] == "success"
+            && o["items"][0]["lease"]["voice"] == true
+            && o["items"][0]["lease"]["sms"] == false,
+        "{o}"
+    );
+
+    // The leased number is no longer offered.
+    let s = c.post("/rest/tn/search", &jwt, json!({"pattern": "202*******"})).await?;
+    ensure!(tns(s.ok(StatusCode::OK)?).is_empty(), "{:?}", s);
+
+    // Leases.
+    let list = c.get("/rest/lease/tn", &jwt).await?;
+    let list = list.ok(StatusCode::OK)?;
+    ensure!(
+        list["total"] == 1 && list["data"][0]["tn"] == json!(DC1) && list["data"][0]["tn"].is_i64(),
+        "{list}"
+    );
+    let uri = format!("/rest/lease/tn/{lease}");
+    let got = c.get(&uri, &jwt).await?;
+    ensure!(got.ok(StatusCode::OK)?["sms"] == true, "{:?}", got);
+
+    let answer = c.patch(&uri, &jwt, json!({"autorenew": false, "sms": false})).await?;
+    let l = answer.ok(StatusCode::OK)?;
+    ensure!(l["autorenew"] == false && l["sms"] == false && l["voice"] == true, "{l}");
+
+    c.patch(&uri, &jwt, json!({})).await?.err(StatusCode::UNPROCESSABLE_ENTITY, &["nothing to change"])?;
+    c.patch(&uri, &jwt, json!({"autorenew": "yes"}))
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["`autorenew`", "expected a boolean"])?;
+    c.patch(&uri, &jwt, json!({"messaging_profile_uuid": Uuid::new_v4()})).await?.err(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &["messaging_profile_uuid: messaging profiles are not available yet"],
+    )?;
+    let ghost = Uuid::new_v4();
+    c.patch(&uri, &jwt, json!({"tn_profile": ghost})).await?.err(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &["tn_profile: tn profile", &ghost.to_string(), "not found"],
+    )?;
+    c.patch(&uri, &jwt, json!({"sip_connection": ghost}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["sip_connection: sip connection"])?;
+    c.patch(&uri, &jwt, json!({"tn_profile": "nope"}))
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["`tn_profile`", "UUID"])?;
+
+    // Attach a profile, then detach it with null.
+    let p = c.post("/rest/profile/tn", &jwt, json!({"name": "front desk"})).await?;
+    let profile = str_of(p.ok(StatusCode::CREATED)?, "uuid")?.to_owned();
+    let answer = c.patch(&uri, &jwt, json!({"tn_profile": profile})).await?;
+    ensure!(answer.ok(StatusCode::OK)?["tn_profile"] == json!(profile), "{:?}", answer);
+    let answer = c.patch(&uri, &jwt, json!({"tn_profile": null})).await?;
+    let l = answer.ok(StatusCode::OK)?;
+    ensure!(l["tn_profile"].is_null() && l["autorenew"] == false, "{l}");
+
+    // Release: the lease stays readable as history, the number is offered again.
+    let answer = c.delete(&uri, &jwt).await?;
+    ensure!(answer.ok(StatusCode::OK)?["released_on"].is_string(), "{:?}", answer);
+    let got = c.get(&uri, &jwt).await?;
+    ensure!(got.ok(StatusCode::OK)?["released_on"].is_string(), "{:?}", got);
+    c.patch(&uri, &jwt, json!({"autorenew": true}))
+        .await?
+        .err(StatusCode::NOT_FOUND, &["tn lease", &lease])?;
+    c.delete(&uri, &jwt).await?.err(StatusCode::NOT_FOUND, &["tn lease", &lease])?;
+    let active = c.get("/rest/lease/tn", &jwt).await?;
+    ensure!(active.ok(StatusCode::OK)?["total"] == 0, "{:?}", active);
+    let released = c.get("/rest/lease/tn?state=released", &jwt).await?;
+    ensure!(tns(released.ok(StatusCode::OK)?) == vec![DC1], "{:?}", released);
+    let all = c.get("/rest/lease/tn?state=all&take=10", &jwt).await?;
+    ensure!(all.ok(StatusCode::OK)?["total"] == 1, "{:?}", all);
+    let s = c.post("/rest/tn/search", &jwt, json!({"pattern": "202*******"})).await?;
+    ensure!(tns(s.ok(StatusCode::OK)?) == vec![DC1], "{:?}", s);
+
+    c.get(&format!("/rest/lease/tn/{}", Uuid::new_v4()), &jwt)
+        .await?
+        .err(StatusCode::NOT_FOUND, &["tn lease"])?;
+    Ok(())
+}
+
+async fn tn_profiles(c: Ctx) -> anyhow::Result<()> {
+    let (_, jwt) = c.signup("profile@example.test").await?;
+
+    let bad: &[(Value, StatusCode, &[&str])] = &[
+        (json!({"name": ""}), StatusCode::UNPROCESSABLE_ENTITY, &["name: must be 1 to 100 characters"]),
+        (
+            json!({"name": "x".repeat(101)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["name: must be 1 to 100 characters"],
+        ),
+        (
+            json!({"name": "p", "blacklist": ["12a"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["blacklist[0]: \"12a\" is not a number or prefix"],
+        ),
+        (
+            json!({"name": "p", "whitelist": [1, "1234567890123456"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["whitelist[1]:"],
+        ),
+        (
+            json!({"name": "p", "blacklist": [true]}),
+            StatusCode::BAD_REQUEST,
+            &["`blacklist[0]`", "a number or prefix"],
+        ),
+        (json!({"name": "p", "greylist": []}), StatusCode::BAD_REQUEST, &["unknown field `greylist`"]),
+    ];
+    for (body, status, needles) in bad {
+        c.post("/rest/profile/tn", &jwt, body.clone())
+            .await?
+            .err(*status, needles)
+            .with_context(|| body.to_string())?;
+    }
+
+    let answer = c
+        .post(
+            "/rest/profile/tn",
+            &jwt,
+            json!({"name": " Sales ", "blacklist": [1202555, "+1312"], "whitelist": []}),
+        )
+        .await?;
+    let p = answer.ok(StatusCode::CREATED)?.clone();
+    ensure!(
+        p["name"] == "Sales" && p["blacklist"] == json!(["1202555", "1312"]) && p["whitelist"] == json!([]),
+        "{p}"
+    );
+    let id = str_of(&p, "uuid")?.to_owned();
+    let uri = format!("/rest/profile/tn/{id}");
+
+    let list = c.get("/rest/profile/tn", &jwt).await?;
+    ensure!(list.ok(StatusCode::OK)?["total"] == 1, "{:?}", list);
+    let got = c.get(&uri, &jwt).await?;
+    ensure!(got.ok(StatusCode::OK)?["uuid"] == json!(id), "{:?}", got);
+
+    let answer = c.patch(&uri, &jwt, json!({"name": "Support"})).await?;
+    ensure!(answer.ok(StatusCode::OK)?["name"] == "Support", "{:?}", answer);
+    c.patch(&uri, &jwt, json!({"name": ""})).await?.err(StatusCode::UNPROCESSABLE_ENTITY, &["name:"])?;
+
+    let answer =
+        c.post(&format!("{uri}/blacklist"), &jwt, json!({"add": ["1415"], "remove": [1202555]})).await?;
+    let p = answer.ok(StatusCode::OK)?;
+    let mut black: Vec<&str> =
+        p["blacklist"].as_array().context("blacklist")?.iter().filter_map(Value::as_str).collect();
+    black.sort_unstable();
+    ensure!(black == ["1312", "1415"], "{p}");
+    let answer = c.post(&format!("{uri}/whitelist"), &jwt, json!({"add": [12025550100i64]})).await?;
+    let p = answer.ok(StatusCode::OK)?;
+    ensure!(
+        p["whitelist"] == json!(["12025550100"]) && p["blacklist"].as_array().map(Vec::len) == Some(2),
+        "{p}"
+    );
+
+    c.post(&format!("{uri}/blacklist"), &jwt, json!({}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["nothing to change"])?;
+    c.post(&format!("{uri}/whitelist"), &jwt, json!({"add": ["x1"]}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["add[0]: \"x1\" is not a number or prefix"])?;
+    c.post(&format!("{uri}/whitelist"), &jwt, json!({"remove": [""]}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["remove[0]:"])?;
+
+    let answer = c.delete(&uri, &jwt).await?;
+    ensure!(answer.ok(StatusCode::OK)?["deleted"] == true, "{:?}", answer);
+    c.get(&uri, &jwt).await?.err(StatusCode::NOT_FOUND, &["tn profile", &id])?;
+    c.delete(&uri, &jwt).await?.err(StatusCode::NOT_FOUND, &["tn profile"])?;
+    c.post(&format!("{uri}/blacklist"), &jwt, json!({"add": ["1"]}))
+        .await?
+        .err(StatusCode::NOT_FOUND, &["tn profile"])?;
+    let list = c.get("/rest/profile/tn", &jwt).await?;
+    ensure!(list.ok(StatusCode::OK)?["total"] == 0, "{:?}", list);
+    Ok(())
+}
+
+async fn telecom_lookup(c: Ctx) -> anyhow::Result<()> {
+    let (_, jwt) = c.signup("lookup@example.test").await?;
+
+    let answer = c.get("/rest/telecom/lookup/12015550123", &jwt).await?;
+    let d = answer.ok(StatusCode::OK)?;
+    ensure!(
+        d["tn"] == json!(12015550123i64)
+            && d["npa"] == 201
+            && d["nxx"] == 555
+            && d["country"] == "US"
+            && d["state"] == "NJ"
+            && d["time_zone"] == "America/New_York"
+            && d["line_type"].is_null(),
+        "{d}"
+    );
+    // Ten digits work too; Washington D.C. has no state code in the data.
+    let answer = c.get("/rest/telecom/lookup/2029822917", &jwt).await?;
+    let d = answer.ok(StatusCode::OK)?;
+    ensure!(
+        d["tn"] == json!(12029822917i64) && d["region"] == "Washington D.C." && d["state"].is_null(),
+        "{d}"
+    );
+    let answer = c.get("/rest/telecom/lookup/12045550123", &jwt).await?;
+    ensure!(answer.ok(StatusCode::OK)?["time_zone"] == "America/Winnipeg", "{:?}", answer);
+
+    for bad in ["abc", "120255501", "22025550100", "1202555010x"] {
+        c.get(&format!("/rest/telecom/lookup/{bad}"), &jwt)
+            .await?
+            .err(StatusCode::UNPROCESSABLE_ENTITY, &["tn:", "is not a North American number"])
+            .with_context(|| bad.to_owned())?;
+    }
+    c.get("/rest/telecom/lookup/11115550100", &jwt)
+        .await?
+        .err(StatusCode::NOT_FOUND, &["no telecom data for 11115550100"])?;
+    Ok(())
+}
+
+async fn paging(c: Ctx) -> anyhow::Result<()> {
+    let (_, jwt) = c.signup("paging@example.test").await?;
+    for i in 0..5 {
+        c.post("/rest/profile/tn", &jwt, json!({"name": format!("p{i}")})).await?.ok(StatusCode::CREATED)?;
+    }
+    let answer = c.get("/rest/profile/tn?take=2&skip=1", &jwt).await?;
+    let page = answer.ok(StatusCode::OK)?;
+    let names: Vec<&str> =
+        page["data"].as_array().context("data")?.iter().filter_map(|p| p["name"].as_str()).collect();
+    ensure!(page["take"] == 2 && page["skip"] == 1 && page["total"] == 5 && names == ["p1", "p2"], "{page}");
+    let answer = c.get("/rest/profile/tn?skip=4", &jwt).await?;
+    let page = answer.ok(StatusCode::OK)?;
+    ensure!(page["take"] == 50 && page["data"].as_array().map(Vec::len) == Some(1), "{page}");
+    let answer = c.get("/rest/profile/tn?take=0", &jwt).await?;
+    let page = answer.ok(StatusCode::OK)?;
+    ensure!(page["total"] == 5 && page["data"] == json!([]), "{page}");
+    c.get("/rest/profile/tn?take=1001", &jwt)
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["take: must be at most 1000"])?;
+    c.get("/rest/profile/tn?skip=-1", &jwt)
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["invalid query string", "skip"])?;
+    // ?jwt= next to paging parameters.
+    let uri = format!("/rest/profile/tn?take=1&jwt={jwt}");
+    let answer = c.call("GET", &uri, Auth::None, None).await?;
+    ensure!(answer.ok(StatusCode::OK)?["data"].as_array().map(Vec::len) == Some(1), "{:?}", answer);
+    Ok(())
+}
+
+async fn cross_account_isolation(c: Ctx) -> anyhow::Result<()> {
+    let (_, a) = c.signup("alice@example.test").await?;
+    let (_, b) = c.signup("bob@example.test").await?;
+    c.seed(INVENTORY).await?;
+
+    // Alice's objects.
+    let o = c.post("/rest/order", &a, json!({"items": [{"tn": DC1}]})).await?;
+    let a_lease = str_of(&o.ok(StatusCode::CREATED)?["items"][0]["lease"], "uuid")?.to_owned();
+    let p = c.post("/rest/profile/tn", &a, json!({"name": "alice", "blacklist": ["1900"]})).await?;
+    let a_profile = str_of(p.ok(StatusCode::CREATED)?, "uuid")?.to_owned();
+    let t = c.post("/rest/token", &a, json!({"name": "alice", "ttl": 3600})).await?;
+    let t = t.ok(StatusCode::CREATED)?.clone();
+    let (a_token, a_plain) = (str_of(&t, "uuid")?.to_owned(), str_of(&t, "token")?.to_owned());
+
+    // Bob's API token, his third way in.
+    let t = c.post("/rest/token", &b, json!({"name": "bob", "ttl": 3600})).await?;
+    let b_plain = str_of(t.ok(StatusCode::CREATED)?, "token")?.to_owned();
+
+    // Bob's own lease, to try attaching Alice's profile to it.
+    let o = c.post("/rest/order", &b, json!({"items": [{"tn": NY1}]})).await?;
+    let b_lease = str_of(&o.ok(StatusCode::CREATED)?["items"][0]["lease"], "uuid")?.to_owned();
+
+    // Every endpoint that takes an id answers Bob 404 for Alice's.
+    let lease_uri = format!("/rest/lease/tn/{a_lease}");
+    let profile_uri = format!("/rest/profile/tn/{a_profile}");
+    let matrix: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", lease_uri.clone(), None),
+        ("PATCH", lease_uri.clone(), Some(json!({"autorenew": true}))),
+        ("DELETE", lease_uri.clone(), None),
+        ("GET", profile_uri.clone(), None),
+        ("PATCH", profile_uri.clone(), Some(json!({"name": "bob's now"}))),
+        ("POST", format!("{profile_uri}/blacklist"), Some(json!({"remove": ["1900"]}))),
+        ("POST", format!("{profile_uri}/whitelist"), Some(json!({"add": ["1"]}))),
+        ("DELETE", profile_uri.clone(), None),
+        ("DELETE", format!("/rest/token/{a_token}"), None),
+        ("DELETE", format!("/rest/token/{a_plain}"), None),
+    ];
+    for (method, uri, body) in &matrix {
+        for auth in [Auth::Bearer(&b), Auth::Token(&b_plain), Auth::Basic("bob@example.test", PASSWORD)] {
+            c.call(method, uri, auth, body.clone())
+                .await?
+                .err(StatusCode::NOT_FOUND, &["not found"])
+                .with_context(|| format!("bob {method} {uri}"))?;
+        }
+    }
+
+    // Alice's profile cannot be attached to Bob's lease.
+    c.patch(&format!("/rest/lease/tn/{b_lease}"), &b, json!({"tn_profile": a_profile}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["tn_profile: tn profile", &a_profile, "not found"])?;
+
+    // Bob's lists do not show Alice's objects; his delete-all leaves hers.
+    let leases = c.get("/rest/lease/tn?state=all", &b).await?;
+    ensure!(tns(leases.ok(StatusCode::OK)?) == vec![NY1], "{:?}", leases);
+    let profiles = c.get("/rest/profile/tn", &b).await?;
+    ensure!(profiles.ok(StatusCode::OK)?["total"] == 0, "{:?}", profiles);
+    let tokens = c.get("/rest/token/list", &b).await?;
+    ensure!(tokens.ok(StatusCode::OK)?["total"] == 1, "{:?}", tokens);
+    c.delete("/rest/token/all", &b).await?.ok(StatusCode::OK)?;
+
+    // Nothing of Alice's changed.
+    let lease = c.get(&lease_uri, &a).await?;
+    let lease = lease.ok(StatusCode::OK)?;
+    ensure!(lease["released_on"].is_null() && lease["autorenew"] == false, "{lease}");
+    let profile = c.get(&profile_uri, &a).await?;
+    let profile = profile.ok(StatusCode::OK)?;
+    ensure!(
+        profile["name"] == "alice"
+            && profile["blacklist"] == json!(["1900"])
+            && profile["whitelist"] == json!([]),
+        "{profile}"
+    );
+    c.get("/rest/token/list", &a_plain).await?.ok(StatusCode::OK)?;
+    Ok(())
+}
