@@ -16,6 +16,7 @@ use super::runner::repo;
 pub struct Platform {
     pub child: Child,
     pub sip: SocketAddr,
+    pub api: SocketAddr,
     pub dir: tempfile::TempDir,
     pub log: std::sync::Arc<parking_lot::Mutex<String>>,
 }
@@ -32,6 +33,7 @@ impl Platform {
         let events = dir.path().join("events.jsonl");
         let mut child = Command::new(env!("CARGO_BIN_EXE_opentact"))
             .args(["serve", "--data-dir", data.to_str().expect("utf-8"), "--sip-listen", "127.0.0.1:0"])
+            .args(["--api-listen", "127.0.0.1:0"])
             .args(["--event-log", events.to_str().expect("utf-8")])
             .args(extra)
             .env(
@@ -49,17 +51,20 @@ impl Platform {
             .expect("spawn opentact serve");
         let stderr = child.stderr.take().expect("stderr");
         let log = std::sync::Arc::new(parking_lot::Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<(SocketAddr, SocketAddr)>();
         let collected = log.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             let mut ready = Some(ready_tx);
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(at) = line.find("platform ready sip=") {
-                    let address =
-                        line[at + "platform ready sip=".len()..].split_whitespace().next().unwrap_or("");
-                    if let (Some(tx), Ok(address)) = (ready.take(), address.parse::<SocketAddr>()) {
-                        let _ = tx.send(address);
+                if line.contains("platform ready") {
+                    let field = |name: &str| {
+                        line.split_whitespace()
+                            .find_map(|word| word.strip_prefix(name))
+                            .and_then(|value| value.parse::<SocketAddr>().ok())
+                    };
+                    if let (Some(tx), Some(sip), Some(api)) = (ready.take(), field("sip="), field("api=")) {
+                        let _ = tx.send((sip, api));
                     }
                 }
                 let mut log = collected.lock();
@@ -67,11 +72,11 @@ impl Platform {
                 log.push('\n');
             }
         });
-        let sip = match tokio::time::timeout(Duration::from_secs(120), ready_rx).await {
-            Ok(Ok(address)) => address,
+        let (sip, api) = match tokio::time::timeout(Duration::from_secs(120), ready_rx).await {
+            Ok(Ok(addresses)) => addresses,
             _ => panic!("opentact serve did not become ready:\n{}", log.lock()),
         };
-        Platform { child, sip, dir, log }
+        Platform { child, sip, api, dir, log }
     }
 
     /// The data directory.
@@ -130,4 +135,33 @@ pub async fn run_sipp(mut command: Command, timeout: Duration) -> (i32, String) 
     let text =
         format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.code().unwrap_or(-1), text)
+}
+
+/// One HTTP/1.1 request to the REST API; returns the status and the JSON body.
+pub async fn http(
+    api: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    let mut stream = tokio::net::TcpStream::connect(api).await.expect("connect to the API");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response);
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    let json = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
 }

@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// SIP listen address (overrides `sip.listen`), e.g. 127.0.0.1:5080.
     #[arg(long)]
     pub sip_listen: Option<std::net::SocketAddr>,
+    /// REST API listen address (overrides `api.listen`), e.g. 127.0.0.1:0.
+    #[arg(long)]
+    pub api_listen: Option<std::net::SocketAddr>,
     /// Write every call event as one JSON line to this file (besides the log).
     #[arg(long)]
     pub event_log: Option<PathBuf>,

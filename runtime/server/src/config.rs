@@ -21,6 +21,31 @@ pub struct Config {
     pub sip: SipSection,
     /// RTP, audio files and speech.
     pub media: MediaSection,
+    /// The REST API.
+    pub api: ApiSection,
+}
+
+/// The REST API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Address and port of the REST API (HTTP; put TLS in front of it).
+    pub listen: SocketAddr,
+    /// Lifetime of the JWTs `/rest/auth` issues, seconds.
+    pub jwt_ttl_secs: u64,
+    /// File holding the JWT signing key (created with a random key when missing, mode 0600);
+    /// default `<data_dir>/jwt.key`. Every node of a cluster needs the same key.
+    pub jwt_key_file: Option<std::path::PathBuf>,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            jwt_ttl_secs: opentact_api::ApiConfig::default().jwt_ttl_secs,
+            jwt_key_file: None,
+        }
+    }
 }
 
 /// The database.

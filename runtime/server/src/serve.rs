@@ -49,6 +49,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(listen) = args.sip_listen {
         config.sip.listen = listen;
     }
+    if let Some(listen) = args.api_listen {
+        config.api.listen = listen;
+    }
     let data_dir = config.server.data_dir.clone();
     let store = crate::provision::open_store(&config).await?;
     let seed = config.store.seed_sample.unwrap_or(store.backend() == opentact_store::Backend::Sqlite);
@@ -147,17 +150,52 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .context("starting SIP")?;
     let sip = Arc::new(sip);
     let _ = dialer.endpoint.set(sip.clone());
-    info!(sip = %sip.local_addr(), "platform ready");
+
+    let key_file = config.api.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("jwt.key"));
+    let api_state = opentact_api::ApiState::new(
+        Arc::new(store.clone()),
+        jwt_secret(&key_file)?,
+        opentact_api::ApiConfig { jwt_ttl_secs: config.api.jwt_ttl_secs },
+    );
+    let api_listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("starting the REST API on {}", config.api.listen))?;
+    let api_addr = api_listener.local_addr().context("the REST API's address")?;
+    let api = tokio::spawn(async move { axum::serve(api_listener, opentact_api::router(api_state)).await });
+    info!(sip = %sip.local_addr(), api = %api_addr, "platform ready");
     if args.check {
         info!("start-up checks passed");
         sip.shutdown();
+        api.abort();
         return Ok(ExitCode::SUCCESS);
     }
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     info!("shutting down");
     sip.shutdown();
+    api.abort();
     // Let BYEs and final responses leave before the process exits.
     tokio::time::sleep(Duration::from_millis(200)).await;
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The JWT signing key: read from `path`, or created there with 32 random bytes (mode 0600) on
+/// first start, so tokens survive restarts.
+fn jwt_secret(path: &std::path::Path) -> anyhow::Result<opentact_api::JwtSecret> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = opentact_store::secret::new_token().context("generating the JWT key")?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+            std::io::Write::write_all(&mut file, key.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            key.into_bytes()
+        }
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    opentact_api::JwtSecret::new(bytes).with_context(|| format!("the JWT key in {}", path.display()))
 }

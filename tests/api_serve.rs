@@ -1,0 +1,84 @@
+//! The REST API as `opentact serve` runs it: the sample account logs in, searches and orders
+//! numbers; a restart keeps the data and the tokens.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::platform::{Platform, http};
+
+/// The sample account's password, printed once in the first start's log.
+fn sample_password(log: &str) -> String {
+    log.lines()
+        .find(|line| line.contains("sample account created") && line.contains("password="))
+        .and_then(|line| line.split("password=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the sample password in the log")
+        .trim_matches('"')
+        .to_owned()
+}
+
+fn basic(email: &str, password: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{email}:{password}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_account_uses_the_api_and_a_restart_keeps_data_and_tokens() {
+    let platform = Platform::start(&[]).await;
+    let password = sample_password(&platform.log());
+    let authorization = basic("demo@opentact.local", &password);
+
+    let (status, login) =
+        http(platform.api, "GET", "/rest/auth", &[("Authorization", &authorization)], None).await;
+    assert_eq!(status, 200, "{login}");
+    let jwt = login["payload"]["token"].as_str().expect("a JWT").to_owned();
+    let bearer = format!("Bearer {jwt}");
+
+    let (status, wrong) = http(
+        platform.api,
+        "GET",
+        "/rest/auth",
+        &[("Authorization", &basic("demo@opentact.local", "nope"))],
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "{wrong}");
+    assert_eq!(wrong["success"], false);
+
+    // The sample inventory: +1 202 555 01xx, of which 0100 is the demo account's.
+    let (status, found) = http(
+        platform.api,
+        "POST",
+        "/rest/tn/search",
+        &[("Authorization", &bearer)],
+        Some(&json!({"pattern": "202555****"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["payload"]["total"], 99, "the sample inventory minus the leased number: {found}");
+    let (status, order) = http(
+        platform.api,
+        "POST",
+        "/rest/order",
+        &[("Authorization", &bearer)],
+        Some(&json!({"items": [{"tn": 12025550150_i64, "features": ["voice"]}]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{order}");
+    let (status, leases) =
+        http(platform.api, "GET", "/rest/lease/tn", &[("Authorization", &bearer)], None).await;
+    assert_eq!(status, 200, "{leases}");
+    let tns: Vec<&Value> =
+        leases["payload"]["data"].as_array().expect("data").iter().map(|l| &l["tn"]).collect();
+    assert!(tns.contains(&&json!(12025550100_i64)) && tns.contains(&&json!(12025550150_i64)), "{leases}");
+
+    // Restart on the same data directory: the order is still there, the JWT still valid.
+    let Platform { mut child, dir, .. } = platform;
+    child.kill().await.expect("stop");
+    let again = Platform::start_in(dir, &[]).await;
+    let (status, leases) =
+        http(again.api, "GET", "/rest/lease/tn", &[("Authorization", &bearer)], None).await;
+    assert_eq!(status, 200, "the JWT survives a restart: {leases}");
+    assert_eq!(leases["payload"]["total"], 2, "{leases}");
+    assert!(!again.log().contains("sample account created"), "not seeded twice");
+}
