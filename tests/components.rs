@@ -110,6 +110,8 @@ async fn serve_starts_with_the_built_in_xml_guest_cached() {
         "--check",
         "--sip-listen",
         "127.0.0.1:0",
+        "--api-listen",
+        "127.0.0.1:0",
         "--data-dir",
         data.to_str().expect("utf-8"),
     ])
@@ -122,6 +124,8 @@ async fn serve_starts_with_the_built_in_xml_guest_cached() {
         "serve",
         "--check",
         "--sip-listen",
+        "127.0.0.1:0",
+        "--api-listen",
         "127.0.0.1:0",
         "--data-dir",
         data.to_str().expect("utf-8"),
