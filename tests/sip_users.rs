@@ -229,3 +229,71 @@ async fn a_registered_baresip_user_is_dialled_and_records_the_callers_audio() {
     assert!((5.0..=12.0).contains(&seconds), "about the 8 s prompt: {seconds} s\n{report}");
     assert!(rms > 0.01, "not silence: RMS {rms}\n{report}");
 }
+
+/// A trunk's caller to `user@acme.sip.opentact.local`: INVITE, ACK, talk 2 s, BYE.
+fn trunk_call_to_user() -> String {
+    let invite = support::sipp::INVITE_PCMU.replace(
+        "INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0",
+        "INVITE sip:[service]@acme.sip.opentact.local SIP/2.0",
+    );
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="trunk call to a SIP user">
+{invite}  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:13105550111@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <pause milliseconds="2000"/>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:13105550111@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_call_to_a_users_address_reaches_the_registered_phone() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let provisioned =
+        provision::xml_number(&dir, "direct@example.test", 13_125_550_111, "<Response><Hangup/></Response>")
+            .await;
+    provision::sip_user(&dir, provisioned.account, "acme", "carol", "carol-Pass-3").await;
+    let platform = Platform::start_in(data, &[]).await;
+    let phone = tempfile::tempdir().expect("tempdir");
+    let _carol = spawn_baresip(phone.path(), &platform, "carol", "carol-Pass-3", &[]);
+    wait_registered(&platform, "carol").await;
+    let scenario_dir = tempfile::tempdir().expect("tempdir");
+    let scenario = scenario_dir.path().join("to-user.xml");
+    std::fs::write(&scenario, trunk_call_to_user()).expect("write");
+    let mut command = sipp();
+    command
+        .args(["-sf", scenario.to_str().expect("utf-8"), "-s", "carol", "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let (code, output) = run_sipp(command, Duration::from_secs(45)).await;
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+    let events = platform.wait_for_event(Duration::from_secs(5), |e| e["type"] == "call.bridged").await;
+    let bridged = events.iter().find(|e| e["type"] == "call.bridged").expect("bridged");
+    assert_eq!(bridged["with"], "carol@acme.sip.opentact.local", "{bridged:#}");
+}

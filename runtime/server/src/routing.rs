@@ -166,6 +166,26 @@ impl CallRouter {
     /// A call from a trunk: the Request-URI's number, its lease and app, the caller-ID lists.
     async fn route_to_number(&self, call: &IncomingCall) -> Result<Route, opentact_store::StoreError> {
         let user = call.request_uri.user.as_deref().unwrap_or_default();
+        // A trunk calling user@acme.<platform domain>: the domain's app, else the user.
+        let host = call.request_uri.host.to_ascii_lowercase();
+        if let Some(label) = domain_label(&host, &self.sip_domain) {
+            let Some(domain) = self.store.domain_by_name(label).await? else {
+                return Ok(Route::Reject {
+                    status: 404,
+                    reason: format!("{host} is not a domain of this platform"),
+                });
+            };
+            if let Some(app_id) = domain.app
+                && let Some(app) = self.store.get_app(domain.account, app_id).await?
+            {
+                return Ok(Route::Run { app: Box::new(app), to: format!("{user}@{host}"), tn: None });
+            }
+            if !plain_user(user) || self.store.sip_user_by_login(label, user).await?.is_none() {
+                return Ok(Route::Reject { status: 404, reason: format!("no SIP user {user}@{host}") });
+            }
+            let xml = format!("<Response><Dial><To>{user}@{host}</To></Dial></Response>");
+            return Ok(Route::Connect { account: domain.account, xml, to: format!("{user}@{host}") });
+        }
         let Some(tn) = tn_of(user) else {
             return Ok(Route::Reject { status: 404, reason: format!("{user:?} is not a number") });
         };
