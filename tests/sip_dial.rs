@@ -272,3 +272,40 @@ async fn a_busy_target_runs_the_error_branch() {
     assert_eq!(failed["detail"]["error"], "busy", "{failed:#}");
     assert!(events.iter().any(|e| e["verb"] == "say" && e["tag"] == "busy-branch"), "{events:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_are_dialled_through_the_carrier_trunk() {
+    let carrier_port = free_udp_port();
+    let data = tempfile::tempdir().expect("tempdir");
+    let xml = r#"<Response>
+  <Dial timeout="10000" callerId="13125550112"><Number>12125550100</Number></Dial>
+  <Hangup/>
+</Response>"#;
+    provision::xml_number(&data.path().join("data"), "trunk@example.test", 13_125_550_112, xml).await;
+    let config = data.path().join("trunk.toml");
+    std::fs::write(&config, format!("[sip]\noutbound_proxy = \"127.0.0.1:{carrier_port}\"\n"))
+        .expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    // The carrier answers after 0.5 s, talks 1 s and hangs up; it also checks what it got.
+    let carrier_scenario = callee_scenario(500, 1000)
+        .replace(
+            r#"<recv request="INVITE" crlf="true">
+    <action>"#,
+            r#"<recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="INVITE sip:12125550100@127.0.0.1" search_in="msg" check_it="true" assign_to="ruri"/>
+      <ereg regexp="From: &lt;sip:13125550112@" search_in="msg" check_it="true" assign_to="cid"/>"#,
+        )
+        .replace("</scenario>", "  <Reference variables=\"ruri,cid\"/>\n</scenario>");
+    let (carrier, _dir) = callee(carrier_scenario, carrier_port).await;
+    let (code, output) = place_call(&platform, "13125550112").await;
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+    let (carrier_code, carrier_output) = carrier.await.expect("carrier");
+    assert_eq!(carrier_code, 0, "the carrier got the number and the caller ID:\n{carrier_output}");
+    let events = platform.wait_for_event(Duration::from_secs(5), |e| e["type"] == "call.hangup").await;
+    let dial = events
+        .iter()
+        .find(|e| e["verb"] == "dial" && e["phase"] == "finished")
+        .unwrap_or_else(|| panic!("dial finished: {events:#?}"));
+    assert_eq!(dial["detail"]["answered"], "12125550100", "{dial:#}");
+}
