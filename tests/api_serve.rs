@@ -82,3 +82,53 @@ async fn the_sample_account_uses_the_api_and_a_restart_keeps_data_and_tokens() {
     assert_eq!(leases["payload"]["total"], 2, "{leases}");
     assert!(!again.log().contains("sample account created"), "not seeded twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_imports_numbers_that_accounts_can_then_find() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("utf-8");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "tn,state,voice,sms\n13035550100,CO,,\n3035550101,CO,,\n").expect("write");
+    let refused = support::runner::opentact(&[
+        "numbers",
+        "import",
+        bad.to_str().expect("utf-8"),
+        "--data-dir",
+        data_arg,
+    ])
+    .await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("line 3: tn"), "the invalid line is named: {}", refused.stderr);
+
+    let good = dir.path().join("numbers.csv");
+    std::fs::write(
+        &good,
+        "tn,state,voice,sms\n13035550100,CO,,\n13035550101,CO,true,false\n13035550102,co,,\n",
+    )
+    .expect("write");
+    let imported = support::runner::opentact(&[
+        "numbers",
+        "import",
+        good.to_str().expect("utf-8"),
+        "--data-dir",
+        data_arg,
+    ])
+    .await;
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    assert!(imported.stdout.contains("imported 3 numbers"), "{}", imported.stdout);
+
+    let platform = Platform::start_in(dir, &[]).await;
+    let password = sample_password(&platform.log());
+    let authorization = basic("demo@opentact.local", &password);
+    let (status, found) = http(
+        platform.api,
+        "POST",
+        "/rest/tn/search",
+        &[("Authorization", &authorization)],
+        Some(&json!({"pattern": "303555****", "state": "CO"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["payload"]["total"], 3, "{found}");
+}

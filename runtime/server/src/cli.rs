@@ -20,7 +20,7 @@ impl Cli {
         match self.command {
             // rsipstack logs every datagram at info: keep it to warnings.
             Command::Serve(_) => "info,rsipstack=warn,sqlx=warn",
-            Command::Flow { .. } | Command::Provision(_) => "warn",
+            Command::Flow { .. } | Command::Provision(_) | Command::Numbers { .. } => "warn",
         }
     }
 }
@@ -36,10 +36,38 @@ pub enum Command {
         #[command(subcommand)]
         command: FlowCommand,
     },
+    /// Operator tools for the number inventory.
+    Numbers {
+        /// What to do.
+        #[command(subcommand)]
+        command: NumbersCommand,
+    },
     /// Operator tool: point a number at a hosted XML flow directly in the store (for demos and
     /// load tests; users provision through the REST API). Run it while the server is stopped
     /// or against PostgreSQL.
     Provision(ProvisionArgs),
+}
+
+/// The numbers subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NumbersCommand {
+    /// Load numbers into the inventory from a CSV file with the header `tn,state,voice,sms`
+    /// (state, voice and sms may be left empty: voice and sms default to true). Nothing is
+    /// imported when a line is invalid; every invalid line is reported.
+    Import(ImportArgs),
+}
+
+/// `opentact numbers import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The CSV file.
+    pub file: PathBuf,
+    /// The configuration file (its [store] and [server] sections apply).
+    #[arg(long, short, env = "OPENTACT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The data directory (overrides `server.data_dir`).
+    #[arg(long, env = "OPENTACT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// `opentact provision`.

@@ -6,6 +6,7 @@ mod config;
 mod dialer;
 mod flow_cmd;
 mod numbers;
+mod numbers_import;
 mod provision;
 mod routing;
 mod sample;
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, FlowCommand};
+use crate::cli::{Cli, Command, FlowCommand, NumbersCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
             Command::Flow { command: FlowCommand::Run(args) } => flow_cmd::run(args).await,
             Command::Flow { command: FlowCommand::Check(args) } => flow_cmd::check(args).await,
             Command::Provision(args) => provision::run(args).await,
+            Command::Numbers { command: NumbersCommand::Import(args) } => numbers_import::run(args).await,
         }
     });
     match result {
