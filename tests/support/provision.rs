@@ -5,8 +5,8 @@ use std::path::Path;
 
 use opentact_store::{
     AccountRepo, AppMode, DigestCredentials, LeasePatch, LeaseRepo, NewAccount, NewLease, NewSipControlApp,
-    NewSipDomain, NewSipUser, NewTnProfile, NumberInventory, NumberRepo, SipControlAppRepo, SipDomainRepo,
-    Store, TnProfileRepo,
+    NewSipDomain, NewSipUser, NewTnProfile, NumberInventory, NumberRepo, SipConnectionRepo,
+    SipControlAppRepo, SipDomainRepo, Store, TnProfileRepo,
 };
 use uuid::Uuid;
 
@@ -169,5 +169,33 @@ pub async fn caller_lists(data: &Path, account: Uuid, tn: i64, blacklist: &[&str
         )
         .await
         .expect("attach profile");
+    store.close().await;
+}
+
+/// A SIP connection of `account` with subdomain `label` and digest credentials.
+pub async fn connection_with_credentials(
+    data: &Path,
+    account: Uuid,
+    label: &str,
+    login: &str,
+    password: &str,
+) {
+    let store = open(data).await;
+    let realm = format!("{label}.{PLATFORM_SIP_DOMAIN}");
+    store
+        .create_connection(
+            account,
+            opentact_store::NewSipConnection {
+                name: format!("{label} PBX"),
+                subdomain: Some(label.to_owned()),
+                ip: None,
+                port: None,
+                is_active: true,
+                credentials: Some(DigestCredentials::new(login, password, &realm, &realm)),
+                outbound_voice_profile: None,
+            },
+        )
+        .await
+        .expect("connection");
     store.close().await;
 }

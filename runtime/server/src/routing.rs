@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use opentact_call::model::{CallInfo, Direction};
 use opentact_call::{CallSession, EventSink, SessionConfig};
 use opentact_flows::{CallContext, ControlMode, FlowComponent, FlowHost, HttpMethod};
-use opentact_sip::{Caller, InboundHandler, IncomingCall};
+use opentact_sip::{Caller, InboundHandler, IncomingCall, InviteCredential};
 use opentact_store::model::{AppMode, SipControlApp, WebhookMethod};
 use opentact_store::{
     AccountRepo, LeaseRepo, SipConnectionRepo, SipControlAppRepo, SipDomainRepo, Store, TnProfileRepo,
@@ -158,7 +158,7 @@ impl std::fmt::Debug for CallRouter {
 impl CallRouter {
     async fn route(&self, call: &IncomingCall) -> Result<Route, opentact_store::StoreError> {
         match &call.caller {
-            Caller::Trunk => self.route_to_number(call).await,
+            Caller::Trunk | Caller::Connection { .. } => self.route_to_number(call).await,
             Caller::User { domain, .. } => self.route_from_user(call, domain).await,
         }
     }
@@ -168,13 +168,12 @@ impl CallRouter {
         let user = call.request_uri.user.as_deref().unwrap_or_default();
         // A trunk calling user@acme.<platform domain>: the domain's app, else the user.
         let host = call.request_uri.host.to_ascii_lowercase();
-        if let Some(label) = domain_label(&host, &self.sip_domain) {
-            let Some(domain) = self.store.domain_by_name(label).await? else {
-                return Ok(Route::Reject {
-                    status: 404,
-                    reason: format!("{host} is not a domain of this platform"),
-                });
-            };
+        // (A connection's own `<subdomain>.<domain>` is not a SIP domain: its calls go to numbers.)
+        let domain = match domain_label(&host, &self.sip_domain) {
+            Some(label) => self.store.domain_by_name(label).await?.map(|domain| (label, domain)),
+            None => None,
+        };
+        if let Some((label, domain)) = domain {
             if let Some(app_id) = domain.app
                 && let Some(app) = self.store.get_app(domain.account, app_id).await?
             {
@@ -383,6 +382,19 @@ impl InboundHandler for CallRouter {
                 false
             }
         }
+    }
+
+    async fn invite_credential(&self, realm: &str, username: &str) -> Option<InviteCredential> {
+        let label = domain_label(realm, &self.sip_domain)?;
+        if self.store.domain_by_name(label).await.ok().flatten().is_some() {
+            let user = self.store.sip_user_by_login(label, username).await.ok().flatten()?;
+            return user.is_active.then_some(InviteCredential { ha1: user.ha1, connection: false });
+        }
+        let connection = self.store.connection_by_subdomain(label).await.ok().flatten()?;
+        if connection.login.as_deref() != Some(username) {
+            return None;
+        }
+        Some(InviteCredential { ha1: connection.ha1?, connection: true })
     }
 
     async fn user_ha1(&self, domain: &str, user: &str) -> Option<String> {

@@ -142,6 +142,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             listen: config.sip.listen,
             tcp: config.sip.tcp,
             advertised_address: Some(advertised),
+            domain: config.sip.domain.clone(),
             ..SipConfig::default()
         },
         router,

@@ -31,6 +31,9 @@ pub struct SipConfig {
     pub advertised_address: Option<IpAddr>,
     /// The User-Agent / Server header value.
     pub user_agent: String,
+    /// The platform's SIP domain: INVITEs from `*.<domain>` are challenged in the From host's
+    /// realm (SIP users), others in the Request-URI host's (a connection's `<subdomain>.<domain>`).
+    pub domain: String,
 }
 
 impl Default for SipConfig {
@@ -40,6 +43,7 @@ impl Default for SipConfig {
             tcp: true,
             advertised_address: None,
             user_agent: concat!("opentact/", env!("CARGO_PKG_VERSION")).to_owned(),
+            domain: "sip.opentact.local".to_owned(),
         }
     }
 }
@@ -55,10 +59,23 @@ pub trait InboundHandler: Send + Sync + 'static {
     /// registrar; `None` refuses the user.
     async fn user_ha1(&self, domain: &str, user: &str) -> Option<String>;
 
+    /// The digest credential `username` has in `realm` for placing calls: a SIP user of the
+    /// domain `realm`, or a SIP connection whose `<subdomain>.<platform domain>` is `realm`.
+    async fn invite_credential(&self, realm: &str, username: &str) -> Option<InviteCredential>;
+
     /// Whether INVITEs from `source` are accepted without digest authentication: carrier
     /// trunks and customers' SIP connections recognised by address. Every other caller must
     /// prove to be a SIP user of the platform (407 challenge, then digest).
     async fn trusted_source(&self, source: SocketAddr) -> bool;
+}
+
+/// What an INVITE's digest username turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteCredential {
+    /// `MD5(username:realm:password)`.
+    pub ha1: String,
+    /// A SIP user or a SIP connection (trunk).
+    pub connection: bool,
 }
 
 /// A running SIP endpoint. Dropping it does not stop it; call [`SipEndpoint::shutdown`].
@@ -126,6 +143,7 @@ impl SipEndpoint {
             dialog_layer: dialog_layer.clone(),
             handler,
             contact: contact.clone(),
+            platform_domain: config.domain.to_ascii_lowercase(),
             registrar: registrar.clone(),
             nonces: NonceIssuer::new(random_secret()),
         };
@@ -164,6 +182,7 @@ struct Dispatcher {
     dialog_layer: Arc<DialogLayer>,
     handler: Arc<dyn InboundHandler>,
     contact: rsipstack::sip::Uri,
+    platform_domain: String,
     registrar: Arc<Registrar>,
     nonces: NonceIssuer,
 }
@@ -323,13 +342,21 @@ impl Dispatcher {
     /// (challenged or refused).
     async fn authenticate(&self, tx: &mut Transaction, source: SocketAddr) -> Option<Caller> {
         let from = tx.original.from_header().ok().and_then(|from| from.uri().ok());
-        let Some((domain, user)) =
-            from.and_then(|uri| Some((uri.host_with_port.host.to_string(), uri.user()?.to_owned())))
-        else {
+        let Some((from_host, from_user)) = from.and_then(|uri| {
+            Some((uri.host_with_port.host.to_string().to_ascii_lowercase(), uri.user()?.to_owned()))
+        }) else {
             reply(tx, StatusCode::Forbidden, vec![]).await;
             return None;
         };
-        let challenge = |stale| Header::ProxyAuthenticate(self.nonces.challenge(&domain, stale).into());
+        // SIP users prove themselves in their domain's realm; trunks (SIP connections) in the
+        // realm of the address they call, their connection's `<subdomain>.<platform domain>`.
+        let user_domain = from_host.ends_with(&format!(".{}", self.platform_domain));
+        let realm = if user_domain {
+            from_host.clone()
+        } else {
+            tx.original.uri.host_with_port.host.to_string().to_ascii_lowercase()
+        };
+        let challenge = |stale| Header::ProxyAuthenticate(self.nonces.challenge(&realm, stale).into());
         let credentials = tx
             .original
             .header_value("Proxy-Authorization")
@@ -339,7 +366,7 @@ impl Dispatcher {
             reply(tx, StatusCode::ProxyAuthenticationRequired, vec![challenge(false)]).await;
             return None;
         };
-        match self.nonces.check(&domain, &credentials.nonce) {
+        match self.nonces.check(&realm, &credentials.nonce) {
             NonceCheck::Valid => {}
             check => {
                 reply(
@@ -351,18 +378,30 @@ impl Dispatcher {
                 return None;
             }
         }
-        let verified = credentials.username == user
-            && credentials.realm.eq_ignore_ascii_case(&domain)
-            && match self.handler.user_ha1(&domain, &user).await {
-                Some(ha1) => credentials.verify(&ha1, "INVITE"),
-                None => false,
-            };
-        if !verified {
-            info!(%user, %domain, %source, "INVITE refused: wrong credentials or unknown user");
+        let credential = if credentials.realm.eq_ignore_ascii_case(&realm) {
+            self.handler.invite_credential(&realm, &credentials.username).await
+        } else {
+            None
+        };
+        let caller = match credential {
+            // A user calls only as itself.
+            Some(found)
+                if !found.connection
+                    && credentials.username == from_user
+                    && credentials.verify(&found.ha1, "INVITE") =>
+            {
+                Some(Caller::User { domain: realm.clone(), login: from_user })
+            }
+            Some(found) if found.connection && credentials.verify(&found.ha1, "INVITE") => {
+                Some(Caller::Connection { realm: realm.clone(), login: credentials.username.clone() })
+            }
+            _ => None,
+        };
+        if caller.is_none() {
+            info!(username = %credentials.username, %realm, %source, "INVITE refused: wrong credentials or unknown user");
             reply(tx, StatusCode::Forbidden, vec![]).await;
-            return None;
         }
-        Some(Caller::User { domain: domain.to_ascii_lowercase(), login: user })
+        caller
     }
 }
 

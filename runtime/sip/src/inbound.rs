@@ -79,6 +79,13 @@ impl fmt::Display for SipUri {
 pub enum Caller {
     /// A trusted source: a carrier trunk or a customer's SIP connection (by address).
     Trunk,
+    /// A customer's SIP connection (trunk) that proved its credentials by digest.
+    Connection {
+        /// The realm it authenticated in: `<subdomain>.<platform domain>`.
+        realm: String,
+        /// The connection's login.
+        login: String,
+    },
     /// A SIP user of the platform, digest-authenticated.
     User {
         /// The user's domain (`acme.sip.example.com`), lower case.

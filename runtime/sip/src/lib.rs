@@ -20,7 +20,7 @@ mod inbound;
 mod outbound;
 pub mod registrar;
 
-pub use endpoint::{InboundHandler, SipConfig, SipEndpoint};
+pub use endpoint::{InboundHandler, InviteCredential, SipConfig, SipEndpoint};
 pub use error::SipError;
 pub use inbound::{Caller, IncomingCall, LegEnd, LegEvents, LegState, ReofferHandler, SipUri};
 pub use outbound::{OutboundCall, OutboundOutcome, OutboundRequest, PendingOutcome};

@@ -226,6 +226,8 @@ pub trait SipConnectionRepo: Send + Sync {
     async fn delete_connection(&self, account: Uuid, conn: Uuid) -> Result<()>;
     /// *Unscoped* (trunk authentication): the active connections that accept this source IP.
     async fn connections_by_ip(&self, ip: &str) -> Result<Vec<SipConnection>>;
+    /// *Unscoped* (trunk digest authentication): the active connection with this subdomain label.
+    async fn connection_by_subdomain(&self, subdomain: &str) -> Result<Option<SipConnection>>;
 }
 
 /// SIP Control Apps and their component versions.

@@ -645,6 +645,8 @@ async fn sip_connections(ctx: Ctx) -> anyhow::Result<()> {
         .await?;
     assert_eq!(s.connections_by_ip("192.0.2.10").await?.len(), 1);
     assert!(s.connections_by_ip("198.51.100.1").await?.is_empty());
+    assert_eq!(s.connection_by_subdomain("acme").await?.map(|c| c.uuid), Some(c.uuid));
+    assert!(s.connection_by_subdomain("nobody").await?.is_none());
 
     let moved = s
         .update_connection(

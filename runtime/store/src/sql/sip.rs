@@ -327,6 +327,17 @@ impl SipConnectionRepo for Store {
         .await?);
         rows.into_iter().map(ConnRow::into_model).collect()
     }
+
+    async fn connection_by_subdomain(&self, subdomain: &str) -> Result<Option<SipConnection>> {
+        let row: Option<ConnRow> = with_pool!(self, p => sqlx::query_as(concat!(
+            "SELECT ", conn_cols!(),
+            " FROM sip_connection WHERE subdomain = $1 AND is_active = TRUE AND deleted_on IS NULL"
+        ))
+        .bind(subdomain)
+        .fetch_optional(p)
+        .await?);
+        row.map(ConnRow::into_model).transpose()
+    }
 }
 
 #[async_trait]
