@@ -101,23 +101,16 @@ impl Dialer for ServerDialer {
                 let uri = if text.starts_with("sip:") { text.clone() } else { format!("sip:{text}") };
                 let host_port = uri["sip:".len()..].rsplit('@').next().unwrap_or_default();
                 let host_port = host_port.split(';').next().unwrap_or_default();
-                let destination: Option<SocketAddr> = host_port
-                    .parse()
-                    .ok()
-                    .or_else(|| host_port.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 5060)));
-                if let Some(address) = destination
-                    && is_private(address.ip())
-                    && !self.allow_private_targets
-                {
+                let destination = resolve(host_port)
+                    .await
+                    .map_err(|reason| CallError::Failed(format!("{uri}: {reason}")))?;
+                // The name's addresses were all checked; the leg goes to the checked one.
+                if is_private(destination.ip()) && !self.allow_private_targets {
                     return Err(CallError::Failed(format!(
                         "{uri}: private and loopback addresses are not dialled (sip.allow_private_targets)"
                     )));
                 }
-                if destination.is_none() {
-                    return Err(CallError::Failed(format!(
-                        "{uri}: only SIP URIs with an IP address are dialled for now (no DNS)"
-                    )));
-                }
+                let destination = Some(destination);
                 Ok(vec![OutboundRequest {
                     to: uri.clone(),
                     uri,
@@ -128,5 +121,54 @@ impl Dialer for ServerDialer {
                 }])
             }
         }
+    }
+}
+
+/// Where a SIP URI's `host[:port]` points: an IP literal, or an A/AAAA lookup (port 5060 when
+/// none is given). SRV and NAPTR (RFC 3263) are not consulted yet.
+async fn resolve(host_port: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = host_port.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    if let Ok(ip) = host_port.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 5060));
+    }
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (host, port.parse::<u16>().map_err(|_| format!("bad port {port:?}"))?)
+        }
+        _ => (host_port, 5060),
+    };
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+        return Err(format!("{host:?} is not a host name"));
+    }
+    let lookup =
+        tokio::time::timeout(std::time::Duration::from_secs(5), tokio::net::lookup_host((host, port)))
+            .await
+            .map_err(|_| format!("resolving {host} timed out"))?
+            .map_err(|error| format!("resolving {host}: {error}"))?;
+    let addresses: Vec<SocketAddr> = lookup.collect();
+    // A name with any private address is judged by it (DNS rebinding cannot slip one past).
+    if let Some(private) = addresses.iter().find(|a| is_private(a.ip())) {
+        return Ok(*private);
+    }
+    addresses.into_iter().next().ok_or_else(|| format!("{host} has no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+
+    #[tokio::test]
+    async fn targets_resolve_from_literals_and_names() {
+        assert_eq!(resolve("192.0.2.10:5070").await, Ok("192.0.2.10:5070".parse().expect("addr")));
+        assert_eq!(resolve("192.0.2.10").await, Ok("192.0.2.10:5060".parse().expect("addr")));
+        assert_eq!(resolve("[::1]").await, Ok("[::1]:5060".parse().expect("addr")));
+        assert_eq!(
+            resolve("localhost:5080").await.map(|a| a.port()),
+            Ok(5080),
+            "names resolve (loopback here)"
+        );
+        assert!(resolve("bad host").await.is_err());
     }
 }
