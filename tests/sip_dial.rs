@@ -207,7 +207,7 @@ async fn the_first_target_to_answer_is_bridged_and_the_other_is_cancelled() {
     let data = tempfile::tempdir().expect("tempdir");
     let xml = format!(
         r#"<Response>
-  <Dial timeout="15000" tag="forward">
+  <Dial timeout="15000" tag="forward" record="true">
     <Sip>sip:fast@127.0.0.1:{fast_port}</Sip>
     <Sip>sip:slow@127.0.0.1:{slow_port}</Sip>
   </Dial>
@@ -215,7 +215,8 @@ async fn the_first_target_to_answer_is_bridged_and_the_other_is_cancelled() {
   <Hangup/>
 </Response>"#
     );
-    provision::xml_number(&data.path().join("data"), "dial@example.test", 13_125_550_101, &xml).await;
+    let provisioned =
+        provision::xml_number(&data.path().join("data"), "dial@example.test", 13_125_550_101, &xml).await;
     let config = config_allowing_private_targets(data.path());
     let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
     // The fast callee answers after 1 s and talks 2 s; the slow one would answer after 10 s.
@@ -241,6 +242,17 @@ async fn the_first_target_to_answer_is_bridged_and_the_other_is_cancelled() {
         events.iter().any(|e| e["verb"] == "say" && e["tag"] == "after"),
         "the flow went on after the dial"
     );
+    // record="true": the conversation (about 2 s) is one WAV of the call.
+    let account_dir = platform.data().join("recordings").join(provisioned.account.to_string());
+    let wav = std::fs::read_dir(&account_dir)
+        .expect("recordings of the account")
+        .flat_map(|call| std::fs::read_dir(call.expect("entry").path()).expect("call dir"))
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "wav"))
+        .expect("the dial's recording");
+    let info = std::process::Command::new("sox").args(["--i", "-D"]).arg(&wav).output().expect("sox");
+    let seconds: f64 = String::from_utf8_lossy(&info.stdout).trim().parse().expect("a duration");
+    assert!((1.5..=3.5).contains(&seconds), "the 2 s conversation: {seconds} s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

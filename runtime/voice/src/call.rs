@@ -322,6 +322,37 @@ fn hold_music() -> Arc<[i16]> {
         .clone()
 }
 
+/// Mixes two legs' audio into one WAV, 20 ms at a time, until stopped.
+async fn record_mix(
+    path: &Path,
+    mut first: mpsc::UnboundedReceiver<Vec<i16>>,
+    mut second: mpsc::UnboundedReceiver<Vec<i16>>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<u64> {
+    use std::collections::VecDeque;
+    const FRAME: usize = opentact_media::SAMPLES_PER_FRAME;
+    let mut recorder = WavRecorder::create(path)?;
+    let (mut a, mut b) = (VecDeque::<i16>::new(), VecDeque::<i16>::new());
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    let mut frame = [0i16; FRAME];
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = ticker.tick() => {
+                while let Ok(chunk) = first.try_recv() { a.extend(chunk); }
+                while let Ok(chunk) = second.try_recv() { b.extend(chunk); }
+                // Whatever arrived in this tick is mixed; a silent side adds zeros.
+                for slot in frame.iter_mut() {
+                    let mixed = i32::from(a.pop_front().unwrap_or(0)) + i32::from(b.pop_front().unwrap_or(0));
+                    *slot = mixed.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+                }
+                recorder.write(&frame)?;
+            }
+        }
+    }
+    recorder.finish()
+}
+
 #[async_trait]
 impl CallBackend for SipCall {
     fn info(&self) -> CallInfo {
@@ -563,6 +594,18 @@ impl CallBackend for SipCall {
         // The bridge: each side sends what the other receives.
         leg.rtp.feed(a_leg.tap());
         a_leg.feed(leg.rtp.tap());
+        // `record`: both sides mixed into one WAV, like the simulator names it.
+        let recorder = if request.record {
+            let id = uuid::Uuid::new_v4().to_string();
+            let path = self.recording_path(&id)?;
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+            let (caller, callee) = (a_leg.tap(), leg.rtp.tap());
+            let writing = path.clone();
+            let task = tokio::spawn(async move { record_mix(&writing, caller, callee, stop_rx).await });
+            Some((path, stop_tx, task))
+        } else {
+            None
+        };
         self.state.lock().call = CallState::Bridged;
         bridged(&leg.target);
         let started = tokio::time::Instant::now();
@@ -573,6 +616,19 @@ impl CallBackend for SipCall {
         };
         a_leg.stop_feed();
         leg.rtp.close();
+        let recording = match recorder {
+            Some((path, stop, task)) => {
+                let _ = stop.send(());
+                match task.await {
+                    Ok(Ok(duration)) => {
+                        Some(self.keep_recording(&format!("dial-{}", leg.target.as_str()), path, duration))
+                    }
+                    Ok(Err(error)) => return Err(CallError::Failed(format!("recording the dial: {error}"))),
+                    Err(error) => return Err(CallError::Failed(format!("recording task: {error}"))),
+                }
+            }
+            None => None,
+        };
         if !callee_hung_up {
             leg.call.hangup().await;
             return Err(CallError::Hangup);
@@ -582,7 +638,7 @@ impl CallBackend for SipCall {
             answered: leg.target,
             duration_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
             callee_hung_up: true,
-            recording: None,
+            recording,
         })
     }
 
