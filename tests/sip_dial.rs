@@ -321,3 +321,71 @@ async fn numbers_are_dialled_through_the_carrier_trunk() {
         .unwrap_or_else(|| panic!("dial finished: {events:#?}"));
     assert_eq!(dial["detail"]["answered"], "12125550100", "{dial:#}");
 }
+
+/// The caller hangs up 1 s after the answer.
+fn caller_hanging_up_early() -> String {
+    let invite = support::sipp::INVITE_PCMU;
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="caller leaving while the target rings">
+{invite}  <recv response="100" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:13105550111@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <pause milliseconds="1000"/>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:13105550111@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_caller_leaves_while_targets_ring_they_are_cancelled() {
+    let ringing_port = free_udp_port();
+    let data = tempfile::tempdir().expect("tempdir");
+    let xml = format!(
+        r#"<Response><Answer/><Dial timeout="20000"><Sip>sip:late@127.0.0.1:{ringing_port}</Sip></Dial></Response>"#
+    );
+    provision::xml_number(&data.path().join("data"), "leave@example.test", 13_125_550_114, &xml).await;
+    let config = config_allowing_private_targets(data.path());
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    // Would answer after 15 s: it must see a CANCEL long before.
+    let (target, _dir) = callee(callee_scenario(15_000, 1000), ringing_port).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("caller.xml");
+    std::fs::write(&path, caller_hanging_up_early()).expect("write");
+    let mut command = sipp();
+    command
+        .args(["-sf", path.to_str().expect("utf-8"), "-s", "13125550114", "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "20s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let (code, output) = run_sipp(command, Duration::from_secs(40)).await;
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+    let started = tokio::time::Instant::now();
+    let (target_code, target_output) = target.await.expect("target");
+    assert_eq!(target_code, 0, "the ringing target was cancelled:\n{target_output}");
+    assert!(started.elapsed() < Duration::from_secs(5), "cancelled at once, not at its ring timeout");
+    let events = platform.wait_for_event(Duration::from_secs(5), |e| e["type"] == "call.hangup").await;
+    let hangup = events.iter().find(|e| e["type"] == "call.hangup").expect("hangup");
+    assert_eq!(hangup["by"], "caller", "{hangup:#}");
+}
