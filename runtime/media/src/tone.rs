@@ -85,6 +85,32 @@ impl ToneGenerator {
     }
 }
 
+/// The two frequencies of a DTMF key (ITU-T Q.23): row, column.
+pub fn dtmf_frequencies(key: char) -> Option<(u32, u32)> {
+    const ROWS: [u32; 4] = [697, 770, 852, 941];
+    const COLUMNS: [u32; 4] = [1209, 1336, 1477, 1633];
+    const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
+    let key = key.to_ascii_uppercase();
+    KEYS.iter().enumerate().find_map(|(row, keys)| keys.find(key).map(|column| (ROWS[row], COLUMNS[column])))
+}
+
+/// `ms` of a DTMF key's tone pair at -10 dB, for peers that take DTMF in the audio.
+pub fn dtmf_tone(key: char, ms: u32) -> Option<Vec<i16>> {
+    let (row, column) = dtmf_frequencies(key)?;
+    let mut generator = ToneGenerator::new(ToneSpec {
+        frequencies: vec![row, column],
+        on_ms: 0,
+        off_ms: 0,
+        loop_count: 1,
+        volume_db: -10,
+        timeout_ms: ms,
+    });
+    let mut samples = vec![0i16; samples(ms) as usize];
+    let written = generator.fill(&mut samples);
+    samples.truncate(written);
+    Some(samples)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +180,18 @@ mod tests {
         let ratio = f64::from(peak(&loud)) / f64::from(peak(&quiet));
         assert!((ratio - 10.0).abs() < 0.2, "-20 dB is a tenth of the amplitude, got {ratio}");
         assert!(power(&loud[..205], 1000.0) > 100.0 * power(&loud[..205], 1400.0));
+    }
+
+    #[test]
+    fn dtmf_tones_are_heard_as_their_keys() {
+        assert_eq!(super::dtmf_frequencies('5'), Some((770, 1336)));
+        assert_eq!(super::dtmf_frequencies('#'), Some((941, 1477)));
+        assert_eq!(super::dtmf_frequencies('x'), None);
+        for key in ['1', '9', '*', '0', '#', 'D'] {
+            let tone = super::dtmf_tone(key, 100).expect("a key");
+            assert_eq!(tone.len(), 800);
+            let mut detector = crate::goertzel::InbandDetector::new();
+            assert_eq!(detector.feed(&tone), vec![key], "{key}");
+        }
     }
 }

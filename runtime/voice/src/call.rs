@@ -322,6 +322,15 @@ fn hold_music() -> Arc<[i16]> {
         .clone()
 }
 
+/// Forwards every digit `from` receives to `to` until aborted.
+fn relay_digits(from: Arc<RtpSession>, to: Arc<RtpSession>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(key) = from.next_digit(Duration::from_secs(3600)).await {
+            to.send_digit(key);
+        }
+    })
+}
+
 /// Mixes two legs' audio into one WAV, 20 ms at a time, until stopped.
 async fn record_mix(
     path: &Path,
@@ -606,6 +615,9 @@ impl CallBackend for SipCall {
         } else {
             None
         };
+        // Keys pressed on one side reach the other (an IVR behind the dialled number).
+        let relays =
+            [relay_digits(a_leg.clone(), leg.rtp.clone()), relay_digits(leg.rtp.clone(), a_leg.clone())];
         self.state.lock().call = CallState::Bridged;
         bridged(&leg.target);
         let started = tokio::time::Instant::now();
@@ -616,6 +628,9 @@ impl CallBackend for SipCall {
         };
         a_leg.stop_feed();
         leg.rtp.close();
+        for relay in relays {
+            relay.abort();
+        }
         let recording = match recorder {
             Some((path, stop, task)) => {
                 let _ = stop.send(());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
-use opentact_media::dtmf::EventReceiver;
+use opentact_media::dtmf::{EventReceiver, TelephoneEvent, send_key};
 use opentact_media::goertzel::InbandDetector;
 use opentact_media::rtp::RtpPacket;
 use opentact_media::{SAMPLES_PER_FRAME, g711};
@@ -29,6 +29,10 @@ pub const PT_PCMA: u8 = 8;
 
 /// Largest RTP datagram read.
 const MAX_DATAGRAM: usize = 1500;
+/// A sent DTMF key lasts 200 ms (in 8 kHz timestamp units).
+const DIGIT_DURATION: u16 = 1600;
+/// Sent DTMF level: -10 dBm0.
+const DIGIT_VOLUME: u8 = 10;
 /// Most fed (bridged) audio held back, samples: 100 ms.
 const FEED_MAX_SAMPLES: usize = 800;
 /// Digits kept for a later gather before the oldest are dropped.
@@ -89,6 +93,8 @@ struct Shared {
     taps: Mutex<Vec<mpsc::UnboundedSender<Vec<i16>>>>,
     /// Audio to send when nothing plays: the other leg of a bridge.
     feed: Mutex<Option<mpsc::UnboundedReceiver<Vec<i16>>>>,
+    /// RFC 4733 payloads waiting to go out, one per tick, instead of audio.
+    events: Mutex<VecDeque<TelephoneEvent>>,
     /// Audio looped when nothing plays and nothing is fed (hold music), and the position in it.
     background: Mutex<Option<(Arc<[i16]>, usize)>>,
     closed: AtomicBool,
@@ -147,6 +153,7 @@ impl RtpSession {
             taps: Mutex::new(Vec::new()),
             feed: Mutex::new(None),
             background: Mutex::new(None),
+            events: Mutex::new(VecDeque::new()),
             closed: AtomicBool::new(false),
             closed_notify: Notify::new(),
             counters: RtpCounters::default(),
@@ -286,6 +293,30 @@ impl RtpSession {
         self.shared.feed.lock().take();
     }
 
+    /// Send a DTMF key: as RFC 4733 events when the peer negotiated them (200 ms, end packet
+    /// sent three times), else as its two tones in the audio.
+    pub fn send_digit(&self, key: char) -> bool {
+        let telephone_event = self.shared.peer.lock().telephone_event;
+        if telephone_event.is_some() {
+            match send_key(key, DIGIT_DURATION, SAMPLES_PER_FRAME as u16, DIGIT_VOLUME) {
+                Some(packets) => {
+                    self.shared.events.lock().extend(packets);
+                    true
+                }
+                None => false,
+            }
+        } else {
+            match opentact_media::tone::dtmf_tone(key, 100) {
+                Some(samples) => {
+                    *self.shared.playing.lock() =
+                        Some(Playing { samples: samples.into(), position: 0, done: None });
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+
     /// Loop `audio` whenever nothing plays or is fed (hold music); `None` stops it.
     pub fn set_background(&self, audio: Option<Arc<[i16]>>) {
         *self.shared.background.lock() = audio.filter(|a| !a.is_empty()).map(|audio| (audio, 0));
@@ -341,8 +372,41 @@ async fn send_loop(shared: Arc<Shared>) {
     // Fed audio arrives in the peer's packet sizes and timing: a small FIFO re-frames it into
     // our 20 ms packets and bounds the delay (oldest samples are dropped past it).
     let mut fifo: VecDeque<i16> = VecDeque::with_capacity(FEED_MAX_SAMPLES);
+    // The RTP timestamp all packets of the event being sent carry (its start), RFC 4733 §2.5.1.
+    let mut event_timestamp: Option<u32> = None;
     loop {
         ticker.tick().await;
+        let event = shared.events.lock().pop_front();
+        if let Some(event) = event {
+            let (destination, payload_type) = {
+                let peer = shared.peer.lock();
+                (peer.address, peer.telephone_event)
+            };
+            if let Some(payload_type) = payload_type {
+                let start = *event_timestamp.get_or_insert(timestamp);
+                let bytes = event.to_bytes();
+                let packet = RtpPacket {
+                    marker: event.duration as usize <= SAMPLES_PER_FRAME && !event.end,
+                    payload_type,
+                    sequence,
+                    timestamp: start,
+                    ssrc,
+                    payload: &bytes,
+                };
+                datagram.clear();
+                packet.write(&mut datagram);
+                if destination.port() != 0 && shared.socket.send_to(&datagram, destination).await.is_ok() {
+                    shared.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                sequence = sequence.wrapping_add(1);
+                if event.end && shared.events.lock().front().is_none_or(|next| !next.end) {
+                    event_timestamp = None;
+                }
+                // The media clock goes on while the event plays.
+                timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME as u32);
+                continue;
+            }
+        }
         let finished = {
             let mut playing = shared.playing.lock();
             match playing.as_mut() {

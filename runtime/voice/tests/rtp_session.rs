@@ -134,3 +134,34 @@ async fn closing_ends_waiting_plays_and_reads() {
     assert_eq!(reader.await.expect("reader"), None);
     assert_eq!(session.play(vec![0i16; 160].into(), false).await, PlayEnd::Closed);
 }
+
+#[tokio::test]
+async fn a_sent_digit_is_rfc_4733_events_sharing_one_timestamp_with_the_end_repeated() {
+    let (session, peer) = session_and_peer().await;
+    assert!(session.send_digit('7'));
+    assert!(!session.send_digit('x'), "not a DTMF key");
+    let mut buffer = [0u8; 1500];
+    let mut events = Vec::new();
+    while events.len() < 12 {
+        let (length, _) = tokio::time::timeout(Duration::from_secs(1), peer.recv_from(&mut buffer))
+            .await
+            .expect("packets keep coming")
+            .expect("recv");
+        let packet = RtpPacket::parse(&buffer[..length]).expect("RTP");
+        if packet.payload_type == 101 {
+            let event = opentact_media::dtmf::TelephoneEvent::parse(packet.payload).expect("an event");
+            events.push((packet.marker, packet.timestamp, event));
+        }
+    }
+    assert!(events.iter().all(|(_, _, e)| e.event == 7));
+    assert!(events[0].0, "the first packet of the event carries the marker");
+    assert!(events.iter().skip(1).all(|(marker, _, _)| !marker));
+    assert!(events.iter().all(|(_, ts, _)| *ts == events[0].1), "one timestamp for the whole event");
+    let ends = events.iter().filter(|(_, _, e)| e.end).count();
+    assert_eq!(ends, 3, "the end packet is sent three times");
+    // Our own receiver hears the key once.
+    let mut receiver = opentact_media::dtmf::EventReceiver::new();
+    let heard: Vec<char> =
+        events.iter().filter_map(|(_, ts, e)| receiver.receive(1, *ts, &e.to_bytes())).collect();
+    assert_eq!(heard, vec!['7']);
+}
