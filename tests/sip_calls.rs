@@ -578,3 +578,46 @@ async fn a_sip_connection_authenticates_by_digest_and_reaches_its_number() {
     assert_ne!(code, 0, "a wrong password is refused (403)");
     assert!(platform.log().contains("INVITE refused: wrong credentials"), "{}", platform.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_over_tcp_are_served_like_udp() {
+    let platform = Platform::start(&[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tcp.xml");
+    std::fs::write(&path, expect_status_scenario(404)).expect("write");
+    let mut command = sipp();
+    command
+        .args([
+            "-sf",
+            path.to_str().expect("utf-8"),
+            "-s",
+            "19995550000",
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-t",
+            "t1",
+        ])
+        .args(["-timeout", "20s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let (code, output) = run_sipp(command, Duration::from_secs(40)).await;
+    assert_eq!(
+        code,
+        0,
+        "an INVITE over TCP is routed and answered on its connection:\n{output}\n{}",
+        platform.log()
+    );
+    // A whole call over TCP: the sample IVR, and SIPp's DTMF picks the sales branch.
+    let cwd = pcap_dir();
+    let mut command = sipp();
+    command
+        .current_dir(cwd.path())
+        .args(["-sn", "uac_pcap", "-s", SAMPLE_NUMBER, "-m", "1", "-i", "127.0.0.1", "-t", "t1"])
+        .args(["-timeout", "40s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let (code, output) = run_sipp(command, Duration::from_secs(60)).await;
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+    let events = platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.hangup").await;
+    assert!(said_tags(&events).contains(&"sales".to_owned()), "{events:#?}");
+}
