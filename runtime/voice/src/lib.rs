@@ -11,6 +11,7 @@
 
 mod call;
 mod dial;
+mod media_clock;
 mod render;
 pub mod rtp_session;
 

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 /// PCMU's payload type.
 pub const PT_PCMU: u8 = 0;
@@ -81,7 +81,10 @@ struct Playing {
 }
 
 struct Shared {
+    /// Receives (registered with the runtime that bound it).
     socket: UdpSocket,
+    /// Sends, from the media clock's threads: the same socket, non-blocking.
+    send_socket: std::net::UdpSocket,
     peer: Mutex<RtpPeer>,
     /// Set once a packet came from the peer: from then on we send where it comes from
     /// (symmetric RTP, so callers behind NAT hear us).
@@ -130,11 +133,13 @@ impl RtpSession {
         let mut last_error = None;
         for attempt in 0..slots {
             let port = low + (((start + attempt) % slots) * 2) as u16;
-            match UdpSocket::bind(SocketAddr::new(ip, port)).await {
+            match std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {
                 Ok(socket) => {
                     NEXT_PORT.store(((start + attempt + 1) % slots) as u16, Ordering::Relaxed);
+                    socket.set_nonblocking(true)?;
                     let local = socket.local_addr()?;
-                    return Ok(Self::new(socket, local, peer));
+                    let send_socket = socket.try_clone()?;
+                    return Ok(Self::new(UdpSocket::from_std(socket)?, send_socket, local, peer));
                 }
                 Err(error) => last_error = Some(error),
             }
@@ -142,9 +147,15 @@ impl RtpSession {
         Err(last_error.unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free RTP port")))
     }
 
-    fn new(socket: UdpSocket, local: SocketAddr, peer: RtpPeer) -> RtpSession {
+    fn new(
+        socket: UdpSocket,
+        send_socket: std::net::UdpSocket,
+        local: SocketAddr,
+        peer: RtpPeer,
+    ) -> RtpSession {
         let shared = Arc::new(Shared {
             socket,
+            send_socket,
             peer: Mutex::new(peer),
             latched: AtomicBool::new(false),
             playing: Mutex::new(None),
@@ -172,8 +183,8 @@ impl RtpSession {
         if !tasks.is_empty() {
             return;
         }
-        tasks.push(tokio::spawn(send_loop(self.shared.clone())));
         tasks.push(tokio::spawn(receive_loop(self.shared.clone())));
+        crate::media_clock::add(Sender::new(self.shared.clone()));
     }
 
     /// A re-offer moved the peer.
@@ -358,24 +369,59 @@ impl Drop for RtpSession {
     }
 }
 
-/// Sends one packet every 20 ms: the playing source's next frame, or silence.
-async fn send_loop(shared: Arc<Shared>) {
-    let ssrc: u32 = rand_u32();
-    let mut sequence: u16 = rand_u32() as u16;
-    let mut timestamp: u32 = rand_u32();
-    let mut frame = [0i16; SAMPLES_PER_FRAME];
-    let mut payload = [0u8; SAMPLES_PER_FRAME];
-    let mut datagram = Vec::with_capacity(12 + SAMPLES_PER_FRAME);
-    let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(opentact_media::FRAME_MS)));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut marker = true;
-    // Fed audio arrives in the peer's packet sizes and timing: a small FIFO re-frames it into
-    // our 20 ms packets and bounds the delay (oldest samples are dropped past it).
-    let mut fifo: VecDeque<i16> = VecDeque::with_capacity(FEED_MAX_SAMPLES);
-    // The RTP timestamp all packets of the event being sent carry (its start), RFC 4733 §2.5.1.
-    let mut event_timestamp: Option<u32> = None;
-    loop {
-        ticker.tick().await;
+/// One session's sending state, ticked every 20 ms by the media clock: the playing source's
+/// next frame, a DTMF event, bridged audio, hold music, or silence.
+pub(crate) struct Sender {
+    shared: Arc<Shared>,
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
+    frame: [i16; SAMPLES_PER_FRAME],
+    payload: [u8; SAMPLES_PER_FRAME],
+    datagram: Vec<u8>,
+    marker: bool,
+    /// Fed audio arrives in the peer's packet sizes and timing: a small FIFO re-frames it into
+    /// our 20 ms packets and bounds the delay (oldest samples are dropped past it).
+    fifo: VecDeque<i16>,
+    /// The RTP timestamp all packets of the event being sent carry (its start), RFC 4733 §2.5.1.
+    event_timestamp: Option<u32>,
+}
+
+impl Sender {
+    fn new(shared: Arc<Shared>) -> Self {
+        Sender {
+            shared,
+            ssrc: rand_u32(),
+            sequence: rand_u32() as u16,
+            timestamp: rand_u32(),
+            frame: [0; SAMPLES_PER_FRAME],
+            payload: [0; SAMPLES_PER_FRAME],
+            datagram: Vec::with_capacity(12 + SAMPLES_PER_FRAME),
+            marker: true,
+            fifo: VecDeque::with_capacity(FEED_MAX_SAMPLES),
+            event_timestamp: None,
+        }
+    }
+
+    /// Whether the session is over (the clock then forgets it).
+    pub(crate) fn closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    fn send(&self, destination: SocketAddr) {
+        if destination.port() == 0 || destination.ip().is_unspecified() {
+            return;
+        }
+        // Non-blocking: a full socket buffer or an unreachable peer loses this packet, never
+        // the pacing of the others.
+        if self.shared.send_socket.send_to(&self.datagram, destination).is_ok() {
+            self.shared.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Send this tick's packet.
+    pub(crate) fn tick(&mut self) {
+        let shared = self.shared.clone();
         let event = shared.events.lock().pop_front();
         if let Some(event) = event {
             let (destination, payload_type) = {
@@ -383,101 +429,99 @@ async fn send_loop(shared: Arc<Shared>) {
                 (peer.address, peer.telephone_event)
             };
             if let Some(payload_type) = payload_type {
-                let start = *event_timestamp.get_or_insert(timestamp);
+                let start = *self.event_timestamp.get_or_insert(self.timestamp);
                 let bytes = event.to_bytes();
                 let packet = RtpPacket {
                     marker: event.duration as usize <= SAMPLES_PER_FRAME && !event.end,
                     payload_type,
-                    sequence,
+                    sequence: self.sequence,
                     timestamp: start,
-                    ssrc,
+                    ssrc: self.ssrc,
                     payload: &bytes,
                 };
-                datagram.clear();
-                packet.write(&mut datagram);
-                if destination.port() != 0 && shared.socket.send_to(&datagram, destination).await.is_ok() {
-                    shared.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
-                }
-                sequence = sequence.wrapping_add(1);
+                self.datagram.clear();
+                packet.write(&mut self.datagram);
+                self.send(destination);
+                self.sequence = self.sequence.wrapping_add(1);
                 if event.end && shared.events.lock().front().is_none_or(|next| !next.end) {
-                    event_timestamp = None;
+                    self.event_timestamp = None;
                 }
                 // The media clock goes on while the event plays.
-                timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME as u32);
-                continue;
+                self.timestamp = self.timestamp.wrapping_add(SAMPLES_PER_FRAME as u32);
+                return;
             }
         }
-        let finished = {
-            let mut playing = shared.playing.lock();
-            match playing.as_mut() {
-                Some(source) => {
-                    let available = source.samples.len() - source.position;
-                    let taken = available.min(SAMPLES_PER_FRAME);
-                    frame[..taken].copy_from_slice(&source.samples[source.position..source.position + taken]);
-                    frame[taken..].fill(0);
-                    source.position += taken;
-                    if source.position >= source.samples.len() {
-                        playing.take().and_then(|mut source| source.done.take())
-                    } else {
-                        None
-                    }
-                }
-                None => {
-                    drop(playing);
-                    let mut feed = shared.feed.lock();
-                    match feed.as_mut() {
-                        Some(audio) => {
-                            while let Ok(chunk) = audio.try_recv() {
-                                fifo.extend(chunk);
-                            }
-                            while fifo.len() > FEED_MAX_SAMPLES {
-                                fifo.pop_front();
-                            }
-                            for slot in frame.iter_mut() {
-                                *slot = fifo.pop_front().unwrap_or(0);
-                            }
-                        }
-                        None => {
-                            fifo.clear();
-                            let mut background = shared.background.lock();
-                            match background.as_mut() {
-                                Some((audio, position)) => {
-                                    for slot in frame.iter_mut() {
-                                        *slot = audio[*position];
-                                        *position = (*position + 1) % audio.len();
-                                    }
-                                }
-                                None => frame.fill(0),
-                            }
-                        }
-                    }
-                    None
-                }
-            }
-        };
+        let finished = self.next_frame();
         let (destination, codec) = {
             let peer = shared.peer.lock();
             (peer.address, peer.codec)
         };
-        for (byte, sample) in payload.iter_mut().zip(frame.iter()) {
+        for (byte, sample) in self.payload.iter_mut().zip(self.frame.iter()) {
             *byte = if codec == PT_PCMA { g711::alaw_encode(*sample) } else { g711::ulaw_encode(*sample) };
         }
-        let packet = RtpPacket { marker, payload_type: codec, sequence, timestamp, ssrc, payload: &payload };
-        marker = false;
-        datagram.clear();
-        packet.write(&mut datagram);
-        if destination.port() != 0 && !destination.ip().is_unspecified() {
-            // A send error (the peer's port unreachable) must not end the call: keep pacing.
-            if shared.socket.send_to(&datagram, destination).await.is_ok() {
-                shared.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        sequence = sequence.wrapping_add(1);
-        timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME as u32);
+        let packet = RtpPacket {
+            marker: self.marker,
+            payload_type: codec,
+            sequence: self.sequence,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+            payload: &self.payload,
+        };
+        self.marker = false;
+        self.datagram.clear();
+        packet.write(&mut self.datagram);
+        self.send(destination);
+        self.sequence = self.sequence.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(SAMPLES_PER_FRAME as u32);
         if let Some(done) = finished {
             // The last frame is on the wire: the play is over.
             let _ = done.send(());
         }
+    }
+
+    /// Fill `frame`; returns the play's completion when its last frame was taken.
+    fn next_frame(&mut self) -> Option<oneshot::Sender<()>> {
+        let shared = &self.shared;
+        let mut playing = shared.playing.lock();
+        if let Some(source) = playing.as_mut() {
+            let available = source.samples.len() - source.position;
+            let taken = available.min(SAMPLES_PER_FRAME);
+            self.frame[..taken].copy_from_slice(&source.samples[source.position..source.position + taken]);
+            self.frame[taken..].fill(0);
+            source.position += taken;
+            return if source.position >= source.samples.len() {
+                playing.take().and_then(|mut source| source.done.take())
+            } else {
+                None
+            };
+        }
+        drop(playing);
+        let mut feed = shared.feed.lock();
+        if let Some(audio) = feed.as_mut() {
+            while let Ok(chunk) = audio.try_recv() {
+                self.fifo.extend(chunk);
+            }
+            while self.fifo.len() > FEED_MAX_SAMPLES {
+                self.fifo.pop_front();
+            }
+            for slot in self.frame.iter_mut() {
+                *slot = self.fifo.pop_front().unwrap_or(0);
+            }
+            return None;
+        }
+        drop(feed);
+        self.fifo.clear();
+        let mut background = shared.background.lock();
+        match background.as_mut() {
+            Some((audio, position)) => {
+                for slot in self.frame.iter_mut() {
+                    *slot = audio[*position];
+                    *position = (*position + 1) % audio.len();
+                }
+            }
+            None => self.frame.fill(0),
+        }
+        None
     }
 }
 
