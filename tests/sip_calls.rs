@@ -621,3 +621,25 @@ async fn calls_over_tcp_are_served_like_udp() {
     let events = platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.hangup").await;
     assert!(said_tags(&events).contains(&"sales".to_owned()), "{events:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_at_capacity_refuses_new_calls_with_503() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("one-call.toml");
+    std::fs::write(&config, "[flows]\nmax_concurrent_calls = 1\n").expect("config");
+    let platform = Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await;
+    // One call holds the only flow slot for about 9 s.
+    let cwd = pcap_dir();
+    let mut first = sipp();
+    first
+        .current_dir(cwd.path())
+        .args(["-sn", "uac_pcap", "-s", SAMPLE_NUMBER, "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "40s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let holding = tokio::spawn(run_sipp(first, Duration::from_secs(60)));
+    platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.answered").await;
+    let (code, output) = call_expecting(&platform, SAMPLE_NUMBER, 503).await;
+    assert_eq!(code, 0, "the second call is refused with 503:\n{output}\n{}", platform.log());
+    let (code, output) = holding.await.expect("first call");
+    assert_eq!(code, 0, "the first call never noticed:\n{output}");
+}

@@ -85,6 +85,9 @@ pub enum HangupReason {
     Busy,
     /// 603 Decline before answer.
     Rejected,
+    /// 503 Service Unavailable before answer: the platform cannot take the call now (not
+    /// offered to flows; the platform uses it when it is at capacity).
+    Unavailable,
 }
 
 /// Which leg hears a media verb.

@@ -60,6 +60,9 @@ pub enum FlowOutcome {
     Failed(String),
     /// The call reached its maximum length.
     TimedOut,
+    /// The platform could not start the flow: it is at capacity (pool full, memory refused).
+    /// An unanswered call is refused with 503.
+    AtCapacity(String),
 }
 
 /// Session settings from the app.
@@ -308,6 +311,7 @@ impl CallSession {
             HangupReason::Normal => Q850::NORMAL_CLEARING,
             HangupReason::Busy => Q850::USER_BUSY,
             HangupReason::Rejected => Q850::CALL_REJECTED,
+            HangupReason::Unavailable => Q850::TEMPORARY_FAILURE,
         };
         self.mark_ended(Party::Flow, cause, None);
         Ok(())
@@ -573,7 +577,7 @@ impl CallSession {
     /// The flow is over: report a failure, hang up what is still up, and emit `call.hangup` and
     /// `call.destroyed`.
     pub async fn finish(&self, outcome: FlowOutcome) {
-        if let FlowOutcome::Failed(message) = &outcome {
+        if let FlowOutcome::Failed(message) | FlowOutcome::AtCapacity(message) = &outcome {
             self.events.callflow("flow", Phase::Failed, detail([("error", json!(message))]));
         }
         if !self.is_ended() {
@@ -585,10 +589,20 @@ impl CallSession {
                 FlowOutcome::TimedOut => {
                     (Q850::RECOVERY_ON_TIMER_EXPIRE, Some("the call reached its maximum length".to_owned()))
                 }
+                FlowOutcome::AtCapacity(message) => (Q850::TEMPORARY_FAILURE, Some(message.clone())),
             };
-            let by = if outcome == FlowOutcome::TimedOut { Party::Platform } else { Party::Flow };
+            let by = if matches!(outcome, FlowOutcome::TimedOut | FlowOutcome::AtCapacity(_)) {
+                Party::Platform
+            } else {
+                Party::Flow
+            };
+            let reason_code = if matches!(outcome, FlowOutcome::AtCapacity(_)) {
+                HangupReason::Unavailable
+            } else {
+                HangupReason::Normal
+            };
             // The backend may already be gone (a trap during teardown); the call ends regardless.
-            let _ = self.backend.hangup(HangupReason::Normal).await;
+            let _ = self.backend.hangup(reason_code).await;
             self.mark_ended(by, cause, reason);
         }
         let ended = self.ended.lock().clone();

@@ -77,7 +77,7 @@ fn main() {
             tokio::spawn(async move {
                 let outcome =
                     host.run_call(&component, CallContext::new(session, ControlMode::Component)).await;
-                if let FlowOutcome::Failed(message) = outcome
+                if let FlowOutcome::Failed(message) | FlowOutcome::AtCapacity(message) = outcome
                     && failed.fetch_add(1, Ordering::Relaxed) == 0
                 {
                     eprintln!("first failure: {message}");

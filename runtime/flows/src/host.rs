@@ -351,8 +351,10 @@ impl FlowHost {
                 Ok(outcome) => outcome,
                 Err(_) => FlowOutcome::TimedOut,
             };
-            if let FlowOutcome::Failed(message) = &outcome {
-                tracing::info!(%message, "flow failed");
+            match &outcome {
+                FlowOutcome::Failed(message) => tracing::info!(%message, "flow failed"),
+                FlowOutcome::AtCapacity(message) => tracing::warn!(%message, "call refused"),
+                FlowOutcome::Completed | FlowOutcome::TimedOut => {}
             }
             session.finish(outcome.clone()).await;
             outcome
@@ -386,7 +388,7 @@ impl FlowHost {
             Err(error) => {
                 // A full pool is the admission control: say so, not "instantiation failed".
                 if let Some(full) = error.downcast_ref::<PoolConcurrencyLimitError>() {
-                    return FlowOutcome::Failed(format!(
+                    return FlowOutcome::AtCapacity(format!(
                         "the platform is at capacity ({full}; max_concurrent_calls = {})",
                         self.config.max_concurrent_calls
                     ));
@@ -399,7 +401,7 @@ impl FlowHost {
                         .is_some_and(|io| io.kind() == std::io::ErrorKind::OutOfMemory)
                 });
                 if refused_mapping {
-                    return FlowOutcome::Failed(format!(
+                    return FlowOutcome::AtCapacity(format!(
                         "the platform is at capacity (the kernel refused memory for another flow: {error}; \
                          is vm.max_map_count high enough for max_concurrent_calls = {}?)",
                         self.config.max_concurrent_calls

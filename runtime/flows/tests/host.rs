@@ -255,7 +255,8 @@ async fn a_full_pool_refuses_the_next_call_as_platform_at_capacity() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let (outcome, refused) = run(&host, "hello").await;
-    assert!(failure(&outcome).starts_with("the platform is at capacity"), "{outcome:?}");
+    let FlowOutcome::AtCapacity(message) = &outcome else { panic!("at capacity: {outcome:?}") };
+    assert!(message.starts_with("the platform is at capacity"), "{outcome:?}");
     assert_eq!(hung_up_with(&refused), Some(41), "the refused call is still ended");
     parked.abort();
     let _ = parked.await;

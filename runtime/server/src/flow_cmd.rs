@@ -150,7 +150,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         CallContext::new(session, mode).with_numbers(Arc::new(NumberData)).with_wall_clock(wall_clock);
     match host.run_call(&component, context).await {
         FlowOutcome::Completed => Ok(ExitCode::SUCCESS),
-        FlowOutcome::Failed(_) | FlowOutcome::TimedOut => Ok(ExitCode::from(EXIT_FLOW_FAILED)),
+        FlowOutcome::Failed(_) | FlowOutcome::TimedOut | FlowOutcome::AtCapacity(_) => {
+            Ok(ExitCode::from(EXIT_FLOW_FAILED))
+        }
     }
 }
 

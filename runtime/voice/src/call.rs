@@ -457,6 +457,7 @@ impl CallBackend for SipCall {
                 HangupReason::Busy => 486,
                 HangupReason::Rejected => 603,
                 HangupReason::Normal => 480,
+                HangupReason::Unavailable => 503,
             };
             self.leg.reject(status, None)
         };
