@@ -121,42 +121,6 @@ Content-Length: 0
     )
 }
 
-/// The caller: INVITE, then wait for the platform's BYE.
-fn caller_awaiting_bye() -> String {
-    let invite = support::sipp::INVITE_PCMU;
-    format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="caller waiting for the platform's BYE">
-{invite}  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:13105550111@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>
-"#
-    )
-}
-
 /// Start a SIPp UAS on a free loopback port with `scenario`; returns its address and process.
 async fn callee(scenario: String, port: u16) -> (tokio::task::JoinHandle<(i32, String)>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -186,7 +150,7 @@ fn free_udp_port() -> u16 {
 async fn place_call(platform: &Platform, number: &str) -> (i32, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("caller.xml");
-    std::fs::write(&path, caller_awaiting_bye()).expect("write");
+    std::fs::write(&path, support::sipp::caller_awaiting_bye()).expect("write");
     let mut command = sipp();
     command
         .args(["-sf", path.to_str().expect("utf-8"), "-s", number, "-m", "1", "-i", "127.0.0.1"])
