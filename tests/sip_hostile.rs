@@ -66,3 +66,45 @@ async fn trapping_spinning_and_memory_eating_components_only_end_their_own_calls
         .collect();
     assert!(tags.contains(&"sales"), "the good call went its way: {tags:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_deployed_before_a_restart_runs_after_it_without_recompiling() {
+    let data = tempfile::tempdir().expect("tempdir");
+    // Answers, says hello, hangs up.
+    let wasm = opentact_guest_artifacts::bytes("hello");
+    provision::component_number(&data.path().join("data"), "cache@example.test", 13_125_550_124, &wasm).await;
+    let scenario_dir = tempfile::tempdir().expect("tempdir");
+    let scenario = scenario_dir.path().join("caller.xml");
+    std::fs::write(&scenario, support::sipp::caller_awaiting_bye()).expect("write");
+    let call = |platform: &Platform| {
+        let mut command = sipp();
+        command
+            .args([
+                "-sf",
+                scenario.to_str().expect("utf-8"),
+                "-s",
+                "13125550124",
+                "-m",
+                "1",
+                "-i",
+                "127.0.0.1",
+            ])
+            .args(["-timeout", "20s", "-timeout_error", "-nostdin"])
+            .arg(platform.sip.to_string());
+        run_sipp(command, Duration::from_secs(30))
+    };
+    let first = Platform::start_in(data, &[]).await;
+    let (code, output) = call(&first).await;
+    assert_eq!(code, 0, "{output}");
+    first.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.answered").await;
+    assert!(first.log().contains("component compiled"), "compiled on first use:\n{}", first.log());
+    let Platform { mut child, dir, .. } = first;
+    child.kill().await.expect("stop");
+    let second = Platform::start_in(dir, &[]).await;
+    let (code, output) = call(&second).await;
+    assert_eq!(code, 0, "{output}");
+    second.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.answered").await;
+    let log = second.log();
+    assert!(log.contains("component loaded from the disk cache"), "{log}");
+    assert!(!log.contains("component compiled"), "nothing was recompiled after the restart:\n{log}");
+}

@@ -255,6 +255,7 @@ impl FlowHost {
             match loaded {
                 Ok(component) => {
                     self.loaded_from_disk.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(component = %sha256, "component loaded from the disk cache");
                     return Ok(component);
                 }
                 Err(error) => {
@@ -262,8 +263,10 @@ impl FlowHost {
                 }
             }
         }
+        let started = Instant::now();
         let artifact = self.engine.precompile_component(bytes).map_err(HostError::Invalid)?;
         self.compiled.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(component = %sha256, ms = started.elapsed().as_millis() as u64, "component compiled");
         let dir = file.parent().map(PathBuf::from).unwrap_or_default();
         std::fs::create_dir_all(&dir).map_err(|source| HostError::Cache { path: dir.clone(), source })?;
         // Write then rename, so a crash never leaves a truncated artifact under the final name.
