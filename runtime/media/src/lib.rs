@@ -10,6 +10,8 @@
 //! - [`tts`]: text-to-speech for `<Say>` — the [`tts::Tts`] trait and a cached espeak-ng engine.
 //! - [`fetch`]: prompt audio fetched by URL for `<Play>`, with an SSRF policy, limits and a cache.
 //! - [`recorder`]: recordings written to WAV incrementally, playable even if never finished.
+//! - [`session`]: a call's RTP stream — symmetric RTP, DTMF in and out, play/feed/hold music;
+//!   its packets are paced by the media clock (a few threads on a 20 ms grid).
 //!
 //! Audio inside the platform is 8 kHz, 16-bit signed mono PCM in 20 ms frames of
 //! [`SAMPLES_PER_FRAME`] samples. Nothing here knows about SIP or Wasm.
@@ -20,9 +22,11 @@ pub mod dtmf;
 pub mod fetch;
 pub mod g711;
 pub mod goertzel;
+mod media_clock;
 pub mod recorder;
 pub mod rtp;
 pub mod sdp;
+pub mod session;
 pub mod tone;
 pub mod tts;
 

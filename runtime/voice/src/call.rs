@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 
 use crate::dial::{self, Dialer};
 use crate::render::{MediaRenderer, Rendered};
-use crate::rtp_session::{PlayEnd, RtpPeer, RtpSession};
+use opentact_media::session::{PlayEnd, RtpPeer, RtpSession};
 
 /// Loudness under which a 20 ms frame counts as silence for a recording's silence timeout
 /// (RMS of 16-bit samples; about -50 dBFS).

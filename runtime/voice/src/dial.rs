@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info};
 
 use crate::call::VoiceConfig;
-use crate::rtp_session::{PT_PCMA, PT_PCMU, RtpPeer, RtpSession};
+use opentact_media::session::{PT_PCMA, PT_PCMU, RtpPeer, RtpSession};
 
 /// The telephone-event payload type the platform offers.
 const OFFER_TELEPHONE_EVENT: u8 = 101;

@@ -1,19 +1,16 @@
 //! Real calls: an inbound SIP leg ([`opentact_sip::IncomingCall`]) and its RTP session
-//! ([`rtp_session::RtpSession`]) behind the [`opentact_call::CallBackend`] primitives, so a flow
+//! ([`opentact_media::session::RtpSession`]) behind the [`opentact_call::CallBackend`] primitives, so a flow
 //! drives a phone call exactly as it drives the simulator.
 //!
 //! - [`SipCall`]: answer (SDP offer/answer, RTP on a port of the configured range), play (TTS,
 //!   files, tones, silence; barge-in), DTMF (RFC 4733 and in-band), record (WAV under the data
 //!   directory), hangup (BYE, or 480/486/603 before answer). Dial, bridge and hold on SIP come
 //!   with the outbound legs.
-//! - [`rtp_session::RtpSession`]: 20 ms paced G.711 sending, symmetric RTP, digit buffer.
 //! - [`MediaRenderer`]: media verbs to samples, with the platform's caches.
 
 mod call;
 mod dial;
-mod media_clock;
 mod render;
-pub mod rtp_session;
 
 pub use call::{SipCall, VoiceConfig};
 pub use dial::Dialer;

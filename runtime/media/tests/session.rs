@@ -7,7 +7,7 @@ use std::time::Duration;
 use opentact_media::dtmf::send_key;
 use opentact_media::g711;
 use opentact_media::rtp::RtpPacket;
-use opentact_voice::rtp_session::{PT_PCMU, PlayEnd, RtpPeer, RtpSession};
+use opentact_media::session::{PT_PCMU, PlayEnd, RtpPeer, RtpSession};
 use tokio::net::UdpSocket;
 
 async fn session_and_peer() -> (RtpSession, UdpSocket) {

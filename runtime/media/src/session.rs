@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
-use opentact_media::dtmf::{EventReceiver, TelephoneEvent, send_key};
-use opentact_media::goertzel::InbandDetector;
-use opentact_media::rtp::RtpPacket;
-use opentact_media::{SAMPLES_PER_FRAME, g711};
+use crate::dtmf::{EventReceiver, TelephoneEvent, send_key};
+use crate::goertzel::InbandDetector;
+use crate::rtp::RtpPacket;
+use crate::{SAMPLES_PER_FRAME, g711};
 use parking_lot::Mutex;
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -317,7 +317,7 @@ impl RtpSession {
                 None => false,
             }
         } else {
-            match opentact_media::tone::dtmf_tone(key, 100) {
+            match crate::tone::dtmf_tone(key, 100) {
                 Some(samples) => {
                     *self.shared.playing.lock() =
                         Some(Playing { samples: samples.into(), position: 0, done: None });

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::rtp_session::Sender;
+use crate::session::Sender;
 
 /// The packetisation interval.
-const TICK: Duration = Duration::from_millis(opentact_media::FRAME_MS as u64);
+const TICK: Duration = Duration::from_millis(crate::FRAME_MS as u64);
 /// Clock threads: enough for tens of thousands of sessions (one send is a few µs).
 const THREADS: usize = 2;
 
