@@ -351,6 +351,16 @@ impl IncomingCall {
             }
             _ => {}
         }
+        // RFC 3261 §15: no BYE before the ACK of our 2xx (or its transaction's timeout) — a
+        // flow that answers and ends at once must not race the caller's ACK.
+        let mut state = self.state.clone();
+        let _ = tokio::time::timeout(ACK_WAIT, async {
+            state.wait_for(|s| !matches!(s, LegState::Early)).await.map(|s| *s)
+        })
+        .await;
+        if matches!(*self.state.borrow(), LegState::Ended(_)) {
+            return Ok(());
+        }
         self.dialog.bye().await?;
         self.dialog_layer.remove_dialog(&self.dialog.id());
         Ok(())
