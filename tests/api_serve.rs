@@ -132,3 +132,73 @@ async fn the_operator_imports_numbers_that_accounts_can_then_find() {
     assert_eq!(status, 200, "{found}");
     assert_eq!(found["payload"]["total"], 3, "{found}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_uploaded_through_the_api_answers_the_next_call() {
+    let platform = Platform::start(&[]).await;
+    let password = sample_password(&platform.log());
+    let auth = basic("demo@opentact.local", &password);
+    let headers = [("Authorization", auth.as_str())];
+    let (status, app) = http(
+        platform.api,
+        "POST",
+        "/rest/sip/app",
+        &headers,
+        Some(&json!({"name": "hello", "component": true})),
+    )
+    .await;
+    assert_eq!(status, 201, "{app}");
+    let app_id = app["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    // Not a flow component: refused by the server's compile check, nothing stored.
+    let (status, refused) = support::platform::http_bytes(
+        platform.api,
+        "PUT",
+        &format!("/rest/sip/app/{app_id}/component"),
+        &headers,
+        Some("application/wasm"),
+        &[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00, 0xff, 0xff],
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    let wasm = opentact_guest_artifacts::bytes("hello");
+    let (status, deployed) = support::platform::http_bytes(
+        platform.api,
+        "PUT",
+        &format!("/rest/sip/app/{app_id}/component"),
+        &headers,
+        Some("application/wasm"),
+        &wasm,
+    )
+    .await;
+    assert_eq!(status, 201, "{deployed}");
+    // Point the sample number at it.
+    let (_, leases) = http(platform.api, "GET", "/rest/lease/tn", &headers, None).await;
+    let lease = leases["payload"]["data"][0]["uuid"].as_str().expect("the sample lease").to_owned();
+    let (status, patched) = http(
+        platform.api,
+        "PATCH",
+        &format!("/rest/lease/tn/{lease}"),
+        &headers,
+        Some(&json!({"sip_control_app": app_id})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("caller.xml");
+    std::fs::write(&scenario, support::sipp::caller_awaiting_bye()).expect("write");
+    let mut command = support::platform::sipp();
+    command
+        .args(["-sf", scenario.to_str().expect("utf-8"), "-s", "12025550100", "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "20s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let (code, output) = support::platform::run_sipp(command, std::time::Duration::from_secs(40)).await;
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+    let events =
+        platform.wait_for_event(std::time::Duration::from_secs(5), |e| e["type"] == "call.hangup").await;
+    assert!(
+        events.iter().any(|e| e["verb"] == "say" && e["detail"]["text"] == "hello"),
+        "the uploaded component ran: {events:#?}"
+    );
+    assert!(platform.log().contains("component compiled"), "compiled once, at upload");
+}

@@ -145,19 +145,32 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: Option<&Value>,
 ) -> (u16, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let content_type = if body.is_empty() { None } else { Some("application/json") };
+    http_bytes(api, method, path, headers, content_type, body.as_bytes()).await
+}
+
+/// One HTTP/1.1 request with a raw body of `content_type`.
+pub async fn http_bytes(
+    api: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
-    if !body.is_empty() {
-        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    if let Some(content_type) = content_type {
+        request.push_str(&format!("Content-Type: {content_type}\r\n"));
     }
-    request.push_str("\r\n");
-    request.push_str(&body);
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     let mut stream = tokio::net::TcpStream::connect(api).await.expect("connect to the API");
     stream.write_all(request.as_bytes()).await.expect("send");
+    stream.write_all(body).await.expect("send the body");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read");
     let text = String::from_utf8_lossy(&response);

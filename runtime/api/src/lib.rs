@@ -25,4 +25,4 @@ pub mod state;
 pub use auth::AuthAccount;
 pub use error::ApiError;
 pub use routes::router;
-pub use state::{ApiConfig, ApiState, JwtSecret};
+pub use state::{ApiConfig, ApiState, ComponentCheck, JwtSecret};

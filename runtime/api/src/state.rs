@@ -58,6 +58,13 @@ impl fmt::Debug for JwtSecret {
     }
 }
 
+/// Checks an uploaded component before it is stored: the server compiles and links it against
+/// the flow world (this crate stays free of the Wasm engine).
+pub trait ComponentCheck: Send + Sync {
+    /// `Err` with a message for the uploader.
+    fn check(&self, bytes: &[u8]) -> Result<(), String>;
+}
+
 /// Shared by every request; cheap to clone.
 #[derive(Clone)]
 pub struct ApiState {
@@ -65,11 +72,19 @@ pub struct ApiState {
     pub repo: Arc<dyn Repository>,
     pub jwt_secret: JwtSecret,
     pub config: Arc<ApiConfig>,
+    /// Run on every component upload, when set.
+    pub component_check: Option<Arc<dyn ComponentCheck>>,
 }
 
 impl ApiState {
     pub fn new(repo: Arc<dyn Repository>, jwt_secret: JwtSecret, config: ApiConfig) -> Self {
-        ApiState { repo, jwt_secret, config: Arc::new(config) }
+        ApiState { repo, jwt_secret, config: Arc::new(config), component_check: None }
+    }
+
+    /// Check uploaded components with `check`.
+    pub fn with_component_check(mut self, check: Arc<dyn ComponentCheck>) -> Self {
+        self.component_check = Some(check);
+        self
     }
 }
 

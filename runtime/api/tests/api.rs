@@ -118,6 +118,7 @@ api_test!(
     telecom_lookup,
     paging,
     cross_account_isolation,
+    sip_apps,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1087,5 +1088,121 @@ async fn cross_account_isolation(c: Ctx) -> anyhow::Result<()> {
         "{profile}"
     );
     c.get("/rest/token/list", &a_plain).await?.ok(StatusCode::OK)?;
+    Ok(())
+}
+
+/// Refuses components whose bytes contain "bad": stands in for the server's compile check.
+struct FakeCheck;
+
+impl opentact_api::ComponentCheck for FakeCheck {
+    fn check(&self, bytes: &[u8]) -> Result<(), String> {
+        if bytes.windows(3).any(|w| w == b"bad") {
+            Err("does not implement the flow world".to_owned())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+async fn sip_apps(c: Ctx) -> anyhow::Result<()> {
+    let (_, jwt) = c.signup("apps@example.test").await?;
+    let (_, other) = c.signup("other-apps@example.test").await?;
+
+    let bad: &[(Value, &[&str])] = &[
+        (json!({"xml": "<Response/>"}), &["name: is required"]),
+        (json!({"name": "a"}), &["mode: give one of"]),
+        (json!({"name": "a", "xml": "<Response/>", "control": "async"}), &["mode: give one of"]),
+        (
+            json!({"name": "a", "xml": "<Response>\n  <Sayy>hi</Sayy>\n</Response>"}),
+            &["xml: line 2, column 3: unknown element <Sayy>"],
+        ),
+        (json!({"name": "a", "webhook_url": "ftp://x"}), &["webhook_url: must be an http(s) URL"]),
+        (
+            json!({"name": "a", "webhook_url": "https://x.test/h", "webhook_method": "PUT"}),
+            &["webhook_method"],
+        ),
+        (json!({"name": "a", "control": "sync"}), &["control:"]),
+        (
+            json!({"name": "a", "component": true, "max_call_length_min": 0}),
+            &["max_call_length_min: 1 to 1440"],
+        ),
+    ];
+    for (body, needles) in bad {
+        c.post("/rest/sip/app", &jwt, body.clone())
+            .await?
+            .err(StatusCode::UNPROCESSABLE_ENTITY, needles)
+            .with_context(|| body.to_string())?;
+    }
+
+    let created = c
+        .post(
+            "/rest/sip/app",
+            &jwt,
+            json!({"name": "IVR", "xml": "<Response><Say>Hi</Say><Hangup/></Response>"}),
+        )
+        .await?;
+    let app = created.ok(StatusCode::CREATED)?.clone();
+    ensure!(app["mode"] == "xml" && app["document"].is_string() && app["auto_answer"] == true, "{app}");
+    let id = str_of(&app, "uuid")?.to_owned();
+    let uri = format!("/rest/sip/app/{id}");
+    ensure!(c.get("/rest/sip/app", &jwt).await?.ok(StatusCode::OK)?["total"] == 1);
+    let patched = c
+        .patch(&uri, &jwt, json!({"webhook_url": "https://hooks.example.test/flow", "webhook_method": "GET"}))
+        .await?;
+    let patched = patched.ok(StatusCode::OK)?;
+    ensure!(patched["mode"] == "webhook" && patched["method"] == "GET", "{patched}");
+    c.patch(&uri, &jwt, json!({})).await?.err(StatusCode::UNPROCESSABLE_ENTITY, &["nothing to change"])?;
+
+    // Another account sees none of it.
+    c.get(&uri, &other).await?.err(StatusCode::NOT_FOUND, &[])?;
+    c.patch(&uri, &other, json!({"name": "mine"})).await?.err(StatusCode::NOT_FOUND, &[])?;
+    c.delete(&uri, &other).await?.err(StatusCode::NOT_FOUND, &[])?;
+    c.get(&format!("{uri}/component"), &other).await?.err(StatusCode::NOT_FOUND, &[])?;
+
+    // Components: application/wasm, the component-model header, then the server's check.
+    let component = |bytes: &[u8], ct: &str, token: &str| {
+        Ctx::request("PUT", &format!("{uri}/component"), Auth::Bearer(token))
+            .header(header::CONTENT_TYPE, ct)
+            .body(Body::from(bytes.to_vec()))
+    };
+    let mut wasm = vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+    wasm.extend_from_slice(b"component body");
+    c.send(component(&wasm, "application/wasm", &other)?).await?.err(StatusCode::NOT_FOUND, &[])?;
+    c.send(component(&wasm, "application/json", &jwt)?)
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["must be application/wasm"])?;
+    c.send(component(&[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], "application/wasm", &jwt)?)
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["core WebAssembly module", "wasm32-wasip2"])?;
+    c.send(component(b"hello", "application/wasm", &jwt)?)
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["not WebAssembly"])?;
+    let stored = c.send(component(&wasm, "application/wasm", &jwt)?).await?;
+    let stored = stored.ok(StatusCode::CREATED)?;
+    ensure!(
+        stored["version"]["version"] == 1 && stored["app"]["current_component"] == stored["version"]["uuid"],
+        "{stored}"
+    );
+    let versions = c.get(&format!("{uri}/component"), &jwt).await?;
+    ensure!(versions.ok(StatusCode::OK)?.as_array().map(Vec::len) == Some(1), "{versions:?}");
+
+    // With the server's check plugged in, what it refuses is not stored.
+    let checked = router(
+        ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
+            .with_component_check(Arc::new(FakeCheck)),
+    );
+    let checked = Ctx { app: checked, store: c.store.clone(), secret: c.secret.clone() };
+    let mut refused = wasm.clone();
+    refused.extend_from_slice(b"bad");
+    checked
+        .send(component(&refused, "application/wasm", &jwt)?)
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["component: does not implement the flow world"])?;
+    let versions = c.get(&format!("{uri}/component"), &jwt).await?;
+    ensure!(versions.ok(StatusCode::OK)?.as_array().map(Vec::len) == Some(1), "{versions:?}");
+
+    let deleted = c.delete(&uri, &jwt).await?;
+    ensure!(deleted.ok(StatusCode::OK)?["deleted"] == true);
+    c.get(&uri, &jwt).await?.err(StatusCode::NOT_FOUND, &[])?;
     Ok(())
 }

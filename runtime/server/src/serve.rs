@@ -72,6 +72,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let webhook_timeout_ms = flows.http.timeout_ms;
     let host = Arc::new(opentact_flows::FlowHost::new(flows).context("starting the flow host")?);
+    let router_host = host.clone();
     let xml_guest =
         host.load_component(opentact_guest_artifacts::XML_GUEST).context("loading the built-in XML guest")?;
     info!(data_dir = %data_dir.display(), "flow host ready with the built-in XML guest");
@@ -157,7 +158,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Arc::new(store.clone()),
         jwt_secret(&key_file)?,
         opentact_api::ApiConfig { jwt_ttl_secs: config.api.jwt_ttl_secs },
-    );
+    )
+    .with_component_check(Arc::new(FlowHostCheck(router_host)));
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("starting the REST API on {}", config.api.listen))?;
@@ -199,4 +201,17 @@ fn jwt_secret(path: &std::path::Path) -> anyhow::Result<opentact_api::JwtSecret>
         Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
     };
     opentact_api::JwtSecret::new(bytes).with_context(|| format!("the JWT key in {}", path.display()))
+}
+
+/// Uploaded components are compiled and linked against the flow world before they are stored
+/// (and land in the component cache, so the first call does not compile).
+struct FlowHostCheck(Arc<opentact_flows::FlowHost>);
+
+impl opentact_api::ComponentCheck for FlowHostCheck {
+    fn check(&self, bytes: &[u8]) -> Result<(), String> {
+        // Compiling takes CPU for a while: let the runtime move other work off this thread.
+        tokio::task::block_in_place(|| self.0.load_component(bytes))
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    }
 }

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use crate::error::ApiError;
 use crate::state::ApiState;
 
+pub mod app;
 pub mod auth;
 pub mod lease;
 pub mod lookup;
@@ -23,6 +24,7 @@ pub mod token;
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(auth::routes())
+        .merge(app::routes())
         .merge(token::routes())
         .merge(numbers::routes())
         .merge(lease::routes())

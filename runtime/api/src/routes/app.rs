@@ -1,0 +1,283 @@
+//! SIP Control Apps: `GET/POST /rest/sip/app`, `GET/PATCH/DELETE /rest/sip/app/{uuid}`, and
+//! the app's Wasm component: `PUT /rest/sip/app/{uuid}/component` (body `application/wasm`),
+//! `GET /rest/sip/app/{uuid}/component` (its versions).
+//!
+//! An app runs in exactly one mode: hosted `xml` (validated by the dialect's own parser — an
+//! invalid document is refused with each error's line and column), a webhook
+//! (`webhook_url` + `webhook_method` + `webhook_request_timeout`), `control: "async"`, or
+//! `component: true` (the uploaded component; a new upload is deployed at once).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use opentact_store::{
+    AppMode, ComponentVersion, NewSipControlApp, ObjectKind, SipControlApp, SipControlAppPatch, WebhookMethod,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthAccount;
+use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload};
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+/// Longest app name, in characters.
+pub const MAX_APP_NAME: usize = 100;
+/// Largest hosted XML document, bytes.
+pub const MAX_XML_BYTES: usize = 256 * 1024;
+/// Largest uploaded component, bytes.
+pub const MAX_COMPONENT_BYTES: usize = 10 * 1024 * 1024;
+/// Longest call an app may allow, minutes (24 h).
+pub const MAX_CALL_LENGTH_MIN: i32 = 1440;
+/// Longest webhook timeout, ms.
+pub const MAX_WEBHOOK_TIMEOUT_MS: i64 = 30_000;
+/// The component-model binary header: magic, version 0x0d, layer 1.
+const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/rest/sip/app", get(list).post(create))
+        .route("/rest/sip/app/{uuid}", get(get_one).patch(update).delete(remove))
+        .route(
+            "/rest/sip/app/{uuid}/component",
+            get(versions).put(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES + 1)),
+        )
+}
+
+/// The mode fields of a create or update body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppBody {
+    pub name: Option<String>,
+    pub xml: Option<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_method: Option<String>,
+    pub webhook_request_timeout: Option<i64>,
+    pub control: Option<String>,
+    pub component: Option<bool>,
+    pub auto_answer: Option<bool>,
+    pub max_call_length_min: Option<i32>,
+    pub event_url: Option<Option<String>>,
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_APP_NAME {
+        return Err(ApiError::invalid("name", format!("must be 1 to {MAX_APP_NAME} characters")));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_url(field: &str, url: &str) -> Result<String, ApiError> {
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= 2048
+        && !url.contains(' ');
+    if !ok {
+        return Err(ApiError::invalid(field, "must be an http(s) URL of at most 2048 characters"));
+    }
+    Ok(url.to_owned())
+}
+
+/// The mode the body asks for, if any; more than one is an error.
+fn mode_of(body: &AppBody) -> Result<Option<AppMode>, ApiError> {
+    let chosen = [
+        body.xml.is_some(),
+        body.webhook_url.is_some(),
+        body.control.is_some(),
+        body.component == Some(true),
+    ]
+    .iter()
+    .filter(|set| **set)
+    .count();
+    if chosen > 1 {
+        return Err(ApiError::invalid(
+            "mode",
+            "give one of xml, webhook_url, control: \"async\" or component: true",
+        ));
+    }
+    if let Some(xml) = &body.xml {
+        if xml.len() > MAX_XML_BYTES {
+            return Err(ApiError::invalid("xml", format!("at most {MAX_XML_BYTES} bytes")));
+        }
+        // The same parser the XML guest runs: what is accepted here runs on calls.
+        if let Err(errors) = opentact_xml::parse(xml) {
+            return Err(ApiError::invalid("xml", errors.to_string()));
+        }
+        return Ok(Some(AppMode::Xml { document: xml.clone() }));
+    }
+    if let Some(url) = &body.webhook_url {
+        let method = match body.webhook_method.as_deref().unwrap_or("POST").to_ascii_uppercase().as_str() {
+            "GET" => WebhookMethod::Get,
+            "POST" => WebhookMethod::Post,
+            other => return Err(ApiError::invalid("webhook_method", format!("{other:?}: GET or POST"))),
+        };
+        let timeout_ms = body.webhook_request_timeout.unwrap_or(10_000);
+        if !(100..=MAX_WEBHOOK_TIMEOUT_MS).contains(&timeout_ms) {
+            return Err(ApiError::invalid(
+                "webhook_request_timeout",
+                format!("100 to {MAX_WEBHOOK_TIMEOUT_MS} ms"),
+            ));
+        }
+        return Ok(Some(AppMode::Webhook { url: check_url("webhook_url", url)?, method, timeout_ms }));
+    }
+    if let Some(control) = &body.control {
+        if control != "async" {
+            return Err(ApiError::invalid("control", format!("{control:?}: the only value is \"async\"")));
+        }
+        return Ok(Some(AppMode::Async));
+    }
+    if body.component == Some(true) {
+        return Ok(Some(AppMode::Component));
+    }
+    Ok(None)
+}
+
+fn check_length(minutes: i32) -> Result<i32, ApiError> {
+    if !(1..=MAX_CALL_LENGTH_MIN).contains(&minutes) {
+        return Err(ApiError::invalid("max_call_length_min", format!("1 to {MAX_CALL_LENGTH_MIN}")));
+    }
+    Ok(minutes)
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Payload<Page<SipControlApp>>, ApiError> {
+    Ok(Payload(state.repo.list_apps(auth.account, paging.params()?).await?))
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiJson(body): ApiJson<AppBody>,
+) -> Result<Created<SipControlApp>, ApiError> {
+    let name = check_name(body.name.as_deref().ok_or_else(|| ApiError::invalid("name", "is required"))?)?;
+    let mode = mode_of(&body)?.ok_or_else(|| {
+        ApiError::invalid("mode", "give one of xml, webhook_url, control: \"async\" or component: true")
+    })?;
+    let event_url = match body.event_url.flatten() {
+        Some(url) => Some(check_url("event_url", &url)?),
+        None => None,
+    };
+    let new = NewSipControlApp {
+        name,
+        mode,
+        auto_answer: body.auto_answer.unwrap_or(true),
+        max_call_length_min: check_length(body.max_call_length_min.unwrap_or(240))?,
+        event_url,
+    };
+    Ok(Created(state.repo.create_app(auth.account, new).await?))
+}
+
+async fn get_one(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+) -> Result<Payload<SipControlApp>, ApiError> {
+    match state.repo.get_app(auth.account, id).await? {
+        Some(app) => Ok(Payload(app)),
+        None => Err(ApiError::not_found(ObjectKind::SipControlApp, id)),
+    }
+}
+
+async fn update(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<AppBody>,
+) -> Result<Payload<SipControlApp>, ApiError> {
+    let event_url = match body.event_url.clone() {
+        Some(Some(url)) => Some(Some(check_url("event_url", &url)?)),
+        other => other,
+    };
+    let patch = SipControlAppPatch {
+        name: body.name.as_deref().map(check_name).transpose()?,
+        mode: mode_of(&body)?,
+        auto_answer: body.auto_answer,
+        max_call_length_min: body.max_call_length_min.map(check_length).transpose()?,
+        event_url,
+    };
+    let empty = patch.name.is_none()
+        && patch.mode.is_none()
+        && patch.auto_answer.is_none()
+        && patch.max_call_length_min.is_none()
+        && patch.event_url.is_none();
+    if empty {
+        return Err(ApiError::invalid("body", "nothing to change"));
+    }
+    Ok(Payload(state.repo.update_app(auth.account, id, patch).await?))
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeletedApp {
+    pub uuid: uuid::Uuid,
+    pub deleted: bool,
+}
+
+async fn remove(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+) -> Result<Payload<DeletedApp>, ApiError> {
+    state.repo.delete_app(auth.account, id).await?;
+    Ok(Payload(DeletedApp { uuid: id, deleted: true }))
+}
+
+async fn versions(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+) -> Result<Payload<Vec<ComponentVersion>>, ApiError> {
+    if state.repo.get_app(auth.account, id).await?.is_none() {
+        return Err(ApiError::not_found(ObjectKind::SipControlApp, id));
+    }
+    Ok(Payload(state.repo.list_component_versions(auth.account, id).await?))
+}
+
+/// What an upload answers: the stored version, now the app's current component.
+#[derive(Debug, Serialize)]
+pub struct Deployed {
+    pub version: ComponentVersion,
+    pub app: SipControlApp,
+}
+
+async fn upload(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Created<Deployed>, ApiError> {
+    if state.repo.get_app(auth.account, id).await?.is_none() {
+        return Err(ApiError::not_found(ObjectKind::SipControlApp, id));
+    }
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.trim().eq_ignore_ascii_case("application/wasm") {
+        return Err(ApiError::invalid(
+            "Content-Type",
+            format!("must be application/wasm (got {content_type:?})"),
+        ));
+    }
+    if body.len() > MAX_COMPONENT_BYTES {
+        return Err(ApiError::BodyTooLarge { limit: MAX_COMPONENT_BYTES });
+    }
+    if !body.starts_with(&COMPONENT_HEADER) {
+        let what = if body.starts_with(b"\0asm") {
+            "a core WebAssembly module, not a component: build for wasm32-wasip2"
+        } else {
+            "not WebAssembly"
+        };
+        return Err(ApiError::invalid("component", what));
+    }
+    // The flow host compiles and links it against the flow world (the server plugs it in).
+    if let Some(check) = &state.component_check
+        && let Err(reason) = check.check(&body)
+    {
+        return Err(ApiError::invalid("component", reason));
+    }
+    let version = state.repo.add_component_version(auth.account, id, &body).await?;
+    let app = state.repo.set_current_component(auth.account, id, version.uuid).await?;
+    Ok(Created(Deployed { version, app }))
+}
