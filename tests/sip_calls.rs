@@ -283,18 +283,9 @@ async fn a_recording_of_the_callers_audio_is_kept_and_played_back() {
         .map(|entry| entry.expect("entry").path())
         .find(|path| path.extension().is_some_and(|ext| ext == "wav"))
         .expect("a WAV recording");
-    let stat = std::process::Command::new("sox").arg(&wav).args(["-n", "stat"]).output().expect("sox");
-    let report = String::from_utf8_lossy(&stat.stderr);
-    let field = |name: &str| -> f64 {
-        report
-            .lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.rsplit(':').next())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in sox's report:\n{report}"))
-    };
-    assert!((2.8..=3.2).contains(&field("Length (seconds)")), "{report}");
-    assert!(field("RMS     amplitude") > 0.01, "the caller's voice, not silence:\n{report}");
+    let (seconds, rms) = support::platform::sox_length_and_rms(&wav);
+    assert!((2.8..=3.2).contains(&seconds), "maxLength bounds the file: {seconds} s");
+    assert!(rms > 0.01, "the caller's voice, not silence: RMS {rms}");
 }
 
 /// The caller answers two re-INVITEs: hold (our offer must be sendonly), then resume (sendrecv).

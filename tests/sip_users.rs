@@ -214,20 +214,9 @@ async fn a_registered_baresip_user_is_dialled_and_records_the_callers_audio() {
                 std::fs::read_dir(phone.path()).map(|d| d.map(|e| e.map(|e| e.path())).collect::<Vec<_>>())
             )
         });
-    let stat = std::process::Command::new("sox").arg(&recording).args(["-n", "stat"]).output().expect("sox");
-    let report = String::from_utf8_lossy(&stat.stderr);
-    let value = |name: &str| -> f64 {
-        report
-            .lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.rsplit(':').next())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in sox's report:\n{report}"))
-    };
-    let seconds = value("Length (seconds)");
-    let rms = value("RMS     amplitude");
-    assert!((5.0..=12.0).contains(&seconds), "about the 8 s prompt: {seconds} s\n{report}");
-    assert!(rms > 0.01, "not silence: RMS {rms}\n{report}");
+    let (seconds, rms) = support::platform::sox_length_and_rms(&recording);
+    assert!((5.0..=12.0).contains(&seconds), "about the 8 s prompt: {seconds} s");
+    assert!(rms > 0.01, "not silence: RMS {rms}");
 }
 
 /// A trunk's caller to `user@acme.sip.opentact.local`: INVITE, ACK, talk 2 s, BYE.

@@ -178,3 +178,19 @@ pub async fn http_bytes(
     let json = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
     (status, serde_json::from_str(json).unwrap_or(Value::Null))
 }
+
+/// `sox <wav> -n stat`: (length in seconds, RMS amplitude 0..1).
+pub fn sox_length_and_rms(wav: &std::path::Path) -> (f64, f64) {
+    let stat =
+        std::process::Command::new("sox").arg(wav).args(["-n", "stat"]).output().expect("sox is installed");
+    let report = String::from_utf8_lossy(&stat.stderr);
+    let field = |name: &str| -> f64 {
+        report
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(':').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in sox's report:\n{report}"))
+    };
+    (field("Length (seconds)"), field("RMS     amplitude"))
+}

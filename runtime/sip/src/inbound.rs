@@ -316,15 +316,10 @@ impl IncomingCall {
         self.ensure_live()?;
         // A new offer waits for the ACK of the answer (RFC 3261 §14.1): right after answering,
         // the dialog is not confirmed yet.
-        let mut state = self.state.clone();
-        let confirmed = tokio::time::timeout(ACK_WAIT, async {
-            state.wait_for(|s| !matches!(s, LegState::Early)).await.map(|s| *s)
-        })
-        .await;
-        match confirmed {
-            Ok(Ok(LegState::Confirmed)) => {}
-            Ok(Ok(LegState::Ended(_))) | Ok(Err(_)) => return Err(SipError::DialogEnded),
-            _ => return Err(SipError::Stack("the answer was never acknowledged".to_owned())),
+        match self.past_answer().await {
+            LegState::Confirmed => {}
+            LegState::Ended(_) => return Err(SipError::DialogEnded),
+            LegState::Early => return Err(SipError::Stack("the answer was never acknowledged".to_owned())),
         }
         let headers = vec![Header::ContentType("application/sdp".into())];
         let response = self.dialog.reinvite(Some(headers), Some(sdp.into_bytes())).await?;
@@ -336,6 +331,22 @@ impl IncomingCall {
                 Err(SipError::Stack(format!("re-INVITE answered {}", response.status_code.code())))
             }
             None => Err(SipError::Stack("re-INVITE outside a confirmed dialog".to_owned())),
+        }
+    }
+
+    /// Wait (at most [`ACK_WAIT`]) until the leg leaves `Early`: the ACK of our answer arrived
+    /// (`Confirmed`) or the leg ended; `Early` when neither happened in time.
+    async fn past_answer(&self) -> LegState {
+        let mut state = self.state.clone();
+        let waited = tokio::time::timeout(ACK_WAIT, async {
+            state.wait_for(|s| !matches!(s, LegState::Early)).await.map(|s| *s)
+        })
+        .await;
+        match waited {
+            Ok(Ok(reached)) => reached,
+            // The watcher is gone: the dialog no longer exists.
+            Ok(Err(_)) => LegState::Ended(LegEnd::Local),
+            Err(_) => LegState::Early,
         }
     }
 
@@ -353,12 +364,7 @@ impl IncomingCall {
         }
         // RFC 3261 §15: no BYE before the ACK of our 2xx (or its transaction's timeout) — a
         // flow that answers and ends at once must not race the caller's ACK.
-        let mut state = self.state.clone();
-        let _ = tokio::time::timeout(ACK_WAIT, async {
-            state.wait_for(|s| !matches!(s, LegState::Early)).await.map(|s| *s)
-        })
-        .await;
-        if matches!(*self.state.borrow(), LegState::Ended(_)) {
+        if matches!(self.past_answer().await, LegState::Ended(_)) {
             return Ok(());
         }
         self.dialog.bye().await?;
