@@ -11,7 +11,7 @@
 //! Each fetch is bounded in time ([`FetchPolicy::timeout`], for the whole exchange including
 //! redirects) and size ([`FetchPolicy::max_bytes`]); the decoded audio is cached by URL.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,11 +20,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper::header::{CONTENT_LENGTH, HOST, LOCATION, USER_AGENT};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use opentact_egress::{ConnectError, is_public};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use url::{Host, Url};
 
 use crate::audio::AudioError;
@@ -197,7 +195,6 @@ pub enum FetchError {
 #[derive(Debug)]
 pub struct AudioFetcher {
     policy: FetchPolicy,
-    tls: Arc<ClientConfig>,
     cache: AudioCache<String>,
 }
 
@@ -212,23 +209,10 @@ impl Drop for AbortOnDrop {
 }
 
 impl AudioFetcher {
-    /// A fetcher with `policy`, trusting the Mozilla root certificates (webpki-roots) so that
+    /// A fetcher with `policy`. TLS trusts the Mozilla root certificates (webpki-roots), so
     /// the result does not depend on the host's certificate store.
     pub fn new(policy: FetchPolicy) -> Self {
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Self {
-            policy,
-            tls: Arc::new(config),
-            cache: AudioCache::new(MEMORY_CACHE_ENTRIES, MEMORY_CACHE_SAMPLES),
-        }
+        Self { policy, cache: AudioCache::new(MEMORY_CACHE_ENTRIES, MEMORY_CACHE_SAMPLES) }
     }
 
     /// The policy this fetcher applies.
@@ -294,14 +278,9 @@ impl AudioFetcher {
             Host::Ipv4(ip) => ip.to_string(),
             Host::Ipv6(ip) => ip.to_string(),
         };
-        let addresses: Vec<SocketAddr> = match host {
-            Host::Ipv4(ip) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
-            Host::Ipv6(ip) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
-            Host::Domain(name) => tokio::net::lookup_host((name, port))
-                .await
-                .map_err(|source| FetchError::Resolve { host: host_name.clone(), source })?
-                .collect(),
-        };
+        let addresses = opentact_egress::resolve(&host_name, port)
+            .await
+            .map_err(|source| FetchError::Resolve { host: host_name.clone(), source })?;
         if addresses.is_empty() {
             return Err(FetchError::Resolve {
                 host: host_name,
@@ -315,35 +294,19 @@ impl AudioFetcher {
             // addresses is exactly what a rebinding attack looks like.
             return Err(FetchError::Refused { url: url.to_string(), host: host_name, address });
         }
-        let mut last_error = None;
-        let mut stream = None;
-        for address in &addresses {
-            match TcpStream::connect(address).await {
-                Ok(connected) => {
-                    stream = Some(connected);
-                    break;
-                }
-                Err(error) => last_error = Some((*address, error)),
-            }
-        }
-        let stream = match (stream, last_error) {
-            (Some(stream), _) => stream,
-            (None, Some((address, source))) => {
-                return Err(FetchError::Connect { url: url.to_string(), address, source });
-            }
-            (None, None) => unreachable!("addresses is not empty"),
-        };
-        let _ = stream.set_nodelay(true);
-        if https {
-            let server_name = match url.host() {
-                Some(Host::Ipv4(ip)) => ServerName::IpAddress(IpAddr::V4(ip).into()),
-                Some(Host::Ipv6(ip)) => ServerName::IpAddress(IpAddr::V6(ip).into()),
-                _ => ServerName::try_from(host_name.clone()).map_err(|error| FetchError::Tls {
-                    host: host_name.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidInput, error),
-                })?,
+        // Only the checked addresses are dialled (the whole fetch is bounded by the caller's
+        // timeout; this one only keeps the error precise).
+        let stream = opentact_egress::connect(&addresses, self.policy.timeout).await.map_err(|error| {
+            let (address, source) = match error {
+                ConnectError::Failed { address, source } => (address, source),
+                other => (addresses[0], std::io::Error::new(std::io::ErrorKind::TimedOut, other.to_string())),
             };
-            let tls = TlsConnector::from(self.tls.clone())
+            FetchError::Connect { url: url.to_string(), address, source }
+        })?;
+        if https {
+            let (config, server_name) = opentact_egress::tls(&host_name)
+                .map_err(|source| FetchError::Tls { host: host_name.clone(), source })?;
+            let tls = TlsConnector::from(config)
                 .connect(server_name, stream)
                 .await
                 .map_err(|source| FetchError::Tls { host: host_name, source })?;
@@ -418,101 +381,9 @@ enum Fetched {
     Redirect(u16, Option<String>),
 }
 
-/// Whether `ip` is a public unicast address, i.e. not loopback, private (RFC 1918, unique
-/// local), link-local, shared (CGNAT), unspecified, broadcast, multicast, documentation,
-/// benchmarking or reserved — nor an IPv6 form that embeds one of those IPv4 addresses.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(ip) => is_public_v4(ip),
-        IpAddr::V6(ip) => is_public_v6(ip),
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    !(ip.is_private()
-        || ip.is_loopback()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0 // "this network"
-        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT), RFC 6598
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking, RFC 2544
-        || a >= 240) // reserved
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let segments = ip.segments();
-    let embedded_v4 = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_public_v4(v4);
-    }
-    if segments[0] == 0x0064 && segments[1] == 0xff9b && segments[2..6] == [0; 4] {
-        // NAT64: the gateway would connect to the embedded IPv4 address.
-        return is_public_v4(embedded_v4(segments[6], segments[7]));
-    }
-    if segments[0] == 0x2002 {
-        // 6to4 carries its IPv4 relay address in bits 16..48.
-        return is_public_v4(embedded_v4(segments[1], segments[2]));
-    }
-    !(ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || segments[..6] == [0; 6] // deprecated IPv4-compatible addresses, ::/96
-        || (segments[0] & 0xfe00) == 0xfc00 // unique local, fc00::/7
-        || (segments[0] & 0xffc0) == 0xfe80 // link-local, fe80::/10
-        || (segments[0] & 0xffc0) == 0xfec0 // site-local (deprecated), fec0::/10
-        || (segments[0] == 0x2001 && segments[1] == 0x0db8)) // documentation
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn non_public_addresses_are_recognised() {
-        for refused in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "172.31.255.255",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "0.1.2.3",
-            "100.64.0.1",
-            "255.255.255.255",
-            "224.0.0.1",
-            "240.0.0.1",
-            "::1",
-            "::",
-            "fe80::1",
-            "fc00::1",
-            "fd12:3456::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-            "::127.0.0.1",
-            "64:ff9b::a9fe:a9fe",
-            "2002:c0a8:0101::1",
-            "ff02::1",
-        ] {
-            assert!(!is_public(refused.parse().unwrap()), "{refused} counted as public");
-        }
-        for allowed in [
-            "8.8.8.8",
-            "1.1.1.1",
-            "172.32.0.1",
-            "100.128.0.1",
-            "2001:4860:4860::8888",
-            "::ffff:8.8.8.8",
-            "64:ff9b::808:808",
-        ] {
-            assert!(is_public(allowed.parse().unwrap()), "{allowed} counted as private");
-        }
-    }
 
     #[tokio::test]
     async fn bad_urls_are_refused_before_any_connection() {

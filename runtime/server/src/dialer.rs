@@ -32,7 +32,7 @@ impl std::fmt::Debug for ServerDialer {
 }
 
 fn is_private(ip: IpAddr) -> bool {
-    opentact_flows::is_non_public(ip)
+    opentact_egress::is_non_public(ip)
 }
 
 #[async_trait]
