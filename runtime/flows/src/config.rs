@@ -16,6 +16,9 @@ pub struct HostConfig {
     /// CPU a flow may use between two call-control requests, ms (default 200). A flow that
     /// computes longer without waiting on its call is stopped.
     pub cpu_budget_ms: u32,
+    /// CPU a flow may use over its whole call, ms (default 30 000). Bounds a flow that
+    /// alternates computation with waits that return at once.
+    pub cpu_total_ms: u32,
     /// Longest a flow may run, seconds (default 4 h).
     pub max_call_length_s: u32,
     /// Bytes of a flow's stdout/stderr forwarded to the log (default 64 KiB); the rest is
@@ -33,6 +36,7 @@ impl Default for HostConfig {
             max_concurrent_calls: 1000,
             max_memory_mib: 64,
             cpu_budget_ms: 200,
+            cpu_total_ms: 30_000,
             max_call_length_s: 4 * 3600,
             max_log_bytes: 64 * 1024,
             cache_dir: None,

@@ -23,7 +23,7 @@ use crate::context::CallContext;
 use crate::error::HostError;
 use crate::http::{CompiledPolicy, PolicyHooks};
 use crate::imports::{self, FlowPre};
-use crate::state::{CpuMeter, FixedStartClock, FlowCtx, FlowState, Limiter, LogSink, LogStream};
+use crate::state::{CpuExceeded, CpuMeter, FixedStartClock, FlowCtx, FlowState, Limiter, LogSink, LogStream};
 
 /// Largest component accepted, bytes.
 pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
@@ -150,6 +150,11 @@ fn engine(config: &HostConfig) -> Result<Engine, HostError> {
         .memory_guard_size(MEMORY_GUARD)
         .memory_reservation_for_growth(0);
     Engine::new(&wasm).map_err(HostError::Engine)
+}
+
+/// A budget in ms as epoch ticks (at least one).
+fn ticks(budget_ms: u32) -> u32 {
+    (budget_ms / u32::try_from(EPOCH_TICK.as_millis()).unwrap_or(10)).max(1)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -307,10 +312,10 @@ impl FlowHost {
             },
             cpu: CpuMeter {
                 ticks: 0,
-                budget_ticks: (self.config.cpu_budget_ms
-                    / u32::try_from(EPOCH_TICK.as_millis()).unwrap_or(10))
-                .max(1),
-                exceeded: false,
+                budget_ticks: ticks(self.config.cpu_budget_ms),
+                total_ticks: 0,
+                total_budget_ticks: ticks(self.config.cpu_total_ms),
+                exceeded: None,
             },
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
@@ -326,13 +331,11 @@ impl FlowHost {
         // calls. The deadline is re-armed after the yield resumes (wasmtime 48 sets it after
         // the await), so time spent suspended is not charged; under contention a charged tick
         // may cover less than a full tick of computation, which makes the budget stricter,
-        // never looser. Every import of the flow world resets the count
-        // ([`FlowCtxView::host_call`]); WASI calls (clocks, output, polls) do not.
+        // never looser. The imports that wait on the call end the segment
+        // ([`FlowCtxView::waits_on_call`]); queries and WASI calls (clocks, output, polls) do
+        // not; the call's total is never reset (see [`CpuMeter`]).
         store.epoch_deadline_callback(|mut context| {
-            let cpu = &mut context.data_mut().cpu;
-            cpu.ticks += 1;
-            if cpu.ticks > cpu.budget_ticks {
-                cpu.exceeded = true;
+            if context.data_mut().cpu.charge_tick().is_err() {
                 return Ok(UpdateDeadline::Interrupt);
             }
             // Let other calls on this thread run between slices of a busy guest.
@@ -429,11 +432,20 @@ impl FlowHost {
     /// What a trap means, in words a flow author can act on.
     fn describe(&self, store: &Store<FlowState>, error: &wasmtime::Error) -> String {
         let state = store.data();
-        if state.cpu.exceeded {
-            return format!(
-                "the flow used more than its CPU budget of {} ms without waiting on the call",
-                self.config.cpu_budget_ms
-            );
+        match state.cpu.exceeded {
+            Some(CpuExceeded::Segment) => {
+                return format!(
+                    "the flow used more than its CPU budget of {} ms without waiting on the call",
+                    self.config.cpu_budget_ms
+                );
+            }
+            Some(CpuExceeded::Total) => {
+                return format!(
+                    "the flow used more than its total CPU budget of {} ms for the call",
+                    self.config.cpu_total_ms
+                );
+            }
+            None => {}
         }
         if state.limiter.memory_refused {
             return format!("the flow ran out of memory (limit {} MiB)", self.config.max_memory_mib);

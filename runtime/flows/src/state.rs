@@ -53,12 +53,55 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 }
 
-/// Epoch ticks of guest computation since the flow last called the host.
+/// Which CPU budget a flow ran out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CpuExceeded {
+    /// It computed longer than `cpu_budget_ms` without waiting on its call.
+    Segment,
+    /// It computed longer than `cpu_total_ms` over the whole call.
+    Total,
+}
+
+/// The guest's computation, counted in epoch ticks (see [`crate::host::EPOCH_TICK`]) charged
+/// by the epoch deadline callback while guest code runs.
+///
+/// Two budgets: a *segment* (computation since the flow last waited on its call — only imports
+/// that wait on the call or its commands end a segment, not cheap queries such as `state()` or
+/// `report()`, so polling the call while spinning does not escape the budget), and the *total*
+/// of the call. The first tick of each segment is not charged to the total: when a wait
+/// outlasts a tick, the callback fires once as soon as the guest runs again, although the
+/// guest has hardly computed; counting those would charge a long call for its waiting.
 #[derive(Debug, Default)]
 pub(crate) struct CpuMeter {
     pub(crate) ticks: u32,
     pub(crate) budget_ticks: u32,
-    pub(crate) exceeded: bool,
+    pub(crate) total_ticks: u32,
+    pub(crate) total_budget_ticks: u32,
+    pub(crate) exceeded: Option<CpuExceeded>,
+}
+
+impl CpuMeter {
+    /// Charge one tick; `Err` with the budget that ran out.
+    pub(crate) fn charge_tick(&mut self) -> Result<(), CpuExceeded> {
+        self.ticks += 1;
+        if self.ticks > 1 {
+            self.total_ticks += 1;
+        }
+        let exceeded = if self.ticks > self.budget_ticks {
+            Some(CpuExceeded::Segment)
+        } else if self.total_ticks > self.total_budget_ticks {
+            Some(CpuExceeded::Total)
+        } else {
+            None
+        };
+        match exceeded {
+            Some(which) => {
+                self.exceeded = Some(which);
+                Err(which)
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// What the flow world's imports work on: the call and its app's settings. They see nothing
@@ -70,16 +113,17 @@ pub(crate) struct FlowCtx {
     pub(crate) numbers: Arc<dyn NumberDirectory>,
 }
 
-/// The imports' view of a store: the call's [`FlowCtx`] and its CPU meter, which every import
-/// resets ([`FlowCtxView::host_call`]).
+/// The imports' view of a store: the call's [`FlowCtx`] and its CPU meter, whose segment the
+/// imports that wait on the call end ([`FlowCtxView::waits_on_call`]).
 pub(crate) struct FlowCtxView<'a> {
     pub(crate) ctx: &'a mut FlowCtx,
     pub(crate) cpu: &'a mut CpuMeter,
 }
 
 impl FlowCtxView<'_> {
-    /// A host call: the guest is waiting on the platform, so its CPU segment ends.
-    pub(crate) fn host_call(&mut self) {
+    /// The import waits on the call (media, gather, dial, the next command…): the guest's CPU
+    /// segment ends. Cheap queries do not call this.
+    pub(crate) fn waits_on_call(&mut self) {
         self.cpu.ticks = 0;
     }
 }

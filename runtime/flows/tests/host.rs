@@ -34,8 +34,13 @@ fn session(id: &str) -> (Arc<CallSession>, Arc<CollectingSink>) {
 }
 
 async fn run(host: &FlowHost, guest: &str) -> (FlowOutcome, Arc<CollectingSink>) {
+    run_as(host, guest, guest).await
+}
+
+/// Runs `guest` on a call with the id `call_id` (some test guests vary their behaviour by it).
+async fn run_as(host: &FlowHost, guest: &str, call_id: &str) -> (FlowOutcome, Arc<CollectingSink>) {
     let component = host.load_component(&opentact_guest_artifacts::bytes(guest)).expect("component loads");
-    let (session, sink) = session(guest);
+    let (session, sink) = session(call_id);
     (host.run_call(&component, CallContext::new(session, ControlMode::Component)).await, sink)
 }
 
@@ -74,9 +79,21 @@ async fn a_spinning_guest_is_stopped_and_other_calls_go_on() {
     let host = host();
     // One runtime thread: the hello call can only finish if the spinning guest yields.
     let (spin, hello) = tokio::join!(run(&host, "spin"), run(&host, "hello"));
-    assert!(failure(&spin.0).contains("CPU budget"), "{:?}", spin.0);
+    // The guest polls `state()` between slices: queries do not end its CPU segment.
+    assert!(failure(&spin.0).contains("CPU budget of 200 ms without waiting"), "{:?}", spin.0);
     assert_eq!(hung_up_with(&spin.1), Some(41));
     assert_eq!(hello.0, FlowOutcome::Completed);
+}
+
+#[tokio::test]
+async fn a_guest_spinning_between_instant_waits_is_stopped_by_its_total_budget() {
+    let host =
+        FlowHost::new(HostConfig { max_concurrent_calls: 4, cpu_total_ms: 300, ..HostConfig::default() })
+            .expect("host starts");
+    // 30 ms of computation, then a zero-length pause (which ends the segment), forever.
+    let (outcome, sink) = run_as(&host, "spin", "spin-pausing").await;
+    assert!(failure(&outcome).contains("total CPU budget of 300 ms"), "{outcome:?}");
+    assert_eq!(hung_up_with(&sink), Some(41));
 }
 
 #[tokio::test]

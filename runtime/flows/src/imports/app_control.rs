@@ -12,7 +12,6 @@ pub const MAX_COMMAND_WAIT_MS: u32 = 10 * 60 * 1000;
 
 impl Host for FlowCtxView<'_> {
     async fn mode(&mut self) -> WitMode {
-        self.host_call();
         match &self.ctx.mode {
             ControlMode::Xml(document) => WitMode::Xml(document.clone()),
             ControlMode::Webhook { url, method, timeout_ms } => WitMode::Webhook(Webhook {
@@ -31,7 +30,7 @@ impl Host for FlowCtxView<'_> {
     }
 
     async fn next_command(&mut self, timeout_ms: u32) -> Result<Option<String>, CallError> {
-        self.host_call();
+        self.waits_on_call();
         let wait = Duration::from_millis(u64::from(timeout_ms.min(MAX_COMMAND_WAIT_MS)));
         let Some(commands) = self.ctx.commands.as_mut() else {
             tokio::time::sleep(wait).await;

@@ -111,7 +111,6 @@ fn target_out(t: DialTarget) -> wit::DialTarget {
 
 impl Host for FlowCtxView<'_> {
     async fn info(&mut self) -> wit::CallInfo {
-        self.host_call();
         let info = self.ctx.session.info();
         wit::CallInfo {
             id: info.id,
@@ -130,17 +129,16 @@ impl Host for FlowCtxView<'_> {
     }
 
     async fn state(&mut self) -> wit::CallState {
-        self.host_call();
         state(self.ctx.session.state())
     }
 
     async fn answer(&mut self, delay_ms: u32) -> Result<(), wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         self.ctx.session.answer(delay_ms).await.map_err(error)
     }
 
     async fn hangup(&mut self, reason: wit::HangupReason) -> Result<(), wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         let reason = match reason {
             wit::HangupReason::Normal => m::HangupReason::Normal,
             wit::HangupReason::Busy => m::HangupReason::Busy,
@@ -150,27 +148,27 @@ impl Host for FlowCtxView<'_> {
     }
 
     async fn say(&mut self, request: wit::SayRequest) -> Result<(), wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         self.ctx.session.media(say(request)).await.map_err(error)
     }
 
     async fn play(&mut self, request: wit::PlayRequest) -> Result<(), wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         self.ctx.session.media(play(request)).await.map_err(error)
     }
 
     async fn tone(&mut self, request: wit::ToneRequest) -> Result<(), wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         self.ctx.session.media(tone(request)).await.map_err(error)
     }
 
     async fn pause(&mut self, length_ms: u32) -> Result<(), wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         self.ctx.session.media(Media::Silence(length_ms)).await.map_err(error)
     }
 
     async fn gather(&mut self, request: wit::GatherRequest) -> Result<wit::GatherResult, wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         let prompts = request
             .prompts
             .into_iter()
@@ -202,7 +200,7 @@ impl Host for FlowCtxView<'_> {
     }
 
     async fn record(&mut self, request: wit::RecordRequest) -> Result<wit::Recording, wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         let request = RecordRequest {
             name: request.name,
             max_length_ms: request.max_length_ms,
@@ -214,17 +212,17 @@ impl Host for FlowCtxView<'_> {
     }
 
     async fn record_start(&mut self, name: String) -> Result<(), wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         self.ctx.session.record_start(name).await.map_err(error)
     }
 
     async fn record_stop(&mut self) -> Result<Option<wit::Recording>, wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         self.ctx.session.record_stop().await.map(|r| r.map(recording)).map_err(error)
     }
 
     async fn dial(&mut self, request: wit::DialRequest) -> Result<wit::DialResult, wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         let request = m::DialRequest {
             targets: request.targets.into_iter().map(target_in).collect(),
             timeout_ms: request.timeout_ms,
@@ -241,27 +239,26 @@ impl Host for FlowCtxView<'_> {
     }
 
     async fn bridge(&mut self, call_id: String) -> Result<(), wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         self.ctx.session.bridge(call_id).await.map_err(error)
     }
 
     async fn hold(&mut self, timeout_ms: u32) -> Result<(), wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         self.ctx.session.hold(timeout_ms).await.map_err(error)
     }
 
     async fn unhold(&mut self) -> Result<(), wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         self.ctx.session.unhold().await.map_err(error)
     }
 
     async fn set_meta(&mut self, name: String, value: String) -> Result<(), wit::CallError> {
-        self.host_call();
         self.ctx.session.set_meta(name, value).map_err(error)
     }
 
     async fn send_sms(&mut self, request: wit::SmsRequest) -> Result<String, wit::CallError> {
-        self.host_call();
+        self.waits_on_call();
         let request = SmsRequest { from: request.from, to: request.to, text: request.text };
         self.ctx.session.send_sms(request).await.map_err(error)
     }

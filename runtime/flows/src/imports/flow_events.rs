@@ -7,7 +7,6 @@ use crate::state::FlowCtxView;
 
 impl Host for FlowCtxView<'_> {
     async fn set_tag(&mut self, tag: Option<String>) {
-        self.host_call();
         // An over-long tag is cut rather than trapping: tags are for correlation only.
         let tag = tag.map(|mut t| {
             let mut end = t.len().min(opentact_call::session::MAX_TAG_BYTES);
@@ -21,7 +20,6 @@ impl Host for FlowCtxView<'_> {
     }
 
     async fn report(&mut self, verb: String, phase: WitPhase, detail: Vec<(String, String)>) {
-        self.host_call();
         let phase = match phase {
             WitPhase::Started => Phase::Started,
             WitPhase::Finished => Phase::Finished,

@@ -2,8 +2,10 @@
 //! wires the linker), and one module per WIT interface implementing it on [`FlowCtxView`], the
 //! imports' view of a call's store ([`FlowView`]).
 //!
-//! Every import first ends the guest's CPU segment ([`FlowCtxView::host_call`]): time the guest
-//! spends waiting on its call is not computation. No import traps: what a guest can get wrong
+//! Every import that waits on the call first ends the guest's CPU segment
+//! ([`FlowCtxView::waits_on_call`]): time the guest spends waiting on its call is not
+//! computation; cheap queries (`state`, `info`, `report`, …) leave the segment running, so a
+//! guest cannot escape its budget by polling. No import traps: what a guest can get wrong
 //! is a `call-error` it can handle (the bindings are not `trappable`, so a host bug cannot
 //! surface as a guest-visible trap either — it would be a `failed` error or a panic caught in
 //! tests).

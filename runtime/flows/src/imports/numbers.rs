@@ -5,7 +5,6 @@ use crate::state::FlowCtxView;
 
 impl Host for FlowCtxView<'_> {
     async fn lookup(&mut self, number: String) -> Option<Location> {
-        self.host_call();
         self.ctx.numbers.lookup(&number).map(|l| Location {
             country: l.country,
             state: l.state,
