@@ -233,7 +233,12 @@ impl<'h, H: Host> Interpreter<'h, H> {
         node: &Node,
         call: impl FnOnce(&mut H) -> Result<T, t::CallError>,
     ) -> Result<T, Failure> {
-        self.host.set_tag(node.tag.as_deref());
+        // The tag is cleared after every tagged verb, so an untagged verb needs no `set-tag`
+        // (two host calls saved per verb).
+        let Some(tag) = node.tag.as_deref() else {
+            return call(self.host).map_err(Failure::from);
+        };
+        self.host.set_tag(Some(tag));
         let result = call(self.host);
         self.host.set_tag(None);
         result.map_err(Failure::from)

@@ -35,11 +35,16 @@ use wit::types as t;
 pub const PARK_TIMEOUT_MS: u32 = 30_000;
 
 /// The imports, as the interpreter's host.
-struct Imports;
+struct Imports {
+    /// The call as `handle-call` received it: its fields do not change during the call, so
+    /// the interpreter reads them from here instead of crossing into the host (`call::info`)
+    /// at every flow start.
+    call: t::CallInfo,
+}
 
 impl Host for Imports {
     fn info(&mut self) -> t::CallInfo {
-        call::info()
+        self.call.clone()
     }
     fn state(&mut self) -> t::CallState {
         call::state()
@@ -200,8 +205,8 @@ fn handle_call<H: Host>(host: &mut H, mode: app_control::ControlMode) -> Result<
 struct XmlGuest;
 
 impl Guest for XmlGuest {
-    fn handle_call(_call: t::CallInfo) -> Result<(), String> {
-        handle_call(&mut Imports, app_control::mode())
+    fn handle_call(call: t::CallInfo) -> Result<(), String> {
+        handle_call(&mut Imports { call }, app_control::mode())
     }
 
     fn handle_sms(_message: t::SmsMessage) -> Result<(), String> {
