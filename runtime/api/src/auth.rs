@@ -5,7 +5,12 @@
 //!
 //! 1. `Authorization: Bearer <token>` or `Authorization: Basic base64(email:password)`
 //! 2. `X-Auth-Token: <token>`
-//! 3. `?jwt=<token>`
+//! 3. `X-Auth-Google-Token: <ID token>` — an OpenID Connect ID token of the configured issuer
+//!    ([`crate::oidc`]); its verified email names the account
+//! 4. `X-Auth-HA1B-Token: <HA1B>` — a SIP user's digest hash `md5(login@domain:realm:password)`,
+//!    so a SIP device can read its account's data; it is read-only (GET), since the hash sits
+//!    in every phone's configuration
+//! 5. `?jwt=<token>`
 //!
 //! A `<token>` is either an API token (64 hex digits, looked up by its SHA-256; expired
 //! tokens are not found) or a JWT issued by `/rest/auth` (three dot-separated parts). Tokens
@@ -38,6 +43,10 @@ pub enum Credential {
     Jwt,
     /// Email and password.
     Password,
+    /// A Google ID token.
+    Google,
+    /// A SIP user's HA1B (the user's id).
+    SipUser(Uuid),
 }
 
 /// The authenticated account of a request. Handlers take it as an argument; a request
@@ -61,6 +70,16 @@ impl FromRequestParts<ApiState> for AuthAccount {
         let auth = match credential(&parts.headers, parts.uri.query())? {
             Presented::Token(method, token) => token_account(state, method, &token).await?,
             Presented::Basic(value) => basic_account(state, &value).await?,
+            Presented::Google(token) => google_account(state, &token).await?,
+            Presented::Ha1b(hash) => {
+                if parts.method != axum::http::Method::GET {
+                    return Err(ApiError::Forbidden {
+                        method: AuthMethod::Ha1b,
+                        reason: "a SIP user's HA1B is read-only (GET requests only)",
+                    });
+                }
+                ha1b_account(state, &hash).await?
+            }
             Presented::None => return Err(ApiError::NoCredentials),
         };
         tracing::Span::current().record("account", tracing::field::display(auth.account));
@@ -72,8 +91,16 @@ impl FromRequestParts<ApiState> for AuthAccount {
 enum Presented {
     Token(AuthMethod, String),
     Basic(String),
+    Google(String),
+    Ha1b(String),
     None,
 }
+
+/// `X-Auth-Google-Token`.
+pub const X_AUTH_GOOGLE_TOKEN: &str = "x-auth-google-token";
+
+/// `X-Auth-HA1B-Token`.
+pub const X_AUTH_HA1B_TOKEN: &str = "x-auth-ha1b-token";
 
 fn credential(headers: &HeaderMap, query: Option<&str>) -> Result<Presented, ApiError> {
     let header = |name, method| {
@@ -102,6 +129,16 @@ fn credential(headers: &HeaderMap, query: Option<&str>) -> Result<Presented, Api
         header(axum::http::header::HeaderName::from_static(X_AUTH_TOKEN), AuthMethod::XAuthToken)
     {
         return Ok(Presented::Token(AuthMethod::XAuthToken, value?));
+    }
+    if let Some(value) =
+        header(axum::http::header::HeaderName::from_static(X_AUTH_GOOGLE_TOKEN), AuthMethod::Google)
+    {
+        return Ok(Presented::Google(value?));
+    }
+    if let Some(value) =
+        header(axum::http::header::HeaderName::from_static(X_AUTH_HA1B_TOKEN), AuthMethod::Ha1b)
+    {
+        return Ok(Presented::Ha1b(value?));
     }
     let jwt = query.and_then(query_jwt).filter(|t| !t.is_empty());
     Ok(jwt.map_or(Presented::None, |t| Presented::Token(AuthMethod::QueryJwt, t)))
@@ -135,6 +172,40 @@ async fn token_account(state: &ApiState, method: AuthMethod, token: &str) -> Res
         None => {
             Err(ApiError::Unauthorized { method, reason: "the API token is unknown, revoked or expired" })
         }
+    }
+}
+
+/// A Google ID token: verified, then its email must be an account's.
+async fn google_account(state: &ApiState, token: &str) -> Result<AuthAccount, ApiError> {
+    let method = AuthMethod::Google;
+    let Some(verifier) = &state.google else {
+        return Err(ApiError::Unauthorized {
+            method,
+            reason: "sign-in with Google is not enabled on this platform",
+        });
+    };
+    let now = chrono::Utc::now().timestamp();
+    let email = verifier
+        .verify(token, now)
+        .await
+        .map_err(|e| ApiError::Unauthorized { method, reason: e.reason() })?;
+    match state.repo.account_by_email(&email).await? {
+        Some(account) => Ok(AuthAccount { account: account.uuid, method, credential: Credential::Google }),
+        None => Err(ApiError::Unauthorized { method, reason: "no account has this Google account's email" }),
+    }
+}
+
+/// A SIP user's HA1B: 32 hex digits naming an active user.
+async fn ha1b_account(state: &ApiState, hash: &str) -> Result<AuthAccount, ApiError> {
+    let method = AuthMethod::Ha1b;
+    if hash.len() != 32 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::Unauthorized { method, reason: "an HA1B is 32 hexadecimal digits" });
+    }
+    match state.repo.sip_user_by_ha1b(hash).await? {
+        Some(user) => {
+            Ok(AuthAccount { account: user.account, method, credential: Credential::SipUser(user.uuid) })
+        }
+        None => Err(ApiError::Unauthorized { method, reason: "no active SIP user has this HA1B" }),
     }
 }
 

@@ -33,6 +33,10 @@ pub enum AuthMethod {
     Basic,
     /// Email and password given to `/rest/auth`.
     Password,
+    /// `X-Auth-Google-Token: <OpenID Connect ID token>`.
+    Google,
+    /// `X-Auth-HA1B-Token: <a SIP user's HA1B>`.
+    Ha1b,
 }
 
 impl AuthMethod {
@@ -43,6 +47,8 @@ impl AuthMethod {
             AuthMethod::QueryJwt => "?jwt=",
             AuthMethod::Basic => "Authorization: Basic",
             AuthMethod::Password => "email and password",
+            AuthMethod::Google => "X-Auth-Google-Token",
+            AuthMethod::Ha1b => "X-Auth-HA1B-Token",
         }
     }
 }
@@ -101,9 +107,14 @@ pub enum ApiError {
     /// No credentials were sent.
     #[error(
         "authentication required: send Authorization: Bearer <token>, X-Auth-Token: <token>, \
-         ?jwt=<token>, or Authorization: Basic base64(email:password)"
+         ?jwt=<token>, Authorization: Basic base64(email:password), X-Auth-Google-Token: <ID token> \
+         or X-Auth-HA1B-Token: <SIP user's HA1B>"
     )]
     NoCredentials,
+
+    /// The credential is valid but may not do this.
+    #[error("{method} credentials may not do this: {reason}")]
+    Forbidden { method: AuthMethod, reason: &'static str },
 
     /// Credentials were sent and refused.
     #[error("{method} authentication failed: {reason}")]
@@ -156,6 +167,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NoCredentials | ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } | ApiError::NoRoute { .. } | ApiError::NoTelecomData { .. } => {
                 StatusCode::NOT_FOUND
             }

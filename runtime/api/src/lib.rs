@@ -19,6 +19,7 @@ pub mod auth;
 pub mod envelope;
 pub mod error;
 pub mod jwt;
+pub mod oidc;
 pub mod routes;
 pub mod state;
 

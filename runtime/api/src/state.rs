@@ -6,6 +6,8 @@ use std::sync::Arc;
 use opentact_store::Repository;
 use serde::Deserialize;
 
+use crate::oidc::{OidcConfig, OidcVerifier};
+
 /// Shortest JWT signing key accepted: HS256 is as strong as its key, and RFC 7518 §3.2
 /// requires at least the hash's size (256 bits).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -19,11 +21,13 @@ pub const DEFAULT_JWT_TTL_SECS: u64 = 24 * 60 * 60;
 pub struct ApiConfig {
     /// Lifetime of the JWTs `/rest/auth` issues, in seconds.
     pub jwt_ttl_secs: u64,
+    /// Sign-in with Google ID tokens (`X-Auth-Google-Token`); off when absent.
+    pub google: Option<OidcConfig>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { jwt_ttl_secs: DEFAULT_JWT_TTL_SECS }
+        ApiConfig { jwt_ttl_secs: DEFAULT_JWT_TTL_SECS, google: None }
     }
 }
 
@@ -74,11 +78,20 @@ pub struct ApiState {
     pub config: Arc<ApiConfig>,
     /// Run on every component upload, when set.
     pub component_check: Option<Arc<dyn ComponentCheck>>,
+    /// Verifies Google ID tokens, when `config.google` is set.
+    pub google: Option<Arc<OidcVerifier>>,
 }
 
 impl ApiState {
     pub fn new(repo: Arc<dyn Repository>, jwt_secret: JwtSecret, config: ApiConfig) -> Self {
-        ApiState { repo, jwt_secret, config: Arc::new(config), component_check: None }
+        let google = config.google.clone().map(|c| Arc::new(OidcVerifier::new(c)));
+        ApiState { repo, jwt_secret, config: Arc::new(config), component_check: None, google }
+    }
+
+    /// Verify Google ID tokens with `verifier` (tests set its key refresh interval).
+    pub fn with_google_verifier(mut self, verifier: Arc<OidcVerifier>) -> Self {
+        self.google = Some(verifier);
+        self
     }
 
     /// Check uploaded components with `check`.

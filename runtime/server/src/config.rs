@@ -36,6 +36,9 @@ pub struct ApiSection {
     /// File holding the JWT signing key (created with a random key when missing, mode 0600);
     /// default `<data_dir>/jwt.key`. Every node of a cluster needs the same key.
     pub jwt_key_file: Option<std::path::PathBuf>,
+    /// Sign-in with Google ID tokens (`X-Auth-Google-Token`): `[api.google]` with `issuer`,
+    /// `client_id` and optionally `jwks_url`. Off when absent.
+    pub google: Option<opentact_api::oidc::OidcConfig>,
 }
 
 impl Default for ApiSection {
@@ -44,6 +47,7 @@ impl Default for ApiSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             jwt_ttl_secs: opentact_api::ApiConfig::default().jwt_ttl_secs,
             jwt_key_file: None,
+            google: None,
         }
     }
 }

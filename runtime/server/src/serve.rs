@@ -157,7 +157,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let api_state = opentact_api::ApiState::new(
         Arc::new(store.clone()),
         jwt_secret(&key_file)?,
-        opentact_api::ApiConfig { jwt_ttl_secs: config.api.jwt_ttl_secs },
+        opentact_api::ApiConfig { jwt_ttl_secs: config.api.jwt_ttl_secs, google: config.api.google.clone() },
     )
     .with_component_check(Arc::new(FlowHostCheck(router_host)));
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)

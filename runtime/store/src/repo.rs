@@ -269,6 +269,9 @@ pub trait SipDomainRepo: Send + Sync {
     async fn delete_sip_user(&self, account: Uuid, user: Uuid) -> Result<()>;
     /// *Unscoped* (registrar, digest authentication): a live user by domain name and login.
     async fn sip_user_by_login(&self, domain_name: &str, login: &str) -> Result<Option<SipUser>>;
+    /// *Unscoped* (REST authentication by `X-Auth-HA1B-Token`): the live, active user of a live
+    /// domain whose HA1B (`md5(login@domain:realm:password)`, lower-case hex) is `ha1b`.
+    async fn sip_user_by_ha1b(&self, ha1b: &str) -> Result<Option<SipUser>>;
 }
 
 /// Everything the store offers, as one object-safe trait (`Arc<dyn Repository>`).

@@ -579,6 +579,10 @@ async fn sip_domains_and_users(ctx: Ctx) -> anyhow::Result<()> {
     assert_eq!(found, alice);
     assert!(s.sip_user_by_login("acme", "bob").await?.is_none());
     assert_eq!(s.domain_by_name("acme").await?.map(|d| d.uuid), Some(acme.uuid));
+    // REST authentication by HA1B: exact hash (any case), active users only.
+    assert_eq!(s.sip_user_by_ha1b(&alice.ha1b).await?.map(|u| u.uuid), Some(alice.uuid));
+    assert_eq!(s.sip_user_by_ha1b(&alice.ha1b.to_ascii_uppercase()).await?.map(|u| u.uuid), Some(alice.uuid));
+    assert!(s.sip_user_by_ha1b(&alice.ha1).await?.is_none(), "HA1 is not HA1B");
 
     let new_creds = DigestCredentials::new("alice", "pw2", "sip.opentact.test", "acme");
     let u = s
@@ -593,6 +597,7 @@ async fn sip_domains_and_users(ctx: Ctx) -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!((u.ha1.as_str(), u.is_active), (new_creds.ha1.as_str(), false));
+    assert!(s.sip_user_by_ha1b(&u.ha1b).await?.is_none(), "an inactive user cannot use the API");
     assert!(matches!(
         s.update_sip_user(
             a,

@@ -612,4 +612,17 @@ impl SipDomainRepo for Store {
         .await?);
         row.map(UserRow::into_model).transpose()
     }
+
+    async fn sip_user_by_ha1b(&self, ha1b: &str) -> Result<Option<SipUser>> {
+        let row: Option<UserRow> = with_pool!(self, p => sqlx::query_as(
+            "SELECT u.id, u.account_id, u.domain_id, u.login, u.ha1, u.ha1b, u.is_active, u.tn_lease_id, \
+             u.created_on, u.modified_on, u.deleted_on FROM sip_user u JOIN sip_domain d ON d.id = u.domain_id \
+             WHERE u.ha1b = $1 AND u.deleted_on IS NULL AND u.is_active AND d.deleted_on IS NULL \
+             ORDER BY u.created_on LIMIT 1",
+        )
+        .bind(ha1b.to_ascii_lowercase())
+        .fetch_optional(p)
+        .await?);
+        row.map(UserRow::into_model).transpose()
+    }
 }
