@@ -16,9 +16,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use opentact_call::model::{CallInfo, Direction};
 use opentact_call::{CallSession, EventSink, SessionConfig};
+use opentact_events::{AccountSink, EventBus};
 use opentact_flows::{CallContext, ControlMode, FlowComponent, FlowHost, HttpMethod};
 use opentact_sip::{Caller, InboundHandler, IncomingCall, InviteCredential};
-use opentact_store::model::{AppMode, SipControlApp, WebhookMethod};
+use opentact_store::model::{AppMode, SipControlApp, SipDomain, WebhookMethod};
 use opentact_store::{
     AccountRepo, LeaseRepo, SipConnectionRepo, SipControlAppRepo, SipDomainRepo, Store, TnProfileRepo,
 };
@@ -135,11 +136,20 @@ pub struct CallRouter {
     pub voice: Arc<VoiceConfig>,
     pub renderer: MediaRenderer,
     pub carriers: Vec<Network>,
+    /// Where every call's events go besides the bus (the event log).
     pub events: Arc<dyn EventSink>,
+    /// The event bus: each call publishes its events for its account.
+    pub bus: Arc<EventBus>,
     pub webhook_timeout_ms: u32,
     pub dialer: Arc<ServerDialer>,
     /// The platform's SIP domain (`sip.domain`).
     pub sip_domain: String,
+}
+
+/// Ring a SIP user of the account's domains (its registered phones).
+fn dial_user(account: Uuid, user: &str, host: &str) -> Route {
+    let xml = format!("<Response><Dial><To>{user}@{host}</To></Dial></Response>");
+    Route::Connect { account, xml, to: format!("{user}@{host}") }
 }
 
 /// The account domain label of a SIP host: `acme` for `acme.sip.opentact.local` when the
@@ -174,16 +184,13 @@ impl CallRouter {
             None => None,
         };
         if let Some((label, domain)) = domain {
-            if let Some(app_id) = domain.app
-                && let Some(app) = self.store.get_app(domain.account, app_id).await?
-            {
+            if let Some(app) = self.domain_app(&domain).await? {
                 return Ok(Route::Run { app: Box::new(app), to: format!("{user}@{host}"), tn: None });
             }
             if !plain_user(user) || self.store.sip_user_by_login(label, user).await?.is_none() {
                 return Ok(Route::Reject { status: 404, reason: format!("no SIP user {user}@{host}") });
             }
-            let xml = format!("<Response><Dial><To>{user}@{host}</To></Dial></Response>");
-            return Ok(Route::Connect { account: domain.account, xml, to: format!("{user}@{host}") });
+            return Ok(dial_user(domain.account, user, &host));
         }
         let Some(tn) = tn_of(user) else {
             return Ok(Route::Reject { status: 404, reason: format!("{user:?} is not a number") });
@@ -219,6 +226,17 @@ impl CallRouter {
         Ok(Route::Run { app: Box::new(app), to: tn.to_string(), tn: Some(tn) })
     }
 
+    /// The app a SIP domain's calls run, when it has one that still exists.
+    async fn domain_app(
+        &self,
+        domain: &SipDomain,
+    ) -> Result<Option<SipControlApp>, opentact_store::StoreError> {
+        match domain.app {
+            Some(app_id) => self.store.get_app(domain.account, app_id).await,
+            None => Ok(None),
+        }
+    }
+
     /// A call from an authenticated SIP user: its domain's app when it has one; otherwise to
     /// another user of the account's domains, or to a number through the carrier trunk.
     async fn route_from_user(
@@ -234,9 +252,7 @@ impl CallRouter {
             return not_found(format!("{domain} no longer exists"));
         };
         let target_user = call.request_uri.user.clone().unwrap_or_default();
-        if let Some(app_id) = own.app
-            && let Some(app) = self.store.get_app(own.account, app_id).await?
-        {
+        if let Some(app) = self.domain_app(&own).await? {
             let tn = tn_of(&target_user);
             return Ok(Route::Run { app: Box::new(app), to: target_user, tn });
         }
@@ -250,12 +266,7 @@ impl CallRouter {
             if !same_account {
                 return not_found(format!("{target_user}@{target_host} is not a user of this account"));
             }
-            let xml = format!("<Response><Dial><To>{target_user}@{target_host}</To></Dial></Response>");
-            return Ok(Route::Connect {
-                account: own.account,
-                xml,
-                to: format!("{target_user}@{target_host}"),
-            });
+            return Ok(dial_user(own.account, &target_user, &target_host));
         }
         if let Some(tn) = tn_of(&target_user) {
             let xml = format!("<Response><Dial><Number>{tn}</Number></Dial></Response>");
@@ -342,7 +353,7 @@ impl CallRouter {
         let sip_call = SipCall::new(info, call, self.voice.clone(), self.renderer.clone(), Some(dialer));
         let session = Arc::new(CallSession::new(
             sip_call.clone(),
-            self.events.clone(),
+            Arc::new(AccountSink::new(account, self.bus.clone(), Some(self.events.clone()))),
             SessionConfig { auto_answer: app.as_ref().is_none_or(|app| app.auto_answer) },
         ));
         let max_length = Duration::from_secs(

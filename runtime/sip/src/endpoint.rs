@@ -356,28 +356,7 @@ impl Dispatcher {
         } else {
             tx.original.uri.host_with_port.host.to_string().to_ascii_lowercase()
         };
-        let challenge = |stale| Header::ProxyAuthenticate(self.nonces.challenge(&realm, stale).into());
-        let credentials = tx
-            .original
-            .header_value("Proxy-Authorization")
-            .or_else(|| tx.original.header_value("Authorization"))
-            .and_then(|value| DigestResponse::parse(&value));
-        let Some(credentials) = credentials else {
-            reply(tx, StatusCode::ProxyAuthenticationRequired, vec![challenge(false)]).await;
-            return None;
-        };
-        match self.nonces.check(&realm, &credentials.nonce) {
-            NonceCheck::Valid => {}
-            check => {
-                reply(
-                    tx,
-                    StatusCode::ProxyAuthenticationRequired,
-                    vec![challenge(check == NonceCheck::Stale)],
-                )
-                .await;
-                return None;
-            }
-        }
+        let credentials = digest_credentials(tx, &self.nonces, &realm, Challenger::Proxy).await?;
         let credential = if credentials.realm.eq_ignore_ascii_case(&realm) {
             self.handler.invite_credential(&realm, &credentials.username).await
         } else {
@@ -402,6 +381,52 @@ impl Dispatcher {
             reply(tx, StatusCode::Forbidden, vec![]).await;
         }
         caller
+    }
+}
+
+/// Who asks for credentials: a proxy (407 with Proxy-Authenticate, for INVITEs; RFC 3261
+/// §22.3) or the registrar (401 with WWW-Authenticate, for REGISTERs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Challenger {
+    Proxy,
+    Registrar,
+}
+
+/// The request's digest credentials, with a nonce this server issued for `realm` and still
+/// valid; `None` after answering the request with a challenge (a fresh one, or `stale=true`
+/// when the nonce has expired, so the client retries without asking its user).
+async fn digest_credentials(
+    tx: &mut Transaction,
+    nonces: &NonceIssuer,
+    realm: &str,
+    challenger: Challenger,
+) -> Option<DigestResponse> {
+    let (status, header) = match challenger {
+        Challenger::Proxy => (StatusCode::ProxyAuthenticationRequired, "Proxy-Authorization"),
+        Challenger::Registrar => (StatusCode::Unauthorized, "Authorization"),
+    };
+    let challenge = |stale| {
+        let value = nonces.challenge(realm, stale);
+        match challenger {
+            Challenger::Proxy => Header::ProxyAuthenticate(value.into()),
+            Challenger::Registrar => Header::WwwAuthenticate(value.into()),
+        }
+    };
+    // Phones answering a 407 sometimes put their credentials in Authorization.
+    let value = tx.original.header_value(header).or_else(|| match challenger {
+        Challenger::Proxy => tx.original.header_value("Authorization"),
+        Challenger::Registrar => None,
+    });
+    let Some(credentials) = value.and_then(|v| DigestResponse::parse(&v)) else {
+        reply(tx, status, vec![challenge(false)]).await;
+        return None;
+    };
+    match nonces.check(realm, &credentials.nonce) {
+        NonceCheck::Valid => Some(credentials),
+        check => {
+            reply(tx, status, vec![challenge(check == NonceCheck::Stale)]).await;
+            None
+        }
     }
 }
 
@@ -431,23 +456,9 @@ async fn register(
         reply(&mut tx, StatusCode::BadRequest, vec![]).await;
         return;
     };
-    let challenge = |stale| Header::WwwAuthenticate(nonces.challenge(&domain, stale).into());
-    let Some(credentials) = tx.original.header_value("Authorization").and_then(|v| DigestResponse::parse(&v))
-    else {
-        reply(&mut tx, StatusCode::Unauthorized, vec![challenge(false)]).await;
+    let Some(credentials) = digest_credentials(&mut tx, nonces, &domain, Challenger::Registrar).await else {
         return;
     };
-    match nonces.check(&domain, &credentials.nonce) {
-        NonceCheck::Valid => {}
-        NonceCheck::Stale => {
-            reply(&mut tx, StatusCode::Unauthorized, vec![challenge(true)]).await;
-            return;
-        }
-        NonceCheck::Invalid => {
-            reply(&mut tx, StatusCode::Unauthorized, vec![challenge(false)]).await;
-            return;
-        }
-    }
     // A user registers only itself, in the realm of its own domain.
     if credentials.username != user || !credentials.realm.eq_ignore_ascii_case(&domain) {
         debug!(%user, %domain, %source, "REGISTER for another user or realm");
