@@ -1,10 +1,13 @@
 //! The REST API as `opentact serve` runs it: the sample account logs in, searches and orders
-//! numbers; a restart keeps the data and the tokens.
+//! numbers; a restart keeps the data and the tokens; a component uploaded through the API
+//! answers the next SIP call, whose events a websocket client receives live.
 
 mod support;
 
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support::platform::{Platform, http};
+use tokio_tungstenite::tungstenite::Message;
 
 /// The sample account's password, printed once in the first start's log.
 fn sample_password(log: &str) -> String {
@@ -184,6 +187,25 @@ async fn a_component_uploaded_through_the_api_answers_the_next_call() {
     .await;
     assert_eq!(status, 200, "{patched}");
 
+    // The account's events, live over the websocket, authenticated with a JWT from /rest/auth.
+    let (_, login) = http(
+        platform.api,
+        "POST",
+        "/rest/auth",
+        &[],
+        Some(&json!({"email": "demo@opentact.local", "password": password})),
+    )
+    .await;
+    let jwt = login["payload"]["token"].as_str().expect("a JWT").to_owned();
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws", platform.api)).await.expect("websocket");
+    socket
+        .send(Message::Text(json!({"action": "auth", "token": jwt}).to_string().into()))
+        .await
+        .expect("send");
+    let welcome = next_text(&mut socket).await;
+    assert_eq!(welcome["success"], true, "{welcome}");
+
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = dir.path().join("caller.xml");
     std::fs::write(&scenario, support::sipp::caller_awaiting_bye()).expect("write");
@@ -201,4 +223,40 @@ async fn a_component_uploaded_through_the_api_answers_the_next_call() {
         "the uploaded component ran: {events:#?}"
     );
     assert!(platform.log().contains("component compiled"), "compiled once, at upload");
+
+    // The same call, as the websocket client saw it: one call, its events in order, ending in
+    // call.destroyed.
+    let mut received = Vec::new();
+    while received.last().is_none_or(|e: &serde_json::Value| e["type"] != "call.destroyed") {
+        received.push(next_text(&mut socket).await);
+    }
+    let kinds: Vec<&str> = received.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"call.initiated"), "{kinds:?}");
+    for expected in ["call.answered", "call.callflow", "call.hangup"] {
+        assert!(kinds.contains(&expected), "{expected} missing from {kinds:?}");
+    }
+    let seqs: Vec<u64> = received.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    let call = &received[0]["call"]["uuid"];
+    assert!(received.iter().all(|e| &e["call"]["uuid"] == call), "one call: {received:#?}");
+    assert!(
+        received.iter().any(|e| e["type"] == "call.callflow" && e["payload"]["detail"]["text"] == "hello"),
+        "{received:#?}"
+    );
+}
+
+/// The next text message of a websocket, as JSON, within 10 s.
+async fn next_text(
+    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> serde_json::Value {
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("a websocket message within 10 s")
+            .expect("open")
+            .expect("readable");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("JSON");
+        }
+    }
 }

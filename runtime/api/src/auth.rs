@@ -150,7 +150,11 @@ fn query_jwt(query: &str) -> Option<String> {
 }
 
 /// An API token or a JWT.
-async fn token_account(state: &ApiState, method: AuthMethod, token: &str) -> Result<AuthAccount, ApiError> {
+pub(crate) async fn token_account(
+    state: &ApiState,
+    method: AuthMethod,
+    token: &str,
+) -> Result<AuthAccount, ApiError> {
     if token.is_empty() {
         return Err(ApiError::Unauthorized { method, reason: "the token is empty" });
     }

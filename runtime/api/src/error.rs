@@ -37,6 +37,8 @@ pub enum AuthMethod {
     Google,
     /// `X-Auth-HA1B-Token: <a SIP user's HA1B>`.
     Ha1b,
+    /// The token of a websocket's auth message.
+    Websocket,
 }
 
 impl AuthMethod {
@@ -49,6 +51,7 @@ impl AuthMethod {
             AuthMethod::Password => "email and password",
             AuthMethod::Google => "X-Auth-Google-Token",
             AuthMethod::Ha1b => "X-Auth-HA1B-Token",
+            AuthMethod::Websocket => "websocket auth message",
         }
     }
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use opentact_store::Repository;
 use serde::Deserialize;
 
+use opentact_events::EventBus;
+
 use crate::oidc::{OidcConfig, OidcVerifier};
 
 /// Shortest JWT signing key accepted: HS256 is as strong as its key, and RFC 7518 §3.2
@@ -80,12 +82,20 @@ pub struct ApiState {
     pub component_check: Option<Arc<dyn ComponentCheck>>,
     /// Verifies Google ID tokens, when `config.google` is set.
     pub google: Option<Arc<OidcVerifier>>,
+    /// The event bus `GET /ws` streams from, when the server has one.
+    pub events: Option<Arc<EventBus>>,
 }
 
 impl ApiState {
     pub fn new(repo: Arc<dyn Repository>, jwt_secret: JwtSecret, config: ApiConfig) -> Self {
         let google = config.google.clone().map(|c| Arc::new(OidcVerifier::new(c)));
-        ApiState { repo, jwt_secret, config: Arc::new(config), component_check: None, google }
+        ApiState { repo, jwt_secret, config: Arc::new(config), component_check: None, google, events: None }
+    }
+
+    /// Stream the account's events from `bus` at `GET /ws`.
+    pub fn with_events(mut self, bus: Arc<EventBus>) -> Self {
+        self.events = Some(bus);
+        self
     }
 
     /// Verify Google ID tokens with `verifier` (tests set its key refresh interval).

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use opentact_call::events::JsonLinesSink;
 use opentact_call::{CallEvent, EventSink};
+use opentact_events::{BusConfig, EventBus};
 use opentact_media::fetch::{AudioFetcher, FetchPolicy};
 use opentact_media::tts::EspeakTts;
 use opentact_sip::{SipConfig, SipEndpoint};
@@ -24,7 +25,8 @@ use crate::dialer::ServerDialer;
 use crate::routing::{CallRouter, Network};
 use crate::sample;
 
-/// Logs call events (the event bus and webhooks of the call-control issue replace it).
+/// Logs call events and writes them to the event log file (`--event-log`); the bus takes them
+/// to websocket clients.
 struct LogSink {
     file: Option<JsonLinesSink<std::fs::File>>,
 }
@@ -118,6 +120,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )),
         None => None,
     };
+    let bus = Arc::new(EventBus::new(BusConfig::default()));
     let dialer = Arc::new(ServerDialer {
         endpoint: std::sync::OnceLock::new(),
         store: store.clone(),
@@ -134,6 +137,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         renderer: MediaRenderer::new(tts, fetcher),
         carriers,
         events: Arc::new(LogSink { file: events_file }),
+        bus: bus.clone(),
         webhook_timeout_ms,
         dialer: dialer.clone(),
         sip_domain: config.sip.domain.clone(),
@@ -159,7 +163,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         jwt_secret(&key_file)?,
         opentact_api::ApiConfig { jwt_ttl_secs: config.api.jwt_ttl_secs, google: config.api.google.clone() },
     )
-    .with_component_check(Arc::new(FlowHostCheck(router_host)));
+    .with_component_check(Arc::new(FlowHostCheck(router_host)))
+    .with_events(bus);
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("starting the REST API on {}", config.api.listen))?;

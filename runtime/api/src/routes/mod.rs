@@ -18,6 +18,7 @@ pub mod lookup;
 pub mod numbers;
 pub mod profile;
 pub mod token;
+pub mod ws;
 
 /// The whole API. Every path is under `/rest`; anything else, or a known path with a method
 /// it does not take, answers with the error envelope.
@@ -30,6 +31,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(lease::routes())
         .merge(profile::routes())
         .merge(lookup::routes())
+        .merge(ws::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(crate::envelope::MAX_JSON_BODY))
