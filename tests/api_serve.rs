@@ -4,21 +4,9 @@
 
 mod support;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support::platform::{Platform, http};
-use tokio_tungstenite::tungstenite::Message;
-
-/// The sample account's password, printed once in the first start's log.
-fn sample_password(log: &str) -> String {
-    log.lines()
-        .find(|line| line.contains("sample account created") && line.contains("password="))
-        .and_then(|line| line.split("password=").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the sample password in the log")
-        .trim_matches('"')
-        .to_owned()
-}
+use support::ws::sample_password;
 
 fn basic(email: &str, password: &str) -> String {
     use base64::Engine;
@@ -197,14 +185,7 @@ async fn a_component_uploaded_through_the_api_answers_the_next_call() {
     )
     .await;
     let jwt = login["payload"]["token"].as_str().expect("a JWT").to_owned();
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/ws", platform.api)).await.expect("websocket");
-    socket
-        .send(Message::Text(json!({"action": "auth", "token": jwt}).to_string().into()))
-        .await
-        .expect("send");
-    let welcome = next_text(&mut socket).await;
-    assert_eq!(welcome["success"], true, "{welcome}");
+    let mut socket = support::ws::subscribe(platform.api, &jwt).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = dir.path().join("caller.xml");
@@ -226,10 +207,7 @@ async fn a_component_uploaded_through_the_api_answers_the_next_call() {
 
     // The same call, as the websocket client saw it: one call, its events in order, ending in
     // call.destroyed.
-    let mut received = Vec::new();
-    while received.last().is_none_or(|e: &serde_json::Value| e["type"] != "call.destroyed") {
-        received.push(next_text(&mut socket).await);
-    }
+    let received = support::ws::until(&mut socket, |e| e["type"] == "call.destroyed").await;
     let kinds: Vec<&str> = received.iter().filter_map(|e| e["type"].as_str()).collect();
     assert_eq!(kinds.first(), Some(&"call.initiated"), "{kinds:?}");
     for expected in ["call.answered", "call.callflow", "call.hangup"] {
@@ -243,20 +221,4 @@ async fn a_component_uploaded_through_the_api_answers_the_next_call() {
         received.iter().any(|e| e["type"] == "call.callflow" && e["payload"]["detail"]["text"] == "hello"),
         "{received:#?}"
     );
-}
-
-/// The next text message of a websocket, as JSON, within 10 s.
-async fn next_text(
-    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-) -> serde_json::Value {
-    loop {
-        let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
-            .await
-            .expect("a websocket message within 10 s")
-            .expect("open")
-            .expect("readable");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
 }

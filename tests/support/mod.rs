@@ -6,3 +6,4 @@ pub mod platform;
 pub mod provision;
 pub mod runner;
 pub mod sipp;
+pub mod ws;

@@ -139,6 +139,10 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(StoreError),
 
+    /// A call command that does not fit the call's state.
+    #[error("the call is {state}: {reason}")]
+    WrongState { state: String, reason: String },
+
     /// The telecom data has no entry for the number's area code.
     #[error("no telecom data for {tn}")]
     NoTelecomData { tn: i64 },
@@ -175,7 +179,7 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::WrongState { .. } => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -71,6 +71,42 @@ pub trait ComponentCheck: Send + Sync {
     fn check(&self, bytes: &[u8]) -> Result<(), String>;
 }
 
+/// A command for a live call, as the dialect's `<Response>` fragment it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallCommand {
+    /// The command's name (`say`, `hangup`, … or `xml`), for state checks and logs.
+    pub name: String,
+    /// The fragment, already checked by the dialect's parser.
+    pub xml: String,
+    /// The client's id for de-duplication.
+    pub command_id: Option<String>,
+}
+
+/// What became of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandOutcome {
+    /// Queued behind the call's earlier commands.
+    Accepted,
+    /// Its `command_id` was seen on this call within the de-duplication window: not run again.
+    Duplicate,
+    /// No live call with this id in the account (or the call does not take commands).
+    NotFound,
+    /// The call's state does not allow it.
+    WrongState { state: String, reason: String },
+}
+
+/// The live calls of the platform that take asynchronous commands (the server's registry;
+/// with several nodes, the one that carries the call).
+pub trait CallControl: Send + Sync {
+    /// Queue `command` for `account`'s call `call`.
+    fn command(
+        &self,
+        account: uuid::Uuid,
+        call: uuid::Uuid,
+        command: CallCommand,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CommandOutcome> + Send + '_>>;
+}
+
 /// Shared by every request; cheap to clone.
 #[derive(Clone)]
 pub struct ApiState {
@@ -84,12 +120,28 @@ pub struct ApiState {
     pub google: Option<Arc<OidcVerifier>>,
     /// The event bus `GET /ws` streams from, when the server has one.
     pub events: Option<Arc<EventBus>>,
+    /// Live calls taking commands (`POST /rest/call/{uuid}/command`), when the server has them.
+    pub call_control: Option<Arc<dyn CallControl>>,
 }
 
 impl ApiState {
     pub fn new(repo: Arc<dyn Repository>, jwt_secret: JwtSecret, config: ApiConfig) -> Self {
         let google = config.google.clone().map(|c| Arc::new(OidcVerifier::new(c)));
-        ApiState { repo, jwt_secret, config: Arc::new(config), component_check: None, google, events: None }
+        ApiState {
+            repo,
+            jwt_secret,
+            config: Arc::new(config),
+            component_check: None,
+            google,
+            events: None,
+            call_control: None,
+        }
+    }
+
+    /// Send call commands to `control`.
+    pub fn with_call_control(mut self, control: Arc<dyn CallControl>) -> Self {
+        self.call_control = Some(control);
+        self
     }
 
     /// Stream the account's events from `bus` at `GET /ws`.

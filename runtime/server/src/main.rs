@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod dialer;
 mod flow_cmd;
+mod live_calls;
 mod numbers;
 mod numbers_import;
 mod provision;

@@ -28,6 +28,7 @@ use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
 use crate::dialer::ServerDialer;
+use crate::live_calls::LiveCalls;
 use crate::numbers::NumberData;
 
 /// An IP network (`10.0.0.0/8`, `127.0.0.1/32`, or a bare address).
@@ -140,6 +141,8 @@ pub struct CallRouter {
     pub events: Arc<dyn EventSink>,
     /// The event bus: each call publishes its events for its account.
     pub bus: Arc<EventBus>,
+    /// Calls in async mode, taking REST commands while their flow runs.
+    pub live_calls: Arc<LiveCalls>,
     pub webhook_timeout_ms: u32,
     pub dialer: Arc<ServerDialer>,
     /// The platform's SIP domain (`sip.domain`).
@@ -289,7 +292,7 @@ impl CallRouter {
                     timeout_ms: u32::try_from(*timeout_ms).unwrap_or(self.webhook_timeout_ms),
                 },
             )),
-            AppMode::Async => Err("asynchronous call control arrives with the call-control API".to_owned()),
+            AppMode::Async => Ok((self.xml_guest.clone(), ControlMode::AsyncCommands)),
             AppMode::Component => {
                 let version = app.current_component.ok_or("the app has no deployed component")?;
                 let bytes = self
@@ -361,11 +364,19 @@ impl CallRouter {
                 .map_or(0, |app| u64::try_from(app.max_call_length_min).unwrap_or(0))
                 .saturating_mul(60),
         );
-        let mut context = CallContext::new(session, mode).with_numbers(Arc::new(NumberData));
+        let asynchronous = matches!(mode, ControlMode::AsyncCommands);
+        let call_uuid = Uuid::parse_str(&call_id).unwrap_or_else(|_| Uuid::new_v4());
+        let mut context = CallContext::new(session.clone(), mode).with_numbers(Arc::new(NumberData));
         if !max_length.is_zero() {
             context = context.with_max_call_length(max_length);
         }
+        if asynchronous {
+            context = context.with_commands(self.live_calls.register(call_uuid, account, session));
+        }
         let outcome = self.host.run_call(&component, context).await;
+        if asynchronous {
+            self.live_calls.remove(call_uuid);
+        }
         info!(call = %call_id, ?outcome, "flow finished");
         // Whatever the flow did, the call ends with it.
         let _ =

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::dialer::ServerDialer;
+use crate::live_calls::LiveCalls;
 use crate::routing::{CallRouter, Network};
 use crate::sample;
 
@@ -121,6 +122,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let bus = Arc::new(EventBus::new(BusConfig::default()));
+    let live_calls = Arc::new(LiveCalls::default());
     let dialer = Arc::new(ServerDialer {
         endpoint: std::sync::OnceLock::new(),
         store: store.clone(),
@@ -138,6 +140,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         carriers,
         events: Arc::new(LogSink { file: events_file }),
         bus: bus.clone(),
+        live_calls: live_calls.clone(),
         webhook_timeout_ms,
         dialer: dialer.clone(),
         sip_domain: config.sip.domain.clone(),
@@ -164,7 +167,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         opentact_api::ApiConfig { jwt_ttl_secs: config.api.jwt_ttl_secs, google: config.api.google.clone() },
     )
     .with_component_check(Arc::new(FlowHostCheck(router_host)))
-    .with_events(bus);
+    .with_events(bus)
+    .with_call_control(live_calls);
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("starting the REST API on {}", config.api.listen))?;

@@ -13,6 +13,7 @@ use crate::state::ApiState;
 
 pub mod app;
 pub mod auth;
+pub mod call;
 pub mod lease;
 pub mod lookup;
 pub mod numbers;
@@ -32,6 +33,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(profile::routes())
         .merge(lookup::routes())
         .merge(ws::routes())
+        .merge(call::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(crate::envelope::MAX_JSON_BODY))

@@ -1,0 +1,122 @@
+//! The live calls that take asynchronous commands (`POST /rest/call/{uuid}/command`): a call
+//! whose app is in async mode registers here while its flow runs; the REST API queues
+//! commands into it and the built-in XML guest runs them in order.
+//!
+//! The registry is per node. With several nodes sharing PostgreSQL, a command for a call this
+//! node does not carry will have to be forwarded to the node that does (the multi-node issue);
+//! the [`opentact_api::CallControl`] trait is the seam for that.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentact_api::{CallCommand, CallControl, CommandOutcome};
+use opentact_call::CallSession;
+use opentact_call::model::CallState;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// How long a `command_id` is remembered per call.
+pub const DEDUP_WINDOW: Duration = Duration::from_secs(60);
+/// Commands that may wait for their turn on one call.
+pub const MAX_QUEUED_COMMANDS: usize = 64;
+
+struct LiveCall {
+    account: Uuid,
+    commands: mpsc::Sender<String>,
+    session: Arc<CallSession>,
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+/// The registry.
+#[derive(Default)]
+pub struct LiveCalls {
+    calls: Mutex<HashMap<Uuid, Arc<LiveCall>>>,
+}
+
+impl std::fmt::Debug for LiveCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveCalls").field("calls", &self.calls.lock().len()).finish()
+    }
+}
+
+fn state_name(state: CallState) -> &'static str {
+    match state {
+        CallState::Ringing => "ringing",
+        CallState::Answered => "answered",
+        CallState::Bridged => "bridged",
+        CallState::Held => "held",
+        CallState::Ended => "ended",
+    }
+}
+
+impl LiveCalls {
+    /// Register `account`'s call; its flow reads the commands from the receiver.
+    pub fn register(&self, call: Uuid, account: Uuid, session: Arc<CallSession>) -> mpsc::Receiver<String> {
+        let (commands, receiver) = mpsc::channel(MAX_QUEUED_COMMANDS);
+        let live = LiveCall { account, commands, session, seen: Mutex::new(HashMap::new()) };
+        self.calls.lock().insert(call, Arc::new(live));
+        receiver
+    }
+
+    /// The call's flow has ended.
+    pub fn remove(&self, call: Uuid) {
+        self.calls.lock().remove(&call);
+    }
+
+    fn queue(&self, account: Uuid, call: Uuid, command: CallCommand) -> CommandOutcome {
+        let Some(live) = self.calls.lock().get(&call).cloned() else { return CommandOutcome::NotFound };
+        if live.account != account {
+            return CommandOutcome::NotFound;
+        }
+        let mut seen = live.seen.lock();
+        seen.retain(|_, at| at.elapsed() < DEDUP_WINDOW);
+        if let Some(id) = &command.command_id
+            && seen.contains_key(id)
+        {
+            return CommandOutcome::Duplicate;
+        }
+        let state = live.session.state();
+        let wrong = |reason: &str| CommandOutcome::WrongState {
+            state: state_name(state).to_owned(),
+            reason: reason.to_owned(),
+        };
+        match (command.name.as_str(), state) {
+            (_, CallState::Ended) => return wrong("it takes no more commands"),
+            ("answer", s) if s != CallState::Ringing => return wrong("it was answered already"),
+            ("hold", s) if !matches!(s, CallState::Answered | CallState::Bridged) => {
+                return wrong("only an answered call can be put on hold");
+            }
+            ("unhold", s) if s != CallState::Held => return wrong("it is not on hold"),
+            _ => {}
+        }
+        match live.commands.try_send(command.xml) {
+            Ok(()) => {
+                if let Some(id) = command.command_id {
+                    seen.insert(id, Instant::now());
+                }
+                tracing::debug!(%call, command = %command.name, "call command queued");
+                CommandOutcome::Accepted
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => wrong(&format!(
+                "{MAX_QUEUED_COMMANDS} commands are already waiting; send more once they have run"
+            )),
+            Err(mpsc::error::TrySendError::Closed(_)) => CommandOutcome::NotFound,
+        }
+    }
+}
+
+impl CallControl for LiveCalls {
+    fn command(
+        &self,
+        account: Uuid,
+        call: Uuid,
+        command: CallCommand,
+    ) -> Pin<Box<dyn Future<Output = CommandOutcome> + Send + '_>> {
+        let outcome = self.queue(account, call, command);
+        Box::pin(async move { outcome })
+    }
+}
