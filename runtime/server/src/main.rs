@@ -20,6 +20,17 @@ use clap::Parser;
 use crate::cli::{Cli, Command, FlowCommand, NumbersCommand};
 
 fn main() -> ExitCode {
+    // wasmtime builds an error value whenever a flow's store is disposed of; with library
+    // backtraces on (RUST_BACKTRACE=1 turns them on unless RUST_LIB_BACKTRACE says otherwise)
+    // each one captures a backtrace — about 10 µs per call. Panics keep their backtraces.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet (the runtime is built below), so nothing reads
+        // the environment concurrently.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("RUST_LIB_BACKTRACE", "0");
+        }
+    }
     let cli = Cli::parse();
     // Logs go to stderr: stdout of `flow run` is the event stream, one JSON object per line.
     tracing_subscriber::fmt()
