@@ -118,6 +118,7 @@ pub async fn sip_user(data: &Path, account: Uuid, label: &str, login: &str, pass
                 credentials: DigestCredentials::new(login, password, domain, domain),
                 is_active: true,
                 tn_lease: None,
+                same_domain_calls_only: false,
             },
         )
         .await
@@ -139,6 +140,7 @@ pub async fn sip_user_in(data: &Path, account: Uuid, label: &str, login: &str, p
                 credentials: DigestCredentials::new(login, password, &domain, &domain),
                 is_active: true,
                 tn_lease: None,
+                same_domain_calls_only: false,
             },
         )
         .await

@@ -146,11 +146,42 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
         let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e: PathRejection| ApiError::BadPath { param: "id", reason: e.body_text() })?;
-        uuid::Uuid::parse_str(&raw).map(IdPath).map_err(|_| ApiError::BadPath {
-            param: "id",
-            reason: format!("{raw:?} is not a UUID (expected e.g. 0b6f6c3e-8e7b-4c6e-9a51-2f1d5a0c9e11)"),
-        })
+        parse_id(&raw).map(IdPath)
     }
+}
+
+/// Two object ids from the path (`/rest/sip/connection/{uuid}/invites/{invite}`): the parent
+/// and the child; either not a UUID is a 400 envelope.
+#[derive(Debug, Clone, Copy)]
+pub struct IdsPath(pub uuid::Uuid, pub uuid::Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdsPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path((a, b)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|e: PathRejection| ApiError::BadPath { param: "id", reason: e.body_text() })?;
+        Ok(IdsPath(parse_id(&a)?, parse_id(&b)?))
+    }
+}
+
+/// Parses an id from the path.
+pub(crate) fn parse_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::BadPath {
+        param: "id",
+        reason: format!("{raw:?} is not a UUID (expected e.g. 0b6f6c3e-8e7b-4c6e-9a51-2f1d5a0c9e11)"),
+    })
+}
+
+/// A name field: trimmed, 1 to `max` characters.
+pub(crate) fn check_name(field: &str, name: &str, max: usize) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > max {
+        return Err(ApiError::invalid(field, format!("must be 1 to {max} characters")));
+    }
+    Ok(name.to_owned())
 }
 
 /// A raw path segment (`/rest/telecom/lookup/{tn}`), checked by the handler.
@@ -164,6 +195,21 @@ impl<S: Send + Sync> FromRequestParts<S> for SegmentPath {
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .map(|p| SegmentPath(p.0))
+            .map_err(|e| ApiError::BadPath { param: "segment", reason: e.body_text() })
+    }
+}
+
+/// Two raw path segments (`/rest/sip/domain/{domain}/user/{uuid}`), checked by the handler.
+#[derive(Debug, Clone)]
+pub struct SegmentsPath(pub String, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for SegmentsPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map(|p| SegmentsPath(p.0.0, p.0.1))
             .map_err(|e| ApiError::BadPath { param: "segment", reason: e.body_text() })
     }
 }

@@ -26,4 +26,7 @@ pub mod state;
 pub use auth::AuthAccount;
 pub use error::ApiError;
 pub use routes::router;
-pub use state::{ApiConfig, ApiState, CallCommand, CallControl, CommandOutcome, ComponentCheck, JwtSecret};
+pub use state::{
+    ApiConfig, ApiState, CallCommand, CallControl, CommandOutcome, ComponentCheck, DEFAULT_SIP_DOMAIN,
+    JwtSecret, SipPresence,
+};

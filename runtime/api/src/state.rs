@@ -107,6 +107,16 @@ pub trait CallControl: Send + Sync {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CommandOutcome> + Send + '_>>;
 }
 
+/// Whether SIP users are registered (the registrar's location service), for the `state`
+/// of a SIP user.
+pub trait SipPresence: Send + Sync {
+    /// Whether `login@domain` (the full domain, `acme.sip.example.com`) has a live binding.
+    fn is_online(&self, domain: &str, login: &str) -> bool;
+}
+
+/// The platform SIP domain when the server names none (`sip.domain` in the config).
+pub const DEFAULT_SIP_DOMAIN: &str = "sip.opentact.local";
+
 /// Shared by every request; cheap to clone.
 #[derive(Clone)]
 pub struct ApiState {
@@ -122,6 +132,11 @@ pub struct ApiState {
     pub events: Option<Arc<EventBus>>,
     /// Live calls taking commands (`POST /rest/call/{uuid}/command`), when the server has them.
     pub call_control: Option<Arc<dyn CallControl>>,
+    /// The platform's SIP domain: an account's SIP domain `acme` is `acme.<sip_domain>`, and
+    /// digest credentials are hashed in that realm.
+    pub sip_domain: Arc<str>,
+    /// Registrations, for SIP users' online/offline state; without it users read offline.
+    pub presence: Option<Arc<dyn SipPresence>>,
 }
 
 impl ApiState {
@@ -135,7 +150,16 @@ impl ApiState {
             google,
             events: None,
             call_control: None,
+            sip_domain: Arc::from(DEFAULT_SIP_DOMAIN),
+            presence: None,
         }
+    }
+
+    /// The platform SIP domain and, when the server runs a registrar, its registrations.
+    pub fn with_sip(mut self, domain: &str, presence: Option<Arc<dyn SipPresence>>) -> Self {
+        self.sip_domain = Arc::from(domain.to_ascii_lowercase());
+        self.presence = presence;
+        self
     }
 
     /// Send call commands to `control`.

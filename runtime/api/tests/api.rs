@@ -491,19 +491,36 @@ async fn orders_and_leases(c: Ctx) -> anyhow::Result<()> {
     );
     Uuid::parse_str(str_of(&order, "uuid")?)?;
     let items = order["items"].as_array().context("items")?;
-    ensure!(
-        items[0]["state"] == "success"
-            && items[0]["lease"]["tn"] == json!(DC1)
-            && items[0]["lease"]["autorenew"] == true,
-        "{order}"
-    );
+    ensure!(items[0]["state"] == "success" && items[0]["tn"] == json!(DC1), "{order}");
     ensure!(
         items[1]["state"] == "failed" && items[1]["message"] == "number 12025550199 does not support sms",
         "{order}"
     );
     ensure!(items[2]["message"] == "number 19995550100 is not offered", "{order}");
     ensure!(items[3]["message"] == "number 12025550000 is not available", "{order}");
-    let lease = str_of(&items[0]["lease"], "uuid")?.to_owned();
+    let lease = items[0]["lease"].as_str().context("the item's lease id")?.to_owned();
+    let leased = c.get(&format!("/rest/lease/tn/{lease}"), &jwt).await?;
+    let leased = leased.ok(StatusCode::OK)?;
+    ensure!(leased["tn"] == json!(DC1) && leased["autorenew"] == true, "{leased}");
+
+    // The order is kept: read back, and found by state, by number, newest first.
+    let uri = format!("/rest/order/{}", str_of(&order, "uuid")?);
+    let stored = c.get(&uri, &jwt).await?;
+    ensure!(stored.ok(StatusCode::OK)? == &order, "stored {:?} vs answered {order}", stored);
+    c.get(&uri, &other).await?.err(StatusCode::NOT_FOUND, &["order", "not found"])?;
+    let found = c.post("/rest/order/search", &jwt, json!({"state": "partial", "tn": DC1})).await?;
+    let found = found.ok(StatusCode::OK)?;
+    ensure!(found["total"] == 1 && found["data"][0] == order, "{found}");
+    let none = c.post("/rest/order/search", &jwt, json!({"state": "success"})).await?;
+    ensure!(none.ok(StatusCode::OK)?["total"] == 0, "{:?}", none);
+    let none = c.post("/rest/order/search", &other, json!({})).await?;
+    ensure!(none.ok(StatusCode::OK)?["total"] == 0, "another account's orders are invisible: {:?}", none);
+    c.post("/rest/order/search", &jwt, json!({"state": "done"}))
+        .await?
+        .err(StatusCode::BAD_REQUEST, &["state", "success", "partial", "failed"])?;
+    c.post("/rest/order/search", &jwt, json!({"tn": 5}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["tn: 5 is not a telephone number"])?;
 
     // Another account cannot order the same number; a whole failed order is "failed".
     let answer = c.post("/rest/order", &other, json!({"items": [{"tn": DC1}]})).await?;
@@ -515,12 +532,15 @@ async fn orders_and_leases(c: Ctx) -> anyhow::Result<()> {
     // Features default to what the number has.
     let answer = c.post("/rest/order", &other, json!({"items": [{"tn": DC2}]})).await?;
     let o = answer.ok(StatusCode::CREATED)?;
-    ensure!(
-        o["state"] == "success"
-            && o["items"][0]["lease"]["voice"] == true
-            && o["items"][0]["lease"]["sms"] == false,
-        "{o}"
-    );
+    ensure!(o["state"] == "success", "{o}");
+    let second = o["items"][0]["lease"].as_str().context("lease id")?;
+    let second = c.get(&format!("/rest/lease/tn/{second}"), &other).await?;
+    let second = second.ok(StatusCode::OK)?;
+    ensure!(second["voice"] == true && second["sms"] == false, "{second}");
+    let newest =
+        c.post("/rest/order/search?take=1", &other, json!({"order": {"created_on": "DESC"}})).await?;
+    let newest = newest.ok(StatusCode::OK)?;
+    ensure!(newest["total"] == 2 && newest["data"][0]["uuid"] == o["uuid"], "{newest}");
 
     // The leased number is no longer offered.
     let s = c.post("/rest/tn/search", &jwt, json!({"pattern": "202*******"})).await?;
@@ -545,10 +565,9 @@ async fn orders_and_leases(c: Ctx) -> anyhow::Result<()> {
     c.patch(&uri, &jwt, json!({"autorenew": "yes"}))
         .await?
         .err(StatusCode::BAD_REQUEST, &["`autorenew`", "expected a boolean"])?;
-    c.patch(&uri, &jwt, json!({"messaging_profile_uuid": Uuid::new_v4()})).await?.err(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        &["messaging_profile_uuid: messaging profiles are not available yet"],
-    )?;
+    c.patch(&uri, &jwt, json!({"messaging_profile_uuid": Uuid::new_v4()}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["messaging_profile_uuid: messaging profile", "not found"])?;
     let ghost = Uuid::new_v4();
     c.patch(&uri, &jwt, json!({"tn_profile": ghost})).await?.err(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -761,7 +780,7 @@ async fn cross_account_isolation(c: Ctx) -> anyhow::Result<()> {
 
     // Alice's objects.
     let o = c.post("/rest/order", &a, json!({"items": [{"tn": DC1}]})).await?;
-    let a_lease = str_of(&o.ok(StatusCode::CREATED)?["items"][0]["lease"], "uuid")?.to_owned();
+    let a_lease = o.ok(StatusCode::CREATED)?["items"][0]["lease"].as_str().context("lease")?.to_owned();
     let p = c.post("/rest/profile/tn", &a, json!({"name": "alice", "blacklist": ["1900"]})).await?;
     let a_profile = str_of(p.ok(StatusCode::CREATED)?, "uuid")?.to_owned();
     let t = c.post("/rest/token", &a, json!({"name": "alice", "ttl": 3600})).await?;
@@ -774,7 +793,7 @@ async fn cross_account_isolation(c: Ctx) -> anyhow::Result<()> {
 
     // Bob's own lease, to try attaching Alice's profile to it.
     let o = c.post("/rest/order", &b, json!({"items": [{"tn": NY1}]})).await?;
-    let b_lease = str_of(&o.ok(StatusCode::CREATED)?["items"][0]["lease"], "uuid")?.to_owned();
+    let b_lease = o.ok(StatusCode::CREATED)?["items"][0]["lease"].as_str().context("lease")?.to_owned();
 
     // Every endpoint that takes an id answers Bob 404 for Alice's.
     let lease_uri = format!("/rest/lease/tn/{a_lease}");

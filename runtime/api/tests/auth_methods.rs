@@ -92,7 +92,11 @@ async fn sip_user_ha1b(c: Ctx) -> anyhow::Result<()> {
     let credentials = DigestCredentials::new("alice", "s3cret-pass", "acme.sip.example", "acme");
     let alice = c
         .store
-        .create_sip_user(a, domain.uuid, NewSipUser { credentials, is_active: true, tn_lease: None })
+        .create_sip_user(
+            a,
+            domain.uuid,
+            NewSipUser { credentials, is_active: true, tn_lease: None, same_domain_calls_only: false },
+        )
         .await?;
     let ha1b = |hash: &str| Auth::Named("X-Auth-HA1B-Token", hash.to_owned());
 

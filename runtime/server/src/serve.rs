@@ -168,7 +168,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     )
     .with_component_check(Arc::new(FlowHostCheck(router_host)))
     .with_events(bus)
-    .with_call_control(live_calls);
+    .with_call_control(live_calls)
+    .with_sip(&config.sip.domain, Some(Arc::new(RegistrarPresence(sip.clone()))));
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("starting the REST API on {}", config.api.listen))?;
@@ -222,5 +223,15 @@ impl opentact_api::ComponentCheck for FlowHostCheck {
         tokio::task::block_in_place(|| self.0.load_component(bytes))
             .map(|_| ())
             .map_err(|error| error.to_string())
+    }
+}
+
+/// SIP users' online state for the REST API: a user is online while the registrar holds a live
+/// binding for it.
+struct RegistrarPresence(Arc<SipEndpoint>);
+
+impl opentact_api::SipPresence for RegistrarPresence {
+    fn is_online(&self, domain: &str, login: &str) -> bool {
+        !self.0.registrar().contacts(domain, login).is_empty()
     }
 }

@@ -17,6 +17,9 @@ pub enum ObjectKind {
     SipDomain,
     SipUser,
     OutboundVoiceProfile,
+    Order,
+    SipInvite,
+    MessagingProfile,
 }
 
 impl ObjectKind {
@@ -34,6 +37,9 @@ impl ObjectKind {
             ObjectKind::SipDomain => "sip domain",
             ObjectKind::SipUser => "sip user",
             ObjectKind::OutboundVoiceProfile => "outbound voice profile",
+            ObjectKind::Order => "order",
+            ObjectKind::SipInvite => "sip invite",
+            ObjectKind::MessagingProfile => "messaging profile",
         }
     }
 }

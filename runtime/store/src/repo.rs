@@ -101,12 +101,23 @@ pub struct LeaseFilter {
 pub struct NumberFilter {
     pub npa: Option<i32>,
     pub state: Option<String>,
+    /// A North American number's ten national digits, each a digit or `*` for any
+    /// (`202*******`, `*******917`); checked by the caller, numbers outside +1 never match.
+    pub pattern: Option<String>,
     /// Only numbers that have voice (when `true`).
     pub voice: bool,
     /// Only numbers that have SMS (when `true`).
     pub sms: bool,
     /// Only numbers that can be leased now.
     pub available_only: bool,
+}
+
+/// Filter for [`OrderRepo::search_orders`]; every given field must match.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub state: Option<OrderState>,
+    /// Orders with an item for this number.
+    pub tn: Option<Tn>,
 }
 
 /// Accounts and their passwords.
@@ -174,6 +185,70 @@ pub trait LeaseRepo: Send + Sync {
     async fn release_lease(&self, account: Uuid, lease: Uuid) -> Result<TnLease>;
     /// *Unscoped* (routing of inbound calls and SMS): the active lease of a number.
     async fn lease_by_tn(&self, tn: Tn) -> Result<Option<TnLease>>;
+}
+
+/// Number orders, kept with each item's outcome.
+#[async_trait]
+pub trait OrderRepo: Send + Sync {
+    /// Records an order whose items were processed (leased or not) by the caller.
+    async fn create_order(&self, account: Uuid, items: Vec<OrderItem>) -> Result<TnOrder>;
+    async fn get_order(&self, account: Uuid, order: Uuid) -> Result<Option<TnOrder>>;
+    async fn search_orders(
+        &self,
+        account: Uuid,
+        filter: OrderFilter,
+        params: ListParams,
+    ) -> Result<List<TnOrder>>;
+}
+
+/// Messaging profiles.
+#[async_trait]
+pub trait MessagingProfileRepo: Send + Sync {
+    async fn create_messaging_profile(
+        &self,
+        account: Uuid,
+        new: NewMessagingProfile,
+    ) -> Result<MessagingProfile>;
+    async fn get_messaging_profile(&self, account: Uuid, profile: Uuid) -> Result<Option<MessagingProfile>>;
+    async fn list_messaging_profiles(
+        &self,
+        account: Uuid,
+        params: ListParams,
+    ) -> Result<List<MessagingProfile>>;
+    async fn update_messaging_profile(
+        &self,
+        account: Uuid,
+        profile: Uuid,
+        patch: MessagingProfilePatch,
+    ) -> Result<MessagingProfile>;
+    /// Soft-deletes the profile and detaches it from the leases that name it.
+    async fn delete_messaging_profile(&self, account: Uuid, profile: Uuid) -> Result<()>;
+}
+
+/// One-time invites to set a SIP connection's credentials.
+#[async_trait]
+pub trait SipInviteRepo: Send + Sync {
+    /// A new invite; the plain token exists only in the answer.
+    async fn create_invite(
+        &self,
+        account: Uuid,
+        connection: Uuid,
+        name: String,
+        expired_on: Timestamp,
+    ) -> Result<CreatedSipInvite>;
+    /// Invites of a connection, used and expired ones included.
+    async fn list_invites(
+        &self,
+        account: Uuid,
+        connection: Uuid,
+        params: ListParams,
+    ) -> Result<List<SipInvite>>;
+    /// Revokes an invite.
+    async fn delete_invite(&self, account: Uuid, connection: Uuid, invite: Uuid) -> Result<()>;
+    /// *Unscoped* (the token is the credential): marks the live, unused, unexpired invite with
+    /// this token used and returns it; `None` for any other token. Atomic: of two concurrent
+    /// calls with one token, one gets the invite.
+    async fn use_invite(&self, token: &str) -> Result<Option<SipInvite>>;
 }
 
 /// TN profiles and their caller-ID lists.
@@ -285,6 +360,9 @@ pub trait Repository:
     + SipConnectionRepo
     + SipControlAppRepo
     + SipDomainRepo
+    + OrderRepo
+    + MessagingProfileRepo
+    + SipInviteRepo
 {
 }
 
@@ -298,5 +376,8 @@ impl<T> Repository for T where
         + SipConnectionRepo
         + SipControlAppRepo
         + SipDomainRepo
+        + OrderRepo
+        + MessagingProfileRepo
+        + SipInviteRepo
 {
 }

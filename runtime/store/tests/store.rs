@@ -100,6 +100,8 @@ store_test!(
     sip_connections,
     tn_profiles_and_caller_lists,
     outbound_voice_profiles,
+    wildcard_number_search,
+    invites_work_once_and_expire,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -158,6 +160,7 @@ fn sip_user(login: &str, domain: &str) -> NewSipUser {
         credentials: DigestCredentials::new(login, "pw", "sip.opentact.test", domain),
         is_active: true,
         tn_lease: None,
+        same_domain_calls_only: false,
     }
 }
 
@@ -281,6 +284,12 @@ async fn inventory_and_leases(ctx: Ctx) -> anyhow::Result<()> {
         .await?;
     assert_eq!(npa.data.iter().map(|n| n.tn).collect::<Vec<_>>(), vec![12129822920]);
     let avail = NumberFilter { available_only: true, ..Default::default() };
+    let pattern = NumberFilter { pattern: Some("***982291*".into()), ..Default::default() };
+    let matched = s.search_numbers(pattern, ListParams::default()).await?;
+    assert_eq!(
+        matched.data.iter().map(|n| n.tn).collect::<Vec<_>>(),
+        vec![12029822917, 12029822918, 12129822919]
+    );
     assert_eq!(s.search_numbers(avail.clone(), ListParams::default()).await?.total, 4);
 
     let new = |tn| NewLease { tn, voice: true, sms: false, autorenew: true };
@@ -743,6 +752,7 @@ async fn outbound_voice_profiles(ctx: Ctx) -> anyhow::Result<()> {
                 max_rate_micros: Some(15_000),
                 daily_spend_limit_micros: Some(50_000_000),
                 record_calls: true,
+                shaken_sign_policy: ShakenSignPolicy::Off,
             },
         )
         .await?;
@@ -769,6 +779,71 @@ async fn outbound_voice_profiles(ctx: Ctx) -> anyhow::Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 // raw access, to check what is really in the tables
+
+async fn wildcard_number_search(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    // 300 numbers, of which those ending in 17 are every hundredth; one outside +1.
+    let numbers: Vec<_> =
+        (0..300).map(|i| number(12_025_550_000 + i, "DC")).chain([number(442_071_838_750, "LN")]).collect();
+    s.upsert_numbers(&numbers).await?;
+    let ending = |p: &str| NumberFilter { pattern: Some(p.to_owned()), ..Default::default() };
+    let found = s.search_numbers(ending("********17"), ListParams::page(2, 1)).await?;
+    assert_eq!(found.total, 3, "the total counts every match, not a page");
+    assert_eq!(found.data.iter().map(|n| n.tn).collect::<Vec<_>>(), vec![12_025_550_117, 12_025_550_217]);
+    // Only North American numbers match a ten-digit pattern.
+    assert_eq!(s.search_numbers(ending("**********"), ListParams::default()).await?.total, 300);
+    assert_eq!(s.search_numbers(ending("2071838750"), ListParams::default()).await?.total, 0);
+    Ok(())
+}
+
+async fn invites_work_once_and_expire(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let a = account(s, "a@x.test").await?;
+    let b = account(s, "b@x.test").await?;
+    let conn = s.create_connection(a, connection("pbx", Some("acme"), None)).await?;
+    let later = now() + chrono::Duration::hours(1);
+    let created = s.create_invite(a, conn.uuid, "it".into(), later).await?;
+    assert!(
+        is_not_found(s.create_invite(b, conn.uuid, "x".into(), later).await),
+        "another account's connection"
+    );
+    assert_eq!(s.list_invites(a, conn.uuid, ListParams::default()).await?.total, 1);
+    assert!(is_not_found(s.list_invites(b, conn.uuid, ListParams::default()).await));
+    assert!(s.use_invite("not the token").await?.is_none());
+    let used = s.use_invite(&created.token).await?.context("a fresh token works")?;
+    assert_eq!((used.uuid, used.connection), (created.invite.uuid, conn.uuid));
+    assert!(used.used_on.is_some());
+    assert!(s.use_invite(&created.token).await?.is_none(), "a token works once");
+
+    let expired = s.create_invite(a, conn.uuid, "old".into(), now() - chrono::Duration::seconds(1)).await?;
+    assert!(s.use_invite(&expired.token).await?.is_none(), "an expired token");
+    let revoked = s.create_invite(a, conn.uuid, "revoked".into(), later).await?;
+    assert!(is_not_found(s.delete_invite(b, conn.uuid, revoked.invite.uuid).await));
+    s.delete_invite(a, conn.uuid, revoked.invite.uuid).await?;
+    assert!(s.use_invite(&revoked.token).await?.is_none(), "a revoked token");
+    let orphan = s.create_invite(a, conn.uuid, "orphan".into(), later).await?;
+    s.delete_connection(a, conn.uuid).await?;
+    assert!(s.use_invite(&orphan.token).await?.is_none(), "a deleted connection's token");
+    // Only the hash is stored.
+    let rows = sqlx_rows(&ctx, "SELECT token_hash FROM sip_invite").await?;
+    assert!(rows.iter().all(|h| h.len() == 64 && *h != created.token), "{rows:?}");
+    Ok(())
+}
+
+/// The first column of every row of `sql`, read past the store.
+async fn sqlx_rows(ctx: &Ctx, sql: &'static str) -> anyhow::Result<Vec<String>> {
+    let rows: Vec<(String,)> = match ctx.store.backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&ctx.url).await?;
+            sqlx::query_as(sql).fetch_all(&mut c).await?
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&ctx.url).await?;
+            sqlx::query_as(sql).fetch_all(&mut c).await?
+        }
+    };
+    Ok(rows.into_iter().map(|(a,)| a).collect())
+}
 
 async fn raw_token_rows(ctx: &Ctx) -> anyhow::Result<Vec<Vec<String>>> {
     const SQL: &str = "SELECT id, account_id, name, token_hash FROM api_token";

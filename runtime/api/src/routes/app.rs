@@ -1,6 +1,7 @@
 //! SIP Control Apps: `GET/POST /rest/sip/app`, `GET/PATCH/DELETE /rest/sip/app/{uuid}`, and
 //! the app's Wasm component: `PUT /rest/sip/app/{uuid}/component` (body `application/wasm`),
-//! `GET /rest/sip/app/{uuid}/component` (its versions).
+//! `GET /rest/sip/app/{uuid}/component` (its versions); the numbers whose calls the app runs:
+//! `GET/POST /rest/sip/app/{uuid}/tnlease {add, remove}`.
 //!
 //! An app runs in exactly one mode: hosted `xml` (validated by the dialect's own parser — an
 //! invalid document is refused with each error's line and column), a webhook
@@ -39,6 +40,7 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/rest/sip/app", get(list).post(create))
         .route("/rest/sip/app/{uuid}", get(get_one).patch(update).delete(remove))
+        .route("/rest/sip/app/{uuid}/tnlease", get(numbers).post(assign_numbers))
         .route(
             "/rest/sip/app/{uuid}/component",
             get(versions).put(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES + 1)),
@@ -62,14 +64,10 @@ pub struct AppBody {
 }
 
 fn check_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_APP_NAME {
-        return Err(ApiError::invalid("name", format!("must be 1 to {MAX_APP_NAME} characters")));
-    }
-    Ok(name.to_owned())
+    crate::envelope::check_name("name", name, MAX_APP_NAME)
 }
 
-fn check_url(field: &str, url: &str) -> Result<String, ApiError> {
+pub(crate) fn check_url(field: &str, url: &str) -> Result<String, ApiError> {
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
         && url.len() <= 2048
         && !url.contains(' ');
@@ -280,4 +278,23 @@ async fn upload(
     let version = state.repo.add_component_version(auth.account, id, &body).await?;
     let app = state.repo.set_current_component(auth.account, id, version.uuid).await?;
     Ok(Created(Deployed { version, app }))
+}
+
+async fn numbers(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Payload<Page<opentact_store::TnLease>>, ApiError> {
+    crate::routes::lease::assigned(&state, auth.account, crate::routes::lease::Assignee::App(id), paging)
+        .await
+}
+
+async fn assign_numbers(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<crate::routes::lease::Assignment>,
+) -> Result<Payload<Page<opentact_store::TnLease>>, ApiError> {
+    crate::routes::lease::assign(&state, auth.account, crate::routes::lease::Assignee::App(id), body).await
 }

@@ -95,8 +95,7 @@ pub struct LeaseUpdate {
     pub sip_connection: Option<Option<Uuid>>,
     #[serde(default, deserialize_with = "nullable")]
     pub sip_control_app: Option<Option<Uuid>>,
-    /// Documented, but the store has no messaging profiles yet: refused with a 422 rather
-    /// than silently ignored.
+    /// The messaging profile whose callback URLs get the number's inbound SMS.
     #[serde(default, deserialize_with = "nullable")]
     pub messaging_profile_uuid: Option<Option<Uuid>>,
 }
@@ -107,9 +106,6 @@ async fn patch(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<LeaseUpdate>,
 ) -> Result<Payload<TnLease>, ApiError> {
-    if body.messaging_profile_uuid.is_some() {
-        return Err(ApiError::invalid("messaging_profile_uuid", "messaging profiles are not available yet"));
-    }
     let patch = LeasePatch {
         voice: body.voice,
         sms: body.sms,
@@ -117,6 +113,7 @@ async fn patch(
         tn_profile: body.tn_profile,
         sip_connection: body.sip_connection,
         sip_control_app: body.sip_control_app,
+        messaging_profile: body.messaging_profile_uuid,
     };
     if patch.voice.is_none()
         && patch.sms.is_none()
@@ -124,10 +121,12 @@ async fn patch(
         && patch.tn_profile.is_none()
         && patch.sip_connection.is_none()
         && patch.sip_control_app.is_none()
+        && patch.messaging_profile.is_none()
     {
         return Err(ApiError::invalid(
             "body",
-            "nothing to change: send one or more of autorenew, voice, sms, tn_profile, sip_connection, sip_control_app",
+            "nothing to change: send one or more of autorenew, voice, sms, tn_profile, sip_connection, \
+             sip_control_app, messaging_profile_uuid",
         ));
     }
     // Which field named the unknown reference, for the 422.
@@ -135,6 +134,7 @@ async fn patch(
         ObjectKind::TnProfile => "tn_profile",
         ObjectKind::SipConnection => "sip_connection",
         ObjectKind::SipControlApp => "sip_control_app",
+        ObjectKind::MessagingProfile => "messaging_profile_uuid",
         _ => "body",
     };
     match state.repo.update_lease(auth.account, id, patch).await {
@@ -152,4 +152,186 @@ async fn release(
     IdPath(id): IdPath,
 ) -> Result<Payload<TnLease>, ApiError> {
     Ok(Payload(state.repo.release_lease(auth.account, id).await?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// numbers on a connection or an app: `GET/POST …/{uuid}/tnlease {add, remove}`
+
+/// Most leases one assignment request may add or remove (each).
+pub const MAX_ASSIGN_ENTRIES: usize = 1000;
+
+/// What a `/tnlease` path assigns numbers to: inbound calls to them go there.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Assignee {
+    Connection(Uuid),
+    App(Uuid),
+}
+
+impl Assignee {
+    fn filter(self) -> LeaseFilter {
+        match self {
+            Assignee::Connection(c) => LeaseFilter { sip_connection: Some(c), ..LeaseFilter::default() },
+            Assignee::App(a) => LeaseFilter { sip_control_app: Some(a), ..LeaseFilter::default() },
+        }
+    }
+
+    fn holds(self, lease: &TnLease) -> bool {
+        match self {
+            Assignee::Connection(c) => lease.sip_connection == Some(c),
+            Assignee::App(a) => lease.sip_control_app == Some(a),
+        }
+    }
+
+    fn patch(self, attach: bool) -> LeasePatch {
+        match self {
+            Assignee::Connection(c) => {
+                LeasePatch { sip_connection: Some(attach.then_some(c)), ..LeasePatch::default() }
+            }
+            Assignee::App(a) => {
+                LeasePatch { sip_control_app: Some(attach.then_some(a)), ..LeasePatch::default() }
+            }
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Assignee::Connection(_) => "connection",
+            Assignee::App(_) => "app",
+        }
+    }
+
+    /// 404 unless the assignee is a live object of the account.
+    async fn ensure(self, state: &ApiState, account: Uuid) -> Result<(), ApiError> {
+        let found = match self {
+            Assignee::Connection(c) => state.repo.get_connection(account, c).await?.is_some(),
+            Assignee::App(a) => state.repo.get_app(account, a).await?.is_some(),
+        };
+        match (found, self) {
+            (true, _) => Ok(()),
+            (false, Assignee::Connection(c)) => Err(ApiError::not_found(ObjectKind::SipConnection, c)),
+            (false, Assignee::App(a)) => Err(ApiError::not_found(ObjectKind::SipControlApp, a)),
+        }
+    }
+}
+
+/// A lease named by its id or by its number (JSON integer, or a string of digits).
+#[derive(Debug, Clone)]
+pub enum LeaseRef {
+    Id(Uuid),
+    Tn(i64),
+    Bad(String),
+}
+
+impl<'de> Deserialize<'de> for LeaseRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Int(tn) => LeaseRef::Tn(tn),
+            Raw::Text(s) => match (Uuid::parse_str(&s), s.trim_start_matches('+').parse::<i64>()) {
+                (Ok(id), _) => LeaseRef::Id(id),
+                (_, Ok(tn)) => LeaseRef::Tn(tn),
+                _ => LeaseRef::Bad(s),
+            },
+        })
+    }
+}
+
+/// The body of `POST …/tnlease`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    #[serde(default)]
+    pub add: Vec<LeaseRef>,
+    #[serde(default)]
+    pub remove: Vec<LeaseRef>,
+}
+
+/// The account's active lease that `r` names; a 422 naming `field` otherwise.
+async fn resolve(state: &ApiState, account: Uuid, field: &str, r: &LeaseRef) -> Result<TnLease, ApiError> {
+    let found = match r {
+        LeaseRef::Id(id) => state.repo.get_lease(account, *id).await?,
+        LeaseRef::Tn(tn) => state.repo.lease_by_tn(*tn).await?.filter(|l| l.account == account),
+        LeaseRef::Bad(s) => {
+            return Err(ApiError::invalid(
+                field,
+                format!("{s:?} is neither a lease id nor a number: send the lease's uuid or its TN"),
+            ));
+        }
+    };
+    found.filter(|l| l.released_on.is_none()).ok_or_else(|| {
+        ApiError::invalid(
+            field,
+            match r {
+                LeaseRef::Tn(tn) => format!("number {tn} is not leased by this account"),
+                LeaseRef::Id(id) => format!("no active lease {id} in this account"),
+                LeaseRef::Bad(s) => format!("{s:?} is not a lease"),
+            },
+        )
+    })
+}
+
+/// `GET …/tnlease`: the active leases assigned to `to`.
+pub(crate) async fn assigned(
+    state: &ApiState,
+    account: Uuid,
+    to: Assignee,
+    paging: Paging,
+) -> Result<Payload<Page<TnLease>>, ApiError> {
+    to.ensure(state, account).await?;
+    Ok(Payload(state.repo.list_leases(account, to.filter(), paging.params()?).await?))
+}
+
+/// `POST …/tnlease`: checks every entry first, so a bad one changes nothing, then attaches
+/// `add` and detaches `remove`; answers with the leases now assigned (first page).
+pub(crate) async fn assign(
+    state: &ApiState,
+    account: Uuid,
+    to: Assignee,
+    body: Assignment,
+) -> Result<Payload<Page<TnLease>>, ApiError> {
+    to.ensure(state, account).await?;
+    if body.add.is_empty() && body.remove.is_empty() {
+        return Err(ApiError::invalid("body", "nothing to change: send add: […] and/or remove: […]"));
+    }
+    for (field, list) in [("add", &body.add), ("remove", &body.remove)] {
+        if list.len() > MAX_ASSIGN_ENTRIES {
+            return Err(ApiError::invalid(
+                field,
+                format!("at most {MAX_ASSIGN_ENTRIES} entries per request"),
+            ));
+        }
+    }
+    let mut add = Vec::with_capacity(body.add.len());
+    for (i, r) in body.add.iter().enumerate() {
+        add.push(resolve(state, account, &format!("add[{i}]"), r).await?);
+    }
+    let mut remove = Vec::with_capacity(body.remove.len());
+    for (i, r) in body.remove.iter().enumerate() {
+        let lease = resolve(state, account, &format!("remove[{i}]"), r).await?;
+        if !to.holds(&lease) {
+            return Err(ApiError::invalid(
+                format!("remove[{i}]"),
+                format!("number {} is not on this {}", lease.tn, to.noun()),
+            ));
+        }
+        if add.iter().any(|a| a.uuid == lease.uuid) {
+            return Err(ApiError::invalid(
+                format!("remove[{i}]"),
+                format!("number {} is both added and removed", lease.tn),
+            ));
+        }
+        remove.push(lease);
+    }
+    for lease in &add {
+        state.repo.update_lease(account, lease.uuid, to.patch(true)).await?;
+    }
+    for lease in &remove {
+        state.repo.update_lease(account, lease.uuid, to.patch(false)).await?;
+    }
+    Ok(Payload(state.repo.list_leases(account, to.filter(), opentact_store::ListParams::default()).await?))
 }

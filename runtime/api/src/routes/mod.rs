@@ -16,8 +16,12 @@ pub mod auth;
 pub mod call;
 pub mod lease;
 pub mod lookup;
+pub mod messaging_profile;
 pub mod numbers;
+pub mod outbound_voice;
 pub mod profile;
+pub mod sip_connection;
+pub mod sip_domain;
 pub mod token;
 pub mod ws;
 
@@ -34,6 +38,10 @@ pub fn router(state: ApiState) -> Router {
         .merge(lookup::routes())
         .merge(ws::routes())
         .merge(call::routes())
+        .merge(sip_connection::routes())
+        .merge(sip_domain::routes())
+        .merge(outbound_voice::routes())
+        .merge(messaging_profile::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(crate::envelope::MAX_JSON_BODY))

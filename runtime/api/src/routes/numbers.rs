@@ -1,36 +1,36 @@
-//! Numbers: `POST /rest/tn/search` (available numbers) and `POST /rest/order` (lease them).
-//!
-//! Orders are answered, not stored: the store has no order table yet, so there is no
-//! `POST /rest/order/search` and the order's `uuid` identifies the answer only. Each item's
-//! lease is stored and listed under `/rest/lease/tn`.
+//! Numbers: `POST /rest/tn/search` (available numbers), `POST /rest/order` (lease them),
+//! `POST /rest/order/search` and `GET /rest/order/{uuid}` (orders, kept with each item's
+//! outcome). Each item's lease is listed under `/rest/lease/tn`.
 
 use std::collections::HashSet;
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
-use chrono::{DateTime, Utc};
-use opentact_store::{ListParams, MAX_TAKE, NewLease, NumberFilter, NumberInventory, StoreError, TnLease};
+use axum::routing::{get, post};
+use opentact_store::{
+    NewLease, NumberFilter, NumberInventory, ObjectKind, OrderFilter, OrderItem as StoredItem,
+    OrderItemState, OrderState, StoreError, TnOrder,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::AuthAccount;
-use crate::envelope::{ApiJson, ApiQuery, Created, Page, Paging, Payload};
+use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload};
 use crate::error::ApiError;
 use crate::state::ApiState;
 
 /// Most items one order may hold; larger purchases are split by the caller.
 pub const MAX_ORDER_ITEMS: usize = 100;
 
-/// Most inventory rows a wildcard search reads to find its matches (the store filters by
-/// area code and state; the pattern's other digits are matched here until the store can).
-pub const MAX_SEARCH_SCAN: u32 = 20_000;
-
 /// Smallest and largest TN: E.164 numbers have 7 to 15 digits, country code included.
 const TN_RANGE: std::ops::RangeInclusive<i64> = 1_000_000..=999_999_999_999_999;
 
 pub fn routes() -> Router<ApiState> {
-    Router::new().route("/rest/tn/search", post(search)).route("/rest/order", post(order))
+    Router::new()
+        .route("/rest/tn/search", post(search))
+        .route("/rest/order", post(order))
+        .route("/rest/order/search", post(search_orders))
+        .route("/rest/order/{uuid}", get(get_order))
 }
 
 /// A number feature.
@@ -133,12 +133,14 @@ impl Pattern {
     fn beyond_npa(&self) -> bool {
         self.0[3..].iter().any(Option::is_some)
     }
+}
 
-    /// Matches a North American number (`1` + ten digits).
-    fn matches(&self, tn: i64) -> bool {
-        let s = tn.to_string();
-        let Some(national) = s.strip_prefix('1').filter(|n| n.len() == 10) else { return false };
-        self.0.iter().zip(national.bytes()).all(|(p, d)| p.is_none_or(|p| p == d))
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in self.0 {
+            std::fmt::Write::write_char(f, p.map_or('*', char::from))?;
+        }
+        Ok(())
     }
 }
 
@@ -177,14 +179,12 @@ async fn search(
     let filter = NumberFilter {
         npa,
         state: region,
+        pattern: pattern.filter(Pattern::beyond_npa).map(|p| p.to_string()),
         voice: body.features.contains(&Feature::Voice),
         sms: body.features.contains(&Feature::Sms),
         available_only: true,
     };
-    let page = match pattern.filter(Pattern::beyond_npa) {
-        None => state.repo.search_numbers(filter, params).await?,
-        Some(pattern) => scan(&state, filter, &pattern, params).await?,
-    };
+    let page = state.repo.search_numbers(filter, params).await?;
     Ok(Payload(Page {
         take: page.take,
         skip: page.skip,
@@ -195,34 +195,6 @@ async fn search(
             .map(|n| AvailableNumber { features: Feature::of(&n), tn: n.tn, npa: n.npa, state: n.state })
             .collect(),
     }))
-}
-
-/// Reads the filtered inventory in pages and keeps what matches the pattern. `total` counts
-/// the matches among the first [`MAX_SEARCH_SCAN`] rows.
-async fn scan(
-    state: &ApiState,
-    filter: NumberFilter,
-    pattern: &Pattern,
-    params: ListParams,
-) -> Result<Page<NumberInventory>, ApiError> {
-    let mut data = Vec::new();
-    let mut total: i64 = 0;
-    let mut read: u32 = 0;
-    loop {
-        let page = state.repo.search_numbers(filter.clone(), ListParams::page(MAX_TAKE, read)).await?;
-        let got = u32::try_from(page.data.len()).unwrap_or(MAX_TAKE);
-        for n in page.data.into_iter().filter(|n| pattern.matches(n.tn)) {
-            if total >= i64::from(params.skip) && data.len() < params.take as usize {
-                data.push(n);
-            }
-            total += 1;
-        }
-        read += got;
-        if got == 0 || i64::from(read) >= page.total || read >= MAX_SEARCH_SCAN {
-            break;
-        }
-    }
-    Ok(Page { take: params.take, skip: params.skip, total, data })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,56 +217,11 @@ pub struct OrderItem {
     pub autorenew: bool,
 }
 
-/// How an order went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OrderState {
-    /// Every item was leased.
-    Success,
-    /// Some items were leased.
-    Partial,
-    /// No item was leased.
-    Failed,
-}
-
-/// How one item went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ItemState {
-    Success,
-    Failed,
-}
-
-#[derive(Debug, Serialize)]
-pub struct OrderItemOutcome {
-    pub tn: i64,
-    pub state: ItemState,
-    /// The new lease, when leased.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lease: Option<TnLease>,
-    /// Why not, when not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Order {
-    pub uuid: Uuid,
-    pub state: OrderState,
-    pub total: usize,
-    pub success: usize,
-    /// Items still being processed: always 0, leasing is immediate.
-    pub processing: usize,
-    pub failed: usize,
-    pub items: Vec<OrderItemOutcome>,
-    pub created_on: DateTime<Utc>,
-}
-
 async fn order(
     State(state): State<ApiState>,
     auth: AuthAccount,
     ApiJson(order): ApiJson<NewOrder>,
-) -> Result<Created<Order>, ApiError> {
+) -> Result<Created<TnOrder>, ApiError> {
     if order.items.is_empty() || order.items.len() > MAX_ORDER_ITEMS {
         return Err(ApiError::invalid("items", format!("must hold 1 to {MAX_ORDER_ITEMS} numbers")));
     }
@@ -318,28 +245,13 @@ async fn order(
     for item in order.items {
         items.push(order_item(&state, auth.account, item).await?);
     }
-    let success = items.iter().filter(|i| i.state == ItemState::Success).count();
-    let total = items.len();
-    Ok(Created(Order {
-        uuid: Uuid::new_v4(),
-        state: match success {
-            0 => OrderState::Failed,
-            n if n == total => OrderState::Success,
-            _ => OrderState::Partial,
-        },
-        total,
-        success,
-        processing: 0,
-        failed: total - success,
-        items,
-        created_on: opentact_store::now(),
-    }))
+    Ok(Created(state.repo.create_order(auth.account, items).await?))
 }
 
-async fn order_item(state: &ApiState, account: Uuid, item: OrderItem) -> Result<OrderItemOutcome, ApiError> {
+async fn order_item(state: &ApiState, account: Uuid, item: OrderItem) -> Result<StoredItem, ApiError> {
     let tn = item.tn;
     let failed = |message: String| {
-        Ok(OrderItemOutcome { tn, state: ItemState::Failed, lease: None, message: Some(message) })
+        Ok(StoredItem { tn, state: OrderItemState::Failed, lease: None, message: Some(message) })
     };
     let Some(number) = state.repo.get_number(tn).await? else {
         return failed(format!("number {tn} is not offered"));
@@ -352,7 +264,7 @@ async fn order_item(state: &ApiState, account: Uuid, item: OrderItem) -> Result<
     }
     match state.repo.lease_tn(account, NewLease { tn, voice, sms, autorenew: item.autorenew }).await {
         Ok(lease) => {
-            Ok(OrderItemOutcome { tn, state: ItemState::Success, lease: Some(lease), message: None })
+            Ok(StoredItem { tn, state: OrderItemState::Success, lease: Some(lease.uuid), message: None })
         }
         Err(StoreError::NotFound { .. }) => failed(format!("number {tn} is not offered")),
         Err(StoreError::NumberUnavailable { .. } | StoreError::Conflict { .. }) => {
@@ -360,6 +272,61 @@ async fn order_item(state: &ApiState, account: Uuid, item: OrderItem) -> Result<
         }
         Err(e) => Err(e.into()),
     }
+}
+
+async fn get_order(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+) -> Result<Payload<TnOrder>, ApiError> {
+    match state.repo.get_order(auth.account, id).await? {
+        Some(order) => Ok(Payload(order)),
+        None => Err(ApiError::not_found(ObjectKind::Order, id)),
+    }
+}
+
+/// `POST /rest/order/search`: `{state, tn, order: {created_on: "ASC"|"DESC"}}`, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSearch {
+    #[serde(default)]
+    pub state: Option<OrderState>,
+    #[serde(default)]
+    pub tn: Option<i64>,
+    #[serde(default)]
+    pub order: Option<SortOrder>,
+}
+
+/// `{"created_on": "ASC" | "DESC"}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SortOrder {
+    #[serde(default)]
+    pub created_on: Option<Direction>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Direction {
+    #[serde(alias = "asc")]
+    Asc,
+    #[serde(alias = "desc")]
+    Desc,
+}
+
+async fn search_orders(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiQuery(paging): ApiQuery<Paging>,
+    ApiJson(body): ApiJson<OrderSearch>,
+) -> Result<Payload<Page<TnOrder>>, ApiError> {
+    let mut params = paging.params()?;
+    if let Some(Direction::Desc) = body.order.and_then(|o| o.created_on) {
+        params.order = opentact_store::Order::Desc;
+    }
+    let tn = body.tn.map(|tn| check_tn("tn", tn)).transpose()?;
+    let filter = OrderFilter { state: body.state, tn };
+    Ok(Payload(state.repo.search_orders(auth.account, filter, params).await?))
 }
 
 #[cfg(test)]
@@ -371,14 +338,11 @@ mod tests {
         let p = Pattern::parse("202*******").unwrap();
         assert_eq!(p.npa(), Some(202));
         assert!(!p.beyond_npa());
-        assert!(p.matches(12029822917));
-        assert!(!p.matches(13029822917));
-        assert!(!p.matches(2029822917));
+        assert_eq!(p.to_string(), "202*******");
         let p = Pattern::parse("*******917").unwrap();
         assert_eq!(p.npa(), None);
         assert!(p.beyond_npa());
-        assert!(p.matches(12029822917));
-        assert!(!p.matches(12029822918));
+        assert_eq!(p.to_string(), "*******917");
         for bad in ["202", "202*******1", "202-******", "２０２*******"] {
             assert!(Pattern::parse(bad).is_err(), "{bad}");
         }

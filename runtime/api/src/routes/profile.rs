@@ -83,11 +83,7 @@ fn check_entries(field: &str, entries: Vec<Entry>) -> Result<Vec<String>, ApiErr
 }
 
 fn check_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_PROFILE_NAME {
-        return Err(ApiError::invalid("name", format!("must be 1 to {MAX_PROFILE_NAME} characters")));
-    }
-    Ok(name.to_owned())
+    crate::envelope::check_name("name", name, MAX_PROFILE_NAME)
 }
 
 async fn list(

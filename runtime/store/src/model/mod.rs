@@ -14,14 +14,16 @@ pub use account::{Account, AccountPatch, ApiToken, CreatedToken, NewAccount, New
 pub use app::{
     AppMode, ComponentVersion, NewSipControlApp, SipControlApp, SipControlAppPatch, WebhookMethod,
 };
-pub use number::{LeasePatch, NewLease, NumberInventory, TnLease};
+pub use number::{
+    LeasePatch, NewLease, NumberInventory, OrderItem, OrderItemState, OrderState, TnLease, TnOrder,
+};
 pub use profile::{
-    CallerList, NewOutboundVoiceProfile, NewTnProfile, OutboundVoiceProfile, OutboundVoiceProfilePatch,
-    TnProfile,
+    CallerList, MessagingProfile, MessagingProfilePatch, NewMessagingProfile, NewOutboundVoiceProfile,
+    NewTnProfile, OutboundVoiceProfile, OutboundVoiceProfilePatch, ShakenSignPolicy, TnProfile,
 };
 pub use sip::{
-    DigestCredentials, NewSipConnection, NewSipDomain, NewSipUser, SipConnection, SipConnectionPatch,
-    SipDomain, SipDomainPatch, SipUser, SipUserPatch,
+    CreatedSipInvite, DigestCredentials, NewSipConnection, NewSipDomain, NewSipUser, SipConnection,
+    SipConnectionPatch, SipDomain, SipDomainPatch, SipInvite, SipUser, SipUserPatch,
 };
 
 use chrono::{DateTime, Utc};

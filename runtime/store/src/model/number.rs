@@ -32,6 +32,8 @@ pub struct TnLease {
     pub tn_profile: Option<Uuid>,
     pub sip_connection: Option<Uuid>,
     pub sip_control_app: Option<Uuid>,
+    /// The messaging profile whose callback URLs receive this number's inbound SMS.
+    pub messaging_profile: Option<Uuid>,
     pub created_on: Timestamp,
     pub modified_on: Timestamp,
     pub released_on: Option<Timestamp>,
@@ -55,4 +57,71 @@ pub struct LeasePatch {
     pub tn_profile: Option<Option<Uuid>>,
     pub sip_connection: Option<Option<Uuid>>,
     pub sip_control_app: Option<Option<Uuid>>,
+    pub messaging_profile: Option<Option<Uuid>>,
+}
+
+/// How a number order went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderState {
+    /// Every item was leased.
+    Success,
+    /// Some items were leased.
+    Partial,
+    /// No item was leased.
+    Failed,
+}
+
+impl OrderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Success => "success",
+            OrderState::Partial => "partial",
+            OrderState::Failed => "failed",
+        }
+    }
+
+    /// The state of an order with `success` of `total` items leased.
+    pub fn of(success: usize, total: usize) -> Self {
+        match success {
+            0 => OrderState::Failed,
+            n if n == total => OrderState::Success,
+            _ => OrderState::Partial,
+        }
+    }
+}
+
+/// How one item of an order went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderItemState {
+    Success,
+    Failed,
+}
+
+/// One number of an order and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderItem {
+    pub tn: Tn,
+    pub state: OrderItemState,
+    /// The lease made, when leased.
+    pub lease: Option<Uuid>,
+    /// Why not, when not.
+    pub message: Option<String>,
+}
+
+/// A number order: every item is processed when the order is placed, so `processing` is
+/// always 0 once it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TnOrder {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    pub state: OrderState,
+    pub total: i32,
+    pub success: i32,
+    pub processing: i32,
+    pub failed: i32,
+    pub items: Vec<OrderItem>,
+    pub created_on: Timestamp,
+    pub modified_on: Timestamp,
 }

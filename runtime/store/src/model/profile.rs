@@ -66,6 +66,8 @@ pub struct OutboundVoiceProfile {
     /// Spend per day after which outbound calls are refused, in micro-units.
     pub daily_spend_limit_micros: Option<i64>,
     pub record_calls: bool,
+    /// Whether outbound calls are signed with STIR/SHAKEN.
+    pub shaken_sign_policy: ShakenSignPolicy,
     pub created_on: Timestamp,
     pub modified_on: Timestamp,
     pub deleted_on: Option<Timestamp>,
@@ -79,6 +81,7 @@ pub struct NewOutboundVoiceProfile {
     pub max_rate_micros: Option<i64>,
     pub daily_spend_limit_micros: Option<i64>,
     pub record_calls: bool,
+    pub shaken_sign_policy: ShakenSignPolicy,
 }
 
 /// A partial update; for nullable fields `Some(None)` clears.
@@ -89,4 +92,84 @@ pub struct OutboundVoiceProfilePatch {
     pub max_rate_micros: Option<Option<i64>>,
     pub daily_spend_limit_micros: Option<Option<i64>>,
     pub record_calls: Option<bool>,
+    pub shaken_sign_policy: Option<ShakenSignPolicy>,
+}
+
+/// STIR/SHAKEN signing of an outbound voice profile's calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShakenSignPolicy {
+    /// Sign calls from numbers the account leases.
+    #[default]
+    Sign,
+    /// Never sign.
+    Off,
+}
+
+impl ShakenSignPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShakenSignPolicy::Sign => "sign",
+            ShakenSignPolicy::Off => "off",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sign" => Some(ShakenSignPolicy::Sign),
+            "off" => Some(ShakenSignPolicy::Off),
+            _ => None,
+        }
+    }
+}
+
+/// Where an account's SMS callbacks go and how a pool of its numbers sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessagingProfile {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    pub name: String,
+    /// Receives inbound SMS and delivery reports of the profile's numbers.
+    pub callback_url: Option<String>,
+    /// Tried when `callback_url` fails.
+    pub callback_url2: Option<String>,
+    /// Whether `POST /rest/sms/pool` may pick any of the profile's numbers as sender.
+    pub number_pool_enable: bool,
+    /// Relative weight of long codes when picking a sender from the pool.
+    pub long_code_weight: i32,
+    /// Relative weight of toll-free numbers when picking a sender from the pool.
+    pub toll_free_weight: i32,
+    /// Leave numbers with recent delivery failures out of the pool.
+    pub skip_unhealthy_tns: bool,
+    /// Keep using the same sender for the same recipient.
+    pub sticky_sender: bool,
+    pub created_on: Timestamp,
+    pub modified_on: Timestamp,
+    pub deleted_on: Option<Timestamp>,
+}
+
+/// What creating a messaging profile takes.
+#[derive(Debug, Clone, Default)]
+pub struct NewMessagingProfile {
+    pub name: String,
+    pub callback_url: Option<String>,
+    pub callback_url2: Option<String>,
+    pub number_pool_enable: bool,
+    pub long_code_weight: i32,
+    pub toll_free_weight: i32,
+    pub skip_unhealthy_tns: bool,
+    pub sticky_sender: bool,
+}
+
+/// A partial update; for nullable fields `Some(None)` clears.
+#[derive(Debug, Clone, Default)]
+pub struct MessagingProfilePatch {
+    pub name: Option<String>,
+    pub callback_url: Option<Option<String>>,
+    pub callback_url2: Option<Option<String>>,
+    pub number_pool_enable: Option<bool>,
+    pub long_code_weight: Option<i32>,
+    pub toll_free_weight: Option<i32>,
+    pub skip_unhealthy_tns: Option<bool>,
+    pub sticky_sender: Option<bool>,
 }

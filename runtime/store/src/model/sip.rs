@@ -126,6 +126,8 @@ pub struct SipUser {
     pub is_active: bool,
     /// The leased number the user calls out with and is reached on.
     pub tn_lease: Option<Uuid>,
+    /// Calls only to other users of the same domain (no numbers, no other domains).
+    pub same_domain_calls_only: bool,
     pub created_on: Timestamp,
     pub modified_on: Timestamp,
     pub deleted_on: Option<Timestamp>,
@@ -137,6 +139,7 @@ pub struct NewSipUser {
     pub credentials: DigestCredentials,
     pub is_active: bool,
     pub tn_lease: Option<Uuid>,
+    pub same_domain_calls_only: bool,
 }
 
 /// A partial update. New credentials must keep the login (logins are not renamed).
@@ -145,4 +148,30 @@ pub struct SipUserPatch {
     pub credentials: Option<DigestCredentials>,
     pub is_active: Option<bool>,
     pub tn_lease: Option<Option<Uuid>>,
+    pub same_domain_calls_only: Option<bool>,
+}
+
+/// A one-time invitation to set a SIP connection's digest credentials: the account hands the
+/// token to whoever runs the PBX, who chooses the login and password without the account ever
+/// seeing the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SipInvite {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    pub connection: Uuid,
+    pub name: String,
+    /// After this the token is refused.
+    pub expired_on: Timestamp,
+    /// When the token was redeemed; a token works once.
+    pub used_on: Option<Timestamp>,
+    pub created_on: Timestamp,
+    pub modified_on: Timestamp,
+    pub deleted_on: Option<Timestamp>,
+}
+
+/// An invite with its token: the only place the plain token exists.
+#[derive(Debug, Clone)]
+pub struct CreatedSipInvite {
+    pub invite: SipInvite,
+    pub token: String,
 }

@@ -46,6 +46,7 @@ struct LeaseRow {
     tn_profile_id: Option<String>,
     sip_connection_id: Option<String>,
     sip_control_app_id: Option<String>,
+    messaging_profile_id: Option<String>,
     created_on: i64,
     modified_on: i64,
     released_on: Option<i64>,
@@ -64,6 +65,7 @@ impl LeaseRow {
             tn_profile: opt_uuid(K, "tn_profile_id", self.tn_profile_id.as_deref())?,
             sip_connection: opt_uuid(K, "sip_connection_id", self.sip_connection_id.as_deref())?,
             sip_control_app: opt_uuid(K, "sip_control_app_id", self.sip_control_app_id.as_deref())?,
+            messaging_profile: opt_uuid(K, "messaging_profile_id", self.messaging_profile_id.as_deref())?,
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
             released_on: self.released_on.map(from_millis),
@@ -74,7 +76,7 @@ impl LeaseRow {
 macro_rules! lease_cols {
     () => {
         "id, account_id, tn, voice, sms, autorenew, tn_profile_id, sip_connection_id, sip_control_app_id, \
-         created_on, modified_on, released_on"
+         messaging_profile_id, created_on, modified_on, released_on"
     };
 }
 
@@ -127,9 +129,11 @@ impl NumberRepo for Store {
             () => {
                 " FROM number_inventory WHERE ($1 IS NULL OR npa = $1) AND ($2 IS NULL OR state = $2) \
                  AND ($3 = FALSE OR voice = TRUE) AND ($4 = FALSE OR sms = TRUE) \
-                 AND ($5 = FALSE OR available = TRUE)"
+                 AND ($5 = FALSE OR available = TRUE) AND ($6 IS NULL OR CAST(tn AS TEXT) LIKE $6)"
             };
         }
+        // `1` and the ten national digits, `*` as LIKE's one-character `_`.
+        let like = f.pattern.as_deref().map(|p| format!("1{}", p.replace('*', "_")));
         let (total, rows): (i64, Vec<NumberRow>) = with_pool!(self, p => {
             let total = sqlx::query_scalar(concat!("SELECT COUNT(*)", filter!()))
                 .bind(f.npa)
@@ -137,14 +141,15 @@ impl NumberRepo for Store {
                 .bind(f.voice)
                 .bind(f.sms)
                 .bind(f.available_only)
+                .bind(&like)
                 .fetch_one(p)
                 .await?;
             let rows = sqlx::query_as(match params.order {
                 crate::repo::Order::Asc => {
-                    concat!("SELECT ", number_cols!(), filter!(), " ORDER BY tn ASC LIMIT $6 OFFSET $7")
+                    concat!("SELECT ", number_cols!(), filter!(), " ORDER BY tn ASC LIMIT $7 OFFSET $8")
                 }
                 crate::repo::Order::Desc => {
-                    concat!("SELECT ", number_cols!(), filter!(), " ORDER BY tn DESC LIMIT $6 OFFSET $7")
+                    concat!("SELECT ", number_cols!(), filter!(), " ORDER BY tn DESC LIMIT $7 OFFSET $8")
                 }
             })
             .bind(f.npa)
@@ -152,6 +157,7 @@ impl NumberRepo for Store {
             .bind(f.voice)
             .bind(f.sms)
             .bind(f.available_only)
+            .bind(&like)
             .bind(params.limit())
             .bind(params.offset())
             .fetch_all(p)
@@ -195,6 +201,7 @@ impl LeaseRepo for Store {
             tn_profile: None,
             sip_connection: None,
             sip_control_app: None,
+            messaging_profile: None,
             created_on: now,
             modified_on: now,
             released_on: None,
@@ -314,11 +321,13 @@ impl LeaseRepo for Store {
         patch(&mut l.tn_profile, p.tn_profile);
         patch(&mut l.sip_connection, p.sip_connection);
         patch(&mut l.sip_control_app, p.sip_control_app);
+        patch(&mut l.messaging_profile, p.messaging_profile);
         self.check_lease_refs(account, l.tn_profile, l.sip_connection, l.sip_control_app).await?;
+        self.ensure_live_opt(account, Ref::MessagingProfile, l.messaging_profile).await?;
         l.modified_on = now();
         let done = with_pool!(self, pool => sqlx::query(
             "UPDATE tn_lease SET voice = $3, sms = $4, autorenew = $5, tn_profile_id = $6, \
-             sip_connection_id = $7, sip_control_app_id = $8, modified_on = $9 \
+             sip_connection_id = $7, sip_control_app_id = $8, modified_on = $9, messaging_profile_id = $10 \
              WHERE account_id = $1 AND id = $2 AND released_on IS NULL",
         )
         .bind(account.to_string())
@@ -330,6 +339,7 @@ impl LeaseRepo for Store {
         .bind(opt_str(l.sip_connection))
         .bind(opt_str(l.sip_control_app))
         .bind(ms(l.modified_on))
+        .bind(opt_str(l.messaging_profile))
         .execute(pool)
         .await?
         .rows_affected());

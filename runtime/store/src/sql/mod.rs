@@ -14,7 +14,10 @@ use crate::error::{ObjectKind, Result, StoreError};
 
 mod account;
 mod app;
+mod invite;
 mod lease;
+mod messaging;
+mod order;
 mod profile;
 mod sip;
 
@@ -140,6 +143,10 @@ impl Store {
                 ObjectKind::SipDomain,
                 "SELECT COUNT(*) FROM sip_domain WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
             ),
+            Ref::MessagingProfile => (
+                ObjectKind::MessagingProfile,
+                "SELECT COUNT(*) FROM messaging_profile WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
+            ),
             Ref::OutboundVoiceProfile => (
                 ObjectKind::OutboundVoiceProfile,
                 "SELECT COUNT(*) FROM outbound_voice_profile \
@@ -171,6 +178,7 @@ pub(crate) enum Ref {
     SipControlApp,
     SipDomain,
     OutboundVoiceProfile,
+    MessagingProfile,
 }
 
 fn create_dir(dir: &Path) -> Result<()> {

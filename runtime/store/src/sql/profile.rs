@@ -40,6 +40,7 @@ struct OvpRow {
     max_rate_micros: Option<i64>,
     daily_spend_limit_micros: Option<i64>,
     record_calls: bool,
+    shaken_sign_policy: String,
     created_on: i64,
     modified_on: i64,
     deleted_on: Option<i64>,
@@ -56,6 +57,9 @@ impl OvpRow {
             max_rate_micros: self.max_rate_micros,
             daily_spend_limit_micros: self.daily_spend_limit_micros,
             record_calls: self.record_calls,
+            shaken_sign_policy: ShakenSignPolicy::parse(&self.shaken_sign_policy).ok_or(
+                StoreError::Corrupt { kind: K, column: "shaken_sign_policy", value: self.shaken_sign_policy },
+            )?,
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
             deleted_on: self.deleted_on.map(from_millis),
@@ -66,7 +70,7 @@ impl OvpRow {
 macro_rules! ovp_cols {
     () => {
         "id, account_id, name, channel_limit, max_rate_micros, daily_spend_limit_micros, record_calls, \
-         created_on, modified_on, deleted_on"
+         shaken_sign_policy, created_on, modified_on, deleted_on"
     };
 }
 
@@ -297,14 +301,15 @@ impl OutboundVoiceProfileRepo for Store {
             max_rate_micros: new.max_rate_micros,
             daily_spend_limit_micros: new.daily_spend_limit_micros,
             record_calls: new.record_calls,
+            shaken_sign_policy: new.shaken_sign_policy,
             created_on: now,
             modified_on: now,
             deleted_on: None,
         };
         with_pool!(self, p => sqlx::query(
             "INSERT INTO outbound_voice_profile (id, account_id, name, channel_limit, max_rate_micros, \
-             daily_spend_limit_micros, record_calls, created_on, modified_on) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+             daily_spend_limit_micros, record_calls, created_on, modified_on, shaken_sign_policy) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
         )
         .bind(ovp.uuid.to_string())
         .bind(account.to_string())
@@ -314,6 +319,7 @@ impl OutboundVoiceProfileRepo for Store {
         .bind(ovp.daily_spend_limit_micros)
         .bind(ovp.record_calls)
         .bind(ms(now))
+        .bind(ovp.shaken_sign_policy.as_str())
         .execute(p)
         .await
         .map(|_| ())?);
@@ -374,10 +380,11 @@ impl OutboundVoiceProfileRepo for Store {
         patch(&mut o.max_rate_micros, p.max_rate_micros);
         patch(&mut o.daily_spend_limit_micros, p.daily_spend_limit_micros);
         patch(&mut o.record_calls, p.record_calls);
+        patch(&mut o.shaken_sign_policy, p.shaken_sign_policy);
         o.modified_on = now();
         let done = with_pool!(self, pool => sqlx::query(
             "UPDATE outbound_voice_profile SET name = $3, channel_limit = $4, max_rate_micros = $5, \
-             daily_spend_limit_micros = $6, record_calls = $7, modified_on = $8 \
+             daily_spend_limit_micros = $6, record_calls = $7, modified_on = $8, shaken_sign_policy = $9 \
              WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
         )
         .bind(account.to_string())
@@ -388,6 +395,7 @@ impl OutboundVoiceProfileRepo for Store {
         .bind(o.daily_spend_limit_micros)
         .bind(o.record_calls)
         .bind(ms(o.modified_on))
+        .bind(o.shaken_sign_policy.as_str())
         .execute(pool)
         .await?
         .rows_affected());

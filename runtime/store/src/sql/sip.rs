@@ -101,6 +101,7 @@ struct UserRow {
     ha1b: String,
     is_active: bool,
     tn_lease_id: Option<String>,
+    same_domain_calls_only: bool,
     created_on: i64,
     modified_on: i64,
     deleted_on: Option<i64>,
@@ -118,6 +119,7 @@ impl UserRow {
             ha1b: self.ha1b,
             is_active: self.is_active,
             tn_lease: opt_uuid(K, "tn_lease_id", self.tn_lease_id.as_deref())?,
+            same_domain_calls_only: self.same_domain_calls_only,
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
             deleted_on: self.deleted_on.map(from_millis),
@@ -127,7 +129,8 @@ impl UserRow {
 
 macro_rules! user_cols {
     () => {
-        "id, account_id, domain_id, login, ha1, ha1b, is_active, tn_lease_id, created_on, modified_on, deleted_on"
+        "id, account_id, domain_id, login, ha1, ha1b, is_active, tn_lease_id, same_domain_calls_only, \
+         created_on, modified_on, deleted_on"
     };
 }
 
@@ -485,13 +488,14 @@ impl SipDomainRepo for Store {
             ha1b: new.credentials.ha1b,
             is_active: new.is_active,
             tn_lease: new.tn_lease,
+            same_domain_calls_only: new.same_domain_calls_only,
             created_on: now,
             modified_on: now,
             deleted_on: None,
         };
         with_pool!(self, p => sqlx::query(
             "INSERT INTO sip_user (id, account_id, domain_id, login, ha1, ha1b, is_active, tn_lease_id, \
-             created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+             created_on, modified_on, same_domain_calls_only) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
         )
         .bind(u.uuid.to_string())
         .bind(account.to_string())
@@ -502,6 +506,7 @@ impl SipDomainRepo for Store {
         .bind(u.is_active)
         .bind(opt_str(u.tn_lease))
         .bind(ms(now))
+        .bind(u.same_domain_calls_only)
         .execute(p)
         .await
         .map(|_| ()))
@@ -567,10 +572,12 @@ impl SipDomainRepo for Store {
         }
         patch(&mut u.is_active, p.is_active);
         patch(&mut u.tn_lease, p.tn_lease);
+        patch(&mut u.same_domain_calls_only, p.same_domain_calls_only);
         self.ensure_live_opt(account, Ref::TnLease, u.tn_lease).await?;
         u.modified_on = now();
         let done = with_pool!(self, pool => sqlx::query(
-            "UPDATE sip_user SET ha1 = $3, ha1b = $4, is_active = $5, tn_lease_id = $6, modified_on = $7 \
+            "UPDATE sip_user SET ha1 = $3, ha1b = $4, is_active = $5, tn_lease_id = $6, modified_on = $7, \
+             same_domain_calls_only = $8 \
              WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
         )
         .bind(account.to_string())
@@ -580,6 +587,7 @@ impl SipDomainRepo for Store {
         .bind(u.is_active)
         .bind(opt_str(u.tn_lease))
         .bind(ms(u.modified_on))
+        .bind(u.same_domain_calls_only)
         .execute(pool)
         .await?
         .rows_affected());
@@ -603,7 +611,7 @@ impl SipDomainRepo for Store {
     async fn sip_user_by_login(&self, domain_name: &str, login: &str) -> Result<Option<SipUser>> {
         let row: Option<UserRow> = with_pool!(self, p => sqlx::query_as(
             "SELECT u.id, u.account_id, u.domain_id, u.login, u.ha1, u.ha1b, u.is_active, u.tn_lease_id, \
-             u.created_on, u.modified_on, u.deleted_on FROM sip_user u JOIN sip_domain d ON d.id = u.domain_id \
+             u.same_domain_calls_only, u.created_on, u.modified_on, u.deleted_on FROM sip_user u JOIN sip_domain d ON d.id = u.domain_id \
              WHERE d.name = $1 AND d.deleted_on IS NULL AND u.login = $2 AND u.deleted_on IS NULL",
         )
         .bind(domain_name)
@@ -616,7 +624,7 @@ impl SipDomainRepo for Store {
     async fn sip_user_by_ha1b(&self, ha1b: &str) -> Result<Option<SipUser>> {
         let row: Option<UserRow> = with_pool!(self, p => sqlx::query_as(
             "SELECT u.id, u.account_id, u.domain_id, u.login, u.ha1, u.ha1b, u.is_active, u.tn_lease_id, \
-             u.created_on, u.modified_on, u.deleted_on FROM sip_user u JOIN sip_domain d ON d.id = u.domain_id \
+             u.same_domain_calls_only, u.created_on, u.modified_on, u.deleted_on FROM sip_user u JOIN sip_domain d ON d.id = u.domain_id \
              WHERE u.ha1b = $1 AND u.deleted_on IS NULL AND u.is_active AND d.deleted_on IS NULL \
              ORDER BY u.created_on LIMIT 1",
         )

@@ -1,0 +1,457 @@
+//! SIP connections (trunks): `GET/POST /rest/sip/connection`,
+//! `GET/PATCH/DELETE /rest/sip/connection/{uuid}`; the numbers whose inbound calls go to a
+//! connection: `GET/POST /rest/sip/connection/{uuid}/tnlease {add, remove}`; and one-time
+//! invites with which the PBX's owner sets the connection's digest credentials:
+//! `GET/POST /rest/sip/connection/{uuid}/invites`, `DELETE …/invites/{invite}`, redeemed
+//! (without an account, the token is the credential) at `POST /rest/sip/invite`.
+//!
+//! A connection authenticates its PBX by source `ip` or by digest credentials (`login` and
+//! `password`). Credentials live in the realm `<subdomain>.<platform SIP domain>`, so they need
+//! a subdomain; the password is hashed at once (HA1) and never shown again.
+
+use std::net::IpAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{delete, get, post};
+use chrono::{DateTime, Duration, Utc};
+use opentact_store::{
+    DigestCredentials, NewSipConnection, ObjectKind, SipConnection, SipConnectionPatch, SipInvite, TnLease,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::AuthAccount;
+use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, IdsPath, Page, Paging, Payload, check_name};
+use crate::error::ApiError;
+use crate::routes::lease::{Assignee, Assignment, assign, assigned, nullable};
+use crate::state::ApiState;
+
+/// Longest connection or invite name, in characters.
+pub const MAX_CONNECTION_NAME: usize = 100;
+/// Shortest SIP password accepted.
+pub const MIN_SIP_PASSWORD: usize = 8;
+/// Longest SIP password accepted.
+pub const MAX_SIP_PASSWORD: usize = 128;
+/// Longest SIP login.
+pub const MAX_SIP_LOGIN: usize = 64;
+/// How long an invite lasts when the request names no `expired_on`.
+pub const DEFAULT_INVITE_DAYS: i64 = 7;
+/// Longest an invite may last.
+pub const MAX_INVITE_DAYS: i64 = 30;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/rest/sip/connection", get(list).post(create))
+        .route("/rest/sip/connection/{uuid}", get(get_one).patch(update).delete(remove))
+        .route("/rest/sip/connection/{uuid}/tnlease", get(numbers).post(assign_numbers))
+        .route("/rest/sip/connection/{uuid}/invites", get(invites).post(invite))
+        .route("/rest/sip/connection/{uuid}/invites/{invite}", delete(revoke))
+        .route("/rest/sip/invite", post(redeem))
+}
+
+/// A SIP login: what digest clients put in `username`, and the user part of an address.
+pub(crate) fn check_login(login: &str) -> Result<String, ApiError> {
+    let ok = !login.is_empty()
+        && login.len() <= MAX_SIP_LOGIN
+        && login.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'));
+    if ok {
+        Ok(login.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            "login",
+            format!("must be 1 to {MAX_SIP_LOGIN} of letters, digits and . _ - + (got {login:?})"),
+        ))
+    }
+}
+
+pub(crate) fn check_password(password: &str) -> Result<&str, ApiError> {
+    let n = password.chars().count();
+    if !(MIN_SIP_PASSWORD..=MAX_SIP_PASSWORD).contains(&n) {
+        return Err(ApiError::invalid(
+            "password",
+            format!("must be {MIN_SIP_PASSWORD} to {MAX_SIP_PASSWORD} characters"),
+        ));
+    }
+    Ok(password)
+}
+
+fn check_ip(ip: &str) -> Result<String, ApiError> {
+    ip.trim()
+        .parse::<IpAddr>()
+        .map(|ip| ip.to_string())
+        .map_err(|_| ApiError::invalid("ip", format!("{ip:?} is not an IPv4 or IPv6 address")))
+}
+
+fn check_port(port: i32) -> Result<i32, ApiError> {
+    if (1..=65535).contains(&port) {
+        Ok(port)
+    } else {
+        Err(ApiError::invalid("port", format!("must be 1 to 65535, got {port}")))
+    }
+}
+
+fn check_subdomain(subdomain: &str) -> Result<String, ApiError> {
+    let s = subdomain.trim().to_ascii_lowercase();
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(s)
+    } else {
+        Err(ApiError::invalid("subdomain", "must be a DNS label: 1-63 of a-z, 0-9 and '-' (not at the ends)"))
+    }
+}
+
+/// The digest credentials of a connection whose realm is `<subdomain>.<sip_domain>`.
+fn credentials(state: &ApiState, subdomain: &str, login: &str, password: &str) -> DigestCredentials {
+    let realm = format!("{subdomain}.{}", state.sip_domain);
+    DigestCredentials::new(login, password, &realm, &realm)
+}
+
+/// A connection as the API shows it: the stored object and the SIP domain a PBX registers
+/// to or sends to, when it has a subdomain.
+#[derive(Debug, Serialize)]
+pub struct ConnectionView {
+    #[serde(flatten)]
+    pub connection: SipConnection,
+    /// `<subdomain>.<platform SIP domain>`: the realm of the credentials.
+    pub sip_domain: Option<String>,
+}
+
+fn view(state: &ApiState, connection: SipConnection) -> ConnectionView {
+    let sip_domain = connection.subdomain.as_ref().map(|s| format!("{s}.{}", state.sip_domain));
+    ConnectionView { connection, sip_domain }
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Payload<Page<ConnectionView>>, ApiError> {
+    let page = state.repo.list_connections(auth.account, paging.params()?).await?;
+    Ok(Payload(Page {
+        take: page.take,
+        skip: page.skip,
+        total: page.total,
+        data: page.data.into_iter().map(|c| view(&state, c)).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewConnection {
+    pub name: String,
+    #[serde(default)]
+    pub subdomain: Option<String>,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub port: Option<i32>,
+    #[serde(default)]
+    pub is_active: Option<bool>,
+    #[serde(default)]
+    pub login: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub outbound_voice_profile: Option<Uuid>,
+}
+
+/// Maps the store's `NotFound` for the profile to a 422 on its field.
+fn profile_reference(e: opentact_store::StoreError) -> ApiError {
+    ApiError::reference(e, ObjectKind::SipConnection, "outbound_voice_profile")
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiJson(body): ApiJson<NewConnection>,
+) -> Result<Created<ConnectionView>, ApiError> {
+    let subdomain = body.subdomain.as_deref().map(check_subdomain).transpose()?;
+    let credentials = match (&body.login, &body.password) {
+        (None, None) => None,
+        (Some(login), Some(password)) => {
+            let login = check_login(login)?;
+            let password = check_password(password)?;
+            let Some(subdomain) = subdomain.as_deref() else {
+                return Err(ApiError::invalid(
+                    "subdomain",
+                    "digest credentials need a subdomain: their realm is <subdomain>.<platform SIP domain>",
+                ));
+            };
+            Some(credentials(&state, subdomain, &login, password))
+        }
+        (Some(_), None) => return Err(ApiError::invalid("password", "a login needs a password")),
+        (None, Some(_)) => return Err(ApiError::invalid("login", "a password needs a login")),
+    };
+    let new = NewSipConnection {
+        name: check_name("name", &body.name, MAX_CONNECTION_NAME)?,
+        subdomain,
+        ip: body.ip.as_deref().map(check_ip).transpose()?,
+        port: body.port.map(check_port).transpose()?,
+        is_active: body.is_active.unwrap_or(true),
+        credentials,
+        outbound_voice_profile: body.outbound_voice_profile,
+    };
+    let created = state.repo.create_connection(auth.account, new).await.map_err(profile_reference)?;
+    Ok(Created(view(&state, created)))
+}
+
+async fn get_one(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+) -> Result<Payload<ConnectionView>, ApiError> {
+    match state.repo.get_connection(auth.account, id).await? {
+        Some(c) => Ok(Payload(view(&state, c))),
+        None => Err(ApiError::not_found(ObjectKind::SipConnection, id)),
+    }
+}
+
+/// The PATCH body; `null` clears a nullable field (`login: null` removes the credentials).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionUpdate {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub subdomain: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub ip: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub port: Option<Option<i32>>,
+    #[serde(default)]
+    pub is_active: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub login: Option<Option<String>>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub outbound_voice_profile: Option<Option<Uuid>>,
+}
+
+async fn update(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<ConnectionUpdate>,
+) -> Result<Payload<ConnectionView>, ApiError> {
+    let current = state
+        .repo
+        .get_connection(auth.account, id)
+        .await?
+        .ok_or(ApiError::not_found(ObjectKind::SipConnection, id))?;
+    let subdomain = match body.subdomain {
+        Some(Some(s)) => Some(Some(check_subdomain(&s)?)),
+        other => other,
+    };
+    let new_subdomain = subdomain.clone().unwrap_or(current.subdomain.clone());
+    let subdomain_changed = new_subdomain != current.subdomain;
+    // The HA1 is a hash in the subdomain's realm: new credentials are hashed in the new realm,
+    // and kept credentials survive only if the realm stays.
+    let credentials = match (body.login, body.password) {
+        (Some(None), None) => Some(None),
+        (Some(None), Some(_)) => {
+            return Err(ApiError::invalid("password", "cannot set a password while removing the login"));
+        }
+        (login, Some(password)) => {
+            let login = match login.flatten().or(current.login.clone()) {
+                Some(login) => check_login(&login)?,
+                None => return Err(ApiError::invalid("login", "a password needs a login")),
+            };
+            let password = check_password(&password)?;
+            let Some(subdomain) = new_subdomain.as_deref() else {
+                return Err(ApiError::invalid(
+                    "subdomain",
+                    "digest credentials need a subdomain: their realm is <subdomain>.<platform SIP domain>",
+                ));
+            };
+            Some(Some(credentials(&state, subdomain, &login, password)))
+        }
+        (Some(Some(_)), None) => {
+            return Err(ApiError::invalid("password", "a new login needs its password"));
+        }
+        (None, None) if subdomain_changed && current.login.is_some() => {
+            return Err(ApiError::invalid(
+                "password",
+                "changing the subdomain changes the credentials' realm: send the password again (or login: null)",
+            ));
+        }
+        (None, None) => None,
+    };
+    let patch = SipConnectionPatch {
+        name: body.name.as_deref().map(|n| check_name("name", n, MAX_CONNECTION_NAME)).transpose()?,
+        subdomain,
+        ip: match body.ip {
+            Some(Some(ip)) => Some(Some(check_ip(&ip)?)),
+            other => other,
+        },
+        port: match body.port {
+            Some(Some(port)) => Some(Some(check_port(port)?)),
+            other => other,
+        },
+        is_active: body.is_active,
+        credentials,
+        outbound_voice_profile: body.outbound_voice_profile,
+    };
+    let updated = state.repo.update_connection(auth.account, id, patch).await.map_err(profile_reference)?;
+    Ok(Payload(view(&state, updated)))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Deleted {
+    pub uuid: Uuid,
+    pub deleted: bool,
+}
+
+async fn remove(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+) -> Result<Payload<Deleted>, ApiError> {
+    state.repo.delete_connection(auth.account, id).await?;
+    Ok(Payload(Deleted { uuid: id, deleted: true }))
+}
+
+async fn numbers(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Payload<Page<TnLease>>, ApiError> {
+    assigned(&state, auth.account, Assignee::Connection(id), paging).await
+}
+
+async fn assign_numbers(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<Assignment>,
+) -> Result<Payload<Page<TnLease>>, ApiError> {
+    assign(&state, auth.account, Assignee::Connection(id), body).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// invites
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewInvite {
+    pub name: String,
+    /// ISO-8601; default in [`DEFAULT_INVITE_DAYS`] days.
+    #[serde(default)]
+    pub expired_on: Option<DateTime<Utc>>,
+}
+
+/// A new invite: the only answer that holds its token.
+#[derive(Debug, Serialize)]
+pub struct CreatedInvite {
+    #[serde(flatten)]
+    pub invite: SipInvite,
+    /// Give this to whoever sets up the PBX; it works once, until `expired_on`.
+    pub token: String,
+}
+
+async fn invite(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<NewInvite>,
+) -> Result<Created<CreatedInvite>, ApiError> {
+    let name = check_name("name", &body.name, MAX_CONNECTION_NAME)?;
+    let now = opentact_store::now();
+    let expired_on = body.expired_on.unwrap_or(now + Duration::days(DEFAULT_INVITE_DAYS));
+    if expired_on <= now || expired_on > now + Duration::days(MAX_INVITE_DAYS) {
+        return Err(ApiError::invalid(
+            "expired_on",
+            format!("must be in the future and at most {MAX_INVITE_DAYS} days away"),
+        ));
+    }
+    let connection = state
+        .repo
+        .get_connection(auth.account, id)
+        .await?
+        .ok_or(ApiError::not_found(ObjectKind::SipConnection, id))?;
+    if connection.subdomain.is_none() {
+        return Err(ApiError::invalid(
+            "subdomain",
+            "the connection has no subdomain, so it cannot take digest credentials: set one first",
+        ));
+    }
+    let created = state.repo.create_invite(auth.account, id, name, expired_on).await?;
+    Ok(Created(CreatedInvite { invite: created.invite, token: created.token }))
+}
+
+async fn invites(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Payload<Page<SipInvite>>, ApiError> {
+    Ok(Payload(state.repo.list_invites(auth.account, id, paging.params()?).await?))
+}
+
+async fn revoke(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdsPath(connection, invite): IdsPath,
+) -> Result<Payload<Deleted>, ApiError> {
+    state.repo.delete_invite(auth.account, connection, invite).await?;
+    Ok(Payload(Deleted { uuid: invite, deleted: true }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redeem {
+    pub token: String,
+    pub login: String,
+    pub password: String,
+}
+
+/// What the redeemer needs to configure the PBX.
+#[derive(Debug, Serialize)]
+pub struct Redeemed {
+    pub connection: Uuid,
+    pub login: String,
+    /// The domain (and digest realm) to send calls to.
+    pub sip_domain: String,
+}
+
+async fn redeem(
+    State(state): State<ApiState>,
+    ApiJson(body): ApiJson<Redeem>,
+) -> Result<Payload<Redeemed>, ApiError> {
+    // Checked before the token is spent, so a typo does not burn the invite.
+    let login = check_login(&body.login)?;
+    let password = check_password(&body.password)?;
+    let refused = || ApiError::NotFound { kind: ObjectKind::SipInvite.as_str(), id: "(token)".to_owned() };
+    if body.token.is_empty() || body.token.len() > 256 {
+        return Err(refused());
+    }
+    let invite = state.repo.use_invite(&body.token).await?.ok_or_else(refused)?;
+    let connection = state
+        .repo
+        .get_connection(invite.account, invite.connection)
+        .await?
+        .ok_or(ApiError::not_found(ObjectKind::SipConnection, invite.connection))?;
+    let Some(subdomain) = connection.subdomain.clone() else {
+        return Err(ApiError::invalid(
+            "token",
+            "the connection no longer has a subdomain; ask for a new invite",
+        ));
+    };
+    let patch = SipConnectionPatch {
+        credentials: Some(Some(credentials(&state, &subdomain, &login, password))),
+        ..SipConnectionPatch::default()
+    };
+    state.repo.update_connection(invite.account, invite.connection, patch).await?;
+    tracing::info!(connection = %invite.connection, invite = %invite.uuid, "SIP invite redeemed");
+    Ok(Payload(Redeemed {
+        connection: invite.connection,
+        login,
+        sip_domain: format!("{subdomain}.{}", state.sip_domain),
+    }))
+}
