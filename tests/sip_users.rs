@@ -286,3 +286,61 @@ async fn a_trunk_call_to_a_users_address_reaches_the_registered_phone() {
     let bridged = events.iter().find(|e| e["type"] == "call.bridged").expect("bridged");
     assert_eq!(bridged["with"], "carol@acme.sip.opentact.local", "{bridged:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_kept_to_its_domain_reaches_its_colleagues_but_no_numbers() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let flow = r#"<Response><Answer/><Pause length="2"/><Hangup/></Response>"#;
+    let provisioned = provision::xml_number(&dir, "kept@example.test", 13_125_550_109, flow).await;
+    provision::sip_user(&dir, provisioned.account, "acme", "carol", "carol-Pass-3").await;
+    provision::sip_user_in(&dir, provisioned.account, "acme", "bob", "bob-Pass-2").await;
+    provision::keep_to_domain(&dir, provisioned.account, "acme", "carol").await;
+    let config = data.path().join("no-carriers.toml");
+    std::fs::write(&config, "[sip]\ncarriers = []\n").expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+
+    // The number (an app of the same account) is refused with 403 and a reason.
+    let number_dir = tempfile::tempdir().expect("tempdir");
+    let _to_number = spawn_baresip(
+        number_dir.path(),
+        &platform,
+        "carol",
+        "carol-Pass-3",
+        &["/dial sip:13125550109@acme.sip.opentact.local"],
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !platform
+        .log()
+        .contains("carol@acme.sip.opentact.local may only call users of acme.sip.opentact.local")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call to a number was refused:\n{}",
+            platform.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let phone = std::fs::read_to_string(number_dir.path().join("baresip.log")).unwrap_or_default();
+    assert!(phone.contains("403"), "the phone saw 403:\n{phone}");
+    assert!(
+        platform.events().iter().all(|e| e["type"] != "call.initiated"),
+        "no flow ran for the refused call"
+    );
+
+    // A colleague in the same domain is reached.
+    let bob_dir = tempfile::tempdir().expect("tempdir");
+    let _bob = spawn_baresip(bob_dir.path(), &platform, "bob", "bob-Pass-2", &[]);
+    wait_registered(&platform, "bob").await;
+    let carol_dir = tempfile::tempdir().expect("tempdir");
+    let _carol = spawn_baresip(
+        carol_dir.path(),
+        &platform,
+        "carol",
+        "carol-Pass-3",
+        &["/dial sip:bob@acme.sip.opentact.local"],
+    );
+    let events = platform.wait_for_event(Duration::from_secs(20), |e| e["type"] == "call.bridged").await;
+    let bridged = events.iter().find(|e| e["type"] == "call.bridged").expect("bridged");
+    assert_eq!(bridged["with"], "bob@acme.sip.opentact.local", "{bridged:#}");
+}

@@ -148,6 +148,21 @@ pub async fn sip_user_in(data: &Path, account: Uuid, label: &str, login: &str, p
     store.close().await;
 }
 
+/// Keeps the user `login` of the domain `label` to calls within its domain.
+pub async fn keep_to_domain(data: &Path, account: Uuid, label: &str, login: &str) {
+    let store = open(data).await;
+    let user = store.sip_user_by_login(label, login).await.expect("lookup").expect("the user exists");
+    store
+        .update_sip_user(
+            account,
+            user.uuid,
+            opentact_store::SipUserPatch { same_domain_calls_only: Some(true), ..Default::default() },
+        )
+        .await
+        .expect("restrict");
+    store.close().await;
+}
+
 /// A TN profile with caller-ID lists, applied to the account's number `tn`.
 pub async fn caller_lists(data: &Path, account: Uuid, tn: i64, blacklist: &[&str], whitelist: &[&str]) {
     let store = open(data).await;

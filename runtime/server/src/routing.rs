@@ -172,7 +172,7 @@ impl CallRouter {
     async fn route(&self, call: &IncomingCall) -> Result<Route, opentact_store::StoreError> {
         match &call.caller {
             Caller::Trunk | Caller::Connection { .. } => self.route_to_number(call).await,
-            Caller::User { domain, .. } => self.route_from_user(call, domain).await,
+            Caller::User { domain, login } => self.route_from_user(call, domain, login).await,
         }
     }
 
@@ -246,6 +246,7 @@ impl CallRouter {
         &self,
         call: &IncomingCall,
         domain: &str,
+        login: &str,
     ) -> Result<Route, opentact_store::StoreError> {
         let not_found = |reason: String| Ok(Route::Reject { status: 404, reason });
         let Some(label) = domain_label(domain, &self.sip_domain) else {
@@ -255,6 +256,19 @@ impl CallRouter {
             return not_found(format!("{domain} no longer exists"));
         };
         let target_user = call.request_uri.user.clone().unwrap_or_default();
+        // A user kept to its domain reaches only that domain's users, whatever else would run.
+        let restricted =
+            self.store.sip_user_by_login(label, login).await?.is_some_and(|user| user.same_domain_calls_only);
+        if restricted
+            && !(plain_user(&target_user)
+                && call.request_uri.host.eq_ignore_ascii_case(domain)
+                && self.store.sip_user_by_login(label, &target_user).await?.is_some())
+        {
+            return Ok(Route::Reject {
+                status: 403,
+                reason: format!("{login}@{domain} may only call users of {domain}"),
+            });
+        }
         if let Some(app) = self.domain_app(&own).await? {
             let tn = tn_of(&target_user);
             return Ok(Route::Run { app: Box::new(app), to: target_user, tn });
