@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 /// Opentact: phone numbers, SIP, voice and SMS, with call flows as WebAssembly components.
 #[derive(Debug, Parser)]
@@ -20,7 +20,9 @@ impl Cli {
         match self.command {
             // rsipstack logs every datagram at info: keep it to warnings.
             Command::Serve(_) => "info,rsipstack=warn,sqlx=warn",
-            Command::Flow { .. } | Command::Provision(_) | Command::Numbers { .. } => "warn",
+            Command::Flow { .. } | Command::Provision(_) | Command::Numbers { .. } | Command::Api(_) => {
+                "warn"
+            }
         }
     }
 }
@@ -46,6 +48,12 @@ pub enum Command {
     /// load tests; users provision through the REST API). Run it while the server is stopped
     /// or against PostgreSQL.
     Provision(ProvisionArgs),
+    /// A client of a running platform's REST API: log in, find and order numbers, create and
+    /// deploy apps, or send any request.
+    ///
+    /// Exit codes: 0 done, 1 the API refused the request or could not be reached (or an
+    /// ordered number was not leased), 2 the arguments are invalid.
+    Api(ApiArgs),
 }
 
 /// The numbers subcommands.
@@ -176,4 +184,263 @@ pub struct CheckArgs {
     /// The configuration file (its [flows] limits apply to components).
     #[arg(long, short, env = "OPENTACT_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+/// `opentact api`: where the API is, who is asking, and what to do.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// Where the API is and how to authenticate.
+    #[command(flatten)]
+    pub connection: ApiConnection,
+    /// The request.
+    #[command(subcommand)]
+    pub command: ApiCommand,
+}
+
+/// Where the subcommands' own flags end and these start in `--help`.
+const CONNECTION_ARGS: usize = 100;
+
+/// Where the API is and who is asking. The global flags may also follow the subcommand.
+#[derive(Debug, Args)]
+pub struct ApiConnection {
+    /// The API's base URL: the server's `api.listen` (the scheme may be left out).
+    #[arg(
+        long = "api",
+        env = "OPENTACT_API",
+        default_value = "http://127.0.0.1:8080",
+        global = true,
+        display_order = CONNECTION_ARGS
+    )]
+    pub base_url: String,
+    /// A JWT (from `opentact api login`) or an API token, sent as `Authorization: Bearer`.
+    /// Takes precedence over --email and --password, except for `login`.
+    #[arg(long, env = "OPENTACT_TOKEN", hide_env_values = true, global = true, display_order = CONNECTION_ARGS)]
+    pub token: Option<String>,
+    /// The account's email, sent with --password as `Authorization: Basic`. Given before the
+    /// subcommand (`opentact api --email E --password P numbers search`), because
+    /// `sip users create --password` is the SIP user's.
+    #[arg(long, env = "OPENTACT_EMAIL", display_order = CONNECTION_ARGS)]
+    pub email: Option<String>,
+    /// The account's password.
+    #[arg(long, env = "OPENTACT_PASSWORD", hide_env_values = true, display_order = CONNECTION_ARGS)]
+    pub password: Option<String>,
+    /// Print the response's payload as JSON instead of the summary (`get`, `post`, `patch`
+    /// and `delete` always print the whole response).
+    #[arg(long, global = true, display_order = CONNECTION_ARGS)]
+    pub json: bool,
+    /// How long one request may take (connection, request and response), seconds.
+    #[arg(
+        long,
+        default_value_t = 30,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true,
+        display_order = CONNECTION_ARGS
+    )]
+    pub timeout: u64,
+}
+
+/// The `opentact api` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Exchange an email and password for a JWT and print it (export it as OPENTACT_TOKEN).
+    Login(LoginArgs),
+    /// Find and order phone numbers.
+    Numbers {
+        /// What to do.
+        #[command(subcommand)]
+        command: ApiNumbersCommand,
+    },
+    /// SIP Control Apps: what runs a call.
+    Apps {
+        /// What to do.
+        #[command(subcommand)]
+        command: ApiAppsCommand,
+    },
+    /// SIP domains and their users.
+    Sip {
+        /// What to do.
+        #[command(subcommand)]
+        command: ApiSipCommand,
+    },
+    /// GET any path (`/rest/lease/tn?take=5`) and print the response.
+    Get(RawArgs),
+    /// DELETE any path and print the response.
+    Delete(RawArgs),
+    /// POST a JSON body to any path and print the response.
+    Post(RawBodyArgs),
+    /// PATCH any path with a JSON body and print the response.
+    Patch(RawBodyArgs),
+}
+
+/// `opentact api login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The account's email (or `opentact api --email`, OPENTACT_EMAIL).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// The account's password (or `opentact api --password`, OPENTACT_PASSWORD).
+    #[arg(long)]
+    pub password: Option<String>,
+}
+
+/// `opentact api numbers …`.
+#[derive(Debug, Subcommand)]
+pub enum ApiNumbersCommand {
+    /// Search the available numbers; prints one per line: number, state, features.
+    Search(NumberSearchArgs),
+    /// Order (lease) numbers; prints each number's outcome. Exits 1 if any was not leased.
+    Order(NumberOrderArgs),
+}
+
+/// A number feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Feature {
+    /// Calls.
+    Voice,
+    /// Text messages.
+    Sms,
+}
+
+impl Feature {
+    /// The API's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feature::Voice => "voice",
+            Feature::Sms => "sms",
+        }
+    }
+}
+
+/// `opentact api numbers search`.
+#[derive(Debug, Args)]
+pub struct NumberSearchArgs {
+    /// Ten characters, each a digit or `*`: `202*******`, `*******917`.
+    #[arg(long)]
+    pub pattern: Option<String>,
+    /// Two-letter state or region code (DC, NY).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Area code.
+    #[arg(long)]
+    pub npa: Option<i32>,
+    /// Only numbers with all of these features (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub features: Vec<Feature>,
+    /// How many numbers to show (the API's default when not given).
+    #[arg(long)]
+    pub take: Option<u32>,
+    /// How many matches to skip first (paging).
+    #[arg(long)]
+    pub skip: Option<u32>,
+}
+
+/// `opentact api numbers order`.
+#[derive(Debug, Args)]
+pub struct NumberOrderArgs {
+    /// The numbers, country code first (`12025550160`; a leading + is allowed).
+    #[arg(required = true, value_name = "TN", value_parser = parse_tn)]
+    pub tns: Vec<i64>,
+    /// The features to enable on every number (comma-separated); all it has when not given.
+    #[arg(long, value_delimiter = ',')]
+    pub features: Vec<Feature>,
+}
+
+/// A telephone number as digits, country code first; the API checks its length.
+fn parse_tn(text: &str) -> Result<i64, String> {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{text:?} is not a number: digits with the country code, e.g. 12025550160"));
+    }
+    digits.parse().map_err(|_| format!("{text:?} is too long for a telephone number"))
+}
+
+/// `opentact api apps …`.
+#[derive(Debug, Subcommand)]
+pub enum ApiAppsCommand {
+    /// Create an app and print its uuid.
+    Create(AppCreateArgs),
+    /// Upload a Wasm component to an app (it runs the next call) and print its version.
+    Deploy(AppDeployArgs),
+}
+
+/// `opentact api apps create`: a name and exactly one mode.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("mode").required(true).args(["xml_file", "webhook_url", "control_async", "component"])))]
+pub struct AppCreateArgs {
+    /// The app's name.
+    #[arg(long)]
+    pub name: String,
+    /// Run this hosted XML document (validated by the server).
+    #[arg(long)]
+    pub xml_file: Option<PathBuf>,
+    /// Fetch the XML from this webhook on every call.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// The webhook's method (GET or POST; the API's default is POST).
+    #[arg(long, requires = "webhook_url")]
+    pub webhook_method: Option<String>,
+    /// Park calls and wait for commands (`POST /rest/call/{uuid}/command`).
+    #[arg(long = "async")]
+    pub control_async: bool,
+    /// Run a Wasm component, uploaded afterwards with `opentact api apps deploy`.
+    #[arg(long)]
+    pub component: bool,
+}
+
+/// `opentact api apps deploy`.
+#[derive(Debug, Args)]
+pub struct AppDeployArgs {
+    /// The app's uuid.
+    pub app: uuid::Uuid,
+    /// The component (.wasm, built for wasm32-wasip2).
+    pub file: PathBuf,
+}
+
+/// `opentact api sip …`.
+#[derive(Debug, Subcommand)]
+pub enum ApiSipCommand {
+    /// The users of a SIP domain.
+    Users {
+        /// What to do.
+        #[command(subcommand)]
+        command: ApiSipUsersCommand,
+    },
+}
+
+/// `opentact api sip users …`.
+#[derive(Debug, Subcommand)]
+pub enum ApiSipUsersCommand {
+    /// Create a SIP user (a phone that registers) and print its uuid.
+    Create(SipUserCreateArgs),
+}
+
+/// `opentact api sip users create`.
+#[derive(Debug, Args)]
+pub struct SipUserCreateArgs {
+    /// The domain: its uuid or its name.
+    #[arg(long)]
+    pub domain: String,
+    /// The user's login (the user part of its SIP address).
+    #[arg(long)]
+    pub login: String,
+    /// The user's SIP password (digest authentication), not the account's.
+    #[arg(long)]
+    pub password: String,
+}
+
+/// `opentact api get|delete <path>`.
+#[derive(Debug, Args)]
+pub struct RawArgs {
+    /// The path under the base URL, with any query string: `/rest/lease/tn?take=5`.
+    pub path: String,
+}
+
+/// `opentact api post|patch <path> <json>`.
+#[derive(Debug, Args)]
+pub struct RawBodyArgs {
+    /// The path under the base URL, with any query string.
+    pub path: String,
+    /// The JSON body: the text itself, `@file` to read a file, or `-` to read standard input.
+    pub body: String,
 }

@@ -2,6 +2,7 @@
 //! `flow check`). Only this binary wires concrete types together.
 
 mod cli;
+mod client;
 mod config;
 mod dialer;
 mod flow_cmd;
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
             Command::Flow { command: FlowCommand::Check(args) } => flow_cmd::check(args).await,
             Command::Provision(args) => provision::run(args).await,
             Command::Numbers { command: NumbersCommand::Import(args) } => numbers_import::run(args).await,
+            Command::Api(args) => client::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,157 @@
+//! `opentact api …` against a running `opentact serve`: the sample account logs in, searches
+//! and orders numbers, creates an XML app and deploys a component to another, all through the
+//! real binary; refusals and an unreachable server exit non-zero with the reason on stderr.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::platform::Platform;
+use support::runner::repo;
+use support::ws::sample_password;
+
+/// What one `opentact api` run printed and how it ended.
+#[derive(Debug)]
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `opentact api <args>` with `env` (and no credentials inherited from the environment).
+async fn api(env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_opentact"));
+    command.arg("api").args(args);
+    for name in ["OPENTACT_API", "OPENTACT_TOKEN", "OPENTACT_EMAIL", "OPENTACT_PASSWORD"] {
+        command.env_remove(name);
+    }
+    let child = command
+        .envs(env.iter().copied())
+        .current_dir(repo())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn opentact api");
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("opentact api finished within 60 s")
+        .expect("opentact api output");
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_account_drives_the_api_from_the_command_line() {
+    let platform = Platform::start(&[]).await;
+    let password = sample_password(&platform.log());
+    let base = format!("http://{}", platform.api);
+    let email = "demo@opentact.local";
+
+    // Login prints the JWT alone, ready to export.
+    let login = api(&[("OPENTACT_API", &base)], &["login", "--email", email, "--password", &password]).await;
+    assert_eq!(login.code, 0, "{login:?}");
+    let token = login.stdout.trim().to_owned();
+    assert_eq!(token.lines().count(), 1, "{login:?}");
+    assert_eq!(token.split('.').count(), 3, "a JWT: {login:?}");
+    let env = [("OPENTACT_API", base.as_str()), ("OPENTACT_TOKEN", token.as_str())];
+
+    // The wrong password: the API's message and status on stderr, nothing on stdout.
+    let wrong = api(&[("OPENTACT_API", &base)], &["login", "--email", email, "--password", "nope"]).await;
+    assert_eq!(wrong.code, 1, "{wrong:?}");
+    assert!(wrong.stdout.is_empty(), "{wrong:?}");
+    assert!(wrong.stderr.contains("error: ") && wrong.stderr.contains("(HTTP 401)"), "{wrong:?}");
+    assert!(wrong.stderr.contains("wrong email or password"), "{wrong:?}");
+
+    // The sample inventory is +1 202 555 01xx, of which 0100 is leased already.
+    let search = api(&env, &["numbers", "search", "--pattern", "202555****", "--take", "200"]).await;
+    assert_eq!(search.code, 0, "{search:?}");
+    let lines: Vec<&str> = search.stdout.lines().collect();
+    assert_eq!(lines.len(), 99, "{search:?}");
+    assert!(lines.iter().all(|line| line.starts_with("1202555")), "{search:?}");
+    assert!(lines.iter().any(|line| line.starts_with("12025550160\t")), "{search:?}");
+    assert!(!lines.iter().any(|line| line.starts_with("12025550100\t")), "leased: {search:?}");
+    let as_json = api(&env, &["numbers", "search", "--pattern", "202555****", "--json"]).await;
+    assert_eq!(as_json.code, 0, "{as_json:?}");
+    let payload: Value = serde_json::from_str(&as_json.stdout).expect("--json prints JSON");
+    assert_eq!(payload["total"], 99, "{payload}");
+
+    // Email and password work for any command, given before it.
+    let basic = api(
+        &[("OPENTACT_API", &base)],
+        &["--email", email, "--password", &password, "numbers", "search", "--take", "1"],
+    )
+    .await;
+    assert_eq!(basic.code, 0, "{basic:?}");
+    assert_eq!(basic.stdout.lines().count(), 1, "{basic:?}");
+
+    // Ordering leases the number; ordering it again fails and exits 1.
+    let order = api(&env, &["numbers", "order", "12025550160"]).await;
+    assert_eq!(order.code, 0, "{order:?}");
+    assert!(order.stdout.starts_with("12025550160\tleased\t"), "{order:?}");
+    let again = api(&env, &["numbers", "order", "+12025550160", "--features", "voice"]).await;
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stdout.starts_with("12025550160\tfailed\t"), "{again:?}");
+    assert!(again.stdout.contains("not available"), "{again:?}");
+
+    // An XML app: created from a file, its uuid printed, readable with the raw `get`.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let xml = dir.path().join("hangup.xml");
+    std::fs::write(&xml, "<Response><Hangup/></Response>").expect("write the flow");
+    let created =
+        api(&env, &["apps", "create", "--name", "x", "--xml-file", xml.to_str().expect("utf-8")]).await;
+    assert_eq!(created.code, 0, "{created:?}");
+    let app = created.stdout.trim().to_owned();
+    assert!(uuid::Uuid::parse_str(&app).is_ok(), "a uuid: {created:?}");
+    let read = api(&env, &["get", &format!("/rest/sip/app/{app}")]).await;
+    assert_eq!(read.code, 0, "{read:?}");
+    let read: Value = serde_json::from_str(&read.stdout).expect("the response as JSON");
+    assert_eq!(read["payload"]["name"], "x", "{read}");
+
+    // An invalid document is refused with the dialect's reason.
+    std::fs::write(&xml, "<Response><Nope/></Response>").expect("write the flow");
+    let invalid =
+        api(&env, &["apps", "create", "--name", "y", "--xml-file", xml.to_str().expect("utf-8")]).await;
+    assert_eq!(invalid.code, 1, "{invalid:?}");
+    assert!(invalid.stderr.contains("(HTTP 422)") && invalid.stderr.contains("xml"), "{invalid:?}");
+
+    // A component app: created, then its component deployed as version 1.
+    let created = api(&env, &["apps", "create", "--name", "hello", "--component"]).await;
+    assert_eq!(created.code, 0, "{created:?}");
+    let wasm = dir.path().join("hello.wasm");
+    std::fs::write(&wasm, opentact_guest_artifacts::bytes("hello")).expect("write the component");
+    let deployed = api(&env, &["apps", "deploy", created.stdout.trim(), wasm.to_str().expect("utf-8")]).await;
+    assert_eq!(deployed.code, 0, "{deployed:?}");
+    assert_eq!(deployed.stdout.trim(), "1", "{deployed:?}");
+
+    // The raw `post` sends the body as given.
+    let posted = api(&env, &["post", "/rest/tn/search?take=2", r#"{"state":"DC"}"#]).await;
+    assert_eq!(posted.code, 0, "{posted:?}");
+    let posted: Value = serde_json::from_str(&posted.stdout).expect("the response as JSON");
+    assert_eq!(posted["payload"]["data"].as_array().map(Vec::len), Some(2), "{posted}");
+    let typo = api(&env, &["post", "/rest/tn/search", "{state:"]).await;
+    assert_eq!(typo.code, 2, "{typo:?}");
+    assert!(typo.stderr.contains("not JSON"), "{typo:?}");
+
+    // No credentials: the API's 401 and a hint naming the flags.
+    let anonymous = api(&[("OPENTACT_API", &base)], &["numbers", "search"]).await;
+    assert_eq!(anonymous.code, 1, "{anonymous:?}");
+    assert!(anonymous.stderr.contains("(HTTP 401)") && anonymous.stderr.contains("--token"), "{anonymous:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_named() {
+    // Bind and drop: a loopback port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let base = format!("http://127.0.0.1:{port}");
+    let run = api(&[("OPENTACT_API", &base), ("OPENTACT_TOKEN", "t")], &["numbers", "search"]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains(&format!("127.0.0.1:{port}")), "names the URL: {run:?}");
+    assert!(run.stderr.contains("opentact serve"), "{run:?}");
+}
