@@ -286,6 +286,65 @@ async fn a_recording_of_the_callers_audio_is_kept_and_played_back() {
     let (seconds, rms) = support::platform::sox_length_and_rms(&wav);
     assert!((2.8..=3.2).contains(&seconds), "maxLength bounds the file: {seconds} s");
     assert!(rms > 0.01, "the caller's voice, not silence: RMS {rms}");
+
+    // The call log has the call, completed with its cause, and the recording, whose audio the
+    // API serves back byte for byte; another account sees none of it.
+    let call = events[0]["call"].as_str().expect("the call id").to_owned();
+    let auth = basic("rec@example.test", "correct horse battery staple");
+    let headers = [("Authorization", auth.as_str())];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let logged = loop {
+        let (status, body) =
+            support::platform::http(platform.api, "GET", &format!("/rest/call/{call}"), &headers, None).await;
+        if status == 200 && body["payload"]["state"] != "answered" && body["payload"]["state"] != "initiated"
+        {
+            break body["payload"].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the call log shows the ended call: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(logged["state"], "completed", "{logged:#}");
+    assert_eq!(logged["direction"], "inbound", "{logged:#}");
+    assert_eq!(logged["to"], "13125550107", "{logged:#}");
+    assert_eq!(logged["q850_cause"], 16, "{logged:#}");
+    assert!(
+        logged["answered_on"].is_string() && logged["duration_ms"].as_i64().unwrap_or(0) > 3000,
+        "{logged:#}"
+    );
+    let recording = &logged["recordings"][0];
+    assert_eq!(recording["name"], "memo", "{logged:#}");
+    let (status, found) = support::platform::http(
+        platform.api,
+        "POST",
+        "/rest/call/search",
+        &headers,
+        Some(&serde_json::json!({"to": "13125550107", "state": "completed"})),
+    )
+    .await;
+    assert_eq!((status, &found["payload"]["total"]), (200, &serde_json::json!(1)), "{found}");
+    let audio_uri = format!("/rest/record/{}/audio", recording["uuid"].as_str().expect("recording id"));
+    let (status, audio) = support::platform::http_raw(platform.api, "GET", &audio_uri, &headers).await;
+    assert_eq!(status, 200);
+    assert_eq!(audio, std::fs::read(&wav).expect("the file"), "the API serves the recorded file");
+    support::provision::account(&platform.data(), "stranger@example.test").await;
+    let other = basic("stranger@example.test", "correct horse battery staple");
+    let (status, _) = support::platform::http(
+        platform.api,
+        "GET",
+        &format!("/rest/call/{call}"),
+        &[("Authorization", &other)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "another account's call");
+    let (status, _) =
+        support::platform::http_raw(platform.api, "GET", &audio_uri, &[("Authorization", &other)]).await;
+    assert_eq!(status, 404, "another account's recording");
+}
+
+fn basic(email: &str, password: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{email}:{password}")))
 }
 
 /// The caller answers two re-INVITEs: hold (our offer must be sendonly), then resume (sendrecv).

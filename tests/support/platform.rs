@@ -159,7 +159,6 @@ pub async fn http_bytes(
     content_type: Option<&str>,
     body: &[u8],
 ) -> (u16, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -168,15 +167,32 @@ pub async fn http_bytes(
         request.push_str(&format!("Content-Type: {content_type}\r\n"));
     }
     request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let (status, body) = exchange(api, request, body).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// One body-less request; the status and the raw response body (audio, HTML…).
+pub async fn http_raw(api: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Content-Length: 0\r\n\r\n");
+    exchange(api, request, &[]).await
+}
+
+/// Sends the request head and body; reads the answer to the end (`Connection: close`).
+async fn exchange(api: SocketAddr, head: String, body: &[u8]) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(api).await.expect("connect to the API");
-    stream.write_all(request.as_bytes()).await.expect("send");
+    stream.write_all(head.as_bytes()).await.expect("send");
     stream.write_all(body).await.expect("send the body");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read");
-    let text = String::from_utf8_lossy(&response);
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    let json = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
+    let head = String::from_utf8_lossy(&response[..split]);
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    (status, response[split + 4..].to_vec())
 }
 
 /// `sox <wav> -n stat`: (length in seconds, RMS amplitude 0..1).

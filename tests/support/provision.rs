@@ -23,6 +23,22 @@ async fn open(data: &Path) -> Store {
     Store::open(&format!("sqlite://{}?mode=rwc", data.join("opentact.db").display())).await.expect("store")
 }
 
+/// An account with the tests' password (`correct horse battery staple`) and nothing else.
+pub async fn account(data: &Path, email: &str) -> Uuid {
+    let store = open(data).await;
+    let account = store
+        .create_account(NewAccount {
+            name: email.to_owned(),
+            email: email.to_owned(),
+            password: "correct horse battery staple".to_owned(),
+            time_zone: "UTC".to_owned(),
+        })
+        .await
+        .expect("account");
+    store.close().await;
+    account.uuid
+}
+
 /// An account whose number `tn` runs `mode`.
 pub async fn number_with_app(data: &Path, email: &str, tn: i64, mode: AppMode) -> Provisioned {
     let store = open(data).await;

@@ -137,6 +137,9 @@ pub struct ApiState {
     pub sip_domain: Arc<str>,
     /// Registrations, for SIP users' online/offline state; without it users read offline.
     pub presence: Option<Arc<dyn SipPresence>>,
+    /// Where call recordings are kept (`<dir>/<account>/<call>/<recording>.wav`), when the
+    /// server records.
+    pub recordings_dir: Option<std::path::PathBuf>,
 }
 
 impl ApiState {
@@ -152,6 +155,7 @@ impl ApiState {
             call_control: None,
             sip_domain: Arc::from(DEFAULT_SIP_DOMAIN),
             presence: None,
+            recordings_dir: None,
         }
     }
 
@@ -159,6 +163,12 @@ impl ApiState {
     pub fn with_sip(mut self, domain: &str, presence: Option<Arc<dyn SipPresence>>) -> Self {
         self.sip_domain = Arc::from(domain.to_ascii_lowercase());
         self.presence = presence;
+        self
+    }
+
+    /// Serve recordings' audio from `dir`.
+    pub fn with_recordings(mut self, dir: std::path::PathBuf) -> Self {
+        self.recordings_dir = Some(dir);
         self
     }
 

@@ -1,6 +1,7 @@
 //! `opentact`: the platform server (`serve`) and the flow author's tools (`flow run`,
 //! `flow check`). Only this binary wires concrete types together.
 
+mod call_log;
 mod cli;
 mod client;
 mod config;

@@ -147,6 +147,8 @@ pub struct CallRouter {
     pub dialer: Arc<ServerDialer>,
     /// The platform's SIP domain (`sip.domain`).
     pub sip_domain: String,
+    /// Writes every call's CDR and recordings to the store.
+    pub call_log: Arc<crate::call_log::CallLog>,
 }
 
 /// Ring a SIP user of the account's domains (its registered phones).
@@ -370,7 +372,11 @@ impl CallRouter {
         let sip_call = SipCall::new(info, call, self.voice.clone(), self.renderer.clone(), Some(dialer));
         let session = Arc::new(CallSession::new(
             sip_call.clone(),
-            Arc::new(AccountSink::new(account, self.bus.clone(), Some(self.events.clone()))),
+            Arc::new(AccountSink::new(
+                account,
+                self.bus.clone(),
+                Some(self.call_log.sink(account, app.as_ref().map(|app| app.uuid), Some(self.events.clone()))),
+            )),
             SessionConfig { auto_answer: app.as_ref().is_none_or(|app| app.auto_answer) },
         ));
         let max_length = Duration::from_secs(

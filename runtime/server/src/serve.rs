@@ -99,11 +99,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None if listen_ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
         None => listen_ip,
     };
+    // Calls record here; the REST API serves the files back.
+    let recordings_dir = data_dir.join("recordings");
     let voice = Arc::new(VoiceConfig {
         rtp_bind: listen_ip,
         rtp_advertised: advertised,
         rtp_ports: config.media.rtp_port_min..=config.media.rtp_port_max,
-        recordings_dir: data_dir.join("recordings"),
+        recordings_dir: recordings_dir.clone(),
         inband_dtmf: config.media.inband_dtmf,
     });
     let tts = Arc::new(EspeakTts::new(Some(data_dir.join("tts-cache"))));
@@ -144,6 +146,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         webhook_timeout_ms,
         dialer: dialer.clone(),
         sip_domain: config.sip.domain.clone(),
+        call_log: crate::call_log::CallLog::start(store.clone()),
     });
     let sip = SipEndpoint::start(
         SipConfig {
@@ -169,7 +172,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .with_component_check(Arc::new(FlowHostCheck(router_host)))
     .with_events(bus)
     .with_call_control(live_calls)
-    .with_sip(&config.sip.domain, Some(Arc::new(RegistrarPresence(sip.clone()))));
+    .with_sip(&config.sip.domain, Some(Arc::new(RegistrarPresence(sip.clone()))))
+    .with_recordings(recordings_dir);
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("starting the REST API on {}", config.api.listen))?;

@@ -20,6 +20,8 @@ pub enum ObjectKind {
     Order,
     SipInvite,
     MessagingProfile,
+    Call,
+    Recording,
 }
 
 impl ObjectKind {
@@ -40,6 +42,8 @@ impl ObjectKind {
             ObjectKind::Order => "order",
             ObjectKind::SipInvite => "sip invite",
             ObjectKind::MessagingProfile => "messaging profile",
+            ObjectKind::Call => "call",
+            ObjectKind::Recording => "recording",
         }
     }
 }

@@ -201,6 +201,43 @@ pub trait OrderRepo: Send + Sync {
     ) -> Result<List<TnOrder>>;
 }
 
+/// Filter for [`CallLogRepo::search_calls`]; every given field must match.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub direction: Option<CallDirection>,
+    pub state: Option<CallState>,
+    /// The caller, exactly.
+    pub from: Option<String>,
+    /// The callee, exactly.
+    pub to: Option<String>,
+    /// Calls that started at or after this.
+    pub since: Option<Timestamp>,
+    /// Calls that started before this.
+    pub until: Option<Timestamp>,
+}
+
+/// The call log (CDRs) and recordings. The platform writes; the API reads.
+#[async_trait]
+pub trait CallLogRepo: Send + Sync {
+    async fn record_call_start(&self, account: Uuid, new: NewCallRecord) -> Result<CallRecord>;
+    async fn record_call_answer(&self, account: Uuid, call: Uuid, at: Timestamp) -> Result<()>;
+    async fn record_call_end(&self, account: Uuid, call: Uuid, end: CallEnd) -> Result<()>;
+    async fn get_call(&self, account: Uuid, call: Uuid) -> Result<Option<CallRecord>>;
+    async fn search_calls(&self, account: Uuid, filter: CallFilter, params: ListParams) -> Result<List<CallRecord>>;
+    /// Records a recording of the account's call `call` (which must be in the log).
+    async fn add_recording(
+        &self,
+        account: Uuid,
+        call: Uuid,
+        recording: Uuid,
+        name: &str,
+        duration_ms: i64,
+    ) -> Result<RecordingRecord>;
+    async fn get_recording(&self, account: Uuid, recording: Uuid) -> Result<Option<RecordingRecord>>;
+    /// Oldest first.
+    async fn call_recordings(&self, account: Uuid, call: Uuid) -> Result<Vec<RecordingRecord>>;
+}
+
 /// Messaging profiles.
 #[async_trait]
 pub trait MessagingProfileRepo: Send + Sync {
@@ -363,6 +400,7 @@ pub trait Repository:
     + OrderRepo
     + MessagingProfileRepo
     + SipInviteRepo
+    + CallLogRepo
 {
 }
 
@@ -379,5 +417,6 @@ impl<T> Repository for T where
         + OrderRepo
         + MessagingProfileRepo
         + SipInviteRepo
+        + CallLogRepo
 {
 }

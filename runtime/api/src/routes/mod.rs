@@ -14,12 +14,14 @@ use crate::state::ApiState;
 pub mod app;
 pub mod auth;
 pub mod call;
+pub mod call_log;
 pub mod lease;
 pub mod lookup;
 pub mod messaging_profile;
 pub mod numbers;
 pub mod outbound_voice;
 pub mod profile;
+pub mod record;
 pub mod sip_connection;
 pub mod sip_domain;
 pub mod token;
@@ -38,6 +40,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(lookup::routes())
         .merge(ws::routes())
         .merge(call::routes())
+        .merge(call_log::routes())
+        .merge(record::routes())
         .merge(sip_connection::routes())
         .merge(sip_domain::routes())
         .merge(outbound_voice::routes())

@@ -6,6 +6,7 @@
 
 mod account;
 mod app;
+mod call;
 mod number;
 mod profile;
 mod sip;
@@ -14,6 +15,7 @@ pub use account::{Account, AccountPatch, ApiToken, CreatedToken, NewAccount, New
 pub use app::{
     AppMode, ComponentVersion, NewSipControlApp, SipControlApp, SipControlAppPatch, WebhookMethod,
 };
+pub use call::{CallDirection, CallEnd, CallRecord, CallState, NewCallRecord, RecordingRecord};
 pub use number::{
     LeasePatch, NewLease, NumberInventory, OrderItem, OrderItemState, OrderState, TnLease, TnOrder,
 };

@@ -14,6 +14,7 @@ use crate::error::{ObjectKind, Result, StoreError};
 
 mod account;
 mod app;
+mod call_log;
 mod invite;
 mod lease;
 mod messaging;

@@ -1,0 +1,88 @@
+//! The call log (CDRs): `POST /rest/call/search` with a filter body, `GET /rest/call/{uuid}`
+//! (the call with its recordings). The platform writes each call as it goes: started,
+//! answered, ended with its Q.850 cause and duration.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use opentact_store::{CallDirection, CallFilter, CallRecord, CallState, ObjectKind, RecordingRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthAccount;
+use crate::envelope::{ApiJson, ApiQuery, IdPath, Page, Paging, Payload};
+use crate::error::ApiError;
+use crate::routes::numbers::Direction;
+use crate::state::ApiState;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/rest/call/search", post(search)).route("/rest/call/{uuid}", get(get_one))
+}
+
+/// `POST /rest/call/search`: every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSearch {
+    #[serde(default)]
+    pub direction: Option<CallDirection>,
+    #[serde(default)]
+    pub state: Option<CallState>,
+    /// The caller, exactly as logged (a number without `+`, or a SIP user).
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Calls that started at or after this (ISO-8601).
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+    /// Calls that started before this (ISO-8601).
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+    /// `{"created_on": "ASC" | "DESC"}`.
+    #[serde(default)]
+    pub order: Option<crate::routes::numbers::SortOrder>,
+}
+
+async fn search(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiQuery(paging): ApiQuery<Paging>,
+    ApiJson(body): ApiJson<CallSearch>,
+) -> Result<Payload<Page<CallRecord>>, ApiError> {
+    let mut params = paging.params()?;
+    if let Some(Direction::Desc) = body.order.and_then(|o| o.created_on) {
+        params.order = opentact_store::Order::Desc;
+    }
+    if let (Some(since), Some(until)) = (body.since, body.until)
+        && since >= until
+    {
+        return Err(ApiError::invalid("until", "must be after since"));
+    }
+    let filter = CallFilter {
+        direction: body.direction,
+        state: body.state,
+        from: body.from,
+        to: body.to,
+        since: body.since,
+        until: body.until,
+    };
+    Ok(Payload(state.repo.search_calls(auth.account, filter, params).await?))
+}
+
+/// A call with its recordings.
+#[derive(Debug, Serialize)]
+pub struct CallView {
+    #[serde(flatten)]
+    pub call: CallRecord,
+    pub recordings: Vec<RecordingRecord>,
+}
+
+async fn get_one(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+) -> Result<Payload<CallView>, ApiError> {
+    let call = state.repo.get_call(auth.account, id).await?.ok_or(ApiError::not_found(ObjectKind::Call, id))?;
+    let recordings = state.repo.call_recordings(auth.account, id).await?;
+    Ok(Payload(CallView { call, recordings }))
+}

@@ -1,0 +1,43 @@
+//! Recordings: `GET /rest/record/{uuid}` (what was recorded, on which call, how long) and
+//! `GET /rest/record/{uuid}/audio` (the WAV file the platform kept).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use opentact_store::{ObjectKind, RecordingRecord};
+
+use crate::auth::AuthAccount;
+use crate::envelope::{IdPath, Payload};
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/rest/record/{uuid}", get(get_one)).route("/rest/record/{uuid}/audio", get(audio))
+}
+
+async fn get_one(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+) -> Result<Payload<RecordingRecord>, ApiError> {
+    match state.repo.get_recording(auth.account, id).await? {
+        Some(r) => Ok(Payload(r)),
+        None => Err(ApiError::not_found(ObjectKind::Recording, id)),
+    }
+}
+
+async fn audio(State(state): State<ApiState>, auth: AuthAccount, IdPath(id): IdPath) -> Result<Response, ApiError> {
+    let recording =
+        state.repo.get_recording(auth.account, id).await?.ok_or(ApiError::not_found(ObjectKind::Recording, id))?;
+    let gone = || ApiError::NotFound { kind: "recording audio", id: id.to_string() };
+    let dir = state.recordings_dir.as_ref().ok_or_else(gone)?;
+    // Every part of the path comes from the store's ids (UUIDs), never from the request.
+    let path = dir
+        .join(recording.account.to_string())
+        .join(recording.call.to_string())
+        .join(format!("{}.wav", recording.uuid));
+    let bytes = tokio::fs::read(&path).await.map_err(|_| gone())?;
+    Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response())
+}

@@ -1,0 +1,189 @@
+//! The call log and recordings read side: search filters, one call with its recordings,
+//! recording metadata and audio, and another account's ids — on SQLite and PostgreSQL. (The
+//! platform writing the log from real SIP calls is tested end to end in tests/sip_calls.rs.)
+
+mod support;
+
+use support::*;
+
+api_test!(call_log_search_and_detail, recordings_metadata_and_audio);
+
+/// Logs a call for `account` that started `minutes_ago` and ended as `end` says.
+async fn logged_call(
+    store: &Store,
+    account: Uuid,
+    from: &str,
+    to: &str,
+    direction: CallDirection,
+    minutes_ago: i64,
+    end: Option<(bool, i32)>,
+) -> anyhow::Result<Uuid> {
+    let uuid = Uuid::new_v4();
+    let started_on = now() - chrono::Duration::minutes(minutes_ago);
+    store
+        .record_call_start(
+            account,
+            NewCallRecord { uuid, app: None, direction, from: from.into(), to: to.into(), started_on },
+        )
+        .await?;
+    if let Some((answered, q850)) = end {
+        if answered {
+            store.record_call_answer(account, uuid, started_on + chrono::Duration::seconds(2)).await?;
+        }
+        store
+            .record_call_end(
+                account,
+                uuid,
+                CallEnd {
+                    ended_on: started_on + chrono::Duration::seconds(30),
+                    duration_ms: 30_000,
+                    answered,
+                    failed: q850 == 41,
+                    q850_cause: Some(q850),
+                    hangup_cause: Some(if q850 == 16 { "NORMAL_CLEARING" } else { "OTHER" }.into()),
+                    hangup_by: Some("caller".into()),
+                    hangup_reason: None,
+                },
+            )
+            .await?;
+    }
+    Ok(uuid)
+}
+
+async fn call_log_search_and_detail(c: Ctx) -> anyhow::Result<()> {
+    let (a, jwt) = c.signup("calls@example.test").await?;
+    let (b, other) = c.signup("other@example.test").await?;
+    let s = &c.store;
+    let completed =
+        logged_call(s, a, "13105550100", "12025550100", CallDirection::Inbound, 50, Some((true, 16))).await?;
+    let unanswered =
+        logged_call(s, a, "13105550101", "12025550100", CallDirection::Inbound, 40, Some((false, 16))).await?;
+    let failed =
+        logged_call(s, a, "12025550100", "14155550100", CallDirection::Outbound, 30, Some((true, 41))).await?;
+    let live = logged_call(s, a, "13105550102", "12025550100", CallDirection::Inbound, 1, None).await?;
+    logged_call(s, b, "13105550100", "12025550100", CallDirection::Inbound, 5, Some((true, 16))).await?;
+
+    let search = |body: Value| c.post("/rest/call/search", &jwt, body);
+    let ids = |page: &Value| -> Vec<String> {
+        page["data"].as_array().map(|d| d.iter().filter_map(|c| c["uuid"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    };
+    let all = search(json!({})).await?;
+    let all = all.ok(StatusCode::OK)?;
+    ensure!(all["total"] == 4, "only the account's calls: {all}");
+    ensure!(ids(all) == [completed, unanswered, failed, live].map(|u| u.to_string()), "oldest first: {all}");
+    let cases: Vec<(Value, Vec<Uuid>)> = vec![
+        (json!({"state": "completed"}), vec![completed]),
+        (json!({"state": "unanswered"}), vec![unanswered]),
+        (json!({"state": "failed"}), vec![failed]),
+        (json!({"state": "initiated"}), vec![live]),
+        (json!({"direction": "outbound"}), vec![failed]),
+        (json!({"from": "13105550101"}), vec![unanswered]),
+        (json!({"to": "12025550100", "direction": "inbound"}), vec![completed, unanswered, live]),
+        (
+            json!({"since": (now() - chrono::Duration::minutes(45)).to_rfc3339(),
+                   "until": (now() - chrono::Duration::minutes(10)).to_rfc3339()}),
+            vec![unanswered, failed],
+        ),
+        (json!({"order": {"created_on": "DESC"}, "state": "completed"}), vec![completed]),
+    ];
+    for (body, expected) in cases {
+        let page = search(body.clone()).await?;
+        let page = page.ok(StatusCode::OK)?;
+        let expected: Vec<String> = expected.iter().map(Uuid::to_string).collect();
+        ensure!(ids(page) == expected, "{body}: {page}");
+    }
+    let newest = c.post("/rest/call/search?take=1", &jwt, json!({"order": {"created_on": "DESC"}})).await?;
+    let newest = newest.ok(StatusCode::OK)?;
+    ensure!(newest["total"] == 4 && ids(newest) == vec![live.to_string()], "{newest}");
+    search(json!({"state": "done"})).await?.err(StatusCode::BAD_REQUEST, &["state"])?;
+    search(json!({"direction": "sideways"})).await?.err(StatusCode::BAD_REQUEST, &["inbound", "outbound"])?;
+    search(json!({"since": "yesterday"})).await?.err(StatusCode::BAD_REQUEST, &["since"])?;
+    search(json!({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["until: must be after since"])?;
+
+    let one = c.get(&format!("/rest/call/{completed}"), &jwt).await?;
+    let one = one.ok(StatusCode::OK)?;
+    ensure!(
+        one["state"] == "completed"
+            && one["direction"] == "inbound"
+            && one["from"] == "13105550100"
+            && one["q850_cause"] == 16
+            && one["hangup_cause"] == "NORMAL_CLEARING"
+            && one["hangup_by"] == "caller"
+            && one["duration_ms"] == 30_000
+            && one["answered_on"].is_string()
+            && one["recordings"] == json!([]),
+        "{one}"
+    );
+    c.get(&format!("/rest/call/{completed}"), &other).await?.err(StatusCode::NOT_FOUND, &["call", "not found"])?;
+    c.post("/rest/call/search", &other, json!({"from": "13105550101"}))
+        .await?
+        .ok(StatusCode::OK)
+        .and_then(|p| {
+            ensure!(p["total"] == 0, "another account's call found: {p}");
+            Ok(())
+        })?;
+    c.get("/rest/call/nope", &jwt).await?.err(StatusCode::BAD_REQUEST, &["not a UUID"])?;
+    c.call("POST", "/rest/call/search", Auth::None, Some(json!({}))).await?.err(StatusCode::UNAUTHORIZED, &[])?;
+    Ok(())
+}
+
+async fn recordings_metadata_and_audio(c: Ctx) -> anyhow::Result<()> {
+    let (a, jwt) = c.signup("rec@example.test").await?;
+    let (_, other) = c.signup("other@example.test").await?;
+    let call = logged_call(&c.store, a, "13105550100", "12025550100", CallDirection::Inbound, 5, Some((true, 16))).await?;
+    let recording = Uuid::new_v4();
+    let missing = Uuid::new_v4();
+    c.store.add_recording(a, call, recording, "memo", 2_500).await?;
+    c.store.add_recording(a, call, missing, "gone", 100).await?;
+    ensure!(
+        c.store.add_recording(a, Uuid::new_v4(), Uuid::new_v4(), "x", 1).await.is_err(),
+        "a recording needs a logged call"
+    );
+
+    // The API serves files from its recordings directory: <dir>/<account>/<call>/<recording>.wav.
+    let dir = tempfile::tempdir()?;
+    let call_dir = dir.path().join(a.to_string()).join(call.to_string());
+    std::fs::create_dir_all(&call_dir)?;
+    let wav = b"RIFF\x24\x00\x00\x00WAVEfmt not really audio".to_vec();
+    std::fs::write(call_dir.join(format!("{recording}.wav")), &wav)?;
+    let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
+        .with_recordings(dir.path().to_path_buf());
+    let c = Ctx { app: router(state), store: c.store.clone(), secret: c.secret.clone() };
+
+    let meta = c.get(&format!("/rest/record/{recording}"), &jwt).await?;
+    let meta = meta.ok(StatusCode::OK)?;
+    ensure!(
+        meta["call"] == json!(call) && meta["name"] == "memo" && meta["duration_ms"] == 2_500,
+        "{meta}"
+    );
+    let detail = c.get(&format!("/rest/call/{call}"), &jwt).await?;
+    let detail = detail.ok(StatusCode::OK)?;
+    ensure!(detail["recordings"].as_array().map(Vec::len) == Some(2) && detail["recordings"][0]["name"] == "memo", "{detail}");
+
+    let audio = |id: Uuid, token: &str| {
+        let req = Ctx::request("GET", &format!("/rest/record/{id}/audio"), Auth::Bearer(token)).body(Body::empty());
+        let app = c.app.clone();
+        async move {
+            let response = app.oneshot(req?).await?;
+            let status = response.status();
+            let ct = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let bytes = response.into_body().collect().await?.to_bytes().to_vec();
+            anyhow::Ok((status, ct, bytes))
+        }
+    };
+    let (status, ct, bytes) = audio(recording, &jwt).await?;
+    ensure!(status == StatusCode::OK && ct.as_deref() == Some("audio/wav") && bytes == wav, "{status} {ct:?}");
+    let (status, _, body) = audio(missing, &jwt).await?;
+    ensure!(status == StatusCode::NOT_FOUND, "a recording whose file is gone: {status}");
+    let body: Value = serde_json::from_slice(&body)?;
+    ensure!(body["message"].as_str().is_some_and(|m| m.contains("recording audio")), "{body}");
+    for id in [recording, missing] {
+        let (status, _, _) = audio(id, &other).await?;
+        ensure!(status == StatusCode::NOT_FOUND, "another account's audio: {status}");
+        c.get(&format!("/rest/record/{id}"), &other).await?.err(StatusCode::NOT_FOUND, &["recording"])?;
+    }
+    c.get(&format!("/rest/record/{}", Uuid::new_v4()), &jwt).await?.err(StatusCode::NOT_FOUND, &["recording"])?;
+    Ok(())
+}

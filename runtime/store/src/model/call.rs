@@ -1,0 +1,126 @@
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::Timestamp;
+
+/// Where a call went relative to the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallDirection {
+    /// Came in to the platform (to a number, a user, a connection).
+    Inbound,
+    /// Placed by the platform (a dial, a REST call).
+    Outbound,
+}
+
+impl CallDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallDirection::Inbound => "inbound",
+            CallDirection::Outbound => "outbound",
+        }
+    }
+}
+
+/// Where a call is in its life, as the call log shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallState {
+    /// Ringing or running its flow, not answered yet.
+    Initiated,
+    /// Answered and not ended yet.
+    Answered,
+    /// Answered, then ended.
+    Completed,
+    /// Ended without being answered.
+    Unanswered,
+    /// Ended by a failure (a flow that trapped or hit a limit, a fetch that failed).
+    Failed,
+}
+
+impl CallState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Initiated => "initiated",
+            CallState::Answered => "answered",
+            CallState::Completed => "completed",
+            CallState::Unanswered => "unanswered",
+            CallState::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "initiated" => CallState::Initiated,
+            "answered" => CallState::Answered,
+            "completed" => CallState::Completed,
+            "unanswered" => CallState::Unanswered,
+            "failed" => CallState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One call of the call log (a CDR). Written by the platform as the call goes; read through
+/// the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallRecord {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    /// The app that ran the call, when one did.
+    pub app: Option<Uuid>,
+    pub direction: CallDirection,
+    pub from: String,
+    pub to: String,
+    pub state: CallState,
+    pub started_on: Timestamp,
+    pub answered_on: Option<Timestamp>,
+    pub ended_on: Option<Timestamp>,
+    /// From start to end, ms.
+    pub duration_ms: Option<i64>,
+    pub q850_cause: Option<i32>,
+    /// The Q.850 cause's name (`NORMAL_CLEARING`…).
+    pub hangup_cause: Option<String>,
+    /// `caller`, `flow` or `platform`.
+    pub hangup_by: Option<String>,
+    /// Why, in words, when it was not a plain hangup.
+    pub hangup_reason: Option<String>,
+    pub created_on: Timestamp,
+    pub modified_on: Timestamp,
+}
+
+/// A call as it starts.
+#[derive(Debug, Clone)]
+pub struct NewCallRecord {
+    pub uuid: Uuid,
+    pub app: Option<Uuid>,
+    pub direction: CallDirection,
+    pub from: String,
+    pub to: String,
+    pub started_on: Timestamp,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Default)]
+pub struct CallEnd {
+    pub ended_on: Timestamp,
+    pub duration_ms: i64,
+    pub answered: bool,
+    pub failed: bool,
+    pub q850_cause: Option<i32>,
+    pub hangup_cause: Option<String>,
+    pub hangup_by: Option<String>,
+    pub hangup_reason: Option<String>,
+}
+
+/// A recording made on a call; the audio is a WAV file the server keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordingRecord {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    pub call: Uuid,
+    /// Its name in the call (`<Record name>`).
+    pub name: String,
+    pub duration_ms: i64,
+    pub created_on: Timestamp,
+}
