@@ -147,6 +147,9 @@ pub enum ApiError {
     #[error("no telecom data for {tn}")]
     NoTelecomData { tn: i64 },
 
+    /// A platform facility failed for a moment (the system's random generator…); try again.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
     /// A store or internal failure. The caller sees only "internal error".
     #[error("internal error")]
     Internal(#[source] StoreError),
@@ -180,6 +183,7 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::WrongState { .. } => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -70,6 +70,9 @@ struct Inner {
 pub struct EventBus {
     config: BusConfig,
     inner: Mutex<Inner>,
+    /// Every account's events, for a durable consumer (the webhook outbox), which must see
+    /// all of them: unbounded, and it never drops.
+    tap: Option<mpsc::UnboundedSender<Arc<Event>>>,
 }
 
 impl std::fmt::Debug for EventBus {
@@ -80,7 +83,13 @@ impl std::fmt::Debug for EventBus {
 
 impl EventBus {
     pub fn new(config: BusConfig) -> Self {
-        EventBus { config, inner: Mutex::new(Inner::default()) }
+        EventBus { config, inner: Mutex::new(Inner::default()), tap: None }
+    }
+
+    /// A bus that also hands every event to the returned receiver (in publishing order).
+    pub fn with_tap(config: BusConfig) -> (Self, mpsc::UnboundedReceiver<Arc<Event>>) {
+        let (tap, events) = mpsc::unbounded_channel();
+        (EventBus { config, inner: Mutex::new(Inner::default()), tap: Some(tap) }, events)
     }
 
     /// The configuration in force.
@@ -100,6 +109,10 @@ impl EventBus {
             inner.retained.pop_front();
         }
         inner.retained.push_back((now, event.clone()));
+        // Under the lock, so the tap sees events in the order subscribers do.
+        if let Some(tap) = &self.tap {
+            let _ = tap.send(event.clone());
+        }
         let Some(subscribers) = inner.subscribers.get_mut(&event.account) else { return };
         subscribers.retain(|subscriber| {
             if !subscriber.wants(&event.kind) {

@@ -12,6 +12,7 @@
 
 mod bus;
 mod envelope;
+pub mod signing;
 
 pub use bus::{BusConfig, EventBus, Lagged, ResumeError, Subscription};
 pub use envelope::{AccountSink, Event};

@@ -23,6 +23,8 @@ pub struct Config {
     pub media: MediaSection,
     /// The REST API.
     pub api: ApiSection,
+    /// Webhook delivery: timeouts, retries, address policy.
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 /// The REST API.

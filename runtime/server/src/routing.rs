@@ -149,6 +149,8 @@ pub struct CallRouter {
     pub sip_domain: String,
     /// Writes every call's CDR and recordings to the store.
     pub call_log: Arc<crate::call_log::CallLog>,
+    /// Delivers the account's events to its webhooks (and the app's `event_url`).
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// Ring a SIP user of the account's domains (its registered phones).
@@ -368,6 +370,7 @@ impl CallRouter {
             time_zone: account_tz,
         };
         let call_id = info.id.clone();
+        self.webhooks.call_started(&call_id, app.as_ref().and_then(|app| app.event_url.as_deref()));
         let dialer: Arc<dyn opentact_voice::Dialer> = self.dialer.clone();
         let sip_call = SipCall::new(info, call, self.voice.clone(), self.renderer.clone(), Some(dialer));
         let session = Arc::new(CallSession::new(

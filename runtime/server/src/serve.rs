@@ -123,7 +123,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )),
         None => None,
     };
-    let bus = Arc::new(EventBus::new(BusConfig::default()));
+    let (bus, tap) = EventBus::with_tap(BusConfig::default());
+    let bus = Arc::new(bus);
+    let webhooks = crate::webhooks::Webhooks::start(store.clone(), config.webhooks.clone(), tap);
     let live_calls = Arc::new(LiveCalls::default());
     let dialer = Arc::new(ServerDialer {
         endpoint: std::sync::OnceLock::new(),
@@ -147,6 +149,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         dialer: dialer.clone(),
         sip_domain: config.sip.domain.clone(),
         call_log: crate::call_log::CallLog::start(store.clone()),
+        webhooks,
     });
     let sip = SipEndpoint::start(
         SipConfig {

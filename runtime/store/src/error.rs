@@ -22,6 +22,7 @@ pub enum ObjectKind {
     MessagingProfile,
     Call,
     Recording,
+    EventSubscription,
 }
 
 impl ObjectKind {
@@ -44,6 +45,7 @@ impl ObjectKind {
             ObjectKind::MessagingProfile => "messaging profile",
             ObjectKind::Call => "call",
             ObjectKind::Recording => "recording",
+            ObjectKind::EventSubscription => "event subscription",
         }
     }
 }

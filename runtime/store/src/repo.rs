@@ -238,6 +238,40 @@ pub trait CallLogRepo: Send + Sync {
     async fn call_recordings(&self, account: Uuid, call: Uuid) -> Result<Vec<RecordingRecord>>;
 }
 
+/// Event subscriptions, webhook signing keys and the webhook outbox.
+#[async_trait]
+pub trait WebhookRepo: Send + Sync {
+    async fn create_subscription(&self, account: Uuid, new: NewEventSubscription) -> Result<EventSubscription>;
+    async fn list_subscriptions(&self, account: Uuid, params: ListParams) -> Result<List<EventSubscription>>;
+    async fn delete_subscription(&self, account: Uuid, subscription: Uuid) -> Result<()>;
+    /// Every live webhook subscription of the account (for fan-out; at most [`MAX_TAKE`]).
+    async fn webhook_subscriptions(&self, account: Uuid) -> Result<Vec<EventSubscription>>;
+    /// The account's signing key, if it has one.
+    async fn signing_key(&self, account: Uuid) -> Result<Option<SigningKey>>;
+    /// Stores `key` unless the account has one already; returns the account's key either way
+    /// (so two racing first uses agree on one key).
+    async fn insert_signing_key(&self, account: Uuid, key: SigningKey) -> Result<SigningKey>;
+    /// Adds deliveries in one transaction, positioned after every earlier one in the given
+    /// order.
+    async fn enqueue_deliveries(&self, deliveries: Vec<NewWebhookDelivery>) -> Result<()>;
+    /// Pending deliveries due at `now`, oldest first, skipping any that has an earlier pending
+    /// delivery of the same call to the same URL (per-call order).
+    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<WebhookDelivery>>;
+    /// The next time a pending delivery is due, if any is pending.
+    async fn next_due(&self) -> Result<Option<Timestamp>>;
+    async fn mark_delivered(&self, delivery: Uuid, attempts: i32) -> Result<()>;
+    /// Records a failed attempt: `retry_at` to try again, `None` to give up.
+    async fn mark_attempt_failed(
+        &self,
+        delivery: Uuid,
+        attempts: i32,
+        error: &str,
+        retry_at: Option<Timestamp>,
+    ) -> Result<()>;
+    /// Deliveries of the account, newest first (for inspection and tests).
+    async fn list_deliveries(&self, account: Uuid, params: ListParams) -> Result<List<WebhookDelivery>>;
+}
+
 /// Messaging profiles.
 #[async_trait]
 pub trait MessagingProfileRepo: Send + Sync {
@@ -401,6 +435,7 @@ pub trait Repository:
     + MessagingProfileRepo
     + SipInviteRepo
     + CallLogRepo
+    + WebhookRepo
 {
 }
 
@@ -418,5 +453,6 @@ impl<T> Repository for T where
         + MessagingProfileRepo
         + SipInviteRepo
         + CallLogRepo
+        + WebhookRepo
 {
 }

@@ -15,6 +15,7 @@ pub mod app;
 pub mod auth;
 pub mod call;
 pub mod call_log;
+pub mod event;
 pub mod lease;
 pub mod lookup;
 pub mod messaging_profile;
@@ -42,6 +43,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(call::routes())
         .merge(call_log::routes())
         .merge(record::routes())
+        .merge(event::routes())
         .merge(sip_connection::routes())
         .merge(sip_domain::routes())
         .merge(outbound_voice::routes())

@@ -10,6 +10,7 @@ mod call;
 mod number;
 mod profile;
 mod sip;
+mod webhook;
 
 pub use account::{Account, AccountPatch, ApiToken, CreatedToken, NewAccount, NewApiToken};
 pub use app::{
@@ -26,6 +27,11 @@ pub use profile::{
 pub use sip::{
     CreatedSipInvite, DigestCredentials, NewSipConnection, NewSipDomain, NewSipUser, SipConnection,
     SipConnectionPatch, SipDomain, SipDomainPatch, SipInvite, SipUser, SipUserPatch,
+};
+
+pub use webhook::{
+    DeliveryState, EventChannel, EventSubscription, NewEventSubscription, NewWebhookDelivery, SigningKey,
+    WebhookDelivery,
 };
 
 use chrono::{DateTime, Utc};

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use uuid::Uuid;
 
 use crate::error::{ObjectKind, Result, StoreError};
@@ -21,6 +21,7 @@ mod messaging;
 mod order;
 mod profile;
 mod sip;
+mod webhook;
 
 /// Connections a PostgreSQL pool opens at most.
 pub const PG_MAX_CONNECTIONS: u32 = 16;
@@ -87,6 +88,11 @@ impl Store {
                 .create_if_missing(true)
                 .foreign_keys(true)
                 .journal_mode(SqliteJournalMode::Wal)
+                // With WAL, NORMAL syncs at checkpoints, not at each commit: a commit survives
+                // the process being killed (the WAL is in the OS's hands), and only a power
+                // loss may take the last few — the trade every WAL deployment makes for
+                // millisecond writes (the webhook outbox writes per event batch).
+                .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
             if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
                 create_dir(dir)?;

@@ -1,0 +1,178 @@
+//! Event subscriptions: `GET/POST /rest/event/subscription`,
+//! `DELETE /rest/event/subscription/{uuid}`; the account's webhook signing key:
+//! `GET /rest/event/key`; and what became of recent deliveries: `GET /rest/event/delivery`.
+//!
+//! A subscription names an event `type` (`call.hangup`), a family (`call.*`) or all (`*`),
+//! and a channel: `webhook` (signed POSTs to `url`, falling back to `url2`) or `wss` (the
+//! account's websocket clients).
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{delete, get};
+use opentact_events::signing::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use opentact_store::{
+    DeliveryState, EventChannel, EventSubscription, NewEventSubscription, SigningKey, WebhookDelivery,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::AuthAccount;
+use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload};
+use crate::error::ApiError;
+use crate::routes::app::check_url;
+use crate::routes::sip_connection::Deleted;
+use crate::state::ApiState;
+
+/// Longest event type pattern.
+pub const MAX_TYPE: usize = 64;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/rest/event/subscription", get(list).post(create))
+        .route("/rest/event/subscription/{uuid}", delete(remove))
+        .route("/rest/event/key", get(key))
+        .route("/rest/event/delivery", get(deliveries))
+}
+
+fn check_type(t: &str) -> Result<String, ApiError> {
+    let body = t.strip_suffix(".*").unwrap_or(t);
+    let ok = t == "*"
+        || (!body.is_empty()
+            && t.len() <= MAX_TYPE
+            && body.split('.').all(|part| {
+                !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            }));
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            "type",
+            format!("must be an event type (call.hangup), a family (call.*) or * for all, got {t:?}"),
+        ))
+    }
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Payload<Page<EventSubscription>>, ApiError> {
+    Ok(Payload(state.repo.list_subscriptions(auth.account, paging.params()?).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubscription {
+    pub channel: EventChannel,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub url2: Option<String>,
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiJson(body): ApiJson<NewSubscription>,
+) -> Result<Created<EventSubscription>, ApiError> {
+    let event_type = check_type(&body.event_type)?;
+    let (url, url2) = match body.channel {
+        EventChannel::Webhook => {
+            let Some(url) = body.url.as_deref() else {
+                return Err(ApiError::invalid("url", "a webhook subscription needs the URL to POST to"));
+            };
+            (Some(check_url("url", url)?), body.url2.as_deref().map(|u| check_url("url2", u)).transpose()?)
+        }
+        EventChannel::Wss => {
+            if body.url.is_some() || body.url2.is_some() {
+                return Err(ApiError::invalid("url", "wss subscriptions go to the websocket: send no url"));
+            }
+            (None, None)
+        }
+    };
+    let new = NewEventSubscription { channel: body.channel, event_type, url, url2 };
+    Ok(Created(state.repo.create_subscription(auth.account, new).await?))
+}
+
+async fn remove(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdPath(id): IdPath,
+) -> Result<Payload<Deleted>, ApiError> {
+    state.repo.delete_subscription(auth.account, id).await?;
+    Ok(Payload(Deleted { uuid: id, deleted: true }))
+}
+
+/// How to check the platform's webhook requests.
+#[derive(Debug, Serialize)]
+pub struct WebhookKey {
+    pub algorithm: &'static str,
+    /// The account's Ed25519 public key, base64 (32 bytes).
+    pub public_key: String,
+    pub signature_header: &'static str,
+    pub timestamp_header: &'static str,
+    /// What is signed.
+    pub signed_text: &'static str,
+}
+
+async fn key(State(state): State<ApiState>, auth: AuthAccount) -> Result<Payload<WebhookKey>, ApiError> {
+    let key = match state.repo.signing_key(auth.account).await? {
+        Some(key) => key,
+        None => {
+            let (public_key, private_pkcs8) = signing::generate().map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            state.repo.insert_signing_key(auth.account, SigningKey { public_key, private_pkcs8 }).await?
+        }
+    };
+    Ok(Payload(WebhookKey {
+        algorithm: "ed25519",
+        public_key: key.public_key,
+        signature_header: SIGNATURE_HEADER,
+        timestamp_header: TIMESTAMP_HEADER,
+        signed_text: "<timestamp>|<body>",
+    }))
+}
+
+/// A delivery as the account sees it.
+#[derive(Debug, Serialize)]
+pub struct DeliveryView {
+    pub uuid: Uuid,
+    pub event: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub url: String,
+    pub state: DeliveryState,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_on: opentact_store::Timestamp,
+}
+
+impl From<WebhookDelivery> for DeliveryView {
+    fn from(d: WebhookDelivery) -> Self {
+        DeliveryView {
+            uuid: d.uuid,
+            event: d.event,
+            event_type: d.event_type,
+            url: d.url,
+            state: d.state,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            created_on: d.created_on,
+        }
+    }
+}
+
+async fn deliveries(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Payload<Page<DeliveryView>>, ApiError> {
+    let page = state.repo.list_deliveries(auth.account, paging.params()?).await?;
+    Ok(Payload(Page {
+        take: page.take,
+        skip: page.skip,
+        total: page.total,
+        data: page.data.into_iter().map(Into::into).collect(),
+    }))
+}

@@ -1,0 +1,330 @@
+//! Event subscriptions, signing keys and the webhook outbox.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{Store, ms, ordered, uuid, with_pool};
+use crate::error::{ObjectKind, Result, StoreError};
+use crate::model::*;
+use crate::repo::{List, ListParams, MAX_TAKE, WebhookRepo};
+
+#[derive(sqlx::FromRow)]
+struct SubscriptionRow {
+    id: String,
+    account_id: String,
+    channel: String,
+    event_type: String,
+    url: Option<String>,
+    url2: Option<String>,
+    created_on: i64,
+    modified_on: i64,
+}
+
+impl SubscriptionRow {
+    fn into_model(self) -> Result<EventSubscription> {
+        const K: ObjectKind = ObjectKind::EventSubscription;
+        Ok(EventSubscription {
+            uuid: uuid(K, "id", &self.id)?,
+            account: uuid(K, "account_id", &self.account_id)?,
+            channel: match self.channel.as_str() {
+                "webhook" => EventChannel::Webhook,
+                "wss" => EventChannel::Wss,
+                _ => return Err(StoreError::Corrupt { kind: K, column: "channel", value: self.channel }),
+            },
+            event_type: self.event_type,
+            url: self.url,
+            url2: self.url2,
+            created_on: from_millis(self.created_on),
+            modified_on: from_millis(self.modified_on),
+        })
+    }
+}
+
+macro_rules! subscription_cols {
+    () => {
+        "id, account_id, channel, event_type, url, url2, created_on, modified_on"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: String,
+    account_id: String,
+    position: i64,
+    url: String,
+    url2: Option<String>,
+    event_id: String,
+    event_type: String,
+    call_id: Option<String>,
+    body: String,
+    state: String,
+    attempts: i32,
+    next_attempt_on: i64,
+    last_error: Option<String>,
+    created_on: i64,
+}
+
+impl DeliveryRow {
+    fn into_model(self) -> Result<WebhookDelivery> {
+        const K: ObjectKind = ObjectKind::EventSubscription;
+        Ok(WebhookDelivery {
+            uuid: uuid(K, "id", &self.id)?,
+            account: uuid(K, "account_id", &self.account_id)?,
+            position: self.position,
+            url: self.url,
+            url2: self.url2,
+            event: uuid(K, "event_id", &self.event_id)?,
+            event_type: self.event_type,
+            call: self.call_id,
+            body: self.body,
+            state: match self.state.as_str() {
+                "pending" => DeliveryState::Pending,
+                "delivered" => DeliveryState::Delivered,
+                "failed" => DeliveryState::Failed,
+                _ => return Err(StoreError::Corrupt { kind: K, column: "state", value: self.state }),
+            },
+            attempts: self.attempts,
+            next_attempt_on: from_millis(self.next_attempt_on),
+            last_error: self.last_error,
+            created_on: from_millis(self.created_on),
+        })
+    }
+}
+
+macro_rules! delivery_cols {
+    () => {
+        "id, account_id, position, url, url2, event_id, event_type, call_id, body, state, attempts, \
+         next_attempt_on, last_error, created_on"
+    };
+}
+
+#[async_trait]
+impl WebhookRepo for Store {
+    async fn create_subscription(&self, account: Uuid, new: NewEventSubscription) -> Result<EventSubscription> {
+        let now = now();
+        let s = EventSubscription {
+            uuid: Uuid::new_v4(),
+            account,
+            channel: new.channel,
+            event_type: new.event_type,
+            url: new.url,
+            url2: new.url2,
+            created_on: now,
+            modified_on: now,
+        };
+        with_pool!(self, p => sqlx::query(
+            "INSERT INTO event_subscription (id, account_id, channel, event_type, url, url2, created_on, modified_on) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(s.uuid.to_string())
+        .bind(account.to_string())
+        .bind(s.channel.as_str())
+        .bind(&s.event_type)
+        .bind(&s.url)
+        .bind(&s.url2)
+        .bind(ms(now))
+        .execute(p)
+        .await
+        .map(|_| ())?);
+        Ok(s)
+    }
+
+    async fn list_subscriptions(&self, account: Uuid, params: ListParams) -> Result<List<EventSubscription>> {
+        let (total, rows): (i64, Vec<SubscriptionRow>) = with_pool!(self, p => {
+            let total = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM event_subscription WHERE account_id = $1 AND deleted_on IS NULL",
+            )
+            .bind(account.to_string())
+            .fetch_one(p)
+            .await?;
+            let rows = sqlx::query_as(ordered!(
+                params.order,
+                concat!(
+                    "SELECT ", subscription_cols!(),
+                    " FROM event_subscription WHERE account_id = $1 AND deleted_on IS NULL ORDER BY created_on"
+                ),
+                " LIMIT $2 OFFSET $3"
+            ))
+            .bind(account.to_string())
+            .bind(params.limit())
+            .bind(params.offset())
+            .fetch_all(p)
+            .await?;
+            (total, rows)
+        });
+        let data = rows.into_iter().map(SubscriptionRow::into_model).collect::<Result<_>>()?;
+        Ok(List { take: params.take, skip: params.skip, total, data })
+    }
+
+    async fn delete_subscription(&self, account: Uuid, subscription: Uuid) -> Result<()> {
+        let done = with_pool!(self, p => sqlx::query(
+            "UPDATE event_subscription SET deleted_on = $3, modified_on = $3 \
+             WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
+        )
+        .bind(account.to_string())
+        .bind(subscription.to_string())
+        .bind(ms(now()))
+        .execute(p)
+        .await?
+        .rows_affected());
+        if done == 0 { Err(StoreError::not_found(ObjectKind::EventSubscription, subscription)) } else { Ok(()) }
+    }
+
+    async fn webhook_subscriptions(&self, account: Uuid) -> Result<Vec<EventSubscription>> {
+        let rows: Vec<SubscriptionRow> = with_pool!(self, p => sqlx::query_as(concat!(
+            "SELECT ", subscription_cols!(),
+            " FROM event_subscription WHERE account_id = $1 AND channel = 'webhook' AND deleted_on IS NULL \
+             ORDER BY created_on, id LIMIT $2"
+        ))
+        .bind(account.to_string())
+        .bind(i64::from(MAX_TAKE))
+        .fetch_all(p)
+        .await?);
+        rows.into_iter().map(SubscriptionRow::into_model).collect()
+    }
+
+    async fn signing_key(&self, account: Uuid) -> Result<Option<SigningKey>> {
+        let row: Option<(String, String)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT public_key, private_pkcs8 FROM account_signing_key WHERE account_id = $1",
+        )
+        .bind(account.to_string())
+        .fetch_optional(p)
+        .await?);
+        Ok(row.map(|(public_key, private_pkcs8)| SigningKey { public_key, private_pkcs8 }))
+    }
+
+    async fn insert_signing_key(&self, account: Uuid, key: SigningKey) -> Result<SigningKey> {
+        with_pool!(self, p => sqlx::query(
+            "INSERT INTO account_signing_key (account_id, public_key, private_pkcs8, created_on) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (account_id) DO NOTHING",
+        )
+        .bind(account.to_string())
+        .bind(&key.public_key)
+        .bind(&key.private_pkcs8)
+        .bind(ms(now()))
+        .execute(p)
+        .await
+        .map(|_| ())?);
+        self.signing_key(account).await?.ok_or(StoreError::not_found(ObjectKind::Account, account))
+    }
+
+    async fn enqueue_deliveries(&self, deliveries: Vec<NewWebhookDelivery>) -> Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let now = ms(now());
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let last: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM webhook_delivery")
+                .fetch_one(&mut *tx)
+                .await?;
+            let mut position = last.unwrap_or(0);
+            for d in &deliveries {
+                position += 1;
+                sqlx::query(
+                    "INSERT INTO webhook_delivery (id, account_id, position, url, url2, event_id, event_type, call_id, \
+                     body, state, attempts, next_attempt_on, created_on) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10)",
+                )
+                .bind(Uuid::new_v4().to_string())
+                .bind(d.account.to_string())
+                .bind(position)
+                .bind(&d.url)
+                .bind(&d.url2)
+                .bind(d.event.to_string())
+                .bind(&d.event_type)
+                .bind(&d.call)
+                .bind(&d.body)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<WebhookDelivery>> {
+        let rows: Vec<DeliveryRow> = with_pool!(self, p => sqlx::query_as(concat!(
+            "SELECT ", delivery_cols!(),
+            " FROM webhook_delivery d WHERE d.state = 'pending' AND d.next_attempt_on <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM webhook_delivery e WHERE e.state = 'pending' AND e.call_id = d.call_id \
+             AND e.url = d.url AND e.position < d.position) ORDER BY d.position LIMIT $2"
+        ))
+        .bind(ms(now))
+        .bind(i64::from(limit.min(MAX_TAKE)))
+        .fetch_all(p)
+        .await?);
+        rows.into_iter().map(DeliveryRow::into_model).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>> {
+        let next: Option<i64> = with_pool!(self, p => sqlx::query_scalar(
+            "SELECT MIN(next_attempt_on) FROM webhook_delivery WHERE state = 'pending'",
+        )
+        .fetch_one(p)
+        .await?);
+        Ok(next.map(from_millis))
+    }
+
+    async fn mark_delivered(&self, delivery: Uuid, attempts: i32) -> Result<()> {
+        let now = ms(now());
+        with_pool!(self, p => sqlx::query(
+            "UPDATE webhook_delivery SET state = 'delivered', attempts = $2, delivered_on = $3, last_error = NULL \
+             WHERE id = $1",
+        )
+        .bind(delivery.to_string())
+        .bind(attempts)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
+    async fn mark_attempt_failed(
+        &self,
+        delivery: Uuid,
+        attempts: i32,
+        error: &str,
+        retry_at: Option<Timestamp>,
+    ) -> Result<()> {
+        let (state, next) = match retry_at {
+            Some(at) => (DeliveryState::Pending, ms(at)),
+            None => (DeliveryState::Failed, ms(now())),
+        };
+        with_pool!(self, p => sqlx::query(
+            "UPDATE webhook_delivery SET state = $2, attempts = $3, last_error = $4, next_attempt_on = $5 WHERE id = $1",
+        )
+        .bind(delivery.to_string())
+        .bind(state.as_str())
+        .bind(attempts)
+        .bind(error)
+        .bind(next)
+        .execute(p)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
+    async fn list_deliveries(&self, account: Uuid, params: ListParams) -> Result<List<WebhookDelivery>> {
+        let (total, rows): (i64, Vec<DeliveryRow>) = with_pool!(self, p => {
+            let total = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_delivery WHERE account_id = $1")
+                .bind(account.to_string())
+                .fetch_one(p)
+                .await?;
+            let rows = sqlx::query_as(concat!(
+                "SELECT ", delivery_cols!(),
+                " FROM webhook_delivery WHERE account_id = $1 ORDER BY position DESC LIMIT $2 OFFSET $3"
+            ))
+            .bind(account.to_string())
+            .bind(params.limit())
+            .bind(params.offset())
+            .fetch_all(p)
+            .await?;
+            (total, rows)
+        });
+        let data = rows.into_iter().map(DeliveryRow::into_model).collect::<Result<_>>()?;
+        Ok(List { take: params.take, skip: params.skip, total, data })
+    }
+}
