@@ -139,6 +139,24 @@ async fn the_sample_account_drives_the_api_from_the_command_line() {
     assert_eq!(typo.code, 2, "{typo:?}");
     assert!(typo.stderr.contains("not JSON"), "{typo:?}");
 
+    // A SIP user in a new domain (named by its label).
+    let domain = api(&env, &["post", "/rest/sip/domain", r#"{"name":"acme"}"#]).await;
+    assert_eq!(domain.code, 0, "{domain:?}");
+    let user = api(
+        &env,
+        &["sip", "users", "create", "--domain", "acme", "--login", "alice", "--password", "alice-secret-1"],
+    )
+    .await;
+    assert_eq!(user.code, 0, "{user:?}");
+    let listed = api(&env, &["get", "/rest/sip/domain/acme/user"]).await;
+    let listed: Value = serde_json::from_str(&listed.stdout).expect("JSON");
+    assert_eq!(listed["payload"]["data"][0]["uuid"].as_str(), Some(user.stdout.trim()), "{listed}");
+    assert_eq!(listed["payload"]["data"][0]["state"], "offline", "{listed}");
+    let short =
+        api(&env, &["sip", "users", "create", "--domain", "acme", "--login", "bob", "--password", "x"]).await;
+    assert_eq!(short.code, 1, "{short:?}");
+    assert!(short.stderr.contains("password: must be 8"), "{short:?}");
+
     // No credentials: the API's 401 and a hint naming the flags.
     let anonymous = api(&[("OPENTACT_API", &base)], &["numbers", "search"]).await;
     assert_eq!(anonymous.code, 1, "{anonymous:?}");

@@ -66,25 +66,34 @@ impl Receiver {
                             };
                             let timestamp = header("opentact-timestamp").and_then(|t| t.parse::<i64>().ok());
                             let signature = header("opentact-signature");
-                            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let signature_valid = match (shared.public_key.lock().as_deref(), timestamp, signature) {
-                                (Some(key), Some(t), Some(s)) => {
-                                    opentact_events::signing::verify(key, t, &body, &s)
-                                        && (chrono::Utc::now().timestamp() - t).abs() < 300
-                                }
-                                _ => false,
-                            };
+                            let body =
+                                request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let signature_valid =
+                                match (shared.public_key.lock().as_deref(), timestamp, signature) {
+                                    (Some(key), Some(t), Some(s)) => {
+                                        opentact_events::signing::verify(key, t, &body, &s)
+                                            && (chrono::Utc::now().timestamp() - t).abs() < 300
+                                    }
+                                    _ => false,
+                                };
                             let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                             let id = event["uuid"].as_str().unwrap_or_default().to_owned();
                             let status = {
                                 let mut seen = seen.lock();
                                 let count = seen.entry(id).or_default();
                                 *count += 1;
-                                if shared.down.load(Ordering::SeqCst) || *count <= failures { 503 } else { 200 }
+                                if shared.down.load(Ordering::SeqCst) || *count <= failures {
+                                    503
+                                } else {
+                                    200
+                                }
                             };
                             shared.log.lock().push(Delivery { event, signature_valid, status });
                             Ok::<_, hyper::Error>(
-                                Response::builder().status(status).body(Full::new(Bytes::new())).expect("response"),
+                                Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::new()))
+                                    .expect("response"),
                             )
                         }
                     });
@@ -223,7 +232,8 @@ async fn deliveries_pending_when_the_server_is_killed_arrive_after_a_restart() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, deliveries) =
-            http(platform.api, "GET", "/rest/event/delivery?take=1000", &[("Authorization", &auth)], None).await;
+            http(platform.api, "GET", "/rest/event/delivery?take=1000", &[("Authorization", &auth)], None)
+                .await;
         let data = deliveries["payload"]["data"].as_array().cloned().unwrap_or_default();
         let tried = data.iter().any(|d| d["attempts"].as_u64().unwrap_or(0) > 0);
         if data.len() == events.len() && tried {
@@ -243,5 +253,8 @@ async fn deliveries_pending_when_the_server_is_killed_arrive_after_a_restart() {
     let accepted = until_accepted(&receiver, events.len(), || again.log()).await;
     assert_eq!(accepted.len(), events.len(), "every event after the restart: {accepted:#?}");
     assert_once_in_order(&accepted);
-    assert!(receiver.log.lock().iter().all(|d| d.signature_valid), "signed with the same key after the restart");
+    assert!(
+        receiver.log.lock().iter().all(|d| d.signature_valid),
+        "signed with the same key after the restart"
+    );
 }

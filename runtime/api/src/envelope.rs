@@ -215,9 +215,13 @@ impl<S: Send + Sync> FromRequestParts<S> for SegmentsPath {
 }
 
 /// `?take=&skip=` of a list. Other query keys (`jwt`, filters) are left to other extractors.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
+    /// Objects per page (default 50, at most 1000).
+    #[param(maximum = 1000)]
     pub take: Option<u32>,
+    /// Objects to skip.
     pub skip: Option<u32>,
 }
 

@@ -13,13 +13,14 @@
 //!
 //! Layout: one module per REST resource under [`routes`]; authentication in [`auth`]; the
 //! envelope, paging and the extractors that turn bad input into 400s in [`envelope`]; the one
-//! error type in [`error`].
+//! error type in [`error`]; the OpenAPI document generated from the handlers in [`openapi`].
 
 pub mod auth;
 pub mod envelope;
 pub mod error;
 pub mod jwt;
 pub mod oidc;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 

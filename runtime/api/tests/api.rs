@@ -529,7 +529,8 @@ async fn orders_and_leases(c: Ctx) -> anyhow::Result<()> {
         o["state"] == "failed" && o["items"][0]["message"] == "number 12025550100 is not available",
         "{o}"
     );
-    // Features default to what the number has.
+    // Features default to what the number has. (A moment later, so "newest first" is defined.)
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let answer = c.post("/rest/order", &other, json!({"items": [{"tn": DC2}]})).await?;
     let o = answer.ok(StatusCode::CREATED)?;
     ensure!(o["state"] == "success", "{o}");

@@ -57,15 +57,20 @@ async fn call_log_search_and_detail(c: Ctx) -> anyhow::Result<()> {
     let completed =
         logged_call(s, a, "13105550100", "12025550100", CallDirection::Inbound, 50, Some((true, 16))).await?;
     let unanswered =
-        logged_call(s, a, "13105550101", "12025550100", CallDirection::Inbound, 40, Some((false, 16))).await?;
+        logged_call(s, a, "13105550101", "12025550100", CallDirection::Inbound, 40, Some((false, 16)))
+            .await?;
     let failed =
-        logged_call(s, a, "12025550100", "14155550100", CallDirection::Outbound, 30, Some((true, 41))).await?;
+        logged_call(s, a, "12025550100", "14155550100", CallDirection::Outbound, 30, Some((true, 41)))
+            .await?;
     let live = logged_call(s, a, "13105550102", "12025550100", CallDirection::Inbound, 1, None).await?;
     logged_call(s, b, "13105550100", "12025550100", CallDirection::Inbound, 5, Some((true, 16))).await?;
 
     let search = |body: Value| c.post("/rest/call/search", &jwt, body);
     let ids = |page: &Value| -> Vec<String> {
-        page["data"].as_array().map(|d| d.iter().filter_map(|c| c["uuid"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        page["data"]
+            .as_array()
+            .map(|d| d.iter().filter_map(|c| c["uuid"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
     };
     let all = search(json!({})).await?;
     let all = all.ok(StatusCode::OK)?;
@@ -116,23 +121,28 @@ async fn call_log_search_and_detail(c: Ctx) -> anyhow::Result<()> {
             && one["recordings"] == json!([]),
         "{one}"
     );
-    c.get(&format!("/rest/call/{completed}"), &other).await?.err(StatusCode::NOT_FOUND, &["call", "not found"])?;
-    c.post("/rest/call/search", &other, json!({"from": "13105550101"}))
+    c.get(&format!("/rest/call/{completed}"), &other)
         .await?
-        .ok(StatusCode::OK)
-        .and_then(|p| {
+        .err(StatusCode::NOT_FOUND, &["call", "not found"])?;
+    c.post("/rest/call/search", &other, json!({"from": "13105550101"})).await?.ok(StatusCode::OK).and_then(
+        |p| {
             ensure!(p["total"] == 0, "another account's call found: {p}");
             Ok(())
-        })?;
+        },
+    )?;
     c.get("/rest/call/nope", &jwt).await?.err(StatusCode::BAD_REQUEST, &["not a UUID"])?;
-    c.call("POST", "/rest/call/search", Auth::None, Some(json!({}))).await?.err(StatusCode::UNAUTHORIZED, &[])?;
+    c.call("POST", "/rest/call/search", Auth::None, Some(json!({})))
+        .await?
+        .err(StatusCode::UNAUTHORIZED, &[])?;
     Ok(())
 }
 
 async fn recordings_metadata_and_audio(c: Ctx) -> anyhow::Result<()> {
     let (a, jwt) = c.signup("rec@example.test").await?;
     let (_, other) = c.signup("other@example.test").await?;
-    let call = logged_call(&c.store, a, "13105550100", "12025550100", CallDirection::Inbound, 5, Some((true, 16))).await?;
+    let call =
+        logged_call(&c.store, a, "13105550100", "12025550100", CallDirection::Inbound, 5, Some((true, 16)))
+            .await?;
     let recording = Uuid::new_v4();
     let missing = Uuid::new_v4();
     c.store.add_recording(a, call, recording, "memo", 2_500).await?;
@@ -154,27 +164,32 @@ async fn recordings_metadata_and_audio(c: Ctx) -> anyhow::Result<()> {
 
     let meta = c.get(&format!("/rest/record/{recording}"), &jwt).await?;
     let meta = meta.ok(StatusCode::OK)?;
-    ensure!(
-        meta["call"] == json!(call) && meta["name"] == "memo" && meta["duration_ms"] == 2_500,
-        "{meta}"
-    );
+    ensure!(meta["call"] == json!(call) && meta["name"] == "memo" && meta["duration_ms"] == 2_500, "{meta}");
     let detail = c.get(&format!("/rest/call/{call}"), &jwt).await?;
     let detail = detail.ok(StatusCode::OK)?;
-    ensure!(detail["recordings"].as_array().map(Vec::len) == Some(2) && detail["recordings"][0]["name"] == "memo", "{detail}");
+    ensure!(
+        detail["recordings"].as_array().map(Vec::len) == Some(2) && detail["recordings"][0]["name"] == "memo",
+        "{detail}"
+    );
 
     let audio = |id: Uuid, token: &str| {
-        let req = Ctx::request("GET", &format!("/rest/record/{id}/audio"), Auth::Bearer(token)).body(Body::empty());
+        let req =
+            Ctx::request("GET", &format!("/rest/record/{id}/audio"), Auth::Bearer(token)).body(Body::empty());
         let app = c.app.clone();
         async move {
             let response = app.oneshot(req?).await?;
             let status = response.status();
-            let ct = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let ct =
+                response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
             let bytes = response.into_body().collect().await?.to_bytes().to_vec();
             anyhow::Ok((status, ct, bytes))
         }
     };
     let (status, ct, bytes) = audio(recording, &jwt).await?;
-    ensure!(status == StatusCode::OK && ct.as_deref() == Some("audio/wav") && bytes == wav, "{status} {ct:?}");
+    ensure!(
+        status == StatusCode::OK && ct.as_deref() == Some("audio/wav") && bytes == wav,
+        "{status} {ct:?}"
+    );
     let (status, _, body) = audio(missing, &jwt).await?;
     ensure!(status == StatusCode::NOT_FOUND, "a recording whose file is gone: {status}");
     let body: Value = serde_json::from_slice(&body)?;
@@ -184,6 +199,8 @@ async fn recordings_metadata_and_audio(c: Ctx) -> anyhow::Result<()> {
         ensure!(status == StatusCode::NOT_FOUND, "another account's audio: {status}");
         c.get(&format!("/rest/record/{id}"), &other).await?.err(StatusCode::NOT_FOUND, &["recording"])?;
     }
-    c.get(&format!("/rest/record/{}", Uuid::new_v4()), &jwt).await?.err(StatusCode::NOT_FOUND, &["recording"])?;
+    c.get(&format!("/rest/record/{}", Uuid::new_v4()), &jwt)
+        .await?
+        .err(StatusCode::NOT_FOUND, &["recording"])?;
     Ok(())
 }

@@ -34,7 +34,11 @@ async fn event_subscriptions(c: Ctx) -> anyhow::Result<()> {
         .ok(StatusCode::CREATED)?;
 
     let bad: Vec<(Value, StatusCode, &[&str])> = vec![
-        (json!({"channel": "webhook", "type": "call.*"}), StatusCode::UNPROCESSABLE_ENTITY, &["url: a webhook subscription needs"]),
+        (
+            json!({"channel": "webhook", "type": "call.*"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["url: a webhook subscription needs"],
+        ),
         (
             json!({"channel": "webhook", "type": "call.*", "url": "ftp://x"}),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -45,7 +49,11 @@ async fn event_subscriptions(c: Ctx) -> anyhow::Result<()> {
             StatusCode::UNPROCESSABLE_ENTITY,
             &["url: wss subscriptions go to the websocket"],
         ),
-        (json!({"channel": "wss", "type": "Call Hangup"}), StatusCode::UNPROCESSABLE_ENTITY, &["type: must be an event type"]),
+        (
+            json!({"channel": "wss", "type": "Call Hangup"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["type: must be an event type"],
+        ),
         (json!({"channel": "wss", "type": "call.**"}), StatusCode::UNPROCESSABLE_ENTITY, &["type:"]),
         (json!({"channel": "smoke", "type": "*"}), StatusCode::BAD_REQUEST, &["webhook", "wss"]),
         (json!({"channel": "wss"}), StatusCode::BAD_REQUEST, &["missing field `type`"]),
@@ -94,7 +102,17 @@ async fn webhook_signing_key(c: Ctx) -> anyhow::Result<()> {
     let signer = opentact_events::signing::Signer::from_pkcs8_base64(&stored.private_pkcs8)?;
     let signature = signer.sign(1_800_000_000, b"{\"type\":\"call.hangup\"}");
     let public = str_of(&first, "public_key")?;
-    ensure!(opentact_events::signing::verify(public, 1_800_000_000, b"{\"type\":\"call.hangup\"}", &signature));
-    ensure!(!opentact_events::signing::verify(public, 1_800_000_000, b"{\"type\":\"call.answered\"}", &signature));
+    ensure!(opentact_events::signing::verify(
+        public,
+        1_800_000_000,
+        b"{\"type\":\"call.hangup\"}",
+        &signature
+    ));
+    ensure!(!opentact_events::signing::verify(
+        public,
+        1_800_000_000,
+        b"{\"type\":\"call.answered\"}",
+        &signature
+    ));
     Ok(())
 }

@@ -316,7 +316,8 @@ mod wire {
     pub struct OrderItem {
         pub tn: i64,
         pub state: String,
-        pub lease: Option<Created>,
+        /// The lease's id, when leased.
+        pub lease: Option<Uuid>,
         pub message: Option<String>,
     }
 
@@ -422,7 +423,7 @@ async fn order(client: &Client, args: NumberOrderArgs, json: bool) -> anyhow::Re
         for item in &order.items {
             match (&item.lease, &item.message) {
                 (Some(lease), _) if item.state == "success" => {
-                    print_line(format_args!("{}\tleased\t{}", item.tn, lease.uuid))?;
+                    print_line(format_args!("{}\tleased\t{}", item.tn, lease))?;
                 }
                 (_, message) => {
                     let reason = message.as_deref().unwrap_or("no reason given");

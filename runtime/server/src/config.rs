@@ -24,7 +24,7 @@ pub struct Config {
     /// The REST API.
     pub api: ApiSection,
     /// Webhook delivery: timeouts, retries, address policy.
-    pub webhooks: crate::webhooks::WebhookConfig,
+    pub webhooks: opentact_webhooks::WebhookConfig,
 }
 
 /// The REST API.

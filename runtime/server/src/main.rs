@@ -14,7 +14,6 @@ mod provision;
 mod routing;
 mod sample;
 mod serve;
-mod webhooks;
 
 use std::process::ExitCode;
 

@@ -150,7 +150,7 @@ pub struct CallRouter {
     /// Writes every call's CDR and recordings to the store.
     pub call_log: Arc<crate::call_log::CallLog>,
     /// Delivers the account's events to its webhooks (and the app's `event_url`).
-    pub webhooks: Arc<crate::webhooks::Webhooks>,
+    pub webhooks: Arc<opentact_webhooks::Webhooks>,
 }
 
 /// Ring a SIP user of the account's domains (its registered phones).
@@ -378,7 +378,11 @@ impl CallRouter {
             Arc::new(AccountSink::new(
                 account,
                 self.bus.clone(),
-                Some(self.call_log.sink(account, app.as_ref().map(|app| app.uuid), Some(self.events.clone()))),
+                Some(self.call_log.sink(
+                    account,
+                    app.as_ref().map(|app| app.uuid),
+                    Some(self.events.clone()),
+                )),
             )),
             SessionConfig { auto_answer: app.as_ref().is_none_or(|app| app.auto_answer) },
         ));

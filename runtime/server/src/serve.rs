@@ -125,7 +125,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let (bus, tap) = EventBus::with_tap(BusConfig::default());
     let bus = Arc::new(bus);
-    let webhooks = crate::webhooks::Webhooks::start(store.clone(), config.webhooks.clone(), tap);
+    let webhooks = opentact_webhooks::Webhooks::start(store.clone(), config.webhooks.clone(), tap);
     let live_calls = Arc::new(LiveCalls::default());
     let dialer = Arc::new(ServerDialer {
         endpoint: std::sync::OnceLock::new(),

@@ -223,7 +223,12 @@ pub trait CallLogRepo: Send + Sync {
     async fn record_call_answer(&self, account: Uuid, call: Uuid, at: Timestamp) -> Result<()>;
     async fn record_call_end(&self, account: Uuid, call: Uuid, end: CallEnd) -> Result<()>;
     async fn get_call(&self, account: Uuid, call: Uuid) -> Result<Option<CallRecord>>;
-    async fn search_calls(&self, account: Uuid, filter: CallFilter, params: ListParams) -> Result<List<CallRecord>>;
+    async fn search_calls(
+        &self,
+        account: Uuid,
+        filter: CallFilter,
+        params: ListParams,
+    ) -> Result<List<CallRecord>>;
     /// Records a recording of the account's call `call` (which must be in the log).
     async fn add_recording(
         &self,
@@ -241,7 +246,11 @@ pub trait CallLogRepo: Send + Sync {
 /// Event subscriptions, webhook signing keys and the webhook outbox.
 #[async_trait]
 pub trait WebhookRepo: Send + Sync {
-    async fn create_subscription(&self, account: Uuid, new: NewEventSubscription) -> Result<EventSubscription>;
+    async fn create_subscription(
+        &self,
+        account: Uuid,
+        new: NewEventSubscription,
+    ) -> Result<EventSubscription>;
     async fn list_subscriptions(&self, account: Uuid, params: ListParams) -> Result<List<EventSubscription>>;
     async fn delete_subscription(&self, account: Uuid, subscription: Uuid) -> Result<()>;
     /// Every live webhook subscription of the account (for fan-out; at most [`MAX_TAKE`]).
@@ -252,14 +261,12 @@ pub trait WebhookRepo: Send + Sync {
     /// (so two racing first uses agree on one key).
     async fn insert_signing_key(&self, account: Uuid, key: SigningKey) -> Result<SigningKey>;
     /// Adds deliveries in one transaction, positioned after every earlier one in the given
-    /// order.
-    async fn enqueue_deliveries(&self, deliveries: Vec<NewWebhookDelivery>) -> Result<()>;
-    /// Pending deliveries due at `now`, oldest first, skipping any that has an earlier pending
-    /// delivery of the same call to the same URL (per-call order).
-    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<WebhookDelivery>>;
-    /// The next time a pending delivery is due, if any is pending.
-    async fn next_due(&self) -> Result<Option<Timestamp>>;
-    async fn mark_delivered(&self, delivery: Uuid, attempts: i32) -> Result<()>;
+    /// order; returns them as stored.
+    async fn enqueue_deliveries(&self, deliveries: Vec<NewWebhookDelivery>) -> Result<Vec<WebhookDelivery>>;
+    /// Pending deliveries after `position`, in position order (a dispatcher's start-up read).
+    async fn pending_deliveries(&self, after_position: i64, limit: u32) -> Result<Vec<WebhookDelivery>>;
+    /// Marks deliveries delivered (one more attempt each), in one statement.
+    async fn mark_delivered(&self, deliveries: &[Uuid]) -> Result<()>;
     /// Records a failed attempt: `retry_at` to try again, `None` to give up.
     async fn mark_attempt_failed(
         &self,

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::ApiState;
 
 /// Longest app name, in characters.
@@ -48,18 +49,26 @@ pub fn routes() -> Router<ApiState> {
 }
 
 /// The mode fields of a create or update body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppBody {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    #[schema(max_length = 262144)]
     pub xml: Option<String>,
+    #[schema(pattern = "^https?://[^ ]+$", max_length = 2048)]
     pub webhook_url: Option<String>,
+    #[schema(pattern = "^(?i:GET|POST)$")]
     pub webhook_method: Option<String>,
+    #[schema(minimum = 100, maximum = 30000)]
     pub webhook_request_timeout: Option<i64>,
+    #[schema(pattern = "^async$")]
     pub control: Option<String>,
     pub component: Option<bool>,
     pub auto_answer: Option<bool>,
+    #[schema(minimum = 1, maximum = 1440)]
     pub max_call_length_min: Option<i32>,
+    #[schema(pattern = "^https?://[^ ]+$", max_length = 2048)]
     pub event_url: Option<Option<String>>,
 }
 
@@ -138,6 +147,15 @@ fn check_length(minutes: i32) -> Result<i32, ApiError> {
     Ok(minutes)
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "app_list",
+    path = "/rest/sip/app",
+    tag = "sip_app",
+    summary = "The account's SIP Control Apps",
+    params(crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<SipControlApp>>), doc::ApiErrors)
+)]
 async fn list(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -146,6 +164,15 @@ async fn list(
     Ok(Payload(state.repo.list_apps(auth.account, paging.params()?).await?))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "app_create",
+    path = "/rest/sip/app",
+    tag = "sip_app",
+    summary = "Create an app in one mode: xml, webhook_url, control: async or component: true",
+    request_body = AppBody,
+    responses((status = 201, description = "Created", body = doc::Envelope<SipControlApp>), doc::ApiErrors)
+)]
 async fn create(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -169,6 +196,15 @@ async fn create(
     Ok(Created(state.repo.create_app(auth.account, new).await?))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "app_get_one",
+    path = "/rest/sip/app/{uuid}",
+    tag = "sip_app",
+    summary = "An app",
+    params(("uuid" = uuid::Uuid, Path, description = "The app's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<SipControlApp>), doc::ApiErrors)
+)]
 async fn get_one(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -180,6 +216,16 @@ async fn get_one(
     }
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "app_update",
+    path = "/rest/sip/app/{uuid}",
+    tag = "sip_app",
+    summary = "Change an app (a mode field switches its mode)",
+    params(("uuid" = uuid::Uuid, Path, description = "The app's id")),
+    request_body = AppBody,
+    responses((status = 200, description = "OK", body = doc::Envelope<SipControlApp>), doc::ApiErrors)
+)]
 async fn update(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -208,12 +254,21 @@ async fn update(
     Ok(Payload(state.repo.update_app(auth.account, id, patch).await?))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeletedApp {
     pub uuid: uuid::Uuid,
     pub deleted: bool,
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "app_remove",
+    path = "/rest/sip/app/{uuid}",
+    tag = "sip_app",
+    summary = "Delete an app",
+    params(("uuid" = uuid::Uuid, Path, description = "The app's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<DeletedApp>), doc::ApiErrors)
+)]
 async fn remove(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -223,6 +278,15 @@ async fn remove(
     Ok(Payload(DeletedApp { uuid: id, deleted: true }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "app_versions",
+    path = "/rest/sip/app/{uuid}/component",
+    tag = "sip_app",
+    summary = "The uploaded versions of the app's Wasm component",
+    params(("uuid" = uuid::Uuid, Path, description = "The app's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<Vec<ComponentVersion>>), doc::ApiErrors)
+)]
 async fn versions(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -235,12 +299,22 @@ async fn versions(
 }
 
 /// What an upload answers: the stored version, now the app's current component.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Deployed {
     pub version: ComponentVersion,
     pub app: SipControlApp,
 }
 
+#[utoipa::path(
+    put,
+    operation_id = "app_upload",
+    path = "/rest/sip/app/{uuid}/component",
+    tag = "sip_app",
+    summary = "Upload a Wasm component (checked against the flow world) and deploy it",
+    params(("uuid" = uuid::Uuid, Path, description = "The app's id")),
+    request_body(content = doc::Binary, content_type = "application/wasm", description = "A WebAssembly component built for wasm32-wasip2"),
+    responses((status = 201, description = "Created", body = doc::Envelope<Deployed>), doc::ApiErrors)
+)]
 async fn upload(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -280,6 +354,15 @@ async fn upload(
     Ok(Created(Deployed { version, app }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "app_numbers",
+    path = "/rest/sip/app/{uuid}/tnlease",
+    tag = "sip_app",
+    summary = "The numbers whose calls the app runs",
+    params(("uuid" = uuid::Uuid, Path, description = "The app's id"), crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<opentact_store::TnLease>>), doc::ApiErrors)
+)]
 async fn numbers(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -290,6 +373,16 @@ async fn numbers(
         .await
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "app_assign_numbers",
+    path = "/rest/sip/app/{uuid}/tnlease",
+    tag = "sip_app",
+    summary = "Assign numbers to the app and take them off it",
+    params(("uuid" = uuid::Uuid, Path, description = "The app's id")),
+    request_body = crate::routes::lease::Assignment,
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<opentact_store::TnLease>>), doc::ApiErrors)
+)]
 async fn assign_numbers(
     State(state): State<ApiState>,
     auth: AuthAccount,

@@ -16,27 +16,29 @@ use crate::auth::{basic_from_headers, password_account};
 use crate::envelope::{ApiJson, ApiQuery, Payload};
 use crate::error::{ApiError, AuthMethod};
 use crate::jwt::{self, Claims};
+use crate::openapi as doc;
 use crate::state::ApiState;
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/rest/auth", get(login_get).post(login_post))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LoginQuery {
     email: Option<String>,
     password: Option<String>,
 }
 
 /// What `/rest/auth` answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IssuedJwt {
     /// Send as `Authorization: Bearer <token>`, `X-Auth-Token` or `?jwt=`.
     pub token: String,
@@ -45,6 +47,16 @@ pub struct IssuedJwt {
     pub expires_on: DateTime<Utc>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "auth_login_post",
+    path = "/rest/auth",
+    tag = "auth",
+    summary = "A JWT for email and password",
+    request_body = Login,
+    security(()),
+    responses((status = 200, description = "OK", body = doc::Envelope<IssuedJwt>), doc::ApiErrors)
+)]
 async fn login_post(
     State(state): State<ApiState>,
     ApiJson(login): ApiJson<Login>,
@@ -53,6 +65,16 @@ async fn login_post(
     Ok(Payload(issue(&state, account)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "auth_login_get",
+    path = "/rest/auth",
+    tag = "auth",
+    summary = "A JWT for email and password (Basic header or query)",
+    params(LoginQuery),
+    security(("basic" = []), ()),
+    responses((status = 200, description = "OK", body = doc::Envelope<IssuedJwt>), doc::ApiErrors)
+)]
 async fn login_get(
     State(state): State<ApiState>,
     headers: HeaderMap,

@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, IdPath, Payload};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::{ApiState, CallCommand, CommandOutcome};
 
 /// Longest `command_id`.
@@ -35,10 +36,13 @@ pub fn routes() -> Router<ApiState> {
     Router::new().route("/rest/call/{uuid}/command", post(command))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommandBody {
     #[serde(default)]
+    #[schema(
+        pattern = "^(answer|hangup|say|play|tone|pause|gather|record|record_start|record_stop|dial|hold|unhold)$"
+    )]
     command: Option<String>,
     #[serde(default)]
     params: serde_json::Map<String, Value>,
@@ -49,11 +53,12 @@ struct CommandBody {
     #[serde(default)]
     xml: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     command_id: Option<String>,
 }
 
 /// What the caller gets back.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CommandAnswer {
     pub call: Uuid,
     pub command_id: Option<String>,
@@ -144,6 +149,16 @@ fn fragment(body: &CommandBody) -> Result<(String, String), ApiError> {
     Ok((name, xml))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "call_command",
+    path = "/rest/call/{uuid}/command",
+    tag = "call",
+    summary = "Send a command to a live call in async mode",
+    params(("uuid" = uuid::Uuid, Path, description = "The call's id")),
+    request_body = CommandBody,
+    responses((status = 200, description = "OK", body = doc::Envelope<CommandAnswer>), doc::ApiErrors)
+)]
 async fn command(
     State(state): State<ApiState>,
     auth: AuthAccount,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, IdPath, Page, Paging, Payload};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::routes::numbers::Direction;
 use crate::state::ApiState;
 
@@ -20,7 +21,7 @@ pub fn routes() -> Router<ApiState> {
 }
 
 /// `POST /rest/call/search`: every field optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallSearch {
     #[serde(default)]
@@ -34,15 +35,27 @@ pub struct CallSearch {
     pub to: Option<String>,
     /// Calls that started at or after this (ISO-8601).
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub since: Option<DateTime<Utc>>,
     /// Calls that started before this (ISO-8601).
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub until: Option<DateTime<Utc>>,
-    /// `{"created_on": "ASC" | "DESC"}`.
+    /// `{"created_on": "ASC" | "DESC"}`: calls are listed in the order they started.
     #[serde(default)]
     pub order: Option<crate::routes::numbers::SortOrder>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "call_log_search",
+    path = "/rest/call/search",
+    tag = "call",
+    summary = "Search the call log (CDRs)",
+    params(crate::envelope::Paging),
+    request_body = CallSearch,
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<CallRecord>>), doc::ApiErrors)
+)]
 async fn search(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -70,19 +83,29 @@ async fn search(
 }
 
 /// A call with its recordings.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallView {
     #[serde(flatten)]
     pub call: CallRecord,
     pub recordings: Vec<RecordingRecord>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "call_log_get_one",
+    path = "/rest/call/{uuid}",
+    tag = "call",
+    summary = "A call of the call log, with its recordings",
+    params(("uuid" = uuid::Uuid, Path, description = "The call's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<CallView>), doc::ApiErrors)
+)]
 async fn get_one(
     State(state): State<ApiState>,
     auth: AuthAccount,
     IdPath(id): IdPath,
 ) -> Result<Payload<CallView>, ApiError> {
-    let call = state.repo.get_call(auth.account, id).await?.ok_or(ApiError::not_found(ObjectKind::Call, id))?;
+    let call =
+        state.repo.get_call(auth.account, id).await?.ok_or(ApiError::not_found(ObjectKind::Call, id))?;
     let recordings = state.repo.call_recordings(auth.account, id).await?;
     Ok(Payload(CallView { call, recordings }))
 }

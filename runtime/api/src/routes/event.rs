@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::routes::app::check_url;
 use crate::routes::sip_connection::Deleted;
 use crate::state::ApiState;
@@ -40,7 +41,8 @@ fn check_type(t: &str) -> Result<String, ApiError> {
         || (!body.is_empty()
             && t.len() <= MAX_TYPE
             && body.split('.').all(|part| {
-                !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                !part.is_empty()
+                    && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             }));
     if ok {
         Ok(t.to_owned())
@@ -52,6 +54,15 @@ fn check_type(t: &str) -> Result<String, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "event_list",
+    path = "/rest/event/subscription",
+    tag = "events",
+    summary = "The account's event subscriptions",
+    params(crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<EventSubscription>>), doc::ApiErrors)
+)]
 async fn list(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -60,11 +71,13 @@ async fn list(
     Ok(Payload(state.repo.list_subscriptions(auth.account, paging.params()?).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSubscription {
     pub channel: EventChannel,
+    /// An event type (`call.hangup`), a family (`call.*`) or `*` for all.
     #[serde(rename = "type")]
+    #[schema(max_length = 64, example = "call.*")]
     pub event_type: String,
     #[serde(default)]
     pub url: Option<String>,
@@ -72,6 +85,15 @@ pub struct NewSubscription {
     pub url2: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "event_create",
+    path = "/rest/event/subscription",
+    tag = "events",
+    summary = "Subscribe to events by webhook or over the websocket",
+    request_body = NewSubscription,
+    responses((status = 201, description = "Created", body = doc::Envelope<EventSubscription>), doc::ApiErrors)
+)]
 async fn create(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -96,6 +118,15 @@ async fn create(
     Ok(Created(state.repo.create_subscription(auth.account, new).await?))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "event_remove",
+    path = "/rest/event/subscription/{uuid}",
+    tag = "events",
+    summary = "Delete an event subscription",
+    params(("uuid" = uuid::Uuid, Path, description = "The subscription's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<Deleted>), doc::ApiErrors)
+)]
 async fn remove(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -106,7 +137,7 @@ async fn remove(
 }
 
 /// How to check the platform's webhook requests.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhookKey {
     pub algorithm: &'static str,
     /// The account's Ed25519 public key, base64 (32 bytes).
@@ -117,11 +148,20 @@ pub struct WebhookKey {
     pub signed_text: &'static str,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "event_key",
+    path = "/rest/event/key",
+    tag = "events",
+    summary = "The public key that checks the platform's signed webhook requests",
+    responses((status = 200, description = "OK", body = doc::Envelope<WebhookKey>), doc::ApiErrors)
+)]
 async fn key(State(state): State<ApiState>, auth: AuthAccount) -> Result<Payload<WebhookKey>, ApiError> {
     let key = match state.repo.signing_key(auth.account).await? {
         Some(key) => key,
         None => {
-            let (public_key, private_pkcs8) = signing::generate().map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            let (public_key, private_pkcs8) =
+                signing::generate().map_err(|e| ApiError::Unavailable(e.to_string()))?;
             state.repo.insert_signing_key(auth.account, SigningKey { public_key, private_pkcs8 }).await?
         }
     };
@@ -135,7 +175,7 @@ async fn key(State(state): State<ApiState>, auth: AuthAccount) -> Result<Payload
 }
 
 /// A delivery as the account sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
     pub uuid: Uuid,
     pub event: Uuid,
@@ -145,6 +185,7 @@ pub struct DeliveryView {
     pub state: DeliveryState,
     pub attempts: i32,
     pub last_error: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: opentact_store::Timestamp,
 }
 
@@ -163,6 +204,15 @@ impl From<WebhookDelivery> for DeliveryView {
     }
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "event_deliveries",
+    path = "/rest/event/delivery",
+    tag = "events",
+    summary = "Recent webhook deliveries and what became of them",
+    params(crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<DeliveryView>>), doc::ApiErrors)
+)]
 async fn deliveries(
     State(state): State<ApiState>,
     auth: AuthAccount,

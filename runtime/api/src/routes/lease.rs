@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, IdPath, Page, Paging, Payload};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::ApiState;
 
 pub fn routes() -> Router<ApiState> {
@@ -28,7 +29,8 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = LeaseStateParam)]
 #[serde(rename_all = "lowercase")]
 pub enum StateParam {
     #[default]
@@ -37,16 +39,30 @@ pub enum StateParam {
     All,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     // Not `#[serde(flatten)] Paging`: flattening loses the query string's number parsing.
+    /// Objects per page (default 50, at most 1000).
+    #[param(maximum = 1000)]
     take: Option<u32>,
+    /// Objects to skip.
     skip: Option<u32>,
     /// `active` (default), `released` or `all`.
     #[serde(default)]
+    #[param(inline)]
     state: StateParam,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "lease_list",
+    path = "/rest/lease/tn",
+    tag = "lease",
+    summary = "The account's leased numbers",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<TnLease>>), doc::ApiErrors)
+)]
 async fn list(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -68,6 +84,15 @@ async fn list(
     ))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "lease_get_one",
+    path = "/rest/lease/tn/{uuid}",
+    tag = "lease",
+    summary = "A leased number",
+    params(("uuid" = uuid::Uuid, Path, description = "The lease's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<TnLease>), doc::ApiErrors)
+)]
 async fn get_one(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -80,7 +105,7 @@ async fn get_one(
 }
 
 /// The PATCH body. References are ids of the account's objects; `null` detaches.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeaseUpdate {
     #[serde(default)]
@@ -100,6 +125,16 @@ pub struct LeaseUpdate {
     pub messaging_profile_uuid: Option<Option<Uuid>>,
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "lease_patch",
+    path = "/rest/lease/tn/{uuid}",
+    tag = "lease",
+    summary = "Change a lease: features, autorenew, where its calls and SMS go",
+    params(("uuid" = uuid::Uuid, Path, description = "The lease's id")),
+    request_body = LeaseUpdate,
+    responses((status = 200, description = "OK", body = doc::Envelope<TnLease>), doc::ApiErrors)
+)]
 async fn patch(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -146,6 +181,15 @@ async fn patch(
     }
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "lease_release",
+    path = "/rest/lease/tn/{uuid}",
+    tag = "lease",
+    summary = "Release the number (the lease stays readable as history)",
+    params(("uuid" = uuid::Uuid, Path, description = "The lease's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<TnLease>), doc::ApiErrors)
+)]
 async fn release(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -222,6 +266,14 @@ pub enum LeaseRef {
     Bad(String),
 }
 
+impl utoipa::PartialSchema for LeaseRef {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        doc::integer_or_string("A lease: its TN (integer, or a string of digits) or its uuid")
+    }
+}
+
+impl utoipa::ToSchema for LeaseRef {}
+
 impl<'de> Deserialize<'de> for LeaseRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -242,12 +294,14 @@ impl<'de> Deserialize<'de> for LeaseRef {
 }
 
 /// The body of `POST …/tnlease`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Assignment {
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub add: Vec<LeaseRef>,
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub remove: Vec<LeaseRef>,
 }
 

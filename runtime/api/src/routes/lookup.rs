@@ -9,13 +9,14 @@ use serde::Serialize;
 use crate::auth::AuthAccount;
 use crate::envelope::{Payload, SegmentPath};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::ApiState;
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/rest/telecom/lookup/{tn}", get(lookup))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TelecomData {
     pub tn: i64,
     pub npa: u16,
@@ -32,6 +33,15 @@ pub struct TelecomData {
 }
 
 /// `{tn}` is a North American number: `1` and ten digits (`12029822917`) or the ten digits.
+#[utoipa::path(
+    get,
+    operation_id = "lookup_lookup",
+    path = "/rest/telecom/lookup/{tn}",
+    tag = "telecom",
+    summary = "Telecom data of a North American number",
+    params(("tn" = String, Path, description = "1 and ten digits (12029822917) or the ten digits")),
+    responses((status = 200, description = "OK", body = doc::Envelope<TelecomData>), doc::ApiErrors)
+)]
 async fn lookup(_auth: AuthAccount, SegmentPath(raw): SegmentPath) -> Result<Payload<TelecomData>, ApiError> {
     let bad = || {
         ApiError::invalid(

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload, check_name};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::routes::app::check_url;
 use crate::routes::lease::nullable;
 use crate::routes::sip_connection::Deleted;
@@ -35,6 +36,15 @@ fn weight(field: &str, w: i32) -> Result<i32, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "messaging_profile_list",
+    path = "/rest/profile/messaging",
+    tag = "messaging_profile",
+    summary = "The account's messaging profiles",
+    params(crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<MessagingProfile>>), doc::ApiErrors)
+)]
 async fn list(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -43,19 +53,25 @@ async fn list(
     Ok(Payload(state.repo.list_messaging_profiles(auth.account, paging.params()?).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewMessagingProfile)]
 #[serde(deny_unknown_fields)]
 pub struct NewProfile {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(default)]
+    #[schema(pattern = "^https?://[^ ]+$", max_length = 2048)]
     pub callback_url: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^https?://[^ ]+$", max_length = 2048)]
     pub callback_url2: Option<String>,
     #[serde(default)]
     pub number_pool_enable: bool,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000)]
     pub long_code_weight: Option<i32>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000)]
     pub toll_free_weight: Option<i32>,
     #[serde(default)]
     pub skip_unhealthy_tns: bool,
@@ -63,6 +79,15 @@ pub struct NewProfile {
     pub sticky_sender: bool,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "messaging_profile_create",
+    path = "/rest/profile/messaging",
+    tag = "messaging_profile",
+    summary = "Create a messaging profile",
+    request_body = NewProfile,
+    responses((status = 201, description = "Created", body = doc::Envelope<MessagingProfile>), doc::ApiErrors)
+)]
 async fn create(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -81,6 +106,15 @@ async fn create(
     Ok(Created(state.repo.create_messaging_profile(auth.account, new).await?))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "messaging_profile_get_one",
+    path = "/rest/profile/messaging/{uuid}",
+    tag = "messaging_profile",
+    summary = "A messaging profile",
+    params(("uuid" = uuid::Uuid, Path, description = "The profile's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<MessagingProfile>), doc::ApiErrors)
+)]
 async fn get_one(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -92,20 +126,26 @@ async fn get_one(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = MessagingProfileUpdate)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(pattern = "^https?://[^ ]+$", max_length = 2048)]
     pub callback_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(pattern = "^https?://[^ ]+$", max_length = 2048)]
     pub callback_url2: Option<Option<String>>,
     #[serde(default)]
     pub number_pool_enable: Option<bool>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000)]
     pub long_code_weight: Option<i32>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000)]
     pub toll_free_weight: Option<i32>,
     #[serde(default)]
     pub skip_unhealthy_tns: Option<bool>,
@@ -113,6 +153,16 @@ pub struct ProfileUpdate {
     pub sticky_sender: Option<bool>,
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "messaging_profile_update",
+    path = "/rest/profile/messaging/{uuid}",
+    tag = "messaging_profile",
+    summary = "Change a messaging profile (null clears a callback URL)",
+    params(("uuid" = uuid::Uuid, Path, description = "The profile's id")),
+    request_body = ProfileUpdate,
+    responses((status = 200, description = "OK", body = doc::Envelope<MessagingProfile>), doc::ApiErrors)
+)]
 async fn update(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -146,6 +196,15 @@ async fn update(
     Ok(Payload(state.repo.update_messaging_profile(auth.account, id, patch).await?))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "messaging_profile_remove",
+    path = "/rest/profile/messaging/{uuid}",
+    tag = "messaging_profile",
+    summary = "Delete a messaging profile",
+    params(("uuid" = uuid::Uuid, Path, description = "The profile's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<Deleted>), doc::ApiErrors)
+)]
 async fn remove(
     State(state): State<ApiState>,
     auth: AuthAccount,

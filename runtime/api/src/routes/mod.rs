@@ -15,6 +15,7 @@ pub mod app;
 pub mod auth;
 pub mod call;
 pub mod call_log;
+pub mod docs;
 pub mod event;
 pub mod lease;
 pub mod lookup;
@@ -48,6 +49,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(sip_domain::routes())
         .merge(outbound_voice::routes())
         .merge(messaging_profile::routes())
+        .merge(docs::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(crate::envelope::MAX_JSON_BODY))

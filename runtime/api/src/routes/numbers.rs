@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::ApiState;
 
 /// Most items one order may hold; larger purchases are split by the caller.
@@ -34,7 +35,7 @@ pub fn routes() -> Router<ApiState> {
 }
 
 /// A number feature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Feature {
     Voice,
@@ -71,17 +72,20 @@ pub(crate) fn check_tn(field: &str, tn: i64) -> Result<i64, ApiError> {
 // ---------------------------------------------------------------------------------------------
 // search
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TnSearch {
     /// Ten characters, digits or `*` (`202*******`, `*******917`).
     #[serde(default)]
+    #[schema(pattern = "^[0-9*]{10}$", example = "202*******")]
     pub pattern: Option<String>,
     /// State or region code (`DC`, `NY`).
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z]{2}$", example = "DC")]
     pub state: Option<String>,
     /// Area code.
     #[serde(default)]
+    #[schema(minimum = 200, maximum = 999)]
     pub npa: Option<i32>,
     /// Numbers that have all of these.
     #[serde(default)]
@@ -89,7 +93,7 @@ pub struct TnSearch {
 }
 
 /// An available number as the search shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AvailableNumber {
     pub tn: i64,
     pub npa: i32,
@@ -144,6 +148,16 @@ impl std::fmt::Display for Pattern {
     }
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "numbers_search",
+    path = "/rest/tn/search",
+    tag = "numbers",
+    summary = "Search available numbers",
+    params(crate::envelope::Paging),
+    request_body = TnSearch,
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<AvailableNumber>>), doc::ApiErrors)
+)]
 async fn search(
     State(state): State<ApiState>,
     _auth: AuthAccount,
@@ -200,15 +214,17 @@ async fn search(
 // ---------------------------------------------------------------------------------------------
 // order
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
     pub items: Vec<OrderItem>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewOrderItem)]
 #[serde(deny_unknown_fields)]
 pub struct OrderItem {
+    #[schema(minimum = 1000000, maximum = 999999999999999_i64, example = 12029822917_i64)]
     pub tn: i64,
     /// What to enable on the lease; absent for everything the number has.
     #[serde(default)]
@@ -217,6 +233,15 @@ pub struct OrderItem {
     pub autorenew: bool,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "numbers_order",
+    path = "/rest/order",
+    tag = "numbers",
+    summary = "Order (lease) numbers; each item succeeds or fails on its own",
+    request_body = NewOrder,
+    responses((status = 201, description = "Created", body = doc::Envelope<TnOrder>), doc::ApiErrors)
+)]
 async fn order(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -274,6 +299,15 @@ async fn order_item(state: &ApiState, account: Uuid, item: OrderItem) -> Result<
     }
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "numbers_get_order",
+    path = "/rest/order/{uuid}",
+    tag = "numbers",
+    summary = "An order with each item's outcome",
+    params(("uuid" = uuid::Uuid, Path, description = "The order's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<TnOrder>), doc::ApiErrors)
+)]
 async fn get_order(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -286,26 +320,27 @@ async fn get_order(
 }
 
 /// `POST /rest/order/search`: `{state, tn, order: {created_on: "ASC"|"DESC"}}`, all optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderSearch {
     #[serde(default)]
     pub state: Option<OrderState>,
     #[serde(default)]
+    #[schema(minimum = 1000000, maximum = 999999999999999_i64)]
     pub tn: Option<i64>,
     #[serde(default)]
     pub order: Option<SortOrder>,
 }
 
 /// `{"created_on": "ASC" | "DESC"}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SortOrder {
     #[serde(default)]
     pub created_on: Option<Direction>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Direction {
     #[serde(alias = "asc")]
@@ -314,6 +349,16 @@ pub enum Direction {
     Desc,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "numbers_search_orders",
+    path = "/rest/order/search",
+    tag = "numbers",
+    summary = "Search the account's orders",
+    params(crate::envelope::Paging),
+    request_body = OrderSearch,
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<TnOrder>>), doc::ApiErrors)
+)]
 async fn search_orders(
     State(state): State<ApiState>,
     auth: AuthAccount,

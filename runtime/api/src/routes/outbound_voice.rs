@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload, check_name};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::routes::lease::nullable;
 use crate::routes::sip_connection::Deleted;
 use crate::state::ApiState;
@@ -34,7 +35,8 @@ pub fn routes() -> Router<ApiState> {
 }
 
 /// A profile as the API shows it: amounts in currency units.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OutboundVoiceProfileView)]
 pub struct ProfileView {
     pub uuid: Uuid,
     pub name: String,
@@ -43,7 +45,9 @@ pub struct ProfileView {
     pub daily_spend_limit: Option<f64>,
     pub record_calls: bool,
     pub shaken_sign_policy: ShakenSignPolicy,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: opentact_store::Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: opentact_store::Timestamp,
 }
 
@@ -83,6 +87,15 @@ fn channels(limit: i32) -> Result<i32, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "outbound_voice_list",
+    path = "/rest/profile/outbound_voice",
+    tag = "outbound_voice_profile",
+    summary = "The account's outbound voice profiles",
+    params(crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<ProfileView>>), doc::ApiErrors)
+)]
 async fn list(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -97,15 +110,20 @@ async fn list(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewOutboundVoiceProfile)]
 #[serde(deny_unknown_fields)]
 pub struct NewProfile {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100000)]
     pub channel_limit: Option<i32>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000000)]
     pub max_rate: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000000)]
     pub daily_spend_limit: Option<f64>,
     #[serde(default)]
     pub record_calls: bool,
@@ -113,6 +131,15 @@ pub struct NewProfile {
     pub shaken_sign_policy: ShakenSignPolicy,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "outbound_voice_create",
+    path = "/rest/profile/outbound_voice",
+    tag = "outbound_voice_profile",
+    summary = "Create an outbound voice profile",
+    request_body = NewProfile,
+    responses((status = 201, description = "Created", body = doc::Envelope<ProfileView>), doc::ApiErrors)
+)]
 async fn create(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -132,6 +159,15 @@ async fn create(
     Ok(Created(state.repo.create_ovp(auth.account, new).await?.into()))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "outbound_voice_get_one",
+    path = "/rest/profile/outbound_voice/{uuid}",
+    tag = "outbound_voice_profile",
+    summary = "An outbound voice profile",
+    params(("uuid" = uuid::Uuid, Path, description = "The profile's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<ProfileView>), doc::ApiErrors)
+)]
 async fn get_one(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -144,16 +180,21 @@ async fn get_one(
 }
 
 /// The PATCH body; `null` removes a limit.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = OutboundVoiceProfileUpdate)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 1, maximum = 100000)]
     pub channel_limit: Option<Option<i32>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 0, maximum = 1000000)]
     pub max_rate: Option<Option<f64>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 0, maximum = 1000000)]
     pub daily_spend_limit: Option<Option<f64>>,
     #[serde(default)]
     pub record_calls: Option<bool>,
@@ -161,6 +202,16 @@ pub struct ProfileUpdate {
     pub shaken_sign_policy: Option<ShakenSignPolicy>,
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "outbound_voice_update",
+    path = "/rest/profile/outbound_voice/{uuid}",
+    tag = "outbound_voice_profile",
+    summary = "Change an outbound voice profile (null removes a limit)",
+    params(("uuid" = uuid::Uuid, Path, description = "The profile's id")),
+    request_body = ProfileUpdate,
+    responses((status = 200, description = "OK", body = doc::Envelope<ProfileView>), doc::ApiErrors)
+)]
 async fn update(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -194,6 +245,15 @@ async fn update(
     Ok(Payload(state.repo.update_ovp(auth.account, id, patch).await?.into()))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "outbound_voice_remove",
+    path = "/rest/profile/outbound_voice/{uuid}",
+    tag = "outbound_voice_profile",
+    summary = "Delete an outbound voice profile",
+    params(("uuid" = uuid::Uuid, Path, description = "The profile's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<Deleted>), doc::ApiErrors)
+)]
 async fn remove(
     State(state): State<ApiState>,
     auth: AuthAccount,

@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer};
 use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::ApiState;
 
 /// Longest profile name, in characters.
@@ -39,6 +40,14 @@ pub fn routes() -> Router<ApiState> {
 /// A caller-list entry as sent: an integer or a string, checked later with its position.
 #[derive(Debug, Clone)]
 pub struct Entry(String);
+
+impl utoipa::PartialSchema for Entry {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        doc::integer_or_string("A number or prefix with the country code: an integer or a string of digits")
+    }
+}
+
+impl utoipa::ToSchema for Entry {}
 
 impl<'de> Deserialize<'de> for Entry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -86,6 +95,15 @@ fn check_name(name: &str) -> Result<String, ApiError> {
     crate::envelope::check_name("name", name, MAX_PROFILE_NAME)
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "profile_list",
+    path = "/rest/profile/tn",
+    tag = "tn_profile",
+    summary = "The account's TN profiles",
+    params(crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<TnProfile>>), doc::ApiErrors)
+)]
 async fn list(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -94,9 +112,11 @@ async fn list(
     Ok(Payload(state.repo.list_tn_profiles(auth.account, paging.params()?).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewTnProfile)]
 #[serde(deny_unknown_fields)]
 pub struct NewProfile {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(default)]
     pub blacklist: Vec<Entry>,
@@ -104,6 +124,15 @@ pub struct NewProfile {
     pub whitelist: Vec<Entry>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "profile_create",
+    path = "/rest/profile/tn",
+    tag = "tn_profile",
+    summary = "Create a TN profile",
+    request_body = NewProfile,
+    responses((status = 201, description = "Created", body = doc::Envelope<TnProfile>), doc::ApiErrors)
+)]
 async fn create(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -117,6 +146,15 @@ async fn create(
     Ok(Created(state.repo.create_tn_profile(auth.account, new).await?))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "profile_get_one",
+    path = "/rest/profile/tn/{uuid}",
+    tag = "tn_profile",
+    summary = "A TN profile",
+    params(("uuid" = uuid::Uuid, Path, description = "The profile's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<TnProfile>), doc::ApiErrors)
+)]
 async fn get_one(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -128,12 +166,24 @@ async fn get_one(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = TnProfileUpdate)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "profile_rename",
+    path = "/rest/profile/tn/{uuid}",
+    tag = "tn_profile",
+    summary = "Rename a TN profile",
+    params(("uuid" = uuid::Uuid, Path, description = "The profile's id")),
+    request_body = ProfileUpdate,
+    responses((status = 200, description = "OK", body = doc::Envelope<TnProfile>), doc::ApiErrors)
+)]
 async fn rename(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -144,12 +194,21 @@ async fn rename(
     Ok(Payload(state.repo.rename_tn_profile(auth.account, id, name).await?))
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct DeletedProfile {
     pub uuid: uuid::Uuid,
     pub deleted: bool,
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "profile_remove",
+    path = "/rest/profile/tn/{uuid}",
+    tag = "tn_profile",
+    summary = "Delete a TN profile",
+    params(("uuid" = uuid::Uuid, Path, description = "The profile's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<DeletedProfile>), doc::ApiErrors)
+)]
 async fn remove(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -159,7 +218,8 @@ async fn remove(
     Ok(Payload(DeletedProfile { uuid: id, deleted: true }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = CallerListUpdate)]
 #[serde(deny_unknown_fields)]
 pub struct ListUpdate {
     #[serde(default)]
@@ -168,6 +228,16 @@ pub struct ListUpdate {
     pub remove: Vec<Entry>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "profile_blacklist",
+    path = "/rest/profile/tn/{uuid}/blacklist",
+    tag = "tn_profile",
+    summary = "Add to and remove from the blacklist (rejected callers)",
+    params(("uuid" = uuid::Uuid, Path, description = "The profile's id")),
+    request_body = ListUpdate,
+    responses((status = 200, description = "OK", body = doc::Envelope<TnProfile>), doc::ApiErrors)
+)]
 async fn blacklist(
     state: State<ApiState>,
     auth: AuthAccount,
@@ -177,6 +247,16 @@ async fn blacklist(
     update_list(state, auth, id, body, CallerList::Black).await
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "profile_whitelist",
+    path = "/rest/profile/tn/{uuid}/whitelist",
+    tag = "tn_profile",
+    summary = "Add to and remove from the whitelist (when non-empty, only these callers get through)",
+    params(("uuid" = uuid::Uuid, Path, description = "The profile's id")),
+    request_body = ListUpdate,
+    responses((status = 200, description = "OK", body = doc::Envelope<TnProfile>), doc::ApiErrors)
+)]
 async fn whitelist(
     state: State<ApiState>,
     auth: AuthAccount,

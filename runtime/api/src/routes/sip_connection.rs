@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, IdsPath, Page, Paging, Payload, check_name};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::routes::lease::{Assignee, Assignment, assign, assigned, nullable};
 use crate::state::ApiState;
 
@@ -113,7 +114,7 @@ fn credentials(state: &ApiState, subdomain: &str, login: &str, password: &str) -
 
 /// A connection as the API shows it: the stored object and the SIP domain a PBX registers
 /// to or sends to, when it has a subdomain.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConnectionView {
     #[serde(flatten)]
     pub connection: SipConnection,
@@ -126,6 +127,15 @@ fn view(state: &ApiState, connection: SipConnection) -> ConnectionView {
     ConnectionView { connection, sip_domain }
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "sip_connection_list",
+    path = "/rest/sip/connection",
+    tag = "sip_connection",
+    summary = "The account's SIP connections",
+    params(crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<ConnectionView>>), doc::ApiErrors)
+)]
 async fn list(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -140,21 +150,26 @@ async fn list(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")]
     pub subdomain: Option<String>,
     #[serde(default)]
     pub ip: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<i32>,
     #[serde(default)]
     pub is_active: Option<bool>,
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._+-]{1,64}$")]
     pub login: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
     #[serde(default)]
     pub outbound_voice_profile: Option<Uuid>,
@@ -165,6 +180,15 @@ fn profile_reference(e: opentact_store::StoreError) -> ApiError {
     ApiError::reference(e, ObjectKind::SipConnection, "outbound_voice_profile")
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "sip_connection_create",
+    path = "/rest/sip/connection",
+    tag = "sip_connection",
+    summary = "Create a SIP connection (by IP, or digest credentials under a subdomain)",
+    request_body = NewConnection,
+    responses((status = 201, description = "Created", body = doc::Envelope<ConnectionView>), doc::ApiErrors)
+)]
 async fn create(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -200,6 +224,15 @@ async fn create(
     Ok(Created(view(&state, created)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "sip_connection_get_one",
+    path = "/rest/sip/connection/{uuid}",
+    tag = "sip_connection",
+    summary = "A SIP connection",
+    params(("uuid" = uuid::Uuid, Path, description = "The connection's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<ConnectionView>), doc::ApiErrors)
+)]
 async fn get_one(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -212,27 +245,42 @@ async fn get_one(
 }
 
 /// The PATCH body; `null` clears a nullable field (`login: null` removes the credentials).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionUpdate {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(pattern = "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")]
     pub subdomain: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub ip: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<Option<i32>>,
     #[serde(default)]
     pub is_active: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(pattern = "^[A-Za-z0-9._+-]{1,64}$")]
     pub login: Option<Option<String>>,
     #[serde(default)]
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub outbound_voice_profile: Option<Option<Uuid>>,
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "sip_connection_update",
+    path = "/rest/sip/connection/{uuid}",
+    tag = "sip_connection",
+    summary = "Change a SIP connection (null clears a field)",
+    params(("uuid" = uuid::Uuid, Path, description = "The connection's id")),
+    request_body = ConnectionUpdate,
+    responses((status = 200, description = "OK", body = doc::Envelope<ConnectionView>), doc::ApiErrors)
+)]
 async fn update(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -301,12 +349,21 @@ async fn update(
     Ok(Payload(view(&state, updated)))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Deleted {
     pub uuid: Uuid,
     pub deleted: bool,
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "sip_connection_remove",
+    path = "/rest/sip/connection/{uuid}",
+    tag = "sip_connection",
+    summary = "Delete a SIP connection",
+    params(("uuid" = uuid::Uuid, Path, description = "The connection's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<Deleted>), doc::ApiErrors)
+)]
 async fn remove(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -316,6 +373,15 @@ async fn remove(
     Ok(Payload(Deleted { uuid: id, deleted: true }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "sip_connection_numbers",
+    path = "/rest/sip/connection/{uuid}/tnlease",
+    tag = "sip_connection",
+    summary = "The numbers whose inbound calls go to the connection",
+    params(("uuid" = uuid::Uuid, Path, description = "The connection's id"), crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<TnLease>>), doc::ApiErrors)
+)]
 async fn numbers(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -325,6 +391,16 @@ async fn numbers(
     assigned(&state, auth.account, Assignee::Connection(id), paging).await
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "sip_connection_assign_numbers",
+    path = "/rest/sip/connection/{uuid}/tnlease",
+    tag = "sip_connection",
+    summary = "Assign numbers to the connection and take them off it",
+    params(("uuid" = uuid::Uuid, Path, description = "The connection's id")),
+    request_body = Assignment,
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<TnLease>>), doc::ApiErrors)
+)]
 async fn assign_numbers(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -337,9 +413,10 @@ async fn assign_numbers(
 // ---------------------------------------------------------------------------------------------
 // invites
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInvite {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// ISO-8601; default in [`DEFAULT_INVITE_DAYS`] days.
     #[serde(default)]
@@ -347,7 +424,7 @@ pub struct NewInvite {
 }
 
 /// A new invite: the only answer that holds its token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedInvite {
     #[serde(flatten)]
     pub invite: SipInvite,
@@ -355,6 +432,16 @@ pub struct CreatedInvite {
     pub token: String,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "sip_connection_invite",
+    path = "/rest/sip/connection/{uuid}/invites",
+    tag = "sip_connection",
+    summary = "Create a one-time invite to set the connection's credentials",
+    params(("uuid" = uuid::Uuid, Path, description = "The connection's id")),
+    request_body = NewInvite,
+    responses((status = 201, description = "Created", body = doc::Envelope<CreatedInvite>), doc::ApiErrors)
+)]
 async fn invite(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -385,6 +472,15 @@ async fn invite(
     Ok(Created(CreatedInvite { invite: created.invite, token: created.token }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "sip_connection_invites",
+    path = "/rest/sip/connection/{uuid}/invites",
+    tag = "sip_connection",
+    summary = "The connection's invites",
+    params(("uuid" = uuid::Uuid, Path, description = "The connection's id"), crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<SipInvite>>), doc::ApiErrors)
+)]
 async fn invites(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -394,6 +490,15 @@ async fn invites(
     Ok(Payload(state.repo.list_invites(auth.account, id, paging.params()?).await?))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "sip_connection_revoke",
+    path = "/rest/sip/connection/{uuid}/invites/{invite}",
+    tag = "sip_connection",
+    summary = "Revoke an invite",
+    params(("uuid" = uuid::Uuid, Path, description = "The connection's id"), ("invite" = uuid::Uuid, Path, description = "The invite's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<Deleted>), doc::ApiErrors)
+)]
 async fn revoke(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -403,16 +508,19 @@ async fn revoke(
     Ok(Payload(Deleted { uuid: invite, deleted: true }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redeem {
+    #[schema(min_length = 1, max_length = 256)]
     pub token: String,
+    #[schema(pattern = "^[A-Za-z0-9._+-]{1,64}$")]
     pub login: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
 /// What the redeemer needs to configure the PBX.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Redeemed {
     pub connection: Uuid,
     pub login: String,
@@ -420,6 +528,16 @@ pub struct Redeemed {
     pub sip_domain: String,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "sip_connection_redeem",
+    path = "/rest/sip/invite",
+    tag = "sip_connection",
+    summary = "Redeem an invite: set the connection's login and password (the token is the credential)",
+    request_body = Redeem,
+    security(()),
+    responses((status = 200, description = "OK", body = doc::Envelope<Redeemed>), doc::ApiErrors)
+)]
 async fn redeem(
     State(state): State<ApiState>,
     ApiJson(body): ApiJson<Redeem>,

@@ -22,6 +22,7 @@ use crate::envelope::{
     ApiJson, ApiQuery, Created, Page, Paging, Payload, SegmentPath, SegmentsPath, parse_id,
 };
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::routes::lease::nullable;
 use crate::routes::sip_connection::{Deleted, check_login, check_password};
 use crate::state::ApiState;
@@ -52,7 +53,7 @@ fn check_label(name: &str) -> Result<String, ApiError> {
 }
 
 /// A domain as the API shows it, with its full name.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DomainView {
     #[serde(flatten)]
     pub domain: SipDomain,
@@ -69,7 +70,7 @@ fn view(state: &ApiState, domain: SipDomain) -> DomainView {
 }
 
 /// Whether a user is reachable now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Presence {
     Online,
@@ -77,7 +78,7 @@ pub enum Presence {
 }
 
 /// A user as the API shows it: the stored object, its address and its registration state.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     #[serde(flatten)]
     pub user: SipUser,
@@ -106,6 +107,15 @@ async fn domain_of(state: &ApiState, account: Uuid, raw: &str) -> Result<SipDoma
     found.ok_or(ApiError::NotFound { kind: ObjectKind::SipDomain.as_str(), id: raw.to_owned() })
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "sip_domain_list",
+    path = "/rest/sip/domain",
+    tag = "sip_domain",
+    summary = "The account's SIP domains",
+    params(crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<DomainView>>), doc::ApiErrors)
+)]
 async fn list(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -120,15 +130,25 @@ async fn list(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDomain {
+    #[schema(pattern = "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")]
     pub name: String,
     /// The app that runs calls to the domain's users.
     #[serde(default)]
     pub app: Option<Uuid>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "sip_domain_create",
+    path = "/rest/sip/domain",
+    tag = "sip_domain",
+    summary = "Create a SIP domain <name>.<platform SIP domain>",
+    request_body = NewDomain,
+    responses((status = 201, description = "Created", body = doc::Envelope<DomainView>), doc::ApiErrors)
+)]
 async fn create(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -143,6 +163,15 @@ async fn create(
     Ok(Created(view(&state, created)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "sip_domain_get_one",
+    path = "/rest/sip/domain/{domain}",
+    tag = "sip_domain",
+    summary = "A SIP domain",
+    params(("domain" = String, Path, description = "The domain's id or its name (the label under the platform SIP domain)")),
+    responses((status = 200, description = "OK", body = doc::Envelope<DomainView>), doc::ApiErrors)
+)]
 async fn get_one(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -151,7 +180,7 @@ async fn get_one(
     Ok(Payload(view(&state, domain_of(&state, auth.account, &domain).await?)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DomainUpdate {
     /// `null` detaches the app.
@@ -159,6 +188,16 @@ pub struct DomainUpdate {
     pub app: Option<Option<Uuid>>,
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "sip_domain_update",
+    path = "/rest/sip/domain/{domain}",
+    tag = "sip_domain",
+    summary = "Attach an app to the domain or detach it",
+    params(("domain" = String, Path, description = "The domain's id or its name (the label under the platform SIP domain)")),
+    request_body = DomainUpdate,
+    responses((status = 200, description = "OK", body = doc::Envelope<DomainView>), doc::ApiErrors)
+)]
 async fn update(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -177,6 +216,15 @@ async fn update(
     Ok(Payload(view(&state, updated)))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "sip_domain_remove",
+    path = "/rest/sip/domain/{domain}",
+    tag = "sip_domain",
+    summary = "Delete a SIP domain",
+    params(("domain" = String, Path, description = "The domain's id or its name (the label under the platform SIP domain)")),
+    responses((status = 200, description = "OK", body = doc::Envelope<Deleted>), doc::ApiErrors)
+)]
 async fn remove(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -190,6 +238,15 @@ async fn remove(
 // ---------------------------------------------------------------------------------------------
 // users
 
+#[utoipa::path(
+    get,
+    operation_id = "sip_domain_users",
+    path = "/rest/sip/domain/{domain}/user",
+    tag = "sip_domain",
+    summary = "The domain's SIP users, with their registration state",
+    params(("domain" = String, Path, description = "The domain's id or its name (the label under the platform SIP domain)"), crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<UserView>>), doc::ApiErrors)
+)]
 async fn users(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -207,10 +264,12 @@ async fn users(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schema(pattern = "^[A-Za-z0-9._+-]{1,64}$")]
     pub login: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     #[serde(default)]
     pub is_active: Option<bool>,
@@ -221,6 +280,16 @@ pub struct NewUser {
     pub same_domain_calls_only: bool,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "sip_domain_create_user",
+    path = "/rest/sip/domain/{domain}/user",
+    tag = "sip_domain",
+    summary = "Create a SIP user",
+    params(("domain" = String, Path, description = "The domain's id or its name (the label under the platform SIP domain)")),
+    request_body = NewUser,
+    responses((status = 201, description = "Created", body = doc::Envelope<UserView>), doc::ApiErrors)
+)]
 async fn create_user(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -261,6 +330,15 @@ async fn user_of(
         .ok_or(ApiError::not_found(ObjectKind::SipUser, id))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "sip_domain_get_user",
+    path = "/rest/sip/domain/{domain}/user/{uuid}",
+    tag = "sip_domain",
+    summary = "A SIP user",
+    params(("domain" = String, Path, description = "The domain's id or its name (the label under the platform SIP domain)"), ("uuid" = uuid::Uuid, Path, description = "The user's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<UserView>), doc::ApiErrors)
+)]
 async fn get_user(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -271,10 +349,11 @@ async fn get_user(
     Ok(Payload(user_view(&state, &full_name(&state, &domain), user)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     #[serde(default)]
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
     #[serde(default)]
     pub is_active: Option<bool>,
@@ -287,6 +366,16 @@ pub struct UserUpdate {
     pub login: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "sip_domain_update_user",
+    path = "/rest/sip/domain/{domain}/user/{uuid}",
+    tag = "sip_domain",
+    summary = "Change a SIP user",
+    params(("domain" = String, Path, description = "The domain's id or its name (the label under the platform SIP domain)"), ("uuid" = uuid::Uuid, Path, description = "The user's id")),
+    request_body = UserUpdate,
+    responses((status = 200, description = "OK", body = doc::Envelope<UserView>), doc::ApiErrors)
+)]
 async fn update_user(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -329,6 +418,15 @@ async fn update_user(
     Ok(Payload(user_view(&state, &name, updated)))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "sip_domain_remove_user",
+    path = "/rest/sip/domain/{domain}/user/{uuid}",
+    tag = "sip_domain",
+    summary = "Delete a SIP user",
+    params(("domain" = String, Path, description = "The domain's id or its name (the label under the platform SIP domain)"), ("uuid" = uuid::Uuid, Path, description = "The user's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<Deleted>), doc::ApiErrors)
+)]
 async fn remove_user(
     State(state): State<ApiState>,
     auth: AuthAccount,

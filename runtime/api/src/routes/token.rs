@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, Created, Page, Paging, Payload, SegmentPath};
 use crate::error::ApiError;
+use crate::openapi as doc;
 use crate::state::ApiState;
 
 /// Shortest token lifetime, in seconds (the documented `ttl≥60`).
@@ -31,17 +32,19 @@ pub fn routes() -> Router<ApiState> {
         .route("/rest/token/{token}", delete(delete_one))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Lifetime in seconds, at least 60; absent or `null` for a token that does not expire.
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 316224000)]
     pub ttl: Option<i64>,
 }
 
 /// The creation answer: the token object and, this once, the plain token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedTokenView {
     #[serde(flatten)]
     pub token: ApiToken,
@@ -50,6 +53,15 @@ pub struct CreatedTokenView {
     pub plain: String,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "token_create",
+    path = "/rest/token",
+    tag = "token",
+    summary = "Create an API token (the token is shown only in this answer)",
+    request_body = NewToken,
+    responses((status = 201, description = "Created", body = doc::Envelope<CreatedTokenView>), doc::ApiErrors)
+)]
 async fn create(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -74,6 +86,15 @@ async fn create(
     Ok(Created(CreatedTokenView { token: created.token, plain: created.plain }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "token_list",
+    path = "/rest/token/list",
+    tag = "token",
+    summary = "The account's API tokens",
+    params(crate::envelope::Paging),
+    responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<ApiToken>>), doc::ApiErrors)
+)]
 async fn list(
     State(state): State<ApiState>,
     auth: AuthAccount,
@@ -82,17 +103,35 @@ async fn list(
     Ok(Payload(state.repo.list_tokens(auth.account, paging.params()?).await?))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DeletedCount)]
 pub struct Deleted {
     pub deleted: u64,
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "token_delete_all",
+    path = "/rest/token/all",
+    tag = "token",
+    summary = "Delete every API token of the account",
+    responses((status = 200, description = "OK", body = doc::Envelope<Deleted>), doc::ApiErrors)
+)]
 async fn delete_all(State(state): State<ApiState>, auth: AuthAccount) -> Result<Payload<Deleted>, ApiError> {
     Ok(Payload(Deleted { deleted: state.repo.delete_all_tokens(auth.account).await? }))
 }
 
 /// `{token}` is the token's id, or the plain token itself (revoking a leaked token without
 /// looking up its id). Either way only the caller's own tokens are found.
+#[utoipa::path(
+    delete,
+    operation_id = "token_delete_one",
+    path = "/rest/token/{token}",
+    tag = "token",
+    summary = "Delete an API token, named by its id or the token itself",
+    params(("token" = String, Path, description = "The token's id, or the plain token")),
+    responses((status = 200, description = "OK", body = doc::Envelope<Deleted>), doc::ApiErrors)
+)]
 async fn delete_one(
     State(state): State<ApiState>,
     auth: AuthAccount,

@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::auth::token_account;
 use crate::error::{ApiError, AuthMethod};
+use crate::openapi as doc;
 use crate::state::ApiState;
 
 /// Time a client has to send its auth message.
@@ -40,6 +41,22 @@ pub fn routes() -> Router<ApiState> {
     Router::new().route("/ws", get(upgrade))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "ws_upgrade",
+    path = "/ws",
+    tag = "events",
+    summary = "The account's events, live, over a websocket",
+    description = "Upgrade to a websocket, then send `{\"action\":\"auth\",\"token\":\"<API token or JWT>\"}` \
+        within 10 s (optionally `\"types\":[\"call.\"]` and `\"after\":\"<event uuid>\"`); every matching event \
+        of the account follows as one JSON message. Credentials go in that first message, not in the request.",
+    security(()),
+    responses(
+        (status = 101, description = "Switching to the websocket protocol"),
+        (status = 404, description = "Events are not enabled on this server", body = doc::ErrorEnvelope),
+        (status = 422, description = "Not a websocket upgrade request", body = doc::ErrorEnvelope),
+    )
+)]
 async fn upgrade(
     State(state): State<ApiState>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,

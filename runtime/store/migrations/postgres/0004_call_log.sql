@@ -21,7 +21,7 @@ CREATE TABLE call_record (
     modified_on BIGINT NOT NULL,
     UNIQUE (account_id, id)
 );
-CREATE INDEX call_record_account ON call_record (account_id, created_on);
+CREATE INDEX call_record_account ON call_record (account_id, started_on);
 
 CREATE TABLE recording (
     id TEXT PRIMARY KEY,

@@ -44,5 +44,5 @@ CREATE TABLE webhook_delivery (
     created_on BIGINT NOT NULL,
     delivered_on BIGINT
 );
-CREATE INDEX webhook_delivery_due ON webhook_delivery (state, next_attempt_on);
-CREATE INDEX webhook_delivery_call ON webhook_delivery (call_id, url, position);
+-- Positions are handed out after MAX(position), and the backlog is read in position order.
+CREATE UNIQUE INDEX webhook_delivery_position ON webhook_delivery (position);

@@ -1,10 +1,11 @@
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Timestamp;
 
 /// A customer account: the unit of isolation. Everything else belongs to one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Account {
     pub uuid: Uuid,
     pub name: String,
@@ -15,8 +16,11 @@ pub struct Account {
     pub password_hash: String,
     /// IANA time zone name, e.g. `America/New_York`.
     pub time_zone: String,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -41,7 +45,7 @@ pub struct AccountPatch {
 ///
 /// SHA-256 (not a memory-hard hash) is right here: the token is 32 random bytes, so there is
 /// nothing to brute-force, and every API request looks it up by hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ApiToken {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -49,8 +53,11 @@ pub struct ApiToken {
     /// Hex SHA-256 of the plain token.
     #[serde(skip_serializing)]
     pub token_hash: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_on: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
 }
 

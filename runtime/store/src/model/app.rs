@@ -1,11 +1,12 @@
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Timestamp;
 
 /// How a SIP Control App decides what a call does. Every mode runs as a Wasm component; the
 /// first three drive the built-in XML guest (see ARCHITECTURE.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum AppMode {
     /// A hosted XML document.
@@ -30,7 +31,7 @@ impl AppMode {
 }
 
 /// The HTTP method a call-flow webhook is requested with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum WebhookMethod {
     Get,
@@ -55,7 +56,7 @@ impl WebhookMethod {
 }
 
 /// A SIP Control App: the call logic numbers, connections and SIP domains point at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SipControlApp {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -69,8 +70,11 @@ pub struct SipControlApp {
     pub event_url: Option<String>,
     /// The component version calls run (mode `component`); set by uploading a version.
     pub current_component: Option<Uuid>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -96,7 +100,7 @@ pub struct SipControlAppPatch {
 
 /// One uploaded version of an app's Wasm component. The bytes are kept in the database and
 /// read separately ([`crate::SipControlAppRepo::component_bytes`]); versions are never edited.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ComponentVersion {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -106,5 +110,6 @@ pub struct ComponentVersion {
     /// Hex SHA-256 of the bytes: the key of the compiled-artifact cache.
     pub sha256: String,
     pub size: i64,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
 }

@@ -1,10 +1,11 @@
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Timestamp;
 
 /// Where a call went relative to the platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CallDirection {
     /// Came in to the platform (to a number, a user, a connection).
@@ -23,7 +24,7 @@ impl CallDirection {
 }
 
 /// Where a call is in its life, as the call log shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CallState {
     /// Ringing or running its flow, not answered yet.
@@ -63,7 +64,7 @@ impl CallState {
 
 /// One call of the call log (a CDR). Written by the platform as the call goes; read through
 /// the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CallRecord {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -73,8 +74,11 @@ pub struct CallRecord {
     pub from: String,
     pub to: String,
     pub state: CallState,
+    #[schema(value_type = String, format = DateTime)]
     pub started_on: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub answered_on: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_on: Option<Timestamp>,
     /// From start to end, ms.
     pub duration_ms: Option<i64>,
@@ -85,7 +89,9 @@ pub struct CallRecord {
     pub hangup_by: Option<String>,
     /// Why, in words, when it was not a plain hangup.
     pub hangup_reason: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
 }
 
@@ -114,7 +120,7 @@ pub struct CallEnd {
 }
 
 /// A recording made on a call; the audio is a WAV file the server keeps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct RecordingRecord {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -122,5 +128,6 @@ pub struct RecordingRecord {
     /// Its name in the call (`<Record name>`).
     pub name: String,
     pub duration_ms: i64,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
 }

@@ -1,11 +1,13 @@
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{Timestamp, Tn};
 
 /// A number the operator holds and may lease to accounts. Not account-scoped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct NumberInventory {
+    #[schema(value_type = i64, example = 12029822917_i64)]
     pub tn: Tn,
     /// Area code (the three digits after the country code for NANP numbers).
     pub npa: i32,
@@ -15,16 +17,19 @@ pub struct NumberInventory {
     pub sms: bool,
     /// False while leased (or held back by the operator).
     pub available: bool,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
 }
 
 /// A number leased ("purchased") by an account. Releasing sets `released_on`; the row stays
 /// as history, and the number goes back to the inventory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct TnLease {
     pub uuid: Uuid,
     pub account: Uuid,
+    #[schema(value_type = i64, example = 12029822917_i64)]
     pub tn: Tn,
     pub voice: bool,
     pub sms: bool,
@@ -34,8 +39,11 @@ pub struct TnLease {
     pub sip_control_app: Option<Uuid>,
     /// The messaging profile whose callback URLs receive this number's inbound SMS.
     pub messaging_profile: Option<Uuid>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub released_on: Option<Timestamp>,
 }
 
@@ -61,7 +69,7 @@ pub struct LeasePatch {
 }
 
 /// How a number order went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OrderState {
     /// Every item was leased.
@@ -92,7 +100,7 @@ impl OrderState {
 }
 
 /// How one item of an order went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OrderItemState {
     Success,
@@ -100,8 +108,9 @@ pub enum OrderItemState {
 }
 
 /// One number of an order and what became of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OrderItem {
+    #[schema(value_type = i64, example = 12029822917_i64)]
     pub tn: Tn,
     pub state: OrderItemState,
     /// The lease made, when leased.
@@ -112,7 +121,7 @@ pub struct OrderItem {
 
 /// A number order: every item is processed when the order is placed, so `processing` is
 /// always 0 once it is stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct TnOrder {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -122,6 +131,8 @@ pub struct TnOrder {
     pub processing: i32,
     pub failed: i32,
     pub items: Vec<OrderItem>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
 }

@@ -1,10 +1,11 @@
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Timestamp;
 
 /// A TN profile: caller-ID lists applied to inbound calls on the numbers that use it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct TnProfile {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -13,8 +14,11 @@ pub struct TnProfile {
     pub blacklist: Vec<String>,
     /// When non-empty, only callers matching an entry get through.
     pub whitelist: Vec<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -54,7 +58,7 @@ impl CallerList {
 ///
 /// Money is in micro-units of the account's currency (1 USD = 1 000 000) so that amounts are
 /// exact integers in both databases.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OutboundVoiceProfile {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -68,8 +72,11 @@ pub struct OutboundVoiceProfile {
     pub record_calls: bool,
     /// Whether outbound calls are signed with STIR/SHAKEN.
     pub shaken_sign_policy: ShakenSignPolicy,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -96,7 +103,7 @@ pub struct OutboundVoiceProfilePatch {
 }
 
 /// STIR/SHAKEN signing of an outbound voice profile's calls.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ShakenSignPolicy {
     /// Sign calls from numbers the account leases.
@@ -124,7 +131,7 @@ impl ShakenSignPolicy {
 }
 
 /// Where an account's SMS callbacks go and how a pool of its numbers sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct MessagingProfile {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -143,8 +150,11 @@ pub struct MessagingProfile {
     pub skip_unhealthy_tns: bool,
     /// Keep using the same sender for the same recipient.
     pub sticky_sender: bool,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_on: Option<Timestamp>,
 }
 

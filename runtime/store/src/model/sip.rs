@@ -1,4 +1,5 @@
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Timestamp;
@@ -38,7 +39,7 @@ impl std::fmt::Debug for DigestCredentials {
 
 /// A SIP connection (trunk): a customer PBX or carrier, authenticated by source IP or by
 /// digest credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SipConnection {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -54,8 +55,11 @@ pub struct SipConnection {
     #[serde(skip_serializing)]
     pub ha1b: Option<String>,
     pub outbound_voice_profile: Option<Uuid>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -84,7 +88,7 @@ pub struct SipConnectionPatch {
 }
 
 /// A SIP domain `<name>.<platform sip domain>` whose users register and call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SipDomain {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -92,8 +96,11 @@ pub struct SipDomain {
     pub name: String,
     /// The app that runs calls to this domain's users, if any.
     pub app: Option<Uuid>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -111,7 +118,7 @@ pub struct SipDomainPatch {
 }
 
 /// A SIP user of a domain (`login@domain`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SipUser {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -128,8 +135,11 @@ pub struct SipUser {
     pub tn_lease: Option<Uuid>,
     /// Calls only to other users of the same domain (no numbers, no other domains).
     pub same_domain_calls_only: bool,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -154,18 +164,23 @@ pub struct SipUserPatch {
 /// A one-time invitation to set a SIP connection's digest credentials: the account hands the
 /// token to whoever runs the PBX, who chooses the login and password without the account ever
 /// seeing the password.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SipInvite {
     pub uuid: Uuid,
     pub account: Uuid,
     pub connection: Uuid,
     pub name: String,
     /// After this the token is refused.
+    #[schema(value_type = String, format = DateTime)]
     pub expired_on: Timestamp,
     /// When the token was redeemed; a token works once.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub used_on: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_on: Option<Timestamp>,
 }
 

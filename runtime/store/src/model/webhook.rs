@@ -1,10 +1,11 @@
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Timestamp;
 
 /// How subscribed events reach the account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventChannel {
     /// Signed HTTP POSTs to `url` (falling back to `url2`).
@@ -24,7 +25,7 @@ impl EventChannel {
 
 /// A subscription to an account's events of one type (`call.hangup`), a family (`call.*`)
 /// or all (`*`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct EventSubscription {
     pub uuid: Uuid,
     pub account: Uuid,
@@ -33,7 +34,9 @@ pub struct EventSubscription {
     pub event_type: String,
     pub url: Option<String>,
     pub url2: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_on: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub modified_on: Timestamp,
 }
 
@@ -70,7 +73,7 @@ impl std::fmt::Debug for SigningKey {
 }
 
 /// Where a delivery is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryState {
     Pending,

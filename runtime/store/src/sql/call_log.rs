@@ -186,7 +186,12 @@ impl CallLogRepo for Store {
         row.map(CallRow::into_model).transpose()
     }
 
-    async fn search_calls(&self, account: Uuid, f: CallFilter, params: ListParams) -> Result<List<CallRecord>> {
+    async fn search_calls(
+        &self,
+        account: Uuid,
+        f: CallFilter,
+        params: ListParams,
+    ) -> Result<List<CallRecord>> {
         macro_rules! filter {
             () => {
                 " FROM call_record WHERE account_id = $1 AND ($2 IS NULL OR direction = $2) \
@@ -210,7 +215,8 @@ impl CallLogRepo for Store {
                 .await?;
             let rows = sqlx::query_as(ordered!(
                 params.order,
-                concat!("SELECT ", call_cols!(), filter!(), " ORDER BY created_on"),
+                // The call log reads in the order calls started.
+                concat!("SELECT ", call_cols!(), filter!(), " ORDER BY started_on"),
                 " LIMIT $8 OFFSET $9"
             ))
             .bind(account.to_string())
@@ -255,7 +261,14 @@ impl CallLogRepo for Store {
         .execute(p)
         .await
         .map(|_| ())?);
-        Ok(RecordingRecord { uuid: recording, account, call, name: name.to_owned(), duration_ms, created_on: now })
+        Ok(RecordingRecord {
+            uuid: recording,
+            account,
+            call,
+            name: name.to_owned(),
+            duration_ms,
+            created_on: now,
+        })
     }
 
     async fn get_recording(&self, account: Uuid, recording: Uuid) -> Result<Option<RecordingRecord>> {

@@ -100,7 +100,11 @@ macro_rules! delivery_cols {
 
 #[async_trait]
 impl WebhookRepo for Store {
-    async fn create_subscription(&self, account: Uuid, new: NewEventSubscription) -> Result<EventSubscription> {
+    async fn create_subscription(
+        &self,
+        account: Uuid,
+        new: NewEventSubscription,
+    ) -> Result<EventSubscription> {
         let now = now();
         let s = EventSubscription {
             uuid: Uuid::new_v4(),
@@ -167,7 +171,11 @@ impl WebhookRepo for Store {
         .execute(p)
         .await?
         .rows_affected());
-        if done == 0 { Err(StoreError::not_found(ObjectKind::EventSubscription, subscription)) } else { Ok(()) }
+        if done == 0 {
+            Err(StoreError::not_found(ObjectKind::EventSubscription, subscription))
+        } else {
+            Ok(())
+        }
     }
 
     async fn webhook_subscriptions(&self, account: Uuid) -> Result<Vec<EventSubscription>> {
@@ -208,77 +216,84 @@ impl WebhookRepo for Store {
         self.signing_key(account).await?.ok_or(StoreError::not_found(ObjectKind::Account, account))
     }
 
-    async fn enqueue_deliveries(&self, deliveries: Vec<NewWebhookDelivery>) -> Result<()> {
+    async fn enqueue_deliveries(&self, deliveries: Vec<NewWebhookDelivery>) -> Result<Vec<WebhookDelivery>> {
         if deliveries.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let now = ms(now());
-        with_pool!(self, p => {
+        let now = now();
+        let stored = with_pool!(self, p => {
             let mut tx = p.begin().await?;
             let last: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM webhook_delivery")
                 .fetch_one(&mut *tx)
                 .await?;
-            let mut position = last.unwrap_or(0);
-            for d in &deliveries {
-                position += 1;
+            let mut stored = Vec::with_capacity(deliveries.len());
+            for (position, d) in (last.unwrap_or(0) + 1..).zip(deliveries) {
+                let row = WebhookDelivery {
+                    uuid: Uuid::new_v4(),
+                    account: d.account,
+                    position,
+                    url: d.url,
+                    url2: d.url2,
+                    event: d.event,
+                    event_type: d.event_type,
+                    call: d.call,
+                    body: d.body,
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    next_attempt_on: now,
+                    last_error: None,
+                    created_on: now,
+                };
                 sqlx::query(
                     "INSERT INTO webhook_delivery (id, account_id, position, url, url2, event_id, event_type, call_id, \
                      body, state, attempts, next_attempt_on, created_on) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10)",
                 )
-                .bind(Uuid::new_v4().to_string())
-                .bind(d.account.to_string())
-                .bind(position)
-                .bind(&d.url)
-                .bind(&d.url2)
-                .bind(d.event.to_string())
-                .bind(&d.event_type)
-                .bind(&d.call)
-                .bind(&d.body)
-                .bind(now)
+                .bind(row.uuid.to_string())
+                .bind(row.account.to_string())
+                .bind(row.position)
+                .bind(&row.url)
+                .bind(&row.url2)
+                .bind(row.event.to_string())
+                .bind(&row.event_type)
+                .bind(&row.call)
+                .bind(&row.body)
+                .bind(ms(now))
                 .execute(&mut *tx)
                 .await?;
+                stored.push(row);
             }
             tx.commit().await?;
+            stored
         });
-        Ok(())
+        Ok(stored)
     }
 
-    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<WebhookDelivery>> {
+    async fn pending_deliveries(&self, after_position: i64, limit: u32) -> Result<Vec<WebhookDelivery>> {
         let rows: Vec<DeliveryRow> = with_pool!(self, p => sqlx::query_as(concat!(
             "SELECT ", delivery_cols!(),
-            " FROM webhook_delivery d WHERE d.state = 'pending' AND d.next_attempt_on <= $1 \
-             AND NOT EXISTS (SELECT 1 FROM webhook_delivery e WHERE e.state = 'pending' AND e.call_id = d.call_id \
-             AND e.url = d.url AND e.position < d.position) ORDER BY d.position LIMIT $2"
+            " FROM webhook_delivery WHERE state = 'pending' AND position > $1 ORDER BY position LIMIT $2"
         ))
-        .bind(ms(now))
+        .bind(after_position)
         .bind(i64::from(limit.min(MAX_TAKE)))
         .fetch_all(p)
         .await?);
         rows.into_iter().map(DeliveryRow::into_model).collect()
     }
 
-    async fn next_due(&self) -> Result<Option<Timestamp>> {
-        let next: Option<i64> = with_pool!(self, p => sqlx::query_scalar(
-            "SELECT MIN(next_attempt_on) FROM webhook_delivery WHERE state = 'pending'",
-        )
-        .fetch_one(p)
-        .await?);
-        Ok(next.map(from_millis))
-    }
-
-    async fn mark_delivered(&self, delivery: Uuid, attempts: i32) -> Result<()> {
+    async fn mark_delivered(&self, deliveries: &[Uuid]) -> Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        // One statement for a whole round. The IN list holds ids printed from `Uuid`s, so
+        // nothing but hex digits and hyphens reaches the SQL text.
+        let ids = deliveries.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "UPDATE webhook_delivery SET state = 'delivered', attempts = attempts + 1, delivered_on = $1, \
+             last_error = NULL WHERE id IN ({ids})"
+        );
         let now = ms(now());
-        with_pool!(self, p => sqlx::query(
-            "UPDATE webhook_delivery SET state = 'delivered', attempts = $2, delivered_on = $3, last_error = NULL \
-             WHERE id = $1",
-        )
-        .bind(delivery.to_string())
-        .bind(attempts)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|_| ())?);
+        with_pool!(self, p => sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(now).execute(p).await.map(|_| ())?);
         Ok(())
     }
 

@@ -1,0 +1,401 @@
+//! Webhooks: every event the bus publishes is written to the store's outbox for each of the
+//! account's matching webhook subscriptions (and the call's app `event_url`), then delivered
+//! by a dispatcher: signed with the account's Ed25519 key, at least once, in order per call
+//! and URL, retried with exponential back-off and the subscription's secondary URL.
+//!
+//! Durability: an event is in the outbox before its delivery is attempted, and a delivery
+//! leaves the outbox only once a receiver answered 2xx, so a restart or a crash resends what
+//! was not acknowledged (receivers de-duplicate by the event's `uuid`).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use opentact_events::Event;
+use opentact_events::signing::{self, SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER};
+use opentact_store::{
+    EventSubscription, NewWebhookDelivery, SigningKey, Store, WebhookDelivery, WebhookRepo,
+};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+/// The `[webhooks]` table of the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// One delivery attempt (connect, send, answer), ms.
+    pub timeout_ms: u64,
+    /// Attempts before a delivery is given up.
+    pub max_attempts: i32,
+    /// First retry delay, ms; doubled each attempt up to `max_backoff_ms`.
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// Let webhook URLs reach loopback and private addresses (tests, on-premises receivers).
+    pub allow_private: bool,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            timeout_ms: 5_000,
+            max_attempts: 12,
+            backoff_ms: 1_000,
+            max_backoff_ms: 10 * 60 * 1_000,
+            concurrency: 64,
+            allow_private: false,
+        }
+    }
+}
+
+/// Largest receiver answer read (the body is ignored).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// Most events written to the outbox in one transaction.
+const MAX_BATCH: usize = 512;
+/// How long an account's subscriptions are cached before they are read again.
+const SUBSCRIPTIONS_TTL: Duration = Duration::from_secs(2);
+/// Pending deliveries read per query when the dispatcher starts.
+const STARTUP_PAGE: u32 = 1000;
+/// How often delivered outcomes are written (one statement for all of them).
+const FLUSH_EVERY: Duration = Duration::from_millis(10);
+
+/// The running webhook machinery: knows which call runs which app's `event_url`.
+#[derive(Debug, Default)]
+pub struct Webhooks {
+    event_urls: Mutex<HashMap<String, String>>,
+}
+
+impl Webhooks {
+    /// Starts the dispatcher, which first reads what is pending in the outbox, then the outbox
+    /// writer (fed by the bus's tap), which hands each delivery it stored to the dispatcher.
+    pub fn start(
+        store: Store,
+        config: WebhookConfig,
+        events: mpsc::UnboundedReceiver<Arc<Event>>,
+    ) -> Arc<Self> {
+        let webhooks = Arc::new(Webhooks::default());
+        let (stored, incoming) = mpsc::unbounded_channel();
+        let (loaded, ready) = tokio::sync::oneshot::channel();
+        tokio::spawn(outbox(webhooks.clone(), store.clone(), events, stored, ready));
+        tokio::spawn(dispatch(store, config, incoming, loaded));
+        webhooks
+    }
+
+    /// The call `call` runs an app whose events also go to `url`. Call before its first event.
+    pub fn call_started(&self, call: &str, url: Option<&str>) {
+        if let Some(url) = url {
+            self.event_urls.lock().insert(call.to_owned(), url.to_owned());
+        }
+    }
+}
+
+/// Writes each event into the outbox for every URL that wants it.
+async fn outbox(
+    webhooks: Arc<Webhooks>,
+    store: Store,
+    mut events: mpsc::UnboundedReceiver<Arc<Event>>,
+    stored: mpsc::UnboundedSender<Vec<WebhookDelivery>>,
+    ready: tokio::sync::oneshot::Receiver<()>,
+) {
+    // The dispatcher reads the outbox's backlog first; what is stored from now on it gets from
+    // here, so nothing is read twice (events wait in the tap meanwhile).
+    if ready.await.is_err() {
+        return;
+    }
+    let mut subscriptions: HashMap<Uuid, (Instant, Vec<EventSubscription>)> = HashMap::new();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while events.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut deliveries = Vec::new();
+        for event in batch.drain(..) {
+            let fresh =
+                subscriptions.get(&event.account).is_some_and(|(at, _)| at.elapsed() < SUBSCRIPTIONS_TTL);
+            if !fresh {
+                match store.webhook_subscriptions(event.account).await {
+                    Ok(list) => {
+                        subscriptions.insert(event.account, (Instant::now(), list));
+                    }
+                    Err(error) => warn!(%error, "webhooks: reading subscriptions (using the last known)"),
+                }
+            }
+            let call =
+                event.call.as_ref().and_then(|c| c.get("uuid")).and_then(|u| u.as_str()).map(str::to_owned);
+            let body = event.to_json();
+            let mut add = |url: &str, url2: Option<&String>| {
+                deliveries.push(NewWebhookDelivery {
+                    account: event.account,
+                    url: url.to_owned(),
+                    url2: url2.cloned(),
+                    event: event.uuid,
+                    event_type: event.kind.clone(),
+                    call: call.clone(),
+                    body: body.clone(),
+                });
+            };
+            if let Some((_, list)) = subscriptions.get(&event.account) {
+                for subscription in list.iter().filter(|s| s.covers(&event.kind)) {
+                    if let Some(url) = &subscription.url {
+                        add(url, subscription.url2.as_ref());
+                    }
+                }
+            }
+            if let Some(call) = &call {
+                let url = if event.kind == "call.destroyed" {
+                    webhooks.event_urls.lock().remove(call)
+                } else {
+                    webhooks.event_urls.lock().get(call).cloned()
+                };
+                if let Some(url) = url {
+                    add(&url, None);
+                }
+            }
+        }
+        // Until the outbox has them, they exist only here: keep trying rather than drop them.
+        loop {
+            match store.enqueue_deliveries(deliveries.clone()).await {
+                Ok(rows) => {
+                    if !rows.is_empty() && stored.send(rows).is_err() {
+                        return;
+                    }
+                    break;
+                }
+                Err(error) => {
+                    warn!(%error, count = deliveries.len(), "webhooks: writing the outbox failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Deliveries that go strictly one after the other: one call's events to one URL (events
+/// without a call each make their own chain).
+type ChainKey = (String, String);
+
+fn chain_of(d: &WebhookDelivery) -> ChainKey {
+    (d.url.clone(), d.call.clone().unwrap_or_else(|| d.uuid.to_string()))
+}
+
+/// What an attempt came to.
+struct Attempted {
+    chain: ChainKey,
+    delivered: bool,
+    /// After a failure: when to try again, `None` when given up.
+    retry_at: Option<opentact_store::Timestamp>,
+}
+
+/// Sends deliveries from memory (the outbox in the store is their durable copy): each chain's
+/// head when it is due, up to `concurrency` at once; successes are recorded in batches.
+async fn dispatch(
+    store: Store,
+    config: WebhookConfig,
+    mut incoming: mpsc::UnboundedReceiver<Vec<WebhookDelivery>>,
+    loaded: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut chains: HashMap<ChainKey, VecDeque<WebhookDelivery>> = HashMap::new();
+    // Chains whose head may be sent now / later (min-heap by time).
+    let mut ready: VecDeque<ChainKey> = VecDeque::new();
+    let mut later: BinaryHeap<Reverse<(opentact_store::Timestamp, ChainKey)>> = BinaryHeap::new();
+    let push = |chains: &mut HashMap<ChainKey, VecDeque<WebhookDelivery>>,
+                ready: &mut VecDeque<ChainKey>,
+                later: &mut BinaryHeap<Reverse<(opentact_store::Timestamp, ChainKey)>>,
+                d: WebhookDelivery| {
+        let key = chain_of(&d);
+        let queue = chains.entry(key.clone()).or_default();
+        if queue.is_empty() {
+            if d.next_attempt_on <= opentact_store::now() {
+                ready.push_back(key);
+            } else {
+                later.push(Reverse((d.next_attempt_on, key)));
+            }
+        }
+        queue.push_back(d);
+    };
+
+    // The backlog: everything pending, in order.
+    let mut after = 0;
+    loop {
+        match store.pending_deliveries(after, STARTUP_PAGE).await {
+            Ok(page) if page.is_empty() => break,
+            Ok(page) => {
+                after = page.last().map_or(after, |d| d.position);
+                for d in page {
+                    push(&mut chains, &mut ready, &mut later, d);
+                }
+            }
+            Err(error) => {
+                warn!(%error, "webhooks: reading the outbox; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    if !chains.is_empty() {
+        info!(
+            deliveries = chains.values().map(VecDeque::len).sum::<usize>(),
+            "webhooks: resuming pending deliveries"
+        );
+    }
+    let _ = loaded.send(());
+
+    let config = Arc::new(config);
+    let signers: Arc<Mutex<HashMap<Uuid, Arc<Signer>>>> = Arc::default();
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut delivered: Vec<Uuid> = Vec::new();
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // Chains whose retry time came are ready again.
+        let now = opentact_store::now();
+        while later.peek().is_some_and(|Reverse((at, _))| *at <= now) {
+            if let Some(Reverse((_, key))) = later.pop() {
+                ready.push_back(key);
+            }
+        }
+        while in_flight.len() < config.concurrency.max(1) {
+            let Some(key) = ready.pop_front() else { break };
+            let Some(head) = chains.get(&key).and_then(|q| q.front()).cloned() else { continue };
+            let (store, config, signers) = (store.clone(), config.clone(), signers.clone());
+            in_flight.spawn(async move {
+                let delivered = attempt(&store, &config, &signers, &head).await;
+                let retry_at = if delivered { None } else { retry_time(&config, head.attempts + 1) };
+                (Attempted { chain: key, delivered, retry_at }, head.uuid)
+            });
+        }
+        let next_retry = later.peek().map(|Reverse((at, _))| (*at - now).to_std().unwrap_or(Duration::ZERO));
+        tokio::select! {
+            Some(rows) = incoming.recv() => {
+                for d in rows {
+                    push(&mut chains, &mut ready, &mut later, d);
+                }
+            }
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                let Ok((done, id)) = done else { continue };
+                let Some(queue) = chains.get_mut(&done.chain) else { continue };
+                if done.delivered || done.retry_at.is_none() {
+                    queue.pop_front();
+                    if done.delivered {
+                        delivered.push(id);
+                    }
+                } else if let Some(head) = queue.front_mut() {
+                    head.attempts += 1;
+                }
+                match (queue.front(), done.retry_at) {
+                    (None, _) => {
+                        chains.remove(&done.chain);
+                    }
+                    (Some(_), Some(at)) if !done.delivered => later.push(Reverse((at, done.chain))),
+                    (Some(_), _) => ready.push_back(done.chain),
+                }
+            }
+            _ = flush.tick(), if !delivered.is_empty() => {
+                if let Err(error) = store.mark_delivered(&delivered).await {
+                    // Delivered but not recorded: they will be sent again (at least once).
+                    warn!(%error, count = delivered.len(), "webhooks: recording deliveries");
+                }
+                delivered.clear();
+            }
+            _ = tokio::time::sleep(next_retry.unwrap_or(Duration::from_secs(3600))), if next_retry.is_some() => {}
+            else => return,
+        }
+    }
+}
+
+/// The account's signer, made (and its key pair stored) on first use.
+async fn signer(
+    store: &Store,
+    signers: &Mutex<HashMap<Uuid, Arc<Signer>>>,
+    account: Uuid,
+) -> Option<Arc<Signer>> {
+    if let Some(signer) = signers.lock().get(&account) {
+        return Some(signer.clone());
+    }
+    let key = match store.signing_key(account).await {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            let (public_key, private_pkcs8) = signing::generate().ok()?;
+            store.insert_signing_key(account, SigningKey { public_key, private_pkcs8 }).await.ok()?
+        }
+        Err(error) => {
+            warn!(%error, %account, "webhooks: reading the signing key");
+            return None;
+        }
+    };
+    let signer = Arc::new(Signer::from_pkcs8_base64(&key.private_pkcs8).ok()?);
+    signers.lock().insert(account, signer.clone());
+    Some(signer)
+}
+
+/// One attempt: the primary URL, then the secondary. `true` when a receiver took it; a failure
+/// is recorded here (with its retry time), a success by the round.
+async fn attempt(
+    store: &Store,
+    config: &WebhookConfig,
+    signers: &Mutex<HashMap<Uuid, Arc<Signer>>>,
+    d: &WebhookDelivery,
+) -> bool {
+    let attempts = d.attempts + 1;
+    let Some(signer) = signer(store, signers, d.account).await else {
+        let _ = store
+            .mark_attempt_failed(d.uuid, d.attempts, "no signing key", Some(retry_at(config, attempts)))
+            .await;
+        return false;
+    };
+    let mut errors = Vec::new();
+    for url in std::iter::once(&d.url).chain(d.url2.as_ref()) {
+        match post(config, &signer, url, &d.body).await {
+            Ok(()) => {
+                debug!(delivery = %d.uuid, event = %d.event, %url, attempts, "webhook delivered");
+                return true;
+            }
+            Err(error) => errors.push(format!("{url}: {error}")),
+        }
+    }
+    let error = errors.join("; ");
+    let retry = retry_time(config, attempts);
+    match retry {
+        Some(_) => info!(delivery = %d.uuid, attempts, %error, "webhook failed; will retry"),
+        None => warn!(delivery = %d.uuid, attempts, %error, "webhook failed; giving up"),
+    }
+    if let Err(error) = store.mark_attempt_failed(d.uuid, attempts, &error, retry).await {
+        warn!(%error, delivery = %d.uuid, "webhooks: recording a failed attempt");
+    }
+    false
+}
+
+/// When to try again after `attempts` failed ones; `None` once they are used up.
+fn retry_time(config: &WebhookConfig, attempts: i32) -> Option<opentact_store::Timestamp> {
+    (attempts < config.max_attempts).then(|| retry_at(config, attempts))
+}
+
+fn retry_at(config: &WebhookConfig, attempts: i32) -> opentact_store::Timestamp {
+    let factor = 1u64 << u32::try_from(attempts - 1).unwrap_or(0).min(20);
+    let delay = config.backoff_ms.saturating_mul(factor).min(config.max_backoff_ms);
+    opentact_store::now() + chrono::Duration::milliseconds(i64::try_from(delay).unwrap_or(i64::MAX / 2))
+}
+
+async fn post(config: &WebhookConfig, signer: &Signer, url: &str, body: &str) -> Result<(), String> {
+    let timestamp = Utc::now().timestamp();
+    let signature = signer.sign(timestamp, body.as_bytes());
+    let timestamp = timestamp.to_string();
+    let limits = opentact_egress::http::Limits {
+        timeout: Duration::from_millis(config.timeout_ms),
+        max_body_bytes: MAX_ANSWER_BYTES,
+        allow_private: config.allow_private,
+    };
+    let headers = [(TIMESTAMP_HEADER, timestamp.as_str()), (SIGNATURE_HEADER, signature.as_str())];
+    let answer = opentact_egress::http::send(
+        "POST",
+        url,
+        &headers,
+        Some(("application/json", body.as_bytes().to_vec())),
+        &limits,
+    )
+    .await
+    .map_err(|error| error.to_string())?;
+    if (200..300).contains(&answer.status) { Ok(()) } else { Err(format!("answered {}", answer.status)) }
+}
