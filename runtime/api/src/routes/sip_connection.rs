@@ -92,8 +92,10 @@ fn check_port(port: i32) -> Result<i32, ApiError> {
     }
 }
 
-fn check_subdomain(subdomain: &str) -> Result<String, ApiError> {
-    let s = subdomain.trim().to_ascii_lowercase();
+/// A DNS label under the platform SIP domain (a connection's subdomain, a SIP domain's name),
+/// lower-cased.
+pub(crate) fn check_label(field: &str, label: &str) -> Result<String, ApiError> {
+    let s = label.trim().to_ascii_lowercase();
     let ok = !s.is_empty()
         && s.len() <= 63
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -102,8 +104,15 @@ fn check_subdomain(subdomain: &str) -> Result<String, ApiError> {
     if ok {
         Ok(s)
     } else {
-        Err(ApiError::invalid("subdomain", "must be a DNS label: 1-63 of a-z, 0-9 and '-' (not at the ends)"))
+        Err(ApiError::invalid(
+            field,
+            format!("must be a DNS label: 1-63 of a-z, 0-9 and '-' (not at the ends), got {label:?}"),
+        ))
     }
+}
+
+fn check_subdomain(subdomain: &str) -> Result<String, ApiError> {
+    check_label("subdomain", subdomain)
 }
 
 /// The digest credentials of a connection whose realm is `<subdomain>.<sip_domain>`.

@@ -24,7 +24,7 @@ use crate::envelope::{
 use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::routes::lease::nullable;
-use crate::routes::sip_connection::{Deleted, check_login, check_password};
+use crate::routes::sip_connection::{Deleted, check_label, check_login, check_password};
 use crate::state::ApiState;
 
 pub fn routes() -> Router<ApiState> {
@@ -33,23 +33,6 @@ pub fn routes() -> Router<ApiState> {
         .route("/rest/sip/domain/{domain}", get(get_one).patch(update).delete(remove))
         .route("/rest/sip/domain/{domain}/user", get(users).post(create_user))
         .route("/rest/sip/domain/{domain}/user/{uuid}", get(get_user).patch(update_user).delete(remove_user))
-}
-
-fn check_label(name: &str) -> Result<String, ApiError> {
-    let s = name.trim().to_ascii_lowercase();
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-');
-    if ok {
-        Ok(s)
-    } else {
-        Err(ApiError::invalid(
-            "name",
-            format!("must be a DNS label: 1-63 of a-z, 0-9 and '-' (not at the ends), got {name:?}"),
-        ))
-    }
 }
 
 /// A domain as the API shows it, with its full name.
@@ -154,7 +137,7 @@ async fn create(
     auth: AuthAccount,
     ApiJson(body): ApiJson<NewDomain>,
 ) -> Result<Created<DomainView>, ApiError> {
-    let new = NewSipDomain { name: check_label(&body.name)?, app: body.app };
+    let new = NewSipDomain { name: check_label("name", &body.name)?, app: body.app };
     let created = state
         .repo
         .create_domain(auth.account, new)
