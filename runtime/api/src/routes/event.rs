@@ -186,6 +186,7 @@ pub struct DeliveryView {
     pub attempts: i32,
     pub last_error: Option<String>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "opentact_store::model::millis")]
     pub created_on: opentact_store::Timestamp,
 }
 

@@ -46,8 +46,10 @@ pub struct ProfileView {
     pub record_calls: bool,
     pub shaken_sign_policy: ShakenSignPolicy,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "opentact_store::model::millis")]
     pub created_on: opentact_store::Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "opentact_store::model::millis")]
     pub modified_on: opentact_store::Timestamp,
 }
 

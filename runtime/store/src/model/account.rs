@@ -17,10 +17,13 @@ pub struct Account {
     /// IANA time zone name, e.g. `America/New_York`.
     pub time_zone: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -54,10 +57,13 @@ pub struct ApiToken {
     #[serde(skip_serializing)]
     pub token_hash: String,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub expires_on: Option<Timestamp>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
 }
 

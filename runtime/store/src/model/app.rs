@@ -71,10 +71,13 @@ pub struct SipControlApp {
     /// The component version calls run (mode `component`); set by uploading a version.
     pub current_component: Option<Uuid>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -111,5 +114,6 @@ pub struct ComponentVersion {
     pub sha256: String,
     pub size: i64,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
 }

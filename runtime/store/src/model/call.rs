@@ -75,10 +75,13 @@ pub struct CallRecord {
     pub to: String,
     pub state: CallState,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub started_on: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub answered_on: Option<Timestamp>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub ended_on: Option<Timestamp>,
     /// From start to end, ms.
     pub duration_ms: Option<i64>,
@@ -90,8 +93,10 @@ pub struct CallRecord {
     /// Why, in words, when it was not a plain hangup.
     pub hangup_reason: Option<String>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
 }
 
@@ -129,5 +134,6 @@ pub struct RecordingRecord {
     pub name: String,
     pub duration_ms: i64,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
 }

@@ -42,6 +42,20 @@ pub type Timestamp = DateTime<Utc>;
 /// A telephone number: an integer with its country code, no `+` (`12029822917`).
 pub type Tn = i64;
 
+/// Serializes a time as the API shows every time: ISO-8601 UTC with exactly three decimals
+/// (`2026-12-01T05:17:24.000Z`), not chrono's shortest form.
+pub fn millis<S: serde::Serializer>(at: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// [`millis`] for an optional time (`null` when absent).
+pub fn millis_opt<S: serde::Serializer>(at: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => millis(at, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// Now, truncated to the millisecond so a value read back equals the value written.
 pub fn now() -> Timestamp {
     from_millis(Utc::now().timestamp_millis())
@@ -50,4 +64,21 @@ pub fn now() -> Timestamp {
 pub(crate) fn from_millis(ms: i64) -> Timestamp {
     // Every i64 the store writes came from a `Timestamp`, so it is in chrono's range.
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_serialize_with_milliseconds_always() {
+        #[derive(serde::Serialize)]
+        struct T {
+            #[serde(serialize_with = "super::millis")]
+            at: super::Timestamp,
+            #[serde(serialize_with = "super::millis_opt")]
+            none: Option<super::Timestamp>,
+        }
+        let at = super::from_millis(1_764_566_244_000);
+        let json = serde_json::to_string(&T { at, none: None }).expect("json");
+        assert_eq!(json, r#"{"at":"2025-12-01T05:17:24.000Z","none":null}"#);
+    }
 }

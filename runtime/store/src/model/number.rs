@@ -18,8 +18,10 @@ pub struct NumberInventory {
     /// False while leased (or held back by the operator).
     pub available: bool,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
 }
 
@@ -40,10 +42,13 @@ pub struct TnLease {
     /// The messaging profile whose callback URLs receive this number's inbound SMS.
     pub messaging_profile: Option<Uuid>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub released_on: Option<Timestamp>,
 }
 
@@ -132,7 +137,9 @@ pub struct TnOrder {
     pub failed: i32,
     pub items: Vec<OrderItem>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
 }

@@ -15,10 +15,13 @@ pub struct TnProfile {
     /// When non-empty, only callers matching an entry get through.
     pub whitelist: Vec<String>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -73,10 +76,13 @@ pub struct OutboundVoiceProfile {
     /// Whether outbound calls are signed with STIR/SHAKEN.
     pub shaken_sign_policy: ShakenSignPolicy,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -151,10 +157,13 @@ pub struct MessagingProfile {
     /// Keep using the same sender for the same recipient.
     pub sticky_sender: bool,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub deleted_on: Option<Timestamp>,
 }
 

@@ -56,10 +56,13 @@ pub struct SipConnection {
     pub ha1b: Option<String>,
     pub outbound_voice_profile: Option<Uuid>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -97,10 +100,13 @@ pub struct SipDomain {
     /// The app that runs calls to this domain's users, if any.
     pub app: Option<Uuid>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -136,10 +142,13 @@ pub struct SipUser {
     /// Calls only to other users of the same domain (no numbers, no other domains).
     pub same_domain_calls_only: bool,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub deleted_on: Option<Timestamp>,
 }
 
@@ -172,15 +181,20 @@ pub struct SipInvite {
     pub name: String,
     /// After this the token is refused.
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub expired_on: Timestamp,
     /// When the token was redeemed; a token works once.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub used_on: Option<Timestamp>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
     pub deleted_on: Option<Timestamp>,
 }
 

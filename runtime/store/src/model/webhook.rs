@@ -35,8 +35,10 @@ pub struct EventSubscription {
     pub url: Option<String>,
     pub url2: Option<String>,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
 }
 
