@@ -9,9 +9,19 @@ use std::time::Duration;
 use support::platform::{Platform, run_sipp, sipp};
 use support::provision;
 
+/// A port for a phone's SIP socket, with its RTP ports (+2 to +200) clear of every other phone
+/// this test process started: the tests run in parallel, and a port the OS handed out once
+/// (then released) may be handed out again before the first phone binds it.
 fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket.local_addr().expect("addr").port()
+    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let mut taken = TAKEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if port < 65_000 && taken.iter().all(|&other| port.abs_diff(other) > 202) {
+            taken.push(port);
+            return port;
+        }
+    }
 }
 
 /// A baresip configuration: no sound card (audio goes to an in-process bridge), G.711, the

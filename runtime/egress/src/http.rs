@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use std::collections::HashMap;
+
 use hyper::Request;
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, USER_AGENT};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -101,20 +104,102 @@ pub async fn send(
     body: Option<(&str, Vec<u8>)>,
     limits: &Limits,
 ) -> Result<Response, HttpError> {
-    tokio::time::timeout(limits.timeout, exchange(method, url, headers, body, limits))
-        .await
-        .map_err(|_| HttpError::TimedOut { url: url.to_owned(), timeout: limits.timeout })?
+    tokio::time::timeout(limits.timeout, async {
+        let (origin, request) = prepare(method, url, headers, body)?;
+        let mut sender = dial(&origin, url, limits).await?;
+        // The connection closes when the sender is dropped after this one exchange.
+        exchange(&mut sender, request, url, limits.max_body_bytes).await
+    })
+    .await
+    .map_err(|_| HttpError::TimedOut { url: url.to_owned(), timeout: limits.timeout })?
 }
 
-async fn exchange(
+/// Where a connection goes: scheme, host and port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Origin {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+/// Most idle connections kept per origin.
+const MAX_IDLE_PER_ORIGIN: usize = 256;
+
+/// Keeps HTTP/1.1 connections open between exchanges with the same origin (webhooks send many
+/// small requests to one receiver). A new connection is checked and dialled exactly as
+/// [`send`] does; a kept one is reused only for its own origin.
+#[derive(Default)]
+pub struct Pool {
+    idle: std::sync::Mutex<HashMap<Origin, Vec<SendRequest<Full<Bytes>>>>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// Like [`send`], on a kept connection when one is idle.
+    pub async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+        limits: &Limits,
+    ) -> Result<Response, HttpError> {
+        tokio::time::timeout(limits.timeout, async {
+            let (origin, request) = prepare(method, url, headers, body)?;
+            let mut sender = match self.take(&origin).await {
+                Some(sender) => sender,
+                None => dial(&origin, url, limits).await?,
+            };
+            let response = exchange(&mut sender, request, url, limits.max_body_bytes).await?;
+            self.put(origin, sender);
+            Ok(response)
+        })
+        .await
+        .map_err(|_| HttpError::TimedOut { url: url.to_owned(), timeout: limits.timeout })?
+    }
+
+    /// An idle connection to `origin` that can take a request now.
+    async fn take(&self, origin: &Origin) -> Option<SendRequest<Full<Bytes>>> {
+        loop {
+            let mut sender = self.lock().get_mut(origin)?.pop()?;
+            if !sender.is_closed() && sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    fn put(&self, origin: Origin, sender: SendRequest<Full<Bytes>>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.lock();
+        let kept = idle.entry(origin).or_default();
+        if kept.len() < MAX_IDLE_PER_ORIGIN {
+            kept.push(sender);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Origin, Vec<SendRequest<Full<Bytes>>>>> {
+        // A panic while holding the lock cannot leave the map inconsistent (push/pop only).
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Checks the URL and builds the request.
+fn prepare(
     method: &str,
     url_text: &str,
     headers: &[(&str, &str)],
     body: Option<(&str, Vec<u8>)>,
-    limits: &Limits,
-) -> Result<Response, HttpError> {
+) -> Result<(Origin, Request<Full<Bytes>>), HttpError> {
     let invalid =
         |reason: &str| HttpError::InvalidUrl { url: url_text.to_owned(), reason: reason.to_owned() };
+    let failed = |reason: String| HttpError::Failed { url: url_text.to_owned(), reason };
     let url = Url::parse(url_text).map_err(|e| invalid(&e.to_string()))?;
     let https = match url.scheme() {
         "http" => false,
@@ -123,16 +208,6 @@ async fn exchange(
     };
     let host = url.host_str().ok_or_else(|| invalid("it has no host"))?.to_owned();
     let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
-    let addresses: Vec<SocketAddr> = resolve(&host, port)
-        .await
-        .map_err(|source| HttpError::Resolve { url: url_text.to_owned(), source })?;
-    if !limits.allow_private
-        && let Some(address) = addresses.iter().map(SocketAddr::ip).find(|ip| is_non_public(*ip))
-    {
-        return Err(HttpError::Refused { url: url_text.to_owned(), address });
-    }
-    let failed = |reason: String| HttpError::Failed { url: url_text.to_owned(), reason };
-    let tcp = connect(&addresses, limits.timeout).await.map_err(|e| failed(e.to_string()))?;
     let target = match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
@@ -160,53 +235,68 @@ async fn exchange(
         None => Bytes::new(),
     };
     let request = request.body(Full::new(payload)).map_err(|e| failed(e.to_string()))?;
-    if https {
-        let (config, name) = tls(&host).map_err(|e| failed(format!("TLS: {e}")))?;
+    Ok((Origin { https, host, port }, request))
+}
+
+/// A new HTTP/1.1 connection to a checked address of `origin`'s host (TLS verified against the
+/// host name for https); its driver runs until the connection ends.
+async fn dial(origin: &Origin, url: &str, limits: &Limits) -> Result<SendRequest<Full<Bytes>>, HttpError> {
+    let addresses: Vec<SocketAddr> = resolve(&origin.host, origin.port)
+        .await
+        .map_err(|source| HttpError::Resolve { url: url.to_owned(), source })?;
+    if !limits.allow_private
+        && let Some(address) = addresses.iter().map(SocketAddr::ip).find(|ip| is_non_public(*ip))
+    {
+        return Err(HttpError::Refused { url: url.to_owned(), address });
+    }
+    let failed = |reason: String| HttpError::Failed { url: url.to_owned(), reason };
+    let tcp = connect(&addresses, limits.timeout).await.map_err(|e| failed(e.to_string()))?;
+    if origin.https {
+        let (config, name) = tls(&origin.host).map_err(|e| failed(format!("TLS: {e}")))?;
         let stream = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
             .map_err(|e| failed(format!("TLS: {e}")))?;
-        round_trip(stream, request, url_text, limits.max_body_bytes).await
+        handshake(stream, url).await
     } else {
-        round_trip(tcp, request, url_text, limits.max_body_bytes).await
+        handshake(tcp, url).await
     }
 }
 
-async fn round_trip<S>(
-    stream: S,
-    request: Request<Full<Bytes>>,
-    url: &str,
-    max_body_bytes: usize,
-) -> Result<Response, HttpError>
+async fn handshake<S>(stream: S, url: &str) -> Result<SendRequest<Full<Bytes>>, HttpError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let failed = |reason: String| HttpError::Failed { url: url.to_owned(), reason };
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| failed(e.to_string()))?;
-    let driver = tokio::spawn(async move {
+        .map_err(|e| HttpError::Failed { url: url.to_owned(), reason: e.to_string() })?;
+    tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "outbound HTTP connection ended");
         }
     });
-    let result = async {
-        let response = sender.send_request(request).await.map_err(|e| failed(e.to_string()))?;
-        let status = response.status().as_u16();
-        let content_type =
-            response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = Limited::new(response.into_body(), max_body_bytes).collect().await.map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                HttpError::TooLarge { url: url.to_owned(), limit: max_body_bytes }
-            } else {
-                failed(e.to_string())
-            }
-        })?;
-        Ok(Response { status, content_type, body: body.to_bytes().to_vec() })
-    }
-    .await;
-    driver.abort();
-    result
+    Ok(sender)
+}
+
+/// One request on `sender` and its whole (bounded) response.
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+    url: &str,
+    max_body_bytes: usize,
+) -> Result<Response, HttpError> {
+    let failed = |reason: String| HttpError::Failed { url: url.to_owned(), reason };
+    let response = sender.send_request(request).await.map_err(|e| failed(e.to_string()))?;
+    let status = response.status().as_u16();
+    let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = Limited::new(response.into_body(), max_body_bytes).collect().await.map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            HttpError::TooLarge { url: url.to_owned(), limit: max_body_bytes }
+        } else {
+            failed(e.to_string())
+        }
+    })?;
+    Ok(Response { status, content_type, body: body.to_bytes().to_vec() })
 }
 
 #[cfg(test)]
@@ -267,5 +357,54 @@ mod tests {
         assert!(matches!(large, HttpError::TooLarge { limit: 16, .. }), "{large}");
         let bad = send("GET", "ftp://example.com/", &[], None, &limits(true)).await.expect_err("scheme");
         assert!(bad.to_string().contains("http or https"), "{bad}");
+    }
+
+    /// Answers every request on every connection with `200 ok`, counting connections.
+    async fn keep_alive_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { return };
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if socket.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        (url, connections)
+    }
+
+    #[tokio::test]
+    async fn a_pool_reuses_its_connection_and_one_shot_sends_do_not() {
+        let (url, connections) = keep_alive_server().await;
+        let pool = Pool::default();
+        for _ in 0..5 {
+            let response = pool.send("GET", &url, &[], None, &limits(true)).await.expect("answered");
+            assert_eq!((response.status, response.body.as_slice()), (200, b"ok".as_slice()));
+        }
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "one kept connection");
+        send("GET", &url, &[], None, &limits(true)).await.expect("answered");
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2, "a one-shot send dials anew");
+        // The pool applies the same address policy to new connections.
+        let refused =
+            pool.send("GET", "http://127.0.0.1:9/", &[], None, &limits(false)).await.expect_err("private");
+        assert!(matches!(refused, HttpError::Refused { .. }), "{refused}");
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use opentact_egress::http::Pool;
 use opentact_events::Event;
 use opentact_events::signing::{self, SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER};
 use opentact_store::{
@@ -244,6 +245,8 @@ async fn dispatch(
 
     let config = Arc::new(config);
     let signers: Arc<Mutex<HashMap<Uuid, Arc<Signer>>>> = Arc::default();
+    // Receivers get many small requests: keep their connections open.
+    let pool = Arc::new(Pool::default());
     let mut in_flight = tokio::task::JoinSet::new();
     let mut delivered: Vec<Uuid> = Vec::new();
     let mut flush = tokio::time::interval(FLUSH_EVERY);
@@ -259,9 +262,10 @@ async fn dispatch(
         while in_flight.len() < config.concurrency.max(1) {
             let Some(key) = ready.pop_front() else { break };
             let Some(head) = chains.get(&key).and_then(|q| q.front()).cloned() else { continue };
-            let (store, config, signers) = (store.clone(), config.clone(), signers.clone());
+            let (store, config, signers, pool) =
+                (store.clone(), config.clone(), signers.clone(), pool.clone());
             in_flight.spawn(async move {
-                let delivered = attempt(&store, &config, &signers, &head).await;
+                let delivered = attempt(&store, &pool, &config, &signers, &head).await;
                 let retry_at = if delivered { None } else { retry_time(&config, head.attempts + 1) };
                 (Attempted { chain: key, delivered, retry_at }, head.uuid)
             });
@@ -334,6 +338,7 @@ async fn signer(
 /// is recorded here (with its retry time), a success by the round.
 async fn attempt(
     store: &Store,
+    pool: &Pool,
     config: &WebhookConfig,
     signers: &Mutex<HashMap<Uuid, Arc<Signer>>>,
     d: &WebhookDelivery,
@@ -347,7 +352,7 @@ async fn attempt(
     };
     let mut errors = Vec::new();
     for url in std::iter::once(&d.url).chain(d.url2.as_ref()) {
-        match post(config, &signer, url, &d.body).await {
+        match post(pool, config, &signer, url, &d.body).await {
             Ok(()) => {
                 debug!(delivery = %d.uuid, event = %d.event, %url, attempts, "webhook delivered");
                 return true;
@@ -378,7 +383,13 @@ fn retry_at(config: &WebhookConfig, attempts: i32) -> opentact_store::Timestamp 
     opentact_store::now() + chrono::Duration::milliseconds(i64::try_from(delay).unwrap_or(i64::MAX / 2))
 }
 
-async fn post(config: &WebhookConfig, signer: &Signer, url: &str, body: &str) -> Result<(), String> {
+async fn post(
+    pool: &Pool,
+    config: &WebhookConfig,
+    signer: &Signer,
+    url: &str,
+    body: &str,
+) -> Result<(), String> {
     let timestamp = Utc::now().timestamp();
     let signature = signer.sign(timestamp, body.as_bytes());
     let timestamp = timestamp.to_string();
@@ -388,14 +399,9 @@ async fn post(config: &WebhookConfig, signer: &Signer, url: &str, body: &str) ->
         allow_private: config.allow_private,
     };
     let headers = [(TIMESTAMP_HEADER, timestamp.as_str()), (SIGNATURE_HEADER, signature.as_str())];
-    let answer = opentact_egress::http::send(
-        "POST",
-        url,
-        &headers,
-        Some(("application/json", body.as_bytes().to_vec())),
-        &limits,
-    )
-    .await
-    .map_err(|error| error.to_string())?;
+    let answer = pool
+        .send("POST", url, &headers, Some(("application/json", body.as_bytes().to_vec())), &limits)
+        .await
+        .map_err(|error| error.to_string())?;
     if (200..300).contains(&answer.status) { Ok(()) } else { Err(format!("answered {}", answer.status)) }
 }
