@@ -222,3 +222,50 @@ async fn a_component_uploaded_through_the_api_answers_the_next_call() {
         "{received:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_that_reconnects_mid_call_gets_every_event_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flow = r#"<Response><Answer/><Say>one</Say><Pause length="1500"/><Say>two</Say><Hangup/></Response>"#;
+    support::provision::xml_number(&dir.path().join("data"), "resume@example.test", 12_025_550_191, flow)
+        .await;
+    let platform = Platform::start_in(dir, &[]).await;
+    let (status, login) = http(
+        platform.api,
+        "POST",
+        "/rest/auth",
+        &[],
+        Some(&json!({"email": "resume@example.test", "password": "correct horse battery staple"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let jwt = login["payload"]["token"].as_str().expect("a JWT").to_owned();
+    let mut socket = support::ws::subscribe(platform.api, &jwt).await;
+
+    let scenario_dir = tempfile::tempdir().expect("tempdir");
+    let scenario = scenario_dir.path().join("caller.xml");
+    std::fs::write(&scenario, support::sipp::caller_awaiting_bye()).expect("write");
+    let mut command = support::platform::sipp();
+    command
+        .args(["-sf", scenario.to_str().expect("utf-8"), "-s", "12025550191", "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let caller = tokio::spawn(support::platform::run_sipp(command, std::time::Duration::from_secs(60)));
+
+    // Read into the call, then drop the connection while the flow pauses.
+    let mut received = support::ws::until(&mut socket, |e| e["type"] == "call.answered").await;
+    drop(socket);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let last = received.last().expect("events")["uuid"].as_str().expect("uuid").to_owned();
+    let mut socket = support::ws::resume(platform.api, &jwt, &last).await;
+    received.extend(support::ws::until(&mut socket, |e| e["type"] == "call.destroyed").await);
+    let (code, output) = caller.await.expect("sipp");
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+
+    // Every event of the call, each once, in order — as the event log has them.
+    let seqs: Vec<u64> = received.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{received:#?}");
+    let logged = platform.events();
+    assert_eq!(received.len(), logged.len(), "the websocket saw what the call emitted: {received:#?}");
+    assert!(received.iter().any(|e| e["payload"]["detail"]["text"] == "two"), "events after the reconnect");
+}

@@ -13,12 +13,18 @@ pub type Socket =
 
 /// Connect to the platform's `/ws` and authenticate with `token`; panics unless accepted.
 pub async fn subscribe(api: SocketAddr, token: &str) -> Socket {
+    connect(api, json!({"action": "auth", "token": token})).await
+}
+
+/// Like [`subscribe`], resuming after the event `after` (a reconnect).
+pub async fn resume(api: SocketAddr, token: &str, after: &str) -> Socket {
+    connect(api, json!({"action": "auth", "token": token, "after": after})).await
+}
+
+async fn connect(api: SocketAddr, auth: Value) -> Socket {
     let (mut socket, _) =
         tokio_tungstenite::connect_async(format!("ws://{api}/ws")).await.expect("websocket");
-    socket
-        .send(Message::Text(json!({"action": "auth", "token": token}).to_string().into()))
-        .await
-        .expect("send");
+    socket.send(Message::Text(auth.to_string().into())).await.expect("send");
     let welcome = next(&mut socket).await;
     assert_eq!(welcome["success"], true, "{welcome}");
     socket

@@ -156,5 +156,27 @@ async fn websocket_events(c: Ctx) -> anyhow::Result<()> {
     ensure!(told, "the slow client was not told why it was cut off");
     bus.publish(event(a, "call.destroyed", 7));
     ensure!(next_json(&mut client).await?["seq"] == json!(7), "A's client goes on");
+
+    // With wss event subscriptions, a client that names no types gets what they name.
+    for t in ["call.hangup", "call.callflow"] {
+        let created =
+            c.post("/rest/event/subscription", &b_jwt, json!({"channel": "wss", "type": t})).await?;
+        created.ok(StatusCode::CREATED)?;
+    }
+    let mut subscribed = connect(&url).await?;
+    send(&mut subscribed, json!({"action": "auth", "token": b_jwt})).await?;
+    let welcome = next_json(&mut subscribed).await?;
+    ensure!(welcome["subscriptions"] == json!(["call.hangup", "call.callflow"]), "{welcome}");
+    bus.publish(event(b, "call.answered", 1));
+    bus.publish(event(b, "call.hangup", 2));
+    let got = next_json(&mut subscribed).await?;
+    ensure!(got["type"] == "call.hangup", "the unsubscribed type was skipped: {got}");
+    // A * subscription means everything.
+    c.post("/rest/event/subscription", &b_jwt, json!({"channel": "wss", "type": "*"}))
+        .await?
+        .ok(StatusCode::CREATED)?;
+    let mut everything = connect(&url).await?;
+    send(&mut everything, json!({"action": "auth", "token": b_jwt})).await?;
+    ensure!(next_json(&mut everything).await?["subscriptions"] == json!(["*"]));
     Ok(())
 }

@@ -2,7 +2,8 @@
 //!
 //! 1. The first message authenticates, within 10 s:
 //!    `{"action":"auth","token":"<API token or JWT>"}`, optionally with `"types":["call.hangup",
-//!    "call."]` (event types, or a group with its trailing dot; default all) and
+//!    "call."]` (event types, or a group with its trailing dot; default: the account's `wss`
+//!    event subscriptions, or all when it has none) and
 //!    `"after":"<event uuid>"` to resume after the last event seen. The answer is
 //!    `{"success":true,"account":…,"subscriptions":[…]}`, or `{"success":false,"message":…}`
 //!    and the socket is closed.
@@ -130,7 +131,7 @@ async fn session(mut socket: WebSocket, state: ApiState, bus: Arc<EventBus>) {
                 .await;
         }
     };
-    let (token, types, after) = match parse(&text) {
+    let (token, mut types, after) = match parse(&text) {
         Ok(ClientMessage::Auth { token, types, after }) => (token, types, after),
         Ok(_) => {
             return refuse(
@@ -146,6 +147,12 @@ async fn session(mut socket: WebSocket, state: ApiState, bus: Arc<EventBus>) {
         Ok(auth) => auth.account,
         Err(error) => return refuse(socket, close_code::POLICY, error.to_string()).await,
     };
+    if types.is_empty() {
+        types = match wss_types(&state, account).await {
+            Ok(types) => types,
+            Err(error) => return refuse(socket, close_code::ERROR, error.to_string()).await,
+        };
+    }
     let mut subscription = match bus.subscribe(account, types.clone(), after) {
         Ok(subscription) => subscription,
         Err(error) => return refuse(socket, close_code::POLICY, error.to_string()).await,
@@ -216,4 +223,23 @@ async fn session(mut socket: WebSocket, state: ApiState, bus: Arc<EventBus>) {
             }
         }
     }
+}
+
+/// The account's `wss` event subscriptions as the bus's type filters (`call.*` is the group
+/// `call.`); empty — every event — when it has none or one is `*`. A client that names its own
+/// `types` uses those instead.
+async fn wss_types(state: &ApiState, account: Uuid) -> Result<Vec<String>, ApiError> {
+    let page = state
+        .repo
+        .list_subscriptions(account, opentact_store::ListParams::page(opentact_store::MAX_TAKE, 0))
+        .await?;
+    let mut types = Vec::new();
+    for subscription in page.data.iter().filter(|s| s.channel == opentact_store::EventChannel::Wss) {
+        match subscription.event_type.as_str() {
+            "*" => return Ok(Vec::new()),
+            family if family.ends_with(".*") => types.push(family.trim_end_matches('*').to_owned()),
+            exact => types.push(exact.to_owned()),
+        }
+    }
+    Ok(types)
 }
