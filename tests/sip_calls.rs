@@ -693,3 +693,64 @@ async fn a_platform_at_capacity_refuses_new_calls_with_503() {
     let (code, output) = holding.await.expect("first call");
     assert_eq!(code, 0, "the first call never noticed:\n{output}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_with_asr_is_transcribed_by_the_configured_provider() {
+    let provider = support::http::TestServer::start(&[(
+        "/stt",
+        support::http::Canned::xml(r#"{"text": "hello from the caller"}"#),
+    )])
+    .await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let flow = r#"<Response><Answer/><Record tag="memo" asr="true" maxLength="2000" timeout="0"/><Pause length="20000"/></Response>"#;
+    support::provision::xml_number(&data.path().join("data"), "asr@example.test", 13_125_550_117, flow).await;
+    let config = data.path().join("speech.toml");
+    std::fs::write(
+        &config,
+        format!("[speech]\nstt_url = \"{}\"\nallow_private = true\n", provider.url("/stt")),
+    )
+    .expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let (_, login) = support::platform::http(
+        platform.api,
+        "POST",
+        "/rest/auth",
+        &[],
+        Some(&serde_json::json!({"email": "asr@example.test", "password": "correct horse battery staple"})),
+    )
+    .await;
+    let jwt = login["payload"]["token"].as_str().expect("a JWT").to_owned();
+    let mut socket = support::ws::subscribe(platform.api, &jwt).await;
+
+    let cwd = pcap_dir();
+    let mut command = sipp();
+    command
+        .current_dir(cwd.path())
+        .args(["-sn", "uac_pcap", "-s", "13125550117", "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "40s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let (code, output) = run_sipp(command, Duration::from_secs(60)).await;
+    assert_eq!(code, 0, "sipp failed:\n{output}\nserver log:\n{}", platform.log());
+
+    // The provider got the WAV; the transcript is announced and kept with the recording.
+    let announced = support::ws::until(&mut socket, |e| e["type"] == "transcript.available").await;
+    let event = announced.last().expect("event");
+    assert_eq!(event["payload"]["text"], "hello from the caller", "{event:#}");
+    let received = provider.received();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    assert_eq!(received[0].method, "POST");
+    assert_eq!(received[0].content_type.as_deref(), Some("audio/wav"));
+    assert!(received[0].body.starts_with("RIFF"), "a WAV file");
+    let recording = event["payload"]["recording"].as_str().expect("recording id");
+    let bearer = format!("Bearer {jwt}");
+    let (status, stored) = support::platform::http(
+        platform.api,
+        "GET",
+        &format!("/rest/record/{recording}"),
+        &[("Authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored["payload"]["transcript"], "hello from the caller", "{stored}");
+}

@@ -428,8 +428,16 @@ async fn sip_domains_and_users(c: Ctx) -> anyhow::Result<()> {
     }
     let list = c.get(users, &jwt).await?;
     let list = list.ok(StatusCode::OK)?;
+    let state_of = |login: &str| {
+        list["data"]
+            .as_array()
+            .and_then(|d| d.iter().find(|u| u["login"] == login))
+            .map(|u| u["state"].clone())
+    };
     ensure!(
-        list["total"] == 2 && list["data"][0]["state"] == "online" && list["data"][1]["state"] == "offline",
+        list["total"] == 2
+            && state_of("alice") == Some(json!("online"))
+            && state_of("bob") == Some(json!("offline")),
         "{list}"
     );
 

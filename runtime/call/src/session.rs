@@ -426,11 +426,15 @@ impl CallSession {
             detail([("name", json!(request.name)), ("max_length_ms", json!(request.max_length_ms))]);
         self.verb("record", started, async {
             let recording = self.backend.record(&request).await?;
-            let finished = detail([
+            let mut finished = detail([
                 ("recording", json!(recording.id)),
                 ("name", json!(recording.name)),
                 ("duration_ms", json!(recording.duration_ms)),
             ]);
+            // The platform transcribes it after the call's flow moved on (see the server).
+            if request.transcribe {
+                finished.insert("transcribe".to_owned(), json!(true));
+            }
             Ok((recording, finished))
         })
         .await

@@ -1,5 +1,6 @@
 //! The call log: each call's events become its CDR in the store (started, answered, ended
-//! with its cause) and its recordings' metadata, which the REST API reads.
+//! with its cause) and its recordings' metadata, which the REST API reads; recordings made
+//! with `asr="true"` go on to the transcriber.
 //!
 //! Calls never wait for the database: their sinks hand events to one writer task through an
 //! unbounded queue (a few entries per call), and the writer applies them in order, so a call's
@@ -14,6 +15,8 @@ use opentact_store::{CallDirection, CallEnd, CallLogRepo, NewCallRecord, Store};
 use tokio::sync::mpsc;
 use tracing::warn;
 use uuid::Uuid;
+
+use crate::transcribe::Transcriber;
 
 /// Q.850 41: the flow failed (a trap, a limit, a fetch without `<Error>`).
 const Q850_TEMPORARY_FAILURE: u16 = 41;
@@ -38,9 +41,9 @@ impl std::fmt::Debug for Entry {
 
 impl CallLog {
     /// Starts the writer on the current runtime.
-    pub fn start(store: Store) -> Arc<Self> {
+    pub fn start(store: Store, transcriber: Option<Arc<Transcriber>>) -> Arc<Self> {
         let (queue, events) = mpsc::unbounded_channel();
-        tokio::spawn(write(store, events));
+        tokio::spawn(write(store, transcriber, events));
         Arc::new(CallLog { queue })
     }
 
@@ -82,7 +85,11 @@ struct Progress {
     reason: Option<String>,
 }
 
-async fn write(store: Store, mut events: mpsc::UnboundedReceiver<Entry>) {
+async fn write(
+    store: Store,
+    transcriber: Option<Arc<Transcriber>>,
+    mut events: mpsc::UnboundedReceiver<Entry>,
+) {
     let mut calls: HashMap<Uuid, Progress> = HashMap::new();
     while let Some(Entry { account, app, event }) = events.recv().await {
         let Ok(call) = Uuid::parse_str(&event.call) else { continue };
@@ -111,7 +118,16 @@ async fn write(store: Store, mut events: mpsc::UnboundedReceiver<Entry>) {
                     Some(Ok(recording)) => {
                         let name = detail.get("name").and_then(|v| v.as_str()).unwrap_or("background");
                         let duration = detail.get("duration_ms").and_then(|v| v.as_i64()).unwrap_or(0);
-                        store.add_recording(account, call, recording, name, duration).await.map(|_| ())
+                        let logged = store.add_recording(account, call, recording, name, duration).await;
+                        let wanted = detail.get("transcribe").and_then(|v| v.as_bool()).unwrap_or(false);
+                        match (&transcriber, wanted, &logged) {
+                            (Some(transcriber), true, Ok(_)) => transcriber.start(account, call, recording),
+                            (None, true, _) => {
+                                warn!(%call, "asr=\"true\" but no [speech] stt_url is configured")
+                            }
+                            _ => {}
+                        }
+                        logged.map(|_| ())
                     }
                     _ => Ok(()),
                 }

@@ -25,6 +25,8 @@ pub struct Config {
     pub api: ApiSection,
     /// Webhook delivery: timeouts, retries, address policy.
     pub webhooks: opentact_webhooks::WebhookConfig,
+    /// Speech-to-text for `<Record asr="true">`.
+    pub speech: crate::transcribe::SpeechConfig,
 }
 
 /// The REST API.

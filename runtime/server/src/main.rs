@@ -14,6 +14,7 @@ mod provision;
 mod routing;
 mod sample;
 mod serve;
+mod transcribe;
 
 use std::process::ExitCode;
 

@@ -148,7 +148,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         webhook_timeout_ms,
         dialer: dialer.clone(),
         sip_domain: config.sip.domain.clone(),
-        call_log: crate::call_log::CallLog::start(store.clone()),
+        call_log: crate::call_log::CallLog::start(
+            store.clone(),
+            crate::transcribe::Transcriber::new(
+                &config.speech,
+                recordings_dir.clone(),
+                store.clone(),
+                bus.clone(),
+            ),
+        ),
         webhooks,
     });
     let sip = SipEndpoint::start(

@@ -239,6 +239,8 @@ pub trait CallLogRepo: Send + Sync {
         duration_ms: i64,
     ) -> Result<RecordingRecord>;
     async fn get_recording(&self, account: Uuid, recording: Uuid) -> Result<Option<RecordingRecord>>;
+    /// Stores what the speech-to-text provider heard in a recording.
+    async fn set_transcript(&self, account: Uuid, recording: Uuid, text: &str) -> Result<()>;
     /// Oldest first.
     async fn call_recordings(&self, account: Uuid, call: Uuid) -> Result<Vec<RecordingRecord>>;
 }

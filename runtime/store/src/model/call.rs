@@ -133,6 +133,8 @@ pub struct RecordingRecord {
     /// Its name in the call (`<Record name>`).
     pub name: String,
     pub duration_ms: i64,
+    /// What was said, once the recording was transcribed (`<Record asr="true">`).
+    pub transcript: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,

@@ -73,6 +73,7 @@ struct RecordingRow {
     call_id: String,
     name: String,
     duration_ms: i64,
+    transcript: Option<String>,
     created_on: i64,
 }
 
@@ -85,6 +86,7 @@ impl RecordingRow {
             call: uuid(K, "call_id", &self.call_id)?,
             name: self.name,
             duration_ms: self.duration_ms,
+            transcript: self.transcript,
             created_on: from_millis(self.created_on),
         })
     }
@@ -267,13 +269,14 @@ impl CallLogRepo for Store {
             call,
             name: name.to_owned(),
             duration_ms,
+            transcript: None,
             created_on: now,
         })
     }
 
     async fn get_recording(&self, account: Uuid, recording: Uuid) -> Result<Option<RecordingRecord>> {
         let row: Option<RecordingRow> = with_pool!(self, p => sqlx::query_as(
-            "SELECT id, account_id, call_id, name, duration_ms, created_on FROM recording \
+            "SELECT id, account_id, call_id, name, duration_ms, transcript, created_on FROM recording \
              WHERE account_id = $1 AND id = $2",
         )
         .bind(account.to_string())
@@ -283,9 +286,23 @@ impl CallLogRepo for Store {
         row.map(RecordingRow::into_model).transpose()
     }
 
+    async fn set_transcript(&self, account: Uuid, recording: Uuid, text: &str) -> Result<()> {
+        let done = with_pool!(self, p => sqlx::query(
+            "UPDATE recording SET transcript = $3, modified_on = $4 WHERE account_id = $1 AND id = $2",
+        )
+        .bind(account.to_string())
+        .bind(recording.to_string())
+        .bind(text)
+        .bind(ms(now()))
+        .execute(p)
+        .await?
+        .rows_affected());
+        if done == 0 { Err(StoreError::not_found(ObjectKind::Recording, recording)) } else { Ok(()) }
+    }
+
     async fn call_recordings(&self, account: Uuid, call: Uuid) -> Result<Vec<RecordingRecord>> {
         let rows: Vec<RecordingRow> = with_pool!(self, p => sqlx::query_as(
-            "SELECT id, account_id, call_id, name, duration_ms, created_on FROM recording \
+            "SELECT id, account_id, call_id, name, duration_ms, transcript, created_on FROM recording \
              WHERE account_id = $1 AND call_id = $2 ORDER BY created_on, id",
         )
         .bind(account.to_string())
