@@ -70,6 +70,11 @@ const FLUSH_EVERY: Duration = Duration::from_millis(10);
 #[derive(Debug, Default)]
 pub struct Webhooks {
     event_urls: Mutex<HashMap<String, String>>,
+    /// On SQLite, taken around the outbox's writes: the writer and the dispatcher's delivered
+    /// marks take turns here instead of in SQLite's busy handler, which sleeps (1 ms, 2 ms, …
+    /// 100 ms) while the other holds the database's one write lock. PostgreSQL writes run
+    /// side by side.
+    writes: Option<tokio::sync::Mutex<()>>,
 }
 
 impl Webhooks {
@@ -80,12 +85,22 @@ impl Webhooks {
         config: WebhookConfig,
         events: mpsc::UnboundedReceiver<Arc<Event>>,
     ) -> Arc<Self> {
-        let webhooks = Arc::new(Webhooks::default());
+        let sqlite = store.backend() == opentact_store::Backend::Sqlite;
+        let webhooks =
+            Arc::new(Webhooks { writes: sqlite.then(|| tokio::sync::Mutex::new(())), ..Webhooks::default() });
         let (stored, incoming) = mpsc::unbounded_channel();
         let (loaded, ready) = tokio::sync::oneshot::channel();
         tokio::spawn(outbox(webhooks.clone(), store.clone(), events, stored, ready));
-        tokio::spawn(dispatch(store, config, incoming, loaded));
+        tokio::spawn(dispatch(webhooks.clone(), store, config, incoming, loaded));
         webhooks
+    }
+
+    /// This writer's turn at the database (SQLite only).
+    async fn turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writes {
+            Some(writes) => Some(writes.lock().await),
+            None => None,
+        }
     }
 
     /// The call `call` runs an app whose events also go to `url`. Call before its first event.
@@ -158,7 +173,11 @@ async fn outbox(
         }
         // Until the outbox has them, they exist only here: keep trying rather than drop them.
         loop {
-            match store.enqueue_deliveries(deliveries.clone()).await {
+            let written = {
+                let _turn = webhooks.turn().await;
+                store.enqueue_deliveries(deliveries.clone()).await
+            };
+            match written {
                 Ok(rows) => {
                     if !rows.is_empty() && stored.send(rows).is_err() {
                         return;
@@ -193,6 +212,7 @@ struct Attempted {
 /// Sends deliveries from memory (the outbox in the store is their durable copy): each chain's
 /// head when it is due, up to `concurrency` at once; successes are recorded in batches.
 async fn dispatch(
+    webhooks: Arc<Webhooks>,
     store: Store,
     config: WebhookConfig,
     mut incoming: mpsc::UnboundedReceiver<Vec<WebhookDelivery>>,
@@ -297,7 +317,11 @@ async fn dispatch(
                 }
             }
             _ = flush.tick(), if !delivered.is_empty() => {
-                if let Err(error) = store.mark_delivered(&delivered).await {
+                let marked = {
+                    let _turn = webhooks.turn().await;
+                    store.mark_delivered(&delivered).await
+                };
+                if let Err(error) = marked {
                     // Delivered but not recorded: they will be sent again (at least once).
                     warn!(%error, count = delivered.len(), "webhooks: recording deliveries");
                 }
