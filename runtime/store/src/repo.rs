@@ -76,6 +76,18 @@ pub struct List<T> {
     pub data: Vec<T>,
 }
 
+impl<T> List<T> {
+    /// The same page with each row turned into `U` (an API view of a stored object).
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> List<U> {
+        List {
+            take: self.take,
+            skip: self.skip,
+            total: self.total,
+            data: self.data.into_iter().map(f).collect(),
+        }
+    }
+}
+
 /// Which leases a list returns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LeaseState {

@@ -220,10 +220,5 @@ async fn deliveries(
     ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<Payload<Page<DeliveryView>>, ApiError> {
     let page = state.repo.list_deliveries(auth.account, paging.params()?).await?;
-    Ok(Payload(Page {
-        take: page.take,
-        skip: page.skip,
-        total: page.total,
-        data: page.data.into_iter().map(Into::into).collect(),
-    }))
+    Ok(Payload(page.map(Into::into)))
 }

@@ -199,16 +199,12 @@ async fn search(
         available_only: true,
     };
     let page = state.repo.search_numbers(filter, params).await?;
-    Ok(Payload(Page {
-        take: page.take,
-        skip: page.skip,
-        total: page.total,
-        data: page
-            .data
-            .into_iter()
-            .map(|n| AvailableNumber { features: Feature::of(&n), tn: n.tn, npa: n.npa, state: n.state })
-            .collect(),
-    }))
+    Ok(Payload(page.map(|n| AvailableNumber {
+        features: Feature::of(&n),
+        tn: n.tn,
+        npa: n.npa,
+        state: n.state,
+    })))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -104,12 +104,7 @@ async fn list(
     ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<Payload<Page<ProfileView>>, ApiError> {
     let page = state.repo.list_ovps(auth.account, paging.params()?).await?;
-    Ok(Payload(Page {
-        take: page.take,
-        skip: page.skip,
-        total: page.total,
-        data: page.data.into_iter().map(Into::into).collect(),
-    }))
+    Ok(Payload(page.map(Into::into)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -151,12 +151,7 @@ async fn list(
     ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<Payload<Page<ConnectionView>>, ApiError> {
     let page = state.repo.list_connections(auth.account, paging.params()?).await?;
-    Ok(Payload(Page {
-        take: page.take,
-        skip: page.skip,
-        total: page.total,
-        data: page.data.into_iter().map(|c| view(&state, c)).collect(),
-    }))
+    Ok(Payload(page.map(|c| view(&state, c))))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -105,12 +105,7 @@ async fn list(
     ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<Payload<Page<DomainView>>, ApiError> {
     let page = state.repo.list_domains(auth.account, paging.params()?).await?;
-    Ok(Payload(Page {
-        take: page.take,
-        skip: page.skip,
-        total: page.total,
-        data: page.data.into_iter().map(|d| view(&state, d)).collect(),
-    }))
+    Ok(Payload(page.map(|d| view(&state, d))))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -239,12 +234,7 @@ async fn users(
     let domain = domain_of(&state, auth.account, &domain).await?;
     let page = state.repo.list_sip_users(auth.account, domain.uuid, paging.params()?).await?;
     let name = full_name(&state, &domain);
-    Ok(Payload(Page {
-        take: page.take,
-        skip: page.skip,
-        total: page.total,
-        data: page.data.into_iter().map(|u| user_view(&state, &name, u)).collect(),
-    }))
+    Ok(Payload(page.map(|u| user_view(&state, &name, u))))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
