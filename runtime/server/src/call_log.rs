@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use opentact_call::events::{CallEvent, EventKind, EventSink, Phase};
+use opentact_call::events::{CallEvent, EventKind, EventSink, Phase, Q850};
 use opentact_call::model::Direction;
 use opentact_store::{CallDirection, CallEnd, CallLogRepo, NewCallRecord, Store};
 use tokio::sync::mpsc;
@@ -17,9 +17,6 @@ use tracing::warn;
 use uuid::Uuid;
 
 use crate::transcribe::Transcriber;
-
-/// Q.850 41: the flow failed (a trap, a limit, a fetch without `<Error>`).
-const Q850_TEMPORARY_FAILURE: u16 = 41;
 
 struct Entry {
     account: Uuid,
@@ -146,7 +143,8 @@ async fn write(
                     ended_on: event.occurred_at,
                     duration_ms: i64::try_from(*duration_ms).unwrap_or(i64::MAX),
                     answered: progress.answered,
-                    failed: progress.q850 == Some(Q850_TEMPORARY_FAILURE),
+                    // 41: the flow failed (a trap, a limit, a fetch without `<Error>`).
+                    failed: progress.q850 == Some(Q850::TEMPORARY_FAILURE.code),
                     q850_cause: progress.q850.map(i32::from),
                     hangup_cause: progress.cause.map(str::to_owned),
                     hangup_by: progress.by,
