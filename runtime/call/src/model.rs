@@ -259,6 +259,17 @@ pub struct RecordRequest {
     pub transcribe: bool,
 }
 
+/// Where a recording's WAV file is kept: `<dir>/<account>/<call>/<recording>.wav`. The voice
+/// layer writes it there; the REST API and the transcriber read it back.
+pub fn recording_file(
+    dir: &std::path::Path,
+    account: &str,
+    call: &str,
+    recording: &str,
+) -> std::path::PathBuf {
+    dir.join(account).join(call).join(format!("{recording}.wav"))
+}
+
 /// A finished recording.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Recording {

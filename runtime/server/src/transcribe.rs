@@ -86,11 +86,12 @@ impl Transcriber {
     }
 
     async fn transcribe(&self, account: Uuid, call: Uuid, recording: Uuid) -> Result<String, String> {
-        let path = self
-            .recordings_dir
-            .join(account.to_string())
-            .join(call.to_string())
-            .join(format!("{recording}.wav"));
+        let path = opentact_call::model::recording_file(
+            &self.recordings_dir,
+            &account.to_string(),
+            &call.to_string(),
+            &recording.to_string(),
+        );
         let audio =
             tokio::fs::read(&path).await.map_err(|error| format!("reading {}: {error}", path.display()))?;
         let answer =

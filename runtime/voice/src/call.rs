@@ -174,15 +174,18 @@ impl SipCall {
         events.ended().await;
     }
 
-    fn recording_dir(&self) -> PathBuf {
-        self.config.recordings_dir.join(&self.info.account).join(&self.info.id)
-    }
-
     fn recording_path(&self, id: &str) -> Result<PathBuf, CallError> {
-        let dir = self.recording_dir();
-        std::fs::create_dir_all(&dir)
-            .map_err(|error| CallError::Failed(format!("creating {}: {error}", dir.display())))?;
-        Ok(dir.join(format!("{id}.wav")))
+        let path = opentact_call::model::recording_file(
+            &self.config.recordings_dir,
+            &self.info.account,
+            &self.info.id,
+            id,
+        );
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|error| CallError::Failed(format!("creating {}: {error}", dir.display())))?;
+        }
+        Ok(path)
     }
 
     fn keep_recording(&self, name: &str, path: PathBuf, duration_ms: u64) -> Recording {

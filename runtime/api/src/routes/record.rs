@@ -60,10 +60,12 @@ async fn audio(
     let gone = || ApiError::NotFound { kind: "recording audio", id: id.to_string() };
     let dir = state.recordings_dir.as_ref().ok_or_else(gone)?;
     // Every part of the path comes from the store's ids (UUIDs), never from the request.
-    let path = dir
-        .join(recording.account.to_string())
-        .join(recording.call.to_string())
-        .join(format!("{}.wav", recording.uuid));
+    let path = opentact_call::model::recording_file(
+        dir,
+        &recording.account.to_string(),
+        &recording.call.to_string(),
+        &recording.uuid.to_string(),
+    );
     let bytes = tokio::fs::read(&path).await.map_err(|_| gone())?;
     Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response())
 }
