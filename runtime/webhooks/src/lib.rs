@@ -201,13 +201,8 @@ fn chain_of(d: &WebhookDelivery) -> ChainKey {
     (d.url.clone(), d.call.clone().unwrap_or_else(|| d.uuid.to_string()))
 }
 
-/// What an attempt came to.
-struct Attempted {
-    chain: ChainKey,
-    delivered: bool,
-    /// After a failure: when to try again, `None` when given up.
-    retry_at: Option<opentact_store::Timestamp>,
-}
+/// What an attempt came to: delivered, or failed with when to try again (`None`: given up).
+type Outcome = Result<(), Option<opentact_store::Timestamp>>;
 
 /// Sends deliveries from memory (the outbox in the store is their durable copy): each chain's
 /// head when it is due, up to `concurrency` at once; successes are recorded in batches.
@@ -285,9 +280,7 @@ async fn dispatch(
             let (store, config, signers, pool) =
                 (store.clone(), config.clone(), signers.clone(), pool.clone());
             in_flight.spawn(async move {
-                let delivered = attempt(&store, &pool, &config, &signers, &head).await;
-                let retry_at = if delivered { None } else { retry_time(&config, head.attempts + 1) };
-                (Attempted { chain: key, delivered, retry_at }, head.uuid)
+                (key, head.uuid, attempt(&store, &pool, &config, &signers, &head).await)
             });
         }
         let next_retry = later.peek().map(|Reverse((at, _))| (*at - now).to_std().unwrap_or(Duration::ZERO));
@@ -298,22 +291,31 @@ async fn dispatch(
                 }
             }
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                let Ok((done, id)) = done else { continue };
-                let Some(queue) = chains.get_mut(&done.chain) else { continue };
-                if done.delivered || done.retry_at.is_none() {
-                    queue.pop_front();
-                    if done.delivered {
+                let Ok((chain, id, outcome)) = done else { continue };
+                let Some(queue) = chains.get_mut(&chain) else { continue };
+                let retry_at = match outcome {
+                    Ok(()) => {
+                        queue.pop_front();
                         delivered.push(id);
+                        None
                     }
-                } else if let Some(head) = queue.front_mut() {
-                    head.attempts += 1;
-                }
-                match (queue.front(), done.retry_at) {
+                    Err(None) => {
+                        queue.pop_front();
+                        None
+                    }
+                    Err(Some(at)) => {
+                        if let Some(head) = queue.front_mut() {
+                            head.attempts += 1;
+                        }
+                        Some(at)
+                    }
+                };
+                match (queue.front(), retry_at) {
                     (None, _) => {
-                        chains.remove(&done.chain);
+                        chains.remove(&chain);
                     }
-                    (Some(_), Some(at)) if !done.delivered => later.push(Reverse((at, done.chain))),
-                    (Some(_), _) => ready.push_back(done.chain),
+                    (Some(_), Some(at)) => later.push(Reverse((at, chain))),
+                    (Some(_), None) => ready.push_back(chain),
                 }
             }
             _ = flush.tick(), if !delivered.is_empty() => {
@@ -358,28 +360,27 @@ async fn signer(
     Some(signer)
 }
 
-/// One attempt: the primary URL, then the secondary. `true` when a receiver took it; a failure
-/// is recorded here (with its retry time), a success by the round.
+/// One attempt: the primary URL, then the secondary. A failure is recorded here, with its
+/// retry time (which it returns), a success by the dispatcher's batch.
 async fn attempt(
     store: &Store,
     pool: &Pool,
     config: &WebhookConfig,
     signers: &Mutex<HashMap<Uuid, Arc<Signer>>>,
     d: &WebhookDelivery,
-) -> bool {
+) -> Outcome {
     let attempts = d.attempts + 1;
     let Some(signer) = signer(store, signers, d.account).await else {
-        let _ = store
-            .mark_attempt_failed(d.uuid, d.attempts, "no signing key", Some(retry_at(config, attempts)))
-            .await;
-        return false;
+        let retry = retry_at(config, attempts);
+        let _ = store.mark_attempt_failed(d.uuid, d.attempts, "no signing key", Some(retry)).await;
+        return Err(Some(retry));
     };
     let mut errors = Vec::new();
     for url in std::iter::once(&d.url).chain(d.url2.as_ref()) {
         match post(pool, config, &signer, url, &d.body).await {
             Ok(()) => {
                 debug!(delivery = %d.uuid, event = %d.event, %url, attempts, "webhook delivered");
-                return true;
+                return Ok(());
             }
             Err(error) => errors.push(format!("{url}: {error}")),
         }
@@ -393,7 +394,7 @@ async fn attempt(
     if let Err(error) = store.mark_attempt_failed(d.uuid, attempts, &error, retry).await {
         warn!(%error, delivery = %d.uuid, "webhooks: recording a failed attempt");
     }
-    false
+    Err(retry)
 }
 
 /// When to try again after `attempts` failed ones; `None` once they are used up.
