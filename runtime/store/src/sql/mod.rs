@@ -220,6 +220,12 @@ pub(crate) fn ms(t: crate::model::Timestamp) -> i64 {
     t.timestamp_millis()
 }
 
+/// An SQL `IN (…)` list of ids, for one statement over many rows. Safe to splice into SQL text:
+/// the ids are printed from `Uuid`s, so nothing but hex digits and hyphens gets in.
+pub(crate) fn id_list(ids: impl IntoIterator<Item = Uuid>) -> String {
+    ids.into_iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(", ")
+}
+
 /// Applies a patch field: `Some(v)` replaces, `None` keeps.
 pub(crate) fn patch<T>(field: &mut T, value: Option<T>) {
     if let Some(v) = value {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{Store, ms, opt_str, opt_uuid, ordered, uuid, with_pool};
+use super::{Store, id_list, ms, opt_str, opt_uuid, ordered, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError};
 use crate::model::*;
 use crate::repo::{List, ListParams, OrderFilter, OrderRepo};
@@ -93,13 +93,8 @@ impl Store {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        // One query for a page instead of one per order. The IN list holds ids re-printed from
-        // parsed UUIDs, so nothing but hex digits and hyphens reaches the SQL text.
-        let ids = rows
-            .iter()
-            .map(|r| uuid(K, "id", &r.id).map(|id| format!("'{id}'")))
-            .collect::<Result<Vec<_>>>()?
-            .join(", ");
+        // One query for a page instead of one per order.
+        let ids = id_list(rows.iter().map(|r| uuid(K, "id", &r.id)).collect::<Result<Vec<_>>>()?);
         let sql = format!(
             "SELECT order_id, tn, state, lease_id, message FROM tn_order_item \
              WHERE order_id IN ({ids}) ORDER BY order_id, position"

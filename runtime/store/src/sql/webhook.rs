@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{Store, ms, ordered, uuid, with_pool};
+use super::{Store, id_list, ms, ordered, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError};
 use crate::model::*;
 use crate::repo::{List, ListParams, MAX_TAKE, WebhookRepo};
@@ -285,9 +285,8 @@ impl WebhookRepo for Store {
         if deliveries.is_empty() {
             return Ok(());
         }
-        // One statement for a whole round. The IN list holds ids printed from `Uuid`s, so
-        // nothing but hex digits and hyphens reaches the SQL text.
-        let ids = deliveries.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(", ");
+        // One statement for a whole round.
+        let ids = id_list(deliveries.iter().copied());
         let sql = format!(
             "UPDATE webhook_delivery SET state = 'delivered', attempts = attempts + 1, delivered_on = $1, \
              last_error = NULL WHERE id IN ({ids})"
