@@ -6,6 +6,9 @@
 //!   `url`) without `<Error>` ends the flow with an error that says why: the caller must not be
 //!   left in silence waiting for a document that will not come.
 //! - The caller hanging up (`call-error::hangup`) ends the flow at once; so does `<Hangup>`.
+//! - `<Bridge call>` returns when the bridge ends: the other call hanging up goes on with the
+//!   next verb, as a `<Dial>` whose callee hung up does. A bridge that cannot be made (no such
+//!   live call, …) is a call error like any other: `<Error>`, or the next verb.
 //! - A fetched document replaces the rest of the current one (TwiML `Redirect` semantics).
 //! - `<RecordWait>` waits while the background recording runs: a long pause that the caller's
 //!   hangup ends.
@@ -52,6 +55,8 @@ pub trait Host {
     fn record_stop(&mut self) -> Result<Option<t::Recording>, t::CallError>;
     /// Dial.
     fn dial(&mut self, request: &t::DialRequest) -> Result<t::DialResult, t::CallError>;
+    /// Bridge with another live call of the account, until the bridge ends.
+    fn bridge(&mut self, call_id: &str) -> Result<(), t::CallError>;
     /// Hold.
     fn hold(&mut self, timeout_ms: u32) -> Result<(), t::CallError>;
     /// Unhold.
@@ -292,6 +297,7 @@ impl<'h, H: Host> Interpreter<'h, H> {
                     self.last_recording = Some(recording.id);
                 }
             }
+            NodeKind::Bridge { call } => self.tagged(node, |h| h.bridge(call))?,
             NodeKind::Hold { timeout_ms } => self.tagged(node, |h| h.hold(*timeout_ms))?,
             NodeKind::Unhold => self.tagged(node, |h| h.unhold())?,
             NodeKind::Meta { name, value } => {
@@ -540,4 +546,210 @@ impl<'h, H: Host> Interpreter<'h, H> {
 pub fn webhook_object<H: Host>(interpreter: &mut Interpreter<'_, H>) -> CallObject {
     let node = Node { span: ast::Span::default(), tag: None, kind: NodeKind::Unhold, on_error: None };
     interpreter.call_object(&node, None, None, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    const OTHER_CALL: &str = "5f0c1e3a-8d6b-4c2e-9a71-0b4f3d2e1c9a";
+
+    /// A scripted call: records every call-control request (with the tag in force), and answers
+    /// `bridge` with the next scripted outcome.
+    #[derive(Default)]
+    struct Scripted {
+        log: Vec<String>,
+        tag: Option<String>,
+        bridges: VecDeque<Result<(), t::CallError>>,
+    }
+
+    impl Scripted {
+        fn step(&mut self, what: String) -> Result<(), t::CallError> {
+            let entry = match &self.tag {
+                Some(tag) => format!("{what} [{tag}]"),
+                None => what,
+            };
+            self.log.push(entry);
+            Ok(())
+        }
+    }
+
+    impl Host for Scripted {
+        fn info(&mut self) -> t::CallInfo {
+            t::CallInfo {
+                id: "this-call".into(),
+                account: "acct".into(),
+                app: "app".into(),
+                from: "12025550100".into(),
+                to: "12025550111".into(),
+                tn: None,
+                direction: t::Direction::Inbound,
+                state: t::CallState::Answered,
+                time_zone: None,
+            }
+        }
+        fn state(&mut self) -> t::CallState {
+            t::CallState::Answered
+        }
+        fn answer(&mut self, _: u32) -> Result<(), t::CallError> {
+            self.step("answer".into())
+        }
+        fn hangup(&mut self, _: t::HangupReason) -> Result<(), t::CallError> {
+            self.step("hangup".into())
+        }
+        fn say(&mut self, request: &t::SayRequest) -> Result<(), t::CallError> {
+            self.step(format!("say {}", request.text))
+        }
+        fn play(&mut self, _: &t::PlayRequest) -> Result<(), t::CallError> {
+            self.step("play".into())
+        }
+        fn tone(&mut self, _: &t::ToneRequest) -> Result<(), t::CallError> {
+            self.step("tone".into())
+        }
+        fn pause(&mut self, length_ms: u32) -> Result<(), t::CallError> {
+            self.step(format!("pause {length_ms}"))
+        }
+        fn gather(&mut self, _: &t::GatherRequest) -> Result<t::GatherResult, t::CallError> {
+            self.step("gather".into())?;
+            Ok(t::GatherResult { digits: String::new(), end: t::GatherEnd::Timeout, attempts: 1 })
+        }
+        fn record(&mut self, _: &t::RecordRequest) -> Result<t::Recording, t::CallError> {
+            Err(t::CallError::Failed("not scripted".into()))
+        }
+        fn record_start(&mut self, _: &str) -> Result<(), t::CallError> {
+            self.step("record-start".into())
+        }
+        fn record_stop(&mut self) -> Result<Option<t::Recording>, t::CallError> {
+            self.step("record-stop".into())?;
+            Ok(None)
+        }
+        fn dial(&mut self, _: &t::DialRequest) -> Result<t::DialResult, t::CallError> {
+            Err(t::CallError::Failed("not scripted".into()))
+        }
+        fn bridge(&mut self, call_id: &str) -> Result<(), t::CallError> {
+            self.step(format!("bridge {call_id}"))?;
+            self.bridges.pop_front().expect("a scripted bridge outcome")
+        }
+        fn hold(&mut self, _: u32) -> Result<(), t::CallError> {
+            self.step("hold".into())
+        }
+        fn unhold(&mut self) -> Result<(), t::CallError> {
+            self.step("unhold".into())
+        }
+        fn set_meta(&mut self, name: &str, value: &str) -> Result<(), t::CallError> {
+            self.step(format!("meta {name}={value}"))
+        }
+        fn set_tag(&mut self, tag: Option<&str>) {
+            self.tag = tag.map(str::to_owned);
+        }
+        fn report(&mut self, verb: &str, phase: &str, _: &[(&str, &str)]) {
+            self.log.push(format!("report {verb}:{phase}"));
+        }
+        fn locate(&mut self, _: &str) -> Option<(Option<String>, Option<String>)> {
+            None
+        }
+        fn now(&mut self) -> i64 {
+            0
+        }
+        fn http(
+            &mut self,
+            _: &str,
+            _: &str,
+            _: &[(String, String)],
+            _: Option<&[u8]>,
+            _: u32,
+        ) -> Result<(u16, Vec<u8>), String> {
+            Err("no HTTP in this test".into())
+        }
+    }
+
+    /// Run `xml` with the bridges answering `outcomes` in turn; the requests the call saw.
+    fn run(xml: &str, outcomes: Vec<Result<(), t::CallError>>) -> Vec<String> {
+        let document = opentact_xml::parse(xml).unwrap_or_else(|e| panic!("{xml}\n{e}"));
+        let mut host = Scripted { bridges: outcomes.into(), ..Scripted::default() };
+        Interpreter::new(&mut host).run(document).expect("the flow ends without a failure");
+        assert!(host.bridges.is_empty(), "every scripted bridge ran");
+        assert_eq!(host.tag, None, "the verb's tag is cleared after it");
+        host.log
+    }
+
+    fn with_error_child() -> String {
+        format!(
+            r#"<Response>
+                 <Bridge call="{OTHER_CALL}" tag="agent">
+                   <Error><Say>The agent has left.</Say></Error>
+                 </Bridge>
+                 <Say>After.</Say>
+               </Response>"#
+        )
+    }
+
+    #[test]
+    fn bridge_continues_after_the_other_call_hangs_up() {
+        let log = run(&with_error_child(), vec![Ok(())]);
+        assert_eq!(log, [format!("bridge {OTHER_CALL} [agent]"), "say After.".to_owned()]);
+    }
+
+    #[test]
+    fn a_bridge_that_cannot_be_made_runs_its_error() {
+        let failed = t::CallError::Failed(format!("no live call {OTHER_CALL}"));
+        let log = run(&with_error_child(), vec![Err(failed)]);
+        assert_eq!(
+            log,
+            [
+                format!("bridge {OTHER_CALL} [agent]"),
+                "say The agent has left.".to_owned(),
+                "say After.".to_owned()
+            ]
+        );
+        // A sibling <Error> is the same handler.
+        let sibling = format!(
+            r#"<Response><Bridge call="{OTHER_CALL}"/><Error><Say>Sibling.</Say></Error><Say>After.</Say></Response>"#
+        );
+        let log = run(&sibling, vec![Err(t::CallError::InvalidState("ringing".into()))]);
+        assert_eq!(log, [format!("bridge {OTHER_CALL}"), "say Sibling.".to_owned(), "say After.".to_owned()]);
+    }
+
+    #[test]
+    fn a_failed_bridge_without_error_goes_on_with_the_next_verb() {
+        let xml = format!(r#"<Response><Bridge call="{OTHER_CALL}"/><Say>After.</Say></Response>"#);
+        for error in [
+            t::CallError::Failed("no live call".into()),
+            t::CallError::InvalidArgument("bridge.call: not a call of this account".into()),
+            t::CallError::LimitExceeded("channels".into()),
+        ] {
+            let log = run(&xml, vec![Err(error)]);
+            assert_eq!(log, [format!("bridge {OTHER_CALL}"), "say After.".to_owned()]);
+        }
+    }
+
+    #[test]
+    fn the_caller_hanging_up_during_a_bridge_ends_the_flow() {
+        let log = run(&with_error_child(), vec![Err(t::CallError::Hangup)]);
+        assert_eq!(log, [format!("bridge {OTHER_CALL} [agent]")], "neither <Error> nor the next verb runs");
+    }
+
+    #[test]
+    fn bridges_run_in_order_inside_conditionals() {
+        let xml = format!(
+            r#"<Response>
+                 <Call field="to" value="12025550111"><Bridge call="first"/></Call>
+                 <Bridge call="{OTHER_CALL}"><Error><Say>Second failed.</Say></Error></Bridge>
+                 <Hangup/>
+                 <Say>Never.</Say>
+               </Response>"#
+        );
+        let log = run(&xml, vec![Ok(()), Err(t::CallError::Failed("gone".into()))]);
+        assert_eq!(
+            log,
+            [
+                "bridge first".to_owned(),
+                format!("bridge {OTHER_CALL}"),
+                "say Second failed.".into(),
+                "hangup".into()
+            ]
+        );
+    }
 }

@@ -82,6 +82,9 @@ impl Host for Imports {
     fn dial(&mut self, request: &t::DialRequest) -> Result<t::DialResult, t::CallError> {
         call::dial(request)
     }
+    fn bridge(&mut self, call_id: &str) -> Result<(), t::CallError> {
+        call::bridge(call_id)
+    }
     fn hold(&mut self, timeout_ms: u32) -> Result<(), t::CallError> {
         call::hold(timeout_ms)
     }

@@ -73,6 +73,12 @@ pub enum NodeKind {
     RecordWait,
     /// `<Dial>`.
     Dial(Dial),
+    /// `<Bridge call>`: join this call with another live call of the account; the flow goes on
+    /// after it when the other call hangs up.
+    Bridge {
+        /// The other call's id (its UUID), as written.
+        call: String,
+    },
     /// `<Hold timeout>`.
     Hold {
         /// Upper bound on the hold (default 300000).

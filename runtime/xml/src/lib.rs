@@ -13,16 +13,22 @@
 //! - `interDigitTimeout` / `inter_digit_timeout` (ms, default 5000) is an Opentact extension:
 //!   the first-digit timeout (`timeout`) and the inter-digit timeout are separate timers.
 //! - `<Tone hz="440x3">`: `x N` repeats the tone N times (it multiplies `loop`).
-//! - `<Error>` attaches to the verb it directly follows, or to its parent Dial, Callback,
-//!   Gather (or its Switch) or Curl. An `<Error>` anywhere else is refused.
+//! - `<Error>` attaches to the verb it directly follows, or to its parent Dial, Bridge,
+//!   Callback, Gather (or its Switch) or Curl. An `<Error>` anywhere else is refused.
 //! - `<Record tag>` names the recording; without a tag it is named `recording`.
+//! - `<Bridge call="…">` is not in the public docs: it is the flow world's `bridge` import as a
+//!   verb. It joins the call with another live call of the same account, named by its id (at
+//!   most [`MAX_BRIDGE_CALL_BYTES`]), and the flow goes on after it when the other call hangs
+//!   up. Like Dial, it takes an `<Error>` (child or sibling) that runs when the bridge cannot be
+//!   made.
 
 pub mod ast;
 mod parser;
 
 pub use ast::Document;
 pub use parser::{
-    MAX_DEPTH, MAX_DIAL_TARGETS, MAX_DOCUMENT_BYTES, MAX_ELEMENTS, MAX_TEXT_BYTES, ParseError, ParseErrors,
+    MAX_BRIDGE_CALL_BYTES, MAX_DEPTH, MAX_DIAL_TARGETS, MAX_DOCUMENT_BYTES, MAX_ELEMENTS, MAX_TEXT_BYTES,
+    ParseError, ParseErrors,
 };
 
 /// Parse and validate a document.

@@ -17,6 +17,9 @@ pub const MAX_ELEMENTS: usize = 10_000;
 pub const MAX_TEXT_BYTES: usize = 4096;
 /// Most targets of one `<Dial>`.
 pub const MAX_DIAL_TARGETS: usize = 10;
+/// Longest `call` of a `<Bridge>`, bytes: ample for a call id (a UUID is 36), and short enough
+/// that a pasted URL or document is refused at upload rather than failing mid-call.
+pub const MAX_BRIDGE_CALL_BYTES: usize = 256;
 /// Most errors reported for one document.
 const MAX_ERRORS: usize = 50;
 /// Longest wait any attribute may ask for: one day, ms.
@@ -511,7 +514,7 @@ impl<'s> Parser<'s> {
                     }
                     _ => self.error(
                         element.pos,
-                        "<Error> must directly follow a verb that can fail, or be inside <Dial>, <Callback>, <Gather> or <Curl>"
+                        "<Error> must directly follow a verb that can fail, or be inside <Dial>, <Bridge>, <Callback>, <Gather> or <Curl>"
                             .to_owned(),
                     ),
                 },
@@ -605,6 +608,16 @@ impl<'s> Parser<'s> {
                 on_error = error;
                 (NodeKind::Dial(dial?), &["timeout", "callerId", "caller_id", "record", "tag"])
             }
+            "bridge" => {
+                let (call, error) = self.bridge(element, &mut attrs);
+                on_error = error;
+                let Some(call) = call else {
+                    // Unknown attributes are reported too, so one upload shows every mistake.
+                    self.finish_attrs(attrs, BRIDGE_ATTRS);
+                    return None;
+                };
+                (NodeKind::Bridge { call }, BRIDGE_ATTRS)
+            }
             "hold" => {
                 self.no_children(element, false);
                 (
@@ -696,7 +709,7 @@ impl<'s> Parser<'s> {
                 self.error(
                     element.pos,
                     format!(
-                        "unknown element <{}>; verbs are Answer, Hangup, Pause, Say, Play, Tone, Gather, Record, RecordStart, RecordStop, RecordWait, Dial, Hold, Unhold, Callback, Curl, Meta; conditionals are Call, Geo, Schedule",
+                        "unknown element <{}>; verbs are Answer, Hangup, Pause, Say, Play, Tone, Gather, Record, RecordStart, RecordStop, RecordWait, Dial, Bridge, Hold, Unhold, Callback, Curl, Meta; conditionals are Call, Geo, Schedule",
                         element.name
                     ),
                 );
@@ -1043,6 +1056,68 @@ impl<'s> Parser<'s> {
         (Some(Dial { targets, timeout_ms, caller_id, record }), on_error)
     }
 
+    /// `<Bridge call>`: the other call's id, and an optional `<Error>` child.
+    fn bridge(&mut self, element: &Element, attrs: &mut Attrs<'_>) -> (Option<String>, Option<Block>) {
+        let mut on_error = None;
+        for child in &element.children {
+            match child {
+                Child::Element(error) if error.key == "error" => {
+                    self.set_once(&mut on_error, error, "<Error>")
+                }
+                Child::Element(other) => self.error(
+                    other.pos,
+                    format!(
+                        "<{}> cannot contain <{}>; it can only contain <Error>",
+                        element.name, other.name
+                    ),
+                ),
+                Child::Text(text, pos) if !text.trim().is_empty() => {
+                    self.error(
+                        *pos,
+                        format!(
+                            "<{}> cannot contain text; give the other call's id as call=\"…\"",
+                            element.name
+                        ),
+                    );
+                }
+                Child::Text(..) => {}
+            }
+        }
+        let Some((value, attr)) = self.get(attrs, &["call"]) else {
+            self.error(
+                element.pos,
+                format!(
+                    "<{}> needs call=\"…\" with the id of another live call of the account",
+                    element.name
+                ),
+            );
+            return (None, on_error);
+        };
+        let call = value.trim();
+        if call.is_empty() {
+            self.error(
+                attr.pos,
+                format!(
+                    "<{}> call must not be empty: give the id of another live call of the account",
+                    element.name
+                ),
+            );
+            return (None, on_error);
+        }
+        if call.len() > MAX_BRIDGE_CALL_BYTES {
+            self.error(
+                attr.pos,
+                format!(
+                    "<{}> call is {} bytes; at most {MAX_BRIDGE_CALL_BYTES} (a call id is a UUID)",
+                    element.name,
+                    call.len()
+                ),
+            );
+            return (None, on_error);
+        }
+        (Some(call.to_owned()), on_error)
+    }
+
     /// Children of Callback/Curl: only `<Error>` (and Curl's `<Header>`), plus text.
     fn callback(&mut self, element: &Element, attrs: &mut Attrs<'_>) -> (Option<Callback>, Option<Block>) {
         let mut on_error = None;
@@ -1187,6 +1262,7 @@ impl<'s> Parser<'s> {
 const SAY_ATTRS: &[&str] = &["text", "type", "gender", "code", "lang", "loop", "leg", "tag"];
 const PLAY_ATTRS: &[&str] = &["url", "record", "loop", "leg", "tag"];
 const TONE_ATTRS: &[&str] = &["hz", "don", "doff", "loop", "v", "timeout", "leg", "tag"];
+const BRIDGE_ATTRS: &[&str] = &["call", "tag"];
 const GATHER_ATTRS: &[&str] = &[
     "dtmf_length",
     "length",

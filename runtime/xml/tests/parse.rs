@@ -136,6 +136,104 @@ fn error_attaches_to_the_verb_before_it_or_its_parent() {
     assert!(document.body[2].on_error.is_none());
 }
 
+const OTHER_CALL: &str = "5f0c1e3a-8d6b-4c2e-9a71-0b4f3d2e1c9a";
+
+/// The errors of a document that must be refused: (line, column, message).
+fn refused(xml: &str) -> Vec<(u32, u32, String)> {
+    let errors = parse(xml).expect_err(xml);
+    errors.errors().iter().map(|e| (e.line, e.column, e.message.clone())).collect()
+}
+
+#[test]
+fn bridge_takes_the_other_calls_id_and_a_tag() {
+    let node = only(&format!(r#"<Response><Bridge call=" {OTHER_CALL} " tag="join"/></Response>"#));
+    assert_eq!(node.kind, NodeKind::Bridge { call: OTHER_CALL.to_owned() }, "the id is trimmed");
+    assert_eq!(node.tag.as_deref(), Some("join"));
+    assert!(node.on_error.is_none());
+    let long = "a".repeat(opentact_xml::MAX_BRIDGE_CALL_BYTES);
+    let node = only(&format!(r#"<response><BRIDGE call="{long}"></BRIDGE></response>"#));
+    assert_eq!(node.kind, NodeKind::Bridge { call: long }, "case-insensitive, limit inclusive");
+}
+
+#[test]
+fn bridge_error_attaches_as_a_child_or_the_next_sibling() {
+    let document = parse(&format!(
+        r#"<Response>
+          <Bridge call="{OTHER_CALL}">
+            <Error><Say>That call has ended.</Say></Error>
+          </Bridge>
+          <Bridge call="{OTHER_CALL}"/>
+          <Error><Say>sibling</Say></Error>
+          <Say>after</Say>
+        </Response>"#
+    ))
+    .expect("valid");
+    assert_eq!(document.body.len(), 3, "Error is not a node of its own");
+    let child = document.body[0].on_error.as_ref().expect("child <Error>");
+    let NodeKind::Say(say) = &child[0].kind else { panic!("say in the handler: {child:?}") };
+    assert_eq!(say.text, "That call has ended.");
+    assert!(document.body[1].on_error.is_some(), "a sibling <Error> attaches too");
+    assert!(document.body[2].on_error.is_none());
+
+    let twice =
+        refused(&format!(r#"<Response><Bridge call="{OTHER_CALL}"><Error/><Error/></Bridge></Response>"#));
+    assert!(twice[0].2.contains("only one <Error>"), "{twice:?}");
+    let both =
+        refused(&format!(r#"<Response><Bridge call="{OTHER_CALL}"><Error/></Bridge><Error/></Response>"#));
+    assert!(both[0].2.contains("only one <Error>"), "{both:?}");
+}
+
+#[test]
+fn bridge_without_call_says_what_to_add_and_where() {
+    let errors = refused("<Response>\n  <Say>hi</Say>\n  <Bridge tag=\"x\"/>\n</Response>");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (line, column, message) = &errors[0];
+    assert_eq!((*line, *column), (3, 3), "the <Bridge> element");
+    assert_eq!(message, r#"<Bridge> needs call="…" with the id of another live call of the account"#);
+}
+
+#[test]
+fn bridge_with_an_empty_call_is_refused_at_the_attribute() {
+    for value in ["", "   "] {
+        let errors = refused(&format!("<Response>\n<Bridge tag=\"t\" call=\"{value}\"/></Response>"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let (line, column, message) = &errors[0];
+        assert_eq!((*line, *column), (2, 17), "the call attribute");
+        assert!(message.starts_with("<Bridge> call must not be empty"), "{message}");
+    }
+    let long = "a".repeat(opentact_xml::MAX_BRIDGE_CALL_BYTES + 1);
+    let errors = refused(&format!(r#"<Response><Bridge call="{long}"/></Response>"#));
+    assert!(errors[0].2.contains("call is 257 bytes; at most 256"), "{errors:?}");
+}
+
+#[test]
+fn bridge_refuses_unknown_attributes_and_children() {
+    let errors = refused(&format!(r#"<Response><Bridge call="{OTHER_CALL}" timeout="5000"/></Response>"#));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].2, r#"<Bridge> has no attribute "timeout"; allowed: call, tag"#);
+    assert_eq!(errors[0].1, 63, "the column of the attribute");
+
+    // Every mistake of one element is reported at once.
+    let errors = refused(r#"<Response><Bridge callId="x"/></Response>"#);
+    let messages: Vec<&str> = errors.iter().map(|e| e.2.as_str()).collect();
+    assert_eq!(errors.len(), 2, "{messages:?}");
+    assert!(messages[0].contains("needs call=\"…\""), "{messages:?}");
+    assert!(messages[1].contains("no attribute \"callId\""), "{messages:?}");
+
+    let errors =
+        refused(&format!(r#"<Response><Bridge call="{OTHER_CALL}"><Say>x</Say></Bridge></Response>"#));
+    assert!(errors[0].2.contains("<Bridge> cannot contain <Say>; it can only contain <Error>"), "{errors:?}");
+    let errors =
+        refused(&format!(r#"<Response><Bridge call="{OTHER_CALL}">{OTHER_CALL}</Bridge></Response>"#));
+    assert!(errors[0].2.contains("cannot contain text; give the other call's id as call="), "{errors:?}");
+
+    let errors = refused("<Response><Bridges call=\"x\"/></Response>");
+    assert!(
+        errors[0].2.contains("Dial, Bridge, Hold"),
+        "the unknown-element message lists Bridge: {errors:?}"
+    );
+}
+
 #[test]
 fn element_names_are_case_insensitive_and_aliases_work() {
     let document = parse(
