@@ -157,6 +157,31 @@ async fn the_sample_account_drives_the_api_from_the_command_line() {
     assert_eq!(short.code, 1, "{short:?}");
     assert!(short.stderr.contains("password: must be 8"), "{short:?}");
 
+    // Bulk calls: the API's checks come back, a bad number with its line in the file; a
+    // missing flow is the command line's error.
+    let flow = dir.path().join("greeting.xml");
+    std::fs::write(&flow, "<Response><Say>Hello.</Say></Response>").expect("write the flow");
+    let flow = flow.to_str().expect("utf-8");
+    let phones = dir.path().join("phones.txt");
+    std::fs::write(&phones, "# customers\n12025550111\n\n+1 202 555 0112\n").expect("write the numbers");
+    let lease = uuid::Uuid::new_v4().to_string();
+    let batch = ["batch", "create", "--lease", &lease, "--xml-file", flow];
+    let bad_number =
+        api(&env, &[&batch[..], &["--phones-file", phones.to_str().expect("utf-8")]].concat()).await;
+    assert_eq!(bad_number.code, 1, "{bad_number:?}");
+    assert!(
+        bad_number.stderr.contains("phones[1]")
+            && bad_number.stderr.contains("(line 4 of")
+            && bad_number.stderr.contains("(HTTP 422)"),
+        "{bad_number:?}"
+    );
+    let no_lease = api(&env, &[&batch[..], &["--phone", "12025550111"]].concat()).await;
+    assert_eq!(no_lease.code, 1, "{no_lease:?}");
+    assert!(no_lease.stderr.contains(&format!("tn_lease: tn lease {lease} not found")), "{no_lease:?}");
+    let no_flow = api(&env, &["batch", "create", "--lease", &lease, "--phone", "12025550111"]).await;
+    assert_eq!(no_flow.code, 2, "{no_flow:?}");
+    assert!(no_flow.stderr.contains("--xml-file"), "{no_flow:?}");
+
     // No credentials: the API's 401 and a hint naming the flags.
     let anonymous = api(&[("OPENTACT_API", &base)], &["numbers", "search"]).await;
     assert_eq!(anonymous.code, 1, "{anonymous:?}");

@@ -139,6 +139,10 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(StoreError),
 
+    /// A limit of the account (an outbound voice profile's channels or call rate) refused it.
+    #[error("{0}")]
+    LimitReached(String),
+
     /// A call command that does not fit the call's state.
     #[error("the call is {state}: {reason}")]
     WrongState { state: String, reason: String },
@@ -184,6 +188,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::WrongState { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -205,7 +210,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { kind, id } => ApiError::NotFound { kind: kind.as_str(), id },
-            StoreError::Conflict { .. } | StoreError::NumberUnavailable { .. } => ApiError::Conflict(e),
+            StoreError::Conflict { .. }
+            | StoreError::NumberUnavailable { .. }
+            | StoreError::WrongState { .. } => ApiError::Conflict(e),
             StoreError::Invalid { field, reason } => ApiError::invalid(field, reason),
             other => ApiError::Internal(other),
         }

@@ -28,6 +28,6 @@ pub use auth::AuthAccount;
 pub use error::ApiError;
 pub use routes::router;
 pub use state::{
-    ApiConfig, ApiState, CallCommand, CallControl, CommandOutcome, ComponentCheck, DEFAULT_SIP_DOMAIN,
-    JwtSecret, SipPresence,
+    ApiConfig, ApiState, BatchLauncher, CallCommand, CallControl, Calling, CommandOutcome, ComponentCheck,
+    DEFAULT_SIP_DOMAIN, JwtSecret, Originate, OriginateError, SipPresence,
 };

@@ -105,6 +105,54 @@ pub trait CallControl: Send + Sync {
         call: uuid::Uuid,
         command: CallCommand,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CommandOutcome> + Send + '_>>;
+
+    /// Whether `account` has the live call `call` (any mode), e.g. the B side of a bridge.
+    fn is_live(&self, account: uuid::Uuid, call: uuid::Uuid) -> bool;
+}
+
+/// Starts placing a stored batch's calls (the server's batch runner).
+pub trait BatchLauncher: Send + Sync {
+    /// Called once `account`'s batch `batch` is stored (queued); returns at once, the calls
+    /// are placed in the background.
+    fn launch(&self, account: uuid::Uuid, batch: uuid::Uuid);
+}
+
+/// An outbound call to place, checked by the API: the number is the account's and has voice,
+/// the app and the profile are the account's.
+#[derive(Debug, Clone)]
+pub struct Originate {
+    /// The caller ID: a number the account leases.
+    pub from_tn: i64,
+    /// Where it rings.
+    pub to: opentact_call::model::DialTarget,
+    /// How its flow is given: an app's mode (`app` set), or XML or a webhook given with the call.
+    pub mode: opentact_store::model::AppMode,
+    /// The app, when the call runs one.
+    pub app: Option<opentact_store::model::SipControlApp>,
+    /// How long it may ring.
+    pub ring_timeout_secs: u32,
+    /// Whose channel and rate limits the call counts against.
+    pub profile: Option<opentact_store::OutboundVoiceProfile>,
+}
+
+/// Why a call was not placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginateError {
+    /// A limit of the outbound voice profile (channels, calls per second) refused it; the
+    /// call's events say so too.
+    Limit { call: uuid::Uuid, reason: String },
+    /// The platform cannot place calls now.
+    Unavailable(String),
+}
+
+/// Places outbound calls (the server's originator).
+pub trait Calling: Send + Sync {
+    /// Start `account`'s call; its id, while it rings and runs in the background.
+    fn originate(
+        &self,
+        account: uuid::Uuid,
+        request: Originate,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<uuid::Uuid, OriginateError>> + Send + '_>>;
 }
 
 /// Whether SIP users are registered (the registrar's location service), for the `state`
@@ -132,6 +180,11 @@ pub struct ApiState {
     pub events: Option<Arc<EventBus>>,
     /// Live calls taking commands (`POST /rest/call/{uuid}/command`), when the server has them.
     pub call_control: Option<Arc<dyn CallControl>>,
+    /// Places outbound calls (`POST /rest/call`), when the server runs SIP.
+    pub calling: Option<Arc<dyn Calling>>,
+    /// Places bulk calls (`POST /rest/batch`), when the server does outbound calling; without
+    /// it batches are refused (503) and none is stored.
+    pub batch_launcher: Option<Arc<dyn BatchLauncher>>,
     /// The platform's SIP domain: an account's SIP domain `acme` is `acme.<sip_domain>`, and
     /// digest credentials are hashed in that realm.
     pub sip_domain: Arc<str>,
@@ -153,6 +206,8 @@ impl ApiState {
             google,
             events: None,
             call_control: None,
+            calling: None,
+            batch_launcher: None,
             sip_domain: Arc::from(DEFAULT_SIP_DOMAIN),
             presence: None,
             recordings_dir: None,
@@ -172,9 +227,21 @@ impl ApiState {
         self
     }
 
+    /// Place outbound calls with `calling`.
+    pub fn with_calling(mut self, calling: Arc<dyn Calling>) -> Self {
+        self.calling = Some(calling);
+        self
+    }
+
     /// Send call commands to `control`.
     pub fn with_call_control(mut self, control: Arc<dyn CallControl>) -> Self {
         self.call_control = Some(control);
+        self
+    }
+
+    /// Hand stored batches to `launcher` to place their calls.
+    pub fn with_batch_launcher(mut self, launcher: Arc<dyn BatchLauncher>) -> Self {
+        self.batch_launcher = Some(launcher);
         self
     }
 

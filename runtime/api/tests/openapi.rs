@@ -73,6 +73,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/rest/profile/messaging/{uuid}"),
     ("delete", "/rest/profile/messaging/{uuid}"),
     ("post", "/rest/call/{uuid}/command"),
+    ("post", "/rest/call"),
+    ("post", "/rest/call/bridge"),
+    ("get", "/rest/batch"),
+    ("post", "/rest/batch"),
+    ("get", "/rest/batch/{uuid}"),
+    ("delete", "/rest/batch/{uuid}"),
     ("post", "/rest/call/search"),
     ("get", "/rest/call/{uuid}"),
     ("get", "/rest/record/{uuid}"),
@@ -253,7 +259,7 @@ async fn docs_page_is_html() -> anyhow::Result<()> {
 #[tokio::test]
 async fn document_limits_match_the_code() -> anyhow::Result<()> {
     use opentact_api::routes::{
-        app, call, lease, messaging_profile, outbound_voice, profile, sip_connection, token,
+        app, batch, call, lease, messaging_profile, outbound_voice, profile, sip_connection, token,
     };
     let doc = document().await?;
     let schemas = &doc["components"]["schemas"];
@@ -273,6 +279,22 @@ async fn document_limits_match_the_code() -> anyhow::Result<()> {
         ("NewOutboundVoiceProfile", "name", "maxLength", outbound_voice::MAX_NAME as f64),
         ("NewOutboundVoiceProfile", "channel_limit", "maximum", f64::from(outbound_voice::MAX_CHANNEL_LIMIT)),
         ("NewOutboundVoiceProfile", "max_rate", "maximum", outbound_voice::MAX_AMOUNT),
+        (
+            "NewOutboundVoiceProfile",
+            "calls_per_second",
+            "maximum",
+            f64::from(outbound_voice::MAX_CALLS_PER_SECOND),
+        ),
+        (
+            "OutboundVoiceProfileUpdate",
+            "calls_per_second",
+            "maximum",
+            f64::from(outbound_voice::MAX_CALLS_PER_SECOND),
+        ),
+        ("NewBatch", "phones", "maxItems", batch::MAX_BATCH_PHONES as f64),
+        ("NewBatch", "timeout", "minimum", batch::MIN_RING_TIMEOUT_SECS as f64),
+        ("NewBatch", "timeout", "maximum", batch::MAX_RING_TIMEOUT_SECS as f64),
+        ("NewBatch", "xml", "maxLength", app::MAX_XML_BYTES as f64),
         ("NewMessagingProfile", "name", "maxLength", messaging_profile::MAX_NAME as f64),
         ("NewMessagingProfile", "long_code_weight", "maximum", f64::from(messaging_profile::MAX_WEIGHT)),
         ("CommandBody", "command_id", "maxLength", call::MAX_COMMAND_ID as f64),

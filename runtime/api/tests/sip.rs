@@ -486,12 +486,13 @@ async fn outbound_voice_profiles(c: Ctx) -> anyhow::Result<()> {
             base,
             &jwt,
             json!({"name": "default", "channel_limit": 10, "max_rate": 0.05, "daily_spend_limit": 100.25,
-                   "record_calls": true}),
+                   "record_calls": true, "calls_per_second": 5}),
         )
         .await?;
     let p = p.ok(StatusCode::CREATED)?.clone();
     ensure!(
         p["channel_limit"] == 10
+            && p["calls_per_second"] == 5
             && p["max_rate"] == 0.05
             && p["daily_spend_limit"] == 100.25
             && p["record_calls"] == true
@@ -512,6 +513,17 @@ async fn outbound_voice_profiles(c: Ctx) -> anyhow::Result<()> {
         ),
         (json!({"name": "x", "shaken_sign_policy": "maybe"}), StatusCode::BAD_REQUEST, &["sign", "off"]),
         (json!({"channel_limit": 2}), StatusCode::BAD_REQUEST, &["missing field `name`"]),
+        (
+            json!({"name": "x", "calls_per_second": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["calls_per_second: must be 1 to 1000"],
+        ),
+        (
+            json!({"name": "x", "calls_per_second": 1001}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["calls_per_second: must be 1 to 1000"],
+        ),
+        (json!({"name": "x", "calls_per_second": 2.5}), StatusCode::BAD_REQUEST, &["calls_per_second"]),
     ];
     for (body, status, needles) in bad {
         c.post(base, &jwt, body.clone()).await?.err(status, needles).with_context(|| format!("{body}"))?;
@@ -521,6 +533,14 @@ async fn outbound_voice_profiles(c: Ctx) -> anyhow::Result<()> {
         .await?;
     let u = u.ok(StatusCode::OK)?;
     ensure!(u["channel_limit"].is_null() && u["shaken_sign_policy"] == "off" && u["max_rate"] == 0.1, "{u}");
+    ensure!(u["calls_per_second"] == 5, "a patch without it keeps it: {u}");
+    let u = c.patch(&uri, &jwt, json!({"calls_per_second": 1000})).await?;
+    ensure!(u.ok(StatusCode::OK)?["calls_per_second"] == 1000, "{u:?}");
+    c.patch(&uri, &jwt, json!({"calls_per_second": -1}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["calls_per_second: must be 1 to 1000"])?;
+    let u = c.patch(&uri, &jwt, json!({"calls_per_second": null})).await?;
+    ensure!(u.ok(StatusCode::OK)?["calls_per_second"].is_null(), "null removes the limit: {u:?}");
     c.patch(&uri, &jwt, json!({})).await?.err(StatusCode::UNPROCESSABLE_ENTITY, &["nothing to change"])?;
     let got = c.get(&uri, &jwt).await?;
     ensure!(got.ok(StatusCode::OK)?["name"] == "default", "{:?}", got);

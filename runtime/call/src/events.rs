@@ -56,8 +56,12 @@ impl Q850 {
     pub const NORMAL_CLEARING: Q850 = Q850 { code: 16, name: "NORMAL_CLEARING" };
     /// 17: the flow hung up with reason busy.
     pub const USER_BUSY: Q850 = Q850 { code: 17, name: "USER_BUSY" };
+    /// 19: an outbound call rang out unanswered.
+    pub const NO_ANSWER: Q850 = Q850 { code: 19, name: "NO_ANSWER" };
     /// 21: the flow rejected the call.
     pub const CALL_REJECTED: Q850 = Q850 { code: 21, name: "CALL_REJECTED" };
+    /// 34: no channel free: an outbound voice profile's channel limit, or the platform's.
+    pub const NO_CIRCUIT_AVAILABLE: Q850 = Q850 { code: 34, name: "NORMAL_CIRCUIT_CONGESTION" };
     /// 41: the flow failed (trap, limit, fetch failure without `<Error>`).
     pub const TEMPORARY_FAILURE: Q850 = Q850 { code: 41, name: "NORMAL_TEMPORARY_FAILURE" };
     /// 102: the call reached its maximum length.

@@ -300,6 +300,38 @@ impl CallSession {
         Ok(())
     }
 
+    /// An outbound call: ring the callee (the backend's answer places the leg) and emit
+    /// `call.answered`; when nobody answers the call ends with the callee's cause (busy 17, no
+    /// answer 19, a failure 41 with its reason) for [`CallSession::finish`] to report.
+    pub async fn connect(&self) -> Result<(), CallError> {
+        self.ensure_live()?;
+        match self.backend.answer().await {
+            Ok(()) => {
+                self.events.emit(EventKind::Answered);
+                Ok(())
+            }
+            Err(error) => {
+                let (by, cause, reason) = match &error {
+                    CallError::Busy => (Party::Caller, Q850::USER_BUSY, None),
+                    CallError::NoAnswer => (Party::Caller, Q850::NO_ANSWER, None),
+                    CallError::Hangup => (Party::Flow, Q850::NORMAL_CLEARING, Some("cancelled".to_owned())),
+                    CallError::LimitExceeded(reason) => {
+                        (Party::Platform, Q850::NO_CIRCUIT_AVAILABLE, Some(reason.clone()))
+                    }
+                    other => (Party::Caller, Q850::TEMPORARY_FAILURE, Some(other.to_string())),
+                };
+                self.mark_ended(by, cause, reason);
+                Err(error)
+            }
+        }
+    }
+
+    /// End a call the platform would not place or keep (a limit): `finish` then reports
+    /// `cause` and `reason`.
+    pub fn refuse(&self, cause: Q850, reason: String) {
+        self.mark_ended(Party::Platform, cause, Some(reason));
+    }
+
     /// End the call.
     pub async fn hangup(&self, reason: HangupReason) -> Result<(), CallError> {
         self.ensure_live()?;
@@ -571,6 +603,11 @@ impl CallSession {
         if ended.is_none() {
             *ended = Some(Ended { by, cause, reason });
         }
+    }
+
+    /// How the call ended (its Q.850 cause and reason), once it has.
+    pub fn end_cause(&self) -> Option<(Q850, Option<String>)> {
+        self.ended.lock().as_ref().map(|ended| (ended.cause, ended.reason.clone()))
     }
 
     /// Whether the call has ended.

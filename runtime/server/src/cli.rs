@@ -263,6 +263,12 @@ pub enum ApiCommand {
         #[command(subcommand)]
         command: ApiSipCommand,
     },
+    /// Bulk calls: one flow called out to a list of numbers, and their progress.
+    Batch {
+        /// What to do.
+        #[command(subcommand)]
+        command: ApiBatchCommand,
+    },
     /// GET any path (`/rest/lease/tn?take=5`) and print the response.
     Get(RawArgs),
     /// DELETE any path and print the response.
@@ -427,6 +433,57 @@ pub struct SipUserCreateArgs {
     /// The user's SIP password (digest authentication), not the account's.
     #[arg(long)]
     pub password: String,
+}
+
+/// `opentact api batch …`.
+#[derive(Debug, Subcommand)]
+pub enum ApiBatchCommand {
+    /// Call a list of numbers from a leased number, each answered call running one flow; prints
+    /// the batch's uuid (with --watch, then its progress until it ends).
+    Create(BatchCreateArgs),
+    /// Show a batch's progress (on stderr) until it is completed or cancelled, then print its
+    /// final counts.
+    Watch(BatchWatchArgs),
+}
+
+/// `opentact api batch create`: a lease, exactly one flow and the numbers.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("flow").required(true).args(["xml_file", "app"])))]
+#[command(group(ArgGroup::new("numbers").required(true).args(["phones_file", "phones"])))]
+pub struct BatchCreateArgs {
+    /// The lease (its uuid) whose number the calls come from; it must have voice.
+    #[arg(long)]
+    pub lease: uuid::Uuid,
+    /// The outbound voice profile (its uuid) whose limits pace the calls.
+    #[arg(long)]
+    pub profile: Option<uuid::Uuid>,
+    /// The XML document each answered call runs (validated by the server).
+    #[arg(long)]
+    pub xml_file: Option<PathBuf>,
+    /// The app (its uuid) each answered call runs.
+    #[arg(long)]
+    pub app: Option<uuid::Uuid>,
+    /// A file of numbers to call, one per line, country code first; blank lines and lines
+    /// starting with # are skipped.
+    #[arg(long)]
+    pub phones_file: Option<PathBuf>,
+    /// A number to call, country code first (repeatable).
+    #[arg(long = "phone", value_name = "TN")]
+    pub phones: Vec<String>,
+    /// How long each call rings before it counts as not answered, seconds (5 to 120; the
+    /// server's default is 30). Not --timeout: that one bounds each request to the API.
+    #[arg(long, value_name = "SECONDS")]
+    pub ring_timeout: Option<u32>,
+    /// Then show the batch's progress until it ends, like `opentact api batch watch`.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+/// `opentact api batch watch`.
+#[derive(Debug, Args)]
+pub struct BatchWatchArgs {
+    /// The batch's uuid.
+    pub batch: uuid::Uuid,
 }
 
 /// `opentact api get|delete <path>`.

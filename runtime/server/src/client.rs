@@ -11,7 +11,7 @@
 //! `{"success": false, "message": "…", "status": 4xx}`, printed as `error: <message> (HTTP
 //! <status>)`.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,9 +23,9 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::cli::{
-    ApiAppsCommand, ApiArgs, ApiCommand, ApiConnection, ApiNumbersCommand, ApiSipCommand, ApiSipUsersCommand,
-    AppCreateArgs, AppDeployArgs, Feature, LoginArgs, NumberOrderArgs, NumberSearchArgs, RawBodyArgs,
-    SipUserCreateArgs,
+    ApiAppsCommand, ApiArgs, ApiBatchCommand, ApiCommand, ApiConnection, ApiNumbersCommand, ApiSipCommand,
+    ApiSipUsersCommand, AppCreateArgs, AppDeployArgs, BatchCreateArgs, Feature, LoginArgs, NumberOrderArgs,
+    NumberSearchArgs, RawBodyArgs, SipUserCreateArgs,
 };
 
 /// Largest response read, bytes. The API's answers are far smaller (a page holds at most a few
@@ -38,6 +38,12 @@ pub const EXIT_REFUSED: u8 = 1;
 
 /// Longest excerpt of an unexpected body quoted in an error, characters.
 const EXCERPT_CHARS: usize = 200;
+
+/// How often `batch watch` asks for a batch's progress.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Characters between the brackets of `batch watch`'s progress bar.
+const BAR_WIDTH: i64 = 18;
 
 /// Why a request did not end with a success envelope.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +127,12 @@ async fn execute(client: &Client, command: ApiCommand, json: bool) -> anyhow::Re
         ApiCommand::Apps { command: ApiAppsCommand::Deploy(args) } => deploy(client, args, json).await,
         ApiCommand::Sip { command: ApiSipCommand::Users { command: ApiSipUsersCommand::Create(args) } } => {
             create_sip_user(client, args, json).await
+        }
+        ApiCommand::Batch { command: ApiBatchCommand::Create(args) } => {
+            create_batch(client, args, json).await
+        }
+        ApiCommand::Batch { command: ApiBatchCommand::Watch(args) } => {
+            watch_batch(client, args.batch, json).await
         }
         ApiCommand::Get(args) => raw(client, "GET", &args.path, None).await,
         ApiCommand::Delete(args) => raw(client, "DELETE", &args.path, None).await,
@@ -336,6 +348,28 @@ mod wire {
     pub struct ComponentVersion {
         pub version: i32,
     }
+
+    /// A batch's state and counts.
+    #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+    pub struct BatchProgress {
+        pub state: String,
+        pub total: i64,
+        pub queued: i64,
+        pub calling: i64,
+        pub answered: i64,
+        pub completed: i64,
+        pub busy: i64,
+        pub no_answer: i64,
+        pub failed: i64,
+    }
+
+    impl BatchProgress {
+        /// Whether the batch is done with: nothing more will change (but calls in progress
+        /// when it was cancelled).
+        pub fn is_over(&self) -> bool {
+            matches!(self.state.as_str(), "completed" | "cancelled")
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -477,6 +511,150 @@ async fn create_sip_user(client: &Client, args: SipUserCreateArgs, json: bool) -
     print_created(&envelope, "SIP user", json)
 }
 
+async fn create_batch(client: &Client, args: BatchCreateArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let mut body = json!({"tn_lease": args.lease});
+    if let Some(profile) = args.profile {
+        body["outbound_voice_profile"] = json!(profile);
+    }
+    // clap's `flow` group lets exactly one of these through, and its `numbers` group one of
+    // the phones file and --phone.
+    if let Some(path) = &args.xml_file {
+        let xml = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        body["xml"] = xml.into();
+    } else if let Some(app) = args.app {
+        body["sip_control_app"] = json!(app);
+    }
+    let lines = match &args.phones_file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let lines = phone_lines(&text);
+            if lines.is_empty() {
+                bail!("{}: no numbers in it (one per line, country code first)", path.display());
+            }
+            lines
+        }
+        None => args.phones.iter().enumerate().map(|(i, phone)| (i + 1, phone.clone())).collect(),
+    };
+    body["phones"] = json!(lines.iter().map(|(_, phone)| phone).collect::<Vec<_>>());
+    if let Some(seconds) = args.ring_timeout {
+        body["timeout"] = seconds.into();
+    }
+    let envelope = match client.send_json("POST", client.endpoint(&["rest", "batch"]), &body).await {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            let source = match &args.phones_file {
+                Some(path) => format!("line {{}} of {}", path.display()),
+                None => "--phone number {}".to_owned(),
+            };
+            return Err(where_the_phone_is(error, &lines, &source).into());
+        }
+    };
+    if !args.watch {
+        return print_created(&envelope, "batch", json);
+    }
+    let created: wire::Created = decode(&envelope, "batch")?;
+    if !json {
+        print_line(created.uuid)?;
+    }
+    watch_batch(client, created.uuid, json).await
+}
+
+/// The numbers of a phones file with their line numbers (1-based): blank lines and `#`
+/// comments skipped, each number trimmed.
+fn phone_lines(text: &str) -> Vec<(usize, String)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(n, line)| (n, line.to_owned()))
+        .collect()
+}
+
+/// The API names a bad number by its index (`phones[3]: …`); adds where the user wrote it
+/// (`source` with `{}` for the line or argument number).
+fn where_the_phone_is(error: RequestError, lines: &[(usize, String)], source: &str) -> RequestError {
+    let RequestError::Refused { status, message } = error else { return error };
+    let index = message
+        .strip_prefix("phones[")
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(index, _)| index.parse::<usize>().ok());
+    match index.and_then(|i| lines.get(i)) {
+        Some((line, _)) => {
+            let place = source.replacen("{}", &line.to_string(), 1);
+            RequestError::Refused { status, message: format!("{message} ({place})") }
+        }
+        None => RequestError::Refused { status, message },
+    }
+}
+
+/// Polls the batch every [`WATCH_INTERVAL`] and draws its progress on stderr — one line
+/// redrawn in place on a terminal, a line per change otherwise — until it is completed or
+/// cancelled; then prints the final counts (the batch, with `--json`).
+async fn watch_batch(client: &Client, batch: uuid::Uuid, json: bool) -> anyhow::Result<ExitCode> {
+    let id = batch.to_string();
+    let detail = client.endpoint(&["rest", "batch", &id]);
+    // The counts only: a batch's items may run to megabytes, twice a second.
+    let mut counts = detail.clone();
+    counts.query_pairs_mut().append_pair("items", "false");
+    let terminal = std::io::stderr().is_terminal();
+    let mut shown = String::new();
+    let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let envelope = client.send("GET", counts.clone(), None).await?;
+        let progress: wire::BatchProgress = decode(&envelope, "batch progress")?;
+        let line = progress_line(&progress);
+        if line != shown {
+            if terminal {
+                // Back to the start of the line, and clear what a longer line left behind.
+                eprint!("\r{line}\x1b[K");
+            } else {
+                eprintln!("{line}");
+            }
+            shown = line;
+        }
+        if progress.is_over() {
+            if terminal {
+                eprintln!();
+            }
+            if json {
+                let envelope = client.send("GET", detail, None).await?;
+                print_pretty(&envelope["payload"])?;
+            } else {
+                print_line(format_args!("{}  {shown}", progress.state))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+}
+
+/// `[########----------]  43/100  answered 3 · completed 38 · busy 1 · no answer 1 · failed 0`:
+/// the numbers that reached an outcome (answered, or ended) of the batch's total.
+fn progress_line(p: &wire::BatchProgress) -> String {
+    let done = (p.answered + p.completed + p.busy + p.no_answer + p.failed).clamp(0, p.total.max(0));
+    let filled = if p.total > 0 {
+        // Rounded to the nearest character, but full only when every number is done.
+        let nearest = (2 * done * BAR_WIDTH + p.total) / (2 * p.total);
+        if done < p.total { nearest.min(BAR_WIDTH - 1) } else { nearest }
+    } else {
+        0
+    };
+    let bar = |n: i64, c: &str| c.repeat(usize::try_from(n).unwrap_or(0));
+    format!(
+        "[{}{}]  {done}/{}  answered {} · completed {} · busy {} · no answer {} · failed {}",
+        bar(filled, "#"),
+        bar(BAR_WIDTH - filled, "-"),
+        p.total,
+        p.answered,
+        p.completed,
+        p.busy,
+        p.no_answer,
+        p.failed
+    )
+}
+
 /// Prints a created object's uuid (or the object, with `--json`).
 fn print_created(envelope: &Value, what: &'static str, json: bool) -> anyhow::Result<ExitCode> {
     if json {
@@ -567,6 +745,62 @@ mod tests {
         );
         let missing = decode::<wire::Created>(&ok, "app").unwrap_err();
         assert!(missing.to_string().contains("uuid"), "{missing}");
+    }
+
+    fn progress(state: &str, counts: [i64; 8]) -> wire::BatchProgress {
+        let [total, queued, calling, answered, completed, busy, no_answer, failed] = counts;
+        wire::BatchProgress {
+            state: state.to_owned(),
+            total,
+            queued,
+            calling,
+            answered,
+            completed,
+            busy,
+            no_answer,
+            failed,
+        }
+    }
+
+    #[test]
+    fn the_progress_bar_counts_numbers_with_an_outcome() {
+        assert_eq!(
+            progress_line(&progress("running", [100, 55, 2, 3, 38, 1, 1, 0])),
+            "[########----------]  43/100  answered 3 · completed 38 · busy 1 · no answer 1 · failed 0"
+        );
+        assert_eq!(
+            progress_line(&progress("queued", [3, 3, 0, 0, 0, 0, 0, 0])),
+            "[------------------]  0/3  answered 0 · completed 0 · busy 0 · no answer 0 · failed 0"
+        );
+        // Nearly done is not full; done is.
+        let nearly = progress_line(&progress("running", [1000, 0, 1, 0, 999, 0, 0, 0]));
+        assert!(nearly.starts_with("[#################-]  999/1000"), "{nearly}");
+        let done = progress_line(&progress("completed", [4, 0, 0, 0, 2, 1, 0, 1]));
+        assert!(done.starts_with("[##################]  4/4  "), "{done}");
+        // An empty batch, and counts a newer server might make inconsistent, draw anyway.
+        assert!(progress_line(&progress("completed", [0; 8])).starts_with("[------------------]  0/0"));
+        assert!(progress_line(&progress("running", [2, 0, 0, 5, 0, 0, 0, 0])).starts_with("[###"));
+        assert!(progress("cancelled", [0; 8]).is_over() && !progress("running", [0; 8]).is_over());
+    }
+
+    #[test]
+    fn bad_numbers_are_traced_to_their_line() {
+        let lines = phone_lines("# customers\n12025550100\n\n  +12025550101  \n202-555\n");
+        assert_eq!(lines, vec![(2, "12025550100".into()), (4, "+12025550101".into()), (5, "202-555".into())]);
+        let refused = |message: &str| RequestError::Refused { status: 422, message: message.into() };
+        let traced = where_the_phone_is(
+            refused("phones[2]: \"202-555\" is not a telephone number"),
+            &lines,
+            "line {} of f.txt",
+        );
+        assert_eq!(
+            traced.to_string(),
+            "phones[2]: \"202-555\" is not a telephone number (line 5 of f.txt) (HTTP 422)"
+        );
+        let other = where_the_phone_is(refused("tn_lease: tn lease x not found"), &lines, "line {} of f.txt");
+        assert_eq!(other.to_string(), "tn_lease: tn lease x not found (HTTP 422)");
+        let out_of_range = where_the_phone_is(refused("phones[9]: bad"), &lines, "line {} of f.txt");
+        assert_eq!(out_of_range.to_string(), "phones[9]: bad (HTTP 422)");
     }
 
     #[test]

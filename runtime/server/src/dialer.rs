@@ -23,6 +23,8 @@ pub struct ServerDialer {
     pub allow_private_targets: bool,
     /// The platform's SIP domain (`sip.domain`).
     pub sip_domain: String,
+    /// This node's live calls, the peers of a bridge.
+    pub live_calls: Arc<crate::live_calls::LiveCalls>,
 }
 
 impl std::fmt::Debug for ServerDialer {
@@ -39,6 +41,10 @@ fn is_private(ip: IpAddr) -> bool {
 impl Dialer for ServerDialer {
     fn endpoint(&self) -> Option<Arc<SipEndpoint>> {
         self.endpoint.get().cloned()
+    }
+
+    fn bridge_peer(&self, account: &str, id: &str) -> Option<opentact_voice::BridgePeer> {
+        self.live_calls.bridge_peer(account, id)
     }
 
     async fn resolve(

@@ -1,6 +1,7 @@
-//! The live calls that take asynchronous commands (`POST /rest/call/{uuid}/command`): a call
-//! whose app is in async mode registers here while its flow runs; the REST API queues
-//! commands into it and the built-in XML guest runs them in order.
+//! The live calls of this node: every call registers here while its flow runs, so it can be
+//! bridged with (`POST /rest/call/bridge`, `<Bridge>`); a call whose app is in async mode
+//! also takes commands (`POST /rest/call/{uuid}/command`): the REST API queues them and the
+//! built-in XML guest runs them in order.
 //!
 //! The registry is per node. With several nodes sharing PostgreSQL, a command for a call this
 //! node does not carry will have to be forwarded to the node that does (the multi-node issue);
@@ -14,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use opentact_api::{CallCommand, CallControl, CommandOutcome};
 use opentact_call::CallSession;
+use opentact_call::events::EventKind;
 use opentact_call::model::CallState;
+use opentact_voice::{BridgePeer, SipCall};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -26,8 +29,10 @@ pub const MAX_QUEUED_COMMANDS: usize = 64;
 
 struct LiveCall {
     account: Uuid,
-    commands: mpsc::Sender<String>,
+    /// Where an async call's commands go; `None` for calls whose flow decides alone.
+    commands: Option<mpsc::Sender<String>>,
     session: Arc<CallSession>,
+    call: Arc<SipCall>,
     seen: Mutex<HashMap<String, Instant>>,
 }
 
@@ -54,12 +59,41 @@ fn state_name(state: CallState) -> &'static str {
 }
 
 impl LiveCalls {
-    /// Register `account`'s call; its flow reads the commands from the receiver.
-    pub fn register(&self, call: Uuid, account: Uuid, session: Arc<CallSession>) -> mpsc::Receiver<String> {
-        let (commands, receiver) = mpsc::channel(MAX_QUEUED_COMMANDS);
-        let live = LiveCall { account, commands, session, seen: Mutex::new(HashMap::new()) };
-        self.calls.lock().insert(call, Arc::new(live));
+    /// Register `account`'s live call (it can be bridged with); an async call's flow reads
+    /// its commands from the receiver.
+    pub fn register(
+        &self,
+        id: Uuid,
+        account: Uuid,
+        session: Arc<CallSession>,
+        call: Arc<SipCall>,
+        asynchronous: bool,
+    ) -> Option<mpsc::Receiver<String>> {
+        let (commands, receiver) = if asynchronous {
+            let (sender, receiver) = mpsc::channel(MAX_QUEUED_COMMANDS);
+            (Some(sender), Some(receiver))
+        } else {
+            (None, None)
+        };
+        let live = LiveCall { account, commands, session, call, seen: Mutex::new(HashMap::new()) };
+        self.calls.lock().insert(id, Arc::new(live));
         receiver
+    }
+
+    /// `account`'s live call `id` as a bridge peer.
+    pub fn bridge_peer(&self, account: &str, id: &str) -> Option<BridgePeer> {
+        let id = Uuid::parse_str(id).ok()?;
+        let live = self.calls.lock().get(&id).cloned()?;
+        if live.account.to_string() != account {
+            return None;
+        }
+        let session = live.session.clone();
+        Some(BridgePeer {
+            call: live.call.clone(),
+            report: Box::new(move |with: &str| {
+                session.events().emit(EventKind::Bridged { with: with.to_owned() });
+            }),
+        })
     }
 
     /// The call's flow has ended.
@@ -72,6 +106,13 @@ impl LiveCalls {
         if live.account != account {
             return CommandOutcome::NotFound;
         }
+        let state = live.session.state();
+        let Some(commands) = &live.commands else {
+            return CommandOutcome::WrongState {
+                state: state_name(state).to_owned(),
+                reason: "its flow takes no commands (its app is not in async mode)".to_owned(),
+            };
+        };
         let mut seen = live.seen.lock();
         seen.retain(|_, at| at.elapsed() < DEDUP_WINDOW);
         if let Some(id) = &command.command_id
@@ -79,7 +120,6 @@ impl LiveCalls {
         {
             return CommandOutcome::Duplicate;
         }
-        let state = live.session.state();
         let wrong = |reason: &str| CommandOutcome::WrongState {
             state: state_name(state).to_owned(),
             reason: reason.to_owned(),
@@ -93,7 +133,7 @@ impl LiveCalls {
             ("unhold", s) if s != CallState::Held => return wrong("it is not on hold"),
             _ => {}
         }
-        match live.commands.try_send(command.xml) {
+        match commands.try_send(command.xml) {
             Ok(()) => {
                 if let Some(id) = command.command_id {
                     seen.insert(id, Instant::now());
@@ -118,5 +158,9 @@ impl CallControl for LiveCalls {
     ) -> Pin<Box<dyn Future<Output = CommandOutcome> + Send + '_>> {
         let outcome = self.queue(account, call, command);
         Box::pin(async move { outcome })
+    }
+
+    fn is_live(&self, account: Uuid, call: Uuid) -> bool {
+        self.calls.lock().get(&call).is_some_and(|live| live.account == account)
     }
 }

@@ -1,7 +1,9 @@
 //! `opentact`: the platform server (`serve`) and the flow author's tools (`flow run`,
 //! `flow check`). Only this binary wires concrete types together.
 
+mod batch;
 mod call_log;
+mod call_runner;
 mod cli;
 mod client;
 mod config;
@@ -10,6 +12,7 @@ mod flow_cmd;
 mod live_calls;
 mod numbers;
 mod numbers_import;
+mod originate;
 mod provision;
 mod routing;
 mod sample;

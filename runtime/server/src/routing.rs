@@ -11,25 +11,20 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use opentact_call::model::{CallInfo, Direction};
-use opentact_call::{CallSession, EventSink, SessionConfig};
-use opentact_events::{AccountSink, EventBus};
-use opentact_flows::{CallContext, ControlMode, FlowComponent, FlowHost, HttpMethod};
+use opentact_call::model::Direction;
+use opentact_flows::ControlMode;
 use opentact_sip::{Caller, InboundHandler, IncomingCall, InviteCredential};
-use opentact_store::model::{AppMode, SipControlApp, SipDomain, WebhookMethod};
+use opentact_store::model::{SipControlApp, SipDomain};
 use opentact_store::{
     AccountRepo, LeaseRepo, SipConnectionRepo, SipControlAppRepo, SipDomainRepo, Store, TnProfileRepo,
 };
-use opentact_voice::{MediaRenderer, SipCall, VoiceConfig};
+use opentact_voice::SipCall;
 use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
-use crate::dialer::ServerDialer;
-use crate::live_calls::LiveCalls;
-use crate::numbers::NumberData;
+use crate::call_runner::{CallRunner, Flow, new_call_info};
 
 /// An IP network (`10.0.0.0/8`, `127.0.0.1/32`, or a bare address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,25 +127,11 @@ fn plain_user(user: &str) -> bool {
 /// Routes inbound calls and runs their flows.
 pub struct CallRouter {
     pub store: Store,
-    pub host: Arc<FlowHost>,
-    pub xml_guest: FlowComponent,
-    pub voice: Arc<VoiceConfig>,
-    pub renderer: MediaRenderer,
+    /// Runs the calls routing accepts.
+    pub runner: Arc<CallRunner>,
     pub carriers: Vec<Network>,
-    /// Where every call's events go besides the bus (the event log).
-    pub events: Arc<dyn EventSink>,
-    /// The event bus: each call publishes its events for its account.
-    pub bus: Arc<EventBus>,
-    /// Calls in async mode, taking REST commands while their flow runs.
-    pub live_calls: Arc<LiveCalls>,
-    pub webhook_timeout_ms: u32,
-    pub dialer: Arc<ServerDialer>,
     /// The platform's SIP domain (`sip.domain`).
     pub sip_domain: String,
-    /// Writes every call's CDR and recordings to the store.
-    pub call_log: Arc<crate::call_log::CallLog>,
-    /// Delivers the account's events to its webhooks (and the app's `event_url`).
-    pub webhooks: Arc<opentact_webhooks::Webhooks>,
 }
 
 /// Ring a SIP user of the account's domains (its registered phones).
@@ -296,40 +277,6 @@ impl CallRouter {
         not_found(format!("{target_user}@{target_host} is neither a user of this account nor a number"))
     }
 
-    async fn flow_for(&self, app: &SipControlApp) -> Result<(FlowComponent, ControlMode), String> {
-        match &app.mode {
-            AppMode::Xml { document } => Ok((self.xml_guest.clone(), ControlMode::Xml(document.clone()))),
-            AppMode::Webhook { url, method, timeout_ms } => Ok((
-                self.xml_guest.clone(),
-                ControlMode::Webhook {
-                    url: url.clone(),
-                    method: match method {
-                        WebhookMethod::Get => HttpMethod::Get,
-                        WebhookMethod::Post => HttpMethod::Post,
-                    },
-                    timeout_ms: u32::try_from(*timeout_ms).unwrap_or(self.webhook_timeout_ms),
-                },
-            )),
-            AppMode::Async => Ok((self.xml_guest.clone(), ControlMode::AsyncCommands)),
-            AppMode::Component => {
-                let version = app.current_component.ok_or("the app has no deployed component")?;
-                let bytes = self
-                    .store
-                    .component_bytes(app.account, version)
-                    .await
-                    .map_err(|error| format!("reading the component: {error}"))?
-                    .ok_or("the app's component version is gone")?;
-                let host = self.host.clone();
-                // Compiling (on a cache miss) is CPU work: keep it off the SIP tasks.
-                let component = tokio::task::spawn_blocking(move || host.load_component(&bytes))
-                    .await
-                    .map_err(|error| format!("loading the component: {error}"))?
-                    .map_err(|error| format!("loading the component: {error}"))?;
-                Ok((component, ControlMode::Component))
-            }
-        }
-    }
-
     async fn handle(&self, call: IncomingCall) {
         let route = match self.route(&call).await {
             Ok(route) => route,
@@ -339,9 +286,11 @@ impl CallRouter {
                 return;
             }
         };
-        let (account, app, component, mode, to, tn) = match route {
-            Route::Run { app, to, tn } => match self.flow_for(&app).await {
-                Ok((component, mode)) => (app.account, Some(app), component, mode, to, tn),
+        let (flow, to, tn) = match route {
+            Route::Run { app, to, tn } => match self.runner.flow_for(&app).await {
+                Ok((component, mode)) => {
+                    (Flow { account: app.account, app: Some(*app), component, mode }, to, tn)
+                }
                 Err(reason) => {
                     warn!(app = %app.uuid, %reason, "the app cannot run");
                     let _ = call.reject(500, Some(&reason));
@@ -349,7 +298,13 @@ impl CallRouter {
                 }
             },
             Route::Connect { account, xml, to } => {
-                (account, None, self.xml_guest.clone(), ControlMode::Xml(xml), to, None)
+                let flow = Flow {
+                    account,
+                    app: None,
+                    component: self.runner.xml_guest.clone(),
+                    mode: ControlMode::Xml(xml),
+                };
+                (flow, to, None)
             }
             Route::Reject { status, reason } => {
                 info!(status, %reason, "call rejected");
@@ -358,57 +313,15 @@ impl CallRouter {
             }
         };
         let account_tz =
-            self.store.get_account(account).await.ok().flatten().map(|account| account.time_zone);
-        let info = CallInfo {
-            id: uuid::Uuid::new_v4().to_string(),
-            account: account.to_string(),
-            app: app.as_ref().map(|app| app.uuid.to_string()).unwrap_or_default(),
-            from: call.from.user.clone().unwrap_or_else(|| call.from.to_string()),
-            to,
-            tn: tn.and_then(|tn| u64::try_from(tn).ok()),
-            direction: Direction::Inbound,
-            time_zone: account_tz,
-        };
-        let call_id = info.id.clone();
-        self.webhooks.call_started(&call_id, app.as_ref().and_then(|app| app.event_url.as_deref()));
-        let dialer: Arc<dyn opentact_voice::Dialer> = self.dialer.clone();
-        let sip_call = SipCall::new(info, call, self.voice.clone(), self.renderer.clone(), Some(dialer));
-        let session = Arc::new(CallSession::new(
-            sip_call.clone(),
-            Arc::new(AccountSink::new(
-                account,
-                self.bus.clone(),
-                Some(self.call_log.sink(
-                    account,
-                    app.as_ref().map(|app| app.uuid),
-                    Some(self.events.clone()),
-                )),
-            )),
-            SessionConfig { auto_answer: app.as_ref().is_none_or(|app| app.auto_answer) },
-        ));
-        let max_length = Duration::from_secs(
-            app.as_ref()
-                .map_or(0, |app| u64::try_from(app.max_call_length_min).unwrap_or(0))
-                .saturating_mul(60),
-        );
-        let asynchronous = matches!(mode, ControlMode::AsyncCommands);
-        let call_uuid = Uuid::parse_str(&call_id).unwrap_or_else(|_| Uuid::new_v4());
-        let mut context = CallContext::new(session.clone(), mode).with_numbers(Arc::new(NumberData));
-        if !max_length.is_zero() {
-            context = context.with_max_call_length(max_length);
-        }
-        if asynchronous {
-            context = context.with_commands(self.live_calls.register(call_uuid, account, session));
-        }
-        let outcome = self.host.run_call(&component, context).await;
-        if asynchronous {
-            self.live_calls.remove(call_uuid);
-        }
-        info!(call = %call_id, ?outcome, "flow finished");
-        // Whatever the flow did, the call ends with it.
-        let _ =
-            opentact_call::CallBackend::hangup(sip_call.as_ref(), opentact_call::model::HangupReason::Normal)
-                .await;
+            self.store.get_account(flow.account).await.ok().flatten().map(|account| account.time_zone);
+        let from = call.from.user.clone().unwrap_or_else(|| call.from.to_string());
+        let info =
+            new_call_info(flow.account, flow.app.as_ref(), from, to, tn, Direction::Inbound, account_tz);
+        let runner = &self.runner;
+        let dialer: Arc<dyn opentact_voice::Dialer> = runner.dialer.clone();
+        let sip_call = SipCall::new(info, call, runner.voice.clone(), runner.renderer.clone(), Some(dialer));
+        let session = runner.session(&sip_call, &flow);
+        runner.run(sip_call, session, flow).await;
     }
 }
 

@@ -19,10 +19,13 @@ use opentact_sip::{SipConfig, SipEndpoint};
 use opentact_voice::{MediaRenderer, VoiceConfig};
 use tracing::{info, warn};
 
+use crate::batch::BatchRunner;
+use crate::call_runner::CallRunner;
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::dialer::ServerDialer;
 use crate::live_calls::LiveCalls;
+use crate::originate::{Originator, ProfileLimits, RestCalling};
 use crate::routing::{CallRouter, Network};
 use crate::sample;
 
@@ -134,20 +137,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         local: advertised,
         allow_private_targets: config.sip.allow_private_targets,
         sip_domain: config.sip.domain.clone(),
+        live_calls: live_calls.clone(),
     });
-    let router = Arc::new(CallRouter {
+    let runner = Arc::new(CallRunner {
         store: store.clone(),
         host,
         xml_guest,
         voice,
         renderer: MediaRenderer::new(tts, fetcher),
-        carriers,
         events: Arc::new(LogSink { file: events_file }),
         bus: bus.clone(),
         live_calls: live_calls.clone(),
         webhook_timeout_ms,
         dialer: dialer.clone(),
-        sip_domain: config.sip.domain.clone(),
         call_log: crate::call_log::CallLog::start(
             store.clone(),
             crate::transcribe::Transcriber::new(
@@ -158,6 +160,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ),
         ),
         webhooks,
+    });
+    let originator =
+        Arc::new(Originator { runner: runner.clone(), limits: Arc::new(ProfileLimits::default()) });
+    let batches = BatchRunner::new(originator.clone(), store.clone());
+    let router = Arc::new(CallRouter {
+        store: store.clone(),
+        runner,
+        carriers,
+        sip_domain: config.sip.domain.clone(),
     });
     let sip = SipEndpoint::start(
         SipConfig {
@@ -183,6 +194,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .with_component_check(Arc::new(FlowHostCheck(router_host)))
     .with_events(bus)
     .with_call_control(live_calls)
+    .with_calling(Arc::new(RestCalling(originator.clone())))
+    .with_batch_launcher(Arc::new(batches.clone()))
     .with_sip(&config.sip.domain, Some(Arc::new(RegistrarPresence(sip.clone()))))
     .with_recordings(recordings_dir);
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -191,6 +204,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let api_addr = api_listener.local_addr().context("the REST API's address")?;
     let api = tokio::spawn(async move { axum::serve(api_listener, opentact_api::router(api_state)).await });
     info!(sip = %sip.local_addr(), api = %api_addr, "platform ready");
+    // Batches a previous run left unfinished go on.
+    tokio::spawn(async move { batches.resume().await });
     if args.check {
         info!("start-up checks passed");
         sip.shutdown();

@@ -128,7 +128,8 @@ pub struct LegEvents {
 }
 
 impl LegEvents {
-    pub(crate) fn new(state: watch::Receiver<LegState>) -> Self {
+    /// Events over a state the caller drives (a leg the platform has not placed yet).
+    pub fn new(state: watch::Receiver<LegState>) -> Self {
         LegEvents { state }
     }
 

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use crate::error::SipError;
-use crate::inbound::{LegEvents, LegState, Role, watch_dialog};
+use crate::inbound::{LegEvents, LegState, ReofferHandler, Role, watch_dialog};
 
 /// An INVITE to place.
 #[derive(Debug, Clone)]
@@ -50,6 +50,7 @@ pub enum OutboundOutcome {
 pub struct OutboundCall {
     dialog: InviteDialog,
     state: watch::Receiver<LegState>,
+    reoffer: Arc<parking_lot::Mutex<Option<ReofferHandler>>>,
 }
 
 /// The final response an outbound INVITE is waiting for.
@@ -115,16 +116,40 @@ impl OutboundCall {
         let (states_tx, states_rx) = dialog_layer.new_dialog_state_channel();
         let (dialog, result) = dialog_layer.do_invite_async(option, states_tx)?;
         let (state_tx, state) = watch::channel(LegState::Early);
+        let reoffer: Arc<parking_lot::Mutex<Option<ReofferHandler>>> = Arc::default();
         tokio::spawn(watch_dialog(
             states_rx,
             state_tx,
             dialog_layer.clone(),
             dialog.id(),
-            Arc::default(),
+            reoffer.clone(),
             Role::Client,
             Arc::new(tokio::sync::Notify::new()),
         ));
-        Ok((OutboundCall { dialog, state }, PendingOutcome { result }))
+        Ok((OutboundCall { dialog, state, reoffer }, PendingOutcome { result }))
+    }
+
+    /// How the callee's own re-offers (its hold, a codec change) are answered once the leg is
+    /// up; without a handler they get 488.
+    pub fn on_reoffer(&self, handler: ReofferHandler) {
+        *self.reoffer.lock() = Some(handler);
+    }
+
+    /// Send a re-INVITE with a new SDP offer (hold, unhold); returns the callee's SDP answer.
+    pub async fn reoffer(&self, sdp: String) -> Result<String, SipError> {
+        if !matches!(*self.state.borrow(), LegState::Confirmed) {
+            return Err(SipError::DialogEnded);
+        }
+        let headers = vec![rsipstack::sip::Header::ContentType("application/sdp".into())];
+        match self.dialog.reinvite(Some(headers), Some(sdp.into_bytes())).await? {
+            Some(response) if response.status_code.kind() == StatusCodeKind::Successful => {
+                Ok(String::from_utf8_lossy(response.body()).into_owned())
+            }
+            Some(response) => {
+                Err(SipError::Stack(format!("re-INVITE answered {}", response.status_code.code())))
+            }
+            None => Err(SipError::Stack("re-INVITE outside a confirmed dialog".to_owned())),
+        }
     }
 
     /// The leg's state and end.

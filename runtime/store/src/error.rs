@@ -23,6 +23,7 @@ pub enum ObjectKind {
     Call,
     Recording,
     EventSubscription,
+    Batch,
 }
 
 impl ObjectKind {
@@ -46,6 +47,7 @@ impl ObjectKind {
             ObjectKind::Call => "call",
             ObjectKind::Recording => "recording",
             ObjectKind::EventSubscription => "event subscription",
+            ObjectKind::Batch => "batch",
         }
     }
 }
@@ -70,6 +72,11 @@ pub enum StoreError {
     /// A uniqueness rule was broken: `field` already has `value` on a live object of `kind`.
     #[error("{kind} with {field} {value} already exists")]
     Conflict { kind: ObjectKind, field: &'static str, value: String },
+
+    /// The object's state forbids the change: `state` is the state it is in, `reason` what
+    /// that rules out (a completed batch cannot be cancelled).
+    #[error("{kind} {id} is {state}: {reason}")]
+    WrongState { kind: ObjectKind, id: String, state: &'static str, reason: &'static str },
 
     /// The number is in the inventory but is not available for lease.
     #[error("number {tn} is not available")]

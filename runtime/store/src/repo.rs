@@ -441,6 +441,38 @@ pub trait SipDomainRepo: Send + Sync {
     async fn sip_user_by_ha1b(&self, ha1b: &str) -> Result<Option<SipUser>>;
 }
 
+/// Bulk calls (`POST /rest/batch`): the API stores a batch and its numbers; the server's
+/// runner places the calls and records what became of each number.
+#[async_trait]
+pub trait BatchRepo: Send + Sync {
+    /// Stores a batch and its items (positions `0..n` in `phones` order, all queued) in one
+    /// transaction; the batch is queued. `Invalid` unless exactly one of `xml` and
+    /// `sip_control_app` is given and there is at least one phone; `NotFound` (of that kind)
+    /// for a lease, profile or app that is not a live object of the account.
+    async fn create_batch(&self, account: Uuid, batch: NewBatch) -> Result<Batch>;
+    /// The batch with its counts; another account's reads as `None`.
+    async fn get_batch(&self, account: Uuid, id: Uuid) -> Result<Option<Batch>>;
+    /// Oldest first; `take` is capped to [`MAX_TAKE`], negative values count as 0.
+    async fn list_batches(&self, account: Uuid, take: i64, skip: i64) -> Result<List<Batch>>;
+    /// *Unscoped* (the runner; the API checks the batch is the account's first): the items of a
+    /// batch by position (none for an unknown batch).
+    async fn batch_items(&self, batch: Uuid) -> Result<Vec<BatchItem>>;
+    /// *Unscoped* (the runner): sets the item's state and the fields of `update` that are
+    /// `Some`. `NotFound` if the batch has no item at `position`.
+    async fn update_batch_item(&self, batch: Uuid, position: i32, update: BatchItemUpdate) -> Result<()>;
+    /// *Unscoped* (the runner): sets the batch's state. A batch that is completed or cancelled
+    /// keeps its state (`Ok`, nothing changes), so a runner that finishes after a cancel does
+    /// not overwrite it. `NotFound` for an unknown batch.
+    async fn set_batch_state(&self, batch: Uuid, state: BatchState) -> Result<()>;
+    /// Cancels a queued or running batch (the runner places no new call; calls in progress
+    /// finish) and returns it; a cancelled batch is returned as it is. `WrongState` for a
+    /// completed batch.
+    async fn cancel_batch(&self, account: Uuid, id: Uuid) -> Result<Batch>;
+    /// *Unscoped* (the runner's start-up): the queued and running batches of every account,
+    /// oldest first.
+    async fn unfinished_batches(&self) -> Result<Vec<Batch>>;
+}
+
 /// Everything the store offers, as one object-safe trait (`Arc<dyn Repository>`).
 pub trait Repository:
     AccountRepo
@@ -457,6 +489,7 @@ pub trait Repository:
     + SipInviteRepo
     + CallLogRepo
     + WebhookRepo
+    + BatchRepo
 {
 }
 
@@ -475,5 +508,6 @@ impl<T> Repository for T where
         + SipInviteRepo
         + CallLogRepo
         + WebhookRepo
+        + BatchRepo
 {
 }

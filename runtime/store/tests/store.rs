@@ -102,6 +102,8 @@ store_test!(
     outbound_voice_profiles,
     wildcard_number_search,
     invites_work_once_and_expire,
+    batches_store_their_numbers_and_count_them,
+    batch_states_and_cancel,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -749,6 +751,7 @@ async fn outbound_voice_profiles(ctx: Ctx) -> anyhow::Result<()> {
             NewOutboundVoiceProfile {
                 name: "default".into(),
                 channel_limit: Some(10),
+                calls_per_second: Some(5),
                 max_rate_micros: Some(15_000),
                 daily_spend_limit_micros: Some(50_000_000),
                 record_calls: true,
@@ -769,11 +772,225 @@ async fn outbound_voice_profiles(ctx: Ctx) -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!((u.channel_limit, u.record_calls, u.max_rate_micros), (None, false, Some(15_000)));
+    assert_eq!(u.calls_per_second, Some(5), "a patch without it keeps it");
+    let u = s
+        .update_ovp(
+            a,
+            o.uuid,
+            OutboundVoiceProfilePatch { calls_per_second: Some(None), ..Default::default() },
+        )
+        .await?;
+    assert_eq!(u.calls_per_second, None);
+    let u = s
+        .update_ovp(
+            a,
+            o.uuid,
+            OutboundVoiceProfilePatch { calls_per_second: Some(Some(20)), ..Default::default() },
+        )
+        .await?;
+    assert_eq!(u.calls_per_second, Some(20));
     assert_eq!(s.get_ovp(a, o.uuid).await?.as_ref(), Some(&u));
     assert_eq!(s.list_ovps(a, ListParams::default()).await?.total, 1);
     s.delete_ovp(a, o.uuid).await?;
     assert!(s.get_ovp(a, o.uuid).await?.is_none());
     assert_eq!(s.list_ovps(a, ListParams::default()).await?.total, 0);
+    Ok(())
+}
+
+/// An account with a voice lease, an outbound voice profile and an XML app, for batches.
+async fn batch_fixture(s: &Store, email: &str, tn: i64) -> anyhow::Result<(Uuid, TnLease, Uuid, Uuid)> {
+    let a = account(s, email).await?;
+    s.upsert_numbers(&[number(tn, "DC")]).await?;
+    let lease = s.lease_tn(a, NewLease { tn, voice: true, sms: false, autorenew: false }).await?;
+    let ovp = s.create_ovp(a, NewOutboundVoiceProfile { name: "bulk".into(), ..Default::default() }).await?;
+    let app = s.create_app(a, xml_app("ivr")).await?;
+    Ok((a, lease, ovp.uuid, app.uuid))
+}
+
+fn new_batch(lease: &TnLease, phones: Vec<String>) -> NewBatch {
+    NewBatch {
+        outbound_voice_profile: None,
+        tn_lease: lease.uuid,
+        from_tn: lease.tn,
+        xml: Some("<Response><Say>Hello</Say></Response>".into()),
+        sip_control_app: None,
+        ring_timeout_secs: 30,
+        phones,
+    }
+}
+
+async fn batches_store_their_numbers_and_count_them(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, lease, ovp, app) = batch_fixture(s, "a@x.test", 12029822917).await?;
+    // More than one insert statement's worth of numbers.
+    let phones: Vec<String> = (0..1203).map(|i| format!("1415555{i:04}")).collect();
+    let created = s
+        .create_batch(
+            a,
+            NewBatch {
+                outbound_voice_profile: Some(ovp),
+                xml: None,
+                sip_control_app: Some(app),
+                ring_timeout_secs: 20,
+                ..new_batch(&lease, phones.clone())
+            },
+        )
+        .await?;
+    assert_eq!(
+        (created.state, created.total, created.queued, created.calling),
+        (BatchState::Queued, 1203, 1203, 0)
+    );
+    assert_eq!((created.from_tn, created.ring_timeout_secs), (12029822917, 20));
+    assert_eq!(s.get_batch(a, created.uuid).await?.as_ref(), Some(&created), "read back as created");
+    let items = s.batch_items(created.uuid).await?;
+    assert_eq!(items.len(), 1203);
+    assert!(
+        items.iter().enumerate().all(|(i, item)| item.position as usize == i
+            && item.phone == phones[i]
+            && item.state == BatchItemState::Queued
+            && item.call.is_none()
+            && item.started_on.is_none()),
+        "positions follow the list, every item queued"
+    );
+
+    // The runner's updates: None leaves a field as it is.
+    let call = Uuid::new_v4();
+    let started = now();
+    s.update_batch_item(
+        created.uuid,
+        0,
+        BatchItemUpdate {
+            call: Some(call),
+            started_on: Some(started),
+            ..BatchItemUpdate::state(BatchItemState::Calling)
+        },
+    )
+    .await?;
+    s.update_batch_item(created.uuid, 0, BatchItemUpdate::state(BatchItemState::Answered)).await?;
+    let ended = now();
+    s.update_batch_item(
+        created.uuid,
+        0,
+        BatchItemUpdate {
+            q850_cause: Some(16),
+            ended_on: Some(ended),
+            ..BatchItemUpdate::state(BatchItemState::Completed)
+        },
+    )
+    .await?;
+    s.update_batch_item(
+        created.uuid,
+        1,
+        BatchItemUpdate {
+            q850_cause: Some(17),
+            reason: Some("user busy".into()),
+            ..BatchItemUpdate::state(BatchItemState::Busy)
+        },
+    )
+    .await?;
+    s.update_batch_item(created.uuid, 2, BatchItemUpdate::state(BatchItemState::NoAnswer)).await?;
+    s.update_batch_item(created.uuid, 3, BatchItemUpdate::state(BatchItemState::Failed)).await?;
+    s.update_batch_item(created.uuid, 4, BatchItemUpdate::state(BatchItemState::Calling)).await?;
+    s.update_batch_item(created.uuid, 1202, BatchItemUpdate::state(BatchItemState::Answered)).await?;
+    assert!(is_not_found(
+        s.update_batch_item(created.uuid, 1203, BatchItemUpdate::state(BatchItemState::Failed)).await
+    ));
+    assert!(is_not_found(
+        s.update_batch_item(Uuid::new_v4(), 0, BatchItemUpdate::state(BatchItemState::Failed)).await
+    ));
+
+    let items = s.batch_items(created.uuid).await?;
+    let first = &items[0];
+    assert_eq!(
+        (first.state, first.call, first.q850_cause, first.started_on, first.ended_on),
+        (BatchItemState::Completed, Some(call), Some(16), Some(started), Some(ended)),
+        "{first:?}"
+    );
+    assert_eq!((items[1].state, items[1].reason.as_deref()), (BatchItemState::Busy, Some("user busy")));
+    let b = s.get_batch(a, created.uuid).await?.context("batch")?;
+    assert_eq!(
+        [b.total, b.queued, b.calling, b.answered, b.completed, b.busy, b.no_answer, b.failed],
+        [1203, 1197, 1, 1, 1, 1, 1, 1]
+    );
+    assert!(b.modified_on >= created.modified_on);
+
+    // Another account sees none of it, nor can it use A's lease, profile or app.
+    let (other, other_lease, _, _) = batch_fixture(s, "b@x.test", 12029822918).await?;
+    assert!(s.get_batch(other, created.uuid).await?.is_none());
+    assert_eq!(s.list_batches(other, 50, 0).await?.total, 0);
+    assert!(is_not_found(s.cancel_batch(other, created.uuid).await));
+    assert!(is_not_found(s.create_batch(other, new_batch(&lease, vec!["12025550100".into()])).await));
+    for bad in [
+        NewBatch { outbound_voice_profile: Some(ovp), ..new_batch(&other_lease, vec!["12025550100".into()]) },
+        NewBatch {
+            xml: None,
+            sip_control_app: Some(app),
+            ..new_batch(&other_lease, vec!["12025550100".into()])
+        },
+    ] {
+        assert!(is_not_found(s.create_batch(other, bad).await));
+    }
+    // Exactly one flow, at least one number.
+    let both = NewBatch { sip_control_app: Some(app), ..new_batch(&lease, vec!["12025550100".into()]) };
+    assert!(matches!(s.create_batch(a, both).await, Err(StoreError::Invalid { .. })));
+    let neither = NewBatch { xml: None, ..new_batch(&lease, vec!["12025550100".into()]) };
+    assert!(matches!(s.create_batch(a, neither).await, Err(StoreError::Invalid { .. })));
+    assert!(matches!(
+        s.create_batch(a, new_batch(&lease, Vec::new())).await,
+        Err(StoreError::Invalid { .. })
+    ));
+
+    // Paging, oldest first.
+    let mut ids = vec![created.uuid];
+    for i in 0..4 {
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        ids.push(s.create_batch(a, new_batch(&lease, vec![format!("1202555010{i}")])).await?.uuid);
+    }
+    let page = s.list_batches(a, 2, 1).await?;
+    assert_eq!((page.take, page.skip, page.total), (2, 1, 5));
+    assert_eq!(page.data.iter().map(|b| b.uuid).collect::<Vec<_>>(), ids[1..3].to_vec());
+    assert_eq!(page.data[0].total, 1, "listed batches have their counts");
+    assert_eq!(s.list_batches(a, 5000, -3).await?.take, MAX_TAKE);
+    Ok(())
+}
+
+async fn batch_states_and_cancel(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, lease, _, _) = batch_fixture(s, "a@x.test", 12029822917).await?;
+    let (b, other_lease, _, _) = batch_fixture(s, "b@x.test", 12029822918).await?;
+    let first = s.create_batch(a, new_batch(&lease, vec!["12025550100".into()])).await?;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let second = s.create_batch(b, new_batch(&other_lease, vec!["12025550101".into()])).await?;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let third = s.create_batch(a, new_batch(&lease, vec!["12025550102".into()])).await?;
+    let unfinished = |v: Vec<Batch>| v.into_iter().map(|b| b.uuid).collect::<Vec<_>>();
+    assert_eq!(
+        unfinished(s.unfinished_batches().await?),
+        vec![first.uuid, second.uuid, third.uuid],
+        "every account's, oldest first"
+    );
+
+    s.set_batch_state(first.uuid, BatchState::Running).await?;
+    assert_eq!(s.get_batch(a, first.uuid).await?.context("first")?.state, BatchState::Running);
+    s.set_batch_state(first.uuid, BatchState::Completed).await?;
+    assert!(is_not_found(s.set_batch_state(Uuid::new_v4(), BatchState::Running).await));
+    // A completed batch cannot be cancelled, and stays completed.
+    let refused = s.cancel_batch(a, first.uuid).await;
+    assert!(matches!(refused, Err(StoreError::WrongState { state: "completed", .. })), "{refused:?}");
+    s.set_batch_state(first.uuid, BatchState::Running).await?;
+    assert_eq!(s.get_batch(a, first.uuid).await?.context("first")?.state, BatchState::Completed);
+
+    // Cancelling: once, then again (the same answer); the runner cannot undo it.
+    s.set_batch_state(third.uuid, BatchState::Running).await?;
+    let cancelled = s.cancel_batch(a, third.uuid).await?;
+    assert_eq!(cancelled.state, BatchState::Cancelled);
+    assert_eq!(s.cancel_batch(a, third.uuid).await?.state, BatchState::Cancelled);
+    s.set_batch_state(third.uuid, BatchState::Completed).await?;
+    assert_eq!(s.get_batch(a, third.uuid).await?.context("third")?.state, BatchState::Cancelled);
+    // A queued batch can be cancelled too.
+    assert_eq!(s.cancel_batch(b, second.uuid).await?.state, BatchState::Cancelled);
+    assert!(s.unfinished_batches().await?.is_empty());
+    assert!(is_not_found(s.cancel_batch(a, Uuid::new_v4()).await));
     Ok(())
 }
 

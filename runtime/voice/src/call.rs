@@ -13,15 +13,16 @@ use async_trait::async_trait;
 use opentact_call::CallBackend;
 use opentact_call::clock::{Clock, RealClock};
 use opentact_call::error::CallError;
+use opentact_call::model::DialTarget;
 use opentact_call::model::{
     CallInfo, CallState, DialRequest, DialResult, HangupReason, Media, PlayOutcome, RecordRequest, Recording,
     SmsRequest,
 };
 use opentact_media::recorder::WavRecorder;
 use opentact_media::sdp::{self, Direction, LocalMedia};
-use opentact_sip::{IncomingCall, LegEvents, LegState};
+use opentact_sip::{IncomingCall, LegEnd, LegEvents, LegState, OutboundCall};
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::dial::{self, Dialer};
@@ -66,10 +67,53 @@ struct State {
     background: Option<BackgroundRecording>,
 }
 
+/// Where an outbound call rings.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// The callee.
+    pub target: DialTarget,
+    /// The caller ID (the From user); the call's `from` when `None`.
+    pub caller_id: Option<String>,
+    /// How long it may ring.
+    pub ring_timeout: Duration,
+}
+
+/// The call's own SIP leg: an INVITE that came in, or one the platform places.
+enum Leg {
+    Inbound(Box<IncomingCall>),
+    Outbound {
+        destination: Destination,
+        /// The callee's leg once it answered.
+        answered: Mutex<Option<OutboundCall>>,
+        /// The state [`SipCall::events`] follow: `Early` while ringing, then the callee's.
+        state: watch::Sender<LegState>,
+    },
+}
+
+impl std::fmt::Debug for Leg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Leg::Inbound(call) => call.fmt(f),
+            Leg::Outbound { destination, .. } => {
+                f.debug_struct("Outbound").field("target", &destination.target).finish_non_exhaustive()
+            }
+        }
+    }
+}
+
+impl Leg {
+    fn outbound(&self) -> Option<OutboundCall> {
+        match self {
+            Leg::Inbound(_) => None,
+            Leg::Outbound { answered, .. } => answered.lock().clone(),
+        }
+    }
+}
+
 /// A SIP call driven by a flow.
 pub struct SipCall {
     info: CallInfo,
-    leg: IncomingCall,
+    leg: Leg,
     events: LegEvents,
     config: Arc<VoiceConfig>,
     renderer: MediaRenderer,
@@ -98,6 +142,31 @@ impl SipCall {
         dialer: Option<Arc<dyn Dialer>>,
     ) -> Arc<Self> {
         let events = leg.events();
+        Self::with_leg(info, Leg::Inbound(Box::new(leg)), events, config, renderer, dialer)
+    }
+
+    /// A call the platform places: it rings `destination` when answered (the flow's first step,
+    /// or the originator's [`opentact_call::CallSession::connect`]).
+    pub fn outbound(
+        info: CallInfo,
+        destination: Destination,
+        config: Arc<VoiceConfig>,
+        renderer: MediaRenderer,
+        dialer: Arc<dyn Dialer>,
+    ) -> Arc<Self> {
+        let (state, receiver) = watch::channel(LegState::Early);
+        let leg = Leg::Outbound { destination, answered: Mutex::new(None), state };
+        Self::with_leg(info, leg, LegEvents::new(receiver), config, renderer, Some(dialer))
+    }
+
+    fn with_leg(
+        info: CallInfo,
+        leg: Leg,
+        events: LegEvents,
+        config: Arc<VoiceConfig>,
+        renderer: MediaRenderer,
+        dialer: Option<Arc<dyn Dialer>>,
+    ) -> Arc<Self> {
         let call = Arc::new_cyclic(|me| SipCall {
             info,
             leg,
@@ -128,11 +197,6 @@ impl SipCall {
             }
         });
         call
-    }
-
-    /// The SIP leg.
-    pub fn leg(&self) -> &IncomingCall {
-        &self.leg
     }
 
     /// The RTP session, once answered.
@@ -274,7 +338,14 @@ impl SipCall {
             self.state.lock().local.clone().ok_or_else(|| CallError::InvalidState("ringing".to_owned()))?;
         let offer =
             LocalMedia { direction, version: self.sdp_version.fetch_add(1, Ordering::Relaxed) + 1, ..local };
-        let answer = self.leg.reoffer(offer.render(&[], 0)).await.map_err(|error| match error {
+        let sent = match &self.leg {
+            Leg::Inbound(call) => call.reoffer(offer.render(&[], 0)).await,
+            Leg::Outbound { .. } => match self.leg.outbound() {
+                Some(call) => call.reoffer(offer.render(&[], 0)).await,
+                None => return Err(CallError::InvalidState("ringing".to_owned())),
+            },
+        };
+        let answer = sent.map_err(|error| match error {
             opentact_sip::SipError::DialogEnded => CallError::Hangup,
             other => CallError::Failed(format!("re-INVITE: {other}")),
         })?;
@@ -284,6 +355,95 @@ impl SipCall {
         {
             rtp.update_peer(SocketAddr::new(answer.audio.address, answer.audio.port));
         }
+        Ok(())
+    }
+
+    /// Answers the peer's re-offers (its hold, a new address) against the platform's `local`
+    /// media.
+    fn reoffer_handler(&self, rtp: &Arc<RtpSession>, local: &LocalMedia) -> opentact_sip::ReofferHandler {
+        let reoffer_rtp = Arc::downgrade(rtp);
+        let reoffer_local = local.clone();
+        let reoffer_version = self.sdp_version.clone();
+        Arc::new(move |text: &str| {
+            let offer = sdp::parse(text).ok()?;
+            sdp::negotiate(&offer.audio).ok()?;
+            if let Some(rtp) = reoffer_rtp.upgrade()
+                && !offer.audio.is_hold()
+            {
+                rtp.update_peer(SocketAddr::new(offer.audio.address, offer.audio.port));
+            }
+            let answer = LocalMedia {
+                direction: if offer.audio.is_hold() {
+                    Direction::RecvOnly
+                } else {
+                    offer.audio.direction.answer()
+                },
+                version: reoffer_version.fetch_add(1, Ordering::Relaxed) + 1,
+                ..reoffer_local.clone()
+            };
+            Some(answer.render(&offer.media_kinds, offer.audio_index))
+        })
+    }
+
+    /// An outbound call's "answer": ring the destination until it answers, then take its leg
+    /// and media as the call's own.
+    async fn place(&self) -> Result<(), CallError> {
+        let Leg::Outbound { destination, answered, state } = &self.leg else {
+            return Err(CallError::InvalidState("not an outbound call".to_owned()));
+        };
+        let dialer = self
+            .dialer
+            .clone()
+            .ok_or_else(|| CallError::Failed("outbound calling is not configured".to_owned()))?;
+        let rung = dial::ring(
+            dialer.as_ref(),
+            &self.config,
+            &self.info,
+            std::slice::from_ref(&destination.target),
+            destination.caller_id.as_deref(),
+            destination.ring_timeout,
+            self.events.clone(),
+        )
+        .await;
+        let leg = match rung {
+            Ok(leg) => leg,
+            Err(error) => {
+                state.send_if_modified(|current| {
+                    let live = !matches!(current, LegState::Ended(_));
+                    if live {
+                        *current = LegState::Ended(LegEnd::Rejected);
+                    }
+                    live
+                });
+                return Err(error);
+            }
+        };
+        leg.call.on_reoffer(self.reoffer_handler(&leg.rtp, &leg.local));
+        // From now on the call's state is the callee's.
+        let mut callee = leg.call.events();
+        let follow = state.clone();
+        tokio::spawn(async move {
+            let end = callee.ended().await;
+            follow.send_if_modified(|current| {
+                let live = !matches!(current, LegState::Ended(_));
+                if live {
+                    *current = LegState::Ended(end);
+                }
+                live
+            });
+        });
+        state.send_if_modified(|current| {
+            let ringing = *current == LegState::Early;
+            if ringing {
+                *current = LegState::Confirmed;
+            }
+            ringing
+        });
+        *answered.lock() = Some(leg.call);
+        *self.rtp.lock() = Some(leg.rtp);
+        let mut call_state = self.state.lock();
+        call_state.call = CallState::Answered;
+        call_state.local = Some(leg.local);
         Ok(())
     }
 
@@ -387,7 +547,11 @@ impl CallBackend for SipCall {
         if self.rtp.lock().is_some() {
             return Ok(());
         }
-        let offer_text = self.leg.sdp_offer.as_deref().ok_or_else(|| {
+        let leg = match &self.leg {
+            Leg::Inbound(leg) => leg,
+            Leg::Outbound { .. } => return self.place().await,
+        };
+        let offer_text = leg.sdp_offer.as_deref().ok_or_else(|| {
             CallError::Failed("the INVITE carried no SDP offer (late offer is not supported)".to_owned())
         })?;
         let offer =
@@ -414,29 +578,8 @@ impl CallBackend for SipCall {
         };
         let answer = local.render(&offer.media_kinds, offer.audio_index);
         let rtp = Arc::new(rtp);
-        let reoffer_rtp = Arc::downgrade(&rtp);
-        let reoffer_local = local.clone();
-        let reoffer_version = self.sdp_version.clone();
-        let on_reoffer = Arc::new(move |text: &str| {
-            let offer = sdp::parse(text).ok()?;
-            sdp::negotiate(&offer.audio).ok()?;
-            if let Some(rtp) = reoffer_rtp.upgrade()
-                && !offer.audio.is_hold()
-            {
-                rtp.update_peer(SocketAddr::new(offer.audio.address, offer.audio.port));
-            }
-            let answer = LocalMedia {
-                direction: if offer.audio.is_hold() {
-                    Direction::RecvOnly
-                } else {
-                    offer.audio.direction.answer()
-                },
-                version: reoffer_version.fetch_add(1, Ordering::Relaxed) + 1,
-                ..reoffer_local.clone()
-            };
-            Some(answer.render(&offer.media_kinds, offer.audio_index))
-        });
-        self.leg.answer(answer, on_reoffer).map_err(|error| match error {
+        let on_reoffer = self.reoffer_handler(&rtp, &local);
+        leg.answer(answer, on_reoffer).map_err(|error| match error {
             opentact_sip::SipError::DialogEnded => CallError::Hangup,
             other => CallError::Failed(format!("answering: {other}")),
         })?;
@@ -453,16 +596,32 @@ impl CallBackend for SipCall {
         if let Some(background) = self.state.lock().background.take() {
             let _ = background.stop.send(());
         }
-        let result = if answered {
-            self.leg.hangup().await
-        } else {
-            let status = match reason {
-                HangupReason::Busy => 486,
-                HangupReason::Rejected => 603,
-                HangupReason::Normal => 480,
-                HangupReason::Unavailable => 503,
-            };
-            self.leg.reject(status, None)
+        let result = match &self.leg {
+            Leg::Inbound(leg) if answered => leg.hangup().await,
+            Leg::Inbound(leg) => {
+                let status = match reason {
+                    HangupReason::Busy => 486,
+                    HangupReason::Rejected => 603,
+                    HangupReason::Normal => 480,
+                    HangupReason::Unavailable => 503,
+                };
+                leg.reject(status, None)
+            }
+            Leg::Outbound { answered, state, .. } => {
+                // Ringing: ending our state cancels the INVITE (ring watches it); answered: BYE.
+                let callee = answered.lock().clone();
+                if let Some(callee) = callee {
+                    callee.hangup().await;
+                }
+                state.send_if_modified(|current| {
+                    let live = !matches!(current, LegState::Ended(_));
+                    if live {
+                        *current = LegState::Ended(LegEnd::Local);
+                    }
+                    live
+                });
+                Ok(())
+            }
         };
         self.finish();
         match result {
@@ -661,9 +820,51 @@ impl CallBackend for SipCall {
         })
     }
 
-    async fn bridge(&self, _call_id: &str) -> Result<(), CallError> {
-        self.live()?;
-        Err(CallError::Failed("bridge is not available on SIP calls yet".to_owned()))
+    async fn bridge(&self, call_id: &str) -> Result<(), CallError> {
+        let a_leg = self.media()?;
+        if call_id == self.info.id {
+            return Err(CallError::invalid("bridge.call", "a call cannot be bridged with itself"));
+        }
+        let peer = self
+            .dialer
+            .as_ref()
+            .and_then(|dialer| dialer.bridge_peer(&self.info.account, call_id))
+            .ok_or_else(|| CallError::Failed(format!("no live call {call_id} in this account")))?;
+        let other = peer.call;
+        let b_leg = other.media().map_err(|error| match error {
+            CallError::Hangup => CallError::Failed(format!("call {call_id} has ended")),
+            CallError::InvalidState(_) => CallError::InvalidState(format!("call {call_id} is not answered")),
+            other => other,
+        })?;
+        for (call, who) in [(self, "this call"), (other.as_ref(), "the other call")] {
+            let state = call.state.lock().call;
+            if matches!(state, CallState::Bridged | CallState::Held) {
+                return Err(CallError::InvalidState(format!("{who} is {state}")));
+            }
+        }
+        self.state.lock().call = CallState::Bridged;
+        other.state.lock().call = CallState::Bridged;
+        // Each side hears the other, and keys pressed on one reach the other.
+        b_leg.feed(a_leg.tap());
+        a_leg.feed(b_leg.tap());
+        let relays = [relay_digits(a_leg.clone(), b_leg.clone()), relay_digits(b_leg.clone(), a_leg.clone())];
+        (peer.report)(&self.info.id);
+        let other_hung_up = tokio::select! {
+            () = other.hung_up() => true,
+            () = self.hung_up() => false,
+        };
+        a_leg.stop_feed();
+        b_leg.stop_feed();
+        for relay in relays {
+            relay.abort();
+        }
+        for call in [self, other.as_ref()] {
+            let mut state = call.state.lock();
+            if state.call == CallState::Bridged {
+                state.call = CallState::Answered;
+            }
+        }
+        if other_hung_up { Ok(()) } else { Err(CallError::Hangup) }
     }
 
     async fn hold(&self, timeout: Duration) -> Result<(), CallError> {

@@ -35,6 +35,25 @@ pub trait Dialer: Send + Sync {
         call: &CallInfo,
         caller_id: Option<&str>,
     ) -> Result<Vec<OutboundRequest>, CallError>;
+
+    /// `account`'s live call `id`, to bridge with; `None` when the account has no such call.
+    fn bridge_peer(&self, _account: &str, _id: &str) -> Option<BridgePeer> {
+        None
+    }
+}
+
+/// Another live call to bridge with.
+pub struct BridgePeer {
+    /// The call.
+    pub call: Arc<crate::SipCall>,
+    /// Reports `call.bridged` on the peer's own events, with the id of the call it joined.
+    pub report: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl std::fmt::Debug for BridgePeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgePeer").field("call", &self.call).finish_non_exhaustive()
+    }
 }
 
 /// A leg that answered.
@@ -42,6 +61,8 @@ pub(crate) struct AnsweredLeg {
     pub target: DialTarget,
     pub call: OutboundCall,
     pub rtp: Arc<RtpSession>,
+    /// The platform's SDP offer that the callee answered (the base of later re-offers).
+    pub local: LocalMedia,
 }
 
 /// Why no leg answered.
@@ -66,7 +87,7 @@ pub(crate) async fn ring(
         .endpoint()
         .ok_or_else(|| CallError::Failed("SIP is not running: outbound legs cannot be placed".to_owned()))?;
     let mut tally = Tally::default();
-    let mut legs: Vec<(DialTarget, OutboundCall, Arc<RtpSession>)> = Vec::new();
+    let mut legs: Vec<(DialTarget, OutboundCall, Arc<RtpSession>, LocalMedia)> = Vec::new();
     let mut pending = JoinSet::new();
     for target in targets {
         let requests = match dialer.resolve(target, info, caller_id).await {
@@ -102,7 +123,7 @@ pub(crate) async fn ring(
             match endpoint.invite(request) {
                 Ok((call, outcome)) => {
                     let index = legs.len();
-                    legs.push((target.clone(), call, Arc::new(rtp)));
+                    legs.push((target.clone(), call, Arc::new(rtp), offer));
                     pending.spawn(async move { (index, outcome.wait().await) });
                 }
                 Err(error) => tally.failed.push(format!("{}: {error}", target.as_str())),
@@ -139,7 +160,7 @@ pub(crate) async fn ring(
         }
     }
     // Every leg but the winner stops ringing (or, if it answered at the same moment, ends).
-    for (index, (_, call, rtp)) in legs.iter().enumerate() {
+    for (index, (_, call, rtp, _)) in legs.iter().enumerate() {
         if winner.as_ref().is_some_and(|(w, _)| *w == index) {
             continue;
         }
@@ -168,7 +189,7 @@ pub(crate) async fn ring(
             CallError::Failed(tally.failed.join("; "))
         });
     };
-    let (target, call, rtp) = legs.swap_remove(index);
+    let (target, call, rtp, local) = legs.swap_remove(index);
     let parsed = sdp::parse(&answer).map_err(|error| CallError::Failed(format!("the callee's SDP: {error}")));
     let negotiated = parsed.as_ref().ok().and_then(|p| sdp::negotiate(&p.audio).ok());
     let (Ok(parsed), Some(negotiated)) = (parsed.as_ref(), negotiated) else {
@@ -184,5 +205,5 @@ pub(crate) async fn ring(
     });
     rtp.start();
     info!(target = target.as_str(), "dial answered");
-    Ok(AnsweredLeg { target, call, rtp })
+    Ok(AnsweredLeg { target, call, rtp, local })
 }

@@ -4,14 +4,14 @@
 //!
 //! - [`SipCall`]: answer (SDP offer/answer, RTP on a port of the configured range), play (TTS,
 //!   files, tones, silence; barge-in), DTMF (RFC 4733 and in-band), record (WAV under the data
-//!   directory), hangup (BYE, or 480/486/603 before answer). Dial, bridge and hold on SIP come
-//!   with the outbound legs.
+//!   directory), hangup (BYE, or 480/486/603 before answer), dial (parallel forking), bridge
+//!   with another live call, hold; and calls the platform places ([`SipCall::outbound`]).
 //! - [`MediaRenderer`]: media verbs to samples, with the platform's caches.
 
 mod call;
 mod dial;
 mod render;
 
-pub use call::{SipCall, VoiceConfig};
-pub use dial::Dialer;
+pub use call::{Destination, SipCall, VoiceConfig};
+pub use dial::{BridgePeer, Dialer};
 pub use render::{MediaRenderer, Rendered};

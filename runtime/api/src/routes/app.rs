@@ -87,7 +87,7 @@ pub(crate) fn check_url(field: &str, url: &str) -> Result<String, ApiError> {
 }
 
 /// The mode the body asks for, if any; more than one is an error.
-fn mode_of(body: &AppBody) -> Result<Option<AppMode>, ApiError> {
+pub(crate) fn mode_of(body: &AppBody) -> Result<Option<AppMode>, ApiError> {
     let chosen = [
         body.xml.is_some(),
         body.webhook_url.is_some(),

@@ -24,16 +24,19 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::AuthAccount;
-use crate::envelope::{ApiJson, IdPath, Payload};
+use crate::envelope::{ApiJson, Created, IdPath, Payload};
 use crate::error::ApiError;
 use crate::openapi as doc;
-use crate::state::{ApiState, CallCommand, CommandOutcome};
+use crate::state::{ApiState, CallCommand, CommandOutcome, Originate, OriginateError};
 
 /// Longest `command_id`.
 pub const MAX_COMMAND_ID: usize = 128;
 
 pub fn routes() -> Router<ApiState> {
-    Router::new().route("/rest/call/{uuid}/command", post(command))
+    Router::new()
+        .route("/rest/call", post(originate))
+        .route("/rest/call/bridge", post(bridge))
+        .route("/rest/call/{uuid}/command", post(command))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -41,7 +44,7 @@ pub fn routes() -> Router<ApiState> {
 struct CommandBody {
     #[serde(default)]
     #[schema(
-        pattern = "^(answer|hangup|say|play|tone|pause|gather|record|record_start|record_stop|dial|hold|unhold)$"
+        pattern = "^(answer|hangup|say|play|tone|pause|gather|record|record_start|record_stop|dial|bridge|hold|unhold)$"
     )]
     command: Option<String>,
     #[serde(default)]
@@ -82,6 +85,7 @@ fn element(command: &str) -> Option<&'static str> {
         "dial" => "Dial",
         "hold" => "Hold",
         "unhold" => "Unhold",
+        "bridge" => "Bridge",
         _ => return None,
     })
 }
@@ -105,7 +109,7 @@ fn fragment(body: &CommandBody) -> Result<(String, String), ApiError> {
                     "command",
                     format!(
                         "unknown command {command:?}; use answer, hangup, say, play, tone, pause, gather, record, \
-                         record_start, record_stop, dial, hold, unhold, or xml"
+                         record_start, record_stop, dial, bridge, hold, unhold, or xml"
                     ),
                 ));
             };
@@ -183,6 +187,232 @@ async fn command(
         CommandOutcome::WrongState { state, reason } => return Err(ApiError::WrongState { state, reason }),
     };
     Ok(Payload(CommandAnswer { call, command_id: body.command_id, state: state_name }))
+}
+
+/// Shortest and longest ring time of an outbound call, seconds.
+pub const RING_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 5..=120;
+/// Ring time when the request names none, seconds.
+pub const DEFAULT_RING_TIMEOUT_SECS: u32 = 30;
+
+/// `POST /rest/call`: one outbound call.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct OriginateBody {
+    /// A number the account leases, with voice: the caller ID.
+    #[schema(value_type = i64, example = 12025550100_i64)]
+    from: Value,
+    /// A number (`12025550111`), a SIP URI (`sip:bob@example.com`) or a SIP user of the account
+    /// (`alice@acme.sip.example`).
+    #[schema(max_length = 256)]
+    to: String,
+    /// The flow as XML…
+    #[schema(max_length = 262144)]
+    xml: Option<String>,
+    /// …or an app of the account…
+    sip_control_app: Option<Uuid>,
+    /// …or a webhook that returns the XML…
+    #[schema(pattern = "^https?://[^ ]+$", max_length = 2048)]
+    webhook_url: Option<String>,
+    #[schema(pattern = "^(?i:GET|POST)$")]
+    webhook_method: Option<String>,
+    #[schema(minimum = 100, maximum = 30000)]
+    webhook_request_timeout: Option<i64>,
+    /// …or `"async"`: the call parks for `POST /rest/call/{uuid}/command` once answered.
+    #[schema(pattern = "^async$")]
+    control: Option<String>,
+    /// Ring time, seconds (5–120, default 30).
+    #[schema(minimum = 5, maximum = 120)]
+    timeout: Option<u32>,
+    /// Whose channel and rate limits the call counts against (default: the number's SIP
+    /// connection's profile, when it has one).
+    outbound_voice_profile: Option<Uuid>,
+}
+
+/// A call that was placed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OriginatedCall {
+    pub uuid: Uuid,
+    /// `initiated`: it rings now; its events follow (`call.answered`, `call.hangup`…).
+    pub state: &'static str,
+    pub direction: &'static str,
+    pub from: i64,
+    pub to: String,
+}
+
+/// The TN of a body field: a JSON integer, or a string of digits (`+` allowed).
+fn tn_field(field: &str, value: &Value) -> Result<i64, ApiError> {
+    let text = match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.strip_prefix('+').unwrap_or(s).to_owned(),
+        _ => String::new(),
+    };
+    if !(7..=15).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid(field, "a number with country code, 7 to 15 digits (12025550100)"));
+    }
+    text.parse().map_err(|_| ApiError::invalid(field, "not a number"))
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "call_originate",
+    path = "/rest/call",
+    tag = "call",
+    summary = "Place an outbound call from a number the account leases",
+    request_body = OriginateBody,
+    responses(
+        (status = 201, description = "Created: the call rings", body = doc::Envelope<OriginatedCall>),
+        (status = 429, description = "An outbound voice profile limit refused it", body = doc::ErrorEnvelope),
+        doc::ApiErrors
+    )
+)]
+async fn originate(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiJson(body): ApiJson<OriginateBody>,
+) -> Result<Created<OriginatedCall>, ApiError> {
+    use opentact_store::ObjectKind;
+    let account = auth.account;
+    let from = tn_field("from", &body.from)?;
+    if body.to.len() > 256 {
+        return Err(ApiError::invalid("to", "at most 256 characters"));
+    }
+    let target = opentact_xml::ast::Target::classify(&body.to).ok_or_else(|| {
+        ApiError::invalid(
+            "to",
+            "a number (12025550111), a SIP URI (sip:bob@host) or a SIP user (alice@domain)",
+        )
+    })?;
+    let to = match target {
+        opentact_xml::ast::Target::Number(n) => opentact_call::model::DialTarget::Number(n),
+        opentact_xml::ast::Target::SipUri(u) => opentact_call::model::DialTarget::SipUri(u),
+        opentact_xml::ast::Target::User(u) => opentact_call::model::DialTarget::User(u),
+    };
+    let ring = body.timeout.unwrap_or(DEFAULT_RING_TIMEOUT_SECS);
+    if !RING_TIMEOUT_SECS.contains(&ring) {
+        return Err(ApiError::invalid(
+            "timeout",
+            format!("{} to {} seconds", RING_TIMEOUT_SECS.start(), RING_TIMEOUT_SECS.end()),
+        ));
+    }
+    let lease = state.repo.lease_by_tn(from).await?.filter(|lease| lease.account == account);
+    let Some(lease) = lease else {
+        return Err(ApiError::invalid("from", format!("{from} is not a number of this account")));
+    };
+    if !lease.voice {
+        return Err(ApiError::invalid("from", format!("{from} has no voice service")));
+    }
+    let inline = crate::routes::app::AppBody {
+        xml: body.xml.clone(),
+        webhook_url: body.webhook_url.clone(),
+        webhook_method: body.webhook_method.clone(),
+        webhook_request_timeout: body.webhook_request_timeout,
+        control: body.control.clone(),
+        ..Default::default()
+    };
+    let inline = crate::routes::app::mode_of(&inline)?;
+    let (mode, app) = match (inline, body.sip_control_app) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ApiError::invalid(
+                "mode",
+                "give one of xml, sip_control_app, webhook_url or control: \"async\"",
+            ));
+        }
+        (Some(mode), None) => (mode, None),
+        (None, Some(app)) => {
+            let app = state
+                .repo
+                .get_app(account, app)
+                .await?
+                .ok_or_else(|| ApiError::invalid("sip_control_app", format!("app {app} not found")))?;
+            (app.mode.clone(), Some(app))
+        }
+    };
+    let profile_id = match body.outbound_voice_profile {
+        Some(id) => Some(id),
+        None => match lease.sip_connection {
+            Some(connection) => {
+                state.repo.get_connection(account, connection).await?.and_then(|c| c.outbound_voice_profile)
+            }
+            None => None,
+        },
+    };
+    let profile = match profile_id {
+        Some(id) => Some(state.repo.get_ovp(account, id).await?.ok_or_else(|| {
+            let kind = ObjectKind::OutboundVoiceProfile.as_str();
+            ApiError::invalid("outbound_voice_profile", format!("{kind} {id} not found"))
+        })?),
+        None => None,
+    };
+    let Some(calling) = &state.calling else {
+        return Err(ApiError::Unavailable("outbound calling is not running on this server".to_owned()));
+    };
+    let request = Originate { from_tn: from, to, mode, app, ring_timeout_secs: ring, profile };
+    let uuid = calling.originate(account, request).await.map_err(|error| match error {
+        OriginateError::Limit { reason, .. } => ApiError::LimitReached(reason),
+        OriginateError::Unavailable(reason) => ApiError::Unavailable(reason),
+    })?;
+    Ok(Created(OriginatedCall { uuid, state: "initiated", direction: "out", from, to: body.to }))
+}
+
+/// `POST /rest/call/bridge`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BridgeBody {
+    /// A live call of the account in async mode: the bridge runs as its next command.
+    call_a: Uuid,
+    /// Another live, answered call of the account.
+    call_b: Uuid,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
+    command_id: Option<String>,
+}
+
+/// What a bridge request became.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BridgeAnswer {
+    pub call_a: Uuid,
+    pub call_b: Uuid,
+    /// `accepted` (call A bridges once its earlier commands have run) or `duplicate`.
+    pub state: &'static str,
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "call_bridge",
+    path = "/rest/call/bridge",
+    tag = "call",
+    summary = "Bridge two live calls of the account (call A must be in async mode)",
+    request_body = BridgeBody,
+    responses((status = 200, description = "OK", body = doc::Envelope<BridgeAnswer>), doc::ApiErrors)
+)]
+async fn bridge(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiJson(body): ApiJson<BridgeBody>,
+) -> Result<Payload<BridgeAnswer>, ApiError> {
+    if body.call_a == body.call_b {
+        return Err(ApiError::invalid("call_b", "a call cannot be bridged with itself"));
+    }
+    if let Some(id) = &body.command_id
+        && (id.is_empty() || id.len() > MAX_COMMAND_ID)
+    {
+        return Err(ApiError::invalid("command_id", format!("1 to {MAX_COMMAND_ID} characters")));
+    }
+    let not_found = |call: Uuid| ApiError::NotFound { kind: "live call", id: call.to_string() };
+    let Some(control) = &state.call_control else { return Err(not_found(body.call_a)) };
+    if !control.is_live(auth.account, body.call_b) {
+        return Err(not_found(body.call_b));
+    }
+    let xml = format!("<Response><Bridge call=\"{}\"/></Response>", body.call_b);
+    let command = CallCommand { name: "bridge".to_owned(), xml, command_id: body.command_id };
+    let outcome = control.command(auth.account, body.call_a, command).await;
+    let state_name = match outcome {
+        CommandOutcome::Accepted => "accepted",
+        CommandOutcome::Duplicate => "duplicate",
+        CommandOutcome::NotFound => return Err(not_found(body.call_a)),
+        CommandOutcome::WrongState { state, reason } => return Err(ApiError::WrongState { state, reason }),
+    };
+    Ok(Payload(BridgeAnswer { call_a: body.call_a, call_b: body.call_b, state: state_name }))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::state::ApiState;
 
 pub mod app;
 pub mod auth;
+pub mod batch;
 pub mod call;
 pub mod call_log;
 pub mod docs;
@@ -42,6 +43,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(lookup::routes())
         .merge(ws::routes())
         .merge(call::routes())
+        .merge(batch::routes())
         .merge(call_log::routes())
         .merge(record::routes())
         .merge(event::routes())

@@ -25,6 +25,8 @@ use crate::state::ApiState;
 pub const MAX_NAME: usize = 100;
 /// Most concurrent calls a profile may allow.
 pub const MAX_CHANNEL_LIMIT: i32 = 100_000;
+/// Most new calls per second a profile may allow.
+pub const MAX_CALLS_PER_SECOND: i32 = 1000;
 /// Largest amount accepted (per minute, or per day), in the account's currency.
 pub const MAX_AMOUNT: f64 = 1_000_000.0;
 
@@ -41,6 +43,8 @@ pub struct ProfileView {
     pub uuid: Uuid,
     pub name: String,
     pub channel_limit: Option<i32>,
+    /// New calls started per second (bulk calls are paced to it); `null` for no limit.
+    pub calls_per_second: Option<i32>,
     pub max_rate: Option<f64>,
     pub daily_spend_limit: Option<f64>,
     pub record_calls: bool,
@@ -60,6 +64,7 @@ impl From<OutboundVoiceProfile> for ProfileView {
             uuid: p.uuid,
             name: p.name,
             channel_limit: p.channel_limit,
+            calls_per_second: p.calls_per_second,
             max_rate: p.max_rate_micros.map(units),
             daily_spend_limit: p.daily_spend_limit_micros.map(units),
             record_calls: p.record_calls,
@@ -85,6 +90,17 @@ fn channels(limit: i32) -> Result<i32, ApiError> {
         Err(ApiError::invalid(
             "channel_limit",
             format!("must be 1 to {MAX_CHANNEL_LIMIT} (or null for none)"),
+        ))
+    }
+}
+
+fn calls_per_second(rate: i32) -> Result<i32, ApiError> {
+    if (1..=MAX_CALLS_PER_SECOND).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(ApiError::invalid(
+            "calls_per_second",
+            format!("must be 1 to {MAX_CALLS_PER_SECOND} (or null for no limit)"),
         ))
     }
 }
@@ -116,6 +132,10 @@ pub struct NewProfile {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 100000)]
     pub channel_limit: Option<i32>,
+    /// New calls started per second; absent or `null` for no limit.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub calls_per_second: Option<i32>,
     #[serde(default)]
     #[schema(minimum = 0, maximum = 1000000)]
     pub max_rate: Option<f64>,
@@ -145,6 +165,7 @@ async fn create(
     let new = NewOutboundVoiceProfile {
         name: check_name("name", &body.name, MAX_NAME)?,
         channel_limit: body.channel_limit.map(channels).transpose()?,
+        calls_per_second: body.calls_per_second.map(calls_per_second).transpose()?,
         max_rate_micros: body.max_rate.map(|a| micros("max_rate", a)).transpose()?,
         daily_spend_limit_micros: body
             .daily_spend_limit
@@ -188,6 +209,9 @@ pub struct ProfileUpdate {
     #[schema(minimum = 1, maximum = 100000)]
     pub channel_limit: Option<Option<i32>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub calls_per_second: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(minimum = 0, maximum = 1000000)]
     pub max_rate: Option<Option<f64>>,
     #[serde(default, deserialize_with = "nullable")]
@@ -218,6 +242,7 @@ async fn update(
     let patch = OutboundVoiceProfilePatch {
         name: body.name.as_deref().map(|n| check_name("name", n, MAX_NAME)).transpose()?,
         channel_limit: body.channel_limit.map(|l| l.map(channels).transpose()).transpose()?,
+        calls_per_second: body.calls_per_second.map(|r| r.map(calls_per_second).transpose()).transpose()?,
         max_rate_micros: body.max_rate.map(|a| a.map(|a| micros("max_rate", a)).transpose()).transpose()?,
         daily_spend_limit_micros: body
             .daily_spend_limit
@@ -228,6 +253,7 @@ async fn update(
     };
     if patch.name.is_none()
         && patch.channel_limit.is_none()
+        && patch.calls_per_second.is_none()
         && patch.max_rate_micros.is_none()
         && patch.daily_spend_limit_micros.is_none()
         && patch.record_calls.is_none()
@@ -235,8 +261,8 @@ async fn update(
     {
         return Err(ApiError::invalid(
             "body",
-            "nothing to change: send one or more of name, channel_limit, max_rate, daily_spend_limit, \
-             record_calls, shaken_sign_policy",
+            "nothing to change: send one or more of name, channel_limit, calls_per_second, max_rate, \
+             daily_spend_limit, record_calls, shaken_sign_policy",
         ));
     }
     Ok(Payload(state.repo.update_ovp(auth.account, id, patch).await?.into()))

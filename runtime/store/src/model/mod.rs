@@ -6,6 +6,7 @@
 
 mod account;
 mod app;
+mod batch;
 mod call;
 mod number;
 mod profile;
@@ -16,6 +17,7 @@ pub use account::{Account, AccountPatch, ApiToken, CreatedToken, NewAccount, New
 pub use app::{
     AppMode, ComponentVersion, NewSipControlApp, SipControlApp, SipControlAppPatch, WebhookMethod,
 };
+pub use batch::{Batch, BatchItem, BatchItemState, BatchItemUpdate, BatchState, NewBatch};
 pub use call::{CallDirection, CallEnd, CallRecord, CallState, NewCallRecord, RecordingRecord};
 pub use number::{
     LeasePatch, NewLease, NumberInventory, OrderItem, OrderItemState, OrderState, TnLease, TnOrder,

@@ -68,6 +68,8 @@ pub struct OutboundVoiceProfile {
     pub name: String,
     /// Concurrent outbound calls; `None` for no limit.
     pub channel_limit: Option<i32>,
+    /// New calls started per second (bulk calls are paced to it); `None` for no limit.
+    pub calls_per_second: Option<i32>,
     /// Highest per-minute rate accepted for a destination, in micro-units.
     pub max_rate_micros: Option<i64>,
     /// Spend per day after which outbound calls are refused, in micro-units.
@@ -91,6 +93,7 @@ pub struct OutboundVoiceProfile {
 pub struct NewOutboundVoiceProfile {
     pub name: String,
     pub channel_limit: Option<i32>,
+    pub calls_per_second: Option<i32>,
     pub max_rate_micros: Option<i64>,
     pub daily_spend_limit_micros: Option<i64>,
     pub record_calls: bool,
@@ -102,6 +105,7 @@ pub struct NewOutboundVoiceProfile {
 pub struct OutboundVoiceProfilePatch {
     pub name: Option<String>,
     pub channel_limit: Option<Option<i32>>,
+    pub calls_per_second: Option<Option<i32>>,
     pub max_rate_micros: Option<Option<i64>>,
     pub daily_spend_limit_micros: Option<Option<i64>>,
     pub record_calls: Option<bool>,

@@ -16,6 +16,7 @@ use crate::error::{ObjectKind, Result, StoreError};
 
 mod account;
 mod app;
+mod batch;
 mod call_log;
 mod invite;
 mod lease;

@@ -37,6 +37,7 @@ struct OvpRow {
     account_id: String,
     name: String,
     channel_limit: Option<i32>,
+    calls_per_second: Option<i32>,
     max_rate_micros: Option<i64>,
     daily_spend_limit_micros: Option<i64>,
     record_calls: bool,
@@ -54,6 +55,7 @@ impl OvpRow {
             account: uuid(K, "account_id", &self.account_id)?,
             name: self.name,
             channel_limit: self.channel_limit,
+            calls_per_second: self.calls_per_second,
             max_rate_micros: self.max_rate_micros,
             daily_spend_limit_micros: self.daily_spend_limit_micros,
             record_calls: self.record_calls,
@@ -70,7 +72,7 @@ impl OvpRow {
 macro_rules! ovp_cols {
     () => {
         "id, account_id, name, channel_limit, max_rate_micros, daily_spend_limit_micros, record_calls, \
-         shaken_sign_policy, created_on, modified_on, deleted_on"
+         shaken_sign_policy, created_on, modified_on, deleted_on, calls_per_second"
     };
 }
 
@@ -298,6 +300,7 @@ impl OutboundVoiceProfileRepo for Store {
             account,
             name: new.name,
             channel_limit: new.channel_limit,
+            calls_per_second: new.calls_per_second,
             max_rate_micros: new.max_rate_micros,
             daily_spend_limit_micros: new.daily_spend_limit_micros,
             record_calls: new.record_calls,
@@ -308,8 +311,8 @@ impl OutboundVoiceProfileRepo for Store {
         };
         with_pool!(self, p => sqlx::query(
             "INSERT INTO outbound_voice_profile (id, account_id, name, channel_limit, max_rate_micros, \
-             daily_spend_limit_micros, record_calls, created_on, modified_on, shaken_sign_policy) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
+             daily_spend_limit_micros, record_calls, created_on, modified_on, shaken_sign_policy, \
+             calls_per_second) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)",
         )
         .bind(ovp.uuid.to_string())
         .bind(account.to_string())
@@ -320,6 +323,7 @@ impl OutboundVoiceProfileRepo for Store {
         .bind(ovp.record_calls)
         .bind(ms(now))
         .bind(ovp.shaken_sign_policy.as_str())
+        .bind(ovp.calls_per_second)
         .execute(p)
         .await
         .map(|_| ())?);
@@ -377,6 +381,7 @@ impl OutboundVoiceProfileRepo for Store {
             .ok_or(StoreError::not_found(ObjectKind::OutboundVoiceProfile, ovp))?;
         patch(&mut o.name, p.name);
         patch(&mut o.channel_limit, p.channel_limit);
+        patch(&mut o.calls_per_second, p.calls_per_second);
         patch(&mut o.max_rate_micros, p.max_rate_micros);
         patch(&mut o.daily_spend_limit_micros, p.daily_spend_limit_micros);
         patch(&mut o.record_calls, p.record_calls);
@@ -384,8 +389,8 @@ impl OutboundVoiceProfileRepo for Store {
         o.modified_on = now();
         let done = with_pool!(self, pool => sqlx::query(
             "UPDATE outbound_voice_profile SET name = $3, channel_limit = $4, max_rate_micros = $5, \
-             daily_spend_limit_micros = $6, record_calls = $7, modified_on = $8, shaken_sign_policy = $9 \
-             WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
+             daily_spend_limit_micros = $6, record_calls = $7, modified_on = $8, shaken_sign_policy = $9, \
+             calls_per_second = $10 WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
         )
         .bind(account.to_string())
         .bind(ovp.to_string())
@@ -396,6 +401,7 @@ impl OutboundVoiceProfileRepo for Store {
         .bind(o.record_calls)
         .bind(ms(o.modified_on))
         .bind(o.shaken_sign_policy.as_str())
+        .bind(o.calls_per_second)
         .execute(pool)
         .await?
         .rows_affected());

@@ -1,0 +1,218 @@
+//! Runs one call from its first event to its last, whichever way it started: an inbound INVITE
+//! that routing accepted, or a call the platform places (`POST /rest/call`, a batch). Both get
+//! the same session (events to the bus, the call log and the webhooks), the same flow host and
+//! the same async-command registration, so a flow cannot tell how its call began.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentact_call::model::{CallInfo, HangupReason};
+use opentact_call::{CallBackend, CallSession, EventSink, FlowOutcome, SessionConfig};
+use opentact_events::{AccountSink, EventBus};
+use opentact_flows::{CallContext, ControlMode, FlowComponent, FlowHost, HttpMethod};
+use opentact_store::model::{AppMode, SipControlApp, WebhookMethod};
+use opentact_store::{SipControlAppRepo, Store};
+use opentact_voice::{MediaRenderer, SipCall, VoiceConfig};
+use tracing::info;
+use uuid::Uuid;
+
+use crate::dialer::ServerDialer;
+use crate::live_calls::LiveCalls;
+use crate::numbers::NumberData;
+
+/// What a call runs: the account's app (when there is one) and its flow.
+pub struct Flow {
+    pub account: Uuid,
+    pub app: Option<SipControlApp>,
+    pub component: FlowComponent,
+    pub mode: ControlMode,
+}
+
+/// How a call ended, for those that wait on it (a batch's progress).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEnd {
+    /// Whether the callee (or, inbound, the platform) answered.
+    pub answered: bool,
+    /// The Q.850 cause of `call.hangup`.
+    pub q850_cause: u16,
+    /// Why, when it was not a plain end.
+    pub reason: Option<String>,
+}
+
+/// The parts every call uses.
+pub struct CallRunner {
+    pub store: Store,
+    pub host: Arc<FlowHost>,
+    pub xml_guest: FlowComponent,
+    pub voice: Arc<VoiceConfig>,
+    pub renderer: MediaRenderer,
+    /// Where every call's events go besides the bus (the event log).
+    pub events: Arc<dyn EventSink>,
+    /// The event bus: each call publishes its events for its account.
+    pub bus: Arc<EventBus>,
+    /// Live calls: async ones take REST commands, any can be bridged.
+    pub live_calls: Arc<LiveCalls>,
+    pub webhook_timeout_ms: u32,
+    pub dialer: Arc<ServerDialer>,
+    /// Writes every call's CDR and recordings to the store.
+    pub call_log: Arc<crate::call_log::CallLog>,
+    /// Delivers the account's events to its webhooks (and the app's `event_url`).
+    pub webhooks: Arc<opentact_webhooks::Webhooks>,
+}
+
+impl std::fmt::Debug for CallRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallRunner").finish_non_exhaustive()
+    }
+}
+
+impl CallRunner {
+    /// The component and control mode an app's calls run.
+    pub async fn flow_for(&self, app: &SipControlApp) -> Result<(FlowComponent, ControlMode), String> {
+        self.flow_for_mode(app.account, &app.mode, app.current_component).await
+    }
+
+    /// The component and control mode for `mode` (an app's, or one given with an outbound call).
+    pub async fn flow_for_mode(
+        &self,
+        account: Uuid,
+        mode: &AppMode,
+        current_component: Option<Uuid>,
+    ) -> Result<(FlowComponent, ControlMode), String> {
+        match mode {
+            AppMode::Xml { document } => Ok((self.xml_guest.clone(), ControlMode::Xml(document.clone()))),
+            AppMode::Webhook { url, method, timeout_ms } => Ok((
+                self.xml_guest.clone(),
+                ControlMode::Webhook {
+                    url: url.clone(),
+                    method: match method {
+                        WebhookMethod::Get => HttpMethod::Get,
+                        WebhookMethod::Post => HttpMethod::Post,
+                    },
+                    timeout_ms: u32::try_from(*timeout_ms).unwrap_or(self.webhook_timeout_ms),
+                },
+            )),
+            AppMode::Async => Ok((self.xml_guest.clone(), ControlMode::AsyncCommands)),
+            AppMode::Component => {
+                let version = current_component.ok_or("the app has no deployed component")?;
+                let bytes = self
+                    .store
+                    .component_bytes(account, version)
+                    .await
+                    .map_err(|error| format!("reading the component: {error}"))?
+                    .ok_or("the app's component version is gone")?;
+                let host = self.host.clone();
+                // Compiling (on a cache miss) is CPU work: keep it off the SIP tasks.
+                let component = tokio::task::spawn_blocking(move || host.load_component(&bytes))
+                    .await
+                    .map_err(|error| format!("loading the component: {error}"))?
+                    .map_err(|error| format!("loading the component: {error}"))?;
+                Ok((component, ControlMode::Component))
+            }
+        }
+    }
+
+    /// A session for `call`: `call.initiated` is emitted now, to the bus, the call log, the
+    /// event log and the webhooks (the app's `event_url` among them).
+    pub fn session(&self, call: &Arc<SipCall>, flow: &Flow) -> Arc<CallSession> {
+        let info = CallBackend::info(call.as_ref());
+        self.webhooks.call_started(&info.id, flow.app.as_ref().and_then(|app| app.event_url.as_deref()));
+        Arc::new(CallSession::new(
+            call.clone(),
+            Arc::new(AccountSink::new(
+                flow.account,
+                self.bus.clone(),
+                Some(self.call_log.sink(
+                    flow.account,
+                    flow.app.as_ref().map(|app| app.uuid),
+                    Some(self.events.clone()),
+                )),
+            )),
+            SessionConfig { auto_answer: flow.app.as_ref().is_none_or(|app| app.auto_answer) },
+        ))
+    }
+
+    /// Run `flow` on the call until it ends, then hang up whatever is still up.
+    pub async fn run(&self, call: Arc<SipCall>, session: Arc<CallSession>, flow: Flow) -> CallEnd {
+        let info = session.info();
+        let max_length = Duration::from_secs(
+            flow.app
+                .as_ref()
+                .map_or(0, |app| u64::try_from(app.max_call_length_min).unwrap_or(0))
+                .saturating_mul(60),
+        );
+        let call_uuid = Uuid::parse_str(&info.id).unwrap_or_else(|_| Uuid::new_v4());
+        let asynchronous = matches!(flow.mode, ControlMode::AsyncCommands);
+        let mut context = CallContext::new(session.clone(), flow.mode).with_numbers(Arc::new(NumberData));
+        if !max_length.is_zero() {
+            context = context.with_max_call_length(max_length);
+        }
+        if let Some(commands) =
+            self.live_calls.register(call_uuid, flow.account, session.clone(), call.clone(), asynchronous)
+        {
+            context = context.with_commands(commands);
+        }
+        let outcome = self.host.run_call(&flow.component, context).await;
+        self.live_calls.remove(call_uuid);
+        info!(call = %info.id, ?outcome, "flow finished");
+        // Whatever the flow did, the call ends with it.
+        let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
+        Self::end_of(&session, true)
+    }
+
+    /// A call the platform places: ring it (the session reports `call.answered`, or the
+    /// callee's cause), then run its flow; `refusal` ends it before it rings (a limit).
+    /// `answered` hears when the callee answers, before the flow starts.
+    pub async fn run_outbound(
+        &self,
+        call: Arc<SipCall>,
+        session: Arc<CallSession>,
+        flow: Flow,
+        refusal: Option<String>,
+        answered: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> CallEnd {
+        if let Some(reason) = refusal {
+            session.refuse(opentact_call::events::Q850::NO_CIRCUIT_AVAILABLE, reason);
+            session.finish(FlowOutcome::Completed).await;
+            let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
+            return Self::end_of(&session, false);
+        }
+        if session.connect().await.is_err() {
+            session.finish(FlowOutcome::Completed).await;
+            let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
+            return Self::end_of(&session, false);
+        }
+        if let Some(answered) = answered {
+            let _ = answered.send(());
+        }
+        self.run(call, session, flow).await
+    }
+
+    fn end_of(session: &CallSession, answered: bool) -> CallEnd {
+        let (cause, reason) =
+            session.end_cause().unwrap_or((opentact_call::events::Q850::NORMAL_CLEARING, None));
+        CallEnd { answered, q850_cause: cause.code, reason }
+    }
+}
+
+/// A new call's info; `id` is a fresh UUID.
+pub fn new_call_info(
+    account: Uuid,
+    app: Option<&SipControlApp>,
+    from: String,
+    to: String,
+    tn: Option<i64>,
+    direction: opentact_call::model::Direction,
+    time_zone: Option<String>,
+) -> CallInfo {
+    CallInfo {
+        id: Uuid::new_v4().to_string(),
+        account: account.to_string(),
+        app: app.map(|app| app.uuid.to_string()).unwrap_or_default(),
+        from,
+        to,
+        tn: tn.and_then(|tn| u64::try_from(tn).ok()),
+        direction,
+        time_zone,
+    }
+}

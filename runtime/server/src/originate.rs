@@ -1,0 +1,243 @@
+//! Calls the platform places: `POST /rest/call` and the calls of a batch. Each is an outbound
+//! [`SipCall`] run by the same [`CallRunner`] as inbound calls: `call.initiated`, the callee
+//! rings, `call.answered` and the flow — or `call.hangup` with the callee's cause.
+//!
+//! An outbound voice profile's limits hold here: `channel_limit` counts the profile's calls in
+//! progress (ringing or up), `calls_per_second` spaces their starts. A single call that would
+//! exceed the channel limit, or wait too long for its rate slot, is refused: the API answers
+//! 429 and the call's own events end with Q.850 34 and the reason. A batch waits instead.
+//! The counts are this node's; with several nodes sharing PostgreSQL each node holds its own
+//! share (the multi-node issue will move them to the database).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentact_api::{Calling, Originate, OriginateError};
+use opentact_call::model::Direction;
+use opentact_store::OutboundVoiceProfile;
+use opentact_voice::{Destination, SipCall};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tracing::{Instrument, info_span};
+use uuid::Uuid;
+
+use crate::call_runner::{CallEnd, CallRunner, Flow, new_call_info};
+
+/// Longest a single call waits for its profile's rate slot before it is refused.
+pub const MAX_RATE_WAIT: Duration = Duration::from_secs(5);
+
+/// One profile's use on this node.
+#[derive(Debug)]
+struct ProfileUse {
+    channels: usize,
+    /// When the profile's next call may start.
+    next_start: Instant,
+}
+
+/// Channels in use and rate slots per outbound voice profile.
+#[derive(Debug, Default)]
+pub struct ProfileLimits {
+    profiles: Mutex<HashMap<Uuid, ProfileUse>>,
+    /// Woken whenever a channel is given back.
+    freed: Notify,
+}
+
+/// A channel of a profile, given back when dropped (the call ended).
+#[derive(Debug)]
+pub struct Channel {
+    limits: Arc<ProfileLimits>,
+    profile: Uuid,
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        if let Some(usage) = self.limits.profiles.lock().get_mut(&self.profile) {
+            usage.channels = usage.channels.saturating_sub(1);
+        }
+        self.limits.freed.notify_waiters();
+    }
+}
+
+/// Why a profile refused a call now.
+fn channel_refusal(profile: &OutboundVoiceProfile, limit: i32) -> String {
+    format!(
+        "channel limit reached: outbound voice profile {:?} ({}) allows {limit} concurrent calls",
+        profile.name, profile.uuid
+    )
+}
+
+impl ProfileLimits {
+    fn limit(profile: &OutboundVoiceProfile) -> Option<usize> {
+        profile.channel_limit.map(|limit| usize::try_from(limit.max(0)).unwrap_or(0))
+    }
+
+    /// A channel now, or why not.
+    pub fn try_channel(self: &Arc<Self>, profile: &OutboundVoiceProfile) -> Result<Channel, String> {
+        let mut profiles = self.profiles.lock();
+        let usage = profiles
+            .entry(profile.uuid)
+            .or_insert_with(|| ProfileUse { channels: 0, next_start: Instant::now() });
+        if let Some(limit) = Self::limit(profile)
+            && usage.channels >= limit
+        {
+            return Err(channel_refusal(profile, profile.channel_limit.unwrap_or(0)));
+        }
+        usage.channels += 1;
+        Ok(Channel { limits: self.clone(), profile: profile.uuid })
+    }
+
+    /// A channel, once one is free.
+    pub async fn channel(self: &Arc<Self>, profile: &OutboundVoiceProfile) -> Channel {
+        loop {
+            // Register for the wake-up before checking, so a channel freed in between counts.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Ok(channel) = self.try_channel(profile) {
+                return channel;
+            }
+            freed.await;
+        }
+    }
+
+    /// Reserve the profile's next start slot: when a call may start under its
+    /// `calls_per_second`. `None` (nothing reserved) when that is further than `max_wait`.
+    pub fn start_slot(&self, profile: &OutboundVoiceProfile, max_wait: Option<Duration>) -> Option<Instant> {
+        let now = Instant::now();
+        let Some(rate) = profile.calls_per_second.filter(|rate| *rate > 0) else { return Some(now) };
+        let mut profiles = self.profiles.lock();
+        let usage =
+            profiles.entry(profile.uuid).or_insert_with(|| ProfileUse { channels: 0, next_start: now });
+        let slot = usage.next_start.max(now);
+        if max_wait.is_some_and(|max| slot - now > max) {
+            return None;
+        }
+        usage.next_start = slot + Duration::from_secs(1) / u32::try_from(rate).unwrap_or(1);
+        Some(slot)
+    }
+}
+
+/// Places outbound calls.
+#[derive(Debug)]
+pub struct Originator {
+    pub runner: Arc<CallRunner>,
+    pub limits: Arc<ProfileLimits>,
+}
+
+/// A call ready to be placed.
+pub struct Prepared {
+    pub id: Uuid,
+    call: Arc<SipCall>,
+    session: Arc<opentact_call::CallSession>,
+    flow: Flow,
+}
+
+impl Originator {
+    /// Build the call and its session (`call.initiated` goes out now); it is placed by
+    /// [`Originator::place`].
+    pub async fn prepare(&self, account: Uuid, request: &Originate) -> Result<Prepared, OriginateError> {
+        let runner = &self.runner;
+        let (component, mode) = runner
+            .flow_for_mode(account, &request.mode, request.app.as_ref().and_then(|app| app.current_component))
+            .await
+            .map_err(OriginateError::Unavailable)?;
+        let time_zone = opentact_store::AccountRepo::get_account(&runner.store, account)
+            .await
+            .ok()
+            .flatten()
+            .map(|account| account.time_zone);
+        let info = new_call_info(
+            account,
+            request.app.as_ref(),
+            request.from_tn.to_string(),
+            request.to.as_str().to_owned(),
+            Some(request.from_tn),
+            Direction::Outbound,
+            time_zone,
+        );
+        let id = Uuid::parse_str(&info.id).unwrap_or_else(|_| Uuid::new_v4());
+        let destination = Destination {
+            target: request.to.clone(),
+            caller_id: None,
+            ring_timeout: Duration::from_secs(u64::from(request.ring_timeout_secs)),
+        };
+        let call = SipCall::outbound(
+            info,
+            destination,
+            runner.voice.clone(),
+            runner.renderer.clone(),
+            runner.dialer.clone(),
+        );
+        let flow = Flow { account, app: request.app.clone(), component, mode };
+        let session = runner.session(&call, &flow);
+        Ok(Prepared { id, call, session, flow })
+    }
+
+    /// Ring the call and run its flow to the end; `refusal` ends it at once with that reason;
+    /// `answered` hears when the callee answers.
+    pub async fn place(
+        &self,
+        prepared: Prepared,
+        refusal: Option<String>,
+        answered: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> CallEnd {
+        let span = info_span!("call", call = %prepared.id, direction = "out");
+        self.runner
+            .run_outbound(prepared.call, prepared.session, prepared.flow, refusal, answered)
+            .instrument(span)
+            .await
+    }
+}
+
+/// `POST /rest/call`.
+#[derive(Debug, Clone)]
+pub struct RestCalling(pub Arc<Originator>);
+
+impl Calling for RestCalling {
+    fn originate(
+        &self,
+        account: Uuid,
+        request: Originate,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Uuid, OriginateError>> + Send + '_>> {
+        Box::pin(async move {
+            let originator = self.0.clone();
+            let limits = &originator.limits;
+            let (channel, slot) = match &request.profile {
+                Some(profile) => {
+                    let channel = limits.try_channel(profile);
+                    let slot = channel.as_ref().ok().map(|_| limits.start_slot(profile, Some(MAX_RATE_WAIT)));
+                    (Some(channel), slot.flatten())
+                }
+                None => (None, Some(Instant::now())),
+            };
+            let refusal = match (&channel, slot, &request.profile) {
+                (Some(Err(reason)), _, _) => Some(reason.clone()),
+                (_, None, Some(profile)) => Some(format!(
+                    "call rate limit reached: outbound voice profile {:?} ({}) starts {} calls per second",
+                    profile.name,
+                    profile.uuid,
+                    profile.calls_per_second.unwrap_or_default()
+                )),
+                _ => None,
+            };
+            let prepared = originator.prepare(account, &request).await?;
+            let id = prepared.id;
+            if let Some(reason) = refusal {
+                // The call exists in the events and the log, and ends with why.
+                originator.place(prepared, Some(reason.clone()), None).await;
+                return Err(OriginateError::Limit { call: id, reason });
+            }
+            let channel = channel.and_then(Result::ok);
+            tokio::spawn(async move {
+                if let Some(slot) = slot {
+                    tokio::time::sleep_until(slot).await;
+                }
+                originator.place(prepared, None, None).await;
+                drop(channel);
+            });
+            Ok(id)
+        })
+    }
+}

@@ -1,0 +1,313 @@
+//! Calls the platform places over REST (`POST /rest/call`) to SIPp callees on loopback: the
+//! callee rings, answers and hears the call's XML; a busy callee ends the call with its cause;
+//! an outbound voice profile's channel limit refuses a call with 429 and the call's own events
+//! say why; two parked calls are bridged with `POST /rest/call/bridge`.
+
+mod support;
+
+use std::time::Duration;
+
+use opentact_store::AppMode;
+use serde_json::{Value, json};
+use support::platform::{Platform, http};
+use support::sipp::{callee, callee_scenario, free_udp_port, refusing_callee_scenario};
+
+const TN: i64 = 12025550188;
+const EMAIL: &str = "dialer@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A platform whose carrier trunk is `127.0.0.1:<carrier_port>` and that may ring loopback SIP
+/// URIs; `TN` is leased by `EMAIL`.
+async fn platform(carrier_port: u16) -> Platform {
+    let dir = tempfile::tempdir().expect("tempdir");
+    support::provision::number_with_app(
+        &dir.path().join("data"),
+        EMAIL,
+        TN,
+        AppMode::Xml { document: "<Response><Hangup/></Response>".to_owned() },
+    )
+    .await;
+    let config = dir.path().join("outbound.toml");
+    std::fs::write(
+        &config,
+        format!("[sip]\noutbound_proxy = \"127.0.0.1:{carrier_port}\"\nallow_private_targets = true\n"),
+    )
+    .expect("config");
+    Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await
+}
+
+async fn jwt(platform: &Platform) -> String {
+    let (status, login) =
+        http(platform.api, "POST", "/rest/auth", &[], Some(&json!({"email": EMAIL, "password": PASSWORD})))
+            .await;
+    assert_eq!(status, 200, "{login}");
+    format!("Bearer {}", login["payload"]["token"].as_str().expect("a JWT"))
+}
+
+async fn demo_jwt(platform: &Platform) -> String {
+    let password = support::ws::sample_password(&platform.log());
+    let body = json!({"email": "demo@opentact.local", "password": password});
+    let (status, login) = http(platform.api, "POST", "/rest/auth", &[], Some(&body)).await;
+    assert_eq!(status, 200, "{login}");
+    login["payload"]["token"].as_str().expect("a JWT").to_owned()
+}
+
+async fn post(platform: &Platform, auth: &str, path: &str, body: Value) -> (u16, Value) {
+    http(platform.api, "POST", path, &[("Authorization", auth)], Some(&body)).await
+}
+
+/// The events of one call, once it has emitted `last`.
+async fn call_events(platform: &Platform, call: &str, last: &str) -> Vec<Value> {
+    let events =
+        platform.wait_for_event(Duration::from_secs(30), |e| e["call"] == call && e["type"] == last).await;
+    events.into_iter().filter(|e| e["call"] == call).collect()
+}
+
+fn types(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] != "call.callflow")
+        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_call_rings_the_callee_and_runs_its_xml() {
+    let carrier_port = free_udp_port();
+    let platform = platform(carrier_port).await;
+    let auth = jwt(&platform).await;
+    // The callee rings 300 ms, answers, listens 2 s and hangs up.
+    let carrier_scenario = callee_scenario(300, 2000)
+        .replace(
+            r#"<recv request="INVITE" crlf="true">
+    <action>"#,
+            &format!(
+                r#"<recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="INVITE sip:12025550111@127.0.0.1" search_in="msg" check_it="true" assign_to="ruri"/>
+      <ereg regexp="From: &lt;sip:{TN}@" search_in="msg" check_it="true" assign_to="cid"/>"#
+            ),
+        )
+        .replace("</scenario>", "  <Reference variables=\"ruri,cid\"/>\n</scenario>");
+    let (carrier, _dir) = callee(carrier_scenario, carrier_port).await;
+    let xml =
+        r#"<Response><Say tag="greeting">Hello from the platform</Say><Pause length="20000"/></Response>"#;
+    let (status, created) =
+        post(&platform, &auth, "/rest/call", json!({"from": TN, "to": "12025550111", "xml": xml})).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["payload"]["state"], "initiated", "{created}");
+    assert_eq!(created["payload"]["direction"], "out", "{created}");
+    let call = created["payload"]["uuid"].as_str().expect("uuid").to_owned();
+
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "the carrier got the number and the caller ID, answered, hung up:\n{output}");
+    let events = call_events(&platform, &call, "call.destroyed").await;
+    assert_eq!(
+        types(&events),
+        ["call.initiated", "call.answered", "call.hangup", "call.destroyed"],
+        "{events:#?}"
+    );
+    assert_eq!(events[0]["direction"], "out", "{:#}", events[0]);
+    assert!(
+        events.iter().any(|e| e["verb"] == "say" && e["phase"] == "finished" && e["tag"] == "greeting"),
+        "the callee heard the XML: {events:#?}"
+    );
+    let hangup = events.iter().find(|e| e["type"] == "call.hangup").expect("hangup");
+    assert_eq!(hangup["q850_cause"], 16, "{hangup:#}");
+    assert_eq!(hangup["by"], "caller", "the callee (the remote end) hung up: {hangup:#}");
+
+    // The call log has it as an outbound, answered call.
+    let cdr = wait_for_cdr(&platform, &auth, &call).await;
+    assert_eq!(cdr["direction"], "outbound", "{cdr:#}");
+    assert_eq!(cdr["from"], TN.to_string(), "{cdr:#}");
+    assert!(cdr["answered_on"].is_string(), "{cdr:#}");
+}
+
+async fn wait_for_cdr(platform: &Platform, auth: &str, call: &str) -> Value {
+    for _ in 0..50 {
+        let (status, body) =
+            http(platform.api, "GET", &format!("/rest/call/{call}"), &[("Authorization", auth)], None).await;
+        if status == 200 && body["payload"]["ended_on"].is_string() {
+            return body["payload"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no finished CDR for {call}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_callee_ends_the_call_with_user_busy() {
+    let carrier_port = free_udp_port();
+    let platform = platform(carrier_port).await;
+    let auth = jwt(&platform).await;
+    let (carrier, _dir) = callee(refusing_callee_scenario(486), carrier_port).await;
+    let (status, created) = post(
+        &platform,
+        &auth,
+        "/rest/call",
+        json!({"from": TN.to_string(), "to": "+12025550122", "xml": "<Response><Say>unheard</Say></Response>"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let call = created["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "{output}");
+    let events = call_events(&platform, &call, "call.destroyed").await;
+    assert_eq!(types(&events), ["call.initiated", "call.hangup", "call.destroyed"], "{events:#?}");
+    let hangup = &events[1];
+    assert_eq!(hangup["q850_cause"], 17, "{hangup:#}");
+    assert!(!events.iter().any(|e| e["verb"] == "say"), "no flow runs on an unanswered call: {events:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_with_what_to_fix() {
+    let platform = platform(free_udp_port()).await;
+    let auth = jwt(&platform).await;
+    let xml = "<Response><Hangup/></Response>";
+    for (body, status, says) in [
+        (
+            json!({"from": 12025550999_i64, "to": "12025550111", "xml": xml}),
+            422,
+            "not a number of this account",
+        ),
+        (json!({"from": TN, "to": "not a target", "xml": xml}), 422, "to:"),
+        (json!({"from": TN, "to": "12025550111"}), 422, "give one of"),
+        (json!({"from": TN, "to": "12025550111", "xml": xml, "control": "async"}), 422, "give one of"),
+        (json!({"from": TN, "to": "12025550111", "xml": "<Response><Nope/></Response>"}), 422, "xml"),
+        (json!({"from": TN, "to": "12025550111", "xml": xml, "timeout": 1}), 422, "timeout"),
+        (
+            json!({"from": TN, "to": "12025550111", "sip_control_app": uuid::Uuid::new_v4()}),
+            422,
+            "sip_control_app",
+        ),
+    ] {
+        let (got, answer) = post(&platform, &auth, "/rest/call", body.clone()).await;
+        assert_eq!(got, status, "{body} → {answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{body} → {message}");
+    }
+    // Another account cannot call from this account's number; nobody calls unauthenticated.
+    let demo = format!("Bearer {}", demo_jwt(&platform).await);
+    let (status, answer) =
+        post(&platform, &demo, "/rest/call", json!({"from": TN, "to": "12025550111", "xml": xml})).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap_or_default().contains("not a number of this account"),
+        "{answer}"
+    );
+    let (status, _) = http(platform.api, "POST", "/rest/call", &[], Some(&json!({"from": TN}))).await;
+    assert_eq!(status, 401);
+}
+
+/// An outbound voice profile allowing one channel, created over REST.
+async fn one_channel_profile(platform: &Platform, auth: &str) -> String {
+    let (status, profile) =
+        post(platform, auth, "/rest/profile/outbound_voice", json!({"name": "one line", "channel_limit": 1}))
+            .await;
+    assert_eq!(status, 201, "{profile}");
+    profile["payload"]["uuid"].as_str().expect("uuid").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_channel_limit_refuses_a_second_call_and_says_why() {
+    let carrier_port = free_udp_port();
+    let platform = platform(carrier_port).await;
+    let auth = jwt(&platform).await;
+    let profile = one_channel_profile(&platform, &auth).await;
+    let (carrier, _dir) = callee(callee_scenario(2000, 500), carrier_port).await;
+    // The callee hangs up first (after 0.5 s of talk).
+    let xml = r#"<Response><Pause length="10000"/></Response>"#;
+    let body = json!({"from": TN, "to": "12025550111", "xml": xml, "outbound_voice_profile": profile});
+    let (status, first) = post(&platform, &auth, "/rest/call", body.clone()).await;
+    assert_eq!(status, 201, "{first}");
+    // The first call still rings: its channel is taken.
+    let (status, refused) = post(&platform, &auth, "/rest/call", body.clone()).await;
+    assert_eq!(status, 429, "{refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("channel limit") && message.contains("one line"), "{message}");
+    // The refused call's events end with cause 34 and the same reason.
+    let refused_hangup = platform
+        .wait_for_event(Duration::from_secs(5), |e| e["type"] == "call.hangup" && e["q850_cause"] == 34)
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "call.hangup" && e["q850_cause"] == 34)
+        .expect("hangup 34");
+    assert!(
+        refused_hangup["reason"].as_str().unwrap_or_default().contains("channel limit"),
+        "{refused_hangup:#}"
+    );
+    assert_eq!(refused_hangup["by"], "platform", "{refused_hangup:#}");
+
+    // Once the first call is over, its channel is free again.
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "{output}");
+    let first = first["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    call_events(&platform, &first, "call.destroyed").await;
+    let (_carrier, _dir) = callee(refusing_callee_scenario(486), carrier_port).await;
+    let (status, again) = post(&platform, &auth, "/rest/call", body).await;
+    assert_eq!(status, 201, "the channel came back: {again}");
+}
+
+/// A SIPp callee at its own loopback port (reached by SIP URI) that answers after 0.1 s and hangs
+/// up after `talk_ms`.
+async fn uri_callee(talk_ms: u32) -> (String, tokio::task::JoinHandle<(i32, String)>, tempfile::TempDir) {
+    let port = free_udp_port();
+    let (handle, scenario_dir) = callee(callee_scenario(100, talk_ms), port).await;
+    (format!("sip:callee@127.0.0.1:{port}"), handle, scenario_dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_parked_calls_are_bridged_until_one_hangs_up() {
+    let platform = platform(free_udp_port()).await;
+    let auth = jwt(&platform).await;
+    let (a_uri, a_callee, _a_dir) = uri_callee(12_000).await;
+    let (b_uri, b_callee, _b_dir) = uri_callee(4_000).await;
+    let mut calls = Vec::new();
+    for to in [&a_uri, &b_uri] {
+        let (status, created) =
+            post(&platform, &auth, "/rest/call", json!({"from": TN, "to": to, "control": "async"})).await;
+        assert_eq!(status, 201, "{created}");
+        calls.push(created["payload"]["uuid"].as_str().expect("uuid").to_owned());
+    }
+    let (a, b) = (calls[0].clone(), calls[1].clone());
+    call_events(&platform, &a, "call.answered").await;
+    call_events(&platform, &b, "call.answered").await;
+
+    // Someone else's call cannot be bridged in; a call cannot be bridged with itself.
+    let (status, answer) =
+        post(&platform, &auth, "/rest/call/bridge", json!({"call_a": a, "call_b": uuid::Uuid::new_v4()}))
+            .await;
+    assert_eq!(status, 404, "{answer}");
+    let (status, answer) =
+        post(&platform, &auth, "/rest/call/bridge", json!({"call_a": a, "call_b": a})).await;
+    assert_eq!(status, 422, "{answer}");
+
+    let (status, answer) =
+        post(&platform, &auth, "/rest/call/bridge", json!({"call_a": a, "call_b": b})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["payload"]["state"], "accepted", "{answer}");
+    let a_events = call_events(&platform, &a, "call.bridged").await;
+    let bridged = a_events.iter().find(|e| e["type"] == "call.bridged").expect("bridged");
+    assert_eq!(bridged["with"], b.as_str(), "{bridged:#}");
+    let b_events = call_events(&platform, &b, "call.bridged").await;
+    let bridged = b_events.iter().find(|e| e["type"] == "call.bridged").expect("bridged");
+    assert_eq!(bridged["with"], a.as_str(), "one event per leg: {bridged:#}");
+
+    // B's callee hangs up after 4 s: the bridge ends, A's flow goes on (parked again).
+    let (code, output) = b_callee.await.expect("callee b");
+    assert_eq!(code, 0, "{output}");
+    let a_events = platform
+        .wait_for_event(Duration::from_secs(10), |e| {
+            e["call"] == a.as_str() && e["verb"] == "bridge" && e["phase"] == "finished"
+        })
+        .await;
+    assert!(
+        !a_events.iter().any(|e| e["call"] == a.as_str() && e["type"] == "call.hangup"),
+        "A outlives the bridge: {a_events:#?}"
+    );
+    let (status, answer) =
+        post(&platform, &auth, &format!("/rest/call/{a}/command"), json!({"command": "hangup"})).await;
+    assert_eq!(status, 200, "{answer}");
+    call_events(&platform, &a, "call.destroyed").await;
+    let _ = a_callee.await;
+}
