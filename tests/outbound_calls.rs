@@ -311,3 +311,31 @@ async fn two_parked_calls_are_bridged_until_one_hangs_up() {
     call_events(&platform, &a, "call.destroyed").await;
     let _ = a_callee.await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ringing_call_is_cancelled_by_a_hangup_command() {
+    let carrier_port = free_udp_port();
+    let platform = platform(carrier_port).await;
+    let auth = jwt(&platform).await;
+    // The callee would ring 15 s; it answers the CANCEL (200, then 487) and ends.
+    let (carrier, _dir) = callee(callee_scenario(15_000, 1000), carrier_port).await;
+    let (status, created) =
+        post(&platform, &auth, "/rest/call", json!({"from": TN, "to": "12025550111", "control": "async"}))
+            .await;
+    assert_eq!(status, 201, "{created}");
+    let call = created["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The callee answers, the platform does not: `answer` does not fit a call it placed.
+    let (status, answer) =
+        post(&platform, &auth, &format!("/rest/call/{call}/command"), json!({"command": "answer"})).await;
+    assert_eq!(status, 409, "{answer}");
+    let (status, answer) =
+        post(&platform, &auth, &format!("/rest/call/{call}/command"), json!({"command": "hangup"})).await;
+    assert_eq!(status, 200, "{answer}");
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "the callee was cancelled:\n{output}");
+    let events = call_events(&platform, &call, "call.destroyed").await;
+    assert_eq!(types(&events), ["call.initiated", "call.hangup", "call.destroyed"], "{events:#?}");
+    assert_eq!(events[1]["q850_cause"], 16, "{:#}", events[1]);
+    assert_eq!(events[1]["reason"], "cancelled", "{:#}", events[1]);
+}

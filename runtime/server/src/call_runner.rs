@@ -132,29 +132,51 @@ impl CallRunner {
         ))
     }
 
+    /// Register the call as live (a bridge peer; an async call takes commands from now on,
+    /// queued until its flow runs).
+    fn register(
+        &self,
+        call: &Arc<SipCall>,
+        session: &Arc<CallSession>,
+        flow: &Flow,
+    ) -> (Uuid, Option<tokio::sync::mpsc::Receiver<String>>) {
+        let id = Uuid::parse_str(&session.info().id).unwrap_or_else(|_| Uuid::new_v4());
+        let asynchronous = matches!(flow.mode, ControlMode::AsyncCommands);
+        let commands =
+            self.live_calls.register(id, flow.account, session.clone(), call.clone(), asynchronous);
+        (id, commands)
+    }
+
     /// Run `flow` on the call until it ends, then hang up whatever is still up.
     pub async fn run(&self, call: Arc<SipCall>, session: Arc<CallSession>, flow: Flow) -> CallEnd {
-        let info = session.info();
+        let (id, commands) = self.register(&call, &session, &flow);
+        self.run_registered(call, session, flow, id, commands).await
+    }
+
+    async fn run_registered(
+        &self,
+        call: Arc<SipCall>,
+        session: Arc<CallSession>,
+        flow: Flow,
+        id: Uuid,
+        commands: Option<tokio::sync::mpsc::Receiver<String>>,
+    ) -> CallEnd {
         let max_length = Duration::from_secs(
             flow.app
                 .as_ref()
                 .map_or(0, |app| u64::try_from(app.max_call_length_min).unwrap_or(0))
                 .saturating_mul(60),
         );
-        let call_uuid = Uuid::parse_str(&info.id).unwrap_or_else(|_| Uuid::new_v4());
-        let asynchronous = matches!(flow.mode, ControlMode::AsyncCommands);
         let mut context = CallContext::new(session.clone(), flow.mode).with_numbers(Arc::new(NumberData));
         if !max_length.is_zero() {
             context = context.with_max_call_length(max_length);
         }
-        if let Some(commands) =
-            self.live_calls.register(call_uuid, flow.account, session.clone(), call.clone(), asynchronous)
-        {
+        if let Some(commands) = commands {
             context = context.with_commands(commands);
         }
         let outcome = self.host.run_call(&flow.component, context).await;
-        self.live_calls.remove(call_uuid);
-        info!(call = %info.id, ?outcome, "flow finished");
+        self.live_calls.remove(id);
+        info!(call = %id, ?outcome, "flow finished");
         // Whatever the flow did, the call ends with it.
         let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
         Self::end_of(&session, true)
@@ -162,7 +184,8 @@ impl CallRunner {
 
     /// A call the platform places: ring it (the session reports `call.answered`, or the
     /// callee's cause), then run its flow; `refusal` ends it before it rings (a limit).
-    /// `answered` hears when the callee answers, before the flow starts.
+    /// While it rings it is live already: a `hangup` command cancels it, other commands of an
+    /// async call wait for the answer. `answered` hears when the callee answers.
     pub async fn run_outbound(
         &self,
         call: Arc<SipCall>,
@@ -177,7 +200,9 @@ impl CallRunner {
             let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
             return Self::end_of(&session, false);
         }
+        let (id, commands) = self.register(&call, &session, &flow);
         if session.connect().await.is_err() {
+            self.live_calls.remove(id);
             session.finish(FlowOutcome::Completed).await;
             let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
             return Self::end_of(&session, false);
@@ -185,7 +210,7 @@ impl CallRunner {
         if let Some(answered) = answered {
             let _ = answered.send(());
         }
-        self.run(call, session, flow).await
+        self.run_registered(call, session, flow, id, commands).await
     }
 
     fn end_of(session: &CallSession, answered: bool) -> CallEnd {

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentact_api::{CallCommand, CallControl, CommandOutcome};
+use opentact_call::CallBackend;
 use opentact_call::CallSession;
 use opentact_call::events::EventKind;
-use opentact_call::model::CallState;
+use opentact_call::model::{CallState, Direction, HangupReason};
 use opentact_voice::{BridgePeer, SipCall};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -107,6 +108,18 @@ impl LiveCalls {
             return CommandOutcome::NotFound;
         }
         let state = live.session.state();
+        // A call the platform places that still rings: hanging up cancels it at once (the
+        // flow has not started to run commands yet).
+        if command.name == "hangup"
+            && state == CallState::Ringing
+            && live.session.info().direction == Direction::Outbound
+        {
+            let call = live.call.clone();
+            tokio::spawn(async move {
+                let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
+            });
+            return CommandOutcome::Accepted;
+        }
         let Some(commands) = &live.commands else {
             return CommandOutcome::WrongState {
                 state: state_name(state).to_owned(),
@@ -124,8 +137,10 @@ impl LiveCalls {
             state: state_name(state).to_owned(),
             reason: reason.to_owned(),
         };
+        let outbound = live.session.info().direction == Direction::Outbound;
         match (command.name.as_str(), state) {
             (_, CallState::Ended) => return wrong("it takes no more commands"),
+            ("answer", _) if outbound => return wrong("the platform placed it: the callee answers"),
             ("answer", s) if s != CallState::Ringing => return wrong("it was answered already"),
             ("hold", s) if !matches!(s, CallState::Answered | CallState::Bridged) => {
                 return wrong("only an answered call can be put on hold");
