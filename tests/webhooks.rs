@@ -258,3 +258,30 @@ async fn deliveries_pending_when_the_server_is_killed_arrive_after_a_restart() {
         "signed with the same key after the restart"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_keeps_few_deliveries_in_memory_and_loses_none() {
+    let receiver = Receiver::start(0).await;
+    receiver.down.store(true, Ordering::SeqCst);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(dir.path());
+    // Memory holds 3 deliveries; the rest of the call's events wait in the outbox only.
+    let text = std::fs::read_to_string(&config).expect("config") + "max_pending_in_memory = 3\n";
+    std::fs::write(&config, text).expect("config");
+    let platform = Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await;
+    *receiver.public_key.lock() = Some(subscribe(&platform, &receiver.url()).await);
+    call(&platform).await;
+    let events = platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.destroyed").await;
+    assert!(events.len() > 6, "more events than memory holds: {events:#?}");
+    // The receiver refuses for a while (the head of the call's chain is retried).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while receiver.log.lock().len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the dispatcher tries the head:\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(platform.log().contains("newer ones wait in the outbox"), "{}", platform.log());
+    receiver.down.store(false, Ordering::SeqCst);
+    let accepted = until_accepted(&receiver, events.len(), || platform.log()).await;
+    assert_eq!(accepted.len(), events.len(), "every event, read back from the outbox: {accepted:#?}");
+    assert_once_in_order(&accepted);
+}

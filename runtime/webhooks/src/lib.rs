@@ -40,6 +40,9 @@ pub struct WebhookConfig {
     pub concurrency: usize,
     /// Let webhook URLs reach loopback and private addresses (tests, on-premises receivers).
     pub allow_private: bool,
+    /// Deliveries the dispatcher holds in memory; beyond that (a receiver down for long) the
+    /// rest wait in the outbox only and are read back as the ones in memory drain.
+    pub max_pending_in_memory: usize,
 }
 
 impl Default for WebhookConfig {
@@ -51,6 +54,7 @@ impl Default for WebhookConfig {
             max_backoff_ms: 10 * 60 * 1_000,
             concurrency: 64,
             allow_private: false,
+            max_pending_in_memory: 100_000,
         }
     }
 }
@@ -217,6 +221,12 @@ async fn dispatch(
     // Chains whose head may be sent now / later (min-heap by time).
     let mut ready: VecDeque<ChainKey> = VecDeque::new();
     let mut later: BinaryHeap<Reverse<(opentact_store::Timestamp, ChainKey)>> = BinaryHeap::new();
+    // Memory holds at most `cap` deliveries: those up to outbox position `held`. While
+    // `spilled`, newer ones are left in the outbox and read back in order as memory drains.
+    let cap = config.max_pending_in_memory.max(2);
+    let mut in_memory = 0usize;
+    let mut held = 0i64;
+    let mut spilled = false;
     let push = |chains: &mut HashMap<ChainKey, VecDeque<WebhookDelivery>>,
                 ready: &mut VecDeque<ChainKey>,
                 later: &mut BinaryHeap<Reverse<(opentact_store::Timestamp, ChainKey)>>,
@@ -233,15 +243,19 @@ async fn dispatch(
         queue.push_back(d);
     };
 
-    // The backlog: everything pending, in order.
-    let mut after = 0;
+    // The backlog: everything pending, in order (up to the cap).
     loop {
-        match store.pending_deliveries(after, STARTUP_PAGE).await {
+        match store.pending_deliveries(held, STARTUP_PAGE).await {
             Ok(page) if page.is_empty() => break,
             Ok(page) => {
-                after = page.last().map_or(after, |d| d.position);
                 for d in page {
+                    held = d.position;
+                    in_memory += 1;
                     push(&mut chains, &mut ready, &mut later, d);
+                }
+                if in_memory >= cap {
+                    spilled = true;
+                    break;
                 }
             }
             Err(error) => {
@@ -251,10 +265,7 @@ async fn dispatch(
         }
     }
     if !chains.is_empty() {
-        info!(
-            deliveries = chains.values().map(VecDeque::len).sum::<usize>(),
-            "webhooks: resuming pending deliveries"
-        );
+        info!(deliveries = in_memory, more_in_the_outbox = spilled, "webhooks: resuming pending deliveries");
     }
     let _ = loaded.send(());
 
@@ -267,6 +278,22 @@ async fn dispatch(
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Read back what waits in the outbox only, once memory has drained to half the cap.
+        if spilled && in_memory <= cap / 2 {
+            match store.pending_deliveries(held, STARTUP_PAGE).await {
+                Ok(page) => {
+                    if page.is_empty() {
+                        spilled = false;
+                    }
+                    for d in page {
+                        held = d.position;
+                        in_memory += 1;
+                        push(&mut chains, &mut ready, &mut later, d);
+                    }
+                }
+                Err(error) => warn!(%error, "webhooks: reading the outbox back"),
+            }
+        }
         // Chains whose retry time came are ready again.
         let now = opentact_store::now();
         while later.peek().is_some_and(|Reverse((at, _))| *at <= now) {
@@ -287,7 +314,17 @@ async fn dispatch(
         tokio::select! {
             Some(rows) = incoming.recv() => {
                 for d in rows {
+                    // Spilled: it waits in the outbox. At or below `held`: read back already.
+                    if spilled || d.position <= held {
+                        continue;
+                    }
+                    held = d.position;
+                    in_memory += 1;
                     push(&mut chains, &mut ready, &mut later, d);
+                    if in_memory >= cap {
+                        spilled = true;
+                        warn!(in_memory, "webhooks: deliveries pile up (receivers down?); newer ones wait in the outbox");
+                    }
                 }
             }
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
@@ -296,11 +333,13 @@ async fn dispatch(
                 let retry_at = match outcome {
                     Ok(()) => {
                         queue.pop_front();
+                        in_memory -= 1;
                         delivered.push(id);
                         None
                     }
                     Err(None) => {
                         queue.pop_front();
+                        in_memory -= 1;
                         None
                     }
                     Err(Some(at)) => {
