@@ -104,6 +104,7 @@ store_test!(
     invites_work_once_and_expire,
     batches_store_their_numbers_and_count_them,
     batch_states_and_cancel,
+    outbox_rows_keep_their_order_across_chunks,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -996,6 +997,50 @@ async fn batch_states_and_cancel(ctx: Ctx) -> anyhow::Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 // raw access, to check what is really in the tables
+
+async fn outbox_rows_keep_their_order_across_chunks(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let owner = account(s, "outbox@example.com").await?;
+    // More rows than one INSERT carries, in two writes.
+    let new = |i: usize| NewWebhookDelivery {
+        account: owner,
+        url: format!("https://hooks.example.com/{}", i % 3),
+        url2: i.is_multiple_of(2).then(|| "https://backup.example.com/".to_owned()),
+        event: Uuid::new_v4(),
+        event_type: "call.callflow".to_owned(),
+        call: Some(format!("call-{}", i % 7)),
+        body: format!("{{\"n\":{i}}}"),
+    };
+    let first = s.enqueue_deliveries((0..1_234).map(new).collect()).await?;
+    let second = s.enqueue_deliveries((1_234..1_300).map(new).collect()).await?;
+    ensure!(first.len() == 1_234 && second.len() == 66);
+    let positions: Vec<i64> = first.iter().chain(&second).map(|d| d.position).collect();
+    ensure!(positions.windows(2).all(|w| w[1] == w[0] + 1), "consecutive positions");
+    // Read back in pages, as the dispatcher does: every row once, in order, as written.
+    let mut read = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = s.pending_deliveries(after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        read.extend(page);
+    }
+    ensure!(read.len() == 1_300, "{} rows read back", read.len());
+    for (i, (stored, written)) in read.iter().zip(first.iter().chain(&second)).enumerate() {
+        ensure!(stored.uuid == written.uuid && stored.position == written.position, "row {i}");
+        ensure!(
+            stored.body == format!("{{\"n\":{i}}}") && stored.url2 == written.url2,
+            "row {i}: {stored:?}"
+        );
+        ensure!(stored.call == written.call && stored.event == written.event, "row {i}");
+    }
+    // Delivered rows leave the pending list.
+    let done: Vec<Uuid> = read[..10].iter().map(|d| d.uuid).collect();
+    s.mark_delivered(&done).await?;
+    let pending = s.pending_deliveries(0, 500).await?;
+    ensure!(pending.first().map(|d| d.uuid) == Some(read[10].uuid), "the first pending row is the 11th");
+    Ok(())
+}
 
 async fn wildcard_number_search(ctx: Ctx) -> anyhow::Result<()> {
     let s = &ctx.store;

@@ -226,9 +226,9 @@ impl WebhookRepo for Store {
             let last: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM webhook_delivery")
                 .fetch_one(&mut *tx)
                 .await?;
-            let mut stored = Vec::with_capacity(deliveries.len());
-            for (position, d) in (last.unwrap_or(0) + 1..).zip(deliveries) {
-                let row = WebhookDelivery {
+            let stored: Vec<WebhookDelivery> = (last.unwrap_or(0) + 1..)
+                .zip(deliveries)
+                .map(|(position, d)| WebhookDelivery {
                     uuid: Uuid::new_v4(),
                     account: d.account,
                     position,
@@ -243,25 +243,25 @@ impl WebhookRepo for Store {
                     next_attempt_on: now,
                     last_error: None,
                     created_on: now,
-                };
-                sqlx::query(
-                    "INSERT INTO webhook_delivery (id, account_id, position, url, url2, event_id, event_type, call_id, \
-                     body, state, attempts, next_attempt_on, created_on) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10)",
-                )
-                .bind(row.uuid.to_string())
-                .bind(row.account.to_string())
-                .bind(row.position)
-                .bind(&row.url)
-                .bind(&row.url2)
-                .bind(row.event.to_string())
-                .bind(&row.event_type)
-                .bind(&row.call)
-                .bind(&row.body)
-                .bind(ms(now))
-                .execute(&mut *tx)
-                .await?;
-                stored.push(row);
+                })
+                .collect();
+            // One statement per chunk: on PostgreSQL each statement is a round trip.
+            for rows in stored.chunks(DELIVERY_INSERT_CHUNK) {
+                let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_deliveries_sql(rows.len())));
+                for row in rows {
+                    insert = insert
+                        .bind(row.uuid.to_string())
+                        .bind(row.account.to_string())
+                        .bind(row.position)
+                        .bind(&row.url)
+                        .bind(&row.url2)
+                        .bind(row.event.to_string())
+                        .bind(&row.event_type)
+                        .bind(&row.call)
+                        .bind(&row.body)
+                        .bind(ms(now));
+                }
+                insert.execute(&mut *tx).await?;
             }
             tx.commit().await?;
             stored
@@ -341,4 +341,36 @@ impl WebhookRepo for Store {
         let data = rows.into_iter().map(DeliveryRow::into_model).collect::<Result<_>>()?;
         Ok(List { take: params.take, skip: params.skip, total, data })
     }
+}
+
+/// Rows per outbox INSERT (10 parameters each, well under SQLite's 32 766).
+const DELIVERY_INSERT_CHUNK: usize = 500;
+
+/// `INSERT INTO webhook_delivery … VALUES (…), (…)` for `rows` rows of 10 parameters.
+fn insert_deliveries_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO webhook_delivery (id, account_id, position, url, url2, event_id, event_type, call_id, \
+         body, state, attempts, next_attempt_on, created_on) VALUES ",
+    );
+    for row in 0..rows {
+        let n = row * 10;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 6,
+            n + 7,
+            n + 8,
+            n + 9,
+            n + 10,
+            n + 10
+        ));
+    }
+    sql
 }
