@@ -385,16 +385,17 @@ impl SipCall {
         })
     }
 
+    fn dialer(&self) -> Result<Arc<dyn Dialer>, CallError> {
+        self.dialer.clone().ok_or_else(|| CallError::Failed("outbound calling is not configured".to_owned()))
+    }
+
     /// An outbound call's "answer": ring the destination until it answers, then take its leg
     /// and media as the call's own.
     async fn place(&self) -> Result<(), CallError> {
         let Leg::Outbound { destination, answered, state } = &self.leg else {
             return Err(CallError::InvalidState("not an outbound call".to_owned()));
         };
-        let dialer = self
-            .dialer
-            .clone()
-            .ok_or_else(|| CallError::Failed("outbound calling is not configured".to_owned()))?;
+        let dialer = self.dialer()?;
         let rung = dial::ring(
             dialer.as_ref(),
             &self.config,
@@ -749,10 +750,7 @@ impl CallBackend for SipCall {
             self.answer().await?;
         }
         let a_leg = self.media()?;
-        let dialer = self
-            .dialer
-            .clone()
-            .ok_or_else(|| CallError::Failed("outbound calling is not configured".to_owned()))?;
+        let dialer = self.dialer()?;
         let leg = dial::ring(
             dialer.as_ref(),
             &self.config,

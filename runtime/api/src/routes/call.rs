@@ -153,6 +153,28 @@ fn fragment(body: &CommandBody) -> Result<(String, String), ApiError> {
     Ok((name, xml))
 }
 
+fn check_command_id(id: Option<&str>) -> Result<(), ApiError> {
+    match id {
+        Some(id) if id.is_empty() || id.len() > MAX_COMMAND_ID => {
+            Err(ApiError::invalid("command_id", format!("1 to {MAX_COMMAND_ID} characters")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A queued command's `state` in the answer, or the error it becomes.
+fn answer_state(
+    outcome: CommandOutcome,
+    not_found: impl FnOnce() -> ApiError,
+) -> Result<&'static str, ApiError> {
+    match outcome {
+        CommandOutcome::Accepted => Ok("accepted"),
+        CommandOutcome::Duplicate => Ok("duplicate"),
+        CommandOutcome::NotFound => Err(not_found()),
+        CommandOutcome::WrongState { state, reason } => Err(ApiError::WrongState { state, reason }),
+    }
+}
+
 #[utoipa::path(
     post,
     operation_id = "call_command",
@@ -169,23 +191,14 @@ async fn command(
     IdPath(call): IdPath,
     ApiJson(body): ApiJson<CommandBody>,
 ) -> Result<Payload<CommandAnswer>, ApiError> {
-    if let Some(id) = &body.command_id
-        && (id.is_empty() || id.len() > MAX_COMMAND_ID)
-    {
-        return Err(ApiError::invalid("command_id", format!("1 to {MAX_COMMAND_ID} characters")));
-    }
+    check_command_id(body.command_id.as_deref())?;
     let (name, xml) = fragment(&body)?;
     let not_found = || ApiError::NotFound { kind: "live call", id: call.to_string() };
     let Some(control) = &state.call_control else { return Err(not_found()) };
     let outcome = control
         .command(auth.account, call, CallCommand { name, xml, command_id: body.command_id.clone() })
         .await;
-    let state_name = match outcome {
-        CommandOutcome::Accepted => "accepted",
-        CommandOutcome::Duplicate => "duplicate",
-        CommandOutcome::NotFound => return Err(not_found()),
-        CommandOutcome::WrongState { state, reason } => return Err(ApiError::WrongState { state, reason }),
-    };
+    let state_name = answer_state(outcome, not_found)?;
     Ok(Payload(CommandAnswer { call, command_id: body.command_id, state: state_name }))
 }
 
@@ -393,11 +406,7 @@ async fn bridge(
     if body.call_a == body.call_b {
         return Err(ApiError::invalid("call_b", "a call cannot be bridged with itself"));
     }
-    if let Some(id) = &body.command_id
-        && (id.is_empty() || id.len() > MAX_COMMAND_ID)
-    {
-        return Err(ApiError::invalid("command_id", format!("1 to {MAX_COMMAND_ID} characters")));
-    }
+    check_command_id(body.command_id.as_deref())?;
     let not_found = |call: Uuid| ApiError::NotFound { kind: "live call", id: call.to_string() };
     let Some(control) = &state.call_control else { return Err(not_found(body.call_a)) };
     if !control.is_live(auth.account, body.call_b) {
@@ -406,12 +415,7 @@ async fn bridge(
     let xml = format!("<Response><Bridge call=\"{}\"/></Response>", body.call_b);
     let command = CallCommand { name: "bridge".to_owned(), xml, command_id: body.command_id };
     let outcome = control.command(auth.account, body.call_a, command).await;
-    let state_name = match outcome {
-        CommandOutcome::Accepted => "accepted",
-        CommandOutcome::Duplicate => "duplicate",
-        CommandOutcome::NotFound => return Err(not_found(body.call_a)),
-        CommandOutcome::WrongState { state, reason } => return Err(ApiError::WrongState { state, reason }),
-    };
+    let state_name = answer_state(outcome, || not_found(body.call_a))?;
     Ok(Payload(BridgeAnswer { call_a: body.call_a, call_b: body.call_b, state: state_name }))
 }
 
