@@ -3,24 +3,72 @@
 //! Sending never stops while the session lives: when nothing plays, silence goes out, so NAT
 //! bindings stay open and the peer's jitter buffer stays primed. Received audio is decoded only
 //! when someone listens (in-band DTMF detection or a recording tap).
+//!
+//! # On a hostile network
+//!
+//! RTP is unauthenticated UDP (there is no SRTP here), and a session's port is open to anyone
+//! who can send to the platform. Read as an attacker off the signalling path would read it:
+//!
+//! - **Injection and hijack.** A packet from a third address could put digits into the call's
+//!   gathers (an RFC 4733 event is four bytes) and audio into its recordings and bridges; and
+//!   latching to whoever speaks first would turn the call's outgoing audio (prompts, the other
+//!   leg of a bridge) towards the attacker. So the session knows whom it expects and **latches**
+//!   (decides where RTP comes from and where ours goes) only to:
+//!   1. the exact address:port the SDP gave ([`RtpPeer::address`]), at once; or
+//!   2. as the one exception, *symmetric RTP for a peer behind NAT* (its packets come from its
+//!      NAT's port, not the one its SDP names): a source with the SDP's IP or the SIP signalling
+//!      source's IP ([`RtpSession::set_signalling_address`]) on another port — and only once
+//!      nothing has come from the exact SDP address for [`RtpLimits::nat_latch_grace`] since
+//!      the peer was set.
+//!
+//!   Before latching every other packet is dropped, and after it every packet not from the
+//!   latched address: unparsed beyond the header, never decoded, counted
+//!   ([`RtpStats::dropped_source`]) and logged once per session, not once per packet.
+//!
+//!   Why this rule: an attacker on another host never matches an IP, so never wins. One that
+//!   shares the peer's IP (the same NAT; every party on loopback) loses to a peer that sends
+//!   from where its SDP says — as every peer not behind NAT does, from the first packet, within
+//!   milliseconds of the answer — because that latch is final. A NAT'd peer, which never sends
+//!   from its SDP's port, is latched after the grace; the cost is its first second of audio
+//!   (the platform's greeting usually plays over it). What remains, and is written down here
+//!   rather than hidden: a host behind the same NAT as a NAT'd peer can race it once the grace
+//!   has passed, and an attacker who forges the exact source address of the peer can only be
+//!   stopped by SRTP. A re-offer that moves the peer starts latching over; one that keeps its
+//!   address (a session refresh) keeps the latch, so a NAT'd call does not go deaf each time.
+//! - **Guessing the port.** Each session binds a port drawn at random from the range (not the
+//!   next one after the last call's), so a stranger cannot predict the next call's port from
+//!   their own call's.
+//! - **Floods.** At most [`RtpLimits::max_packets_per_second`] packets a second from the
+//!   accepted source are handled; the excess is dropped before decoding
+//!   ([`RtpStats::dropped_rate`]), so a flood costs a `recv` per packet, not a decode.
+//! - **Recordings longer than the call.** Within that cap a peer can still send several times
+//!   real time. A tap (recordings, bridges) therefore receives at most the audio that fits the
+//!   wall-clock time since it opened, plus [`TAP_SLACK_SAMPLES`] for jitter; the rest is
+//!   dropped ([`RtpStats::tap_samples_dropped`]). (Why this, and not the media clock, paces
+//!   taps is written at the `Tap` type.)
+//!
+//! The limits are [`RtpLimits`]: [`RtpSession::bind`] takes the process-wide defaults
+//! ([`set_default_limits`], set once at start-up from the configuration), [`RtpSession::bind_with`]
+//! takes its own.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::dtmf::{EventReceiver, TelephoneEvent, send_key};
 use crate::goertzel::InbandDetector;
 use crate::rtp::RtpPacket;
-use crate::{SAMPLES_PER_FRAME, g711};
-use parking_lot::Mutex;
+use crate::{SAMPLE_RATE, SAMPLES_PER_FRAME, g711};
+use parking_lot::{Mutex, RwLock};
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::{debug, warn};
 
 /// PCMU's payload type.
 pub const PT_PCMU: u8 = 0;
@@ -38,9 +86,60 @@ const FEED_MAX_SAMPLES: usize = 800;
 /// Digits kept for a later gather before the oldest are dropped.
 const MAX_BUFFERED_DIGITS: usize = 64;
 
-/// The next port to try, shared by every session so consecutive calls don't probe the same
-/// ports over and over.
-static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+/// Ports tried at random before the remaining ones are scanned in order (a nearly full range).
+const RANDOM_PORT_TRIES: u32 = 16;
+/// Audio a tap may run ahead of wall-clock time, samples (500 ms): the first packet arrives at
+/// once, a late burst after a network stall is real audio, and the peer's sample clock may run
+/// a little fast (at 50 ppm, 500 ms is almost three hours of drift before a packet is lost).
+pub const TAP_SLACK_SAMPLES: u64 = SAMPLE_RATE as u64 / 2;
+/// Default of [`RtpLimits::max_packets_per_second`]: four times a 20 ms G.711 stream (50 a
+/// second), which leaves room for 10 ms packets with RFC 4733 events on top and for bursts.
+pub const DEFAULT_MAX_PACKETS_PER_SECOND: u32 = 200;
+/// Default of [`RtpLimits::nat_latch_grace`].
+pub const DEFAULT_NAT_LATCH_GRACE: Duration = Duration::from_secs(1);
+
+/// How one session defends itself against the network (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpLimits {
+    /// Packets a second handled from the peer; the excess is dropped before decoding.
+    /// Default [`DEFAULT_MAX_PACKETS_PER_SECOND`].
+    pub max_packets_per_second: u32,
+    /// Symmetric RTP for peers behind NAT: latch to a source at the SDP's or the signalling's IP
+    /// on another port than the SDP says. Off: only the exact SDP address is ever latched.
+    /// Default on.
+    pub symmetric_rtp: bool,
+    /// How long nothing must have come from the exact SDP address before such a source is
+    /// latched. Default [`DEFAULT_NAT_LATCH_GRACE`].
+    pub nat_latch_grace: Duration,
+}
+
+impl Default for RtpLimits {
+    fn default() -> Self {
+        RtpLimits {
+            max_packets_per_second: DEFAULT_MAX_PACKETS_PER_SECOND,
+            symmetric_rtp: true,
+            nat_latch_grace: DEFAULT_NAT_LATCH_GRACE,
+        }
+    }
+}
+
+/// The limits [`RtpSession::bind`] uses.
+static DEFAULT_LIMITS: RwLock<RtpLimits> = parking_lot::const_rwlock(RtpLimits {
+    max_packets_per_second: DEFAULT_MAX_PACKETS_PER_SECOND,
+    symmetric_rtp: true,
+    nat_latch_grace: DEFAULT_NAT_LATCH_GRACE,
+});
+
+/// Set the limits every later [`RtpSession::bind`] uses (the process's configuration, once at
+/// start-up). Without it, [`RtpLimits::default`] applies.
+pub fn set_default_limits(limits: RtpLimits) {
+    *DEFAULT_LIMITS.write() = limits;
+}
+
+/// The limits [`RtpSession::bind`] uses now.
+pub fn default_limits() -> RtpLimits {
+    *DEFAULT_LIMITS.read()
+}
 
 /// How a [`RtpSession::play`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +169,144 @@ pub struct RtpPeer {
 #[derive(Debug, Default)]
 pub struct RtpCounters {
     pub packets_sent: AtomicU64,
+    /// RTP packets read, whether handled or dropped.
     pub packets_received: AtomicU64,
     pub digits_received: AtomicU64,
+    /// Packets dropped because of where they came from (module docs).
+    pub dropped_source: AtomicU64,
+    /// Packets dropped over [`RtpLimits::max_packets_per_second`].
+    pub dropped_rate: AtomicU64,
+    /// Samples a tap did not get because they ran ahead of real time.
+    pub tap_samples_dropped: AtomicU64,
+}
+
+/// A snapshot of a session's counters and latch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpStats {
+    /// Packets sent.
+    pub packets_sent: u64,
+    /// RTP packets read, whether handled or dropped.
+    pub packets_received: u64,
+    /// DTMF keys received.
+    pub digits_received: u64,
+    /// Packets dropped because of where they came from.
+    pub dropped_source: u64,
+    /// Packets dropped over the packets-per-second cap.
+    pub dropped_rate: u64,
+    /// Samples taps did not get because they ran ahead of real time.
+    pub tap_samples_dropped: u64,
+    /// The source the session latched to, if any yet.
+    pub latched: Option<SocketAddr>,
+}
+
+/// Who may send to the session, and where we send (see the module docs).
+struct PeerState {
+    /// What we were told; `address` is where we send: the SDP's until a source is latched.
+    peer: RtpPeer,
+    /// The SDP's address.
+    announced: SocketAddr,
+    /// The SIP signalling source's IP, the other IP a NAT'd peer's media may come from.
+    signalling: Option<IpAddr>,
+    /// The only source accepted once set.
+    latched: Option<SocketAddr>,
+    /// When the peer was (last) set: the NAT grace runs from here.
+    since: Instant,
+}
+
+/// Why a packet was dropped for its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// The peer's host on another port, within the NAT grace: likely the peer itself.
+    NatCandidate,
+    /// Anyone else: another host, or anything but the latched source.
+    Stranger,
+}
+
+impl PeerState {
+    fn new(peer: RtpPeer) -> Self {
+        PeerState { peer, announced: peer.address, signalling: None, latched: None, since: Instant::now() }
+    }
+
+    /// Take a new SDP address; a changed one starts latching over.
+    fn set(&mut self, peer: RtpPeer) {
+        let moved = canonical(peer.address) != canonical(self.announced);
+        self.announced = peer.address;
+        self.peer = RtpPeer { address: self.latched.filter(|_| !moved).unwrap_or(peer.address), ..peer };
+        if moved {
+            self.latched = None;
+            self.since = Instant::now();
+        }
+    }
+
+    /// Whether `source` may speak now; latches it when it is the one (module docs).
+    fn admit(&mut self, source: SocketAddr, now: Instant, limits: &RtpLimits) -> Result<RtpPeer, Refused> {
+        let from = canonical(source);
+        if let Some(latched) = self.latched {
+            return if canonical(latched) == from { Ok(self.peer) } else { Err(Refused::Stranger) };
+        }
+        let announced = canonical(self.announced);
+        if from != announced {
+            let peer_host = (!announced.ip().is_unspecified() && from.ip() == announced.ip())
+                || self.signalling.is_some_and(|ip| ip.to_canonical() == from.ip());
+            if !limits.symmetric_rtp || !peer_host {
+                return Err(Refused::Stranger);
+            }
+            if now.saturating_duration_since(self.since) < limits.nat_latch_grace {
+                return Err(Refused::NatCandidate);
+            }
+        }
+        self.latched = Some(source);
+        self.peer.address = source;
+        Ok(self.peer)
+    }
+}
+
+/// An address with an IPv4-mapped IPv6 address as plain IPv4 (a dual-stack socket reports
+/// IPv4 peers that way, while their SDP names them plainly).
+fn canonical(address: SocketAddr) -> SocketAddr {
+    SocketAddr::new(address.ip().to_canonical(), address.port())
+}
+
+/// A listener of the peer's audio, paced by wall-clock time.
+///
+/// A flood must not make a recording longer than the call: a tap gets a packet's audio only if
+/// everything it got stays within the time since it opened plus [`TAP_SLACK_SAMPLES`]. This is
+/// checked where packets are read, with one clock read, instead of moving received audio
+/// through the media clock's ticks: the clock's threads send every call's packets on a 20 ms
+/// grid and must stay cheap, a check here needs no extra wake-up or buffer, and it bounds every
+/// tap the same way (a recording, a mixed `<Dial record>`, a bridge's feed), memory included:
+/// what a consumer has not taken yet is at most real time plus the slack.
+struct Tap {
+    sender: mpsc::UnboundedSender<Vec<i16>>,
+    opened: Instant,
+    /// Samples sent so far.
+    sent: u64,
+}
+
+impl Tap {
+    /// Whether `samples` more fit the budget at `now`.
+    fn fits(&self, now: Instant, samples: usize) -> bool {
+        let elapsed = now.saturating_duration_since(self.opened);
+        let budget = elapsed.as_micros() as u64 * u64::from(SAMPLE_RATE) / 1_000_000 + TAP_SLACK_SAMPLES;
+        self.sent + samples as u64 <= budget
+    }
+}
+
+/// The packets-per-second cap: a count per one-second window.
+struct RateWindow {
+    started: Instant,
+    count: u32,
+}
+
+impl RateWindow {
+    fn allow(&mut self, now: Instant, limit: u32) -> bool {
+        if now.saturating_duration_since(self.started) >= Duration::from_secs(1) {
+            self.started = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.count <= limit
+    }
 }
 
 struct Playing {
@@ -85,15 +320,15 @@ struct Shared {
     socket: UdpSocket,
     /// Sends, from the media clock's threads: the same socket, non-blocking.
     send_socket: std::net::UdpSocket,
-    peer: Mutex<RtpPeer>,
-    /// Set once a packet came from the peer: from then on we send where it comes from
+    /// Where we send, and who may send to us. Once latched we send where packets come from
     /// (symmetric RTP, so callers behind NAT hear us).
-    latched: AtomicBool,
+    peer: Mutex<PeerState>,
+    limits: RtpLimits,
     playing: Mutex<Option<Playing>>,
     digits: Mutex<VecDeque<char>>,
     digit_arrived: Notify,
     /// Listeners of the caller's audio (recordings, a bridge); a dropped receiver unsubscribes.
-    taps: Mutex<Vec<mpsc::UnboundedSender<Vec<i16>>>>,
+    taps: Mutex<Vec<Tap>>,
     /// Audio to send when nothing plays: the other leg of a bridge.
     feed: Mutex<Option<mpsc::UnboundedReceiver<Vec<i16>>>>,
     /// RFC 4733 payloads waiting to go out, one per tick, instead of audio.
@@ -119,8 +354,23 @@ impl std::fmt::Debug for RtpSession {
 }
 
 impl RtpSession {
-    /// Bind a socket on `ip` at an even port of `ports` (RTP takes even ports, RFC 3550 §11).
+    /// Bind a socket on `ip` at an even port of `ports` (RTP takes even ports, RFC 3550 §11),
+    /// with the process's [`default_limits`].
     pub async fn bind(ip: IpAddr, ports: RangeInclusive<u16>, peer: RtpPeer) -> io::Result<RtpSession> {
+        Self::bind_with(ip, ports, peer, default_limits()).await
+    }
+
+    /// [`RtpSession::bind`] with its own limits.
+    ///
+    /// The port is drawn at random among the range's even ports, so that one call's port says
+    /// nothing about the next one's; a port in use is skipped (a few more random draws, then
+    /// the rest of the range in order from a random point).
+    pub async fn bind_with(
+        ip: IpAddr,
+        ports: RangeInclusive<u16>,
+        peer: RtpPeer,
+        limits: RtpLimits,
+    ) -> io::Result<RtpSession> {
         let (low, high) = (*ports.start() & !1, *ports.end());
         if low == 0 || high < low {
             return Err(io::Error::new(
@@ -129,17 +379,18 @@ impl RtpSession {
             ));
         }
         let slots = u32::from((high - low) / 2 + 1);
-        let start = u32::from(NEXT_PORT.fetch_add(1, Ordering::Relaxed)) % slots;
+        let start = rand_u32() % slots;
+        let random = (0..RANDOM_PORT_TRIES.min(slots)).map(|_| rand_u32() % slots);
+        let in_order = (0..slots).map(|attempt| (start + attempt) % slots);
         let mut last_error = None;
-        for attempt in 0..slots {
-            let port = low + (((start + attempt) % slots) * 2) as u16;
+        for slot in random.chain(in_order) {
+            let port = low + (slot * 2) as u16;
             match std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {
                 Ok(socket) => {
-                    NEXT_PORT.store(((start + attempt + 1) % slots) as u16, Ordering::Relaxed);
                     socket.set_nonblocking(true)?;
                     let local = socket.local_addr()?;
                     let send_socket = socket.try_clone()?;
-                    return Ok(Self::new(UdpSocket::from_std(socket)?, send_socket, local, peer));
+                    return Ok(Self::new(UdpSocket::from_std(socket)?, send_socket, local, peer, limits));
                 }
                 Err(error) => last_error = Some(error),
             }
@@ -152,12 +403,13 @@ impl RtpSession {
         send_socket: std::net::UdpSocket,
         local: SocketAddr,
         peer: RtpPeer,
+        limits: RtpLimits,
     ) -> RtpSession {
         let shared = Arc::new(Shared {
             socket,
             send_socket,
-            peer: Mutex::new(peer),
-            latched: AtomicBool::new(false),
+            peer: Mutex::new(PeerState::new(peer)),
+            limits,
             playing: Mutex::new(None),
             digits: Mutex::new(VecDeque::new()),
             digit_arrived: Notify::new(),
@@ -183,24 +435,52 @@ impl RtpSession {
         if !tasks.is_empty() {
             return;
         }
-        tasks.push(tokio::spawn(receive_loop(self.shared.clone())));
+        {
+            // The NAT grace counts from when packets are first read.
+            let mut state = self.shared.peer.lock();
+            if state.latched.is_none() {
+                state.since = Instant::now();
+            }
+        }
+        tasks.push(tokio::spawn(receive_loop(self.shared.clone(), self.local)));
         crate::media_clock::add(Sender::new(self.shared.clone()));
     }
 
-    /// A re-offer moved the peer.
+    /// A re-offer named the peer's address (moved, or the same: then the latch stays).
     pub fn update_peer(&self, address: SocketAddr) {
-        self.shared.peer.lock().address = address;
-        self.shared.latched.store(false, Ordering::Relaxed);
+        let mut state = self.shared.peer.lock();
+        let peer = RtpPeer { address, ..state.peer };
+        state.set(peer);
+    }
+
+    /// The IP the peer's SIP signalling comes from: media from it on another port than the SDP
+    /// says may be latched as a peer behind NAT (module docs).
+    pub fn set_signalling_address(&self, ip: IpAddr) {
+        self.shared.peer.lock().signalling = Some(ip);
     }
 
     /// Where packets go now.
     pub fn remote(&self) -> SocketAddr {
-        self.shared.peer.lock().address
+        self.shared.peer.lock().peer.address
     }
 
     /// Counters.
     pub fn counters(&self) -> &RtpCounters {
         &self.shared.counters
+    }
+
+    /// The counters and the latch now.
+    pub fn stats(&self) -> RtpStats {
+        let counters = &self.shared.counters;
+        RtpStats {
+            packets_sent: counters.packets_sent.load(Ordering::Relaxed),
+            packets_received: counters.packets_received.load(Ordering::Relaxed),
+            digits_received: counters.digits_received.load(Ordering::Relaxed),
+            dropped_source: counters.dropped_source.load(Ordering::Relaxed),
+            dropped_rate: counters.dropped_rate.load(Ordering::Relaxed),
+            tap_samples_dropped: counters.tap_samples_dropped.load(Ordering::Relaxed),
+            latched: self.shared.peer.lock().latched,
+        }
     }
 
     /// Play samples to the end, or until a digit arrives when `barge_in` (a digit already
@@ -286,10 +566,11 @@ impl RtpSession {
         }
     }
 
-    /// Receive the peer's audio (8 kHz PCM, one Vec per packet) until the receiver is dropped.
+    /// Receive the peer's audio (8 kHz PCM, one Vec per packet) until the receiver is dropped;
+    /// never more than real time since now (see [`Tap`]).
     pub fn tap(&self) -> mpsc::UnboundedReceiver<Vec<i16>> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.shared.taps.lock().push(tx);
+        let (sender, rx) = mpsc::unbounded_channel();
+        self.shared.taps.lock().push(Tap { sender, opened: Instant::now(), sent: 0 });
         rx
     }
 
@@ -307,7 +588,7 @@ impl RtpSession {
     /// Send a DTMF key: as RFC 4733 events when the peer negotiated them (200 ms, end packet
     /// sent three times), else as its two tones in the audio.
     pub fn send_digit(&self, key: char) -> bool {
-        let telephone_event = self.shared.peer.lock().telephone_event;
+        let telephone_event = self.shared.peer.lock().peer.telephone_event;
         if telephone_event.is_some() {
             match send_key(key, DIGIT_DURATION, SAMPLES_PER_FRAME as u16, DIGIT_VOLUME) {
                 Some(packets) => {
@@ -335,8 +616,7 @@ impl RtpSession {
 
     /// Set the peer once its answer is known (an outbound leg binds before it has one).
     pub fn set_peer(&self, peer: RtpPeer) {
-        *self.shared.peer.lock() = peer;
-        self.shared.latched.store(false, Ordering::Relaxed);
+        self.shared.peer.lock().set(peer);
     }
 
     /// Resolves when the session is closed.
@@ -425,7 +705,7 @@ impl Sender {
         let event = shared.events.lock().pop_front();
         if let Some(event) = event {
             let (destination, payload_type) = {
-                let peer = shared.peer.lock();
+                let peer = shared.peer.lock().peer;
                 (peer.address, peer.telephone_event)
             };
             if let Some(payload_type) = payload_type {
@@ -453,7 +733,7 @@ impl Sender {
         }
         let finished = self.next_frame();
         let (destination, codec) = {
-            let peer = shared.peer.lock();
+            let peer = shared.peer.lock().peer;
             (peer.address, peer.codec)
         };
         for (byte, sample) in self.payload.iter_mut().zip(self.frame.iter()) {
@@ -525,12 +805,15 @@ impl Sender {
     }
 }
 
-/// Reads packets: latches the peer's address, turns telephone-events into digits, feeds the
-/// in-band detector and the recording tap.
-async fn receive_loop(shared: Arc<Shared>) {
+/// Reads packets: admits or drops them by source and rate (module docs), turns
+/// telephone-events into digits, feeds the in-band detector and the taps.
+async fn receive_loop(shared: Arc<Shared>, local: SocketAddr) {
     let mut buffer = vec![0u8; MAX_DATAGRAM];
     let mut events = EventReceiver::new();
     let mut inband = InbandDetector::new();
+    let mut rate = RateWindow { started: Instant::now(), count: 0 };
+    // An attack is logged once per session, not once per packet.
+    let (mut noted_nat_candidate, mut warned_source, mut warned_rate) = (false, false, false);
     loop {
         let (length, source) = match shared.socket.recv_from(&mut buffer).await {
             Ok(received) => received,
@@ -539,17 +822,49 @@ async fn receive_loop(shared: Arc<Shared>) {
         };
         let Ok(packet) = RtpPacket::parse(&buffer[..length]) else { continue };
         shared.counters.packets_received.fetch_add(1, Ordering::Relaxed);
-        let peer = {
-            let mut peer = shared.peer.lock();
-            if !shared.latched.swap(true, Ordering::Relaxed) && peer.address != source {
-                peer.address = source;
+        let now = Instant::now();
+        let admitted = shared.peer.lock().admit(source, now, &shared.limits);
+        let peer = match admitted {
+            Ok(peer) => peer,
+            Err(refused) => {
+                shared.counters.dropped_source.fetch_add(1, Ordering::Relaxed);
+                if refused == Refused::NatCandidate && !noted_nat_candidate {
+                    noted_nat_candidate = true;
+                    debug!(%local, %source, "RTP from the peer's host on another port: waiting out the NAT grace");
+                } else if refused == Refused::Stranger && !warned_source {
+                    warned_source = true;
+                    let state = shared.peer.lock();
+                    warn!(
+                        %local, %source, expected = %state.announced, latched = ?state.latched,
+                        "RTP from an unexpected address dropped (injection or a stray stream); \
+                         further ones are dropped silently"
+                    );
+                }
+                continue;
             }
-            *peer
         };
+        if !rate.allow(now, shared.limits.max_packets_per_second) {
+            shared.counters.dropped_rate.fetch_add(1, Ordering::Relaxed);
+            if !warned_rate {
+                warned_rate = true;
+                warn!(
+                    %local, %source, limit = shared.limits.max_packets_per_second,
+                    "RTP over the packets-per-second cap dropped; further ones are dropped silently"
+                );
+            }
+            continue;
+        }
         let key = if Some(packet.payload_type) == peer.telephone_event {
             events.receive(packet.ssrc, packet.timestamp, packet.payload)
         } else if packet.payload_type == PT_PCMU || packet.payload_type == PT_PCMA {
-            let tapped = !shared.taps.lock().is_empty();
+            let tapped = {
+                let mut taps = shared.taps.lock();
+                taps.retain(|tap| !tap.sender.is_closed());
+                let fits = taps.iter().filter(|tap| tap.fits(now, packet.payload.len())).count();
+                let refused = (taps.len() - fits) as u64 * packet.payload.len() as u64;
+                shared.counters.tap_samples_dropped.fetch_add(refused, Ordering::Relaxed);
+                fits > 0
+            };
             if !tapped && !peer.inband_dtmf {
                 continue;
             }
@@ -566,14 +881,12 @@ async fn receive_loop(shared: Arc<Shared>) {
                 .collect();
             let key = if peer.inband_dtmf { inband.feed(&samples).into_iter().next() } else { None };
             if tapped {
-                let mut taps = shared.taps.lock();
-                if let Some((last, others)) = taps.split_last() {
-                    for tap in others {
-                        let _ = tap.send(samples.clone());
+                for tap in shared.taps.lock().iter_mut() {
+                    if tap.fits(now, samples.len()) {
+                        tap.sent += samples.len() as u64;
+                        let _ = tap.sender.send(samples.clone());
                     }
-                    let _ = last.send(samples);
                 }
-                taps.retain(|tap| !tap.is_closed());
             }
             key
         } else {
@@ -592,7 +905,10 @@ async fn receive_loop(shared: Arc<Shared>) {
     }
 }
 
-/// A random 32-bit value for SSRC and initial sequence/timestamp (RFC 3550 §5.1).
+/// A random 32-bit value for SSRC, initial sequence/timestamp (RFC 3550 §5.1) and ports.
+///
+/// Unpredictable to an outsider: std's `RandomState` keys SipHash with random keys drawn from
+/// the operating system once per thread (and steps them on every use).
 fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();

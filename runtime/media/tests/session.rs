@@ -108,9 +108,28 @@ async fn a_digit_interrupts_a_barge_in_play_and_stays_buffered() {
 #[tokio::test]
 async fn symmetric_rtp_latches_to_where_packets_come_from() {
     let (session, _announced) = session_and_peer().await;
-    // The peer is behind NAT: it sends from another address than its SDP said.
+    // The peer is behind NAT: it sends from another port than its SDP said, and keeps sending
+    // (audio every 20 ms) past the NAT grace, after which it is latched.
     let natted = UdpSocket::bind("127.0.0.1:0").await.expect("socket");
-    send_event(&natted, session.local_addr(), '9', 1000, 1).await;
+    let grace = opentact_media::session::DEFAULT_NAT_LATCH_GRACE;
+    let started = tokio::time::Instant::now();
+    let mut sequence = 0u16;
+    while started.elapsed() < grace + Duration::from_millis(200) {
+        let packet = RtpPacket {
+            marker: false,
+            payload_type: PT_PCMU,
+            sequence,
+            timestamp: u32::from(sequence) * 160,
+            ssrc: 0x5678,
+            payload: &[0xff; 160],
+        };
+        let mut datagram = Vec::new();
+        packet.write(&mut datagram);
+        natted.send_to(&datagram, session.local_addr()).await.expect("send");
+        sequence += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    send_event(&natted, session.local_addr(), '9', 100_000, sequence).await;
     assert_eq!(session.next_digit(Duration::from_secs(2)).await, Some('9'));
     assert_eq!(session.remote(), natted.local_addr().expect("addr"));
     let mut buffer = [0u8; 1500];

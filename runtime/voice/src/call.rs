@@ -312,7 +312,9 @@ fn rms(samples: &[i16]) -> f64 {
     (sum / samples.len() as f64).sqrt()
 }
 
-/// Writes the tap to a WAV file until stopped or the tap closes.
+/// Writes the tap to a WAV file until stopped or the tap closes. The file grows at most as
+/// fast as real time however fast packets come: the session's taps are paced by wall-clock
+/// time (`opentact_media::session::TAP_SLACK_SAMPLES`), so a flood cannot lengthen a recording.
 async fn record_to(
     path: &Path,
     mut tap: mpsc::UnboundedReceiver<Vec<i16>>,
@@ -568,6 +570,9 @@ impl CallBackend for SipCall {
         let rtp = RtpSession::bind(self.config.rtp_bind, self.config.rtp_ports.clone(), peer)
             .await
             .map_err(|error| CallError::LimitExceeded(format!("no RTP port: {error}")))?;
+        // A caller behind NAT sends its media from the IP its INVITE came from, not always the
+        // one its SDP names: that IP may be latched too (the session's rule against injection).
+        rtp.set_signalling_address(leg.source.ip());
         let local = LocalMedia {
             session_id: u64::from(rtp.local_addr().port()) << 16 | u64::from(std::process::id() & 0xffff),
             version: 1,
@@ -663,6 +668,8 @@ impl CallBackend for SipCall {
         let path = self.recording_path(&id)?;
         let mut recorder = WavRecorder::create(&path)
             .map_err(|error| CallError::Failed(format!("creating {}: {error}", path.display())))?;
+        // Paced by wall-clock time at the session (see `record_to`): the silence count below
+        // and the file's length follow real time even under a flood.
         let mut tap = rtp.tap();
         let deadline = tokio::time::sleep(Duration::from_millis(u64::from(request.max_length_ms)));
         tokio::pin!(deadline);

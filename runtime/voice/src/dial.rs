@@ -120,6 +120,11 @@ pub(crate) async fn ring(
                 direction: Direction::SendRecv,
             };
             request.sdp_offer = offer.render(&[], 0);
+            // A callee behind NAT (a registered phone) sends its media from the address its
+            // registration came from: that IP may be latched too, besides the SDP's.
+            if let Some(destination) = request.destination {
+                rtp.set_signalling_address(destination.ip());
+            }
             match endpoint.invite(request) {
                 Ok((call, outcome)) => {
                     let index = legs.len();
