@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use rsipstack::EndpointBuilder;
@@ -14,11 +15,14 @@ use rsipstack::transport::udp::UdpConnection;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::digest::{DigestResponse, NonceCheck, NonceIssuer};
+use crate::digest::{DigestResponse, NonceCheck, NonceIssuer, NonceLedger, NonceUse};
 use crate::error::SipError;
+use crate::guard::{AuthBan, AuthGuard, AuthLimits};
 use crate::inbound::{Caller, IncomingCall, MIN_SESSION_EXPIRES};
 use crate::outbound::{OutboundCall, OutboundRequest, PendingOutcome};
-use crate::registrar::{Contacts, MIN_EXPIRES, RegisterOutcome, Registrar, parse_contacts};
+use crate::registrar::{
+    Contacts, DEFAULT_MAX_CONTACTS_PER_USER, MIN_EXPIRES, RegisterOutcome, Registrar, parse_contacts,
+};
 
 /// Where and how the endpoint listens.
 #[derive(Debug, Clone)]
@@ -34,6 +38,12 @@ pub struct SipConfig {
     /// The platform's SIP domain: INVITEs from `*.<domain>` are challenged in the From host's
     /// realm (SIP users), others in the Request-URI host's (a connection's `<subdomain>.<domain>`).
     pub domain: String,
+    /// Failed-authentication bans and nonce bookkeeping (see [`AuthLimits`] for each default).
+    pub auth: AuthLimits,
+    /// Contacts one registered user may have at once
+    /// ([`DEFAULT_MAX_CONTACTS_PER_USER`]); a REGISTER that would exceed it is refused with
+    /// `403 Too Many Contacts` and changes nothing.
+    pub max_contacts_per_user: usize,
 }
 
 impl Default for SipConfig {
@@ -44,6 +54,8 @@ impl Default for SipConfig {
             advertised_address: None,
             user_agent: concat!("opentact/", env!("CARGO_PKG_VERSION")).to_owned(),
             domain: "sip.opentact.local".to_owned(),
+            auth: AuthLimits::default(),
+            max_contacts_per_user: DEFAULT_MAX_CONTACTS_PER_USER,
         }
     }
 }
@@ -67,6 +79,14 @@ pub trait InboundHandler: Send + Sync + 'static {
     /// trunks and customers' SIP connections recognised by address. Every other caller must
     /// prove to be a SIP user of the platform (407 challenge, then digest).
     async fn trusted_source(&self, source: SocketAddr) -> bool;
+
+    /// A ban for repeated authentication failures just started (once per ban; already logged
+    /// as a warning). The platform publishes it as
+    /// [`AUTH_BANNED_EVENT`](crate::guard::AUTH_BANNED_EVENT). Called on the SIP
+    /// dispatcher's path: return quickly (hand it to a channel or bus). Nothing by default.
+    fn on_auth_ban(&self, ban: &AuthBan) {
+        let _ = ban;
+    }
 }
 
 /// What an INVITE's digest username turned out to be.
@@ -138,14 +158,14 @@ impl SipEndpoint {
                 _ = serve_cancel.cancelled() => {}
             }
         });
-        let registrar = Arc::new(Registrar::new());
+        let registrar = Arc::new(Registrar::new().with_max_contacts(config.max_contacts_per_user));
         let dispatcher = Dispatcher {
             dialog_layer: dialog_layer.clone(),
             handler,
             contact: contact.clone(),
             platform_domain: config.domain.to_ascii_lowercase(),
             registrar: registrar.clone(),
-            nonces: NonceIssuer::new(random_secret()),
+            auth: Arc::new(DigestAuth::new(config.auth)),
         };
         tokio::spawn(Arc::new(dispatcher).run(incoming, cancel.clone()));
         info!(%local_addr, tcp = config.tcp, "SIP listening");
@@ -184,7 +204,25 @@ struct Dispatcher {
     contact: rsipstack::sip::Uri,
     platform_domain: String,
     registrar: Arc<Registrar>,
+    auth: Arc<DigestAuth>,
+}
+
+/// Digest authentication's state: nonces bound to addresses, the ledger of their uses, and
+/// the failure counts and bans.
+struct DigestAuth {
     nonces: NonceIssuer,
+    ledger: NonceLedger,
+    guard: AuthGuard,
+}
+
+impl DigestAuth {
+    fn new(limits: AuthLimits) -> Self {
+        DigestAuth {
+            nonces: NonceIssuer::new(random_secret()).with_lifetime(limits.nonce_lifetime),
+            ledger: NonceLedger::new(limits.max_tracked_nonces, limits.nonce_lifetime),
+            guard: AuthGuard::new(limits),
+        }
+    }
 }
 
 /// A per-process secret for nonces.
@@ -244,6 +282,14 @@ impl Dispatcher {
             });
             return;
         }
+        // A source banned for authentication failures gets nothing outside its dialogs: the
+        // request is dropped unanswered (see guard.rs for why not 403).
+        if let Some((source, _)) = source_of(&tx)
+            && self.auth.guard.source_banned(source.ip(), Instant::now())
+        {
+            debug!(%source, %method, "dropped: banned source");
+            return;
+        }
         let has_to_tag = tx.original.to_header().ok().and_then(|to| to.tag().ok().flatten()).is_some();
         match method {
             Method::Invite if !has_to_tag => {
@@ -253,8 +299,8 @@ impl Dispatcher {
             Method::Register => {
                 let handler = self.handler.clone();
                 let registrar = self.registrar.clone();
-                let nonces = self.nonces.clone();
-                tokio::spawn(async move { register(tx, handler.as_ref(), &registrar, &nonces).await });
+                let auth = self.auth.clone();
+                tokio::spawn(async move { register(tx, handler.as_ref(), &registrar, &auth).await });
             }
             Method::Options => {
                 let allow = Header::Allow("INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE".into());
@@ -356,31 +402,37 @@ impl Dispatcher {
         } else {
             tx.original.uri.host_with_port.host.to_string().to_ascii_lowercase()
         };
-        let credentials = digest_credentials(tx, &self.nonces, &realm, Challenger::Proxy).await?;
+        let credentials = digest_credentials(tx, &self.auth, &realm, source.ip(), Challenger::Proxy).await?;
         let credential = if credentials.realm.eq_ignore_ascii_case(&realm) {
             self.handler.invite_credential(&realm, &credentials.username).await
         } else {
             None
         };
-        let caller = match credential {
+        let identity = credential.as_ref().map(|_| format!("{}@{realm}", credentials.username));
+        let (ha1, caller) = match credential {
             // A user calls only as itself.
-            Some(found)
-                if !found.connection
-                    && credentials.username == from_user
-                    && credentials.verify(&found.ha1, "INVITE") =>
-            {
-                Some(Caller::User { domain: realm.clone(), login: from_user })
+            Some(found) if !found.connection && credentials.username == from_user => {
+                (Some(found.ha1), Some(Caller::User { domain: realm.clone(), login: from_user }))
             }
-            Some(found) if found.connection && credentials.verify(&found.ha1, "INVITE") => {
-                Some(Caller::Connection { realm: realm.clone(), login: credentials.username.clone() })
-            }
-            _ => None,
+            Some(found) if found.connection => (
+                Some(found.ha1),
+                Some(Caller::Connection { realm: realm.clone(), login: credentials.username.clone() }),
+            ),
+            _ => (None, None),
         };
-        if caller.is_none() {
-            info!(username = %credentials.username, %realm, %source, "INVITE refused: wrong credentials or unknown user");
-            reply(tx, StatusCode::Forbidden, vec![]).await;
-        }
-        caller
+        let accepted = conclude(
+            tx,
+            &self.auth,
+            self.handler.as_ref(),
+            source.ip(),
+            &realm,
+            identity.as_deref(),
+            ha1.as_deref(),
+            &credentials,
+            Challenger::Proxy,
+        )
+        .await;
+        if accepted { caller } else { None }
     }
 }
 
@@ -392,25 +444,21 @@ enum Challenger {
     Registrar,
 }
 
-/// The request's digest credentials, with a nonce this server issued for `realm` and still
-/// valid; `None` after answering the request with a challenge (a fresh one, or `stale=true`
-/// when the nonce has expired, so the client retries without asking its user).
+/// The request's digest credentials, with a nonce this server issued for `realm` to `source`
+/// and still valid; `None` after answering the request with a challenge (a fresh one, or
+/// `stale=true` when the nonce has expired, so the client retries without asking its user). A
+/// nonce issued to another address is answered like a missing one: a credential captured on the
+/// wire is worth nothing elsewhere.
 async fn digest_credentials(
     tx: &mut Transaction,
-    nonces: &NonceIssuer,
+    auth: &DigestAuth,
     realm: &str,
+    source: IpAddr,
     challenger: Challenger,
 ) -> Option<DigestResponse> {
-    let (status, header) = match challenger {
-        Challenger::Proxy => (StatusCode::ProxyAuthenticationRequired, "Proxy-Authorization"),
-        Challenger::Registrar => (StatusCode::Unauthorized, "Authorization"),
-    };
-    let challenge = |stale| {
-        let value = nonces.challenge(realm, stale);
-        match challenger {
-            Challenger::Proxy => Header::ProxyAuthenticate(value.into()),
-            Challenger::Registrar => Header::WwwAuthenticate(value.into()),
-        }
+    let header = match challenger {
+        Challenger::Proxy => "Proxy-Authorization",
+        Challenger::Registrar => "Authorization",
     };
     // Phones answering a 407 sometimes put their credentials in Authorization.
     let value = tx.original.header_value(header).or_else(|| match challenger {
@@ -418,16 +466,95 @@ async fn digest_credentials(
         Challenger::Registrar => None,
     });
     let Some(credentials) = value.and_then(|v| DigestResponse::parse(&v)) else {
-        reply(tx, status, vec![challenge(false)]).await;
+        challenge(tx, auth, realm, source, challenger, false).await;
         return None;
     };
-    match nonces.check(realm, &credentials.nonce) {
+    match auth.nonces.check(realm, source, &credentials.nonce) {
         NonceCheck::Valid => Some(credentials),
         check => {
-            reply(tx, status, vec![challenge(check == NonceCheck::Stale)]).await;
+            if check == NonceCheck::Invalid {
+                debug!(%source, %realm, "digest with a nonce not issued to this address");
+            }
+            challenge(tx, auth, realm, source, challenger, check == NonceCheck::Stale).await;
             None
         }
     }
+}
+
+/// Answer with a fresh challenge for `realm`, bound to `source`.
+async fn challenge(
+    tx: &mut Transaction,
+    auth: &DigestAuth,
+    realm: &str,
+    source: IpAddr,
+    challenger: Challenger,
+    stale: bool,
+) {
+    let value = auth.nonces.challenge(realm, source, stale);
+    let (status, header) = match challenger {
+        Challenger::Proxy => {
+            (StatusCode::ProxyAuthenticationRequired, Header::ProxyAuthenticate(value.into()))
+        }
+        Challenger::Registrar => (StatusCode::Unauthorized, Header::WwwAuthenticate(value.into())),
+    };
+    reply(tx, status, vec![header]).await;
+}
+
+/// The second half of a digest check, once the credentials' nonce is known good. `identity`
+/// (`user@realm`) is set when the credentials name a user or connection that exists, `ha1`
+/// when that identity may make this request. Checks, in this order: the identity is not locked
+/// against `source`, the digest `uri` is the Request-URI, the response proves the password,
+/// and the `(nonce, nc)` was never used. Refuses with 403 (counting a failure; a ban it
+/// starts goes to `handler`) or challenges again (a reused nonce count); `true` when accepted.
+#[allow(clippy::too_many_arguments)]
+async fn conclude(
+    tx: &mut Transaction,
+    auth: &DigestAuth,
+    handler: &dyn InboundHandler,
+    source: IpAddr,
+    realm: &str,
+    identity: Option<&str>,
+    ha1: Option<&str>,
+    credentials: &DigestResponse,
+    challenger: Challenger,
+) -> bool {
+    let now = Instant::now();
+    let method = tx.original.method.to_string();
+    let username = &credentials.username;
+    let refusal = if identity.is_some_and(|identity| !auth.guard.user_admits(identity, source, now)) {
+        // No password check: a distributed guesser learns nothing while the lock lasts.
+        Some(("locked after repeated failures, and this address is new to it", false))
+    } else if !credentials.uri_matches(&tx.original.uri.to_string(), |uri| {
+        rsipstack::sip::Uri::try_from(uri).ok().map(|uri| uri.to_string())
+    }) {
+        Some(("the digest uri is not the Request-URI", true))
+    } else if !ha1.is_some_and(|ha1| credentials.verify(ha1, &method)) {
+        Some(("wrong credentials or unknown user", true))
+    } else {
+        None
+    };
+    if let Some((reason, count_user)) = refusal {
+        info!(%username, %realm, %source, "{method} refused: {reason}");
+        for ban in auth.guard.failure(source, identity, count_user, now) {
+            handler.on_auth_ban(&ban);
+        }
+        reply(tx, StatusCode::Forbidden, vec![]).await;
+        return false;
+    }
+    match credentials.nonce_count().map(|nc| auth.ledger.record(&credentials.nonce, nc)) {
+        Some(NonceUse::Fresh) => {}
+        used => {
+            // A replay — or a client reusing a count — earns a fresh challenge: the replayer
+            // cannot answer it, an honest client just does.
+            debug!(%username, %source, ?used, "{method} with a used nonce count");
+            challenge(tx, auth, realm, source, challenger, true).await;
+            return false;
+        }
+    }
+    if let Some(identity) = identity {
+        auth.guard.success(source, identity, now);
+    }
+    true
 }
 
 async fn reply(tx: &mut Transaction, status: StatusCode, headers: Vec<Header>) {
@@ -441,7 +568,7 @@ async fn register(
     mut tx: Transaction,
     handler: &dyn InboundHandler,
     registrar: &Registrar,
-    nonces: &NonceIssuer,
+    auth: &DigestAuth,
 ) {
     let Some((source, transport)) = source_of(&tx) else {
         reply(&mut tx, StatusCode::BadRequest, vec![]).await;
@@ -456,22 +583,31 @@ async fn register(
         reply(&mut tx, StatusCode::BadRequest, vec![]).await;
         return;
     };
-    let Some(credentials) = digest_credentials(&mut tx, nonces, &domain, Challenger::Registrar).await else {
+    let Some(credentials) =
+        digest_credentials(&mut tx, auth, &domain, source.ip(), Challenger::Registrar).await
+    else {
         return;
     };
     // A user registers only itself, in the realm of its own domain.
-    if credentials.username != user || !credentials.realm.eq_ignore_ascii_case(&domain) {
+    let own = credentials.username == user && credentials.realm.eq_ignore_ascii_case(&domain);
+    if !own {
         debug!(%user, %domain, %source, "REGISTER for another user or realm");
-        reply(&mut tx, StatusCode::Forbidden, vec![]).await;
-        return;
     }
-    let verified = match handler.user_ha1(&domain, &user).await {
-        Some(ha1) => credentials.verify(&ha1, "REGISTER"),
-        None => false,
-    };
-    if !verified {
-        info!(%user, %domain, %source, "REGISTER refused: wrong credentials or unknown user");
-        reply(&mut tx, StatusCode::Forbidden, vec![]).await;
+    let ha1 = if own { handler.user_ha1(&domain, &user).await } else { None };
+    let identity = ha1.as_ref().map(|_| format!("{user}@{}", domain.to_ascii_lowercase()));
+    let accepted = conclude(
+        &mut tx,
+        auth,
+        handler,
+        source.ip(),
+        &domain,
+        identity.as_deref(),
+        ha1.as_deref(),
+        &credentials,
+        Challenger::Registrar,
+    )
+    .await;
+    if !accepted {
         return;
     }
     let contact_values: Vec<String> = tx
@@ -507,6 +643,10 @@ async fn register(
         RegisterOutcome::Bound(bindings) => {
             info!(%user, %domain, %source, contacts = bindings.len(), "registered");
             reply(&mut tx, StatusCode::OK, binding_headers(&bindings)).await;
+        }
+        RegisterOutcome::TooManyContacts { limit } => {
+            info!(%user, %domain, %source, limit, "REGISTER refused: too many contacts");
+            reply(&mut tx, StatusCode::Other(403, "Too Many Contacts".to_owned()), vec![]).await;
         }
         RegisterOutcome::TooBrief => {
             reply(

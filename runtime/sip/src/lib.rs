@@ -16,12 +16,14 @@
 pub mod digest;
 mod endpoint;
 mod error;
+pub mod guard;
 mod inbound;
 mod outbound;
 pub mod registrar;
 
 pub use endpoint::{InboundHandler, InviteCredential, SipConfig, SipEndpoint};
 pub use error::SipError;
+pub use guard::{AUTH_BANNED_EVENT, AuthBan, AuthLimits, BanScope};
 pub use inbound::{Caller, IncomingCall, LegEnd, LegEvents, LegState, ReofferHandler, SipUri};
 pub use outbound::{OutboundCall, OutboundOutcome, OutboundRequest, PendingOutcome};
-pub use registrar::{Binding, Registrar};
+pub use registrar::{Binding, DEFAULT_MAX_CONTACTS_PER_USER, Registrar};

@@ -17,6 +17,13 @@ pub const MIN_EXPIRES: u32 = 60;
 pub const MAX_EXPIRES: u32 = 3600;
 /// The expiry when the REGISTER names none.
 pub const DEFAULT_EXPIRES: u32 = 3600;
+/// Contacts one user may have registered at once, unless configured
+/// (`SipConfig::max_contacts_per_user`). A stolen credential must not let anyone fork every
+/// call to the user into hundreds of legs, nor grow the location service without bound. A
+/// REGISTER that would exceed it is refused whole (403 Too Many Contacts) rather than
+/// replacing the oldest contact: silently dropping a working phone's binding to make room for
+/// an unknown one is worse than telling the newcomer no.
+pub const DEFAULT_MAX_CONTACTS_PER_USER: usize = 10;
 
 /// One registered contact of a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,18 +122,33 @@ pub(crate) enum RegisterOutcome {
     Bound(Vec<Binding>),
     /// An expiry under [`MIN_EXPIRES`] was asked for.
     TooBrief,
+    /// The user would have more than `limit` contacts; nothing changed.
+    TooManyContacts { limit: usize },
 }
 
 /// The location service.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registrar {
     bindings: Mutex<HashMap<(String, String), Vec<Binding>>>,
+    max_contacts: usize,
+}
+
+impl Default for Registrar {
+    fn default() -> Self {
+        Registrar { bindings: Mutex::default(), max_contacts: DEFAULT_MAX_CONTACTS_PER_USER }
+    }
 }
 
 impl Registrar {
-    /// An empty registrar.
+    /// An empty registrar, with at most [`DEFAULT_MAX_CONTACTS_PER_USER`] contacts a user.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same registrar with at most `limit` contacts a user (at least 1).
+    pub fn with_max_contacts(mut self, limit: usize) -> Self {
+        self.max_contacts = limit.max(1);
+        self
     }
 
     /// The live contacts of `user@domain`.
@@ -161,8 +183,10 @@ impl Registrar {
         let now = Instant::now();
         let key = (domain.to_ascii_lowercase(), user.to_owned());
         let mut bindings = self.bindings.lock();
-        let list = bindings.entry(key.clone()).or_default();
-        list.retain(|binding| binding.expires_at > now);
+        let current = bindings.entry(key.clone()).or_default();
+        current.retain(|binding| binding.expires_at > now);
+        // Built aside and stored only when within the cap: a refused REGISTER changes nothing.
+        let mut list = current.clone();
         match contacts {
             Contacts::Wildcard => list.clear(),
             Contacts::List(requests) => {
@@ -187,8 +211,15 @@ impl Registrar {
                 }
             }
         }
+        if list.len() > self.max_contacts {
+            if current.is_empty() {
+                bindings.remove(&key);
+            }
+            return RegisterOutcome::TooManyContacts { limit: self.max_contacts };
+        }
         let live = list.clone();
-        if list.is_empty() {
+        bindings.insert(key.clone(), list);
+        if live.is_empty() {
             bindings.remove(&key);
         }
         RegisterOutcome::Bound(live)
@@ -253,5 +284,43 @@ mod tests {
         registrar.register("example.com", "alice", Contacts::Wildcard, Some(0), source(), "udp");
         assert!(registrar.contacts("example.com", "alice").is_empty(), "* removes all");
         assert_eq!(registrar.registered_users(), 0);
+    }
+
+    #[test]
+    fn a_user_has_at_most_the_cap_of_contacts_and_a_refused_register_changes_nothing() {
+        let registrar = Registrar::new().with_max_contacts(3);
+        let contacts = |hosts: &[u8]| {
+            Contacts::List(
+                hosts
+                    .iter()
+                    .map(|n| ContactRequest { uri: format!("sip:alice@10.0.0.{n}"), expires: Some(600) })
+                    .collect(),
+            )
+        };
+        let bound = registrar.register("example.com", "alice", contacts(&[1, 2]), None, source(), "udp");
+        assert!(matches!(bound, RegisterOutcome::Bound(ref list) if list.len() == 2));
+        assert_eq!(
+            registrar.register("example.com", "alice", contacts(&[3, 4]), None, source(), "udp"),
+            RegisterOutcome::TooManyContacts { limit: 3 }
+        );
+        assert_eq!(registrar.contacts("example.com", "alice").len(), 2, "nothing was added");
+        let bound = registrar.register("example.com", "alice", contacts(&[3, 1, 2]), None, source(), "udp");
+        assert!(matches!(bound, RegisterOutcome::Bound(ref list) if list.len() == 3), "refreshes fit");
+        assert_eq!(
+            registrar.register("example.com", "bob", contacts(&[1, 2, 3, 4]), None, source(), "udp"),
+            RegisterOutcome::TooManyContacts { limit: 3 }
+        );
+        assert_eq!(registrar.registered_users(), 1, "bob was never bound");
+        assert_eq!(
+            Registrar::new().register(
+                "example.com",
+                "carol",
+                contacts(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
+                None,
+                source(),
+                "udp"
+            ),
+            RegisterOutcome::TooManyContacts { limit: DEFAULT_MAX_CONTACTS_PER_USER }
+        );
     }
 }
