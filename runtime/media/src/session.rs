@@ -275,7 +275,7 @@ fn canonical(address: SocketAddr) -> SocketAddr {
 /// through the media clock's ticks: the clock's threads send every call's packets on a 20 ms
 /// grid and must stay cheap, a check here needs no extra wake-up or buffer, and it bounds every
 /// tap the same way (a recording, a mixed `<Dial record>`, a bridge's feed), memory included:
-/// what a consumer has not taken yet is at most real time plus the slack.
+/// a tap never holds more than the audio of the time since it opened, plus the slack.
 struct Tap {
     sender: mpsc::UnboundedSender<Vec<i16>>,
     opened: Instant,
