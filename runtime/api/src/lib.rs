@@ -27,7 +27,8 @@ pub mod state;
 pub use auth::AuthAccount;
 pub use error::ApiError;
 pub use routes::router;
-pub use state::{
-    ApiConfig, ApiState, BatchLauncher, CallCommand, CallControl, Calling, CommandOutcome, ComponentCheck,
-    DEFAULT_SIP_DOMAIN, JwtSecret, Originate, OriginateError, SipPresence,
+// The engines' seams, re-exported: handlers and embedders name them from here.
+pub use opentact_control::{
+    BatchLauncher, CallCommand, CallControl, Calling, CommandOutcome, Originate, OriginateError,
 };
+pub use state::{ApiConfig, ApiState, ComponentCheck, DEFAULT_SIP_DOMAIN, JwtSecret, SipPresence};

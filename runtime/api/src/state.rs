@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use opentact_control::{BatchLauncher, CallControl, Calling};
 use opentact_store::Repository;
 use serde::Deserialize;
 
@@ -69,90 +70,6 @@ impl fmt::Debug for JwtSecret {
 pub trait ComponentCheck: Send + Sync {
     /// `Err` with a message for the uploader.
     fn check(&self, bytes: &[u8]) -> Result<(), String>;
-}
-
-/// A command for a live call, as the dialect's `<Response>` fragment it stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallCommand {
-    /// The command's name (`say`, `hangup`, … or `xml`), for state checks and logs.
-    pub name: String,
-    /// The fragment, already checked by the dialect's parser.
-    pub xml: String,
-    /// The client's id for de-duplication.
-    pub command_id: Option<String>,
-}
-
-/// What became of a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommandOutcome {
-    /// Queued behind the call's earlier commands.
-    Accepted,
-    /// Its `command_id` was seen on this call within the de-duplication window: not run again.
-    Duplicate,
-    /// No live call with this id in the account (or the call does not take commands).
-    NotFound,
-    /// The call's state does not allow it.
-    WrongState { state: String, reason: String },
-}
-
-/// The live calls of the platform that take asynchronous commands (the server's registry;
-/// with several nodes, the one that carries the call).
-pub trait CallControl: Send + Sync {
-    /// Queue `command` for `account`'s call `call`.
-    fn command(
-        &self,
-        account: uuid::Uuid,
-        call: uuid::Uuid,
-        command: CallCommand,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CommandOutcome> + Send + '_>>;
-
-    /// Whether `account` has the live call `call` (any mode), e.g. the B side of a bridge.
-    fn is_live(&self, account: uuid::Uuid, call: uuid::Uuid) -> bool;
-}
-
-/// Starts placing a stored batch's calls (the server's batch runner).
-pub trait BatchLauncher: Send + Sync {
-    /// Called once `account`'s batch `batch` is stored (queued); returns at once, the calls
-    /// are placed in the background.
-    fn launch(&self, account: uuid::Uuid, batch: uuid::Uuid);
-}
-
-/// An outbound call to place, checked by the API: the number is the account's and has voice,
-/// the app and the profile are the account's.
-#[derive(Debug, Clone)]
-pub struct Originate {
-    /// The caller ID: a number the account leases.
-    pub from_tn: i64,
-    /// Where it rings.
-    pub to: opentact_call::model::DialTarget,
-    /// How its flow is given: an app's mode (`app` set), or XML or a webhook given with the call.
-    pub mode: opentact_store::model::AppMode,
-    /// The app, when the call runs one.
-    pub app: Option<opentact_store::model::SipControlApp>,
-    /// How long it may ring.
-    pub ring_timeout_secs: u32,
-    /// Whose channel and rate limits the call counts against.
-    pub profile: Option<opentact_store::OutboundVoiceProfile>,
-}
-
-/// Why a call was not placed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OriginateError {
-    /// A limit of the outbound voice profile (channels, calls per second) refused it; the
-    /// call's events say so too.
-    Limit { call: uuid::Uuid, reason: String },
-    /// The platform cannot place calls now.
-    Unavailable(String),
-}
-
-/// Places outbound calls (the server's originator).
-pub trait Calling: Send + Sync {
-    /// Start `account`'s call; its id, while it rings and runs in the background.
-    fn originate(
-        &self,
-        account: uuid::Uuid,
-        request: Originate,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<uuid::Uuid, OriginateError>> + Send + '_>>;
 }
 
 /// Whether SIP users are registered (the registrar's location service), for the `state`

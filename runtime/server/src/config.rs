@@ -26,7 +26,7 @@ pub struct Config {
     /// Webhook delivery: timeouts, retries, address policy.
     pub webhooks: opentact_webhooks::WebhookConfig,
     /// Speech-to-text for `<Record asr="true">`.
-    pub speech: crate::transcribe::SpeechConfig,
+    pub speech: opentact_calls::SpeechConfig,
 }
 
 /// The REST API.

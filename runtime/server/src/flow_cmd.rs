@@ -18,7 +18,7 @@ use opentact_flows::{CallContext, ControlMode, FlowComponent, FlowHost, HttpMeth
 
 use crate::cli::{CheckArgs, RunArgs};
 use crate::config::Config;
-use crate::numbers::NumberData;
+use opentact_calls::NumberData;
 
 /// Exit code of a flow that failed (trap, limit, unhandled fetch failure).
 pub const EXIT_FLOW_FAILED: u8 = 1;

@@ -1,23 +1,14 @@
 //! `opentact`: the platform server (`serve`) and the flow author's tools (`flow run`,
 //! `flow check`). Only this binary wires concrete types together.
 
-mod batch;
-mod call_log;
-mod call_runner;
 mod cli;
 mod client;
 mod config;
-mod dialer;
 mod flow_cmd;
-mod live_calls;
-mod numbers;
 mod numbers_import;
-mod originate;
 mod provision;
-mod routing;
 mod sample;
 mod serve;
-mod transcribe;
 
 use std::process::ExitCode;
 

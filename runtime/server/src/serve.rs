@@ -19,14 +19,13 @@ use opentact_sip::{SipConfig, SipEndpoint};
 use opentact_voice::{MediaRenderer, VoiceConfig};
 use tracing::{info, warn};
 
-use crate::batch::BatchRunner;
-use crate::call_runner::CallRunner;
+use opentact_calls::{
+    BatchRunner, CallLog, CallRouter, CallRunner, LiveCalls, Network, Originator, ProfileLimits, RestCalling,
+    ServerDialer, Transcriber,
+};
+
 use crate::cli::ServeArgs;
 use crate::config::Config;
-use crate::dialer::ServerDialer;
-use crate::live_calls::LiveCalls;
-use crate::originate::{Originator, ProfileLimits, RestCalling};
-use crate::routing::{CallRouter, Network};
 use crate::sample;
 
 /// Logs call events and writes them to the event log file (`--event-log`); the bus takes them
@@ -129,10 +128,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (bus, tap) = EventBus::with_tap(BusConfig::default());
     let bus = Arc::new(bus);
     let webhooks = opentact_webhooks::Webhooks::start(store.clone(), config.webhooks.clone(), tap);
+    // The call engine and the API see the store through its repository traits.
+    let repo: opentact_calls::Repo = Arc::new(store.clone());
     let live_calls = Arc::new(LiveCalls::default());
     let dialer = Arc::new(ServerDialer {
         endpoint: std::sync::OnceLock::new(),
-        store: store.clone(),
+        store: repo.clone(),
         outbound_proxy: config.sip.outbound_proxy,
         local: advertised,
         allow_private_targets: config.sip.allow_private_targets,
@@ -140,7 +141,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         live_calls: live_calls.clone(),
     });
     let runner = Arc::new(CallRunner {
-        store: store.clone(),
+        store: repo.clone(),
         host,
         xml_guest,
         voice,
@@ -150,26 +151,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         live_calls: live_calls.clone(),
         webhook_timeout_ms,
         dialer: dialer.clone(),
-        call_log: crate::call_log::CallLog::start(
-            store.clone(),
-            crate::transcribe::Transcriber::new(
-                &config.speech,
-                recordings_dir.clone(),
-                store.clone(),
-                bus.clone(),
-            ),
+        call_log: CallLog::start(
+            repo.clone(),
+            Transcriber::new(&config.speech, recordings_dir.clone(), repo.clone(), bus.clone()),
         ),
         webhooks,
     });
     let originator =
         Arc::new(Originator { runner: runner.clone(), limits: Arc::new(ProfileLimits::default()) });
-    let batches = BatchRunner::new(originator.clone(), store.clone());
-    let router = Arc::new(CallRouter {
-        store: store.clone(),
-        runner,
-        carriers,
-        sip_domain: config.sip.domain.clone(),
-    });
+    let batches = BatchRunner::new(originator.clone(), repo.clone());
+    let router =
+        Arc::new(CallRouter { store: repo.clone(), runner, carriers, sip_domain: config.sip.domain.clone() });
     let sip = SipEndpoint::start(
         SipConfig {
             listen: config.sip.listen,
@@ -187,7 +179,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let key_file = config.api.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("jwt.key"));
     let api_state = opentact_api::ApiState::new(
-        Arc::new(store.clone()),
+        repo,
         jwt_secret(&key_file)?,
         opentact_api::ApiConfig { jwt_ttl_secs: config.api.jwt_ttl_secs, google: config.api.google.clone() },
     )

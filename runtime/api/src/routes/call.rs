@@ -27,7 +27,8 @@ use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, Created, IdPath, Payload};
 use crate::error::ApiError;
 use crate::openapi as doc;
-use crate::state::{ApiState, CallCommand, CommandOutcome, Originate, OriginateError};
+use crate::state::ApiState;
+use opentact_control::{CallCommand, CommandOutcome, Originate, OriginateError};
 
 /// Longest `command_id`.
 pub const MAX_COMMAND_ID: usize = 128;

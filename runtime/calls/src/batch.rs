@@ -12,17 +12,16 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use opentact_api::{BatchLauncher, Originate};
 use opentact_call::model::DialTarget;
+use opentact_control::{BatchLauncher, Originate};
+use opentact_store::OutboundVoiceProfile;
 use opentact_store::model::{AppMode, Batch, BatchItemState, BatchItemUpdate, BatchState};
-use opentact_store::{
-    BatchRepo, LeaseRepo, OutboundVoiceProfile, OutboundVoiceProfileRepo, SipControlAppRepo, Store,
-};
 use parking_lot::Mutex;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
+use crate::Repo;
 use crate::call_runner::CallEnd;
 use crate::originate::Originator;
 
@@ -30,10 +29,10 @@ use crate::originate::Originator;
 pub const DEFAULT_CALLS_PER_SECOND: i32 = 10;
 
 /// Places batches' calls.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BatchRunner {
     pub originator: Arc<Originator>,
-    pub store: Store,
+    pub store: Repo,
     /// Batches being placed now (a launch of a running batch is ignored).
     running: Arc<Mutex<HashSet<Uuid>>>,
 }
@@ -42,7 +41,7 @@ pub struct BatchRunner {
 struct Unplaceable(String);
 
 impl BatchRunner {
-    pub fn new(originator: Arc<Originator>, store: Store) -> Self {
+    pub fn new(originator: Arc<Originator>, store: Repo) -> Self {
         BatchRunner { originator, store, running: Arc::default() }
     }
 
@@ -254,6 +253,12 @@ fn outcome(end: &CallEnd) -> BatchItemUpdate {
         reason: end.reason.clone(),
         ended_on: Some(chrono::Utc::now()),
         ..BatchItemUpdate::state(state)
+    }
+}
+
+impl std::fmt::Debug for BatchRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchRunner").field("running", &self.running.lock().len()).finish_non_exhaustive()
     }
 }
 

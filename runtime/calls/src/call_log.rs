@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use opentact_call::events::{CallEvent, EventKind, EventSink, Phase, Q850};
 use opentact_call::model::Direction;
-use opentact_store::{CallDirection, CallEnd, CallLogRepo, NewCallRecord, Store};
+use opentact_store::{CallDirection, CallEnd, NewCallRecord};
 use tokio::sync::mpsc;
 use tracing::warn;
 use uuid::Uuid;
 
+use crate::Repo;
 use crate::transcribe::Transcriber;
 
 struct Entry {
@@ -38,7 +39,7 @@ impl std::fmt::Debug for Entry {
 
 impl CallLog {
     /// Starts the writer on the current runtime.
-    pub fn start(store: Store, transcriber: Option<Arc<Transcriber>>) -> Arc<Self> {
+    pub fn start(store: Repo, transcriber: Option<Arc<Transcriber>>) -> Arc<Self> {
         let (queue, events) = mpsc::unbounded_channel();
         tokio::spawn(write(store, transcriber, events));
         Arc::new(CallLog { queue })
@@ -83,7 +84,7 @@ struct Progress {
 }
 
 async fn write(
-    store: Store,
+    store: Repo,
     transcriber: Option<Arc<Transcriber>>,
     mut events: mpsc::UnboundedReceiver<Entry>,
 ) {

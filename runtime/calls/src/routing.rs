@@ -17,13 +17,11 @@ use opentact_call::model::Direction;
 use opentact_flows::ControlMode;
 use opentact_sip::{Caller, InboundHandler, IncomingCall, InviteCredential};
 use opentact_store::model::{SipControlApp, SipDomain};
-use opentact_store::{
-    AccountRepo, LeaseRepo, SipConnectionRepo, SipControlAppRepo, SipDomainRepo, Store, TnProfileRepo,
-};
 use opentact_voice::SipCall;
 use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
+use crate::Repo;
 use crate::call_runner::{CallRunner, Flow, new_call_info};
 
 /// An IP network (`10.0.0.0/8`, `127.0.0.1/32`, or a bare address).
@@ -126,7 +124,7 @@ fn plain_user(user: &str) -> bool {
 
 /// Routes inbound calls and runs their flows.
 pub struct CallRouter {
-    pub store: Store,
+    pub store: Repo,
     /// Runs the calls routing accepts.
     pub runner: Arc<CallRunner>,
     pub carriers: Vec<Network>,

@@ -5,7 +5,7 @@
 //!
 //! The registry is per node. With several nodes sharing PostgreSQL, a command for a call this
 //! node does not carry will have to be forwarded to the node that does (the multi-node issue);
-//! the [`opentact_api::CallControl`] trait is the seam for that.
+//! the [`opentact_control::CallControl`] trait is the seam for that.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,11 +13,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentact_api::{CallCommand, CallControl, CommandOutcome};
 use opentact_call::CallBackend;
 use opentact_call::CallSession;
 use opentact_call::events::EventKind;
 use opentact_call::model::{CallState, Direction, HangupReason};
+use opentact_control::{CallCommand, CallControl, CommandOutcome};
 use opentact_voice::{BridgePeer, SipCall};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;

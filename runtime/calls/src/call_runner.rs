@@ -11,16 +11,17 @@ use opentact_call::{CallBackend, CallSession, EventSink, FlowOutcome, SessionCon
 use opentact_events::{AccountSink, EventBus};
 use opentact_flows::{CallContext, ControlMode, FlowComponent, FlowHost, HttpMethod};
 use opentact_store::model::{AppMode, SipControlApp, WebhookMethod};
-use opentact_store::{SipControlAppRepo, Store};
 use opentact_voice::{MediaRenderer, SipCall, VoiceConfig};
 use tracing::info;
 use uuid::Uuid;
 
+use crate::Repo;
 use crate::dialer::ServerDialer;
 use crate::live_calls::LiveCalls;
 use crate::numbers::NumberData;
 
 /// What a call runs: the account's app (when there is one) and its flow.
+#[derive(Debug)]
 pub struct Flow {
     pub account: Uuid,
     pub app: Option<SipControlApp>,
@@ -41,7 +42,7 @@ pub struct CallEnd {
 
 /// The parts every call uses.
 pub struct CallRunner {
-    pub store: Store,
+    pub store: Repo,
     pub host: Arc<FlowHost>,
     pub xml_guest: FlowComponent,
     pub voice: Arc<VoiceConfig>,

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentact_api::{Calling, Originate, OriginateError};
 use opentact_call::model::Direction;
+use opentact_control::{Calling, Originate, OriginateError};
 use opentact_store::OutboundVoiceProfile;
 use opentact_voice::{Destination, SipCall};
 use parking_lot::Mutex;
@@ -127,6 +127,7 @@ pub struct Originator {
 }
 
 /// A call ready to be placed.
+#[derive(Debug)]
 pub struct Prepared {
     pub id: Uuid,
     call: Arc<SipCall>,
@@ -143,11 +144,8 @@ impl Originator {
             .flow_for_mode(account, &request.mode, request.app.as_ref().and_then(|app| app.current_component))
             .await
             .map_err(OriginateError::Unavailable)?;
-        let time_zone = opentact_store::AccountRepo::get_account(&runner.store, account)
-            .await
-            .ok()
-            .flatten()
-            .map(|account| account.time_zone);
+        let time_zone =
+            runner.store.get_account(account).await.ok().flatten().map(|account| account.time_zone);
         let info = new_call_info(
             account,
             request.app.as_ref(),

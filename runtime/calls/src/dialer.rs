@@ -8,13 +8,14 @@ use async_trait::async_trait;
 use opentact_call::error::CallError;
 use opentact_call::model::{CallInfo, DialTarget};
 use opentact_sip::{OutboundRequest, SipEndpoint};
-use opentact_store::{SipDomainRepo, Store};
 use opentact_voice::Dialer;
+
+use crate::Repo;
 
 /// The server's dialer.
 pub struct ServerDialer {
     pub endpoint: OnceLock<Arc<SipEndpoint>>,
-    pub store: Store,
+    pub store: Repo,
     /// The carrier trunk numbers are sent to.
     pub outbound_proxy: Option<SocketAddr>,
     /// The platform's SIP address (From host).

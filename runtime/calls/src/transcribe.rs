@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentact_events::{Event, EventBus};
-use opentact_store::{CallLogRepo, Store};
 use serde::Deserialize;
 use tracing::{info, warn};
 use uuid::Uuid;
+
+use crate::Repo;
 
 /// The `[speech]` table of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,7 +43,7 @@ pub struct Transcriber {
     url: String,
     limits: opentact_egress::http::Limits,
     recordings_dir: PathBuf,
-    store: Store,
+    store: Repo,
     bus: Arc<EventBus>,
 }
 
@@ -62,7 +63,7 @@ impl Transcriber {
     pub fn new(
         config: &SpeechConfig,
         recordings_dir: PathBuf,
-        store: Store,
+        store: Repo,
         bus: Arc<EventBus>,
     ) -> Option<Arc<Self>> {
         let url = config.stt_url.clone()?;
