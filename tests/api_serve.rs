@@ -16,7 +16,30 @@ fn basic(email: &str, password: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_account_uses_the_api_and_a_restart_keeps_data_and_tokens() {
     let platform = Platform::start(&[]).await;
+    // The log is a pipe here, not a terminal: no password in it (sample_password checks that
+    // and reads the 0600 file the log names), no colour codes.
     let password = sample_password(&platform.log());
+    assert!(!platform.log().contains('\u{1b}'), "no ANSI escapes in a log that is not a terminal");
+    // The data directory and what the platform wrote there are the operator's alone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let data = platform.dir.path().join("data");
+        let mode =
+            |path: &std::path::Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700, "the data directory");
+        for file in ["opentact.db", "jwt.key"] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
+        for entry in std::fs::read_dir(&data).expect("data dir") {
+            let path = entry.expect("entry").path();
+            assert_eq!(
+                mode(&path) & 0o077,
+                0,
+                "nothing in the data directory is open to others: {}",
+                path.display()
+            );
+        }
+    }
     let authorization = basic("demo@opentact.local", &password);
 
     let (status, login) =

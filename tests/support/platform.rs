@@ -41,7 +41,6 @@ impl Platform {
                 std::env::var("OPENTACT_TEST_LOG")
                     .unwrap_or_else(|_| "info,rsipstack=warn,sqlx=warn,opentact_sip=debug".to_owned()),
             )
-            .env("NO_COLOR", "1")
             .current_dir(repo())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -57,13 +57,24 @@ pub async fn until(socket: &mut Socket, last: impl Fn(&Value) -> bool) -> Vec<Va
     }
 }
 
-/// The sample account's password, printed once in the first start's log.
+/// The sample account's password: the server's log is not a terminal here, so the first
+/// start's log names the 0600 file that holds it (and never shows the password itself).
 pub fn sample_password(log: &str) -> String {
-    log.lines()
-        .find(|line| line.contains("sample account created") && line.contains("password="))
-        .and_then(|line| line.split("password=").nth(1))
+    assert!(
+        !log.lines().any(|line| line.contains("sample account created") && line.contains("password=")),
+        "the password itself is not logged"
+    );
+    let path = log
+        .lines()
+        .find_map(|line| line.split("password_file=").nth(1))
         .and_then(|rest| rest.split_whitespace().next())
-        .expect("the sample password in the log")
-        .trim_matches('"')
-        .to_owned()
+        .expect("the log names the password file");
+    let path = std::path::Path::new(path);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).expect("the password file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only the operator reads the password file");
+    }
+    std::fs::read_to_string(path).expect("the password file").trim().to_owned()
 }

@@ -28,10 +28,15 @@ fn main() -> ExitCode {
             std::env::set_var("RUST_LIB_BACKTRACE", "0");
         }
     }
+    // Everything the platform writes (the database, keys, recordings, caches) is the operator's
+    // alone: files 0600, directories 0700, whatever the umask of the shell that started it.
+    restrict_new_files();
     let cli = Cli::parse();
     // Logs go to stderr: stdout of `flow run` is the event stream, one JSON object per line.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in log files or journald.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("OPENTACT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.default_log_filter())),
@@ -60,5 +65,16 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::from(flow_cmd::EXIT_INVALID_INPUT)
         }
+    }
+}
+
+/// Sets the process umask to 077, before any thread exists.
+fn restrict_new_files() {
+    #[cfg(unix)]
+    // SAFETY: umask has no memory-safety preconditions; it is called before the runtime starts
+    // any thread, so no file is being created concurrently with a different mask.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::umask(0o077);
     }
 }

@@ -16,6 +16,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let data_dir = &config.server.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    // A directory made before (or by another tool) may be readable by others: the database and
+    // keys inside are not for them.
+    #[cfg(unix)]
+    std::fs::set_permissions(data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .with_context(|| format!("restricting the data directory {} to its owner", data_dir.display()))?;
     let url = config
         .store
         .url

@@ -30,6 +30,38 @@ pub const SAMPLE_IVR: &str = r#"<Response>
 </Response>
 "#;
 
+/// The file under the data directory that holds the sample account's password when the log
+/// is not a terminal.
+pub const PASSWORD_FILE: &str = "sample-account-password";
+
+/// Tells the operator the new sample account's password, once. At a terminal it is shown in
+/// the log line; otherwise the log is a file or a journal that others may read, so the password
+/// goes to a file only the operator can read (0600) and the log names the file.
+pub fn announce_password(data_dir: &std::path::Path, password: &str) -> anyhow::Result<()> {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        info!(
+            email = SAMPLE_EMAIL,
+            %password,
+            "sample account created (the password is shown only now); call +1 202 555 0100 to hear its IVR"
+        );
+        return Ok(());
+    }
+    let path = data_dir.join(PASSWORD_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, format!("{password}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    info!(
+        email = SAMPLE_EMAIL,
+        password_file = %path.display(),
+        "sample account created (its password is in the file, readable by this user only); call +1 202 555 0100 to hear its IVR"
+    );
+    Ok(())
+}
+
 /// Seed the store when it has no demo account yet; returns the password of a new account.
 pub async fn seed(store: &Store) -> anyhow::Result<Option<String>> {
     if store.account_by_email(SAMPLE_EMAIL).await?.is_some() {

@@ -61,11 +61,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = crate::provision::open_store(&config).await?;
     let seed = config.store.seed_sample.unwrap_or(store.backend() == opentact_store::Backend::Sqlite);
     if seed && let Some(password) = sample::seed(&store).await? {
-        info!(
-            email = sample::SAMPLE_EMAIL,
-            %password,
-            "sample account created (the password is shown only now); call +1 202 555 0100 to hear its IVR"
-        );
+        sample::announce_password(&data_dir, &password)?;
     }
 
     let mut flows = config.flows.clone();
