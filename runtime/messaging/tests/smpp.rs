@@ -410,3 +410,60 @@ async fn wrong_credentials_are_reported_and_retried() -> Result<()> {
     carrier.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_sender_drains_an_outbox_through_a_drop_exactly_once() -> Result<()> {
+    use opentact_messaging::outbox::{MemoryOutbox, Outbox, Sender, SenderConfig};
+
+    const MESSAGES: usize = 60;
+    let smsc = Smsc::start(&["--drop-after", "40", "--receipt-delay-ms", "20"]).await?;
+    let (carrier, mut events) = SmppCarrier::start(smsc.config())?;
+    next_event(&mut events, bind_up).await?;
+    let outbox = Arc::new(MemoryOutbox::default());
+    // Every third message is two GSM-7 parts.
+    let mut parts = 0;
+    for i in 0..MESSAGES {
+        // Numbered at both ends so every part's octets differ between messages.
+        let text =
+            if i % 3 == 0 { format!("{i:03} {}{i:03}", "long ".repeat(40)) } else { format!("short {i}") };
+        parts += segment::plan(&text).parts;
+        outbox.enqueue(Message::outbound("12025550100", "12025550111", text, chrono::Utc::now())?)?;
+    }
+    // Receipts go to the outbox, as the binary will wire them.
+    let receipts_to = outbox.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let CarrierEvent::Receipt(r) = ev {
+                let _ = receipts_to.record_receipt(&r, chrono::Utc::now()).await;
+            }
+        }
+    });
+    let config = SenderConfig { retry_delay_ms: 50, ..SenderConfig::default() };
+    let sender = Sender::new(outbox.clone(), Arc::new(carrier), config);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(sender.run(stopped));
+
+    let deadline = Instant::now() + WAIT;
+    while outbox.all().iter().any(|m| m.state != MessageState::Delivered) {
+        if Instant::now() > deadline {
+            let states: Vec<_> = outbox.all().iter().map(|m| m.state).collect();
+            bail!("not all delivered: {states:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    running.await?;
+
+    // Each part reached the SMSC once, the drop notwithstanding.
+    let submits = smsc.events("submit_sm").await;
+    let distinct: std::collections::HashSet<_> =
+        submits.iter().map(|s| s["short_message"].to_string()).collect();
+    assert_eq!((submits.len(), distinct.len()), (parts, parts));
+    assert_eq!(smsc.events("drop").await.len(), 1);
+    let history: Vec<MessageState> = outbox.all()[0].history.iter().map(|h| h.state).collect();
+    assert_eq!(
+        history,
+        vec![MessageState::Created, MessageState::Queued, MessageState::Sent, MessageState::Delivered]
+    );
+    Ok(())
+}
