@@ -15,8 +15,14 @@
 //! A `<token>` is either an API token (64 hex digits, looked up by its SHA-256; expired
 //! tokens are not found) or a JWT issued by `/rest/auth` (three dot-separated parts). Tokens
 //! and passwords are never logged.
+//!
+//! Passwords (Basic, and `/rest/auth`) are checked under the login limits
+//! ([`crate::login_limit`]: too many failures answer 429 with `Retry-After` without hashing)
+//! and a few at a time ([`crate::password_gate`]).
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use base64::Engine;
@@ -69,7 +75,7 @@ impl FromRequestParts<ApiState> for AuthAccount {
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let auth = match credential(&parts.headers, parts.uri.query())? {
             Presented::Token(method, token) => token_account(state, method, &token).await?,
-            Presented::Basic(value) => basic_account(state, &value).await?,
+            Presented::Basic(value) => basic_account(state, &value, ClientIp::of(parts)).await?,
             Presented::Google(token) => google_account(state, &token).await?,
             Presented::Ha1b(hash) => {
                 if parts.method != axum::http::Method::GET {
@@ -214,9 +220,9 @@ async fn ha1b_account(state: &ApiState, hash: &str) -> Result<AuthAccount, ApiEr
 }
 
 /// `base64(email:password)`.
-async fn basic_account(state: &ApiState, value: &str) -> Result<AuthAccount, ApiError> {
+async fn basic_account(state: &ApiState, value: &str, client: ClientIp) -> Result<AuthAccount, ApiError> {
     let (email, password) = decode_basic(value)?;
-    let account = password_account(state, AuthMethod::Basic, &email, &password).await?;
+    let account = password_account(state, AuthMethod::Basic, &email, &password, client).await?;
     Ok(AuthAccount { account, method: AuthMethod::Basic, credential: Credential::Password })
 }
 
@@ -233,18 +239,62 @@ fn decode_basic(value: &str) -> Result<(String, String), ApiError> {
 }
 
 /// Checks an email and password; `method` names the 401 if they are wrong.
+/// Too many recent failures for the e-mail or from `client` refuse it before the password
+/// is hashed ([`crate::login_limit`]); the hash waits for a permit ([`crate::password_gate`]).
 pub(crate) async fn password_account(
     state: &ApiState,
     method: AuthMethod,
     email: &str,
     password: &str,
+    client: ClientIp,
 ) -> Result<Uuid, ApiError> {
     if email.is_empty() || password.is_empty() {
         return Err(ApiError::Unauthorized { method, reason: "email and password are both required" });
     }
-    match state.repo.verify_password(email, password).await? {
-        Some(account) => Ok(account.uuid),
-        None => Err(ApiError::Unauthorized { method, reason: "wrong email or password" }),
+    let attempt = state.login_limit.begin(email, client.0)?;
+    let (repo, email, password) = (state.repo.clone(), email.to_owned(), password.to_owned());
+    // An error (store down, queue full) drops `attempt`, which then counts for nothing.
+    let verified =
+        state.password_gate.run(async move { repo.verify_password(&email, &password).await }).await??;
+    match verified {
+        Some(account) => {
+            attempt.succeeded();
+            Ok(account.uuid)
+        }
+        None => {
+            attempt.failed();
+            Err(ApiError::Unauthorized { method, reason: "wrong email or password" })
+        }
+    }
+}
+
+/// The client's address, when the router is served with
+/// `into_make_service_with_connect_info::<SocketAddr>()`; `None` otherwise (then logins are
+/// limited per e-mail only). Never refuses a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl ClientIp {
+    fn of(parts: &Parts) -> Self {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+        if ip.is_none() {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "the REST API does not see client addresses (serve it with \
+                     into_make_service_with_connect_info): failed logins are limited per e-mail only"
+                );
+            });
+        }
+        ClientIp(ip)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp::of(parts))
     }
 }
 

@@ -12,6 +12,10 @@
 //!   indistinguishable on purpose), or no route matches.
 //! - **405** the path exists, the method does not.
 //! - **409** a uniqueness rule or the object's state forbids the change.
+//! - **429** a limit refused it: an account's limit, or too many failed logins (then with a
+//!   `Retry-After` header saying when the next attempt is heard).
+//! - **503** the platform is busy or a facility failed for a moment (with `Retry-After` when
+//!   it is a queue that was full).
 //! - **500** a store or internal failure: logged in the request span, never described to the
 //!   caller.
 
@@ -154,6 +158,17 @@ pub enum ApiError {
     /// A platform facility failed for a moment (the system's random generator…); try again.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+
+    /// Too many failed logins for this e-mail or from this address: refused without checking
+    /// the password, until `retry_after_secs` have passed (the `Retry-After` header).
+    #[error("too many failed logins {scope}: try again in {retry_after_secs} s")]
+    TooManyFailures { scope: &'static str, retry_after_secs: u64 },
+
+    /// The queue for a scarce resource (password hashing) is full; try again after
+    /// `retry_after_secs` (the `Retry-After` header).
+    #[error("busy: {what}; try again in {retry_after_secs} s")]
+    Busy { what: &'static str, retry_after_secs: u64 },
+
     /// A store or internal failure. The caller sees only "internal error".
     #[error("internal error")]
     Internal(#[source] StoreError),
@@ -166,6 +181,17 @@ impl ApiError {
 
     pub fn not_found(kind: ObjectKind, id: impl std::fmt::Display) -> Self {
         ApiError::NotFound { kind: kind.as_str(), id: id.to_string() }
+    }
+
+    /// Seconds the caller should wait before trying again (the `Retry-After` header), for the
+    /// errors that have one.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyFailures { retry_after_secs, .. } | ApiError::Busy { retry_after_secs, .. } => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -187,8 +213,8 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::WrongState { .. } => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::LimitReached(_) | ApiError::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -237,7 +263,11 @@ impl IntoResponse for ApiError {
         }
         let message = self.to_string();
         let body = ErrorBody { success: false, message: &message, status: status.as_u16() };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs() {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

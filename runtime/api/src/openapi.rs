@@ -88,6 +88,19 @@ pub enum ApiErrors {
     Invalid(ErrorEnvelope),
 }
 
+/// How a password login can be refused besides [`ApiErrors`] (`crate::login_limit`,
+/// `crate::password_gate`).
+#[derive(Debug, IntoResponses)]
+pub enum LoginRefusals {
+    /// Too many failed logins for this e-mail or from this address; the `Retry-After` header
+    /// says when to try again.
+    #[response(status = 429)]
+    TooManyFailures(ErrorEnvelope),
+    /// Too many logins are being checked; try again after `Retry-After`.
+    #[response(status = 503)]
+    Busy(ErrorEnvelope),
+}
+
 /// The security schemes; every endpoint takes any one of them unless it says otherwise.
 #[derive(Debug)]
 struct Security;

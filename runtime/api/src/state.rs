@@ -9,7 +9,10 @@ use serde::Deserialize;
 
 use opentact_events::EventBus;
 
+use crate::login_limit::LoginLimiter;
 use crate::oidc::{OidcConfig, OidcVerifier};
+use crate::password_gate::PasswordGate;
+use crate::url_policy::UrlPolicy;
 
 /// Shortest JWT signing key accepted: HS256 is as strong as its key, and RFC 7518 §3.2
 /// requires at least the hash's size (256 bits).
@@ -110,6 +113,20 @@ pub struct ApiState {
     /// Where call recordings are kept (`<dir>/<account>/<call>/<recording>.wav`), when the
     /// server records.
     pub recordings_dir: Option<std::path::PathBuf>,
+    /// Failed logins per e-mail and per client address.
+    pub login_limit: Arc<LoginLimiter>,
+    /// The permits password checks (argon2) run under.
+    pub password_gate: Arc<PasswordGate>,
+    /// Where webhooks may go: event subscriptions' `url`/`url2`, an app's `event_url`,
+    /// messaging profiles' callbacks. Public addresses only unless set with
+    /// [`ApiState::with_webhook_urls`].
+    pub webhook_urls: Arc<UrlPolicy>,
+    /// Where flow documents may be fetched from: the `webhook_url` of an app or a call. Public
+    /// addresses only unless set with [`ApiState::with_flow_urls`].
+    pub flow_urls: Arc<UrlPolicy>,
+    /// Held while a subscription is counted and created, so concurrent creations cannot pass
+    /// the per-account cap together (on this node).
+    pub(crate) subscriptions_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ApiState {
@@ -128,7 +145,33 @@ impl ApiState {
             sip_domain: Arc::from(DEFAULT_SIP_DOMAIN),
             presence: None,
             recordings_dir: None,
+            login_limit: Arc::new(LoginLimiter::new()),
+            password_gate: Arc::new(PasswordGate::new()),
+            webhook_urls: Arc::new(UrlPolicy::default()),
+            flow_urls: Arc::new(UrlPolicy::default()),
+            subscriptions_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// Limit failed logins with `limits` instead of the defaults
+    /// ([`crate::login_limit::LoginLimits::default`]).
+    pub fn with_login_limits(mut self, limits: crate::login_limit::LoginLimits) -> Self {
+        self.login_limit = Arc::new(LoginLimiter::with_limits(limits));
+        self
+    }
+
+    /// The destinations webhook URLs may name when they are stored: the webhook sender's
+    /// policy (`webhooks.allow_private`), so what is accepted here can be delivered.
+    pub fn with_webhook_urls(mut self, policy: UrlPolicy) -> Self {
+        self.webhook_urls = Arc::new(policy);
+        self
+    }
+
+    /// The destinations an app's or a call's `webhook_url` may name when stored: the flows'
+    /// HTTP policy (`flows.http.allow_private` and `flows.http.allow`), which fetches them.
+    pub fn with_flow_urls(mut self, policy: UrlPolicy) -> Self {
+        self.flow_urls = Arc::new(policy);
+        self
     }
 
     /// The platform SIP domain and, when the server runs a registrar, its registrations.

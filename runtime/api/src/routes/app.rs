@@ -7,6 +7,10 @@
 //! invalid document is refused with each error's line and column), a webhook
 //! (`webhook_url` + `webhook_method` + `webhook_request_timeout`), `control: "async"`, or
 //! `component: true` (the uploaded component; a new upload is deployed at once).
+//!
+//! `webhook_url` and `event_url` must name destinations the platform may call
+//! ([`crate::url_policy`]): a loopback or private address is refused (422) unless the
+//! operator allows it.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -23,6 +27,7 @@ use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload}
 use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::state::ApiState;
+use crate::url_policy::UrlPolicy;
 
 /// Longest app name, in characters.
 pub const MAX_APP_NAME: usize = 100;
@@ -76,18 +81,14 @@ fn check_name(name: &str) -> Result<String, ApiError> {
     crate::envelope::check_name("name", name, MAX_APP_NAME)
 }
 
-pub(crate) fn check_url(field: &str, url: &str) -> Result<String, ApiError> {
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && url.len() <= 2048
-        && !url.contains(' ');
-    if !ok {
-        return Err(ApiError::invalid(field, "must be an http(s) URL of at most 2048 characters"));
-    }
-    Ok(url.to_owned())
-}
+/// What webhooks are called in refusals of their URLs.
+pub(crate) const WEBHOOKS: &str = "webhooks";
+/// What flow documents are called in refusals of their URLs.
+pub(crate) const FLOW_FETCHES: &str = "flow documents";
 
-/// The mode the body asks for, if any; more than one is an error.
-pub(crate) fn mode_of(body: &AppBody) -> Result<Option<AppMode>, ApiError> {
+/// The mode the body asks for, if any; more than one is an error. A `webhook_url` must name a
+/// destination `flow_urls` allows.
+pub(crate) fn mode_of(body: &AppBody, flow_urls: &UrlPolicy) -> Result<Option<AppMode>, ApiError> {
     let chosen = [
         body.xml.is_some(),
         body.webhook_url.is_some(),
@@ -126,7 +127,11 @@ pub(crate) fn mode_of(body: &AppBody) -> Result<Option<AppMode>, ApiError> {
                 format!("100 to {MAX_WEBHOOK_TIMEOUT_MS} ms"),
             ));
         }
-        return Ok(Some(AppMode::Webhook { url: check_url("webhook_url", url)?, method, timeout_ms }));
+        return Ok(Some(AppMode::Webhook {
+            url: flow_urls.check("webhook_url", FLOW_FETCHES, url)?,
+            method,
+            timeout_ms,
+        }));
     }
     if let Some(control) = &body.control {
         if control != "async" {
@@ -179,11 +184,11 @@ async fn create(
     ApiJson(body): ApiJson<AppBody>,
 ) -> Result<Created<SipControlApp>, ApiError> {
     let name = check_name(body.name.as_deref().ok_or_else(|| ApiError::invalid("name", "is required"))?)?;
-    let mode = mode_of(&body)?.ok_or_else(|| {
+    let mode = mode_of(&body, &state.flow_urls)?.ok_or_else(|| {
         ApiError::invalid("mode", "give one of xml, webhook_url, control: \"async\" or component: true")
     })?;
     let event_url = match body.event_url.flatten() {
-        Some(url) => Some(check_url("event_url", &url)?),
+        Some(url) => Some(state.webhook_urls.check("event_url", WEBHOOKS, &url)?),
         None => None,
     };
     let new = NewSipControlApp {
@@ -233,12 +238,12 @@ async fn update(
     ApiJson(body): ApiJson<AppBody>,
 ) -> Result<Payload<SipControlApp>, ApiError> {
     let event_url = match body.event_url.clone() {
-        Some(Some(url)) => Some(Some(check_url("event_url", &url)?)),
+        Some(Some(url)) => Some(Some(state.webhook_urls.check("event_url", WEBHOOKS, &url)?)),
         other => other,
     };
     let patch = SipControlAppPatch {
         name: body.name.as_deref().map(check_name).transpose()?,
-        mode: mode_of(&body)?,
+        mode: mode_of(&body, &state.flow_urls)?,
         auto_answer: body.auto_answer,
         max_call_length_min: body.max_call_length_min.map(check_length).transpose()?,
         event_url,

@@ -3,6 +3,8 @@
 //! `POST` takes `{"email", "password"}`; `GET` takes `Authorization: Basic
 //! base64(email:password)` or `?email=&password=` (the documented form; prefer the header,
 //! since query strings end up in proxy logs).
+//!
+//! Failed logins are limited per e-mail and per client address ([`crate::login_limit`]).
 
 use axum::Router;
 use axum::extract::State;
@@ -12,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::{basic_from_headers, password_account};
+use crate::auth::{ClientIp, basic_from_headers, password_account};
 use crate::envelope::{ApiJson, ApiQuery, Payload};
 use crate::error::{ApiError, AuthMethod};
 use crate::jwt::{self, Claims};
@@ -55,13 +57,19 @@ pub struct IssuedJwt {
     summary = "A JWT for email and password",
     request_body = Login,
     security(()),
-    responses((status = 200, description = "OK", body = doc::Envelope<IssuedJwt>), doc::ApiErrors)
+    responses(
+        (status = 200, description = "OK", body = doc::Envelope<IssuedJwt>),
+        doc::LoginRefusals,
+        doc::ApiErrors
+    )
 )]
 async fn login_post(
     State(state): State<ApiState>,
+    client: ClientIp,
     ApiJson(login): ApiJson<Login>,
 ) -> Result<Payload<IssuedJwt>, ApiError> {
-    let account = password_account(&state, AuthMethod::Password, login.email.trim(), &login.password).await?;
+    let account =
+        password_account(&state, AuthMethod::Password, login.email.trim(), &login.password, client).await?;
     Ok(Payload(issue(&state, account)))
 }
 
@@ -73,10 +81,15 @@ async fn login_post(
     summary = "A JWT for email and password (Basic header or query)",
     params(LoginQuery),
     security(("basic" = []), ()),
-    responses((status = 200, description = "OK", body = doc::Envelope<IssuedJwt>), doc::ApiErrors)
+    responses(
+        (status = 200, description = "OK", body = doc::Envelope<IssuedJwt>),
+        doc::LoginRefusals,
+        doc::ApiErrors
+    )
 )]
 async fn login_get(
     State(state): State<ApiState>,
+    client: ClientIp,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<LoginQuery>,
 ) -> Result<Payload<IssuedJwt>, ApiError> {
@@ -92,7 +105,7 @@ async fn login_get(
             }
         },
     };
-    let account = password_account(&state, method, email.trim(), &password).await?;
+    let account = password_account(&state, method, email.trim(), &password, client).await?;
     Ok(Payload(issue(&state, account)))
 }
 

@@ -323,7 +323,7 @@ async fn originate(
         control: body.control.clone(),
         ..Default::default()
     };
-    let inline = crate::routes::app::mode_of(&inline)?;
+    let inline = crate::routes::app::mode_of(&inline, &state.flow_urls)?;
     let (mode, app) = match (inline, body.sip_control_app) {
         (Some(_), Some(_)) | (None, None) => {
             return Err(ApiError::invalid(

@@ -4,14 +4,16 @@
 //!
 //! A subscription names an event `type` (`call.hangup`), a family (`call.*`) or all (`*`),
 //! and a channel: `webhook` (signed POSTs to `url`, falling back to `url2`) or `wss` (the
-//! account's websocket clients).
+//! account's websocket clients). An account has at most [`MAX_SUBSCRIPTIONS_PER_ACCOUNT`];
+//! a webhook's URLs must name destinations the platform may call ([`crate::url_policy`]).
 
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{delete, get};
 use opentact_events::signing::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use opentact_store::{
-    DeliveryState, EventChannel, EventSubscription, NewEventSubscription, SigningKey, WebhookDelivery,
+    DeliveryState, EventChannel, EventSubscription, ListParams, NewEventSubscription, SigningKey,
+    WebhookDelivery,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -20,12 +22,17 @@ use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload};
 use crate::error::ApiError;
 use crate::openapi as doc;
-use crate::routes::app::check_url;
+use crate::routes::app::WEBHOOKS;
 use crate::routes::sip_connection::Deleted;
 use crate::state::ApiState;
 
 /// Longest event type pattern.
 pub const MAX_TYPE: usize = 64;
+
+/// Most subscriptions (webhook and wss) an account may have: every event of the account is
+/// matched against each, and each webhook one can add a delivery per event, so one account
+/// cannot make every event cost the platform thousands of deliveries.
+pub const MAX_SUBSCRIPTIONS_PER_ACCOUNT: i64 = 100;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -105,7 +112,9 @@ async fn create(
             let Some(url) = body.url.as_deref() else {
                 return Err(ApiError::invalid("url", "a webhook subscription needs the URL to POST to"));
             };
-            (Some(check_url("url", url)?), body.url2.as_deref().map(|u| check_url("url2", u)).transpose()?)
+            let policy = &state.webhook_urls;
+            let url2 = body.url2.as_deref().map(|u| policy.check("url2", WEBHOOKS, u)).transpose()?;
+            (Some(policy.check("url", WEBHOOKS, url)?), url2)
         }
         EventChannel::Wss => {
             if body.url.is_some() || body.url2.is_some() {
@@ -115,6 +124,19 @@ async fn create(
         }
     };
     let new = NewEventSubscription { channel: body.channel, event_type, url, url2 };
+    // Counted and created under one lock, so a burst of creations cannot pass the cap
+    // together (creations are rare: one lock for all accounts is enough).
+    let _counting = state.subscriptions_lock.lock().await;
+    let existing = state.repo.list_subscriptions(auth.account, ListParams::page(1, 0)).await?.total;
+    if existing >= MAX_SUBSCRIPTIONS_PER_ACCOUNT {
+        return Err(ApiError::invalid(
+            "subscription",
+            format!(
+                "the account has {existing} event subscriptions, the most allowed is \
+                 {MAX_SUBSCRIPTIONS_PER_ACCOUNT}: delete one, or subscribe to a family (call.*) or * instead"
+            ),
+        ));
+    }
     Ok(Created(state.repo.create_subscription(auth.account, new).await?))
 }
 

@@ -12,7 +12,7 @@ use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload, check_name};
 use crate::error::ApiError;
 use crate::openapi as doc;
-use crate::routes::app::check_url;
+use crate::routes::app::WEBHOOKS;
 use crate::routes::lease::nullable;
 use crate::routes::sip_connection::Deleted;
 use crate::state::ApiState;
@@ -93,10 +93,12 @@ async fn create(
     auth: AuthAccount,
     ApiJson(body): ApiJson<NewProfile>,
 ) -> Result<Created<MessagingProfile>, ApiError> {
+    let url =
+        |field: &str, u: Option<&str>| u.map(|u| state.webhook_urls.check(field, WEBHOOKS, u)).transpose();
     let new = NewMessagingProfile {
         name: check_name("name", &body.name, MAX_NAME)?,
-        callback_url: body.callback_url.as_deref().map(|u| check_url("callback_url", u)).transpose()?,
-        callback_url2: body.callback_url2.as_deref().map(|u| check_url("callback_url2", u)).transpose()?,
+        callback_url: url("callback_url", body.callback_url.as_deref())?,
+        callback_url2: url("callback_url2", body.callback_url2.as_deref())?,
         number_pool_enable: body.number_pool_enable,
         long_code_weight: weight("long_code_weight", body.long_code_weight.unwrap_or(1))?,
         toll_free_weight: weight("toll_free_weight", body.toll_free_weight.unwrap_or(1))?,
@@ -170,7 +172,7 @@ async fn update(
     ApiJson(body): ApiJson<ProfileUpdate>,
 ) -> Result<Payload<MessagingProfile>, ApiError> {
     let url = |field: &str, u: Option<Option<String>>| -> Result<Option<Option<String>>, ApiError> {
-        u.map(|u| u.map(|u| check_url(field, &u)).transpose()).transpose()
+        u.map(|u| u.map(|u| state.webhook_urls.check(field, WEBHOOKS, &u)).transpose()).transpose()
     };
     let patch = MessagingProfilePatch {
         name: body.name.as_deref().map(|n| check_name("name", n, MAX_NAME)).transpose()?,
