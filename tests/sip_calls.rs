@@ -143,32 +143,8 @@ async fn malformed_and_torture_messages_get_an_error_or_are_dropped_and_the_serv
     assert!(options_answered(&socket, platform.sip, sent).await, "the server still serves after TCP garbage");
 }
 
-/// A SIPp scenario: INVITE with an SDP offer, expect `status`, ACK it.
-fn expect_status_scenario(status: u16) -> String {
-    let invite = support::sipp::INVITE_PCMU;
-    format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="INVITE answered {status}">
-{invite}  <recv response="100" optional="true"/>
-  <recv response="{status}"/>
-  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:13105550111@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-</scenario>
-"#
-    )
-}
-
 async fn call_expecting(platform: &Platform, number: &str, status: u16) -> (i32, String) {
-    run_scenario(platform, number, &expect_status_scenario(status)).await
+    run_scenario(platform, number, &support::sipp::caller_expecting_status(status)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -456,7 +432,7 @@ async fn session_timers_are_negotiated_and_too_short_intervals_refused() {
         )
     };
     // 30 s is under the 90 s minimum of RFC 4028: 422 with Min-SE.
-    let too_short = expect_status_scenario(422).replace(support::sipp::INVITE_PCMU, &with_timer(30)).replace(
+    let too_short = support::sipp::caller_expecting_status(422).replace(support::sipp::INVITE_PCMU, &with_timer(30)).replace(
         r#"<recv response="422"/>"#,
         r#"<recv response="422"><action><ereg regexp="Min-SE: 90" search_in="msg" check_it="true" assign_to="m"/></action></recv>"#,
     )
@@ -634,7 +610,7 @@ async fn calls_over_tcp_are_served_like_udp() {
     let platform = Platform::start(&[]).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tcp.xml");
-    std::fs::write(&path, expect_status_scenario(404)).expect("write");
+    std::fs::write(&path, support::sipp::caller_expecting_status(404)).expect("write");
     let mut command = sipp();
     command
         .args([

@@ -108,3 +108,100 @@ async fn a_component_deployed_before_a_restart_runs_after_it_without_recompiling
     assert!(log.contains("component loaded from the disk cache"), "{log}");
     assert!(!log.contains("component compiled"), "nothing was recompiled after the restart:\n{log}");
 }
+
+/// A SIPp caller of `number` running `scenario` (a file), one call.
+fn sipp_call(platform: &Platform, scenario: &std::path::Path, number: &str) -> tokio::process::Command {
+    let mut command = sipp();
+    command
+        .args(["-sf", scenario.to_str().expect("utf-8"), "-s", number, "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "20s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_at_its_call_cap_gets_503_and_other_accounts_still_get_calls() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let long = r#"<Response><Answer/><Pause length="3000"/><Hangup/></Response>"#;
+    provision::xml_number(&dir, "capped@example.test", 13_125_550_131, long).await;
+    provision::xml_number(&dir, "other@example.test", 13_125_550_132, long).await;
+    let config = data.path().join("opentact.toml");
+    std::fs::write(&config, "[calls]\nmax_calls_per_account = 1\n").expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let scenarios = tempfile::tempdir().expect("tempdir");
+    let awaiting_bye = scenarios.path().join("awaiting-bye.xml");
+    std::fs::write(&awaiting_bye, support::sipp::caller_awaiting_bye()).expect("write");
+    let refused = scenarios.path().join("503.xml");
+    std::fs::write(&refused, support::sipp::caller_expecting_status(503)).expect("write");
+
+    let first =
+        tokio::spawn(run_sipp(sipp_call(&platform, &awaiting_bye, "13125550131"), Duration::from_secs(30)));
+    platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.answered").await;
+    let (code, output) =
+        run_sipp(sipp_call(&platform, &refused, "13125550131"), Duration::from_secs(20)).await;
+    assert_eq!(code, 0, "the capped account's second call gets 503:\n{output}\n{}", platform.log());
+    assert!(platform.log().contains("account call limit reached"), "{}", platform.log());
+    let (code, output) =
+        run_sipp(sipp_call(&platform, &awaiting_bye, "13125550132"), Duration::from_secs(20)).await;
+    assert_eq!(code, 0, "another account's call goes through:\n{output}");
+    let (code, output) = first.await.expect("first call");
+    assert_eq!(code, 0, "the first call was never disturbed:\n{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hangs_up_calls_in_progress_and_leaves_every_cdr_closed() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let endless = r#"<Response><Answer/><Pause length="60000"/></Response>"#;
+    let provisioned = provision::xml_number(&dir, "draining@example.test", 13_125_550_133, endless).await;
+    let config = data.path().join("opentact.toml");
+    std::fs::write(&config, "[server]\ndrain_secs = 1\n").expect("config");
+    let mut platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let scenarios = tempfile::tempdir().expect("tempdir");
+    let awaiting_bye = scenarios.path().join("awaiting-bye.xml");
+    std::fs::write(&awaiting_bye, support::sipp::caller_awaiting_bye()).expect("write");
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(run_sipp(
+                sipp_call(&platform, &awaiting_bye, "13125550133"),
+                Duration::from_secs(30),
+            ))
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while platform.events().iter().filter(|e| e["type"] == "call.answered").count() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "both calls answered: {:#?}", platform.events());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = platform.child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(status.success());
+    for caller in callers {
+        let (code, output) = caller.await.expect("caller");
+        assert_eq!(code, 0, "the caller got the platform's BYE:\n{output}\n{}", platform.log());
+    }
+    let exit = tokio::time::timeout(Duration::from_secs(15), platform.child.wait())
+        .await
+        .expect("the platform stops after its drain")
+        .expect("exit status");
+    assert!(exit.success(), "a clean stop: {exit:?}\n{}", platform.log());
+    assert!(platform.log().contains("drain deadline reached"), "{}", platform.log());
+    let store = opentact_store::Store::open(&format!("sqlite://{}", dir.join("opentact.db").display()))
+        .await
+        .expect("store");
+    let calls = opentact_store::CallLogRepo::search_calls(
+        &store,
+        provisioned.account,
+        opentact_store::CallFilter::default(),
+        opentact_store::ListParams::default(),
+    )
+    .await
+    .expect("call log");
+    assert_eq!(calls.total, 2, "{calls:#?}");
+    for call in &calls.data {
+        assert!(call.ended_on.is_some(), "every CDR is closed: {call:#?}");
+        assert_eq!(call.q850_cause, Some(16), "ended as a normal hangup: {call:#?}");
+    }
+    store.close().await;
+}

@@ -65,6 +65,30 @@ Content-Length: 0
     )
 }
 
+/// A SIPp scenario: INVITE with an SDP offer, expect `status`, ACK it.
+pub fn caller_expecting_status(status: u16) -> String {
+    let invite = INVITE_PCMU;
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="INVITE answered {status}">
+{invite}  <recv response="100" optional="true"/>
+  <recv response="{status}"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:13105550111@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+</scenario>
+"#
+    )
+}
+
 /// A callee that rings `ring_ms`, then answers and hangs up after `talk_ms`; if cancelled while
 /// ringing it answers the CANCEL (200, then 487 to the INVITE).
 pub fn callee_scenario(ring_ms: u32, talk_ms: u32) -> String {

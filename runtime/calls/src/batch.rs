@@ -191,6 +191,8 @@ impl BatchRunner {
                 tokio::time::sleep_until(slot).await;
             }
             let request = Originate { to: DialTarget::Number(item.phone.clone()), ..request.clone() };
+            // The account's share of the node: a number over it fails with the reason.
+            let account_slot = self.originator.runner.admission.admit(account);
             let prepared = match self.originator.prepare(account, &request).await {
                 Ok(prepared) => prepared,
                 Err(error) => {
@@ -223,8 +225,10 @@ impl BatchRunner {
                                 .await;
                         }
                     });
-                    let end = runner.originator.place(prepared, None, Some(answered_tx)).await;
+                    let refusal = account_slot.as_ref().err().map(ToString::to_string);
+                    let end = runner.originator.place(prepared, refusal, Some(answered_tx)).await;
                     drop(channel);
+                    drop(account_slot);
                     // The "answered" mark lands before the final one.
                     let _ = on_answer.await;
                     runner.update(id, position, outcome(&end)).await;

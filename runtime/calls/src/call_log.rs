@@ -25,10 +25,16 @@ struct Entry {
     event: CallEvent,
 }
 
+/// What the writer task is handed: an event, or a request to say when all before it are written.
+enum Message {
+    Event(Entry),
+    Flushed(tokio::sync::oneshot::Sender<()>),
+}
+
 /// Hands call events to the writer task.
 #[derive(Debug, Clone)]
 pub struct CallLog {
-    queue: mpsc::UnboundedSender<Entry>,
+    queue: mpsc::UnboundedSender<Message>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -43,6 +49,15 @@ impl CallLog {
         let (queue, events) = mpsc::unbounded_channel();
         tokio::spawn(write(store, transcriber, events));
         Arc::new(CallLog { queue })
+    }
+
+    /// Returns once every event handed over before this call is in the store (the platform
+    /// stops: CDRs must not stay open for events still queued).
+    pub async fn flush(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.queue.send(Message::Flushed(done)).is_ok() {
+            let _ = written.await;
+        }
     }
 
     /// The sink of one call of `account` run by `app`; events go on to `next`.
@@ -66,7 +81,11 @@ struct CallLogSink {
 impl EventSink for CallLogSink {
     fn emit(&self, event: &CallEvent) {
         // Sending fails only once the writer is gone (shutdown): the log then stops.
-        let _ = self.log.queue.send(Entry { account: self.account, app: self.app, event: event.clone() });
+        let _ = self.log.queue.send(Message::Event(Entry {
+            account: self.account,
+            app: self.app,
+            event: event.clone(),
+        }));
         if let Some(next) = &self.next {
             next.emit(event);
         }
@@ -86,10 +105,17 @@ struct Progress {
 async fn write(
     store: Repo,
     transcriber: Option<Arc<Transcriber>>,
-    mut events: mpsc::UnboundedReceiver<Entry>,
+    mut events: mpsc::UnboundedReceiver<Message>,
 ) {
     let mut calls: HashMap<Uuid, Progress> = HashMap::new();
-    while let Some(Entry { account, app, event }) = events.recv().await {
+    while let Some(message) = events.recv().await {
+        let Entry { account, app, event } = match message {
+            Message::Event(entry) => entry,
+            Message::Flushed(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
         let Ok(call) = Uuid::parse_str(&event.call) else { continue };
         let outcome = match &event.kind {
             EventKind::Initiated { from, to, direction } => {

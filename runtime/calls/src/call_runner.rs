@@ -59,6 +59,8 @@ pub struct CallRunner {
     pub call_log: Arc<crate::call_log::CallLog>,
     /// Delivers the account's events to its webhooks (and the app's `event_url`).
     pub webhooks: Arc<opentact_webhooks::Webhooks>,
+    /// Whether a new call may start (accounts' shares, draining for a stop).
+    pub admission: Arc<crate::admission::Admission>,
 }
 
 impl std::fmt::Debug for CallRunner {

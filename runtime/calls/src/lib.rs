@@ -8,12 +8,14 @@
 //! - [`originate`]: calls the platform places (`POST /rest/call`), with the outbound voice
 //!   profiles' channel and rate limits; [`batch`]: bulk calls paced by them.
 //! - [`live_calls`]: this node's live calls, for bridging and asynchronous commands.
+//! - [`admission`]: whether a new call may start (an account's share, draining for a stop).
 //! - [`call_log`]: CDRs and recordings' metadata; [`transcribe`]: speech-to-text of recordings.
 //!
 //! The engine reads and writes through the store's repository traits ([`Repo`]), implements
 //! the REST API's seams (`opentact-control`) and knows nothing of HTTP routing or SQL; the
 //! `opentact` binary builds it from the config and wires it to SIP and the API.
 
+pub mod admission;
 pub mod batch;
 pub mod call_log;
 pub mod call_runner;
@@ -26,6 +28,7 @@ pub mod transcribe;
 
 use std::sync::Arc;
 
+pub use admission::{Admission, CallSlot, Refusal};
 pub use batch::BatchRunner;
 pub use call_log::CallLog;
 pub use call_runner::CallRunner;

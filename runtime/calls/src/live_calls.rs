@@ -102,6 +102,29 @@ impl LiveCalls {
         self.calls.lock().remove(&call);
     }
 
+    /// How many calls are live on this node.
+    pub fn len(&self) -> usize {
+        self.calls.lock().len()
+    }
+
+    /// Whether no call is live on this node.
+    pub fn is_empty(&self) -> bool {
+        self.calls.lock().is_empty()
+    }
+
+    /// Hang up every live call (BYE, or CANCEL while a placed call rings): the platform stops.
+    /// Each call's flow then ends and its events, CDR and webhooks follow as on any hangup.
+    pub async fn hang_up_all(&self) {
+        let calls: Vec<Arc<SipCall>> = self.calls.lock().values().map(|live| live.call.clone()).collect();
+        let mut hangups = tokio::task::JoinSet::new();
+        for call in calls {
+            hangups.spawn(async move {
+                let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
+            });
+        }
+        while hangups.join_next().await.is_some() {}
+    }
+
     fn queue(&self, account: Uuid, call: Uuid, command: CallCommand) -> CommandOutcome {
         let Some(live) = self.calls.lock().get(&call).cloned() else { return CommandOutcome::NotFound };
         if live.account != account {

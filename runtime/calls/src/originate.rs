@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, info_span};
 use uuid::Uuid;
 
+use crate::admission::Refusal;
 use crate::call_runner::{CallEnd, CallRunner, Flow, new_call_info};
 
 /// Longest a single call waits for its profile's rate slot before it is refused.
@@ -201,6 +202,13 @@ impl Calling for RestCalling {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Uuid, OriginateError>> + Send + '_>> {
         Box::pin(async move {
             let originator = self.0.clone();
+            let account_slot = match originator.runner.admission.admit(account) {
+                Ok(slot) => Ok(slot),
+                Err(Refusal::Draining) => {
+                    return Err(OriginateError::Unavailable(Refusal::Draining.to_string()));
+                }
+                Err(refusal) => Err(refusal.to_string()),
+            };
             let limits = &originator.limits;
             let (channel, slot) = match &request.profile {
                 Some(profile) => {
@@ -211,6 +219,7 @@ impl Calling for RestCalling {
                 None => (None, Some(Instant::now())),
             };
             let refusal = match (&channel, slot, &request.profile) {
+                _ if account_slot.is_err() => account_slot.as_ref().err().cloned(),
                 (Some(Err(reason)), _, _) => Some(reason.clone()),
                 (_, None, Some(profile)) => Some(format!(
                     "call rate limit reached: outbound voice profile {:?} ({}) starts {} calls per second",
@@ -234,6 +243,7 @@ impl Calling for RestCalling {
                 }
                 originator.place(prepared, None, None).await;
                 drop(channel);
+                drop(account_slot);
             });
             Ok(id)
         })

@@ -310,6 +310,16 @@ impl CallRouter {
                 return;
             }
         };
+        // Held until the call ends: the account's share of this node, and no new calls while
+        // the platform stops.
+        let _slot = match self.runner.admission.admit(flow.account) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                info!(%refusal, "call refused");
+                let _ = call.reject(503, Some(&refusal.to_string()));
+                return;
+            }
+        };
         let account_tz =
             self.store.get_account(flow.account).await.ok().flatten().map(|account| account.time_zone);
         let from = call.from.user.clone().unwrap_or_else(|| call.from.to_string());

@@ -19,6 +19,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// SIP signalling.
     pub sip: SipSection,
+    /// The call engine's limits.
+    pub calls: CallsSection,
     /// RTP, audio files and speech.
     pub media: MediaSection,
     /// The REST API.
@@ -133,11 +135,33 @@ impl Default for MediaSection {
 pub struct ServerConfig {
     /// Where the platform keeps its data (database, compiled components, recordings).
     pub data_dir: PathBuf,
+    /// On SIGTERM or Ctrl-C: how long calls in progress may go on (no new ones are taken)
+    /// before the platform hangs them up, seconds.
+    pub drain_secs: u64,
 }
+
+/// `server.drain_secs` when the config sets none: long enough for most short calls to end by
+/// themselves, short enough for a process supervisor's stop timeout (systemd: 90 s).
+pub const DEFAULT_DRAIN_SECS: u64 = 30;
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("data") }
+        Self { data_dir: PathBuf::from("data"), drain_secs: DEFAULT_DRAIN_SECS }
+    }
+}
+
+/// The call engine's limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsSection {
+    /// Concurrent calls one account may have on this node (inbound, SIP users', placed and
+    /// batch calls); over it an INVITE gets 503 and `POST /rest/call` 429.
+    pub max_calls_per_account: usize,
+}
+
+impl Default for CallsSection {
+    fn default() -> Self {
+        Self { max_calls_per_account: opentact_calls::admission::DEFAULT_MAX_CALLS_PER_ACCOUNT }
     }
 }
 

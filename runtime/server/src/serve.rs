@@ -20,8 +20,8 @@ use opentact_voice::{MediaRenderer, VoiceConfig};
 use tracing::{info, warn};
 
 use opentact_calls::{
-    BatchRunner, CallLog, CallRouter, CallRunner, LiveCalls, Network, Originator, ProfileLimits, RestCalling,
-    ServerDialer, Transcriber,
+    Admission, BatchRunner, CallLog, CallRouter, CallRunner, LiveCalls, Network, Originator, ProfileLimits,
+    RestCalling, ServerDialer, Transcriber,
 };
 
 use crate::cli::ServeArgs;
@@ -127,6 +127,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The call engine and the API see the store through its repository traits.
     let repo: opentact_calls::Repo = Arc::new(store.clone());
     let live_calls = Arc::new(LiveCalls::default());
+    let admission = Arc::new(Admission::new(config.calls.max_calls_per_account));
+    let call_log = CallLog::start(
+        repo.clone(),
+        Transcriber::new(&config.speech, recordings_dir.clone(), repo.clone(), bus.clone()),
+    );
     let dialer = Arc::new(ServerDialer {
         endpoint: std::sync::OnceLock::new(),
         store: repo.clone(),
@@ -147,11 +152,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         live_calls: live_calls.clone(),
         webhook_timeout_ms,
         dialer: dialer.clone(),
-        call_log: CallLog::start(
-            repo.clone(),
-            Transcriber::new(&config.speech, recordings_dir.clone(), repo.clone(), bus.clone()),
-        ),
+        call_log: call_log.clone(),
         webhooks,
+        admission: admission.clone(),
     });
     let originator =
         Arc::new(Originator { runner: runner.clone(), limits: Arc::new(ProfileLimits::default()) });
@@ -181,7 +184,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     )
     .with_component_check(Arc::new(FlowHostCheck(router_host)))
     .with_events(bus)
-    .with_call_control(live_calls)
+    .with_call_control(live_calls.clone())
     .with_calling(Arc::new(RestCalling(originator.clone())))
     .with_batch_launcher(Arc::new(batches.clone()))
     .with_sip(&config.sip.domain, Some(Arc::new(RegistrarPresence(sip.clone()))))
@@ -200,14 +203,57 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         api.abort();
         return Ok(ExitCode::SUCCESS);
     }
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-    info!("shutting down");
+    stop_signal().await?;
+    let drain = Duration::from_secs(config.server.drain_secs);
+    info!(
+        calls = live_calls.len(),
+        drain_secs = drain.as_secs(),
+        "stopping: no new calls; calls in progress may go on"
+    );
+    admission.start_draining();
+    let deadline = tokio::time::Instant::now() + drain;
+    while !live_calls.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !live_calls.is_empty() {
+        info!(calls = live_calls.len(), "drain deadline reached: hanging up the calls in progress");
+        live_calls.hang_up_all().await;
+        // Their flows end and their last events come out (bounded: a BYE transaction that
+        // gets no answer gives up after its own timer).
+        let deadline = tokio::time::Instant::now() + HANGUP_GRACE;
+        while !live_calls.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Every call's last events are in the CDRs before the store closes.
+    call_log.flush().await;
     sip.shutdown();
     api.abort();
-    // Let BYEs and final responses leave before the process exits.
+    // Let final responses leave before the process exits.
     tokio::time::sleep(Duration::from_millis(200)).await;
     store.close().await;
+    info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long hung-up calls get to finish their flows and report their ends when the platform
+/// stops.
+const HANGUP_GRACE: Duration = Duration::from_secs(5);
+
+/// Waits for Ctrl-C or SIGTERM (what process supervisors send to stop a service).
+async fn stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    Ok(())
 }
 
 /// The JWT signing key: read from `path`, or created there with 32 random bytes (mode 0600) on

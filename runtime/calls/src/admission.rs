@@ -1,0 +1,131 @@
+//! Whether a new call may start on this node: not while the platform drains for a stop, and
+//! not beyond an account's share of concurrent calls.
+//!
+//! Every call the engine runs — inbound to a number or a SIP domain, from a SIP user, placed
+//! over REST or by a batch — takes a [`CallSlot`] before it rings and gives it back when it
+//! ends, so one account cannot take every channel, media port and flow instance the node has
+//! (the outbound voice profiles' channel limits are the customer's own, finer limits).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+/// Concurrent calls one account may have on a node when the config sets no other number
+/// (`calls.max_calls_per_account`).
+pub const DEFAULT_MAX_CALLS_PER_ACCOUNT: usize = 200;
+
+/// Why a call may not start now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The platform is stopping: it finishes its calls and takes no new ones.
+    #[error("the platform is shutting down and takes no new calls")]
+    Draining,
+    /// The account has as many calls as it may.
+    #[error("account call limit reached: {limit} concurrent calls")]
+    AccountLimit { limit: usize },
+}
+
+/// The gate every new call passes.
+#[derive(Debug)]
+pub struct Admission {
+    max_per_account: usize,
+    draining: AtomicBool,
+    calls: Mutex<HashMap<Uuid, usize>>,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission::new(DEFAULT_MAX_CALLS_PER_ACCOUNT)
+    }
+}
+
+/// One running call's place, given back when dropped.
+#[derive(Debug)]
+pub struct CallSlot {
+    admission: Arc<Admission>,
+    account: Uuid,
+}
+
+impl Drop for CallSlot {
+    fn drop(&mut self) {
+        let mut calls = self.admission.calls.lock();
+        if let Some(count) = calls.get_mut(&self.account) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                calls.remove(&self.account);
+            }
+        }
+    }
+}
+
+impl Admission {
+    /// A gate allowing `max_per_account` concurrent calls to each account (at least one).
+    pub fn new(max_per_account: usize) -> Self {
+        Admission {
+            max_per_account: max_per_account.max(1),
+            draining: AtomicBool::new(false),
+            calls: Mutex::default(),
+        }
+    }
+
+    /// A slot for a new call of `account`, or why not.
+    pub fn admit(self: &Arc<Self>, account: Uuid) -> Result<CallSlot, Refusal> {
+        if self.is_draining() {
+            return Err(Refusal::Draining);
+        }
+        let mut calls = self.calls.lock();
+        let count = calls.entry(account).or_default();
+        if *count >= self.max_per_account {
+            return Err(Refusal::AccountLimit { limit: self.max_per_account });
+        }
+        *count += 1;
+        Ok(CallSlot { admission: self.clone(), account })
+    }
+
+    /// From now on no new call starts (calls in progress go on).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the platform is stopping.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Calls running now, all accounts together.
+    pub fn running(&self) -> usize {
+        self.calls.lock().values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_at_its_cap_is_refused_while_others_are_admitted() {
+        let admission = Arc::new(Admission::new(2));
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let first = admission.admit(a).expect("first");
+        let _second = admission.admit(a).expect("second");
+        assert_eq!(admission.admit(a).unwrap_err(), Refusal::AccountLimit { limit: 2 });
+        let _other = admission.admit(b).expect("another account is not affected");
+        drop(first);
+        let _again = admission.admit(a).expect("a slot given back is free again");
+        assert_eq!(admission.running(), 3);
+    }
+
+    #[test]
+    fn draining_refuses_new_calls_and_keeps_running_ones() {
+        let admission = Arc::new(Admission::new(10));
+        let running = admission.admit(Uuid::new_v4()).expect("admitted");
+        admission.start_draining();
+        assert_eq!(admission.admit(Uuid::new_v4()).unwrap_err(), Refusal::Draining);
+        assert_eq!(admission.running(), 1);
+        drop(running);
+        assert_eq!(admission.running(), 0);
+    }
+}
