@@ -589,6 +589,8 @@ async fn a_sip_connection_authenticates_by_digest_and_reaches_its_number() {
                 "127.0.0.1",
             ])
             .args(["-au", "pbxuser", "-ap", password, "-timeout", "20s", "-timeout_error", "-nostdin"])
+            // The digest uri must be the Request-URI; SIPp's default is its remote address.
+            .args(["-auth_uri", "13125550113@pbx.sip.opentact.local"])
             .arg(platform.sip.to_string());
         run_sipp(command, Duration::from_secs(40))
     };
