@@ -116,6 +116,24 @@ pub struct MediaSection {
     pub inband_dtmf: bool,
     /// Let `<Play>` fetch audio from loopback and private addresses.
     pub allow_private_audio_urls: bool,
+    /// RTP packets a second handled from a call's peer; the excess is dropped undecoded.
+    pub rtp_max_packets_per_second: u32,
+    /// Symmetric RTP for callers behind NAT: a peer that sends from another port than its SDP
+    /// names (from the SDP's or the signalling's IP) is latched after the grace below.
+    pub rtp_symmetric: bool,
+    /// How long the exact SDP address has to send first before a NAT'd source is latched, ms.
+    pub rtp_nat_latch_grace_ms: u64,
+}
+
+impl MediaSection {
+    /// The RTP sessions' defences, from this table.
+    pub fn rtp_limits(&self) -> opentact_media::session::RtpLimits {
+        opentact_media::session::RtpLimits {
+            max_packets_per_second: self.rtp_max_packets_per_second,
+            symmetric_rtp: self.rtp_symmetric,
+            nat_latch_grace: std::time::Duration::from_millis(self.rtp_nat_latch_grace_ms),
+        }
+    }
 }
 
 impl Default for MediaSection {
@@ -125,6 +143,12 @@ impl Default for MediaSection {
             rtp_port_max: 39_998,
             inband_dtmf: false,
             allow_private_audio_urls: false,
+            rtp_max_packets_per_second: opentact_media::session::DEFAULT_MAX_PACKETS_PER_SECOND,
+            rtp_symmetric: true,
+            rtp_nat_latch_grace_ms: u64::try_from(
+                opentact_media::session::DEFAULT_NAT_LATCH_GRACE.as_millis(),
+            )
+            .unwrap_or(1000),
         }
     }
 }

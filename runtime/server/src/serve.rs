@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use opentact_api::UrlPolicy;
 use opentact_call::events::JsonLinesSink;
 use opentact_call::{CallEvent, EventSink};
 use opentact_events::{BusConfig, EventBus};
@@ -91,6 +92,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.media.rtp_port_min,
         config.media.rtp_port_max
     );
+    // Before any call binds an RTP socket.
+    opentact_media::session::set_default_limits(config.media.rtp_limits());
     let listen_ip = config.sip.listen.ip();
     let advertised = match config.sip.advertised_address {
         Some(address) => address,
@@ -188,12 +191,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .with_calling(Arc::new(RestCalling(originator.clone())))
     .with_batch_launcher(Arc::new(batches.clone()))
     .with_sip(&config.sip.domain, Some(Arc::new(RegistrarPresence(sip.clone()))))
-    .with_recordings(recordings_dir);
+    .with_recordings(recordings_dir)
+    // URLs are checked when stored by the policy of whoever will fetch them later.
+    .with_webhook_urls(UrlPolicy::new(config.webhooks.allow_private, &[]).context("webhooks")?)
+    .with_flow_urls(
+        UrlPolicy::new(config.flows.http.allow_private, &config.flows.http.allow)
+            .context("flows.http.allow")?,
+    );
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("starting the REST API on {}", config.api.listen))?;
     let api_addr = api_listener.local_addr().context("the REST API's address")?;
-    let api = tokio::spawn(async move { axum::serve(api_listener, opentact_api::router(api_state)).await });
+    // With each client's address: failed logins are limited per address too.
+    let api_service =
+        opentact_api::router(api_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let api = tokio::spawn(async move { axum::serve(api_listener, api_service).await });
     info!(sip = %sip.local_addr(), api = %api_addr, "platform ready");
     // Batches a previous run left unfinished go on.
     tokio::spawn(async move { batches.resume().await });
