@@ -424,7 +424,7 @@ impl Dispatcher {
             tx,
             &self.auth,
             self.handler.as_ref(),
-            source.ip(),
+            source,
             &realm,
             identity.as_deref(),
             ha1.as_deref(),
@@ -506,12 +506,15 @@ async fn challenge(
 /// against `source`, the digest `uri` is the Request-URI, the response proves the password,
 /// and the `(nonce, nc)` was never used. Refuses with 403 (counting a failure; a ban it
 /// starts goes to `handler`) or challenges again (a reused nonce count); `true` when accepted.
+/// A trusted source (carrier, SIP connection by address) is never banned — its calls skip
+/// digest anyway, and a ban would only cut a carrier off — but its failures still count
+/// toward the user's lock.
 #[allow(clippy::too_many_arguments)]
 async fn conclude(
     tx: &mut Transaction,
     auth: &DigestAuth,
     handler: &dyn InboundHandler,
-    source: IpAddr,
+    source: SocketAddr,
     realm: &str,
     identity: Option<&str>,
     ha1: Option<&str>,
@@ -520,6 +523,8 @@ async fn conclude(
 ) -> bool {
     let now = Instant::now();
     let method = tx.original.method.to_string();
+    let address = source;
+    let source = address.ip();
     let username = &credentials.username;
     let refusal = if identity.is_some_and(|identity| !auth.guard.user_admits(identity, source, now)) {
         // No password check: a distributed guesser learns nothing while the lock lasts.
@@ -535,7 +540,8 @@ async fn conclude(
     };
     if let Some((reason, count_user)) = refusal {
         info!(%username, %realm, %source, "{method} refused: {reason}");
-        for ban in auth.guard.failure(source, identity, count_user, now) {
+        let count_source = !handler.trusted_source(address).await;
+        for ban in auth.guard.failure(source, identity, (count_source, count_user), now) {
             handler.on_auth_ban(&ban);
         }
         reply(tx, StatusCode::Forbidden, vec![]).await;
@@ -599,7 +605,7 @@ async fn register(
         &mut tx,
         auth,
         handler,
-        source.ip(),
+        source,
         &domain,
         identity.as_deref(),
         ha1.as_deref(),

@@ -6,7 +6,9 @@
 //!   requests outside existing dialogs are dropped without an answer (UDP and TCP alike): a
 //!   scanner learns nothing, no answer goes to an address that may be spoofed, and the
 //!   transaction costs nothing more. Requests of dialogs established before the ban (BYE, ACK,
-//!   re-INVITE) are still served, so a call in progress ends cleanly.
+//!   re-INVITE) are still served, so a call in progress ends cleanly. Addresses the platform
+//!   trusts (carriers, SIP connections by address: `InboundHandler::trusted_source`) are never
+//!   banned: their calls skip digest anyway, and a ban would only cut a carrier off.
 //! - **Per user (`user@realm`):** [`AuthLimits::user_max_failures`] failures within the window,
 //!   from any number of addresses, lock the user for [`AuthLimits::user_lock`] — but only
 //!   against addresses the user has not authenticated from lately. A distributed guesser is
@@ -298,22 +300,27 @@ impl AuthGuard {
             .any(|(ip, at)| *ip == source && now.saturating_duration_since(*at) <= KNOWN_SOURCE_TTL)
     }
 
-    /// Count a failed attempt from `source`, as `user` when it names a user that exists and
-    /// `count_user` (a locked user's refused attempts count only for their source). Returns the
-    /// bans it started (logged here, once each).
+    /// Count a failed attempt from `source` (unless `count_source` is false: a trusted
+    /// address), as `user` when it names a user that exists and `count_user` (a locked user's
+    /// refused attempts count only for their source). Returns the bans it started (logged here,
+    /// once each).
     pub(crate) fn failure(
         &self,
         source: IpAddr,
         user: Option<&str>,
-        count_user: bool,
+        (count_source, count_user): (bool, bool),
         now: Instant,
     ) -> Vec<AuthBan> {
         let limits = &self.limits;
         let mut bans = Vec::new();
         let mut state = self.state.lock();
-        let struck = state
-            .source(source, limits, now)
-            .and_then(|record| record.strike(now, limits, limits.source_max_failures, limits.source_ban));
+        let struck = if count_source {
+            state
+                .source(source, limits, now)
+                .and_then(|record| record.strike(now, limits, limits.source_max_failures, limits.source_ban))
+        } else {
+            None
+        };
         if let Some((failures, until)) = struck {
             let user = user.map(str::to_owned);
             let until = wall_clock(until, now);
@@ -387,10 +394,13 @@ mod tests {
         let now = Instant::now();
         let attacker = ip("192.0.2.66");
         for n in 1..20 {
-            assert!(guard.failure(attacker, Some("alice@acme"), false, now).is_empty(), "failure {n}");
+            assert!(
+                guard.failure(attacker, Some("alice@acme"), (true, false), now).is_empty(),
+                "failure {n}"
+            );
             assert!(!guard.source_banned(attacker, now));
         }
-        let bans = guard.failure(attacker, Some("alice@acme"), false, now);
+        let bans = guard.failure(attacker, Some("alice@acme"), (true, false), now);
         assert_eq!(bans.len(), 1);
         assert_eq!(bans[0].scope, BanScope::Source);
         assert_eq!(bans[0].source, attacker);
@@ -399,7 +409,7 @@ mod tests {
         assert!(bans[0].until > SystemTime::now() + Duration::from_secs(590));
         assert!(guard.source_banned(attacker, now));
         assert!(!guard.source_banned(ip("192.0.2.67"), now), "only that address");
-        assert!(guard.failure(attacker, None, false, now).is_empty(), "reported once per ban");
+        assert!(guard.failure(attacker, None, (true, false), now).is_empty(), "reported once per ban");
         assert!(guard.source_banned(attacker, now + Duration::from_secs(599)));
         assert!(!guard.source_banned(attacker, now + Duration::from_secs(601)), "bans end");
     }
@@ -411,7 +421,7 @@ mod tests {
         let source = ip("192.0.2.7");
         for n in 0..40u64 {
             // One failure every 4 s: at most 16 in any window.
-            let bans = guard.failure(source, None, false, start + Duration::from_secs(n * 4));
+            let bans = guard.failure(source, None, (true, false), start + Duration::from_secs(n * 4));
             assert!(bans.is_empty(), "failure {n}");
         }
         assert!(!guard.source_banned(source, start + Duration::from_secs(160)));
@@ -426,7 +436,7 @@ mod tests {
         // Ten addresses guess once each: no source is banned, the user is locked.
         let mut bans = Vec::new();
         for n in 1..=10u8 {
-            bans.extend(guard.failure(IpAddr::from([203, 0, 113, n]), Some("alice@acme"), true, now));
+            bans.extend(guard.failure(IpAddr::from([203, 0, 113, n]), Some("alice@acme"), (true, true), now));
         }
         assert_eq!(bans.len(), 1, "{bans:?}");
         assert_eq!(bans[0].scope, BanScope::User);
@@ -436,6 +446,17 @@ mod tests {
         assert!(guard.user_admits("bob@acme", ip("203.0.113.99"), now), "other users are not locked");
         assert!(guard.user_admits("alice@acme", ip("203.0.113.99"), now + Duration::from_secs(121)));
         assert!(!guard.source_banned(ip("203.0.113.1"), now));
+    }
+
+    #[test]
+    fn a_trusted_address_is_never_banned_but_still_locks_the_user() {
+        let guard = AuthGuard::new(AuthLimits::default());
+        let now = Instant::now();
+        let carrier = ip("192.0.2.200");
+        let bans: Vec<AuthBan> =
+            (0..30).flat_map(|_| guard.failure(carrier, Some("alice@acme"), (false, true), now)).collect();
+        assert!(!guard.source_banned(carrier, now));
+        assert_eq!(bans.iter().map(|ban| ban.scope).collect::<Vec<_>>(), vec![BanScope::User]);
     }
 
     #[test]
@@ -449,11 +470,16 @@ mod tests {
         let guard = AuthGuard::new(limits);
         let now = Instant::now();
         let banned = ip("192.0.2.1");
-        guard.failure(banned, None, false, now);
-        assert_eq!(guard.failure(banned, None, false, now).len(), 1);
+        guard.failure(banned, None, (true, false), now);
+        assert_eq!(guard.failure(banned, None, (true, false), now).len(), 1);
         for n in 0..1000u16 {
             let [high, low] = n.to_be_bytes();
-            guard.failure(IpAddr::from([10, 0, high, low]), Some(&format!("user{n}@acme")), true, now);
+            guard.failure(
+                IpAddr::from([10, 0, high, low]),
+                Some(&format!("user{n}@acme")),
+                (true, true),
+                now,
+            );
             guard.success(IpAddr::from([10, 1, high, low]), &format!("user{n}@acme"), now);
         }
         let (sources, users) = guard.tracked();
