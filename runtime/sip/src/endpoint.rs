@@ -539,7 +539,8 @@ async fn conclude(
         None
     };
     if let Some((reason, count_user)) = refusal {
-        info!(%username, %realm, %source, "{method} refused: {reason}");
+        // `?`: the username is the client's text, quoted so it cannot forge log lines.
+        info!(?username, %realm, %source, "{method} refused: {reason}");
         let count_source = !handler.trusted_source(address).await;
         for ban in auth.guard.failure(source, identity, (count_source, count_user), now) {
             handler.on_auth_ban(&ban);
