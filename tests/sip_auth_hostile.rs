@@ -83,6 +83,19 @@ async fn twenty_wrong_passwords_ban_the_source() {
     let own_contact = strings(&["sip:alice@127.0.0.2:5062"]);
     assert_eq!(own.register_with(&own_contact, PASSWORD).await.status, 200);
 
+    // The account watches its events: bans of its users are its business.
+    let (status, login) = support::platform::http(
+        platform.api,
+        "POST",
+        "/rest/auth",
+        &[],
+        Some(&serde_json::json!({"email": "auth-hostile@example.test", "password": "correct horse battery staple"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let mut events =
+        support::ws::subscribe(platform.api, login["payload"]["token"].as_str().expect("token")).await;
+
     let attacker = phone("127.0.0.1", &platform).await;
     let theirs = strings(&["sip:alice@127.0.0.1:6666"]);
     let challenge = attacker.send(&attacker.register(&theirs, "")).await;
@@ -110,6 +123,23 @@ async fn twenty_wrong_passwords_ban_the_source() {
         bans.iter().any(|line| line.contains("source=127.0.0.1") && line.contains("failures=20")),
         "{bans:#?}"
     );
+    // The account heard of both: alice locked against new addresses, then the source banned.
+    let seen = tokio::time::timeout(
+        Duration::from_secs(5),
+        support::ws::until(&mut events, |e| {
+            e["type"] == "sip.auth.banned" && e["payload"]["scope"] == "source"
+        }),
+    )
+    .await
+    .expect("the ban reaches the account's websocket");
+    let bans: Vec<&serde_json::Value> = seen.iter().filter(|e| e["type"] == "sip.auth.banned").collect();
+    assert!(
+        bans.iter().all(|e| e["payload"]["user"] == "alice@acme.sip.opentact.local"
+            && e["payload"]["source"] == "127.0.0.1"
+            && e["payload"]["until"].is_string()),
+        "{bans:#?}"
+    );
+    assert!(bans.iter().any(|e| e["payload"]["scope"] == "user"), "{bans:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use opentact_call::model::Direction;
 use opentact_flows::ControlMode;
+use opentact_sip::guard::{AuthBan, BanScope};
 use opentact_sip::{Caller, InboundHandler, IncomingCall, InviteCredential};
 use opentact_store::model::{SipControlApp, SipDomain};
 use opentact_voice::SipCall;
@@ -365,6 +366,40 @@ impl InboundHandler for CallRouter {
             return None;
         }
         Some(InviteCredential { ha1: connection.ha1?, connection: true })
+    }
+
+    fn on_auth_ban(&self, ban: &AuthBan) {
+        // The ban itself is logged by the SIP layer. A ban that names a user of an account is
+        // also that account's business: its SIP user is under attack (or misconfigured), so
+        // the account gets `sip.auth.banned` on its bus (websocket, webhooks).
+        let Some((login, realm)) = ban.user.as_deref().and_then(|user| user.split_once('@')) else { return };
+        let Some(label) = domain_label(&realm.to_ascii_lowercase(), &self.sip_domain).map(str::to_owned)
+        else {
+            return;
+        };
+        let (store, bus) = (self.store.clone(), self.runner.bus.clone());
+        let payload = serde_json::json!({
+            "scope": match ban.scope { BanScope::Source => "source", BanScope::User => "user" },
+            "source": ban.source.to_string(),
+            "user": format!("{login}@{realm}"),
+            "failures": ban.failures,
+            "until": chrono::DateTime::<chrono::Utc>::from(ban.until)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        });
+        tokio::spawn(async move {
+            let Ok(Some(domain)) = store.domain_by_name(&label).await else { return };
+            let now = chrono::Utc::now();
+            bus.publish(opentact_events::Event {
+                uuid: Uuid::new_v4(),
+                kind: opentact_sip::guard::AUTH_BANNED_EVENT.to_owned(),
+                created_on: now,
+                account: domain.account,
+                call: None,
+                seq: None,
+                occurred_at: now,
+                payload,
+            });
+        });
     }
 
     async fn user_ha1(&self, domain: &str, user: &str) -> Option<String> {

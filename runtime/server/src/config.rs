@@ -88,10 +88,39 @@ pub struct SipSection {
     /// The platform's SIP domain: an account's SIP domain `acme` is `acme.<domain>`, and its
     /// users register and are dialled as `alice@acme.<domain>`.
     pub domain: String,
+    /// Failed digest attempts from one address within `auth_failure_window_secs` that ban it
+    /// (its requests are dropped unanswered) for `auth_source_ban_secs`.
+    pub auth_source_max_failures: u32,
+    /// The window failures are counted in, seconds.
+    pub auth_failure_window_secs: u64,
+    /// How long a source is banned, seconds.
+    pub auth_source_ban_secs: u64,
+    /// Failed attempts on one user (from any addresses) that lock it, for `auth_user_lock_secs`,
+    /// against addresses it has not authenticated from lately (its own phones keep working).
+    pub auth_user_max_failures: u32,
+    /// How long a user stays locked, seconds.
+    pub auth_user_lock_secs: u64,
+    /// Contacts one registered SIP user may have at once; more: 403 Too Many Contacts.
+    pub max_contacts_per_user: usize,
+}
+
+impl SipSection {
+    /// The digest guard's limits, from this table (the rest keep the SIP layer's defaults).
+    pub fn auth_limits(&self) -> opentact_sip::guard::AuthLimits {
+        opentact_sip::guard::AuthLimits {
+            source_max_failures: self.auth_source_max_failures,
+            failure_window: std::time::Duration::from_secs(self.auth_failure_window_secs),
+            source_ban: std::time::Duration::from_secs(self.auth_source_ban_secs),
+            user_max_failures: self.auth_user_max_failures,
+            user_lock: std::time::Duration::from_secs(self.auth_user_lock_secs),
+            ..opentact_sip::guard::AuthLimits::default()
+        }
+    }
 }
 
 impl Default for SipSection {
     fn default() -> Self {
+        let auth = opentact_sip::guard::AuthLimits::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
             tcp: true,
@@ -100,6 +129,12 @@ impl Default for SipSection {
             outbound_proxy: None,
             allow_private_targets: false,
             domain: "sip.opentact.local".to_owned(),
+            auth_source_max_failures: auth.source_max_failures,
+            auth_failure_window_secs: auth.failure_window.as_secs(),
+            auth_source_ban_secs: auth.source_ban.as_secs(),
+            auth_user_max_failures: auth.user_max_failures,
+            auth_user_lock_secs: auth.user_lock.as_secs(),
+            max_contacts_per_user: opentact_sip::DEFAULT_MAX_CONTACTS_PER_USER,
         }
     }
 }

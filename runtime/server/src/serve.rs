@@ -170,6 +170,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tcp: config.sip.tcp,
             advertised_address: Some(advertised),
             domain: config.sip.domain.clone(),
+            auth: config.sip.auth_limits(),
+            max_contacts_per_user: config.sip.max_contacts_per_user,
             ..SipConfig::default()
         },
         router,
