@@ -205,3 +205,41 @@ async fn sigterm_hangs_up_calls_in_progress_and_leaves_every_cdr_closed() {
     }
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdr_left_open_by_a_killed_platform_is_closed_when_it_starts_again() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let endless = r#"<Response><Answer/><Pause length="60000"/></Response>"#;
+    let provisioned = provision::xml_number(&dir, "crashed@example.test", 13_125_550_134, endless).await;
+    let platform = Platform::start_in(data, &[]).await;
+    let scenarios = tempfile::tempdir().expect("tempdir");
+    let awaiting_bye = scenarios.path().join("awaiting-bye.xml");
+    std::fs::write(&awaiting_bye, support::sipp::caller_awaiting_bye()).expect("write");
+    let mut caller =
+        sipp_call(&platform, &awaiting_bye, "13125550134").kill_on_drop(true).spawn().expect("sipp");
+    platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.answered").await;
+    // kill -9: nothing is flushed, no BYE is sent.
+    let Platform { mut child, dir: data, .. } = platform;
+    child.kill().await.expect("kill -9");
+    let _ = caller.kill().await;
+    let again = Platform::start_in(data, &[]).await;
+    assert!(again.log().contains("closed the CDRs of calls that were up"), "{}", again.log());
+    let store = opentact_store::Store::open(&format!("sqlite://{}", dir.join("opentact.db").display()))
+        .await
+        .expect("store");
+    let calls = opentact_store::CallLogRepo::search_calls(
+        &store,
+        provisioned.account,
+        opentact_store::CallFilter::default(),
+        opentact_store::ListParams::default(),
+    )
+    .await
+    .expect("call log");
+    assert_eq!(calls.total, 1, "{calls:#?}");
+    let call = &calls.data[0];
+    assert!(call.ended_on.is_some(), "closed at the restart: {call:#?}");
+    assert_eq!(call.q850_cause, Some(41));
+    assert_eq!(call.hangup_reason.as_deref(), Some("the platform stopped while the call was in progress"));
+    store.close().await;
+}

@@ -23,7 +23,15 @@ async fn logged_call(
     store
         .record_call_start(
             account,
-            NewCallRecord { uuid, app: None, direction, from: from.into(), to: to.into(), started_on },
+            NewCallRecord {
+                uuid,
+                app: None,
+                direction,
+                from: from.into(),
+                to: to.into(),
+                started_on,
+                node: None,
+            },
         )
         .await?;
     if let Some((answered, q850)) = end {

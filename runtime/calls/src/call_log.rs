@@ -45,9 +45,11 @@ impl std::fmt::Debug for Entry {
 
 impl CallLog {
     /// Starts the writer on the current runtime.
-    pub fn start(store: Repo, transcriber: Option<Arc<Transcriber>>) -> Arc<Self> {
+    /// `node` names this node in each CDR it starts, so that after a crash it closes its own
+    /// open CDRs and no other node's.
+    pub fn start(store: Repo, transcriber: Option<Arc<Transcriber>>, node: Option<String>) -> Arc<Self> {
         let (queue, events) = mpsc::unbounded_channel();
-        tokio::spawn(write(store, transcriber, events));
+        tokio::spawn(write(store, transcriber, node, events));
         Arc::new(CallLog { queue })
     }
 
@@ -105,6 +107,7 @@ struct Progress {
 async fn write(
     store: Repo,
     transcriber: Option<Arc<Transcriber>>,
+    node: Option<String>,
     mut events: mpsc::UnboundedReceiver<Message>,
 ) {
     let mut calls: HashMap<Uuid, Progress> = HashMap::new();
@@ -130,6 +133,7 @@ async fn write(
                     from: from.clone(),
                     to: to.clone(),
                     started_on: event.occurred_at,
+                    node: node.clone(),
                 };
                 store.record_call_start(account, new).await.map(|_| ())
             }

@@ -197,6 +197,10 @@ pub struct ServerConfig {
     /// On SIGTERM or Ctrl-C: how long calls in progress may go on (no new ones are taken)
     /// before the platform hangs them up, seconds.
     pub drain_secs: u64,
+    /// This node's name in the call log: at start the node closes the CDRs it left open when
+    /// it died, and only those. Default: a random id kept in `<data_dir>/node-id`. Every node
+    /// sharing a PostgreSQL store needs its own.
+    pub node_id: Option<String>,
 }
 
 /// `server.drain_secs` when the config sets none: long enough for most short calls to end by
@@ -205,7 +209,7 @@ pub const DEFAULT_DRAIN_SECS: u64 = 30;
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("data"), drain_secs: DEFAULT_DRAIN_SECS }
+        Self { data_dir: PathBuf::from("data"), drain_secs: DEFAULT_DRAIN_SECS, node_id: None }
     }
 }
 

@@ -131,9 +131,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let repo: opentact_calls::Repo = Arc::new(store.clone());
     let live_calls = Arc::new(LiveCalls::default());
     let admission = Arc::new(Admission::new(config.calls.max_calls_per_account));
+    let node = node_id(&config.server)?;
+    // Calls this node carried when it died (a crash, a kill -9) would stay open in the log.
+    let closed = opentact_store::CallLogRepo::close_abandoned_calls(
+        &store,
+        &node,
+        chrono::Utc::now(),
+        "the platform stopped while the call was in progress",
+    )
+    .await
+    .context("closing the call log's abandoned calls")?;
+    if closed > 0 {
+        warn!(closed, %node, "closed the CDRs of calls that were up when this node last stopped");
+    }
     let call_log = CallLog::start(
         repo.clone(),
         Transcriber::new(&config.speech, recordings_dir.clone(), repo.clone(), bus.clone()),
+        Some(node),
     );
     let dialer = Arc::new(ServerDialer {
         endpoint: std::sync::OnceLock::new(),
@@ -248,6 +262,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     store.close().await;
     info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The node's name in the call log: `server.node_id`, or the id kept in `<data_dir>/node-id`
+/// (made on first start).
+fn node_id(server: &crate::config::ServerConfig) -> anyhow::Result<String> {
+    if let Some(node) = &server.node_id {
+        return Ok(node.clone());
+    }
+    let path = server.data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        Ok(_) => anyhow::bail!("{} is empty: delete it or set server.node_id", path.display()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let node = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&path, format!("{node}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(node)
+        }
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// How long hung-up calls get to finish their flows and report their ends when the platform

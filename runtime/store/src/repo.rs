@@ -234,6 +234,10 @@ pub trait CallLogRepo: Send + Sync {
     async fn record_call_start(&self, account: Uuid, new: NewCallRecord) -> Result<CallRecord>;
     async fn record_call_answer(&self, account: Uuid, call: Uuid, at: Timestamp) -> Result<()>;
     async fn record_call_end(&self, account: Uuid, call: Uuid, end: CallEnd) -> Result<()>;
+    /// *Unscoped* (a node's start-up): ends every call of `node` still open in the log — the
+    /// node died while they were up — as failed at `at` with `reason` and Q.850 41 (temporary
+    /// failure). Other nodes' calls are never touched. Returns how many were closed.
+    async fn close_abandoned_calls(&self, node: &str, at: Timestamp, reason: &str) -> Result<u64>;
     async fn get_call(&self, account: Uuid, call: Uuid) -> Result<Option<CallRecord>>;
     async fn search_calls(
         &self,

@@ -105,6 +105,7 @@ store_test!(
     batches_store_their_numbers_and_count_them,
     batch_states_and_cancel,
     outbox_rows_keep_their_order_across_chunks,
+    a_node_closes_only_its_own_abandoned_calls,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1039,6 +1040,49 @@ async fn outbox_rows_keep_their_order_across_chunks(ctx: Ctx) -> anyhow::Result<
     s.mark_delivered(&done).await?;
     let pending = s.pending_deliveries(0, 500).await?;
     ensure!(pending.first().map(|d| d.uuid) == Some(read[10].uuid), "the first pending row is the 11th");
+    Ok(())
+}
+
+async fn a_node_closes_only_its_own_abandoned_calls(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let owner = account(s, "cdr-nodes@example.com").await?;
+    let start = |node: &str| NewCallRecord {
+        uuid: Uuid::new_v4(),
+        app: None,
+        direction: CallDirection::Inbound,
+        from: "13105550111".to_owned(),
+        to: "12025550100".to_owned(),
+        started_on: chrono::Utc::now() - chrono::Duration::seconds(30),
+        node: Some(node.to_owned()),
+    };
+    let (ringing, talking, ended, elsewhere) = (start("a"), start("a"), start("a"), start("b"));
+    for call in [&ringing, &talking, &ended, &elsewhere] {
+        s.record_call_start(owner, call.clone()).await?;
+    }
+    let answered = chrono::Utc::now() - chrono::Duration::seconds(20);
+    s.record_call_answer(owner, talking.uuid, answered).await?;
+    let end =
+        CallEnd { ended_on: chrono::Utc::now(), answered: false, q850_cause: Some(16), ..CallEnd::default() };
+    s.record_call_end(owner, ended.uuid, end).await?;
+
+    let at = chrono::Utc::now();
+    let closed = s.close_abandoned_calls("a", at, "node a stopped").await?;
+    ensure!(closed == 2, "node a's two open calls, not its ended one nor node b's: {closed}");
+    for id in [ringing.uuid, talking.uuid] {
+        let call = s.get_call(owner, id).await?.context("the call")?;
+        ensure!(call.state == CallState::Failed && call.ended_on.is_some(), "{call:?}");
+        ensure!(
+            call.q850_cause == Some(41) && call.hangup_reason.as_deref() == Some("node a stopped"),
+            "{call:?}"
+        );
+    }
+    let talked = s.get_call(owner, talking.uuid).await?.context("the call")?;
+    ensure!(talked.duration_ms.is_some_and(|ms| (19_000..=21_000).contains(&ms)), "{talked:?}");
+    let other = s.get_call(owner, elsewhere.uuid).await?.context("node b's call")?;
+    ensure!(other.ended_on.is_none(), "node b's live call is not node a's to close: {other:?}");
+    let done = s.get_call(owner, ended.uuid).await?.context("the ended call")?;
+    ensure!(done.q850_cause == Some(16), "an ended call keeps its end: {done:?}");
+    ensure!(s.close_abandoned_calls("a", at, "again").await? == 0, "nothing left to close");
     Ok(())
 }
 

@@ -109,6 +109,8 @@ pub struct NewCallRecord {
     pub from: String,
     pub to: String,
     pub started_on: Timestamp,
+    /// The node that carries the call (see [`crate::CallLogRepo::close_abandoned_calls`]).
+    pub node: Option<String>,
 }
 
 /// How a call ended.

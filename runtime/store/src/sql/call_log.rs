@@ -117,7 +117,7 @@ impl CallLogRepo for Store {
         };
         with_pool!(self, p => sqlx::query(
             "INSERT INTO call_record (id, account_id, app_id, direction, from_party, to_party, state, started_on, \
-             created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+             created_on, modified_on, node_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
         )
         .bind(record.uuid.to_string())
         .bind(account.to_string())
@@ -128,6 +128,7 @@ impl CallLogRepo for Store {
         .bind(record.state.as_str())
         .bind(ms(record.started_on))
         .bind(ms(now))
+        .bind(&new.node)
         .execute(p)
         .await
         .map(|_| ())?);
@@ -175,6 +176,23 @@ impl CallLogRepo for Store {
         .await?
         .rows_affected());
         if done == 0 { Err(StoreError::not_found(ObjectKind::Call, call)) } else { Ok(()) }
+    }
+
+    async fn close_abandoned_calls(&self, node: &str, at: Timestamp, reason: &str) -> Result<u64> {
+        // Duration: from the answer (or the start) to the moment the node noticed, an upper
+        // bound — the call cannot have lasted longer than the node's absence.
+        Ok(with_pool!(self, p => sqlx::query(
+            "UPDATE call_record SET state = 'failed', ended_on = $2, \
+             duration_ms = CASE WHEN answered_on IS NULL THEN 0 ELSE $2 - answered_on END, \
+             q850_cause = 41, hangup_cause = 'TEMPORARY_FAILURE', hangup_by = 'platform', hangup_reason = $3, \
+             modified_on = $2 WHERE node_id = $1 AND ended_on IS NULL",
+        )
+        .bind(node)
+        .bind(ms(at))
+        .bind(reason)
+        .execute(p)
+        .await?
+        .rows_affected()))
     }
 
     async fn get_call(&self, account: Uuid, call: Uuid) -> Result<Option<CallRecord>> {
