@@ -243,3 +243,58 @@ async fn a_cdr_left_open_by_a_killed_platform_is_closed_when_it_starts_again() {
     assert_eq!(call.hangup_reason.as_deref(), Some("the platform stopped while the call was in progress"));
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_audio_decoder_ends_only_its_own_call() {
+    // Debug builds of the decoder panic on this input (fault injection for this test).
+    let audio = support::http::TestServer::start(&[(
+        "/prompt.wav",
+        support::http::Canned::xml("OPENTACT-TEST-PANIC"),
+    )])
+    .await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let doomed = format!(
+        "<Response><Answer/><Play>{}</Play><Say>never heard</Say></Response>",
+        audio.url("/prompt.wav")
+    );
+    provision::xml_number(&dir, "panics@example.test", 13_125_550_135, &doomed).await;
+    let fine = r#"<Response><Answer/><Pause length="1500"/><Hangup/></Response>"#;
+    provision::xml_number(&dir, "fine@example.test", 13_125_550_136, fine).await;
+    let config = data.path().join("opentact.toml");
+    std::fs::write(&config, "[media]\nallow_private_audio_urls = true\n").expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let scenarios = tempfile::tempdir().expect("tempdir");
+    let awaiting_bye = scenarios.path().join("awaiting-bye.xml");
+    std::fs::write(&awaiting_bye, support::sipp::caller_awaiting_bye()).expect("write");
+
+    let good =
+        tokio::spawn(run_sipp(sipp_call(&platform, &awaiting_bye, "13125550136"), Duration::from_secs(30)));
+    let (code, output) =
+        run_sipp(sipp_call(&platform, &awaiting_bye, "13125550135"), Duration::from_secs(30)).await;
+    assert_eq!(
+        code,
+        0,
+        "the panicking call was hung up (BYE), not left hanging:\n{output}\n{}",
+        platform.log()
+    );
+    let (code, output) = good.await.expect("good call");
+    assert_eq!(code, 0, "the other call never noticed:\n{output}");
+    let events = platform.wait_for_event(Duration::from_secs(5), |e| e["type"] == "call.hangup").await;
+    let failed: Vec<String> = events
+        .iter()
+        .filter(|e| e["verb"] == "flow" && e["phase"] == "failed")
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        failed.len() == 1 && failed[0].contains("decoder fault injected"),
+        "the panic ended that call's flow with its reason: {failed:#?}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| e["type"] == "call.hangup").count(),
+        2,
+        "both calls reported their end: {events:#?}"
+    );
+    assert!(platform.log().contains("the call's flow panicked"), "{}", platform.log());
+    assert!(!events.iter().any(|e| e.to_string().contains("never heard")), "the flow did not go on");
+}

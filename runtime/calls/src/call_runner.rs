@@ -3,16 +3,18 @@
 //! the same session (events to the bus, the call log and the webhooks), the same flow host and
 //! the same async-command registration, so a flow cannot tell how its call began.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use opentact_call::model::{CallInfo, HangupReason};
 use opentact_call::{CallBackend, CallSession, EventSink, FlowOutcome, SessionConfig};
 use opentact_events::{AccountSink, EventBus};
 use opentact_flows::{CallContext, ControlMode, FlowComponent, FlowHost, HttpMethod};
 use opentact_store::model::{AppMode, SipControlApp, WebhookMethod};
 use opentact_voice::{MediaRenderer, SipCall, VoiceConfig};
-use tracing::info;
+use tracing::{error, info};
 use uuid::Uuid;
 
 use crate::Repo;
@@ -177,7 +179,19 @@ impl CallRunner {
         if let Some(commands) = commands {
             context = context.with_commands(commands);
         }
-        let outcome = self.host.run_call(&flow.component, context).await;
+        // A panic in the host's code for this call (an audio decoder, a verb's bug) ends this
+        // call as a failed flow — its hangup event and CDR follow — and nothing else.
+        let outcome =
+            match AssertUnwindSafe(self.host.run_call(&flow.component, context)).catch_unwind().await {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    let message = panic_message(panic.as_ref());
+                    error!(call = %id, panic = %message, "the call's flow panicked: ending the call");
+                    let outcome = FlowOutcome::Failed(format!("internal error: {message}"));
+                    session.finish(outcome.clone()).await;
+                    outcome
+                }
+            };
         self.live_calls.remove(id);
         info!(call = %id, ?outcome, "flow finished");
         // Whatever the flow did, the call ends with it.
@@ -221,6 +235,15 @@ impl CallRunner {
             session.end_cause().unwrap_or((opentact_call::events::Q850::NORMAL_CLEARING, None));
         CallEnd { answered, q850_cause: cause.code, reason }
     }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// A new call's info; `id` is a fresh UUID.

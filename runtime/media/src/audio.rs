@@ -97,9 +97,20 @@ pub enum AudioError {
     },
 }
 
+/// Debug builds only: audio starting with these bytes makes [`decode`] panic, so the tests can
+/// show that a panicking decoder ends only its own call.
+#[cfg(debug_assertions)]
+pub const PANIC_FOR_TESTS: &[u8] = b"OPENTACT-TEST-PANIC";
+
 /// Decodes a WAV or MP3 file to [`SAMPLE_RATE`] mono `i16`, downmixing by averaging the
 /// channels and resampling as needed.
 pub fn decode(bytes: &[u8]) -> Result<Vec<i16>, AudioError> {
+    // Fault injection for the end-to-end test of panic containment (a decoder bug must end
+    // only its own call): debug builds only, release builds have no such input.
+    #[cfg(debug_assertions)]
+    if bytes.starts_with(PANIC_FOR_TESTS) {
+        panic!("decoder fault injected by a test");
+    }
     if bytes.is_empty() {
         return Err(AudioError::Empty { what: "the input" });
     }
