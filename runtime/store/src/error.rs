@@ -24,6 +24,7 @@ pub enum ObjectKind {
     Recording,
     EventSubscription,
     Batch,
+    Message,
 }
 
 impl ObjectKind {
@@ -48,6 +49,7 @@ impl ObjectKind {
             ObjectKind::Recording => "recording",
             ObjectKind::EventSubscription => "event subscription",
             ObjectKind::Batch => "batch",
+            ObjectKind::Message => "message",
         }
     }
 }

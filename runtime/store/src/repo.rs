@@ -477,6 +477,37 @@ pub trait BatchRepo: Send + Sync {
     async fn unfinished_batches(&self) -> Result<Vec<Batch>>;
 }
 
+/// How long a delivery receipt that arrived before its message's attempt was recorded is kept,
+/// waiting for that attempt, ms.
+pub const EARLY_RECEIPT_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// SMS messages and the durable outbound queue the sender claims from.
+#[async_trait]
+pub trait MessageRepo: Send + Sync {
+    /// Stores a new message of `account` (the row exists before the API answers).
+    async fn create_sms(&self, account: Uuid, new: NewSms) -> Result<SmsMessage>;
+    async fn get_sms(&self, account: Uuid, id: Uuid) -> Result<Option<SmsMessage>>;
+    async fn search_sms(
+        &self,
+        account: Uuid,
+        filter: SmsFilter,
+        params: ListParams,
+    ) -> Result<List<SmsMessage>>;
+    /// *Unscoped* (the sender): claims up to `limit` queued messages for `lease_ms`;
+    /// `expired` says what becomes of claims that ran out unrecorded.
+    async fn claim_sms(&self, limit: usize, lease_ms: i64, expired: ExpiredClaim) -> Result<Vec<ClaimedSms>>;
+    /// *Unscoped* (the sender): the outcome of a submit attempt.
+    async fn record_sms_attempt(
+        &self,
+        id: Uuid,
+        accepted: &std::collections::BTreeMap<usize, String>,
+        attempt: &SmsAttempt,
+        at: Timestamp,
+    ) -> Result<Option<SmsMessage>>;
+    /// *Unscoped* (the carrier): a delivery receipt, matched by the carrier's id.
+    async fn record_sms_receipt(&self, receipt: &SmsReceipt, at: Timestamp) -> Result<Option<SmsMessage>>;
+}
+
 /// Everything the store offers, as one object-safe trait (`Arc<dyn Repository>`).
 pub trait Repository:
     AccountRepo
@@ -494,6 +525,7 @@ pub trait Repository:
     + CallLogRepo
     + WebhookRepo
     + BatchRepo
+    + MessageRepo
 {
 }
 
@@ -513,5 +545,6 @@ impl<T> Repository for T where
         + CallLogRepo
         + WebhookRepo
         + BatchRepo
+        + MessageRepo
 {
 }

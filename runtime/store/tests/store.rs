@@ -106,6 +106,9 @@ store_test!(
     batch_states_and_cancel,
     outbox_rows_keep_their_order_across_chunks,
     a_node_closes_only_its_own_abandoned_calls,
+    sms_messages_are_the_accounts_own,
+    sms_queue_claims_attempts_and_receipts,
+    sms_claims_never_overlap_and_expired_claims_follow_the_policy,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1186,4 +1189,169 @@ async fn open_rejects_unknown_schemes_without_leaking_passwords() {
     let err = Store::open("mysql://root:hunter2@localhost/db").await.unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// SMS messages and the outbound queue
+
+/// An account with an SMS-enabled lease.
+async fn sms_fixture(s: &Store, email: &str, tn: i64) -> anyhow::Result<(Uuid, TnLease)> {
+    let a = account(s, email).await?;
+    s.upsert_numbers(&[number(tn, "DC")]).await?;
+    let lease = s.lease_tn(a, NewLease { tn, voice: false, sms: true, autorenew: false }).await?;
+    Ok((a, lease))
+}
+
+fn new_sms(lease: &TnLease, to: &str, parts: i32) -> NewSms {
+    NewSms {
+        direction: SmsDirection::Smso,
+        tn_lease: Some(lease.uuid),
+        from: lease.tn.to_string(),
+        to: to.into(),
+        text: "hello".into(),
+        encoding: "gsm7".into(),
+        parts,
+        custom_callback_url: None,
+        queue: true,
+    }
+}
+
+fn states(m: &SmsMessage) -> Vec<SmsState> {
+    m.history.iter().map(|h| h.state).collect()
+}
+
+fn receipt(id: &str, status: &str, part_final: Option<SmsState>) -> SmsReceipt {
+    SmsReceipt { carrier_id: id.into(), status: status.into(), part_final }
+}
+
+async fn sms_messages_are_the_accounts_own(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, lease) = sms_fixture(s, "a@sms.test", 12029820001).await?;
+    let (b, other_lease) = sms_fixture(s, "b@sms.test", 12029820002).await?;
+    let m = s.create_sms(a, new_sms(&lease, "12025550111", 1)).await?;
+    ensure!(m.state == SmsState::Queued && states(&m) == vec![SmsState::Created, SmsState::Queued]);
+    ensure!(m.account == a && m.direction == SmsDirection::Smso && m.tn_lease == Some(lease.uuid));
+    ensure!(s.get_sms(a, m.uuid).await? == Some(m.clone()));
+    // Another account's message reads as absent, by id and in search.
+    ensure!(s.get_sms(b, m.uuid).await?.is_none());
+    ensure!(s.search_sms(b, SmsFilter::default(), ListParams::default()).await?.total == 0);
+    // Nor can a message be stored from another account's lease.
+    ensure!(is_not_found(s.create_sms(b, new_sms(&lease, "12025550111", 1)).await));
+    s.create_sms(b, new_sms(&other_lease, "12025550112", 1)).await?;
+    let found = s.search_sms(a, SmsFilter::default(), ListParams::default()).await?;
+    ensure!(found.total == 1 && found.data == vec![m.clone()]);
+    let by_to = SmsFilter { to: Some("12025550999".into()), ..Default::default() };
+    ensure!(s.search_sms(a, by_to, ListParams::default()).await?.total == 0);
+    let by_state = SmsFilter { state: Some(SmsState::Queued), ..Default::default() };
+    ensure!(s.search_sms(a, by_state, ListParams::default()).await?.total == 1);
+    Ok(())
+}
+
+async fn sms_queue_claims_attempts_and_receipts(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, lease) = sms_fixture(s, "q@sms.test", 12029820003).await?;
+    let one = s.create_sms(a, new_sms(&lease, "12025550111", 1)).await?;
+    let claimed = s.claim_sms(10, 60_000, ExpiredClaim::Requeue).await?;
+    ensure!(claimed.len() == 1 && claimed[0].uuid == one.uuid && claimed[0].attempts == 0);
+    ensure!(claimed[0].accepted.is_empty() && claimed[0].text == "hello");
+    // Held: not handed out again while the claim lasts.
+    ensure!(s.claim_sms(10, 60_000, ExpiredClaim::Requeue).await?.is_empty());
+    // The receipt overtakes the attempt's record: kept, then applied.
+    ensure!(
+        s.record_sms_receipt(&receipt("c1", "delivered", Some(SmsState::Delivered)), now()).await?.is_none()
+    );
+    let accepted = std::collections::BTreeMap::from([(0, "c1".to_string())]);
+    let moved = s.record_sms_attempt(one.uuid, &accepted, &SmsAttempt::Sent, now()).await?;
+    let moved = moved.context("the attempt moved the message")?;
+    ensure!(moved.state == SmsState::Delivered, "{moved:?}");
+    ensure!(states(&moved) == vec![SmsState::Created, SmsState::Queued, SmsState::Sent, SmsState::Delivered]);
+    ensure!(moved.attempts == 1);
+
+    // Two parts: the first accepted, then a retry; the retry's claim knows the first part.
+    let two = s.create_sms(a, new_sms(&lease, "12025550112", 2)).await?;
+    ensure!(s.claim_sms(10, 60_000, ExpiredClaim::Requeue).await?.len() == 1);
+    let first = std::collections::BTreeMap::from([(0, "p0".to_string())]);
+    let retry =
+        SmsAttempt::Retry { not_before: now() - chrono::Duration::milliseconds(1), reason: "timeout".into() };
+    ensure!(s.record_sms_attempt(two.uuid, &first, &retry, now()).await?.is_none());
+    let again = s.claim_sms(10, 60_000, ExpiredClaim::Requeue).await?;
+    ensure!(again.len() == 1 && again[0].attempts == 1 && again[0].accepted == first, "{again:?}");
+    let both = std::collections::BTreeMap::from([(0, "p0".to_string()), (1, "p1".to_string())]);
+    let sent = s.record_sms_attempt(two.uuid, &both, &SmsAttempt::Sent, now()).await?.context("sent")?;
+    ensure!(sent.state == SmsState::Sent);
+    // One part delivered is not the message; an intermediate receipt changes nothing.
+    ensure!(
+        s.record_sms_receipt(&receipt("p0", "delivered", Some(SmsState::Delivered)), now()).await?.is_none()
+    );
+    ensure!(s.record_sms_receipt(&receipt("p1", "enroute", None), now()).await?.is_none());
+    let undelivered =
+        s.record_sms_receipt(&receipt("p1", "expired", Some(SmsState::Undelivered)), now()).await?;
+    ensure!(undelivered.context("moved")?.state == SmsState::Undelivered);
+    // A late, contradicting receipt cannot rewrite the outcome.
+    ensure!(
+        s.record_sms_receipt(&receipt("p1", "delivered", Some(SmsState::Delivered)), now()).await?.is_none()
+    );
+    let last = s.get_sms(a, two.uuid).await?.context("two")?;
+    ensure!(
+        last.state == SmsState::Undelivered
+            && last.history.last().and_then(|h| h.reason.clone()) == Some("expired".into())
+    );
+
+    // A failed attempt, and an unknown id.
+    let three = s.create_sms(a, new_sms(&lease, "12025550113", 1)).await?;
+    ensure!(s.claim_sms(10, 60_000, ExpiredClaim::Requeue).await?.len() == 1);
+    let failed = SmsAttempt::Failed { reason: "refused".into() };
+    let f = s.record_sms_attempt(three.uuid, &Default::default(), &failed, now()).await?.context("failed")?;
+    ensure!(
+        f.state == SmsState::Failed
+            && f.history.last().and_then(|h| h.reason.clone()) == Some("refused".into())
+    );
+    ensure!(is_not_found(s.record_sms_attempt(Uuid::new_v4(), &Default::default(), &failed, now()).await));
+    Ok(())
+}
+
+async fn sms_claims_never_overlap_and_expired_claims_follow_the_policy(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, lease) = sms_fixture(s, "c@sms.test", 12029820004).await?;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(s.create_sms(a, new_sms(&lease, &format!("120255501{i:02}"), 1)).await?.uuid);
+    }
+    // Four claimers at once: every message handed out once.
+    let claims = concurrent_claims(s, 4).await?;
+    let mut got: Vec<Uuid> = claims.into_iter().flatten().map(|c| c.uuid).collect();
+    got.sort();
+    ids.sort();
+    ensure!(got == ids, "claimed {} of 20 (duplicates or losses)", got.len());
+
+    // Claims that ran out (a crashed sender): at-least-once hands them out again…
+    let (b, lease2) = sms_fixture(s, "d@sms.test", 12029820005).await?;
+    let m = s.create_sms(b, new_sms(&lease2, "12025550200", 1)).await?;
+    ensure!(s.claim_sms(1, -1, ExpiredClaim::Requeue).await?.iter().any(|c| c.uuid == m.uuid));
+    let again = s.claim_sms(1, -1, ExpiredClaim::Requeue).await?;
+    ensure!(again.len() == 1 && again[0].uuid == m.uuid);
+    // …at-most-once fails them.
+    ensure!(s.claim_sms(1, 60_000, ExpiredClaim::Fail).await?.is_empty());
+    let m = s.get_sms(b, m.uuid).await?.context("m")?;
+    ensure!(
+        m.state == SmsState::Failed
+            && states(&m) == vec![SmsState::Created, SmsState::Queued, SmsState::Failed]
+    );
+    Ok(())
+}
+
+/// `n` claimers of 5 messages each at once, then one for whatever is left.
+async fn concurrent_claims(s: &Store, n: usize) -> anyhow::Result<Vec<Vec<ClaimedSms>>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.claim_sms(5, 60_000, ExpiredClaim::Requeue).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await??);
+    }
+    out.push(s.claim_sms(100, 60_000, ExpiredClaim::Requeue).await?);
+    Ok(out)
 }

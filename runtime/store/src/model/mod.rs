@@ -8,6 +8,7 @@ mod account;
 mod app;
 mod batch;
 mod call;
+mod message;
 mod number;
 mod profile;
 mod sip;
@@ -19,6 +20,10 @@ pub use app::{
 };
 pub use batch::{Batch, BatchItem, BatchItemState, BatchItemUpdate, BatchState, NewBatch};
 pub use call::{CallDirection, CallEnd, CallRecord, CallState, NewCallRecord, RecordingRecord};
+pub use message::{
+    ClaimedSms, ExpiredClaim, NewSms, SmsAttempt, SmsDirection, SmsFilter, SmsMessage, SmsReceipt, SmsState,
+    SmsTransition,
+};
 pub use number::{
     LeasePatch, NewLease, NumberInventory, OrderItem, OrderItemState, OrderState, TnLease, TnOrder,
 };

@@ -20,6 +20,7 @@ mod batch;
 mod call_log;
 mod invite;
 mod lease;
+mod message;
 mod messaging;
 mod order;
 mod profile;
