@@ -15,6 +15,8 @@ pub const PT_PCMU: u8 = 0;
 pub const PT_PCMA: u8 = 8;
 /// The dynamic payload type the platform offers for telephone-event.
 pub const PT_TELEPHONE_EVENT: u8 = 101;
+/// The dynamic payload types (RFC 3551 §3): telephone-event is always one of them.
+pub const DYNAMIC_PAYLOAD_TYPES: std::ops::RangeInclusive<u8> = 96..=127;
 /// Longest SDP body accepted, bytes.
 pub const MAX_SDP_BYTES: usize = 16 * 1024;
 
@@ -212,7 +214,12 @@ pub fn parse(body: &str) -> Result<SessionDescription, SdpError> {
                     let mut parts = argument.split_whitespace();
                     let pt = parts.next().and_then(|p| p.parse::<u8>().ok());
                     let encoding = parts.next().unwrap_or_default();
+                    // Only a dynamic payload type the m= line lists: another would be answered
+                    // with a payload type the offer never offered (or one over 127, which is
+                    // no payload type at all), and DTMF sent under it would be lost.
                     if let Some(pt) = pt
+                        && DYNAMIC_PAYLOAD_TYPES.contains(&pt)
+                        && stream.payload_types.contains(&pt)
                         && encoding.to_ascii_lowercase().starts_with("telephone-event/8000")
                     {
                         stream.telephone_event = Some(pt);
@@ -344,6 +351,33 @@ mod tests {
         let parsed = parse(&answer).expect("our answer parses");
         assert_eq!(parsed.audio.payload_types, [PT_PCMA, 101]);
         assert_eq!(parsed.audio.port, 20_000);
+    }
+
+    #[test]
+    fn telephone_event_is_taken_only_from_a_listed_dynamic_payload_type() {
+        // Found by the `sdp` fuzz target: an rtpmap for 201 made the platform answer
+        // `m=audio … 0 201`, a payload type that does not exist and that its own parser refuses.
+        for (rtpmap, why) in [
+            ("a=rtpmap:201 telephone-event/8000", "over 127"),
+            ("a=rtpmap:102 telephone-event/8000", "not on the m= line"),
+            ("a=rtpmap:0 telephone-event/8000", "a static payload type"),
+        ] {
+            let offer = SIPP_OFFER.replace("a=rtpmap:101 telephone-event/8000", rtpmap);
+            let offer = parse(&offer).expect("valid offer");
+            assert_eq!(offer.audio.telephone_event, None, "{why}");
+            let negotiated = negotiate(&offer.audio).expect("PCMA");
+            let answer = LocalMedia {
+                session_id: 1,
+                version: 1,
+                address: "127.0.0.1".parse().expect("ip"),
+                port: 20_000,
+                codecs: vec![negotiated.codec],
+                telephone_event: negotiated.telephone_event,
+                direction: Direction::SendRecv,
+            }
+            .render(&offer.media_kinds, offer.audio_index);
+            assert!(parse(&answer).is_ok(), "{why}: our answer parses:\n{answer}");
+        }
     }
 
     #[test]
