@@ -298,3 +298,29 @@ async fn a_panicking_audio_decoder_ends_only_its_own_call() {
     assert!(platform.log().contains("the call's flow panicked"), "{}", platform.log());
     assert!(!events.iter().any(|e| e.to_string().contains("never heard")), "the flow did not go on");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sip_connection_reaches_only_its_own_accounts_numbers() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let flow = "<Response><Answer/><Hangup/></Response>";
+    let own = provision::xml_number(&dir, "pbx-owner@example.test", 13_125_550_137, flow).await;
+    provision::xml_number(&dir, "someone-else@example.test", 13_125_550_138, flow).await;
+    provision::connection_with_ip(&dir, own.account, "127.0.0.1").await;
+    // No carrier addresses: loopback is trusted only as the owner's PBX.
+    let config = data.path().join("opentact.toml");
+    std::fs::write(&config, "[sip]\ncarriers = []\n").expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let scenarios = tempfile::tempdir().expect("tempdir");
+    let answered = scenarios.path().join("answered.xml");
+    std::fs::write(&answered, support::sipp::caller_awaiting_bye()).expect("write");
+    let refused = scenarios.path().join("403.xml");
+    std::fs::write(&refused, support::sipp::caller_expecting_status(403)).expect("write");
+    let (code, output) =
+        run_sipp(sipp_call(&platform, &answered, "13125550137"), Duration::from_secs(20)).await;
+    assert_eq!(code, 0, "the PBX calls its own account's number:\n{output}\n{}", platform.log());
+    let (code, output) =
+        run_sipp(sipp_call(&platform, &refused, "13125550138"), Duration::from_secs(20)).await;
+    assert_eq!(code, 0, "another account's number is refused with 403:\n{output}\n{}", platform.log());
+    assert!(platform.log().contains("reaches only its own account"), "{}", platform.log());
+}

@@ -232,3 +232,24 @@ pub async fn connection_with_credentials(
         .expect("connection");
     store.close().await;
 }
+
+/// A SIP connection of `account` recognised by its address `ip` (no credentials).
+pub async fn connection_with_ip(data: &Path, account: Uuid, ip: &str) {
+    let store = open(data).await;
+    store
+        .create_connection(
+            account,
+            opentact_store::NewSipConnection {
+                name: format!("PBX at {ip}"),
+                subdomain: None,
+                ip: Some(ip.to_owned()),
+                port: None,
+                is_active: true,
+                credentials: None,
+                outbound_voice_profile: None,
+            },
+        )
+        .await
+        .expect("connection");
+    store.close().await;
+}

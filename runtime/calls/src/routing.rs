@@ -155,8 +155,56 @@ impl std::fmt::Debug for CallRouter {
 impl CallRouter {
     async fn route(&self, call: &IncomingCall) -> Result<Route, opentact_store::StoreError> {
         match &call.caller {
-            Caller::Trunk | Caller::Connection { .. } => self.route_to_number(call).await,
+            Caller::Trunk | Caller::Connection { .. } => {
+                let route = self.route_to_number(call).await?;
+                // A customer's SIP connection is trusted for its own account only: it must not
+                // reach (and be billed as) another account's numbers and users. Carriers reach all.
+                let target = match &route {
+                    Route::Run { app, .. } => Some(app.account),
+                    Route::Connect { account, .. } => Some(*account),
+                    Route::Reject { .. } => None,
+                };
+                if let (Some(target), Some(allowed)) = (target, self.connection_accounts(call).await?)
+                    && !allowed.contains(&target)
+                {
+                    return Ok(Route::Reject {
+                        status: 403,
+                        reason: "a SIP connection reaches only its own account's numbers and users"
+                            .to_owned(),
+                    });
+                }
+                Ok(route)
+            }
             Caller::User { domain, login } => self.route_from_user(call, domain, login).await,
+        }
+    }
+
+    /// The accounts a trunk-side caller may reach: `None` for a carrier (every account's
+    /// numbers), else the accounts of the SIP connections it came in as (by address or by
+    /// digest credentials).
+    async fn connection_accounts(
+        &self,
+        call: &IncomingCall,
+    ) -> Result<Option<Vec<Uuid>>, opentact_store::StoreError> {
+        match &call.caller {
+            Caller::Trunk => {
+                let ip = call.source.ip();
+                if self.carriers.iter().any(|network| network.contains(ip)) {
+                    return Ok(None);
+                }
+                let connections = self.store.connections_by_ip(&ip.to_string()).await?;
+                Ok(Some(connections.iter().filter(|c| c.is_active).map(|c| c.account).collect()))
+            }
+            Caller::Connection { realm, .. } => {
+                let Some(label) =
+                    domain_label(&realm.to_ascii_lowercase(), &self.sip_domain).map(str::to_owned)
+                else {
+                    return Ok(Some(Vec::new()));
+                };
+                let connection = self.store.connection_by_subdomain(&label).await?;
+                Ok(Some(connection.into_iter().map(|c| c.account).collect()))
+            }
+            Caller::User { .. } => Ok(Some(Vec::new())),
         }
     }
 
