@@ -343,28 +343,46 @@ fn wav_samples(format: &WavFormat, data: &[u8]) -> Result<Vec<f32>, AudioError> 
         .collect())
 }
 
+/// Length of an ID3v2 tag's header, and of its footer when it has one (ID3v2.4 §3.1, §3.4).
+const ID3V2_HEADER_LEN: usize = 10;
+/// The header flag that says a footer follows the tag.
+const ID3V2_FOOTER_FLAG: u8 = 0x10;
+
+/// The bytes after the leading ID3v2 tags (several may be stacked), or `None` when a tag says
+/// it runs past the end of the input. The tags are skipped by their size rather than read: the
+/// platform needs no metadata, and symphonia's tag reader allocates whatever a frame header
+/// claims (up to 4 GiB for ID3v2.3) before reading it — a 1 KiB prompt could make the server
+/// ask for 2 GiB at once, and abort where memory is tight.
+fn skip_id3v2(mut bytes: &[u8]) -> Option<&[u8]> {
+    while bytes.starts_with(b"ID3") {
+        let header = bytes.get(..ID3V2_HEADER_LEN)?;
+        // A "synchsafe" integer: 7 bits per byte, the top bits ignored as players do.
+        let size = header[6..10].iter().fold(0usize, |size, byte| (size << 7) | usize::from(byte & 0x7f));
+        let footer = if header[5] & ID3V2_FOOTER_FLAG != 0 { ID3V2_HEADER_LEN } else { 0 };
+        bytes = bytes.get(ID3V2_HEADER_LEN + size + footer..)?;
+    }
+    Some(bytes)
+}
+
 fn decode_mp3(bytes: &[u8]) -> Result<(Vec<f32>, u32), AudioError> {
     use symphonia::core::audio::SampleBuffer;
     use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
     use symphonia::core::errors::Error;
-    use symphonia::core::formats::FormatOptions;
+    use symphonia::core::formats::{FormatOptions, FormatReader};
     use symphonia::core::io::MediaSourceStream;
-    use symphonia::core::meta::MetadataOptions;
-    use symphonia::core::probe::Hint;
+    use symphonia::default::formats::MpaReader;
 
     let mp3 = |source| AudioError::Mp3 { source };
-    let source = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
-    let mut hint = Hint::new();
-    hint.with_extension("mp3");
-    let probed = symphonia::default::get_probe()
-        .format(&hint, source, &FormatOptions::default(), &MetadataOptions::default())
-        .map_err(|e| match e {
-            Error::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                AudioError::Truncated { format: "MP3", detail: "no complete frame" }
-            }
-            e => mp3(e),
-        })?;
-    let mut reader = probed.format;
+    let truncated = |detail| AudioError::Truncated { format: "MP3", detail };
+    let frames = skip_id3v2(bytes).ok_or(truncated("an ID3v2 tag runs past the end of the file"))?;
+    let source = MediaSourceStream::new(Box::new(Cursor::new(frames.to_vec())), Default::default());
+    // The MPEG audio reader directly, not symphonia's probe: the probe looks for tags anywhere
+    // in its search window and would read an ID3v2 tag placed after some junk. The reader
+    // itself skips junk to the first frame.
+    let mut reader = MpaReader::try_new(source, &FormatOptions::default()).map_err(|e| match e {
+        Error::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => truncated("no complete frame"),
+        e => mp3(e),
+    })?;
     let track = reader
         .tracks()
         .iter()
@@ -673,6 +691,32 @@ mod tests {
         streamed[4..8].copy_from_slice(&0x7fff_f024u32.to_le_bytes());
         // The odd trailing byte is half a sample and is dropped.
         assert_eq!(decode(&streamed).unwrap(), [16, 32]);
+    }
+
+    #[test]
+    fn id3v2_tags_are_skipped_by_their_size_not_read() {
+        // Found by the `mp3` fuzz target: an ID3v2.3 frame (TSSE) claiming 0x8000002F bytes made
+        // the tag reader allocate 2 GiB before reading it. The tag is now skipped unread (the
+        // allocation failed the fuzzer's 2 GiB malloc limit; here the frame claims 4 GiB − 1).
+        let mp3 = include_bytes!("../tests/fixtures/tone-1khz-0.5s.mp3");
+        let tag_len = ID3V2_HEADER_LEN + 0x78;
+        assert_eq!(&mp3[..3], b"ID3");
+        assert_eq!(&mp3[tag_len..tag_len + 2], [0xff, 0xf3], "the fixture's first frame follows its tag");
+        let mut hostile = mp3.to_vec();
+        hostile[ID3V2_HEADER_LEN + 4..ID3V2_HEADER_LEN + 8].copy_from_slice(&[0xff; 4]);
+        let clean = decode(mp3).expect("the fixture decodes");
+        assert_eq!(decode(&hostile).expect("the tag's contents do not matter"), clean);
+        // Two stacked tags (the second with a footer) and junk before the first frame.
+        let mut stacked = b"ID3\x04\x00\x10\x00\x00\x00\x02ab0123456789".to_vec();
+        stacked.extend_from_slice(b"junk");
+        stacked.extend_from_slice(&mp3[tag_len..]);
+        let mut stacked_tags = mp3[..tag_len].to_vec();
+        stacked_tags.extend_from_slice(&stacked);
+        assert_eq!(decode(&stacked_tags).expect("decodes").len(), clean.len());
+        // A tag longer than the file.
+        let mut long = mp3[..64].to_vec();
+        long[6..10].copy_from_slice(&[0x7f; 4]);
+        assert!(matches!(decode(&long), Err(AudioError::Truncated { format: "MP3", .. })));
     }
 
     #[test]
