@@ -16,6 +16,8 @@
 pub mod digest;
 mod endpoint;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guard;
 mod inbound;
 mod outbound;

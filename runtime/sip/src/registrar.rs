@@ -59,6 +59,18 @@ pub(crate) enum Contacts {
     List(Vec<ContactRequest>),
 }
 
+/// The values of a request's Contact headers, in order: what [`parse_contacts`] reads.
+pub(crate) fn contact_values(request: &rsipstack::sip::Request) -> Vec<String> {
+    request
+        .headers
+        .iter()
+        .filter_map(|header| match header {
+            rsipstack::sip::Header::Contact(contact) => Some(contact.value().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Split a Contact header value into its contacts (commas inside `<…>` or quotes don't split).
 pub(crate) fn parse_contacts(values: &[String]) -> Result<Contacts, String> {
     let mut list = Vec::new();
