@@ -18,6 +18,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("trap", "test-guest-trap"),
     ("stack-overflow", "test-guest-stack-overflow"),
     ("log-flood", "test-guest-log-flood"),
+    ("report-flood", "test-guest-report-flood"),
     ("http-refused", "test-guest-http-refused"),
     ("ivr", "example-ivr"),
     ("voicemail", "example-voicemail"),

@@ -266,6 +266,19 @@ impl EventEmitter {
         self.meta.lock().insert(name, value);
     }
 
+    /// Whether a meta value named `name` is attached.
+    pub fn has_meta(&self, name: &str) -> bool {
+        self.meta.lock().contains_key(name)
+    }
+
+    /// Bytes of all meta names and values if `name` were set to `value`.
+    pub fn meta_bytes_with(&self, name: &str, value: &str) -> usize {
+        let meta = self.meta.lock();
+        let others: usize =
+            meta.iter().filter(|(k, _)| k.as_str() != name).map(|(k, v)| k.len() + v.len()).sum();
+        others + name.len() + value.len()
+    }
+
     /// Number of meta values attached so far.
     pub fn meta_len(&self) -> usize {
         self.meta.lock().len()

@@ -46,6 +46,16 @@ pub const MAX_TAG_BYTES: usize = 256;
 pub const MAX_META_ENTRIES: usize = 64;
 /// Longest meta name or value, bytes.
 pub const MAX_META_BYTES: usize = 1024;
+/// Most bytes of all a call's meta names and values together. Every later event of the call
+/// carries the whole meta map, so this bounds each event as well as the call.
+pub const MAX_META_TOTAL_BYTES: usize = 16 * 1024;
+/// Most events a flow may emit on its own account in one call: `report` steps and `set-meta`
+/// changes together (verbs that act on the call are paced by the call and not counted). Past
+/// it, reports are dropped (counted) and `set-meta` answers `limit-exceeded`.
+pub const MAX_FLOW_EVENTS: u32 = 1000;
+/// Most bytes of those events' names and details together in one call (see
+/// [`MAX_FLOW_EVENTS`]).
+pub const MAX_FLOW_EVENT_BYTES: usize = 256 * 1024;
 /// Longest SMS text, characters.
 pub const MAX_SMS_CHARS: usize = 918;
 /// Longest URL, recording name, call id or target, bytes.
@@ -91,6 +101,40 @@ pub struct CallSession {
     events: EventEmitter,
     config: SessionConfig,
     ended: Mutex<Option<Ended>>,
+    budget: Mutex<FlowEventBudget>,
+}
+
+/// What the flow has spent of its per-call event budget ([`MAX_FLOW_EVENTS`],
+/// [`MAX_FLOW_EVENT_BYTES`]).
+#[derive(Debug, Default)]
+struct FlowEventBudget {
+    events: u32,
+    bytes: usize,
+    refused: u32,
+}
+
+impl FlowEventBudget {
+    /// Charge one event of `bytes`; `Err` (and one more refusal counted) when it does not fit.
+    fn charge(&mut self, bytes: usize) -> Result<(), CallError> {
+        if self.events >= MAX_FLOW_EVENTS || self.bytes.saturating_add(bytes) > MAX_FLOW_EVENT_BYTES {
+            self.refused = self.refused.saturating_add(1);
+            if self.refused == 1 {
+                tracing::warn!(
+                    events = self.events,
+                    bytes = self.bytes,
+                    "flow event budget spent: later reports are dropped"
+                );
+            }
+            return Err(CallError::LimitExceeded(format!(
+                "event budget exceeded: at most {MAX_FLOW_EVENTS} reported events and {MAX_FLOW_EVENT_BYTES} bytes \
+                 per call ({} refused so far)",
+                self.refused
+            )));
+        }
+        self.events += 1;
+        self.bytes += bytes;
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for CallSession {
@@ -199,7 +243,13 @@ impl CallSession {
         let info = backend.info();
         let events = EventEmitter::new(info.id.clone(), backend.clock(), sink);
         events.emit(EventKind::Initiated { from: info.from, to: info.to, direction: info.direction });
-        Self { backend, events, config, ended: Mutex::new(None) }
+        Self {
+            backend,
+            events,
+            config,
+            ended: Mutex::new(None),
+            budget: Mutex::new(FlowEventBudget::default()),
+        }
     }
 
     /// The call.
@@ -238,8 +288,17 @@ impl CallSession {
             check_len("detail value", &v, MAX_NAME_BYTES)?;
             map.insert(k, Value::String(v));
         }
+        let bytes =
+            verb.len() + map.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum::<usize>();
+        self.budget.lock().charge(bytes)?;
         self.events.callflow(verb, phase, map);
         Ok(())
+    }
+
+    /// Flow events ([`Self::report`], [`Self::set_meta`]) refused so far because the call's
+    /// event budget ([`MAX_FLOW_EVENTS`], [`MAX_FLOW_EVENT_BYTES`]) was spent.
+    pub fn flow_events_refused(&self) -> u32 {
+        self.budget.lock().refused
     }
 
     /// Run one verb: `started` event, the body, then `finished` with its details or `failed`.
@@ -570,11 +629,18 @@ impl CallSession {
         }
         check_len("meta.name", &name, MAX_META_BYTES)?;
         check_len("meta.value", &value, MAX_META_BYTES)?;
-        if self.events.meta_len() >= MAX_META_ENTRIES {
+        if self.events.meta_len() >= MAX_META_ENTRIES && !self.events.has_meta(&name) {
             return Err(CallError::LimitExceeded(format!(
                 "at most {MAX_META_ENTRIES} meta entries per call"
             )));
         }
+        let total = self.events.meta_bytes_with(&name, &value);
+        if total > MAX_META_TOTAL_BYTES {
+            return Err(CallError::LimitExceeded(format!(
+                "at most {MAX_META_TOTAL_BYTES} bytes of meta names and values per call (this would make {total})"
+            )));
+        }
+        self.budget.lock().charge(name.len() + value.len())?;
         self.events.set_meta(name.clone(), value.clone());
         self.events.callflow(
             "meta",

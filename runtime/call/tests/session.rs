@@ -180,3 +180,47 @@ async fn a_failed_flow_is_reported_and_hung_up() {
         EventKind::Callflow { verb, phase: Phase::Failed, detail } if verb == "flow" && detail["error"] == "the flow trapped")));
     assert!(events.iter().any(|e| matches!(&e.kind, EventKind::Hangup { q850_cause: 41, .. })));
 }
+
+#[tokio::test]
+async fn meta_and_reports_share_a_per_call_event_budget() {
+    use opentact_call::session::{MAX_FLOW_EVENTS, MAX_META_BYTES, MAX_META_TOTAL_BYTES};
+    let (first, sink) = session("", &[]);
+    // Rewriting one key in a loop: every write is an event, so the budget ends it.
+    let value = "v".repeat(100);
+    let mut accepted = 0u32;
+    for _ in 0..MAX_FLOW_EVENTS * 2 {
+        match first.set_meta("k".into(), value.clone()) {
+            Ok(()) => accepted += 1,
+            Err(CallError::LimitExceeded(message)) => {
+                assert!(message.contains("event budget exceeded"), "{message}");
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert!(accepted > 0 && accepted <= MAX_FLOW_EVENTS, "{accepted}");
+    assert!(first.report("step", Phase::Finished, vec![]).is_err(), "reports share the budget");
+    assert_eq!(first.flow_events_refused(), MAX_FLOW_EVENTS * 2 - accepted + 1);
+    let meta_events = sink
+        .events()
+        .into_iter()
+        .filter(|e| matches!(&e.kind, EventKind::Callflow { verb, .. } if verb == "meta"))
+        .count();
+    assert_eq!(meta_events, accepted as usize);
+
+    // The meta map as a whole is capped in bytes (every later event carries it).
+    let (second, _) = session("", &[]);
+    let big = "m".repeat(MAX_META_BYTES);
+    let mut error = None;
+    for key in 0..64 {
+        if let Err(e) = second.set_meta(format!("key{key}"), big.clone()) {
+            error = Some(e);
+            break;
+        }
+    }
+    match error {
+        Some(CallError::LimitExceeded(message)) => {
+            assert!(message.contains(&MAX_META_TOTAL_BYTES.to_string()), "{message}")
+        }
+        other => panic!("expected limit-exceeded, got {other:?}"),
+    }
+}

@@ -304,6 +304,7 @@ impl FlowHost {
                 mode: context.mode,
                 commands: context.commands,
                 numbers: context.numbers,
+                stop: None,
             },
             limiter: Limiter {
                 max_memory_bytes: usize::try_from(u64::from(self.config.max_memory_mib) * 1024 * 1024)
@@ -335,6 +336,10 @@ impl FlowHost {
         // ([`FlowCtxView::waits_on_call`]); queries and WASI calls (clocks, output, polls) do
         // not; the call's total is never reset (see [`CpuMeter`]).
         store.epoch_deadline_callback(|mut context| {
+            // An import asked to stop the flow (imports cannot trap: see `imports`).
+            if context.data().flow.stop.is_some() {
+                return Ok(UpdateDeadline::Interrupt);
+            }
             if context.data_mut().cpu.charge_tick().is_err() {
                 return Ok(UpdateDeadline::Interrupt);
             }
@@ -432,6 +437,9 @@ impl FlowHost {
     /// What a trap means, in words a flow author can act on.
     fn describe(&self, store: &Store<FlowState>, error: &wasmtime::Error) -> String {
         let state = store.data();
+        if let Some(reason) = &state.flow.stop {
+            return reason.clone();
+        }
         match state.cpu.exceeded {
             Some(CpuExceeded::Segment) => {
                 return format!(

@@ -111,6 +111,8 @@ pub(crate) struct FlowCtx {
     pub(crate) mode: ControlMode,
     pub(crate) commands: Option<mpsc::Receiver<String>>,
     pub(crate) numbers: Arc<dyn NumberDirectory>,
+    /// Why the host stopped the flow (its event budget): the next epoch tick interrupts it.
+    pub(crate) stop: Option<String>,
 }
 
 /// The imports' view of a store: the call's [`FlowCtx`] and its CPU meter, whose segment the

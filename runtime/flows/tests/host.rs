@@ -445,3 +445,24 @@ async fn a_log_flood_is_forwarded_only_up_to_the_cap() {
     assert!(forwarded > cap / 2, "the first lines are forwarded ({forwarded} bytes): {outcome:?}");
     assert!(forwarded <= cap + 1, "no more than the cap is forwarded: {forwarded} > {cap}");
 }
+
+#[tokio::test]
+async fn a_guest_reporting_in_a_loop_is_stopped_at_its_event_budget() {
+    let host = host();
+    let (outcome, sink) = run(&host, "report-flood").await;
+    assert!(failure(&outcome).contains("event budget exceeded"), "{outcome:?}");
+    assert_eq!(hung_up_with(&sink), Some(41));
+    let kept = sink
+        .events()
+        .into_iter()
+        .filter(|e| matches!(&e.kind, EventKind::Callflow { verb, .. } if verb == "flood"))
+        .count();
+    // What the host keeps for the flood is the budget, not what the guest sent.
+    assert!(kept > 0, "reports within the budget are kept");
+    assert!(
+        kept <= opentact_call::session::MAX_FLOW_EVENTS as usize,
+        "{kept} events kept, budget {}",
+        opentact_call::session::MAX_FLOW_EVENTS
+    );
+    assert_eq!(run(&host, "hello").await.0, FlowOutcome::Completed, "the host goes on");
+}

@@ -8,7 +8,8 @@
 //! guest cannot escape its budget by polling. No import traps: what a guest can get wrong
 //! is a `call-error` it can handle (the bindings are not `trappable`, so a host bug cannot
 //! surface as a guest-visible trap either — it would be a `failed` error or a panic caught in
-//! tests).
+//! tests). A flow the host must stop (one that goes on reporting past its event budget) is
+//! interrupted at the next epoch tick instead ([`flow_events`]).
 
 mod app_control;
 mod call;
@@ -28,6 +29,7 @@ wasmtime::component::bindgen!({
 
 pub use app_control::MAX_COMMAND_WAIT_MS;
 pub(crate) use call::state as call_state;
+pub use flow_events::REFUSED_REPORTS_BEFORE_STOP;
 pub(crate) use opentact::flow::types as wit;
 
 impl opentact::flow::types::Host for FlowCtxView<'_> {}
