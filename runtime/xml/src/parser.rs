@@ -1288,8 +1288,10 @@ fn clock(text: &str) -> Option<u32> {
         Some(s) => s.parse().ok()?,
         None => 0,
     };
+    // `then`, not `then_some`: the sum must only be computed once the parts are in range (a
+    // 224251000-hour clock overflowed, found by the `parse` fuzz target).
     (parts.next().is_none() && hours < 24 && minutes < 60 && seconds < 60)
-        .then_some(hours * 3600 + minutes * 60 + seconds)
+        .then(|| hours * 3600 + minutes * 60 + seconds)
 }
 
 fn is_dtmf(c: char) -> bool {

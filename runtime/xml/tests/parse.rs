@@ -292,6 +292,17 @@ fn schedule_windows_cross_midnight() {
     assert!(!schedule.contains(Weekday::Fri, 12 * 3600));
 }
 
+#[test]
+fn schedule_times_out_of_range_are_refused_not_overflowed() {
+    // Found by the `parse` fuzz target: hours × 3600 was computed before the range check and
+    // overflowed (a panic in debug builds).
+    for time in ["020:224251000:6-00:00", "4294967295:00-01:00", "01:00-00:4294967295:00", "24:00-01:00"] {
+        let xml = format!(r#"<Response><Schedule time="{time}"><Say>x</Say></Schedule></Response>"#);
+        let error = parse(&xml).expect_err("an impossible clock");
+        assert!(error.to_string().contains("time must be HH:MM:SS-HH:MM:SS"), "{time}: {error}");
+    }
+}
+
 /// A fixed-seed xorshift, so the mutations are the same on every run.
 struct Rng(u64);
 
