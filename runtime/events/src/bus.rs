@@ -20,11 +20,23 @@ pub struct BusConfig {
     pub max_retained: usize,
     /// Events a subscriber may have waiting before it is cut off as too slow (default 1024).
     pub queue_capacity: usize,
+    /// Most bytes of kept events (their JSON), all accounts together (default 64 MiB): large
+    /// payloads cannot make the retention window hold more memory than this; the oldest go first.
+    pub max_retained_bytes: usize,
+    /// Most live subscribers per account (default 50): each holds a queue of up to
+    /// `queue_capacity` events. The next is refused with [`ResumeError::TooManySubscribers`].
+    pub max_subscribers_per_account: usize,
 }
 
 impl Default for BusConfig {
     fn default() -> Self {
-        BusConfig { retention: Duration::from_secs(600), max_retained: 100_000, queue_capacity: 1024 }
+        BusConfig {
+            retention: Duration::from_secs(600),
+            max_retained: 100_000,
+            queue_capacity: 1024,
+            max_retained_bytes: 64 * 1024 * 1024,
+            max_subscribers_per_account: 50,
+        }
     }
 }
 
@@ -41,9 +53,18 @@ pub enum ResumeError {
          events may have been missed; subscribe without `after` and reconcile through the REST API"
     )]
     Unknown(Uuid),
+    /// The account has [`BusConfig::max_subscribers_per_account`] live subscribers already.
+    #[error(
+        "this account already has {0} live event subscribers, the most allowed: close one, or resume an \
+         existing one by its `session`"
+    )]
+    TooManySubscribers(usize),
 }
 
 struct Subscriber {
+    /// Its session: a later subscription naming it replaces this one.
+    session: Uuid,
+    replaced: Arc<AtomicBool>,
     /// Event types wanted (`call.hangup`, or a group prefix such as `call.`); empty = all.
     types: Vec<String>,
     sender: mpsc::Sender<Arc<Event>>,
@@ -62,7 +83,10 @@ fn wants(types: &[String], kind: &str) -> bool {
 
 #[derive(Default)]
 struct Inner {
-    retained: VecDeque<(Instant, Arc<Event>)>,
+    /// Kept events: when published, the event, its size in bytes.
+    retained: VecDeque<(Instant, Arc<Event>, usize)>,
+    /// Sum of the sizes in `retained`.
+    retained_bytes: usize,
     subscribers: HashMap<Uuid, Vec<Subscriber>>,
 }
 
@@ -100,15 +124,26 @@ impl EventBus {
     /// Keep `event` and hand it to its account's subscribers. Never waits: a subscriber whose
     /// queue is full is dropped (it sees [`Lagged`]).
     pub fn publish(&self, event: Event) {
+        // Outside the lock: the size of what is kept is its JSON, as clients receive it.
+        let size = event.to_json().len();
         let event = Arc::new(event);
         let now = Instant::now();
         let mut inner = self.inner.lock();
         while inner.retained.len() >= self.config.max_retained.max(1)
-            || inner.retained.front().is_some_and(|(at, _)| now.duration_since(*at) > self.config.retention)
+            || inner.retained_bytes + size > self.config.max_retained_bytes
+            || inner
+                .retained
+                .front()
+                .is_some_and(|(at, _, _)| now.duration_since(*at) > self.config.retention)
         {
-            inner.retained.pop_front();
+            let Some((_, _, evicted)) = inner.retained.pop_front() else { break };
+            inner.retained_bytes -= evicted;
         }
-        inner.retained.push_back((now, event.clone()));
+        // An event larger than the whole window is delivered live but not kept.
+        if size <= self.config.max_retained_bytes {
+            inner.retained.push_back((now, event.clone(), size));
+            inner.retained_bytes += size;
+        }
         // Under the lock, so the tap sees events in the order subscribers do.
         if let Some(tap) = &self.tap {
             let _ = tap.send(event.clone());
@@ -142,6 +177,21 @@ impl EventBus {
         types: Vec<String>,
         after: Option<Uuid>,
     ) -> Result<Subscription, ResumeError> {
+        self.subscribe_session(account, types, after, None)
+    }
+
+    /// [`Self::subscribe`], continuing `session` (the [`Subscription::session`] of an earlier
+    /// subscription of this account, e.g. a websocket that dropped): that subscription, if
+    /// still there, is ended ([`Subscription::replaced`]) and this one takes its place, so a
+    /// client that reconnects never holds two. An unknown `session` starts a new one. At most
+    /// [`BusConfig::max_subscribers_per_account`] live subscribers per account.
+    pub fn subscribe_session(
+        &self,
+        account: Uuid,
+        types: Vec<String>,
+        after: Option<Uuid>,
+        session: Option<Uuid>,
+    ) -> Result<Subscription, ResumeError> {
         let mut inner = self.inner.lock();
         let backlog: Vec<Arc<Event>> = match after {
             None => Vec::new(),
@@ -149,29 +199,63 @@ impl EventBus {
                 let position = inner
                     .retained
                     .iter()
-                    .position(|(_, e)| e.uuid == after && e.account == account)
+                    .position(|(_, e, _)| e.uuid == after && e.account == account)
                     .ok_or(ResumeError::Unknown(after))?;
                 inner
                     .retained
                     .iter()
                     .skip(position + 1)
-                    .filter(|(_, e)| e.account == account && wants(&types, &e.kind))
-                    .map(|(_, e)| e.clone())
+                    .filter(|(_, e, _)| e.account == account && wants(&types, &e.kind))
+                    .map(|(_, e, _)| e.clone())
                     .collect()
             }
         };
+        // Forget the account's subscribers that are gone (otherwise they go at its next event),
+        // end the one this continues, then count.
+        let subscribers = inner.subscribers.entry(account).or_default();
+        subscribers.retain(|s| !s.sender.is_closed());
+        let session = match session {
+            Some(session) => {
+                if let Some(at) = subscribers.iter().position(|s| s.session == session) {
+                    let old = subscribers.swap_remove(at);
+                    old.replaced.store(true, Ordering::Release);
+                }
+                session
+            }
+            None => Uuid::new_v4(),
+        };
+        let limit = self.config.max_subscribers_per_account;
+        if subscribers.len() >= limit {
+            if subscribers.is_empty() {
+                inner.subscribers.remove(&account);
+            }
+            return Err(ResumeError::TooManySubscribers(limit));
+        }
         // Room for the backlog on top of the live queue, so a resume never starts lagged.
         let (sender, receiver) = mpsc::channel(self.config.queue_capacity.max(1) + backlog.len());
         for event in backlog {
             let _ = sender.try_send(event);
         }
         let lagged = Arc::new(AtomicBool::new(false));
+        let replaced = Arc::new(AtomicBool::new(false));
         inner.subscribers.entry(account).or_default().push(Subscriber {
+            session,
+            replaced: replaced.clone(),
             types,
             sender,
             lagged: lagged.clone(),
         });
-        Ok(Subscription { receiver, lagged })
+        Ok(Subscription { receiver, lagged, replaced, session })
+    }
+
+    /// Bytes of the events kept for resuming (their JSON), for metrics and tests.
+    pub fn retained_bytes(&self) -> usize {
+        self.inner.lock().retained_bytes
+    }
+
+    /// Events kept for resuming, for metrics and tests.
+    pub fn retained_count(&self) -> usize {
+        self.inner.lock().retained.len()
     }
 
     /// Live subscribers (all accounts), for metrics and tests.
@@ -185,9 +269,22 @@ impl EventBus {
 pub struct Subscription {
     receiver: mpsc::Receiver<Arc<Event>>,
     lagged: Arc<AtomicBool>,
+    replaced: Arc<AtomicBool>,
+    session: Uuid,
 }
 
 impl Subscription {
+    /// Its session, to continue it from another connection ([`EventBus::subscribe_session`]).
+    pub fn session(&self) -> Uuid {
+        self.session
+    }
+
+    /// Whether a later subscription of the same session ended this one (then [`Self::next`]
+    /// gives `None` after what was queued).
+    pub fn replaced(&self) -> bool {
+        self.replaced.load(Ordering::Acquire)
+    }
+
     /// The next event; `Err(Lagged)` once the bus has cut this subscriber off (after the
     /// events it had queued); `None` when the bus is gone.
     pub async fn next(&mut self) -> Option<Result<Arc<Event>, Lagged>> {
@@ -300,5 +397,74 @@ mod tests {
         }
         assert_eq!(slow.next().await, Some(Err(Lagged)));
         assert_eq!(bus.subscriber_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_window_is_capped_in_bytes_oldest_first() {
+        let bus = EventBus::new(BusConfig { max_retained_bytes: 64 * 1024, ..BusConfig::default() });
+        let a = Uuid::new_v4();
+        let mut big = event(a, "call.callflow");
+        big.payload = json!({"padding": "x".repeat(1024)});
+        let first = big.uuid;
+        bus.publish(big);
+        for _ in 0..200 {
+            let mut e = event(a, "call.callflow");
+            e.payload = json!({"padding": "x".repeat(1024)});
+            bus.publish(e);
+        }
+        assert!(bus.retained_bytes() <= 64 * 1024, "{} bytes kept", bus.retained_bytes());
+        assert!(bus.retained_count() < 64 && bus.retained_count() > 40, "{}", bus.retained_count());
+        assert_eq!(bus.subscribe(a, vec![], Some(first)).err(), Some(ResumeError::Unknown(first)));
+        // One event larger than the window is delivered, not kept, and evicts nothing needed.
+        let mut live = bus.subscribe(a, vec![], None).expect("subscribe");
+        let mut huge = event(a, "call.callflow");
+        huge.payload = json!({"padding": "x".repeat(128 * 1024)});
+        bus.publish(huge);
+        assert_eq!(next_kind(&mut live).await, "call.callflow");
+        assert!(bus.retained_bytes() <= 64 * 1024);
+    }
+
+    #[tokio::test]
+    async fn a_session_resumed_replaces_its_subscriber() {
+        let bus = EventBus::new(BusConfig::default());
+        let a = Uuid::new_v4();
+        let seen = event(a, "call.initiated");
+        let after = seen.uuid;
+        bus.publish(seen);
+        let mut first = bus.subscribe(a, vec![], None).expect("subscribe");
+        let session = first.session();
+        // Reconnecting a hundred times, with no event in between, holds one subscriber.
+        let mut latest = None;
+        for _ in 0..100 {
+            latest = Some(bus.subscribe_session(a, vec![], Some(after), Some(session)).expect("resume"));
+        }
+        assert_eq!(bus.subscriber_count(), 1);
+        assert!(first.replaced());
+        assert_eq!(first.next().await, None, "the replaced one ends");
+        let mut latest = latest.expect("subscribed");
+        assert_eq!(latest.session(), session);
+        bus.publish(event(a, "call.answered"));
+        assert_eq!(next_kind(&mut latest).await, "call.answered");
+        // Another account cannot end it by naming its session.
+        let _other = bus.subscribe_session(Uuid::new_v4(), vec![], None, Some(session)).expect("subscribe");
+        assert!(!latest.replaced());
+    }
+
+    #[tokio::test]
+    async fn subscribers_are_capped_per_account() {
+        let bus = EventBus::new(BusConfig { max_subscribers_per_account: 3, ..BusConfig::default() });
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut held: Vec<Subscription> =
+            (0..3).map(|_| bus.subscribe(a, vec![], None).expect("room")).collect();
+        let error = bus.subscribe(a, vec![], None).expect_err("full");
+        assert_eq!(error, ResumeError::TooManySubscribers(3));
+        assert!(error.to_string().contains("3 live event subscribers"), "{error}");
+        // Resuming one of them still works; another account is not affected.
+        let session = held[0].session();
+        held.push(bus.subscribe_session(a, vec![], None, Some(session)).expect("resume at the cap"));
+        let _b = bus.subscribe(b, vec![], None).expect("another account");
+        // A closed one frees its place at once, without waiting for an event.
+        held.remove(1);
+        let _again = bus.subscribe(a, vec![], None).expect("room again");
     }
 }
