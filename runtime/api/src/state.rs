@@ -105,6 +105,9 @@ pub struct ApiState {
     /// Places bulk calls (`POST /rest/batch`), when the server does outbound calling; without
     /// it batches are refused (503) and none is stored.
     pub batch_launcher: Option<Arc<dyn BatchLauncher>>,
+    /// Plans and queues SMS (`POST /rest/sms`); without it messages are refused (503) and none
+    /// is stored.
+    pub messaging: Option<Arc<dyn opentact_control::Messaging>>,
     /// The platform's SIP domain: an account's SIP domain `acme` is `acme.<sip_domain>`, and
     /// digest credentials are hashed in that realm.
     pub sip_domain: Arc<str>,
@@ -142,6 +145,7 @@ impl ApiState {
             call_control: None,
             calling: None,
             batch_launcher: None,
+            messaging: None,
             sip_domain: Arc::from(DEFAULT_SIP_DOMAIN),
             presence: None,
             recordings_dir: None,
@@ -202,6 +206,12 @@ impl ApiState {
     /// Hand stored batches to `launcher` to place their calls.
     pub fn with_batch_launcher(mut self, launcher: Arc<dyn BatchLauncher>) -> Self {
         self.batch_launcher = Some(launcher);
+        self
+    }
+
+    /// Plan and queue SMS with `messaging`.
+    pub fn with_messaging(mut self, messaging: Arc<dyn opentact_control::Messaging>) -> Self {
+        self.messaging = Some(messaging);
         self
     }
 

@@ -88,3 +88,22 @@ pub trait Calling: Send + Sync {
         request: Originate,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<uuid::Uuid, OriginateError>> + Send + '_>>;
 }
+
+/// How an SMS text goes on the air: what the API stores and shows before it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsPlan {
+    /// `gsm7` or `ucs2`.
+    pub encoding: String,
+    /// Parts on the air (1 for a single SMS).
+    pub parts: u32,
+}
+
+/// The messaging capability as the API drives it (`POST /rest/sms`): the API checks and stores
+/// a message in the store's outbox; the sender (`opentact-messaging`) takes it from there.
+pub trait Messaging: Send + Sync {
+    /// Checks a text (1 to 918 characters, at most 255 parts) and plans its parts, or says why
+    /// it cannot be sent.
+    fn plan(&self, text: &str) -> Result<SmsPlan, String>;
+    /// A message was queued: look at the outbox now rather than at the next poll.
+    fn queued(&self);
+}

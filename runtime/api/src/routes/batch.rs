@@ -87,7 +87,7 @@ impl<'de> Deserialize<'de> for Phone {
 }
 
 /// The number as digits only, or why it is not one.
-fn normalize(phone: &Phone) -> Option<String> {
+pub(crate) fn normalize(phone: &Phone) -> Option<String> {
     let digits = match phone {
         Phone::Integer(n) if *n > 0 => n.to_string(),
         Phone::Integer(_) => return None,

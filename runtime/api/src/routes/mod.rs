@@ -27,6 +27,7 @@ pub mod profile;
 pub mod record;
 pub mod sip_connection;
 pub mod sip_domain;
+pub mod sms;
 pub mod token;
 pub mod ws;
 
@@ -51,6 +52,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(sip_domain::routes())
         .merge(outbound_voice::routes())
         .merge(messaging_profile::routes())
+        .merge(sms::routes())
         .merge(docs::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
