@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use opentact_events::{BusConfig, Event, EventBus};
 use tokio_tungstenite::tungstenite::Message;
 
-api_test!(websocket_events);
+api_test!(websocket_events, websocket_resume_replaces_and_subscribers_are_capped);
 
 type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -178,5 +178,70 @@ async fn websocket_events(c: Ctx) -> anyhow::Result<()> {
     let mut everything = connect(&url).await?;
     send(&mut everything, json!({"action": "auth", "token": b_jwt})).await?;
     ensure!(next_json(&mut everything).await?["subscriptions"] == json!(["*"]));
+    Ok(())
+}
+
+async fn websocket_resume_replaces_and_subscribers_are_capped(c: Ctx) -> anyhow::Result<()> {
+    let (a, a_jwt) = c.signup("a@example.com").await?;
+    let bus = Arc::new(EventBus::new(BusConfig { max_subscribers_per_account: 3, ..BusConfig::default() }));
+    let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
+        .with_events(bus.clone());
+    let url = serve(state).await?;
+
+    let mut first = connect(&url).await?;
+    send(&mut first, json!({"action": "auth", "token": a_jwt})).await?;
+    let welcome = next_json(&mut first).await?;
+    let session = welcome["session"].as_str().context("a session in the welcome")?.to_owned();
+    let seen = event(a, "call.initiated", 1);
+    let after = seen.uuid;
+    bus.publish(seen);
+    ensure!(next_json(&mut first).await?["seq"] == json!(1));
+
+    // Reconnecting with the session replaces the first connection (still open here, as a
+    // half-open socket would be): it is told why, and the account holds one subscriber.
+    let mut latest = None;
+    for _ in 0..10 {
+        let mut again = connect(&url).await?;
+        send(&mut again, json!({"action": "auth", "token": a_jwt, "after": after, "session": session}))
+            .await?;
+        let welcome = next_json(&mut again).await?;
+        ensure!(welcome["success"] == json!(true) && welcome["session"] == json!(session), "{welcome}");
+        latest = Some(again);
+    }
+    let told = next_json(&mut first).await?;
+    ensure!(told["message"].as_str().unwrap_or("").contains("replaced by a newer connection"), "{told}");
+    ensure!(bus.subscriber_count() == 1, "{} subscribers", bus.subscriber_count());
+    let mut latest = latest.context("connected")?;
+    bus.publish(event(a, "call.answered", 2));
+    ensure!(next_json(&mut latest).await?["seq"] == json!(2));
+    // Resuming within the connection keeps one subscriber too.
+    for _ in 0..10 {
+        send(&mut latest, json!({"action": "resume", "after": after})).await?;
+    }
+    ensure!(next_json(&mut latest).await?["seq"] == json!(2));
+    send(&mut latest, json!({"action": "ping"})).await?;
+    loop {
+        let message = next_json(&mut latest).await?;
+        if message["action"] == json!("pong") {
+            break;
+        }
+    }
+    ensure!(bus.subscriber_count() == 1, "{} subscribers", bus.subscriber_count());
+
+    // At most 3 connections per account: the fourth is told why and closed.
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let mut other = connect(&url).await?;
+        send(&mut other, json!({"action": "auth", "token": a_jwt})).await?;
+        ensure!(next_json(&mut other).await?["success"] == json!(true));
+        others.push(other);
+    }
+    let mut fourth = connect(&url).await?;
+    send(&mut fourth, json!({"action": "auth", "token": a_jwt})).await?;
+    let refused = next_json(&mut fourth).await?;
+    ensure!(refused["success"] == json!(false), "{refused}");
+    ensure!(refused["message"].as_str().unwrap_or("").contains("3 live event subscribers"), "{refused}");
+    let closed = tokio::time::timeout(Duration::from_secs(5), fourth.next()).await?;
+    ensure!(matches!(closed, Some(Ok(Message::Close(_))) | None), "{closed:?}");
     Ok(())
 }

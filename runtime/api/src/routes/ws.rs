@@ -4,9 +4,19 @@
 //!    `{"action":"auth","token":"<API token or JWT>"}`, optionally with `"types":["call.hangup",
 //!    "call."]` (event types, or a group with its trailing dot; default: the account's `wss`
 //!    event subscriptions, or all when it has none) and
-//!    `"after":"<event uuid>"` to resume after the last event seen. The answer is
-//!    `{"success":true,"account":…,"subscriptions":[…]}`, or `{"success":false,"message":…}`
-//!    and the socket is closed.
+//!    `"after":"<event uuid>"` to resume after the last event seen, and `"session":"<uuid>"` to
+//!    continue the session of an earlier connection. The answer is
+//!    `{"success":true,"account":…,"subscriptions":[…],"session":…}`, or
+//!    `{"success":false,"message":…}` and the socket is closed.
+//!
+//!    The `session` identifies a chain of reconnections: a client that reconnects with the
+//!    `session` of its previous connection *replaces* it — the previous socket, if the server
+//!    still holds it (a dropped network often leaves it half-open until the next ping fails),
+//!    is told `"replaced by a newer connection of session …"` and closed — so a client that
+//!    reconnects in a loop holds one subscriber, not one per attempt. A `session` the account
+//!    does not have (it ended, or it is another account's) starts a new one under that id.
+//!    An account has at most `BusConfig::max_subscribers_per_account` (default 50) live
+//!    connections; the next is refused with a message saying so and closed.
 //! 2. Then every matching event of the account arrives as one text message (the envelope of
 //!    `opentact_events::Event`). `{"action":"ping"}` is answered `{"action":"pong"}`; the server
 //!    pings every 20 s. `{"action":"resume","after":…}` replays from another point.
@@ -89,6 +99,8 @@ enum ClientMessage {
         types: Vec<String>,
         #[serde(default)]
         after: Option<Uuid>,
+        #[serde(default)]
+        session: Option<Uuid>,
     },
     Resume {
         after: Uuid,
@@ -131,8 +143,8 @@ async fn session(mut socket: WebSocket, state: ApiState, bus: Arc<EventBus>) {
                 .await;
         }
     };
-    let (token, mut types, after) = match parse(&text) {
-        Ok(ClientMessage::Auth { token, types, after }) => (token, types, after),
+    let (token, mut types, after, session) = match parse(&text) {
+        Ok(ClientMessage::Auth { token, types, after, session }) => (token, types, after, session),
         Ok(_) => {
             return refuse(
                 socket,
@@ -153,12 +165,12 @@ async fn session(mut socket: WebSocket, state: ApiState, bus: Arc<EventBus>) {
             Err(error) => return refuse(socket, close_code::ERROR, error.to_string()).await,
         };
     }
-    let mut subscription = match bus.subscribe(account, types.clone(), after) {
+    let mut subscription = match bus.subscribe_session(account, types.clone(), after, session) {
         Ok(subscription) => subscription,
         Err(error) => return refuse(socket, close_code::POLICY, error.to_string()).await,
     };
     let subscriptions = if types.is_empty() { vec!["*".to_owned()] } else { types.clone() };
-    if !send_json(&mut socket, json!({"success": true, "account": account, "subscriptions": subscriptions}))
+    if !send_json(&mut socket, json!({"success": true, "account": account, "subscriptions": subscriptions, "session": subscription.session()}))
         .await
     {
         return;
@@ -186,6 +198,15 @@ async fn session(mut socket: WebSocket, state: ApiState, bus: Arc<EventBus>) {
                     )
                     .await;
                 }
+                None if subscription.replaced() => {
+                    let session = subscription.session();
+                    return refuse(
+                        socket,
+                        close_code::POLICY,
+                        format!("replaced by a newer connection of session {session}"),
+                    )
+                    .await;
+                }
                 None => return,
             },
             message = socket.recv() => match message {
@@ -195,7 +216,8 @@ async fn session(mut socket: WebSocket, state: ApiState, bus: Arc<EventBus>) {
                             return;
                         }
                     }
-                    Ok(ClientMessage::Resume { after }) => match bus.subscribe(account, types.clone(), Some(after)) {
+                    // The same session: the bus ends the current subscriber as it adds the new one.
+                    Ok(ClientMessage::Resume { after }) => match bus.subscribe_session(account, types.clone(), Some(after), Some(subscription.session())) {
                         Ok(resumed) => {
                             subscription = resumed;
                             last_sent = Some(after);
