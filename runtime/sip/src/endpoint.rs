@@ -143,6 +143,8 @@ impl SipEndpoint {
         }
         let endpoint = EndpointBuilder::new()
             .with_cancel_token(cancel.clone())
+            // Malformed requests are refused before they reach a transaction (validate.rs).
+            .with_transport_inspector(Box::new(crate::validate::RequestValidator))
             .with_transport_layer(transport_layer)
             .with_user_agent(&config.user_agent)
             .build();

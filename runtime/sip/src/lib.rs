@@ -22,6 +22,7 @@ pub mod guard;
 mod inbound;
 mod outbound;
 pub mod registrar;
+mod validate;
 
 pub use endpoint::{InboundHandler, InviteCredential, SipConfig, SipEndpoint};
 pub use error::SipError;
