@@ -29,6 +29,8 @@ pub struct Config {
     pub webhooks: opentact_webhooks::WebhookConfig,
     /// Speech-to-text for `<Record asr="true">`.
     pub speech: opentact_calls::SpeechConfig,
+    /// SMS: the SMPP carrier and the sender (issue 11).
+    pub messaging: crate::messaging::MessagingSection,
 }
 
 /// The REST API.

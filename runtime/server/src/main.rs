@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod config;
 mod flow_cmd;
+mod messaging;
 mod numbers_import;
 mod provision;
 mod sample;

@@ -195,6 +195,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let sip = Arc::new(sip);
     let _ = dialer.endpoint.set(sip.clone());
 
+    // --- messaging (issue 11): the SMPP carrier, the sender draining the store's outbox, and
+    // receipts → stored states and sms.* events.
+    let messaging = crate::messaging::Messaging::start(&config.messaging, repo.clone(), bus.clone())
+        .context("starting messaging")?;
+    // --- end messaging
+
     let key_file = config.api.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("jwt.key"));
     let api_state = opentact_api::ApiState::new(
         repo,
@@ -206,6 +212,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .with_call_control(live_calls.clone())
     .with_calling(Arc::new(RestCalling(originator.clone())))
     .with_batch_launcher(Arc::new(batches.clone()))
+    .with_messaging(messaging.seam())
     .with_sip(&config.sip.domain, Some(Arc::new(RegistrarPresence(sip.clone()))))
     .with_recordings(recordings_dir)
     // URLs are checked when stored by the policy of whoever will fetch them later.
@@ -255,6 +262,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     // Every call's last events are in the CDRs before the store closes.
     call_log.flush().await;
+    messaging.stop().await;
     sip.shutdown();
     api.abort();
     // Let final responses leave before the process exits.

@@ -1,0 +1,163 @@
+//! Wiring of the messaging capability: the `[messaging]` table, the seam the REST API drives
+//! (plan a text, poke the sender), the sender draining the store's outbox into the SMPP carrier,
+//! and the task that turns the carrier's receipts into stored states and `sms.*` events.
+//!
+//! Without `[messaging.smpp]` no carrier runs: `POST /rest/sms` still stores messages (they wait
+//! queued, and go out once a carrier is configured and the server restarted).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use opentact_events::{Event, EventBus};
+use opentact_messaging::outbox::{Outbox, Sender, SenderConfig};
+use opentact_messaging::segment;
+use opentact_messaging::smpp::{CarrierEvent, SmppCarrier, SmppConfig};
+use opentact_messaging::store::{OutboxObserver, StoreOutbox};
+use opentact_store::{MessageRepo, SmsMessage, SmsState};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+/// The `[messaging]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagingSection {
+    /// The SMSC outbound SMS go to (`[messaging.smpp]`); no carrier when absent.
+    pub smpp: Option<SmppConfig>,
+    /// How the sender drains the outbox (`[messaging.sender]`).
+    pub sender: SenderConfig,
+}
+
+/// The API's seam: plans texts with the messaging crate's segmentation, pokes the sender.
+struct Seam {
+    wake: Arc<Notify>,
+}
+
+impl opentact_control::Messaging for Seam {
+    fn plan(&self, text: &str) -> Result<opentact_control::SmsPlan, String> {
+        segment::check_length(text).map_err(|e| e.to_string())?;
+        let plan = segment::plan(text);
+        if plan.parts > segment::MAX_PARTS {
+            return Err(format!(
+                "the message needs {} parts; a concatenated message has at most {}",
+                plan.parts,
+                segment::MAX_PARTS
+            ));
+        }
+        let encoding = match plan.encoding {
+            segment::Encoding::Gsm7 => "gsm7",
+            segment::Encoding::Ucs2 => "ucs2",
+        };
+        Ok(opentact_control::SmsPlan {
+            encoding: encoding.into(),
+            parts: u32::try_from(plan.parts).unwrap_or(u32::MAX),
+        })
+    }
+
+    fn queued(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Publishes every move of a message: `sms.sent` when the carrier took every part,
+/// `sms.status` for the outcome (delivered, undelivered, failed).
+struct BusObserver {
+    bus: Arc<EventBus>,
+}
+
+impl OutboxObserver for BusObserver {
+    fn moved(&self, m: &SmsMessage) {
+        let kind = match m.state {
+            SmsState::Sent => "sms.sent",
+            _ => "sms.status",
+        };
+        let now = Utc::now();
+        let reason = m.history.last().and_then(|h| h.reason.clone());
+        self.bus.publish(Event {
+            uuid: Uuid::new_v4(),
+            kind: kind.into(),
+            created_on: now,
+            account: m.account,
+            call: None,
+            seq: None,
+            occurred_at: m.history.last().map(|h| h.at).unwrap_or(now),
+            payload: json!({
+                "uuid": m.uuid,
+                "type": m.direction,
+                "state": m.state,
+                "from": m.from,
+                "to": m.to,
+                "parts": m.parts,
+                "reason": reason,
+                "custom_callback_url": m.custom_callback_url,
+            }),
+        });
+    }
+}
+
+/// The running capability: the API's seam and what stops it.
+pub struct Messaging {
+    seam: Arc<Seam>,
+    stop: watch::Sender<bool>,
+    carrier: Option<Arc<SmppCarrier>>,
+}
+
+impl Messaging {
+    /// Starts the carrier and the sender when `[messaging.smpp]` is set.
+    pub fn start(
+        section: &MessagingSection,
+        repo: Arc<dyn MessageRepo>,
+        bus: Arc<EventBus>,
+    ) -> anyhow::Result<Self> {
+        let (stop, stopped) = watch::channel(false);
+        let outbox = Arc::new(
+            StoreOutbox::new(repo, section.sender.unknown).with_observer(Arc::new(BusObserver { bus })),
+        );
+        let Some(smpp) = &section.smpp else {
+            info!("messaging: no [messaging.smpp] carrier; SMS are stored and wait queued");
+            return Ok(Self { seam: Arc::new(Seam { wake: Arc::new(Notify::new()) }), stop, carrier: None });
+        };
+        let (carrier, mut events) =
+            SmppCarrier::start(smpp.clone()).map_err(|e| anyhow::anyhow!("[messaging.smpp]: {e}"))?;
+        let carrier = Arc::new(carrier);
+        let sender = Sender::new(outbox.clone(), carrier.clone(), section.sender.clone());
+        let wake = sender.waker();
+        tokio::spawn(sender.run(stopped));
+        // Receipts are read independently of the sender's submits (the carrier answers each
+        // deliver_sm only once its event is taken).
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    CarrierEvent::Receipt(receipt) => {
+                        if let Err(e) = outbox.record_receipt(&receipt, Utc::now()).await {
+                            warn!(error = %e, id = %receipt.message_id, "recording a delivery receipt failed");
+                        }
+                    }
+                    CarrierEvent::BindUp { bind } => info!(bind, "SMPP bind up"),
+                    CarrierEvent::BindDown { bind, reason } => warn!(bind, %reason, "SMPP bind down"),
+                    CarrierEvent::Inbound(sms) => {
+                        // Inbound SMS (smsr) are not routed yet: answered, logged.
+                        info!(from = %sms.source, to = %sms.destination, "inbound SMS not handled yet");
+                    }
+                }
+            }
+        });
+        info!(host = %smpp.host, port = smpp.port, binds = smpp.binds, "messaging: SMPP carrier started");
+        Ok(Self { seam: Arc::new(Seam { wake }), stop, carrier: Some(carrier) })
+    }
+
+    /// The seam for the REST API.
+    pub fn seam(&self) -> Arc<dyn opentact_control::Messaging> {
+        self.seam.clone()
+    }
+
+    /// Stops claiming; attempts in progress record their outcome; the binds unbind.
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        if let Some(carrier) = &self.carrier {
+            carrier.shutdown().await;
+        }
+    }
+}
