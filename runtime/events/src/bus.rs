@@ -26,6 +26,11 @@ pub struct BusConfig {
     /// Most live subscribers per account (default 50): each holds a queue of up to
     /// `queue_capacity` events. The next is refused with [`ResumeError::TooManySubscribers`].
     pub max_subscribers_per_account: usize,
+    /// Events the tap (the webhook outbox writer) may have waiting (default 100 000).
+    /// Publishing never waits (calls publish), so past this the tap's events are dropped,
+    /// counted ([`EventBus::tap_dropped`]) and logged as errors: each is a webhook lost. The
+    /// writer stores them in batches, so reaching it means the database is far behind.
+    pub tap_capacity: usize,
 }
 
 impl Default for BusConfig {
@@ -36,6 +41,7 @@ impl Default for BusConfig {
             queue_capacity: 1024,
             max_retained_bytes: 64 * 1024 * 1024,
             max_subscribers_per_account: 50,
+            tap_capacity: 100_000,
         }
     }
 }
@@ -95,8 +101,9 @@ pub struct EventBus {
     config: BusConfig,
     inner: Mutex<Inner>,
     /// Every account's events, for a durable consumer (the webhook outbox), which must see
-    /// all of them: unbounded, and it never drops.
-    tap: Option<mpsc::UnboundedSender<Arc<Event>>>,
+    /// all of them: bounded by [`BusConfig::tap_capacity`]; what overflows is counted.
+    tap: Option<mpsc::Sender<Arc<Event>>>,
+    tap_dropped: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for EventBus {
@@ -107,13 +114,25 @@ impl std::fmt::Debug for EventBus {
 
 impl EventBus {
     pub fn new(config: BusConfig) -> Self {
-        EventBus { config, inner: Mutex::new(Inner::default()), tap: None }
+        EventBus { config, inner: Mutex::new(Inner::default()), tap: None, tap_dropped: Default::default() }
     }
 
     /// A bus that also hands every event to the returned receiver (in publishing order).
-    pub fn with_tap(config: BusConfig) -> (Self, mpsc::UnboundedReceiver<Arc<Event>>) {
-        let (tap, events) = mpsc::unbounded_channel();
-        (EventBus { config, inner: Mutex::new(Inner::default()), tap: Some(tap) }, events)
+    /// At most [`BusConfig::tap_capacity`] wait in it; more are dropped ([`Self::tap_dropped`]).
+    pub fn with_tap(config: BusConfig) -> (Self, mpsc::Receiver<Arc<Event>>) {
+        let (tap, events) = mpsc::channel(config.tap_capacity.max(1));
+        let bus = EventBus {
+            config,
+            inner: Mutex::new(Inner::default()),
+            tap: Some(tap),
+            tap_dropped: Default::default(),
+        };
+        (bus, events)
+    }
+
+    /// Events the tap's consumer never got because its queue was full.
+    pub fn tap_dropped(&self) -> u64 {
+        self.tap_dropped.load(Ordering::Relaxed)
     }
 
     /// The configuration in force.
@@ -145,8 +164,18 @@ impl EventBus {
             inner.retained_bytes += size;
         }
         // Under the lock, so the tap sees events in the order subscribers do.
-        if let Some(tap) = &self.tap {
-            let _ = tap.send(event.clone());
+        if let Some(tap) = &self.tap
+            && let Err(mpsc::error::TrySendError::Full(_)) = tap.try_send(event.clone())
+        {
+            let dropped = self.tap_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // Loud, but not once per event of a flood.
+            if dropped.is_power_of_two() {
+                tracing::error!(
+                    dropped,
+                    capacity = self.config.tap_capacity,
+                    "event tap full: events dropped before the webhook outbox (their webhooks are lost)"
+                );
+            }
         }
         let Some(subscribers) = inner.subscribers.get_mut(&event.account) else { return };
         subscribers.retain(|subscriber| {
@@ -466,5 +495,19 @@ mod tests {
         // A closed one frees its place at once, without waiting for an event.
         held.remove(1);
         let _again = bus.subscribe(a, vec![], None).expect("room again");
+    }
+
+    #[tokio::test]
+    async fn the_tap_is_bounded_and_counts_what_it_drops() {
+        let (bus, mut tap) = EventBus::with_tap(BusConfig { tap_capacity: 10, ..BusConfig::default() });
+        let a = Uuid::new_v4();
+        for _ in 0..15 {
+            bus.publish(event(a, "call.callflow"));
+        }
+        assert_eq!(bus.tap_dropped(), 5);
+        for _ in 0..10 {
+            tap.recv().await.expect("kept");
+        }
+        assert!(tap.try_recv().is_err(), "no more than the capacity waited");
     }
 }

@@ -81,18 +81,19 @@ pub struct Webhooks {
     writes: Option<tokio::sync::Mutex<()>>,
 }
 
+/// Batches of stored deliveries the outbox writer may hand the dispatcher ahead of it. When
+/// they are waiting the writer waits (back-pressure on a task, never on a call): the events
+/// then wait in the bus's tap, and the deliveries are safe in the outbox meanwhile.
+pub const STORED_QUEUE_CAPACITY: usize = 64;
+
 impl Webhooks {
     /// Starts the dispatcher, which first reads what is pending in the outbox, then the outbox
     /// writer (fed by the bus's tap), which hands each delivery it stored to the dispatcher.
-    pub fn start(
-        store: Store,
-        config: WebhookConfig,
-        events: mpsc::UnboundedReceiver<Arc<Event>>,
-    ) -> Arc<Self> {
+    pub fn start(store: Store, config: WebhookConfig, events: mpsc::Receiver<Arc<Event>>) -> Arc<Self> {
         let sqlite = store.backend() == opentact_store::Backend::Sqlite;
         let webhooks =
             Arc::new(Webhooks { writes: sqlite.then(|| tokio::sync::Mutex::new(())), ..Webhooks::default() });
-        let (stored, incoming) = mpsc::unbounded_channel();
+        let (stored, incoming) = mpsc::channel(STORED_QUEUE_CAPACITY);
         let (loaded, ready) = tokio::sync::oneshot::channel();
         tokio::spawn(outbox(webhooks.clone(), store.clone(), events, stored, ready));
         tokio::spawn(dispatch(webhooks.clone(), store, config, incoming, loaded));
@@ -119,8 +120,8 @@ impl Webhooks {
 async fn outbox(
     webhooks: Arc<Webhooks>,
     store: Store,
-    mut events: mpsc::UnboundedReceiver<Arc<Event>>,
-    stored: mpsc::UnboundedSender<Vec<WebhookDelivery>>,
+    mut events: mpsc::Receiver<Arc<Event>>,
+    stored: mpsc::Sender<Vec<WebhookDelivery>>,
     ready: tokio::sync::oneshot::Receiver<()>,
 ) {
     // The dispatcher reads the outbox's backlog first; what is stored from now on it gets from
@@ -183,7 +184,7 @@ async fn outbox(
             };
             match written {
                 Ok(rows) => {
-                    if !rows.is_empty() && stored.send(rows).is_err() {
+                    if !rows.is_empty() && stored.send(rows).await.is_err() {
                         return;
                     }
                     break;
@@ -214,7 +215,7 @@ async fn dispatch(
     webhooks: Arc<Webhooks>,
     store: Store,
     config: WebhookConfig,
-    mut incoming: mpsc::UnboundedReceiver<Vec<WebhookDelivery>>,
+    mut incoming: mpsc::Receiver<Vec<WebhookDelivery>>,
     loaded: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut chains: HashMap<ChainKey, VecDeque<WebhookDelivery>> = HashMap::new();
