@@ -253,3 +253,26 @@ pub async fn connection_with_ip(data: &Path, account: Uuid, ip: &str) {
         .expect("connection");
     store.close().await;
 }
+
+/// A new account leasing `tn`, with SMS enabled on the lease or not; returns the account.
+pub async fn sms_number(data: &Path, email: &str, tn: i64, sms: bool) -> Uuid {
+    let account = account(data, email).await;
+    let store = open(data).await;
+    let now = chrono::Utc::now();
+    store
+        .upsert_numbers(&[NumberInventory {
+            tn,
+            npa: i32::try_from((tn / 10_000_000) % 1000).expect("npa"),
+            state: None,
+            voice: true,
+            sms: true,
+            available: true,
+            created_on: now,
+            modified_on: now,
+        }])
+        .await
+        .expect("inventory");
+    store.lease_tn(account, NewLease { tn, voice: true, sms, autorenew: false }).await.expect("lease");
+    store.close().await;
+    account
+}

@@ -1,0 +1,161 @@
+//! Outbound SMS end to end on the real binary: REST → a stored, queued row → submit_sm to a
+//! real SMSC (npm `smpp`, tests/support/smsc) → its delivery receipt → delivered, with the
+//! history created → queued → sent → delivered and sms.sent / sms.status on the websocket-facing
+//! bus (read here through the API's stored history and the SMSC's log). And the refusal of a
+//! number without SMS.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::platform::{Platform, http};
+use support::provision;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn basic(email: &str, password: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{email}:{password}")))
+}
+
+/// The test SMSC with its JSON log.
+async fn smsc() -> (Child, u16, std::sync::Arc<parking_lot::Mutex<Vec<Value>>>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/support/smsc");
+    assert!(dir.join("node_modules/smpp").exists(), "run scripts/install-deps --test");
+    let mut child = Command::new("node")
+        .arg(dir.join("smsc.js"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next_line().await.expect("read").expect("LISTENING");
+    let port = first.strip_prefix("LISTENING ").expect("LISTENING").parse().expect("port");
+    let log = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let log2 = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                log2.lock().push(v);
+            }
+        }
+    });
+    (child, port, log)
+}
+
+async fn platform_with_smsc(port: u16) -> (Platform, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("opentact.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[messaging.smpp]\nport = {port}\nsystem_id = \"opentact\"\npassword = \"secret\"\n\
+             throughput_per_sec = 0\nreconnect_min_ms = 50\n\n[messaging.sender]\npoll_interval_ms = 50\n"
+        ),
+    )
+    .expect("config");
+    let pdir = tempfile::tempdir().expect("tempdir");
+    let platform = Platform::start_in(pdir, &["--config", config.to_str().expect("utf-8")]).await;
+    (platform, dir)
+}
+
+async fn login(platform: &Platform, email: &str) -> String {
+    let (status, login) =
+        http(platform.api, "GET", "/rest/auth", &[("Authorization", &basic(email, PASSWORD))], None).await;
+    assert_eq!(status, 200, "{login}");
+    format!("Bearer {}", login["payload"]["token"].as_str().expect("jwt"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_goes_out_and_is_delivered() {
+    let (_smsc, port, smsc_log) = smsc().await;
+    let (platform, _config) = platform_with_smsc(port).await;
+    provision::sms_number(&platform.data(), "sms@example.test", 12025550177, true).await;
+    let bearer = login(&platform, "sms@example.test").await;
+    let auth = [("Authorization", bearer.as_str())];
+    let mut socket = support::ws::subscribe(platform.api, bearer.trim_start_matches("Bearer ")).await;
+
+    let long = "y".repeat(200);
+    let mut ids = Vec::new();
+    for (to, text) in [("14155550100", "hello from opentact"), ("14155550101", long.as_str())] {
+        let (status, created) = http(
+            platform.api,
+            "POST",
+            "/rest/sms",
+            &auth,
+            Some(&json!({"tn": 12025550177_i64, "to": to, "message": text})),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["payload"]["type"], "smso");
+        ids.push((created["payload"]["uuid"].as_str().expect("uuid").to_owned(), to));
+    }
+    for (id, _) in &ids {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, got) = http(platform.api, "GET", &format!("/rest/sms/{id}"), &auth, None).await;
+            assert_eq!(status, 200, "{got}");
+            if got["payload"]["state"] == "delivered" {
+                let states: Vec<&str> = got["payload"]["history"]
+                    .as_array()
+                    .expect("history")
+                    .iter()
+                    .filter_map(|h| h["state"].as_str())
+                    .collect();
+                assert_eq!(states, ["created", "queued", "sent", "delivered"], "{got}");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not delivered: {got}\n{}", platform.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // The events: for each message sms.sent, then sms.status delivered, in that order.
+    let mut events = Vec::new();
+    while events.iter().filter(|e: &&Value| e["type"] == "sms.status").count() < 2 {
+        events.push(support::ws::next(&mut socket).await);
+    }
+    for (id, to) in &ids {
+        let mine: Vec<(&str, &str)> = events
+            .iter()
+            .filter(|e| e["payload"]["uuid"] == *id)
+            .map(|e| (e["type"].as_str().unwrap_or(""), e["payload"]["state"].as_str().unwrap_or("")))
+            .collect();
+        assert_eq!(mine, [("sms.sent", "sent"), ("sms.status", "delivered")], "{events:?}");
+        let last = events.iter().rfind(|e| e["payload"]["uuid"] == *id).expect("event");
+        assert_eq!(
+            (last["payload"]["to"].as_str(), last["payload"]["from"].as_str()),
+            (Some(*to), Some("12025550177"))
+        );
+    }
+    // One submit_sm for the single SMS, two for the two-part one.
+    let submits = |to: &str| {
+        smsc_log.lock().iter().filter(|e| e["event"] == "submit_sm" && e["destination"] == to).count()
+    };
+    assert_eq!(submits("14155550100"), 1);
+    assert_eq!(submits("14155550101"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_without_sms_is_refused() {
+    let (_smsc, port, smsc_log) = smsc().await;
+    let (platform, _config) = platform_with_smsc(port).await;
+    provision::sms_number(&platform.data(), "nosms@example.test", 12025550178, false).await;
+    let bearer = login(&platform, "nosms@example.test").await;
+    let (status, refused) = http(
+        platform.api,
+        "POST",
+        "/rest/sms",
+        &[("Authorization", bearer.as_str())],
+        Some(&json!({"tn": 12025550178_i64, "to": "14155550100", "message": "hi"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["message"].as_str().unwrap_or("").contains("SMS is not enabled"), "{refused}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!smsc_log.lock().iter().any(|e| e["event"] == "submit_sm"), "nothing was submitted");
+}
