@@ -2,9 +2,11 @@
 //! with its cause) and its recordings' metadata, which the REST API reads; recordings made
 //! with `asr="true"` go on to the transcriber.
 //!
-//! Calls never wait for the database: their sinks hand events to one writer task through an
-//! unbounded queue (a few entries per call), and the writer applies them in order, so a call's
-//! row exists before it is updated.
+//! Calls never wait for the database: their sinks hand the events a CDR needs (a few per call;
+//! not the flow's steps) to one writer task through a queue of [`QUEUE_CAPACITY`], and the
+//! writer applies them in order, so a call's row exists before it is updated. A call cannot
+//! wait, so when the queue is full (the database far behind) the event is dropped, counted
+//! ([`CallLog::dropped`]) and logged as an error — never silently.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,10 +33,15 @@ enum Message {
     Flushed(tokio::sync::oneshot::Sender<()>),
 }
 
+/// Events waiting for the writer, all calls together: at five or so per call, the CDRs of
+/// tens of thousands of calls, which is minutes of a database outage at a busy node's call rate.
+pub const QUEUE_CAPACITY: usize = 100_000;
+
 /// Hands call events to the writer task.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CallLog {
-    queue: mpsc::UnboundedSender<Message>,
+    queue: mpsc::Sender<Message>,
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Entry {
@@ -48,16 +55,41 @@ impl CallLog {
     /// `node` names this node in each CDR it starts, so that after a crash it closes its own
     /// open CDRs and no other node's.
     pub fn start(store: Repo, transcriber: Option<Arc<Transcriber>>, node: Option<String>) -> Arc<Self> {
-        let (queue, events) = mpsc::unbounded_channel();
+        let (log, events) = Self::with_queue(QUEUE_CAPACITY);
         tokio::spawn(write(store, transcriber, node, events));
-        Arc::new(CallLog { queue })
+        Arc::new(log)
+    }
+
+    fn with_queue(capacity: usize) -> (Self, mpsc::Receiver<Message>) {
+        let (queue, events) = mpsc::channel(capacity);
+        (CallLog { queue, dropped: Default::default() }, events)
+    }
+
+    /// Events dropped because the writer's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn hand_over(&self, entry: Entry) {
+        // Closed (the writer is gone at shutdown) is not an error: the log stops.
+        if let Err(mpsc::error::TrySendError::Full(Message::Event(entry))) =
+            self.queue.try_send(Message::Event(entry))
+        {
+            let dropped = self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            tracing::error!(
+                call = %entry.event.call,
+                seq = entry.event.seq,
+                dropped,
+                "call log queue full ({QUEUE_CAPACITY}): a CDR event is lost"
+            );
+        }
     }
 
     /// Returns once every event handed over before this call is in the store (the platform
     /// stops: CDRs must not stay open for events still queued).
     pub async fn flush(&self) {
         let (done, written) = tokio::sync::oneshot::channel();
-        if self.queue.send(Message::Flushed(done)).is_ok() {
+        if self.queue.send(Message::Flushed(done)).await.is_ok() {
             let _ = written.await;
         }
     }
@@ -82,15 +114,24 @@ struct CallLogSink {
 
 impl EventSink for CallLogSink {
     fn emit(&self, event: &CallEvent) {
-        // Sending fails only once the writer is gone (shutdown): the log then stops.
-        let _ = self.log.queue.send(Message::Event(Entry {
-            account: self.account,
-            app: self.app,
-            event: event.clone(),
-        }));
+        if for_the_log(&event.kind) {
+            self.log.hand_over(Entry { account: self.account, app: self.app, event: event.clone() });
+        }
         if let Some(next) = &self.next {
             next.emit(event);
         }
+    }
+}
+
+/// Whether the writer uses events of this kind (a flow's own steps do not reach the queue).
+fn for_the_log(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Initiated { .. }
+        | EventKind::Answered
+        | EventKind::Hangup { .. }
+        | EventKind::Destroyed { .. } => true,
+        EventKind::Callflow { verb, phase: Phase::Finished, .. } => verb.starts_with("record"),
+        _ => false,
     }
 }
 
@@ -108,7 +149,7 @@ async fn write(
     store: Repo,
     transcriber: Option<Arc<Transcriber>>,
     node: Option<String>,
-    mut events: mpsc::UnboundedReceiver<Message>,
+    mut events: mpsc::Receiver<Message>,
 ) {
     let mut calls: HashMap<Uuid, Progress> = HashMap::new();
     while let Some(message) = events.recv().await {
@@ -188,5 +229,47 @@ async fn write(
         if let Err(error) = outcome {
             warn!(%call, seq = event.seq, %error, "call log: could not record the event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind) -> CallEvent {
+        CallEvent {
+            seq: 1,
+            kind,
+            call: Uuid::new_v4().to_string(),
+            occurred_at: chrono::Utc::now(),
+            elapsed_ms: 0,
+            tag: None,
+            meta: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_and_counts_what_it_drops() {
+        let (log, mut events) = CallLog::with_queue(10);
+        let log = Arc::new(log);
+        let sink = log.sink(Uuid::new_v4(), None, None);
+        // A flow's steps never reach the writer's queue.
+        for _ in 0..1000 {
+            sink.emit(&event(EventKind::Callflow {
+                verb: "flood".into(),
+                phase: Phase::Finished,
+                detail: Default::default(),
+            }));
+        }
+        assert_eq!(log.dropped(), 0);
+        for _ in 0..15 {
+            sink.emit(&event(EventKind::Answered));
+        }
+        assert_eq!(log.dropped(), 5, "what does not fit is counted");
+        let mut kept = 0;
+        while events.try_recv().is_ok() {
+            kept += 1;
+        }
+        assert_eq!(kept, 10);
     }
 }
