@@ -27,7 +27,7 @@ async fn the_sample_account_uses_the_api_and_a_restart_keeps_data_and_tokens() {
         let mode =
             |path: &std::path::Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
         assert_eq!(mode(&data), 0o700, "the data directory");
-        for file in ["opentact.db", "jwt.key"] {
+        for file in ["opentact.db", "jwt.key", "secret.key"] {
             assert_eq!(mode(&data.join(file)), 0o600, "{file}");
         }
         for entry in std::fs::read_dir(&data).expect("data dir") {

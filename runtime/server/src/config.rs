@@ -68,6 +68,11 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// Create the sample account, number and app when the store has no account yet.
     pub seed_sample: Option<bool>,
+    /// The server's secret key file: the secrets the platform must read back (accounts'
+    /// webhook signing keys) are sealed under it in the database. Created with a random key on
+    /// first start (0600); default `<data_dir>/secret.key`. Every node of a cluster needs the
+    /// same file, and a backup of the database is only usable with it.
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// SIP signalling.

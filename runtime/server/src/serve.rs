@@ -59,7 +59,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.api.listen = listen;
     }
     let data_dir = config.server.data_dir.clone();
-    let store = crate::provision::open_store(&config).await?;
+    let secret_key_file = config.store.secret_key_file.clone().unwrap_or_else(|| data_dir.join("secret.key"));
+    let sealer = opentact_store::seal::Sealer::new(&key_file(&secret_key_file)?)
+        .with_context(|| format!("the secret key in {}", secret_key_file.display()))?;
+    let store = crate::provision::open_store(&config).await?.with_sealer(sealer);
     let seed = config.store.seed_sample.unwrap_or(store.backend() == opentact_store::Backend::Sqlite);
     if seed && let Some(password) = sample::seed(&store).await? {
         sample::announce_password(&data_dir, &password)?;
@@ -312,13 +315,26 @@ async fn stop_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The JWT signing key: read from `path`, or created there with 32 random bytes (mode 0600) on
-/// first start, so tokens survive restarts.
+/// The JWT signing key: read from `path`, or created there on first start, so tokens survive
+/// restarts.
 fn jwt_secret(path: &std::path::Path) -> anyhow::Result<opentact_api::JwtSecret> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    let bytes = read_or_create_key(path)?;
+    opentact_api::JwtSecret::new(bytes).with_context(|| format!("the JWT key in {}", path.display()))
+}
+
+/// A 32-byte key from the key file at `path` (created on first start): its SHA-256, so any
+/// operator-made file of enough randomness works too.
+fn key_file(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    use sha2::Digest;
+    Ok(sha2::Sha256::digest(read_or_create_key(path)?).into())
+}
+
+/// The bytes of the key file at `path`, or a new random key written there (mode 0600).
+fn read_or_create_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let key = opentact_store::secret::new_token().context("generating the JWT key")?;
+            let key = opentact_store::secret::new_token().context("generating a key")?;
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
@@ -326,11 +342,10 @@ fn jwt_secret(path: &std::path::Path) -> anyhow::Result<opentact_api::JwtSecret>
             let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
             std::io::Write::write_all(&mut file, key.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
-            key.into_bytes()
+            Ok(key.into_bytes())
         }
-        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
-    };
-    opentact_api::JwtSecret::new(bytes).with_context(|| format!("the JWT key in {}", path.display()))
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// Uploaded components are compiled and linked against the flow world before they are stored

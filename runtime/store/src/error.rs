@@ -108,6 +108,10 @@ pub enum StoreError {
     #[error("password hashing failed")]
     PasswordHash(#[source] argon2::password_hash::Error),
 
+    /// A sealed secret could not be sealed or opened (see [`crate::seal`]).
+    #[error("sealed secret: {reason}")]
+    Sealing { reason: &'static str },
+
     /// The operating system's random source failed.
     #[error("random source failed")]
     Random(#[source] getrandom::Error),

@@ -51,6 +51,7 @@
 mod error;
 pub mod model;
 pub mod repo;
+pub mod seal;
 pub mod secret;
 mod sql;
 

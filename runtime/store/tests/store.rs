@@ -106,6 +106,7 @@ store_test!(
     batch_states_and_cancel,
     outbox_rows_keep_their_order_across_chunks,
     a_node_closes_only_its_own_abandoned_calls,
+    signing_keys_are_sealed_at_rest,
     sms_messages_are_the_accounts_own,
     sms_queue_claims_attempts_and_receipts,
     sms_claims_never_overlap_and_expired_claims_follow_the_policy,
@@ -1086,6 +1087,30 @@ async fn a_node_closes_only_its_own_abandoned_calls(ctx: Ctx) -> anyhow::Result<
     let done = s.get_call(owner, ended.uuid).await?.context("the ended call")?;
     ensure!(done.q850_cause == Some(16), "an ended call keeps its end: {done:?}");
     ensure!(s.close_abandoned_calls("a", at, "again").await? == 0, "nothing left to close");
+    Ok(())
+}
+
+async fn signing_keys_are_sealed_at_rest(ctx: Ctx) -> anyhow::Result<()> {
+    let plain = ctx.store.clone();
+    let a = account(&plain, "sealed@example.com").await?;
+    let sealed = plain.clone().with_sealer(opentact_store::seal::Sealer::new(&[9u8; 32])?);
+    let key = SigningKey { public_key: "PUBLIC".to_owned(), private_pkcs8: "PRIVATE-PKCS8-BYTES".to_owned() };
+    let stored = sealed.insert_signing_key(a, key.clone()).await?;
+    ensure!(stored == key, "read back as written: {stored:?}");
+    ensure!(sealed.signing_key(a).await?.as_ref() == Some(&key));
+    let rows = sqlx_rows(&ctx, "SELECT private_pkcs8 FROM account_signing_key").await?;
+    ensure!(rows.len() == 1, "{rows:?}");
+    ensure!(
+        rows[0].starts_with(opentact_store::seal::SEALED_PREFIX) && !rows[0].contains("PRIVATE-PKCS8-BYTES"),
+        "the database holds no usable key: {rows:?}"
+    );
+    // Without the key file the store says so, it does not hand out ciphertext as a key.
+    ensure!(
+        matches!(plain.signing_key(a).await, Err(StoreError::Sealing { .. })),
+        "a store without the secret key cannot read a sealed key"
+    );
+    let other = plain.clone().with_sealer(opentact_store::seal::Sealer::new(&[10u8; 32])?);
+    ensure!(other.signing_key(a).await.is_err(), "another key file opens nothing");
     Ok(())
 }
 

@@ -55,6 +55,9 @@ enum Pool {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// Seals the secrets the store must give back (signing keys); `None`: they are stored as
+    /// given, and sealed ones cannot be read.
+    sealer: Option<std::sync::Arc<crate::seal::Sealer>>,
 }
 
 /// Runs `$body` with `$p` bound to the concrete pool. The body is compiled once per backend.
@@ -81,6 +84,29 @@ macro_rules! ordered {
 pub(crate) use ordered;
 
 impl Store {
+    /// The same store, sealing the secrets it must give back under `sealer` (the server's
+    /// secret key file); see [`crate::seal`].
+    pub fn with_sealer(mut self, sealer: crate::seal::Sealer) -> Self {
+        self.sealer = Some(std::sync::Arc::new(sealer));
+        self
+    }
+
+    /// `value` as it is stored for `owner`: sealed when the store has a key.
+    pub(crate) fn seal(&self, value: &str, owner: &str) -> Result<String> {
+        match &self.sealer {
+            Some(sealer) => sealer.seal(value, owner),
+            None => Ok(value.to_owned()),
+        }
+    }
+
+    /// A stored secret of `owner`, opened.
+    pub(crate) fn unseal(&self, stored: &str, owner: &str) -> Result<String> {
+        match &self.sealer {
+            Some(sealer) => sealer.open(stored, owner),
+            None => crate::seal::open_without_key(stored),
+        }
+    }
+
     /// Opens the store named by `url` and applies pending migrations.
     ///
     /// - `sqlite://path/to/file.db?mode=rwc` (or `sqlite:path`): a file, created with its
@@ -106,11 +132,11 @@ impl Store {
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-            Ok(Store { pool: Pool::Sqlite(pool) })
+            Ok(Store { pool: Pool::Sqlite(pool), sealer: None })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new().max_connections(PG_MAX_CONNECTIONS).connect(url).await?;
             sqlx::migrate!("migrations/postgres").run(&pool).await?;
-            Ok(Store { pool: Pool::Postgres(pool) })
+            Ok(Store { pool: Pool::Postgres(pool), sealer: None })
         } else {
             Err(StoreError::UnsupportedUrl { url: redact(url) })
         }

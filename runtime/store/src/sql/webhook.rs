@@ -198,7 +198,11 @@ impl WebhookRepo for Store {
         .bind(account.to_string())
         .fetch_optional(p)
         .await?);
-        Ok(row.map(|(public_key, private_pkcs8)| SigningKey { public_key, private_pkcs8 }))
+        let owner = account.to_string();
+        row.map(|(public_key, stored)| {
+            Ok(SigningKey { public_key, private_pkcs8: self.unseal(&stored, &owner)? })
+        })
+        .transpose()
     }
 
     async fn insert_signing_key(&self, account: Uuid, key: SigningKey) -> Result<SigningKey> {
@@ -208,7 +212,7 @@ impl WebhookRepo for Store {
         )
         .bind(account.to_string())
         .bind(&key.public_key)
-        .bind(&key.private_pkcs8)
+        .bind(self.seal(&key.private_pkcs8, &account.to_string())?)
         .bind(ms(now()))
         .execute(p)
         .await
