@@ -59,10 +59,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.api.listen = listen;
     }
     let data_dir = config.server.data_dir.clone();
+    // Opening the store makes the data directory the key file lives in by default.
+    let store = crate::provision::open_store(&config).await?;
     let secret_key_file = config.store.secret_key_file.clone().unwrap_or_else(|| data_dir.join("secret.key"));
     let sealer = opentact_store::seal::Sealer::new(&key_file(&secret_key_file)?)
         .with_context(|| format!("the secret key in {}", secret_key_file.display()))?;
-    let store = crate::provision::open_store(&config).await?.with_sealer(sealer);
+    let store = store.with_sealer(sealer);
     let seed = config.store.seed_sample.unwrap_or(store.backend() == opentact_store::Backend::Sqlite);
     if seed && let Some(password) = sample::seed(&store).await? {
         sample::announce_password(&data_dir, &password)?;
