@@ -214,3 +214,35 @@ async fn when_the_caller_leaves_while_targets_ring_they_are_cancelled() {
     let hangup = events.iter().find(|e| e["type"] == "call.hangup").expect("hangup");
     assert_eq!(hangup["by"], "caller", "{hangup:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_id_the_account_does_not_lease_is_refused() {
+    let carrier_port = free_udp_port();
+    let data = tempfile::tempdir().expect("tempdir");
+    // A customer's flow trying to present somebody else's number on the carrier trunk.
+    let xml = r#"<Response>
+  <Dial timeout="5000" callerId="19995550123"><Number>12125550100</Number></Dial>
+  <Hangup/>
+</Response>"#;
+    provision::xml_number(&data.path().join("data"), "spoofer@example.test", 13_125_550_113, xml).await;
+    let config = data.path().join("trunk.toml");
+    std::fs::write(&config, format!("[sip]\noutbound_proxy = \"127.0.0.1:{carrier_port}\"\n"))
+        .expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    // The carrier would listen here; nothing may reach it.
+    let carrier = tokio::net::UdpSocket::bind(("127.0.0.1", carrier_port)).await.expect("carrier socket");
+    let (code, output) = place_call(&platform, "13125550113").await;
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+    let events = platform.wait_for_event(Duration::from_secs(5), |e| e["type"] == "call.hangup").await;
+    let failed = events
+        .iter()
+        .find(|e| e["verb"] == "dial" && e["phase"] == "failed")
+        .unwrap_or_else(|| panic!("the dial failed: {events:#?}"));
+    assert!(
+        failed["detail"]["message"].to_string().contains("is not a number this account leases"),
+        "{failed:#}"
+    );
+    let mut buffer = [0u8; 2048];
+    let received = tokio::time::timeout(Duration::from_millis(300), carrier.recv_from(&mut buffer)).await;
+    assert!(received.is_err(), "no INVITE reached the carrier");
+}

@@ -38,6 +38,36 @@ fn is_private(ip: IpAddr) -> bool {
     opentact_egress::is_non_public(ip)
 }
 
+impl ServerDialer {
+    /// A caller ID a flow asks for on its outbound legs, if the account may present it: the
+    /// call's own parties (a forwarded call keeps its caller, a placed call its number) or a
+    /// number the account leases. Anything else would let a customer spoof any number on the
+    /// carrier trunk.
+    async fn presentable<'a>(&self, caller_id: &'a str, call: &CallInfo) -> Result<&'a str, CallError> {
+        if caller_id == call.from || call.tn.is_some_and(|tn| tn.to_string() == caller_id) {
+            return Ok(caller_id);
+        }
+        let refused = || {
+            CallError::invalid(
+                "dial.caller_id",
+                format!(
+                    "{caller_id:?} is not a number this account leases: a caller ID must be one of its numbers"
+                ),
+            )
+        };
+        let tn = crate::routing::tn_of(caller_id).ok_or_else(refused)?;
+        let lease = self
+            .store
+            .lease_by_tn(tn)
+            .await
+            .map_err(|error| CallError::Failed(format!("looking up {tn}: {error}")))?;
+        match lease {
+            Some(lease) if lease.account.to_string() == call.account => Ok(caller_id),
+            _ => Err(refused()),
+        }
+    }
+}
+
 #[async_trait]
 impl Dialer for ServerDialer {
     fn endpoint(&self) -> Option<Arc<SipEndpoint>> {
@@ -54,7 +84,10 @@ impl Dialer for ServerDialer {
         call: &CallInfo,
         caller_id: Option<&str>,
     ) -> Result<Vec<OutboundRequest>, CallError> {
-        let caller = caller_id.unwrap_or(&call.from);
+        let caller = match caller_id {
+            Some(caller_id) => self.presentable(caller_id, call).await?,
+            None => call.from.as_str(),
+        };
         let from = format!("sip:{caller}@{}", self.local);
         match target {
             DialTarget::Number(digits) => {
