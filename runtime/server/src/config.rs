@@ -21,6 +21,8 @@ pub struct Config {
     pub sip: SipSection,
     /// The call engine's limits.
     pub calls: CallsSection,
+    /// The event bus: what it keeps for clients that resume, and how many may listen.
+    pub events: EventsSection,
     /// RTP, audio files and speech.
     pub media: MediaSection,
     /// The REST API.
@@ -217,6 +219,53 @@ pub const DEFAULT_DRAIN_SECS: u64 = 30;
 impl Default for ServerConfig {
     fn default() -> Self {
         Self { data_dir: PathBuf::from("data"), drain_secs: DEFAULT_DRAIN_SECS, node_id: None }
+    }
+}
+
+/// The event bus (websocket clients, the webhook outbox).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSection {
+    /// How long published events are kept for clients that resume, seconds.
+    pub retention_secs: u64,
+    /// Most events kept, all accounts together; the oldest go first.
+    pub max_retained: usize,
+    /// Most bytes of kept events (their JSON), all accounts together.
+    pub max_retained_bytes: usize,
+    /// Events one websocket client may have waiting before it is cut off as too slow.
+    pub subscriber_queue: usize,
+    /// Live websocket subscribers per account.
+    pub max_subscribers_per_account: usize,
+    /// Events waiting for the webhook outbox writer; past it events are dropped and logged
+    /// (each a lost webhook: the database is far behind).
+    pub webhook_queue: usize,
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        let bus = opentact_events::BusConfig::default();
+        Self {
+            retention_secs: bus.retention.as_secs(),
+            max_retained: bus.max_retained,
+            max_retained_bytes: bus.max_retained_bytes,
+            subscriber_queue: bus.queue_capacity,
+            max_subscribers_per_account: bus.max_subscribers_per_account,
+            webhook_queue: bus.tap_capacity,
+        }
+    }
+}
+
+impl EventsSection {
+    /// The bus's configuration, from this table.
+    pub fn bus_config(&self) -> opentact_events::BusConfig {
+        opentact_events::BusConfig {
+            retention: std::time::Duration::from_secs(self.retention_secs),
+            max_retained: self.max_retained,
+            queue_capacity: self.subscriber_queue,
+            max_retained_bytes: self.max_retained_bytes,
+            max_subscribers_per_account: self.max_subscribers_per_account,
+            tap_capacity: self.webhook_queue,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use anyhow::Context;
 use opentact_api::UrlPolicy;
 use opentact_call::events::JsonLinesSink;
 use opentact_call::{CallEvent, EventSink};
-use opentact_events::{BusConfig, EventBus};
+use opentact_events::EventBus;
 use opentact_media::fetch::{AudioFetcher, FetchPolicy};
 use opentact_media::tts::EspeakTts;
 use opentact_sip::{SipConfig, SipEndpoint};
@@ -129,7 +129,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )),
         None => None,
     };
-    let (bus, tap) = EventBus::with_tap(BusConfig::default());
+    let (bus, tap) = EventBus::with_tap(config.events.bus_config());
     let bus = Arc::new(bus);
     let webhooks = opentact_webhooks::Webhooks::start(store.clone(), config.webhooks.clone(), tap);
     // The call engine and the API see the store through its repository traits.
