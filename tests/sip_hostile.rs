@@ -187,23 +187,12 @@ async fn sigterm_hangs_up_calls_in_progress_and_leaves_every_cdr_closed() {
         .expect("exit status");
     assert!(exit.success(), "a clean stop: {exit:?}\n{}", platform.log());
     assert!(platform.log().contains("drain deadline reached"), "{}", platform.log());
-    let store = opentact_store::Store::open(&format!("sqlite://{}", dir.join("opentact.db").display()))
-        .await
-        .expect("store");
-    let calls = opentact_store::CallLogRepo::search_calls(
-        &store,
-        provisioned.account,
-        opentact_store::CallFilter::default(),
-        opentact_store::ListParams::default(),
-    )
-    .await
-    .expect("call log");
+    let calls = provision::call_log(&dir, provisioned.account).await;
     assert_eq!(calls.total, 2, "{calls:#?}");
     for call in &calls.data {
         assert!(call.ended_on.is_some(), "every CDR is closed: {call:#?}");
         assert_eq!(call.q850_cause, Some(16), "ended as a normal hangup: {call:#?}");
     }
-    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,23 +214,12 @@ async fn a_cdr_left_open_by_a_killed_platform_is_closed_when_it_starts_again() {
     let _ = caller.kill().await;
     let again = Platform::start_in(data, &[]).await;
     assert!(again.log().contains("closed the CDRs of calls that were up"), "{}", again.log());
-    let store = opentact_store::Store::open(&format!("sqlite://{}", dir.join("opentact.db").display()))
-        .await
-        .expect("store");
-    let calls = opentact_store::CallLogRepo::search_calls(
-        &store,
-        provisioned.account,
-        opentact_store::CallFilter::default(),
-        opentact_store::ListParams::default(),
-    )
-    .await
-    .expect("call log");
+    let calls = provision::call_log(&dir, provisioned.account).await;
     assert_eq!(calls.total, 1, "{calls:#?}");
     let call = &calls.data[0];
     assert!(call.ended_on.is_some(), "closed at the restart: {call:#?}");
     assert_eq!(call.q850_cause, Some(41));
     assert_eq!(call.hangup_reason.as_deref(), Some("the platform stopped while the call was in progress"));
-    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,9 +39,8 @@ pub async fn account(data: &Path, email: &str) -> Uuid {
     account.uuid
 }
 
-/// An account whose number `tn` runs `mode`.
-pub async fn number_with_app(data: &Path, email: &str, tn: i64, mode: AppMode) -> Provisioned {
-    let store = open(data).await;
+/// Puts `tn` in the number inventory (voice and SMS capable, available).
+async fn in_inventory(store: &Store, tn: i64) {
     let now = chrono::Utc::now();
     store
         .upsert_numbers(&[NumberInventory {
@@ -56,6 +55,12 @@ pub async fn number_with_app(data: &Path, email: &str, tn: i64, mode: AppMode) -
         }])
         .await
         .expect("inventory");
+}
+
+/// An account whose number `tn` runs `mode`.
+pub async fn number_with_app(data: &Path, email: &str, tn: i64, mode: AppMode) -> Provisioned {
+    let store = open(data).await;
+    in_inventory(&store, tn).await;
     let account = match store.account_by_email(email).await.expect("lookup") {
         Some(account) => account,
         None => store
@@ -258,21 +263,23 @@ pub async fn connection_with_ip(data: &Path, account: Uuid, ip: &str) {
 pub async fn sms_number(data: &Path, email: &str, tn: i64, sms: bool) -> Uuid {
     let account = account(data, email).await;
     let store = open(data).await;
-    let now = chrono::Utc::now();
-    store
-        .upsert_numbers(&[NumberInventory {
-            tn,
-            npa: i32::try_from((tn / 10_000_000) % 1000).expect("npa"),
-            state: None,
-            voice: true,
-            sms: true,
-            available: true,
-            created_on: now,
-            modified_on: now,
-        }])
-        .await
-        .expect("inventory");
+    in_inventory(&store, tn).await;
     store.lease_tn(account, NewLease { tn, voice: true, sms, autorenew: false }).await.expect("lease");
     store.close().await;
     account
+}
+
+/// The call log (CDRs) of `account` in the data directory's store, as the platform wrote it.
+pub async fn call_log(data: &Path, account: Uuid) -> opentact_store::List<opentact_store::CallRecord> {
+    let store = open(data).await;
+    let calls = opentact_store::CallLogRepo::search_calls(
+        &store,
+        account,
+        opentact_store::CallFilter::default(),
+        opentact_store::ListParams::default(),
+    )
+    .await
+    .expect("call log");
+    store.close().await;
+    calls
 }
