@@ -619,15 +619,7 @@ async fn register(
     if !accepted {
         return;
     }
-    let contact_values: Vec<String> = tx
-        .original
-        .headers
-        .iter()
-        .filter_map(|header| match header {
-            Header::Contact(contact) => Some(contact.value().to_owned()),
-            _ => None,
-        })
-        .collect();
+    let contact_values = crate::registrar::contact_values(&tx.original);
     let header_expires = tx.original.header_value("Expires").and_then(|v| v.trim().parse::<u32>().ok());
     if contact_values.is_empty() {
         // A query: answer with the current bindings.
