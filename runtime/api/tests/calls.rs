@@ -200,6 +200,25 @@ async fn recordings_metadata_and_audio(c: Ctx) -> anyhow::Result<()> {
         status == StatusCode::OK && ct.as_deref() == Some("audio/wav") && bytes == wav,
         "{status} {ct:?}"
     );
+    // A large recording (an hour and more of audio) is streamed from its file with its length,
+    // not read whole into memory first.
+    let large = Uuid::new_v4();
+    c.store.add_recording(a, call, large, "long", 3_600_000).await?;
+    let big: Vec<u8> = (0..24 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(call_dir.join(format!("{large}.wav")), &big)?;
+    let req =
+        Ctx::request("GET", &format!("/rest/record/{large}/audio"), Auth::Bearer(&jwt)).body(Body::empty())?;
+    let response = c.app.clone().oneshot(req).await?;
+    ensure!(response.status() == StatusCode::OK, "{}", response.status());
+    let length =
+        response.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    ensure!(length == Some(big.len().to_string()), "Content-Length {length:?}");
+    let body = response.into_body();
+    let hint = axum::body::HttpBody::size_hint(&body);
+    ensure!(hint.exact().is_none(), "the body is a buffer of the whole file, not a stream: {hint:?}");
+    let served = body.collect().await?.to_bytes();
+    ensure!(served.len() == big.len() && served[..] == big[..], "the large recording's bytes differ");
+
     let (status, _, body) = audio(missing, &jwt).await?;
     ensure!(status == StatusCode::NOT_FOUND, "a recording whose file is gone: {status}");
     let body: Value = serde_json::from_slice(&body)?;

@@ -1,7 +1,10 @@
 //! Recordings: `GET /rest/record/{uuid}` (what was recorded, on which call, how long) and
-//! `GET /rest/record/{uuid}/audio` (the WAV file the platform kept).
+//! `GET /rest/record/{uuid}/audio` (the WAV file the platform kept), streamed from the file
+//! with its `Content-Length`: an hour of audio is tens of MB, and a few clients fetching
+//! recordings must not hold them whole in memory.
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -66,6 +69,9 @@ async fn audio(
         &recording.call.to_string(),
         &recording.uuid.to_string(),
     );
-    let bytes = tokio::fs::read(&path).await.map_err(|_| gone())?;
-    Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response())
+    let file = tokio::fs::File::open(&path).await.map_err(|_| gone())?;
+    let length = file.metadata().await.map_err(|_| gone())?.len();
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok(([(header::CONTENT_TYPE, "audio/wav".to_owned()), (header::CONTENT_LENGTH, length.to_string())], body)
+        .into_response())
 }
