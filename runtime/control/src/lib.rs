@@ -107,3 +107,33 @@ pub trait Messaging: Send + Sync {
     /// A message was queued: look at the outbox now rather than at the next poll.
     fn queued(&self);
 }
+
+/// An SMS that came in to one of an account's numbers, for the app attached to that number.
+/// The message is stored (an `smsr` record) before the flow host sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundSms {
+    /// The stored message's id (`GET /rest/sms/{id}`).
+    pub id: uuid::Uuid,
+    /// The account that leases the number.
+    pub account: uuid::Uuid,
+    /// The app attached to the number (a component app).
+    pub app: uuid::Uuid,
+    /// The sender, as the SMSC gave it (digits, maybe with a leading `+`).
+    pub from: String,
+    /// The number it came in to, E.164 with `+`.
+    pub to: String,
+    /// The number it came in to, as the store keys it.
+    pub tn: i64,
+    /// The text, reassembled from its parts.
+    pub text: String,
+}
+
+/// Runs an app's component (exporting `handle-sms`) for an inbound SMS (the flow host).
+pub trait SmsFlows: Send + Sync {
+    /// Run `message.app`'s component for `message`; `Err` says why it could not run or failed
+    /// (logged and kept in the message's history by the caller).
+    fn handle_sms(
+        &self,
+        message: InboundSms,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>>;
+}
