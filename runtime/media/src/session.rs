@@ -46,6 +46,10 @@
 //!   wall-clock time since it opened, plus [`TAP_SLACK_SAMPLES`] for jitter; the rest is
 //!   dropped ([`RtpStats::tap_samples_dropped`]). (Why this, and not the media clock, paces
 //!   taps is written at the `Tap` type.)
+//! - **A stalled listener.** A tap's queue holds at most [`TAP_QUEUE_PACKETS`] packets: when its
+//!   reader (a recording's writer, a bridge's other leg) falls behind, further packets are
+//!   dropped and counted ([`RtpStats::tap_packets_overflowed`]) instead of queued, so memory
+//!   stays bounded however long the reader stalls.
 //!
 //! The limits are [`RtpLimits`]: [`RtpSession::bind`] takes the process-wide defaults
 //! ([`set_default_limits`], set once at start-up from the configuration), [`RtpSession::bind_with`]
@@ -92,6 +96,13 @@ const RANDOM_PORT_TRIES: u32 = 16;
 /// once, a late burst after a network stall is real audio, and the peer's sample clock may run
 /// a little fast (at 50 ppm, 500 ms is almost three hours of drift before a packet is lost).
 pub const TAP_SLACK_SAMPLES: u64 = SAMPLE_RATE as u64 / 2;
+/// Packets a tap's queue holds for its reader (2 s of 20 ms packets); more are dropped and
+/// counted ([`RtpStats::tap_packets_overflowed`]). A fed bridge drains its queue every 20 ms and
+/// a recording's writer continuously, so only a stalled reader ever reaches it.
+pub const TAP_QUEUE_PACKETS: usize = 100;
+/// A tap's audio as its reader receives it (8 kHz PCM, one Vec per packet), bounded by
+/// [`TAP_QUEUE_PACKETS`].
+pub type TapReceiver = mpsc::Receiver<Vec<i16>>;
 /// Default of [`RtpLimits::max_packets_per_second`]: four times a 20 ms G.711 stream (50 a
 /// second), which leaves room for 10 ms packets with RFC 4733 events on top and for bursts.
 pub const DEFAULT_MAX_PACKETS_PER_SECOND: u32 = 200;
@@ -178,6 +189,8 @@ pub struct RtpCounters {
     pub dropped_rate: AtomicU64,
     /// Samples a tap did not get because they ran ahead of real time.
     pub tap_samples_dropped: AtomicU64,
+    /// Packets a tap did not get because its queue was full (its reader stalled).
+    pub tap_packets_overflowed: AtomicU64,
 }
 
 /// A snapshot of a session's counters and latch.
@@ -195,6 +208,8 @@ pub struct RtpStats {
     pub dropped_rate: u64,
     /// Samples taps did not get because they ran ahead of real time.
     pub tap_samples_dropped: u64,
+    /// Packets taps did not get because their queue was full (a stalled reader).
+    pub tap_packets_overflowed: u64,
     /// The source the session latched to, if any yet.
     pub latched: Option<SocketAddr>,
 }
@@ -277,7 +292,7 @@ fn canonical(address: SocketAddr) -> SocketAddr {
 /// tap the same way (a recording, a mixed `<Dial record>`, a bridge's feed), memory included:
 /// a tap never holds more than the audio of the time since it opened, plus the slack.
 struct Tap {
-    sender: mpsc::UnboundedSender<Vec<i16>>,
+    sender: mpsc::Sender<Vec<i16>>,
     opened: Instant,
     /// Samples sent so far.
     sent: u64,
@@ -330,7 +345,7 @@ struct Shared {
     /// Listeners of the caller's audio (recordings, a bridge); a dropped receiver unsubscribes.
     taps: Mutex<Vec<Tap>>,
     /// Audio to send when nothing plays: the other leg of a bridge.
-    feed: Mutex<Option<mpsc::UnboundedReceiver<Vec<i16>>>>,
+    feed: Mutex<Option<TapReceiver>>,
     /// RFC 4733 payloads waiting to go out, one per tick, instead of audio.
     events: Mutex<VecDeque<TelephoneEvent>>,
     /// Audio looped when nothing plays and nothing is fed (hold music), and the position in it.
@@ -479,6 +494,7 @@ impl RtpSession {
             dropped_source: counters.dropped_source.load(Ordering::Relaxed),
             dropped_rate: counters.dropped_rate.load(Ordering::Relaxed),
             tap_samples_dropped: counters.tap_samples_dropped.load(Ordering::Relaxed),
+            tap_packets_overflowed: counters.tap_packets_overflowed.load(Ordering::Relaxed),
             latched: self.shared.peer.lock().latched,
         }
     }
@@ -567,16 +583,17 @@ impl RtpSession {
     }
 
     /// Receive the peer's audio (8 kHz PCM, one Vec per packet) until the receiver is dropped;
-    /// never more than real time since now (see [`Tap`]).
-    pub fn tap(&self) -> mpsc::UnboundedReceiver<Vec<i16>> {
-        let (sender, rx) = mpsc::unbounded_channel();
+    /// never more than real time since now (see [`Tap`]), and never more than
+    /// [`TAP_QUEUE_PACKETS`] waiting for the reader.
+    pub fn tap(&self) -> TapReceiver {
+        let (sender, rx) = mpsc::channel(TAP_QUEUE_PACKETS);
         self.shared.taps.lock().push(Tap { sender, opened: Instant::now(), sent: 0 });
         rx
     }
 
     /// Send this audio whenever nothing plays (a bridge: the other leg's tap), until
     /// [`RtpSession::stop_feed`].
-    pub fn feed(&self, audio: mpsc::UnboundedReceiver<Vec<i16>>) {
+    pub fn feed(&self, audio: TapReceiver) {
         *self.shared.feed.lock() = Some(audio);
     }
 
@@ -883,8 +900,13 @@ async fn receive_loop(shared: Arc<Shared>, local: SocketAddr) {
             if tapped {
                 for tap in shared.taps.lock().iter_mut() {
                     if tap.fits(now, samples.len()) {
-                        tap.sent += samples.len() as u64;
-                        let _ = tap.sender.send(samples.clone());
+                        match tap.sender.try_send(samples.clone()) {
+                            Ok(()) => tap.sent += samples.len() as u64,
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                shared.counters.tap_packets_overflowed.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => {}
+                        }
                     }
                 }
             }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use opentact_media::dtmf::send_key;
 use opentact_media::recorder::WavRecorder;
 use opentact_media::rtp::RtpPacket;
-use opentact_media::session::{PT_PCMU, RtpLimits, RtpPeer, RtpSession, TAP_SLACK_SAMPLES};
+use opentact_media::session::{
+    PT_PCMU, RtpLimits, RtpPeer, RtpSession, TAP_QUEUE_PACKETS, TAP_SLACK_SAMPLES,
+};
 use opentact_media::{SAMPLE_RATE, SAMPLES_PER_FRAME};
 use tokio::net::UdpSocket;
 
@@ -237,4 +239,25 @@ async fn a_flood_does_not_record_more_than_real_time() {
     let stats = session.stats();
     assert!(stats.tap_samples_dropped > 0 && stats.dropped_rate > 0, "{stats:?}");
     assert!(recorder.finish().expect("finish") <= allowed);
+}
+
+#[tokio::test]
+async fn a_stalled_tap_holds_a_bounded_queue() {
+    let caller = socket("127.0.0.1").await;
+    // No rate cap in the way: the pacing's slack (500 ms = 4 000 samples) admits 500 packets of
+    // 8 samples at once — far more than a tap's queue may hold.
+    let limits = RtpLimits { max_packets_per_second: 100_000, ..RtpLimits::default() };
+    let session = session(caller.local_addr().expect("addr"), limits).await;
+    let tap = session.tap();
+    let to = session.local_addr();
+    for sequence in 0..600u16 {
+        let bytes = datagram(PT_PCMU, sequence, u32::from(sequence) * 8, 0xa0d10, &[0xff; 8]);
+        caller.send_to(&bytes, to).await.expect("send");
+    }
+    read_all(&session, 600).await;
+    // Nobody reads the tap (a stalled recording writer): its queue stops at its bound.
+    assert_eq!(tap.len(), TAP_QUEUE_PACKETS, "{:?}", session.stats());
+    let stats = session.stats();
+    assert!(stats.tap_packets_overflowed >= 300, "{stats:?}");
+    assert_eq!(stats.dropped_rate, 0, "{stats:?}");
 }

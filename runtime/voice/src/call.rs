@@ -22,7 +22,7 @@ use opentact_media::recorder::WavRecorder;
 use opentact_media::sdp::{self, Direction, LocalMedia};
 use opentact_sip::{IncomingCall, LegEnd, LegEvents, LegState, OutboundCall};
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::dial::{self, Dialer};
@@ -317,7 +317,7 @@ fn rms(samples: &[i16]) -> f64 {
 /// time (`opentact_media::session::TAP_SLACK_SAMPLES`), so a flood cannot lengthen a recording.
 async fn record_to(
     path: &Path,
-    mut tap: mpsc::UnboundedReceiver<Vec<i16>>,
+    mut tap: opentact_media::session::TapReceiver,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) -> std::io::Result<u64> {
     let mut recorder = WavRecorder::create(path)?;
@@ -500,8 +500,8 @@ fn relay_digits(from: Arc<RtpSession>, to: Arc<RtpSession>) -> tokio::task::Join
 /// Mixes two legs' audio into one WAV, 20 ms at a time, until stopped.
 async fn record_mix(
     path: &Path,
-    mut first: mpsc::UnboundedReceiver<Vec<i16>>,
-    mut second: mpsc::UnboundedReceiver<Vec<i16>>,
+    mut first: opentact_media::session::TapReceiver,
+    mut second: opentact_media::session::TapReceiver,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) -> std::io::Result<u64> {
     use std::collections::VecDeque;
