@@ -11,3 +11,4 @@ pub mod outbox;
 pub mod segment;
 pub mod smpp;
 pub mod store;
+pub mod tendlc;

@@ -25,6 +25,8 @@ pub enum ObjectKind {
     EventSubscription,
     Batch,
     Message,
+    Brand,
+    Campaign,
 }
 
 impl ObjectKind {
@@ -50,6 +52,8 @@ impl ObjectKind {
             ObjectKind::EventSubscription => "event subscription",
             ObjectKind::Batch => "batch",
             ObjectKind::Message => "message",
+            ObjectKind::Brand => "brand",
+            ObjectKind::Campaign => "campaign",
         }
     }
 }

@@ -12,6 +12,7 @@ mod message;
 mod number;
 mod profile;
 mod sip;
+mod tendlc;
 mod webhook;
 
 pub use account::{Account, AccountPatch, ApiToken, CreatedToken, NewAccount, NewApiToken};
@@ -34,6 +35,10 @@ pub use profile::{
 pub use sip::{
     CreatedSipInvite, DigestCredentials, NewSipConnection, NewSipDomain, NewSipUser, SipConnection,
     SipConnectionPatch, SipDomain, SipDomainPatch, SipInvite, SipUser, SipUserPatch,
+};
+pub use tendlc::{
+    BrandEntityType, CampaignDecision, CampaignNumber, CampaignState, NewTenDlcBrand, NewTenDlcCampaign,
+    TenDlcBrand, TenDlcCampaign, USE_CASES, VERTICALS,
 };
 
 pub use webhook::{

@@ -25,6 +25,7 @@ mod messaging;
 mod order;
 mod profile;
 mod sip;
+mod tendlc;
 mod webhook;
 
 /// Connections a PostgreSQL pool opens at most.
