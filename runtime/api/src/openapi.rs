@@ -198,6 +198,7 @@ impl Modify for Security {
         routes::app::assign_numbers,
         routes::app::versions,
         routes::app::upload,
+        routes::app::remove_version,
         routes::sip_connection::list,
         routes::sip_connection::create,
         routes::sip_connection::get_one,

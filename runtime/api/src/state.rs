@@ -29,11 +29,23 @@ pub struct ApiConfig {
     pub jwt_ttl_secs: u64,
     /// Sign-in with Google ID tokens (`X-Auth-Google-Token`); off when absent.
     pub google: Option<OidcConfig>,
+    /// Component versions one app may keep (default 20): each is up to 10 MiB in the database
+    /// and one compile, so an account cannot fill the disk by uploading in a loop. The next
+    /// upload is refused (422) until old versions are deleted
+    /// (`DELETE /rest/sip/app/{uuid}/component/{version}`).
+    pub max_component_versions_per_app: u32,
 }
+
+/// Default of [`ApiConfig::max_component_versions_per_app`].
+pub const DEFAULT_MAX_COMPONENT_VERSIONS_PER_APP: u32 = 20;
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { jwt_ttl_secs: DEFAULT_JWT_TTL_SECS, google: None }
+        ApiConfig {
+            jwt_ttl_secs: DEFAULT_JWT_TTL_SECS,
+            google: None,
+            max_component_versions_per_app: DEFAULT_MAX_COMPONENT_VERSIONS_PER_APP,
+        }
     }
 }
 

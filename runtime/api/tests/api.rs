@@ -22,6 +22,7 @@ api_test!(
     paging,
     cross_account_isolation,
     sip_apps,
+    component_version_quota,
 );
 
 const DC1: Tn = 12025550100;
@@ -963,5 +964,49 @@ async fn sip_apps(c: Ctx) -> anyhow::Result<()> {
     let deleted = c.delete(&uri, &jwt).await?;
     ensure!(deleted.ok(StatusCode::OK)?["deleted"] == true);
     c.get(&uri, &jwt).await?.err(StatusCode::NOT_FOUND, &[])?;
+    Ok(())
+}
+
+/// An app keeps at most `api.max_component_versions_per_app` versions: the next upload is
+/// refused with what to do, a version that is not current can be deleted (the current one
+/// cannot), and another account can delete none.
+async fn component_version_quota(c: Ctx) -> anyhow::Result<()> {
+    let (_, jwt) = c.signup("versions@example.test").await?;
+    let (_, other) = c.signup("not-versions@example.test").await?;
+    let config = ApiConfig { max_component_versions_per_app: 2, ..ApiConfig::default() };
+    let app = router(ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), config));
+    let c = Ctx { app, store: c.store.clone(), secret: c.secret.clone() };
+    let created = c.post("/rest/sip/app", &jwt, json!({"name": "flow", "component": true})).await?;
+    let id = str_of(created.ok(StatusCode::CREATED)?, "uuid")?.to_owned();
+    let uri = format!("/rest/sip/app/{id}/component");
+    let upload = |n: u8| {
+        let mut wasm = vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00, n];
+        wasm.extend_from_slice(b"component body");
+        Ctx::request("PUT", &uri, Auth::Bearer(&jwt))
+            .header(header::CONTENT_TYPE, "application/wasm")
+            .body(Body::from(wasm))
+    };
+    let first = c.send(upload(1)?).await?;
+    let first = str_of(&first.ok(StatusCode::CREATED)?["version"], "uuid")?.to_owned();
+    let second = c.send(upload(2)?).await?;
+    let second = str_of(&second.ok(StatusCode::CREATED)?["version"], "uuid")?.to_owned();
+    c.send(upload(3)?).await?.err(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &["2 component versions", "api.max_component_versions_per_app = 2", "DELETE /rest/sip/app/"],
+    )?;
+
+    c.delete(&format!("{uri}/{first}"), &other).await?.err(StatusCode::NOT_FOUND, &[])?;
+    c.delete(&format!("{uri}/{second}"), &jwt)
+        .await?
+        .err(StatusCode::CONFLICT, &["current version", "deploy another version first"])?;
+    c.delete(&format!("{uri}/{}", uuid::Uuid::new_v4()), &jwt)
+        .await?
+        .err(StatusCode::NOT_FOUND, &["component version"])?;
+    let deleted = c.delete(&format!("{uri}/{first}"), &jwt).await?;
+    ensure!(deleted.ok(StatusCode::OK)?["deleted"] == true);
+    c.delete(&format!("{uri}/{first}"), &jwt).await?.err(StatusCode::NOT_FOUND, &[])?;
+    let versions = c.get(&uri, &jwt).await?;
+    ensure!(versions.ok(StatusCode::OK)?.as_array().map(Vec::len) == Some(1), "{versions:?}");
+    c.send(upload(3)?).await?.ok(StatusCode::CREATED)?;
     Ok(())
 }

@@ -41,6 +41,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/rest/sip/app/{uuid}/tnlease"),
     ("get", "/rest/sip/app/{uuid}/component"),
     ("put", "/rest/sip/app/{uuid}/component"),
+    ("delete", "/rest/sip/app/{uuid}/component/{version}"),
     ("get", "/rest/sip/connection"),
     ("post", "/rest/sip/connection"),
     ("get", "/rest/sip/connection/{uuid}"),

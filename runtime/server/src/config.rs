@@ -49,6 +49,9 @@ pub struct ApiSection {
     /// Sign-in with Google ID tokens (`X-Auth-Google-Token`): `[api.google]` with `issuer`,
     /// `client_id` and optionally `jwks_url`. Off when absent.
     pub google: Option<opentact_api::oidc::OidcConfig>,
+    /// Component versions one app may keep; the next upload is refused (422) until old ones
+    /// are deleted.
+    pub max_component_versions_per_app: u32,
 }
 
 impl Default for ApiSection {
@@ -58,6 +61,7 @@ impl Default for ApiSection {
             jwt_ttl_secs: opentact_api::ApiConfig::default().jwt_ttl_secs,
             jwt_key_file: None,
             google: None,
+            max_component_versions_per_app: opentact_api::ApiConfig::default().max_component_versions_per_app,
         }
     }
 }

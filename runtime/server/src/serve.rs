@@ -210,7 +210,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let api_state = opentact_api::ApiState::new(
         repo,
         jwt_secret(&key_file)?,
-        opentact_api::ApiConfig { jwt_ttl_secs: config.api.jwt_ttl_secs, google: config.api.google.clone() },
+        opentact_api::ApiConfig {
+            jwt_ttl_secs: config.api.jwt_ttl_secs,
+            google: config.api.google.clone(),
+            max_component_versions_per_app: config.api.max_component_versions_per_app,
+        },
     )
     .with_component_check(Arc::new(FlowHostCheck(router_host)))
     .with_events(bus)

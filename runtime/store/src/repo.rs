@@ -295,6 +295,10 @@ pub trait WebhookRepo: Send + Sync {
     ) -> Result<()>;
     /// Deliveries of the account, newest first (for inspection and tests).
     async fn list_deliveries(&self, account: Uuid, params: ListParams) -> Result<List<WebhookDelivery>>;
+    /// *Unscoped* (the outbox's retention): deletes up to `limit` deliveries that finished
+    /// before `before` — delivered then, or given up then — and returns how many. Pending ones
+    /// are never touched, nor the row with the highest position (positions continue after it).
+    async fn purge_deliveries(&self, before: Timestamp, limit: u32) -> Result<u64>;
 }
 
 /// Messaging profiles.
@@ -417,6 +421,9 @@ pub trait SipControlAppRepo: Send + Sync {
     async fn component_bytes(&self, account: Uuid, version: Uuid) -> Result<Option<Vec<u8>>>;
     /// Rolls the app to another of its versions.
     async fn set_current_component(&self, account: Uuid, app: Uuid, version: Uuid) -> Result<SipControlApp>;
+    /// Deletes one of the app's versions (its bytes with it). `WrongState` for the app's current
+    /// version: roll the app to another first.
+    async fn delete_component_version(&self, account: Uuid, app: Uuid, version: Uuid) -> Result<()>;
 }
 
 /// SIP domains and their users.

@@ -105,6 +105,7 @@ store_test!(
     batches_store_their_numbers_and_count_them,
     batch_states_and_cancel,
     outbox_rows_keep_their_order_across_chunks,
+    finished_outbox_rows_are_purged,
     a_node_closes_only_its_own_abandoned_calls,
     signing_keys_are_sealed_at_rest,
     sms_messages_are_the_accounts_own,
@@ -1050,6 +1051,39 @@ async fn outbox_rows_keep_their_order_across_chunks(ctx: Ctx) -> anyhow::Result<
     s.mark_delivered(&done).await?;
     let pending = s.pending_deliveries(0, 500).await?;
     ensure!(pending.first().map(|d| d.uuid) == Some(read[10].uuid), "the first pending row is the 11th");
+    Ok(())
+}
+
+/// The outbox's retention: finished deliveries (delivered, given up) older than the cutoff
+/// go, pending ones and the newest row stay (positions continue after it).
+async fn finished_outbox_rows_are_purged(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let owner = account(s, "outbox-purge@example.com").await?;
+    let new = |i: usize| NewWebhookDelivery {
+        account: owner,
+        url: "https://hooks.example.com/".to_owned(),
+        url2: None,
+        event: Uuid::new_v4(),
+        event_type: "call.callflow".to_owned(),
+        call: None,
+        body: format!("{{\"n\":{i}}}"),
+    };
+    let rows = s.enqueue_deliveries((0..5).map(new).collect()).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|d| d.uuid).collect();
+    // 0 and 1 delivered, 2 given up, 3 pending, 4 (the newest) delivered.
+    s.mark_delivered(&[ids[0], ids[1], ids[4]]).await?;
+    s.mark_attempt_failed(ids[2], 12, "HTTP 500", None).await?;
+    let past = chrono::Utc::now() - chrono::Duration::days(1);
+    ensure!(s.purge_deliveries(past, 100).await? == 0, "nothing finished a day ago");
+    let future = chrono::Utc::now() + chrono::Duration::seconds(5);
+    ensure!(s.purge_deliveries(future, 2).await? == 2, "at most the limit per call");
+    ensure!(s.purge_deliveries(future, 100).await? == 1, "the rest of the finished ones");
+    let left: Vec<Uuid> =
+        s.list_deliveries(owner, ListParams::default()).await?.data.iter().map(|d| d.uuid).collect();
+    ensure!(left.len() == 2 && left.contains(&ids[3]) && left.contains(&ids[4]), "{left:?} {ids:?}");
+    // Positions continue after the newest row.
+    let next = s.enqueue_deliveries(vec![new(5)]).await?;
+    ensure!(next[0].position == rows[4].position + 1, "{} after {}", next[0].position, rows[4].position);
     Ok(())
 }
 

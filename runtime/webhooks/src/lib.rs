@@ -7,6 +7,8 @@
 //! leaves the outbox only once a receiver answered 2xx, so a restart or a crash resends what
 //! was not acknowledged (receivers de-duplicate by the event's `uuid`).
 
+mod retention;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -43,6 +45,9 @@ pub struct WebhookConfig {
     /// Deliveries the dispatcher holds in memory; beyond that (a receiver down for long) the
     /// rest wait in the outbox only and are read back as the ones in memory drain.
     pub max_pending_in_memory: usize,
+    /// How long finished deliveries (delivered, or given up) stay in the outbox, seconds
+    /// (default 7 days); then they are deleted, so the outbox cannot fill the disk.
+    pub delivered_retention_secs: u64,
 }
 
 impl Default for WebhookConfig {
@@ -55,6 +60,7 @@ impl Default for WebhookConfig {
             concurrency: 64,
             allow_private: false,
             max_pending_in_memory: 100_000,
+            delivered_retention_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -96,6 +102,8 @@ impl Webhooks {
         let (stored, incoming) = mpsc::channel(STORED_QUEUE_CAPACITY);
         let (loaded, ready) = tokio::sync::oneshot::channel();
         tokio::spawn(outbox(webhooks.clone(), store.clone(), events, stored, ready));
+        let retention = Duration::from_secs(config.delivered_retention_secs);
+        tokio::spawn(retention::purge(webhooks.clone(), store.clone(), retention));
         tokio::spawn(dispatch(webhooks.clone(), store, config, incoming, loaded));
         webhooks
     }

@@ -1,6 +1,8 @@
 //! SIP Control Apps: `GET/POST /rest/sip/app`, `GET/PATCH/DELETE /rest/sip/app/{uuid}`, and
 //! the app's Wasm component: `PUT /rest/sip/app/{uuid}/component` (body `application/wasm`),
-//! `GET /rest/sip/app/{uuid}/component` (its versions); the numbers whose calls the app runs:
+//! `GET /rest/sip/app/{uuid}/component` (its versions), `DELETE
+//! /rest/sip/app/{uuid}/component/{version}` (one that is not current; an app keeps at most
+//! `api.max_component_versions_per_app`); the numbers whose calls the app runs:
 //! `GET/POST /rest/sip/app/{uuid}/tnlease {add, remove}`.
 //!
 //! An app runs in exactly one mode: hosted `xml` (validated by the dialect's own parser — an
@@ -23,7 +25,7 @@ use opentact_store::{
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthAccount;
-use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload};
+use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, IdsPath, Page, Paging, Payload};
 use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::state::ApiState;
@@ -51,6 +53,7 @@ pub fn routes() -> Router<ApiState> {
             "/rest/sip/app/{uuid}/component",
             get(versions).put(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES + 1)),
         )
+        .route("/rest/sip/app/{uuid}/component/{version}", axum::routing::delete(remove_version))
 }
 
 /// The mode fields of a create or update body.
@@ -348,6 +351,19 @@ async fn upload(
         };
         return Err(ApiError::invalid("component", what));
     }
+    // Checked before the compile, which is the expensive part.
+    let quota = state.config.max_component_versions_per_app;
+    let kept = state.repo.list_component_versions(auth.account, id).await?.len();
+    if kept >= usize::try_from(quota).unwrap_or(usize::MAX) {
+        return Err(ApiError::invalid(
+            "component",
+            format!(
+                "the app has {kept} component versions, the most it may keep \
+                 (api.max_component_versions_per_app = {quota}): delete old ones with \
+                 DELETE /rest/sip/app/{id}/component/{{version}}"
+            ),
+        ));
+    }
     // The flow host compiles and links it against the flow world (the server plugs it in).
     if let Some(check) = &state.component_check
         && let Err(reason) = check.check(&body)
@@ -357,6 +373,30 @@ async fn upload(
     let version = state.repo.add_component_version(auth.account, id, &body).await?;
     let app = state.repo.set_current_component(auth.account, id, version.uuid).await?;
     Ok(Created(Deployed { version, app }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedVersion {
+    pub uuid: uuid::Uuid,
+    pub deleted: bool,
+}
+
+#[utoipa::path(
+    delete,
+    operation_id = "app_remove_version",
+    path = "/rest/sip/app/{uuid}/component/{version}",
+    tag = "sip_app",
+    summary = "Delete one of the app's component versions (not the current one)",
+    params(("uuid" = uuid::Uuid, Path, description = "The app's id"), ("version" = uuid::Uuid, Path, description = "The version's id")),
+    responses((status = 200, description = "OK", body = doc::Envelope<DeletedVersion>), doc::ApiErrors)
+)]
+async fn remove_version(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    IdsPath(app, version): IdsPath,
+) -> Result<Payload<DeletedVersion>, ApiError> {
+    state.repo.delete_component_version(auth.account, app, version).await?;
+    Ok(Payload(DeletedVersion { uuid: version, deleted: true }))
 }
 
 #[utoipa::path(

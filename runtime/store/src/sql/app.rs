@@ -371,4 +371,32 @@ impl SipControlAppRepo for Store {
         }
         self.get_app(account, app).await?.ok_or(StoreError::not_found(ObjectKind::SipControlApp, app))
     }
+
+    async fn delete_component_version(&self, account: Uuid, app: Uuid, version: Uuid) -> Result<()> {
+        self.ensure_live(account, super::Ref::SipControlApp, app).await?;
+        // One statement: the version is deleted only while it is not the app's current one.
+        let done = with_pool!(self, p => sqlx::query(
+            "DELETE FROM component_version WHERE account_id = $1 AND app_id = $2 AND id = $3 \
+             AND NOT EXISTS (SELECT 1 FROM sip_control_app a WHERE a.id = $2 AND a.current_component_id = $3)",
+        )
+        .bind(account.to_string())
+        .bind(app.to_string())
+        .bind(version.to_string())
+        .execute(p)
+        .await?
+        .rows_affected());
+        if done > 0 {
+            return Ok(());
+        }
+        let listed = self.list_component_versions(account, app).await?;
+        if listed.iter().any(|v| v.uuid == version) {
+            return Err(StoreError::WrongState {
+                kind: ObjectKind::ComponentVersion,
+                id: version.to_string(),
+                state: "the app's current version",
+                reason: "calls run it; deploy another version first",
+            });
+        }
+        Err(StoreError::not_found(ObjectKind::ComponentVersion, version))
+    }
 }

@@ -325,6 +325,22 @@ impl WebhookRepo for Store {
         Ok(())
     }
 
+    async fn purge_deliveries(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        // A sub-select with LIMIT: SQLite has no DELETE … LIMIT. The newest row stays, so
+        // `MAX(position)` never goes back (the dispatcher skips positions it has seen).
+        let done = with_pool!(self, p => sqlx::query(
+            "DELETE FROM webhook_delivery WHERE id IN (SELECT id FROM webhook_delivery \
+             WHERE ((state = 'delivered' AND delivered_on < $1) OR (state = 'failed' AND next_attempt_on < $1)) \
+             AND position < (SELECT MAX(position) FROM webhook_delivery) LIMIT $2)",
+        )
+        .bind(ms(before))
+        .bind(i64::from(limit))
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(done)
+    }
+
     async fn list_deliveries(&self, account: Uuid, params: ListParams) -> Result<List<WebhookDelivery>> {
         let (total, rows): (i64, Vec<DeliveryRow>) = with_pool!(self, p => {
             let total = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_delivery WHERE account_id = $1")
