@@ -1,7 +1,7 @@
 //! The SIP endpoint: listeners, the transaction layer, and the dispatch of requests.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -19,6 +19,7 @@ use crate::digest::{DigestResponse, NonceCheck, NonceIssuer, NonceLedger, NonceU
 use crate::error::SipError;
 use crate::guard::{AuthBan, AuthGuard, AuthLimits};
 use crate::inbound::{Caller, IncomingCall, MIN_SESSION_EXPIRES};
+use crate::message::{MessageHandler, OutboundMessage};
 use crate::outbound::{OutboundCall, OutboundRequest, PendingOutcome};
 use crate::registrar::{
     Contacts, DEFAULT_MAX_CONTACTS_PER_USER, MIN_EXPIRES, RegisterOutcome, Registrar, parse_contacts,
@@ -105,6 +106,7 @@ pub struct SipEndpoint {
     dialog_layer: Arc<DialogLayer>,
     registrar: Arc<Registrar>,
     contact: rsipstack::sip::Uri,
+    messages: Arc<OnceLock<Arc<dyn MessageHandler>>>,
 }
 
 impl std::fmt::Debug for SipEndpoint {
@@ -161,7 +163,9 @@ impl SipEndpoint {
             }
         });
         let registrar = Arc::new(Registrar::new().with_max_contacts(config.max_contacts_per_user));
+        let messages = Arc::new(OnceLock::new());
         let dispatcher = Dispatcher {
+            messages: messages.clone(),
             dialog_layer: dialog_layer.clone(),
             handler,
             contact: contact.clone(),
@@ -171,7 +175,7 @@ impl SipEndpoint {
         };
         tokio::spawn(Arc::new(dispatcher).run(incoming, cancel.clone()));
         info!(%local_addr, tcp = config.tcp, "SIP listening");
-        Ok(SipEndpoint { local_addr, cancel, dialog_layer, registrar, contact })
+        Ok(SipEndpoint { local_addr, cancel, dialog_layer, registrar, contact, messages })
     }
 
     /// The address SIP is served on (with the port chosen when 0 was asked for).
@@ -182,6 +186,17 @@ impl SipEndpoint {
     /// Place an outbound leg.
     pub fn invite(&self, request: OutboundRequest) -> Result<(OutboundCall, PendingOutcome), SipError> {
         OutboundCall::place(&self.dialog_layer, &self.contact, request)
+    }
+
+    /// Route inbound MESSAGE requests (RFC 3428) to `handler` from now on; until it is set they
+    /// are answered 405. Set once: later calls change nothing and return `false`.
+    pub fn set_message_handler(&self, handler: Arc<dyn MessageHandler>) -> bool {
+        self.messages.set(handler).is_ok()
+    }
+
+    /// Send a MESSAGE; its final status (408 when none came back in time).
+    pub async fn send_message(&self, message: OutboundMessage) -> Result<u16, SipError> {
+        crate::message::send(&self.dialog_layer.endpoint, message).await
     }
 
     /// The registrar's location service.
@@ -201,6 +216,7 @@ impl SipEndpoint {
 }
 
 struct Dispatcher {
+    messages: Arc<OnceLock<Arc<dyn MessageHandler>>>,
     dialog_layer: Arc<DialogLayer>,
     handler: Arc<dyn InboundHandler>,
     contact: rsipstack::sip::Uri,
@@ -304,15 +320,23 @@ impl Dispatcher {
                 let auth = self.auth.clone();
                 tokio::spawn(async move { register(tx, handler.as_ref(), &registrar, &auth).await });
             }
+            Method::Message if !has_to_tag => {
+                let this = self.clone();
+                tokio::spawn(async move { this.message(tx).await });
+            }
             Method::Options => {
-                let allow = Header::Allow("INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE".into());
+                let allow = Header::Allow("INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, MESSAGE".into());
                 reply(&mut tx, StatusCode::OK, vec![allow]).await;
             }
             // An ACK that matches nothing is absorbed (RFC 3261 §17.2.3), never answered.
             Method::Ack => {}
-            Method::Invite | Method::Bye | Method::Cancel | Method::Info | Method::Update | Method::PRack => {
-                reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await
-            }
+            Method::Invite
+            | Method::Bye
+            | Method::Cancel
+            | Method::Info
+            | Method::Update
+            | Method::PRack
+            | Method::Message => reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await,
             _ => reply(&mut tx, StatusCode::NotImplemented, vec![]).await,
         }
     }
@@ -333,14 +357,7 @@ impl Dispatcher {
             reply(&mut tx, StatusCode::SessionIntervalTooSmall, vec![min_se]).await;
             return;
         }
-        let caller = if self.handler.trusted_source(source).await {
-            Caller::Trunk
-        } else {
-            match self.authenticate(&mut tx, source).await {
-                Some(caller) => caller,
-                None => return,
-            }
-        };
+        let Some(caller) = self.caller(&mut tx, source).await else { return };
         let (states_tx, states_rx) = self.dialog_layer.new_dialog_state_channel();
         let dialog = match self.dialog_layer.get_or_create_server_invite(
             &tx,
@@ -384,6 +401,46 @@ impl Dispatcher {
 }
 
 impl Dispatcher {
+    /// Who sent a new INVITE or MESSAGE: a trusted source (carrier, SIP connection by address)
+    /// is a trunk, anyone else proves to be a user or connection by digest. `None` when the
+    /// request was answered here (challenged or refused).
+    async fn caller(&self, tx: &mut Transaction, source: SocketAddr) -> Option<Caller> {
+        if self.handler.trusted_source(source).await {
+            return Some(Caller::Trunk);
+        }
+        self.authenticate(tx, source).await
+    }
+
+    /// Serve a MESSAGE outside a dialog (RFC 3428): authenticated like a new call, checked
+    /// (text/plain, size), then routed by the message handler, whose reply is the answer.
+    async fn message(&self, mut tx: Transaction) {
+        let Some(handler) = self.messages.get().cloned() else {
+            let allow = Header::Allow("INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE".into());
+            reply(&mut tx, StatusCode::MethodNotAllowed, vec![allow]).await;
+            return;
+        };
+        let Some((source, transport)) = source_of(&tx) else {
+            reply(&mut tx, StatusCode::BadRequest, vec![]).await;
+            return;
+        };
+        let Some(caller) = self.caller(&mut tx, source).await else { return };
+        let message = match crate::message::read(&tx.original, source, transport, caller) {
+            Ok(message) => message,
+            Err((status, reason, mut headers)) => {
+                info!(%source, status, %reason, "MESSAGE refused");
+                headers.push(crate::message::warning(&self.platform_domain, &reason));
+                reply(&mut tx, StatusCode::from(status), headers).await;
+                return;
+            }
+        };
+        let answer = handler.on_message(message).await;
+        let headers = match &answer.reason {
+            Some(reason) => vec![crate::message::warning(&self.platform_domain, reason)],
+            None => Vec::new(),
+        };
+        reply(&mut tx, StatusCode::from(answer.status), headers).await;
+    }
+
     /// Digest-authenticate an INVITE from an untrusted source as a SIP user (RFC 3261 §22.3:
     /// 407 with Proxy-Authenticate, as SIP phones expect from their provider): the From user of
     /// its own domain, whose HA1 the platform knows. `None` when the INVITE was answered here

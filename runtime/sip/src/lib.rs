@@ -9,6 +9,8 @@
 //! - [`IncomingCall`]: what routing needs to know about an INVITE (caller, callee, source
 //!   address, SDP offer, headers) and the answers it can give (reject, ring, answer).
 //! - [`LegEvents`]: how a leg ends (the peer's BYE or CANCEL, a missing ACK).
+//! - [`message`]: SIP MESSAGE (RFC 3428) — inbound ones authenticated like calls and handed to
+//!   a [`MessageHandler`], outbound ones sent with [`SipEndpoint::send_message`].
 //!
 //! Malformed messages never reach the platform: the transport drops what does not parse, and
 //! requests that parse but lack what a transaction needs are answered 400 here.
@@ -20,6 +22,7 @@ mod error;
 pub mod fuzzing;
 pub mod guard;
 mod inbound;
+pub mod message;
 mod outbound;
 pub mod registrar;
 mod validate;
@@ -28,5 +31,6 @@ pub use endpoint::{InboundHandler, InviteCredential, SipConfig, SipEndpoint};
 pub use error::SipError;
 pub use guard::{AUTH_BANNED_EVENT, AuthBan, AuthLimits, BanScope};
 pub use inbound::{Caller, IncomingCall, LegEnd, LegEvents, LegState, ReofferHandler, SipUri};
+pub use message::{IncomingMessage, MessageHandler, MessageReply, OutboundMessage};
 pub use outbound::{OutboundCall, OutboundOutcome, OutboundRequest, PendingOutcome};
 pub use registrar::{Binding, DEFAULT_MAX_CONTACTS_PER_USER, Registrar};
