@@ -18,6 +18,7 @@
 
 pub mod audio;
 mod cache;
+pub mod disk_budget;
 pub mod dtmf;
 pub mod fetch;
 pub mod g711;

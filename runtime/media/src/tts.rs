@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 
 use crate::audio::{self, AudioError};
 use crate::cache::AudioCache;
+use crate::disk_budget;
 
 /// Longest text synthesised in one call, characters. About five minutes of speech: longer
 /// text is a mistake in a flow, and it would hold an engine slot for seconds.
@@ -36,6 +37,9 @@ pub const MAX_PARALLEL_SYNTHESES: usize = 4;
 /// How long one synthesis may take before the process is killed. [`MAX_TEXT_CHARS`] of text
 /// takes espeak-ng well under a second on a current CPU; a hung engine must not hang the call.
 pub const SYNTHESIS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bound on the disk cache, bytes ([`EspeakTts::with_disk_budget`]): a flow saying
+/// distinct text on every call (a caller's name, an amount) must not fill the disk.
+pub const DEFAULT_DISK_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How much of the engine's stderr is kept in an error, bytes.
 const MAX_STDERR_IN_ERROR: usize = 512;
 
@@ -187,6 +191,7 @@ fn espeak_voice(language: &str, voice: &str) -> Result<String, TtsError> {
 pub struct EspeakTts {
     program: PathBuf,
     cache_dir: Option<PathBuf>,
+    disk_budget: u64,
     memory: AudioCache<[u8; 32]>,
     slots: Semaphore,
     runs: AtomicU64,
@@ -206,11 +211,19 @@ impl EspeakTts {
         Self {
             program: program.into(),
             cache_dir,
+            disk_budget: DEFAULT_DISK_CACHE_BYTES,
             memory: AudioCache::new(MEMORY_CACHE_ENTRIES, MEMORY_CACHE_SAMPLES),
             slots: Semaphore::new(MAX_PARALLEL_SYNTHESES),
             runs: AtomicU64::new(0),
             temp_counter: AtomicU64::new(0),
         }
+    }
+
+    /// Bound the disk cache to `bytes` (default [`DEFAULT_DISK_CACHE_BYTES`]): after each write
+    /// the least recently used files are deleted until the rest fit.
+    pub fn with_disk_budget(mut self, bytes: u64) -> Self {
+        self.disk_budget = bytes;
+        self
     }
 
     /// How many times the engine process has been started: cache hits do not count.
@@ -228,6 +241,9 @@ impl EspeakTts {
 
     async fn read_disk(&self, path: &Path) -> Option<Arc<[i16]>> {
         let bytes = tokio::fs::read(path).await.ok()?;
+        // A hit makes the file the most recently used, for the size bound's eviction.
+        let touched = path.to_owned();
+        let _ = tokio::task::spawn_blocking(move || disk_budget::touch(&touched)).await;
         match audio::decode(&bytes) {
             Ok(samples) => Some(samples.into()),
             Err(error) => {
@@ -257,6 +273,16 @@ impl EspeakTts {
         if let Err(error) = result {
             tracing::warn!(path = %path.display(), %error, "could not write TTS cache file");
             let _ = tokio::fs::remove_file(&temp).await;
+            return;
+        }
+        let (dir, budget) = (dir.to_owned(), self.disk_budget);
+        match tokio::task::spawn_blocking(move || disk_budget::trim(&dir, budget)).await {
+            Ok(Ok(trimmed)) if trimmed.removed > 0 => {
+                tracing::debug!(removed = trimmed.removed, bytes = trimmed.bytes, "TTS disk cache trimmed")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not trim the TTS disk cache"),
+            Err(error) => tracing::warn!(%error, "trimming the TTS disk cache failed"),
         }
     }
 

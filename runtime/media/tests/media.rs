@@ -62,6 +62,36 @@ fn decodes_an_mp3_to_8khz_mono() {
 // ---------------------------------------------------------------------------------------------
 // tts
 
+/// The disk cache stays under its size bound: distinct phrases evict the least recently used
+/// files, and a phrase read from disk again counts as used.
+#[tokio::test]
+async fn tts_disk_cache_stays_under_its_size() {
+    assert!(espeak_installed(), "espeak-ng is not installed: apt-get install espeak-ng");
+    let dir = tempfile::tempdir().unwrap();
+    let budget = 80 * 1024; // a few seconds of 8 kHz audio
+    let size = || -> u64 {
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+    };
+    let first = "Your account number is one";
+    EspeakTts::new(Some(dir.path().to_owned()))
+        .with_disk_budget(budget)
+        .synthesize(first, "", "en-US")
+        .await
+        .unwrap();
+    let mut written = 0;
+    for n in ["two", "three", "four", "five", "six", "seven", "eight", "nine"] {
+        // A fresh engine each time: its memory cache is empty, so the first phrase is read
+        // from disk (and so kept as recently used).
+        let tts = EspeakTts::new(Some(dir.path().to_owned())).with_disk_budget(budget);
+        tts.synthesize(first, "", "en-US").await.unwrap();
+        assert_eq!(tts.engine_runs(), 0, "the first phrase was evicted although it is used");
+        let speech = tts.synthesize(&format!("Your account number is {n}"), "", "en-US").await.unwrap();
+        written += speech.len() as u64 * 2;
+        assert!(size() <= budget, "the cache holds {} bytes, over its {budget}", size());
+    }
+    assert!(written > 2 * budget, "the test wrote only {written} bytes of audio");
+}
+
 #[tokio::test]
 async fn espeak_speaks_and_caches_in_memory_and_on_disk() {
     assert!(espeak_installed(), "espeak-ng is not installed: apt-get install espeak-ng");

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use opentact_egress::http::Pool;
+use opentact_egress::Policy;
+use opentact_egress::http::{Caps, Client, ClientOptions};
 use opentact_events::Event;
 use opentact_events::signing::{self, SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER};
 use opentact_store::{
@@ -38,8 +39,18 @@ pub struct WebhookConfig {
     /// First retry delay, ms; doubled each attempt up to `max_backoff_ms`.
     pub backoff_ms: u64,
     pub max_backoff_ms: u64,
-    /// Deliveries in flight at once.
+    /// Deliveries in flight at once, all accounts together.
     pub concurrency: usize,
+    /// Deliveries of one account in flight at once (its share of `concurrency`): an account
+    /// whose receiver hangs holds at most this many slots, the others keep being delivered.
+    pub max_in_flight_per_account: usize,
+    /// Idle connections kept open per receiver (scheme, host and port).
+    pub max_idle_per_host: usize,
+    /// Receivers whose idle connections are kept; the least recently used one's are closed
+    /// beyond that. Idle connections in all: at most `max_idle_hosts × max_idle_per_host`.
+    pub max_idle_hosts: usize,
+    /// An idle connection is closed after this long, ms.
+    pub idle_timeout_ms: u64,
     /// Let webhook URLs reach loopback and private addresses (tests, on-premises receivers).
     pub allow_private: bool,
     /// Deliveries the dispatcher holds in memory; beyond that (a receiver down for long) the
@@ -58,6 +69,10 @@ impl Default for WebhookConfig {
             backoff_ms: 1_000,
             max_backoff_ms: 10 * 60 * 1_000,
             concurrency: 64,
+            max_in_flight_per_account: 8,
+            max_idle_per_host: 4,
+            max_idle_hosts: 256,
+            idle_timeout_ms: 30_000,
             allow_private: false,
             max_pending_in_memory: 100_000,
             delivered_retention_secs: 7 * 24 * 3600,
@@ -280,9 +295,15 @@ async fn dispatch(
 
     let config = Arc::new(config);
     let signers: Arc<Mutex<HashMap<Uuid, Arc<Signer>>>> = Arc::default();
-    // Receivers get many small requests: keep their connections open.
-    let pool = Arc::new(Pool::default());
+    // Receivers get many small requests: keep their connections open (bounded).
+    let receivers = Arc::new(Receivers::new(&config));
     let mut in_flight = tokio::task::JoinSet::new();
+    // Each account's deliveries in flight, by account and by task; chains of an account at
+    // its share wait here (not in a slot) until one of its deliveries ends.
+    let share = config.max_in_flight_per_account.max(1);
+    let mut busy: HashMap<Uuid, usize> = HashMap::new();
+    let mut account_of: HashMap<tokio::task::Id, Uuid> = HashMap::new();
+    let mut parked: HashMap<Uuid, VecDeque<ChainKey>> = HashMap::new();
     let mut delivered: Vec<Uuid> = Vec::new();
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -313,11 +334,19 @@ async fn dispatch(
         while in_flight.len() < config.concurrency.max(1) {
             let Some(key) = ready.pop_front() else { break };
             let Some(head) = chains.get(&key).and_then(|q| q.front()).cloned() else { continue };
-            let (store, config, signers, pool) =
-                (store.clone(), config.clone(), signers.clone(), pool.clone());
-            in_flight.spawn(async move {
-                (key, head.uuid, attempt(&store, &pool, &config, &signers, &head).await)
+            let account = head.account;
+            let sending = busy.entry(account).or_default();
+            if *sending >= share {
+                parked.entry(account).or_default().push_back(key);
+                continue;
+            }
+            *sending += 1;
+            let (store, config, signers, receivers) =
+                (store.clone(), config.clone(), signers.clone(), receivers.clone());
+            let task = in_flight.spawn(async move {
+                (key, head.uuid, attempt(&store, &receivers, &config, &signers, &head).await)
             });
+            account_of.insert(task.id(), account);
         }
         let next_retry = later.peek().map(|Reverse((at, _))| (*at - now).to_std().unwrap_or(Duration::ZERO));
         tokio::select! {
@@ -336,8 +365,29 @@ async fn dispatch(
                     }
                 }
             }
-            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                let Ok((chain, id, outcome)) = done else { continue };
+            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                let task = match &done {
+                    Ok((task, _)) => *task,
+                    Err(error) => error.id(),
+                };
+                if let Some(account) = account_of.remove(&task) {
+                    if let Some(sending) = busy.get_mut(&account) {
+                        *sending = sending.saturating_sub(1);
+                        if *sending == 0 {
+                            busy.remove(&account);
+                        }
+                    }
+                    // A slot of this account's share is free: its longest-waiting chain goes.
+                    if let Some(waiting) = parked.get_mut(&account) {
+                        if let Some(next) = waiting.pop_front() {
+                            ready.push_front(next);
+                        }
+                        if waiting.is_empty() {
+                            parked.remove(&account);
+                        }
+                    }
+                }
+                let Ok((_, (chain, id, outcome))) = done else { continue };
                 let Some(queue) = chains.get_mut(&chain) else { continue };
                 let retry_at = match outcome {
                     Ok(()) => {
@@ -412,7 +462,7 @@ async fn signer(
 /// retry time (which it returns), a success by the dispatcher's batch.
 async fn attempt(
     store: &Store,
-    pool: &Pool,
+    receivers: &Receivers,
     config: &WebhookConfig,
     signers: &Mutex<HashMap<Uuid, Arc<Signer>>>,
     d: &WebhookDelivery,
@@ -425,7 +475,7 @@ async fn attempt(
     };
     let mut errors = Vec::new();
     for url in std::iter::once(&d.url).chain(d.url2.as_ref()) {
-        match post(pool, config, &signer, url, &d.body).await {
+        match post(receivers, config, &signer, url, &d.body).await {
             Ok(()) => {
                 debug!(delivery = %d.uuid, event = %d.event, %url, attempts, "webhook delivered");
                 return Ok(());
@@ -456,8 +506,69 @@ fn retry_at(config: &WebhookConfig, attempts: i32) -> opentact_store::Timestamp 
     opentact_store::now() + chrono::Duration::milliseconds(i64::try_from(delay).unwrap_or(i64::MAX / 2))
 }
 
+/// The outbound HTTP clients of the receivers, one per receiver (scheme, host, port) so that
+/// idle connections have a total bound: reqwest's pool bounds idle connections per host only,
+/// so the hosts are bounded here — at most `max_idle_hosts` clients, the least recently used
+/// one dropped (with its idle connections; a delivery in flight keeps its own handle).
+struct Receivers {
+    policy: Policy,
+    options: ClientOptions,
+    max_hosts: usize,
+    /// A use counter, and each receiver's client with the count at its last use.
+    clients: Mutex<(u64, ClientsByReceiver)>,
+}
+
+type ClientsByReceiver = HashMap<String, (Client, u64)>;
+
+impl Receivers {
+    fn new(config: &WebhookConfig) -> Self {
+        let policy = if config.allow_private { Policy::any() } else { Policy::public_only() };
+        let options = ClientOptions {
+            connect_timeout: Duration::from_millis(config.timeout_ms),
+            max_redirects: 0,
+            pool_max_idle_per_host: config.max_idle_per_host,
+            pool_idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+        };
+        Receivers { policy, options, max_hosts: config.max_idle_hosts.max(1), clients: Mutex::default() }
+    }
+
+    /// The client of `url`'s receiver.
+    fn client(&self, url: &str) -> Client {
+        let key = match url::Url::parse(url) {
+            Ok(url) => format!(
+                "{}://{}:{}",
+                url.scheme(),
+                url.host_str().unwrap_or_default(),
+                url.port_or_known_default().unwrap_or(0)
+            ),
+            // The client refuses it with the reason.
+            Err(_) => String::new(),
+        };
+        let mut guard = self.clients.lock();
+        let (tick, clients) = &mut *guard;
+        *tick += 1;
+        if let Some((client, used)) = clients.get_mut(&key) {
+            *used = *tick;
+            return client.clone();
+        }
+        if clients.len() >= self.max_hosts
+            && let Some(oldest) = clients.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone())
+        {
+            clients.remove(&oldest);
+        }
+        let client = Client::new(self.policy.clone(), &self.options);
+        clients.insert(key, (client.clone(), *tick));
+        client
+    }
+
+    #[cfg(test)]
+    fn hosts(&self) -> usize {
+        self.clients.lock().1.len()
+    }
+}
+
 async fn post(
-    pool: &Pool,
+    receivers: &Receivers,
     config: &WebhookConfig,
     signer: &Signer,
     url: &str,
@@ -466,15 +577,33 @@ async fn post(
     let timestamp = Utc::now().timestamp();
     let signature = signer.sign(timestamp, body.as_bytes());
     let timestamp = timestamp.to_string();
-    let limits = opentact_egress::http::Limits {
-        timeout: Duration::from_millis(config.timeout_ms),
-        max_body_bytes: MAX_ANSWER_BYTES,
-        allow_private: config.allow_private,
-    };
+    let caps = Caps { timeout: Duration::from_millis(config.timeout_ms), max_body_bytes: MAX_ANSWER_BYTES };
     let headers = [(TIMESTAMP_HEADER, timestamp.as_str()), (SIGNATURE_HEADER, signature.as_str())];
-    let answer = pool
-        .send("POST", url, &headers, Some(("application/json", body.as_bytes().to_vec())), &limits)
+    let answer = receivers
+        .client(url)
+        .send("POST", url, &headers, Some(("application/json", body.as_bytes().to_vec())), &caps)
         .await
         .map_err(|error| error.to_string())?;
     if (200..300).contains(&answer.status) { Ok(()) } else { Err(format!("answered {}", answer.status)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receivers_keep_a_bounded_number_of_hosts() {
+        let config = WebhookConfig { max_idle_hosts: 2, ..WebhookConfig::default() };
+        let receivers = Receivers::new(&config);
+        receivers.client("https://a.example/hook");
+        receivers.client("https://b.example/hook");
+        receivers.client("https://a.example/other");
+        assert_eq!(receivers.hosts(), 2, "one client per receiver");
+        // A third receiver replaces the least recently used one (b).
+        receivers.client("https://c.example/hook");
+        assert_eq!(receivers.hosts(), 2);
+        let kept: Vec<String> = receivers.clients.lock().1.keys().cloned().collect();
+        assert!(kept.contains(&"https://a.example:443".to_owned()), "{kept:?}");
+        assert!(!kept.contains(&"https://b.example:443".to_owned()), "{kept:?}");
+    }
 }
