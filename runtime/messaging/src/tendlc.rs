@@ -9,31 +9,9 @@
 //! lab without a registry, turns it off.
 
 use opentact_store::{CampaignState, StoreError, TenDlcRepo, Tn, TnLease};
+/// Which numbers the rule concerns (kept with the store's 10DLC types, so the API can tell too).
+pub use opentact_store::{SenderKind, TOLL_FREE_NPAS, sender_kind};
 use uuid::Uuid;
-
-/// The NANP toll-free area codes (numbers in them are verified as toll-free, not by 10DLC).
-pub const TOLL_FREE_NPAS: [i64; 7] = [800, 833, 844, 855, 866, 877, 888];
-
-/// What kind of sender a number is, as far as the 10DLC rule goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SenderKind {
-    /// A +1 number outside the toll-free area codes: 10DLC applies.
-    UsLongCode,
-    /// A +1 toll-free number.
-    TollFree,
-    /// Any other number (another country code, a short code).
-    Other,
-}
-
-/// Which kind of sender `tn` (country code first, no `+`) is.
-pub fn sender_kind(tn: Tn) -> SenderKind {
-    // A NANP number is 1 followed by ten digits: 1 NPA NXX XXXX.
-    if !(10_000_000_000..20_000_000_000).contains(&tn) {
-        return SenderKind::Other;
-    }
-    let npa = (tn / 10_000_000) % 1000;
-    if TOLL_FREE_NPAS.contains(&npa) { SenderKind::TollFree } else { SenderKind::UsLongCode }
-}
 
 /// Why a number may not send application-to-person SMS. The text is what the caller sees.
 #[derive(Debug, thiserror::Error)]

@@ -28,6 +28,7 @@ pub mod record;
 pub mod sip_connection;
 pub mod sip_domain;
 pub mod sms;
+pub mod tendlc;
 pub mod token;
 pub mod ws;
 
@@ -53,6 +54,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(outbound_voice::routes())
         .merge(messaging_profile::routes())
         .merge(sms::routes())
+        .merge(tendlc::routes())
         .merge(docs::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)

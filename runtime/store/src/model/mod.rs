@@ -38,7 +38,7 @@ pub use sip::{
 };
 pub use tendlc::{
     BrandEntityType, CampaignDecision, CampaignNumber, CampaignState, NewTenDlcBrand, NewTenDlcCampaign,
-    TenDlcBrand, TenDlcCampaign, USE_CASES, VERTICALS,
+    SenderKind, TOLL_FREE_NPAS, TenDlcBrand, TenDlcCampaign, USE_CASES, VERTICALS, sender_kind,
 };
 
 pub use webhook::{

@@ -8,6 +8,30 @@ use uuid::Uuid;
 
 use super::{Timestamp, Tn};
 
+/// The NANP toll-free area codes: numbers in them are verified as toll-free, not by 10DLC.
+pub const TOLL_FREE_NPAS: [i64; 7] = [800, 833, 844, 855, 866, 877, 888];
+
+/// What kind of sender a number is, as far as 10DLC goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderKind {
+    /// A +1 number outside the toll-free area codes: 10DLC applies.
+    UsLongCode,
+    /// A +1 toll-free number.
+    TollFree,
+    /// Any other number (another country code, a short code).
+    Other,
+}
+
+/// Which kind of sender `tn` (country code first, no `+`) is.
+pub fn sender_kind(tn: Tn) -> SenderKind {
+    // A NANP number is 1 followed by ten digits: 1 NPA NXX XXXX.
+    if !(10_000_000_000..20_000_000_000).contains(&tn) {
+        return SenderKind::Other;
+    }
+    let npa = (tn / 10_000_000) % 1000;
+    if TOLL_FREE_NPAS.contains(&npa) { SenderKind::TollFree } else { SenderKind::UsLongCode }
+}
+
 /// The industries a brand may name (the campaign registry's list).
 pub const VERTICALS: [&str; 22] = [
     "AGRICULTURE",
