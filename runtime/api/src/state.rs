@@ -151,6 +151,9 @@ impl ApiState {
             repo,
             jwt_secret,
             config: Arc::new(config),
+    /// Which addresses a SIP connection's `ip` may name: public ones, not the platform's own,
+    /// unless set with [`ApiState::with_connection_ips`].
+    pub connection_ips: Arc<crate::routes::sip_connection::ConnectionIps>,
             component_check: None,
             google,
             events: None,
@@ -177,6 +180,7 @@ impl ApiState {
     }
 
     /// The destinations webhook URLs may name when they are stored: the webhook sender's
+            connection_ips: Arc::default(),
     /// policy (`webhooks.allow_private`), so what is accepted here can be delivered.
     pub fn with_webhook_urls(mut self, policy: UrlPolicy) -> Self {
         self.webhook_urls = Arc::new(policy);
@@ -202,6 +206,13 @@ impl ApiState {
         self.recordings_dir = Some(dir);
         self
     }
+    /// Which addresses SIP connections' `ip` may name (`sip.allow_private_connection_ips`, the
+    /// platform's own addresses).
+    pub fn with_connection_ips(mut self, policy: crate::routes::sip_connection::ConnectionIps) -> Self {
+        self.connection_ips = Arc::new(policy);
+        self
+    }
+
 
     /// Place outbound calls with `calling`.
     pub fn with_calling(mut self, calling: Arc<dyn Calling>) -> Self {

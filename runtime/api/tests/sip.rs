@@ -14,6 +14,7 @@ api_test!(
     outbound_voice_profiles,
     messaging_profiles,
     sip_cross_account_isolation,
+    connection_ips_private_and_own_refused,
 );
 
 const TN1: i64 = 12_025_550_101;
@@ -706,5 +707,63 @@ async fn sip_cross_account_isolation(c: Ctx) -> anyhow::Result<()> {
     ensure!(got.ok(StatusCode::OK)?["is_active"] == true, "{:?}", got);
     let got = c.get(&format!("/rest/sip/connection/{conn}/invites"), &a).await?;
     ensure!(got.ok(StatusCode::OK)?["total"] == 1, "{:?}", got);
+    Ok(())
+}
+
+/// A connection's `ip` is trusted without credentials, so it may not be loopback, private,
+/// link-local, CGNAT or the platform's own address — unless the operator allows private ones.
+async fn connection_ips_private_and_own_refused(c: Ctx) -> anyhow::Result<()> {
+    let platform: std::net::IpAddr = "198.51.100.7".parse()?;
+    let refusing = {
+        let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
+            .with_connection_ips(opentact_api::routes::sip_connection::ConnectionIps {
+                allow_private: false,
+                platform: vec![platform],
+            });
+        Ctx { app: router(state), store: c.store.clone(), secret: c.secret.clone() }
+    };
+    let (_, jwt) = refusing.signup("private-ips@example.test").await?;
+    for ip in [
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.0.10",
+        "172.16.0.1",
+        "169.254.1.1",
+        "100.64.0.1",
+        "::1",
+        "fd00::1",
+        "::ffff:10.0.0.1",
+    ] {
+        let answer = refusing.post("/rest/sip/connection", &jwt, json!({"name": "pbx", "ip": ip})).await?;
+        answer.err(StatusCode::UNPROCESSABLE_ENTITY, &["ip:", "allow_private_connection_ips"])?;
+    }
+    let own =
+        refusing.post("/rest/sip/connection", &jwt, json!({"name": "pbx", "ip": "198.51.100.7"})).await?;
+    own.err(StatusCode::UNPROCESSABLE_ENTITY, &["ip:", "this platform's own address"])?;
+    // A public address is taken; moving it to a private one is refused like creating it.
+    let created =
+        refusing.post("/rest/sip/connection", &jwt, json!({"name": "pbx", "ip": "203.0.113.5"})).await?;
+    let id = created.ok(StatusCode::CREATED)?["uuid"].as_str().context("uuid")?.to_owned();
+    let moved =
+        refusing.patch(&format!("/rest/sip/connection/{id}"), &jwt, json!({"ip": "10.0.0.1"})).await?;
+    moved.err(StatusCode::UNPROCESSABLE_ENTITY, &["ip:", "private"])?;
+    let kept = refusing.get(&format!("/rest/sip/connection/{id}"), &jwt).await?;
+    ensure!(kept.ok(StatusCode::OK)?["ip"] == "203.0.113.5", "the refused update changed nothing");
+
+    // On premises: private addresses allowed, the platform's own still not.
+    let on_prem = {
+        let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
+            .with_connection_ips(opentact_api::routes::sip_connection::ConnectionIps {
+                allow_private: true,
+                platform: vec![platform],
+            });
+        Ctx { app: router(state), store: c.store.clone(), secret: c.secret.clone() }
+    };
+    let private =
+        on_prem.post("/rest/sip/connection", &jwt, json!({"name": "lan pbx", "ip": "10.1.2.3"})).await?;
+    ensure!(private.ok(StatusCode::CREATED)?["ip"] == "10.1.2.3", "allowed on premises");
+    let own =
+        on_prem.post("/rest/sip/connection", &jwt, json!({"name": "pbx", "ip": "198.51.100.7"})).await?;
+    own.err(StatusCode::UNPROCESSABLE_ENTITY, &["ip:", "this platform's own address"])?;
     Ok(())
 }

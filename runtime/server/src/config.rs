@@ -98,6 +98,10 @@ pub struct SipSection {
     pub outbound_proxy: Option<SocketAddr>,
     /// Let `<Dial>` reach SIP URIs at loopback and private addresses.
     pub allow_private_targets: bool,
+    /// Let a SIP connection's `ip` name a loopback, private, link-local or CGNAT address
+    /// (on-premises PBXs on a private network). Off: such a connection is refused with 422.
+    /// The platform's own addresses are refused either way.
+    pub allow_private_connection_ips: bool,
     /// The platform's SIP domain: an account's SIP domain `acme` is `acme.<domain>`, and its
     /// users register and are dialled as `alice@acme.<domain>`.
     pub domain: String,
@@ -141,6 +145,7 @@ impl Default for SipSection {
             carriers: vec!["127.0.0.1/32".to_owned()],
             outbound_proxy: None,
             allow_private_targets: false,
+            allow_private_connection_ips: false,
             domain: "sip.opentact.local".to_owned(),
             auth_source_max_failures: auth.source_max_failures,
             auth_failure_window_secs: auth.failure_window.as_secs(),

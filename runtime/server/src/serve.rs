@@ -229,7 +229,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .with_flow_urls(
         UrlPolicy::new(config.flows.http.allow_private, &config.flows.http.allow)
             .context("flows.http.allow")?,
-    );
+    )
+    .with_connection_ips(opentact_api::routes::sip_connection::ConnectionIps {
+        allow_private: config.sip.allow_private_connection_ips,
+        platform: [advertised, listen_ip].into_iter().filter(|ip| !ip.is_unspecified()).collect(),
+    });
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("starting the REST API on {}", config.api.listen))?;

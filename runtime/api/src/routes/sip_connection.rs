@@ -77,11 +77,64 @@ pub(crate) fn check_password(password: &str) -> Result<&str, ApiError> {
     Ok(password)
 }
 
-fn check_ip(ip: &str) -> Result<String, ApiError> {
-    ip.trim()
+/// Which addresses a connection's `ip` may name.
+///
+/// A connection's address is trusted without credentials for its account's numbers and users,
+/// so it must be a host on the internet that the customer runs: not loopback, not a private or
+/// link-local network, not shared (CGNAT) space, and not one of the platform's own addresses —
+/// any of those would let traffic from the platform's own network (or a neighbour behind the
+/// same NAT) speak for the account. An on-premises installation whose PBXs sit on a private
+/// network allows those with `sip.allow_private_connection_ips` (the platform's own addresses
+/// stay refused).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionIps {
+    /// Let `ip` name loopback, private, link-local and CGNAT addresses.
+    pub allow_private: bool,
+    /// The platform's own addresses (its SIP and RTP addresses), never a connection's.
+    pub platform: Vec<IpAddr>,
+}
+
+impl ConnectionIps {
+    /// Why `ip` may not be a connection's address, if it may not.
+    pub fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
+        let ip = ip.to_canonical();
+        if self.platform.iter().any(|own| own.to_canonical() == ip) {
+            return Some("is this platform's own address");
+        }
+        if ip.is_unspecified() || ip.is_multicast() || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
+            return Some("is not a host's address");
+        }
+        let private = match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, ..] = v4.octets();
+                v4.is_loopback()
+                    || v4.is_private()
+                    || v4.is_link_local()
+                    || (a == 100 && (64..128).contains(&b))
+            }
+            IpAddr::V6(v6) => {
+                let first = v6.segments()[0];
+                v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+            }
+        };
+        (private && !self.allow_private).then_some(
+            "is a loopback, private, link-local or shared address (allowed only with sip.allow_private_connection_ips)",
+        )
+    }
+}
+
+fn check_ip(state: &ApiState, ip: &str) -> Result<String, ApiError> {
+    let parsed = ip
+        .trim()
         .parse::<IpAddr>()
-        .map(|ip| ip.to_string())
-        .map_err(|_| ApiError::invalid("ip", format!("{ip:?} is not an IPv4 or IPv6 address")))
+        .map_err(|_| ApiError::invalid("ip", format!("{ip:?} is not an IPv4 or IPv6 address")))?;
+    if let Some(reason) = state.connection_ips.refusal(parsed) {
+        return Err(ApiError::invalid(
+            "ip",
+            format!("{parsed} {reason}: a connection's ip must be the public address of your PBX"),
+        ));
+    }
+    Ok(parsed.to_string())
 }
 
 fn check_port(port: i32) -> Result<i32, ApiError> {
@@ -218,7 +271,7 @@ async fn create(
     let new = NewSipConnection {
         name: check_name("name", &body.name, MAX_CONNECTION_NAME)?,
         subdomain,
-        ip: body.ip.as_deref().map(check_ip).transpose()?,
+        ip: body.ip.as_deref().map(|ip| check_ip(&state, ip)).transpose()?,
         port: body.port.map(check_port).transpose()?,
         is_active: body.is_active.unwrap_or(true),
         credentials,
@@ -338,7 +391,7 @@ async fn update(
         name: body.name.as_deref().map(|n| check_name("name", n, MAX_CONNECTION_NAME)).transpose()?,
         subdomain,
         ip: match body.ip {
-            Some(Some(ip)) => Some(Some(check_ip(&ip)?)),
+            Some(Some(ip)) => Some(Some(check_ip(&state, &ip)?)),
             other => other,
         },
         port: match body.port {
