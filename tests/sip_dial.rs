@@ -246,3 +246,41 @@ async fn a_caller_id_the_account_does_not_lease_is_refused() {
     let received = tokio::time::timeout(Duration::from_millis(300), carrier.recv_from(&mut buffer)).await;
     assert!(received.is_err(), "no INVITE reached the carrier");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_leg_takes_a_place_among_the_accounts_calls() {
+    let carrier_port = free_udp_port();
+    let data = tempfile::tempdir().expect("tempdir");
+    let xml = r#"<Response>
+  <Dial timeout="5000" callerId="13125550114">
+    <Number>12125550100</Number>
+    <Error><Say tag="limit-branch">Too many calls.</Say></Error>
+  </Dial>
+  <Hangup/>
+</Response>"#;
+    provision::xml_number(&data.path().join("data"), "capped@example.test", 13_125_550_114, xml).await;
+    // One call at a time: the inbound call holds it, so its <Dial> leg would be the second.
+    let config = data.path().join("capped.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\noutbound_proxy = \"127.0.0.1:{carrier_port}\"\n\n[calls]\nmax_calls_per_account = 1\n"
+        ),
+    )
+    .expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let carrier = tokio::net::UdpSocket::bind(("127.0.0.1", carrier_port)).await.expect("carrier socket");
+    let (code, output) = place_call(&platform, "13125550114").await;
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+    let events = platform.wait_for_event(Duration::from_secs(5), |e| e["type"] == "call.hangup").await;
+    let failed = events
+        .iter()
+        .find(|e| e["verb"] == "dial" && e["phase"] == "failed")
+        .unwrap_or_else(|| panic!("the dial failed: {events:#?}"));
+    assert_eq!(failed["detail"]["error"], "limit_exceeded", "{failed:#}");
+    assert!(failed["detail"]["message"].to_string().contains("account call limit"), "{failed:#}");
+    assert!(events.iter().any(|e| e["verb"] == "say" && e["tag"] == "limit-branch"), "{events:#?}");
+    let mut buffer = [0u8; 2048];
+    let received = tokio::time::timeout(Duration::from_millis(300), carrier.recv_from(&mut buffer)).await;
+    assert!(received.is_err(), "no INVITE reached the carrier");
+}

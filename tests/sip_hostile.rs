@@ -302,3 +302,29 @@ async fn a_sip_connection_reaches_only_its_own_accounts_numbers() {
     assert_eq!(code, 0, "another account's number is refused with 403:\n{output}\n{}", platform.log());
     assert!(platform.log().contains("reaches only its own account"), "{}", platform.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_naming_a_refused_media_address_gets_488_and_no_rtp() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let xml = r#"<Response><Say tag="greeting">Hello there.</Say><Hangup/></Response>"#;
+    provision::xml_number(&data.path().join("data"), "media@example.test", 13_125_550_141, xml).await;
+    // The tests run on loopback, where private media is allowed unless the config says no.
+    let config = data.path().join("opentact.toml");
+    std::fs::write(&config, "[media]\nallow_private_rtp_peers = false\n").expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    // The offer names this socket (loopback) as where the caller's media goes.
+    let media = tokio::net::UdpSocket::bind(("127.0.0.1", 0)).await.expect("media socket");
+    let media_port = media.local_addr().expect("addr").port();
+    let scenarios = tempfile::tempdir().expect("tempdir");
+    let refused = scenarios.path().join("488.xml");
+    let scenario =
+        support::sipp::caller_expecting_status(488).replace("[media_port]", &media_port.to_string());
+    std::fs::write(&refused, scenario).expect("write");
+    let (code, output) =
+        run_sipp(sipp_call(&platform, &refused, "13125550141"), Duration::from_secs(20)).await;
+    assert_eq!(code, 0, "the offer is refused with 488:\n{output}\n{}", platform.log());
+    assert!(platform.log().contains("media address 127.0.0.1 refused"), "{}", platform.log());
+    let mut buffer = [0u8; 2048];
+    let received = tokio::time::timeout(Duration::from_millis(500), media.recv_from(&mut buffer)).await;
+    assert!(received.is_err(), "no RTP was sent to the refused address");
+}

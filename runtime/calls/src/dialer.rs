@@ -26,6 +26,8 @@ pub struct ServerDialer {
     pub sip_domain: String,
     /// This node's live calls, the peers of a bridge.
     pub live_calls: Arc<crate::live_calls::LiveCalls>,
+    /// The accounts' shares of concurrent calls: each `<Dial>` leg takes one.
+    pub admission: Arc<crate::Admission>,
 }
 
 impl std::fmt::Debug for ServerDialer {
@@ -76,6 +78,17 @@ impl Dialer for ServerDialer {
 
     fn bridge_peer(&self, account: &str, id: &str) -> Option<opentact_voice::BridgePeer> {
         self.live_calls.bridge_peer(account, id)
+    }
+
+    fn admit_leg(&self, call: &CallInfo) -> Result<Option<opentact_voice::LegSlot>, CallError> {
+        let account = call
+            .account
+            .parse()
+            .map_err(|_| CallError::Failed(format!("the call's account {:?} is not an id", call.account)))?;
+        match self.admission.admit(account) {
+            Ok(slot) => Ok(Some(Box::new(slot))),
+            Err(refusal) => Err(CallError::LimitExceeded(format!("dial: {refusal}"))),
+        }
     }
 
     async fn resolve(

@@ -169,6 +169,12 @@ pub struct MediaSection {
     pub inband_dtmf: bool,
     /// Let `<Play>` fetch audio from loopback and private addresses.
     pub allow_private_audio_urls: bool,
+    /// Let an SDP (a caller's offer, a callee's answer) name a loopback, private, link-local or
+    /// the platform's own address as where its media goes. Off: such an offer is refused with
+    /// 488 and such an answer fails the leg; no RTP is sent there. Unset: on when the
+    /// platform's own address (`sip.advertised_address`, else the listen address) is not
+    /// public — a platform on a private network talks to private peers — off otherwise.
+    pub allow_private_rtp_peers: Option<bool>,
     /// RTP packets a second handled from a call's peer; the excess is dropped undecoded.
     pub rtp_max_packets_per_second: u32,
     /// Symmetric RTP for callers behind NAT: a peer that sends from another port than its SDP
@@ -204,6 +210,7 @@ impl Default for MediaSection {
             .unwrap_or(1000),
         }
     }
+            allow_private_rtp_peers: None,
 }
 
 /// The server process.

@@ -113,6 +113,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         rtp_ports: config.media.rtp_port_min..=config.media.rtp_port_max,
         recordings_dir: recordings_dir.clone(),
         inband_dtmf: config.media.inband_dtmf,
+        // Unset: a platform on a private network (its own address private) talks to private peers.
+        allow_private_media: config.media.allow_private_rtp_peers.unwrap_or(!opentact_egress::is_public(advertised)),
     });
     let tts = Arc::new(EspeakTts::new(Some(data_dir.join("tts-cache"))));
     let fetcher = Arc::new(AudioFetcher::new(FetchPolicy {
@@ -165,6 +167,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     });
     let runner = Arc::new(CallRunner {
         store: repo.clone(),
+        admission: admission.clone(),
         host,
         xml_guest,
         voice,

@@ -48,6 +48,29 @@ pub struct VoiceConfig {
     pub recordings_dir: PathBuf,
     /// Listen for DTMF tones in the audio too.
     pub inband_dtmf: bool,
+    /// Let an SDP's connection address (where the platform sends RTP) be loopback, private,
+    /// link-local or the platform's own: the policy `<Dial>` applies to signalling targets
+    /// (`media.allow_private_rtp_peers`). Off: such a call is refused with 488 (an offer) or
+    /// fails (a callee's answer), and no RTP is sent there.
+    pub allow_private_media: bool,
+}
+
+impl VoiceConfig {
+    /// Why the platform may not send RTP to `ip`, an SDP's connection address, if it may not.
+    /// The unspecified address (an old-style hold) is no destination and passes.
+    pub fn media_address_refused(&self, ip: IpAddr) -> Option<String> {
+        if self.allow_private_media || ip.is_unspecified() {
+            return None;
+        }
+        let ip = ip.to_canonical();
+        let own = [self.rtp_advertised, self.rtp_bind].iter().any(|own| own.to_canonical() == ip);
+        (own || opentact_egress::is_non_public(ip)).then(|| {
+            format!(
+                "media address {ip} refused: RTP is not sent to loopback, private or the platform's own \
+                 addresses (media.allow_private_rtp_peers)"
+            )
+        })
+    }
 }
 
 struct BackgroundRecording {
@@ -354,6 +377,7 @@ impl SipCall {
         if let (Ok(answer), Some(rtp)) = (sdp::parse(&answer), self.rtp())
             && !answer.audio.address.is_unspecified()
             && answer.audio.port != 0
+            && self.config.media_address_refused(answer.audio.address).is_none()
         {
             rtp.update_peer(SocketAddr::new(answer.audio.address, answer.audio.port));
         }
@@ -366,9 +390,14 @@ impl SipCall {
         let reoffer_rtp = Arc::downgrade(rtp);
         let reoffer_local = local.clone();
         let reoffer_version = self.sdp_version.clone();
+        let config = self.config.clone();
         Arc::new(move |text: &str| {
             let offer = sdp::parse(text).ok()?;
             sdp::negotiate(&offer.audio).ok()?;
+            // A re-offer may not move the media somewhere a first offer could not go.
+            if config.media_address_refused(offer.audio.address).is_some() {
+                return None;
+            }
             if let Some(rtp) = reoffer_rtp.upgrade()
                 && !offer.audio.is_hold()
             {
@@ -406,6 +435,7 @@ impl SipCall {
             destination.caller_id.as_deref(),
             destination.ring_timeout,
             self.events.clone(),
+            false,
         )
         .await;
         let leg = match rung {
@@ -561,6 +591,11 @@ impl CallBackend for SipCall {
             sdp::parse(offer_text).map_err(|error| CallError::Failed(format!("SDP offer: {error}")))?;
         let negotiated =
             sdp::negotiate(&offer.audio).map_err(|error| CallError::Failed(format!("SDP offer: {error}")))?;
+        if let Some(refused) = self.config.media_address_refused(offer.audio.address) {
+            // 488 Not Acceptable Here: no media to that address, so no call.
+            let _ = leg.reject(488, Some(&refused));
+            return Err(CallError::Failed(format!("SDP offer: {refused}")));
+        }
         let peer = RtpPeer {
             address: SocketAddr::new(offer.audio.address, offer.audio.port),
             codec: negotiated.codec,
@@ -766,6 +801,7 @@ impl CallBackend for SipCall {
             request.caller_id.as_deref(),
             Duration::from_millis(u64::from(request.timeout_ms)),
             self.events.clone(),
+            true,
         )
         .await?;
         // The bridge: each side sends what the other receives.
@@ -912,5 +948,39 @@ impl CallBackend for SipCall {
     async fn send_sms(&self, _request: &SmsRequest) -> Result<String, CallError> {
         self.live()?;
         Err(CallError::Failed("SMS is not available yet".to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VoiceConfig;
+
+    fn config(allow_private_media: bool) -> VoiceConfig {
+        VoiceConfig {
+            rtp_bind: "0.0.0.0".parse().expect("ip"),
+            rtp_advertised: "8.8.8.8".parse().expect("ip"),
+            rtp_ports: 20_000..=20_010,
+            recordings_dir: std::env::temp_dir(),
+            inband_dtmf: false,
+            allow_private_media,
+        }
+    }
+
+    #[test]
+    fn media_addresses_are_judged_like_signalling_targets() {
+        let strict = config(false);
+        for refused in
+            ["127.0.0.1", "10.0.0.5", "192.168.1.2", "169.254.0.1", "::1", "fd00::5", "::ffff:10.1.1.1"]
+        {
+            assert!(strict.media_address_refused(refused.parse().expect("ip")).is_some(), "{refused}");
+        }
+        assert!(
+            strict.media_address_refused("8.8.8.8".parse().expect("ip")).is_some(),
+            "the platform's own"
+        );
+        assert!(strict.media_address_refused("0.0.0.0".parse().expect("ip")).is_none(), "an old-style hold");
+        assert!(strict.media_address_refused("8.8.4.4".parse().expect("ip")).is_none(), "a public peer");
+        let lab = config(true);
+        assert!(lab.media_address_refused("127.0.0.1".parse().expect("ip")).is_none());
     }
 }

@@ -40,7 +40,18 @@ pub trait Dialer: Send + Sync {
     fn bridge_peer(&self, _account: &str, _id: &str) -> Option<BridgePeer> {
         None
     }
+
+    /// A place among the account's concurrent calls for one outbound leg of `call`, held for
+    /// as long as the leg lives (dropped with it), or `LimitExceeded` when the account is at
+    /// its cap. A `<Dial>` leg is a call on the carrier trunk as much as the call it came
+    /// from. The default takes none.
+    fn admit_leg(&self, _call: &CallInfo) -> Result<Option<LegSlot>, CallError> {
+        Ok(None)
+    }
 }
+
+/// A leg's place among its account's calls (see [`Dialer::admit_leg`]); given back when dropped.
+pub type LegSlot = Box<dyn std::any::Any + Send + Sync>;
 
 /// Another live call to bridge with.
 pub struct BridgePeer {
@@ -63,7 +74,12 @@ pub(crate) struct AnsweredLeg {
     pub rtp: Arc<RtpSession>,
     /// The platform's SDP offer that the callee answered (the base of later re-offers).
     pub local: LocalMedia,
+    /// The leg's place among the account's calls, given back when the leg is dropped.
+    pub _slot: Option<LegSlot>,
 }
+
+/// A leg that rings: its target, call, media, offer and place among the account's calls.
+type RingingLeg = (DialTarget, OutboundCall, Arc<RtpSession>, LocalMedia, Option<LegSlot>);
 
 /// Why no leg answered.
 #[derive(Debug, Default)]
@@ -73,7 +89,11 @@ struct Tally {
     no_answer: usize,
 }
 
-/// Ring `targets` in parallel; the first 2xx wins, the rest are cancelled.
+/// Ring `targets` in parallel; the first 2xx wins, the rest are cancelled. With `leg_slots`
+/// each leg first takes a place among the account's calls ([`Dialer::admit_leg`]); when the
+/// account has too few, nothing rings and the dial fails with `LimitExceeded`. (A placed
+/// call's own leg is the call, which holds its place already.)
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn ring(
     dialer: &dyn Dialer,
     config: &VoiceConfig,
@@ -82,13 +102,15 @@ pub(crate) async fn ring(
     caller_id: Option<&str>,
     timeout: Duration,
     mut caller: LegEvents,
+    leg_slots: bool,
 ) -> Result<AnsweredLeg, CallError> {
     let endpoint = dialer
         .endpoint()
         .ok_or_else(|| CallError::Failed("SIP is not running: outbound legs cannot be placed".to_owned()))?;
     let mut tally = Tally::default();
-    let mut legs: Vec<(DialTarget, OutboundCall, Arc<RtpSession>, LocalMedia)> = Vec::new();
+    let mut legs: Vec<RingingLeg> = Vec::new();
     let mut pending = JoinSet::new();
+    let mut resolved = Vec::new();
     for target in targets {
         let requests = match dialer.resolve(target, info, caller_id).await {
             Ok(requests) => requests,
@@ -100,7 +122,19 @@ pub(crate) async fn ring(
         if requests.is_empty() {
             tally.failed.push(format!("{}: not reachable now", target.as_str()));
         }
+        resolved.push((target, requests));
+    }
+    // Every leg's place is taken before any rings: an account at its cap sends nothing out.
+    let mut slots = Vec::new();
+    if leg_slots {
+        for _ in resolved.iter().flat_map(|(_, requests)| requests) {
+            slots.push(dialer.admit_leg(info)?);
+        }
+    }
+    let mut slots = slots.into_iter();
+    for (target, requests) in resolved {
         for mut request in requests {
+            let slot = slots.next().flatten();
             let unknown_peer = RtpPeer {
                 address: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0),
                 codec: PT_PCMU,
@@ -128,7 +162,7 @@ pub(crate) async fn ring(
             match endpoint.invite(request) {
                 Ok((call, outcome)) => {
                     let index = legs.len();
-                    legs.push((target.clone(), call, Arc::new(rtp), offer));
+                    legs.push((target.clone(), call, Arc::new(rtp), offer, slot));
                     pending.spawn(async move { (index, outcome.wait().await) });
                 }
                 Err(error) => tally.failed.push(format!("{}: {error}", target.as_str())),
@@ -165,7 +199,7 @@ pub(crate) async fn ring(
         }
     }
     // Every leg but the winner stops ringing (or, if it answered at the same moment, ends).
-    for (index, (_, call, rtp, _)) in legs.iter().enumerate() {
+    for (index, (_, call, rtp, _, _)) in legs.iter().enumerate() {
         if winner.as_ref().is_some_and(|(w, _)| *w == index) {
             continue;
         }
@@ -194,7 +228,7 @@ pub(crate) async fn ring(
             CallError::Failed(tally.failed.join("; "))
         });
     };
-    let (target, call, rtp, local) = legs.swap_remove(index);
+    let (target, call, rtp, local, slot) = legs.swap_remove(index);
     let parsed = sdp::parse(&answer).map_err(|error| CallError::Failed(format!("the callee's SDP: {error}")));
     let negotiated = parsed.as_ref().ok().and_then(|p| sdp::negotiate(&p.audio).ok());
     let (Ok(parsed), Some(negotiated)) = (parsed.as_ref(), negotiated) else {
@@ -202,6 +236,12 @@ pub(crate) async fn ring(
         rtp.close();
         return Err(CallError::Failed("the callee answered without a usable SDP answer".to_owned()));
     };
+    if let Some(refused) = config.media_address_refused(parsed.audio.address) {
+        // Not one packet goes there: the leg ends before its media starts.
+        call.hangup().await;
+        rtp.close();
+        return Err(CallError::Failed(format!("{}: the callee's SDP: {refused}", target.as_str())));
+    }
     rtp.set_peer(RtpPeer {
         address: SocketAddr::new(parsed.audio.address, parsed.audio.port),
         codec: negotiated.codec,
@@ -210,5 +250,5 @@ pub(crate) async fn ring(
     });
     rtp.start();
     info!(target = target.as_str(), "dial answered");
-    Ok(AnsweredLeg { target, call, rtp, local })
+    Ok(AnsweredLeg { target, call, rtp, local, _slot: slot })
 }

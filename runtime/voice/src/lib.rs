@@ -13,5 +13,5 @@ mod dial;
 mod render;
 
 pub use call::{Destination, SipCall, VoiceConfig};
-pub use dial::{BridgePeer, Dialer};
+pub use dial::{BridgePeer, Dialer, LegSlot};
 pub use render::{MediaRenderer, Rendered};
