@@ -20,9 +20,11 @@ impl Cli {
         match self.command {
             // rsipstack logs every datagram at info: keep it to warnings.
             Command::Serve(_) => "info,rsipstack=warn,sqlx=warn",
-            Command::Flow { .. } | Command::Provision(_) | Command::Numbers { .. } | Command::Api(_) => {
-                "warn"
-            }
+            Command::Flow { .. }
+            | Command::Provision(_)
+            | Command::Numbers { .. }
+            | Command::Api(_)
+            | Command::Admin { .. } => "warn",
         }
     }
 }
@@ -54,6 +56,91 @@ pub enum Command {
     /// Exit codes: 0 done, 1 the API refused the request or could not be reached (or an
     /// ordered number was not leased), 2 the arguments are invalid.
     Api(ApiArgs),
+    /// Operator tools that work on the store directly (run them on the server's machine, with
+    /// its configuration): reviews of what accounts registered.
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// The admin subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// 10DLC campaigns: list them for review, approve or reject them. A US long code sends SMS
+    /// only in an approved campaign.
+    #[command(name = "10dlc")]
+    TenDlc {
+        /// What to do.
+        #[command(subcommand)]
+        command: AdminTenDlcCommand,
+    },
+}
+
+/// Where the store is, for the admin commands.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The configuration file (its [store] and [server] sections apply).
+    #[arg(long, short, env = "OPENTACT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The data directory (overrides `server.data_dir`).
+    #[arg(long, env = "OPENTACT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `opentact admin 10dlc …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminTenDlcCommand {
+    /// Campaigns of every account, oldest first; one per line: uuid, state, account, use case,
+    /// numbers, description.
+    List(AdminCampaignListArgs),
+    /// Approve a campaign: its numbers may send application-to-person SMS.
+    Approve(AdminCampaignArgs),
+    /// Reject a campaign with the reason the account sees.
+    Reject(AdminRejectArgs),
+}
+
+/// A campaign's review state, for `opentact admin 10dlc list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CampaignStateArg {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+/// `opentact admin 10dlc list`.
+#[derive(Debug, Args)]
+pub struct AdminCampaignListArgs {
+    /// Only campaigns in this state.
+    #[arg(long)]
+    pub state: Option<CampaignStateArg>,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `opentact admin 10dlc approve`.
+#[derive(Debug, Args)]
+pub struct AdminCampaignArgs {
+    /// The campaign's uuid.
+    pub campaign: uuid::Uuid,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `opentact admin 10dlc reject`.
+#[derive(Debug, Args)]
+pub struct AdminRejectArgs {
+    /// The campaign's uuid.
+    pub campaign: uuid::Uuid,
+    /// Why, as the account will read it (what to correct).
+    #[arg(long)]
+    pub reason: String,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// The numbers subcommands.
@@ -268,6 +355,20 @@ pub enum ApiCommand {
         /// What to do.
         #[command(subcommand)]
         command: ApiBatchCommand,
+    },
+    /// Send SMS and search the SMS log.
+    Sms {
+        /// What to do.
+        #[command(subcommand)]
+        command: ApiSmsCommand,
+    },
+    /// 10DLC campaigns: list them, and assign numbers to them (register brands and campaigns
+    /// with `opentact api post /rest/10dlc/brand @brand.json`).
+    #[command(name = "10dlc")]
+    TenDlc {
+        /// What to do.
+        #[command(subcommand)]
+        command: ApiTenDlcCommand,
     },
     /// GET any path (`/rest/lease/tn?take=5`) and print the response.
     Get(RawArgs),
@@ -484,6 +585,108 @@ pub struct BatchCreateArgs {
 pub struct BatchWatchArgs {
     /// The batch's uuid.
     pub batch: uuid::Uuid,
+}
+
+/// `opentact api sms …`.
+#[derive(Debug, Subcommand)]
+pub enum ApiSmsCommand {
+    /// Send an SMS from one of the account's numbers; prints the message's uuid, state and parts.
+    Send(SmsSendArgs),
+    /// Search the SMS log; prints one message per line: uuid, created, type, state, from, to,
+    /// text.
+    Search(SmsSearchArgs),
+}
+
+/// `opentact api sms send`.
+#[derive(Debug, Args)]
+pub struct SmsSendArgs {
+    /// The account's number it is sent from (SMS enabled on its lease), country code first.
+    #[arg(long, value_parser = parse_tn)]
+    pub tn: i64,
+    /// The handset, country code first (a leading + is allowed).
+    #[arg(long)]
+    pub to: String,
+    /// The text, 1 to 918 characters.
+    #[arg(long)]
+    pub message: String,
+    /// Where this message's status events are also delivered.
+    #[arg(long)]
+    pub callback_url: Option<String>,
+}
+
+/// A message's direction, for `opentact api sms search`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmsDirectionArg {
+    /// Outbound.
+    Smso,
+    /// Inbound.
+    Smsr,
+}
+
+/// A message's state, for `opentact api sms search`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmsStateArg {
+    Created,
+    Queued,
+    Sent,
+    Delivered,
+    Undelivered,
+    Failed,
+    Received,
+}
+
+/// `opentact api sms search`: every filter optional.
+#[derive(Debug, Args)]
+pub struct SmsSearchArgs {
+    /// Only outbound (smso) or inbound (smsr) messages.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub direction: Option<SmsDirectionArg>,
+    /// Only messages in this state.
+    #[arg(long)]
+    pub state: Option<SmsStateArg>,
+    /// The sender, exactly (digits, country code first).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The recipient, exactly (digits, country code first).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Messages created at or after this time (RFC 3339, e.g. 2026-12-01T00:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Messages created before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Newest first.
+    #[arg(long)]
+    pub newest_first: bool,
+    /// How many messages to show (the API's default when not given).
+    #[arg(long)]
+    pub take: Option<u32>,
+    /// How many matches to skip first (paging).
+    #[arg(long)]
+    pub skip: Option<u32>,
+}
+
+/// `opentact api 10dlc …`.
+#[derive(Debug, Subcommand)]
+pub enum ApiTenDlcCommand {
+    /// The account's campaigns; one per line: uuid, state, use case, numbers (and the reason of
+    /// a rejected one).
+    Campaigns,
+    /// Assign numbers (leased by the account) to a campaign; prints the campaign's numbers.
+    Assign(TenDlcNumbersArgs),
+    /// Take numbers out of a campaign; prints the campaign's numbers.
+    Remove(TenDlcNumbersArgs),
+}
+
+/// `opentact api 10dlc assign|remove`.
+#[derive(Debug, Args)]
+pub struct TenDlcNumbersArgs {
+    /// The campaign's uuid.
+    pub campaign: uuid::Uuid,
+    /// The numbers, country code first.
+    #[arg(required = true, value_name = "TN", value_parser = parse_tn)]
+    pub tns: Vec<i64>,
 }
 
 /// `opentact api get|delete <path>`.

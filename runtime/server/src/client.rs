@@ -24,8 +24,9 @@ use url::Url;
 
 use crate::cli::{
     ApiAppsCommand, ApiArgs, ApiBatchCommand, ApiCommand, ApiConnection, ApiNumbersCommand, ApiSipCommand,
-    ApiSipUsersCommand, AppCreateArgs, AppDeployArgs, BatchCreateArgs, Feature, LoginArgs, NumberOrderArgs,
-    NumberSearchArgs, RawBodyArgs, SipUserCreateArgs,
+    ApiSipUsersCommand, ApiSmsCommand, ApiTenDlcCommand, AppCreateArgs, AppDeployArgs, BatchCreateArgs,
+    Feature, LoginArgs, NumberOrderArgs, NumberSearchArgs, RawBodyArgs, SipUserCreateArgs, SmsDirectionArg,
+    SmsSearchArgs, SmsSendArgs, SmsStateArg, TenDlcNumbersArgs,
 };
 
 /// Largest response read, bytes. The API's answers are far smaller (a page holds at most a few
@@ -133,6 +134,15 @@ async fn execute(client: &Client, command: ApiCommand, json: bool) -> anyhow::Re
         }
         ApiCommand::Batch { command: ApiBatchCommand::Watch(args) } => {
             watch_batch(client, args.batch, json).await
+        }
+        ApiCommand::Sms { command: ApiSmsCommand::Send(args) } => send_sms(client, args, json).await,
+        ApiCommand::Sms { command: ApiSmsCommand::Search(args) } => search_sms(client, args, json).await,
+        ApiCommand::TenDlc { command: ApiTenDlcCommand::Campaigns } => campaigns(client, json).await,
+        ApiCommand::TenDlc { command: ApiTenDlcCommand::Assign(args) } => {
+            campaign_numbers(client, args, "add", json).await
+        }
+        ApiCommand::TenDlc { command: ApiTenDlcCommand::Remove(args) } => {
+            campaign_numbers(client, args, "remove", json).await
         }
         ApiCommand::Get(args) => raw(client, "GET", &args.path, None).await,
         ApiCommand::Delete(args) => raw(client, "DELETE", &args.path, None).await,
@@ -347,6 +357,35 @@ mod wire {
     #[derive(Debug, Deserialize)]
     pub struct ComponentVersion {
         pub version: i32,
+    }
+
+    /// An SMS as the log shows it.
+    #[derive(Debug, Deserialize)]
+    pub struct Sms {
+        pub uuid: Uuid,
+        #[serde(rename = "type")]
+        pub direction: String,
+        pub state: String,
+        pub from: String,
+        pub to: String,
+        pub text: String,
+        pub parts: i64,
+        pub created_on: String,
+    }
+
+    /// A 10DLC campaign.
+    #[derive(Debug, Deserialize)]
+    pub struct Campaign {
+        pub uuid: Uuid,
+        pub state: String,
+        pub use_case: String,
+        pub reason: Option<String>,
+        pub numbers: Vec<CampaignNumber>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct CampaignNumber {
+        pub tn: i64,
     }
 
     /// A batch's state and counts.
@@ -656,6 +695,147 @@ fn progress_line(p: &wire::BatchProgress) -> String {
 }
 
 /// Prints a created object's uuid (or the object, with `--json`).
+async fn send_sms(client: &Client, args: SmsSendArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let mut body = json!({"tn": args.tn, "to": args.to, "message": args.message});
+    if let Some(url) = args.callback_url {
+        body["custom_callback_url"] = url.into();
+    }
+    let envelope = client.send_json("POST", client.endpoint(&["rest", "sms"]), &body).await?;
+    if json {
+        print_pretty(&envelope["payload"])?;
+    } else {
+        let sms: wire::Sms = decode(&envelope, "message")?;
+        print_line(format_args!("{}\t{}\t{} part(s)", sms.uuid, sms.state, sms.parts))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Newlines and tabs of a text as one line of a column.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+async fn search_sms(client: &Client, args: SmsSearchArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let mut body = serde_json::Map::new();
+    if let Some(direction) = args.direction {
+        let name = match direction {
+            SmsDirectionArg::Smso => "smso",
+            SmsDirectionArg::Smsr => "smsr",
+        };
+        body.insert("type".into(), name.into());
+    }
+    if let Some(state) = args.state {
+        let name = match state {
+            SmsStateArg::Created => "created",
+            SmsStateArg::Queued => "queued",
+            SmsStateArg::Sent => "sent",
+            SmsStateArg::Delivered => "delivered",
+            SmsStateArg::Undelivered => "undelivered",
+            SmsStateArg::Failed => "failed",
+            SmsStateArg::Received => "received",
+        };
+        body.insert("state".into(), name.into());
+    }
+    for (key, value) in [("from", args.from), ("to", args.to), ("since", args.since), ("until", args.until)] {
+        if let Some(value) = value {
+            let value =
+                if matches!(key, "from" | "to") { value.trim_start_matches('+').to_owned() } else { value };
+            body.insert(key.into(), value.into());
+        }
+    }
+    if args.newest_first {
+        body.insert("order".into(), json!({"created_on": "DESC"}));
+    }
+    let mut url = client.endpoint(&["rest", "sms", "search"]);
+    for (key, value) in [("take", args.take), ("skip", args.skip)] {
+        if let Some(value) = value {
+            url.query_pairs_mut().append_pair(key, &value.to_string());
+        }
+    }
+    let envelope = client.send_json("POST", url, &Value::Object(body)).await?;
+    if json {
+        print_pretty(&envelope["payload"])?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let page: wire::Page<wire::Sms> = decode(&envelope, "SMS log")?;
+    for m in &page.data {
+        print_line(format_args!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            m.uuid,
+            m.created_on,
+            m.direction,
+            m.state,
+            m.from,
+            m.to,
+            one_line(&m.text)
+        ))?;
+    }
+    let shown = i64::from(page.skip) + i64::try_from(page.data.len()).unwrap_or(i64::MAX);
+    if page.total == 0 {
+        eprintln!("no message matches");
+    } else if page.total > shown || page.skip > 0 {
+        eprintln!(
+            "messages {} to {} of {} matches (--take and --skip page through them)",
+            i64::from(page.skip) + 1,
+            shown,
+            page.total
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn campaign_line(c: &wire::Campaign) -> String {
+    let numbers = if c.numbers.is_empty() {
+        "-".to_owned()
+    } else {
+        c.numbers.iter().map(|n| n.tn.to_string()).collect::<Vec<_>>().join(",")
+    };
+    match &c.reason {
+        Some(reason) if c.state == "rejected" => {
+            format!("{}\t{}\t{}\t{numbers}\t{reason}", c.uuid, c.state, c.use_case)
+        }
+        _ => format!("{}\t{}\t{}\t{numbers}", c.uuid, c.state, c.use_case),
+    }
+}
+
+async fn campaigns(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    let mut url = client.endpoint(&["rest", "10dlc", "campaign"]);
+    url.query_pairs_mut().append_pair("take", &opentact_store::MAX_TAKE.to_string());
+    let envelope = client.send("GET", url, None).await?;
+    if json {
+        print_pretty(&envelope["payload"])?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let page: wire::Page<wire::Campaign> = decode(&envelope, "campaigns")?;
+    for c in &page.data {
+        print_line(campaign_line(c))?;
+    }
+    if page.total == 0 {
+        eprintln!(
+            "no campaign: register a brand and a campaign (POST /rest/10dlc/brand, /rest/10dlc/campaign)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn campaign_numbers(
+    client: &Client,
+    args: TenDlcNumbersArgs,
+    list: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let id = args.campaign.to_string();
+    let url = client.endpoint(&["rest", "10dlc", "campaign", &id, "numbers"]);
+    let envelope = client.send_json("POST", url, &json!({ list: args.tns })).await?;
+    if json {
+        print_pretty(&envelope["payload"])?;
+    } else {
+        let campaign: wire::Campaign = decode(&envelope, "campaign")?;
+        print_line(campaign_line(&campaign))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_created(envelope: &Value, what: &'static str, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         print_pretty(&envelope["payload"])?;

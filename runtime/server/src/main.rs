@@ -1,6 +1,7 @@
 //! `opentact`: the platform server (`serve`) and the flow author's tools (`flow run`,
 //! `flow check`). Only this binary wires concrete types together.
 
+mod admin;
 mod cli;
 mod client;
 mod config;
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
             Command::Provision(args) => provision::run(args).await,
             Command::Numbers { command: NumbersCommand::Import(args) } => numbers_import::run(args).await,
             Command::Api(args) => client::run(args).await,
+            Command::Admin { command } => admin::run(command).await,
         }
     });
     match result {
