@@ -259,14 +259,73 @@ pub async fn connection_with_ip(data: &Path, account: Uuid, ip: &str) {
     store.close().await;
 }
 
-/// A new account leasing `tn`, with SMS enabled on the lease or not; returns the account.
+/// A new account leasing `tn`, with SMS enabled on the lease or not; returns the account. An
+/// SMS-enabled number is also put in an approved 10DLC campaign, as a US long code must be to
+/// send (the 10DLC refusal itself is tested in runtime/api/tests/tendlc.rs and
+/// tests/cli_client.rs).
 pub async fn sms_number(data: &Path, email: &str, tn: i64, sms: bool) -> Uuid {
     let account = account(data, email).await;
     let store = open(data).await;
     in_inventory(&store, tn).await;
-    store.lease_tn(account, NewLease { tn, voice: true, sms, autorenew: false }).await.expect("lease");
+    let lease =
+        store.lease_tn(account, NewLease { tn, voice: true, sms, autorenew: false }).await.expect("lease");
+    if sms {
+        approved_campaign(&store, account, lease.uuid).await;
+    }
     store.close().await;
     account
+}
+
+/// Puts the lease in a new approved 10DLC campaign of a new brand of the account.
+pub async fn approved_campaign(store: &Store, account: Uuid, lease: Uuid) -> Uuid {
+    use opentact_store::{BrandEntityType, CampaignDecision, NewTenDlcBrand, NewTenDlcCampaign, TenDlcRepo};
+    let text = |s: &str| s.to_owned();
+    let brand = store
+        .create_brand(
+            account,
+            NewTenDlcBrand {
+                legal_name: text("Test Co"),
+                dba_name: None,
+                entity_type: BrandEntityType::PrivateProfit,
+                ein: text("12-3456789"),
+                country: text("US"),
+                vertical: text("TECHNOLOGY"),
+                website: None,
+                street: text("1 Main St"),
+                city: text("Washington"),
+                state: text("DC"),
+                postal_code: text("20001"),
+                contact_name: text("Test Ops"),
+                contact_email: text("ops@test.example.com"),
+                contact_phone: text("12025550199"),
+            },
+        )
+        .await
+        .expect("brand");
+    let campaign = store
+        .create_campaign(
+            account,
+            NewTenDlcCampaign {
+                brand: brand.uuid,
+                use_case: text("MIXED"),
+                description: text("Messages the end-to-end tests send and receive."),
+                message_flow: text("The tests' handsets opted in when they were provisioned."),
+                sample_messages: vec![
+                    text("Test Co: hello from the tests."),
+                    text("Test Co: a second sample."),
+                ],
+                opt_in_message: text("Test Co: you are subscribed."),
+                opt_out_message: text("Test Co: you are unsubscribed."),
+                help_message: text("Test Co: help at ops@test.example.com."),
+                embedded_links: false,
+                embedded_phone: false,
+            },
+        )
+        .await
+        .expect("campaign");
+    store.assign_campaign_numbers(account, campaign.uuid, &[lease], &[]).await.expect("assign");
+    store.decide_campaign(campaign.uuid, CampaignDecision::Approve).await.expect("approve");
+    campaign.uuid
 }
 
 /// The call log (CDRs) of `account` in the data directory's store, as the platform wrote it.
