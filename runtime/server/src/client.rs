@@ -229,6 +229,17 @@ impl Client {
         url
     }
 
+    /// An endpoint of a list, with `?take=&skip=` when given.
+    fn page(&self, segments: &[&str], take: Option<u32>, skip: Option<u32>) -> Url {
+        let mut url = self.endpoint(segments);
+        for (key, value) in [("take", take), ("skip", skip)] {
+            if let Some(value) = value {
+                url.query_pairs_mut().append_pair(key, &value.to_string());
+            }
+        }
+        url
+    }
+
     /// A path the user typed (`/rest/lease/tn?take=5`), under the base URL.
     fn raw(&self, path: &str) -> anyhow::Result<Url> {
         if path.contains("://") {
@@ -444,12 +455,7 @@ async fn search(client: &Client, args: NumberSearchArgs, json: bool) -> anyhow::
     if !args.features.is_empty() {
         body.insert("features".into(), json!(features(&args.features)));
     }
-    let mut url = client.endpoint(&["rest", "tn", "search"]);
-    for (key, value) in [("take", args.take), ("skip", args.skip)] {
-        if let Some(value) = value {
-            url.query_pairs_mut().append_pair(key, &value.to_string());
-        }
-    }
+    let url = client.page(&["rest", "tn", "search"], args.take, args.skip);
     let envelope = client.send_json("POST", url, &Value::Object(body)).await?;
     if json {
         print_pretty(&envelope["payload"])?;
@@ -460,21 +466,26 @@ async fn search(client: &Client, args: NumberSearchArgs, json: bool) -> anyhow::
         let state = number.state.as_deref().unwrap_or("-");
         print_line(format_args!("{}\t{state}\t{}", number.tn, number.features.join(",")))?;
     }
-    // On stderr, so stdout stays one number per line for scripts.
+    page_note(&page, "available number", "numbers");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// On stderr, so stdout stays one object per line for scripts: which matches a page showed,
+/// or that there are none.
+fn page_note<T>(page: &wire::Page<T>, one: &str, many: &str) {
     let shown = i64::from(page.skip) + i64::try_from(page.data.len()).unwrap_or(i64::MAX);
     if page.total == 0 {
-        eprintln!("no available number matches");
+        eprintln!("no {one} matches");
     } else if page.data.is_empty() {
         eprintln!("no more: {} matches, and --skip {} is past them", page.total, page.skip);
     } else if page.total > shown || page.skip > 0 {
         eprintln!(
-            "numbers {} to {} of {} matches (--take and --skip page through them)",
+            "{many} {} to {} of {} matches (--take and --skip page through them)",
             i64::from(page.skip) + 1,
             shown,
             page.total
         );
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn order(client: &Client, args: NumberOrderArgs, json: bool) -> anyhow::Result<ExitCode> {
@@ -746,12 +757,7 @@ async fn search_sms(client: &Client, args: SmsSearchArgs, json: bool) -> anyhow:
     if args.newest_first {
         body.insert("order".into(), json!({"created_on": "DESC"}));
     }
-    let mut url = client.endpoint(&["rest", "sms", "search"]);
-    for (key, value) in [("take", args.take), ("skip", args.skip)] {
-        if let Some(value) = value {
-            url.query_pairs_mut().append_pair(key, &value.to_string());
-        }
-    }
+    let url = client.page(&["rest", "sms", "search"], args.take, args.skip);
     let envelope = client.send_json("POST", url, &Value::Object(body)).await?;
     if json {
         print_pretty(&envelope["payload"])?;
@@ -770,17 +776,7 @@ async fn search_sms(client: &Client, args: SmsSearchArgs, json: bool) -> anyhow:
             one_line(&m.text)
         ))?;
     }
-    let shown = i64::from(page.skip) + i64::try_from(page.data.len()).unwrap_or(i64::MAX);
-    if page.total == 0 {
-        eprintln!("no message matches");
-    } else if page.total > shown || page.skip > 0 {
-        eprintln!(
-            "messages {} to {} of {} matches (--take and --skip page through them)",
-            i64::from(page.skip) + 1,
-            shown,
-            page.total
-        );
-    }
+    page_note(&page, "message", "messages");
     Ok(ExitCode::SUCCESS)
 }
 
