@@ -45,8 +45,13 @@ async fn what_is_not_a_flow_component_is_refused_clearly() {
     let check = opentact(&["flow", "check", garbage.to_str().expect("utf-8")]).await;
     assert_eq!(check.code, 2, "{}", check.stderr);
 
+    // The built-in XML guest is of its own world (`xml-flow`), not a customer flow: customer
+    // components get no `app-control`.
     let check = opentact(&["flow", "check", &guest("xml-guest")]).await;
-    assert_eq!(check.code, 0, "the built-in XML guest is a valid flow component: {}", check.stderr);
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert!(check.stderr.contains("opentact:flow/app-control@0.2.0"), "{}", check.stderr);
+    let check = opentact(&["flow", "check", &guest("sms-autoresponder")]).await;
+    assert_eq!(check.code, 0, "the SMS auto-responder is a valid flow component: {}", check.stderr);
 }
 
 #[tokio::test]

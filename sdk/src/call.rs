@@ -309,6 +309,6 @@ impl Call {
     /// # Ok(()) }
     /// ```
     pub fn send_sms(&self, sms: Sms) -> Result<String> {
-        Ok(host::send_sms(&sms.0)?)
+        crate::send_sms(sms)
     }
 }

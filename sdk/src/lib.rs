@@ -1,9 +1,11 @@
-//! Write Opentact call flows in Rust.
+//! Write Opentact flows in Rust.
 //!
-//! A flow is a WebAssembly component (built for `wasm32-wasip2`): the platform runs one
-//! instance per call, and the flow drives the call through blocking requests — answer, say,
-//! gather, dial… — each returning a [`Result`] whose [`Error`] the flow can handle (the caller
-//! hung up, nobody answered…). The platform owns SIP, media and numbers; a flow only decides.
+//! A flow is a WebAssembly component (built for `wasm32-wasip2`, world `opentact:flow@0.2.0`):
+//! the platform runs one instance per call ([`Flow::handle_call`]) and per SMS received by one
+//! of the app's numbers ([`Flow::handle_sms`]). The flow drives the call through blocking
+//! requests — answer, say, gather, dial… — and sends SMS with [`send_sms`], each returning a
+//! [`Result`] whose [`Error`] the flow can handle (the caller hung up, nobody answered…). The
+//! platform owns SIP, media, numbers and messaging; a flow only decides.
 //!
 //! # Quick start
 //!
@@ -57,6 +59,8 @@
 //!
 //! - [`Flow`] and [`export_flow!`]: the entry points the platform calls.
 //! - [`Call`]: every call-control request (`answer`, `say`, `gather`, `dial`, `record`…).
+//! - [`send_sms`] with [`Sms`]: messaging, from a call flow or an SMS flow (an auto-responder
+//!   is in [`send_sms`]'s documentation and `examples/sms-autoresponder`).
 //! - Builders for the requests, with the XML dialect's defaults: [`Say`], [`Play`], [`Tone`],
 //!   [`Gather`], [`Record`], [`Dial`], [`Sms`].
 //! - [`set_tag`] and [`report`]: events for the flow's own steps; [`lookup_number`]: number data.
@@ -76,7 +80,7 @@
 use std::time::Duration;
 
 /// The raw WIT bindings of the `opentact:flow` world, for what the friendly API does not
-/// cover (e.g. the `app-control` interface).
+/// cover.
 #[allow(missing_docs, missing_debug_implementations, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
@@ -85,6 +89,24 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "export_flow_bindings",
         default_bindings_module: "opentact_sdk::bindings",
+    });
+}
+
+/// The bindings of the `xml-flow` world, for the platform's built-in XML guest only (its
+/// `app-control` interface is not available to customer components: the platform refuses them).
+///
+/// Behind the hidden feature `xml-guest`: every `generate!` linked into a component adds its
+/// world to the component's, so these must not reach customer components.
+#[cfg(feature = "xml-guest")]
+#[doc(hidden)]
+#[allow(missing_docs, missing_debug_implementations, clippy::all)]
+pub mod xml_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "xml-flow",
+        pub_export_macro: true,
+        export_macro_name: "export_xml_flow",
+        default_bindings_module: "opentact_sdk::xml_bindings",
     });
 }
 
@@ -113,10 +135,10 @@ pub use numbers::{Location, lookup_number};
 pub use play::Play;
 pub use record::Record;
 pub use say::Say;
-pub use sms::Sms;
+pub use sms::{Sms, send_sms};
 pub use tone::Tone;
 
-/// A call flow: implement it on a type and export that type with [`export_flow!`].
+/// A flow: implement it on a type and export that type with [`export_flow!`].
 ///
 /// ```no_run
 /// use opentact_sdk::{Call, Flow, Result, SmsMessage};
@@ -132,6 +154,7 @@ pub use tone::Tone;
 ///
 ///     fn handle_sms(message: SmsMessage) -> Result<()> {
 ///         println!("SMS from {}: {}", message.from, message.text);
+///         opentact_sdk::send_sms(opentact_sdk::Sms::new(&message.from, "Got it, thanks."))?;
 ///         Ok(())
 ///     }
 /// }
@@ -144,7 +167,11 @@ pub trait Flow {
     /// error's [`Display`](std::fmt::Display)) and the call is hung up.
     fn handle_call(call: Call) -> Result<()>;
 
-    /// Handle an SMS received by one of the app's numbers. Does nothing by default.
+    /// Handle an SMS received by one of the app's numbers (the platform has stored it, as an
+    /// `smsr` message, before the flow runs). There is no call: answer with [`send_sms`],
+    /// which sends from the receiving number by default. The [`Call`] requests are refused
+    /// (`Error::InvalidState`), and `Call::info`/`Call::state` stop the flow. An `Err` is logged
+    /// and kept with the message. Does nothing by default.
     fn handle_sms(message: SmsMessage) -> Result<()> {
         let _ = message;
         Ok(())
@@ -260,7 +287,15 @@ mod tests {
             __private::handle_call::<Failing>(info()),
             Err("invalid argument: max-digits: 1–128".to_owned())
         );
-        let message = SmsMessage { id: "m".into(), from: "1".into(), to: "2".into(), text: "hi".into() };
+        let message = SmsMessage {
+            id: "m".into(),
+            account: "a".into(),
+            app: "p".into(),
+            from: "1".into(),
+            to: "+2".into(),
+            tn: 2,
+            text: "hi".into(),
+        };
         assert_eq!(__private::handle_sms::<Failing>(message), Ok(()), "handle_sms does nothing by default");
     }
 

@@ -2,12 +2,13 @@
 //! `opentact:flow` imports, so hosted XML, webhooks and asynchronous REST commands all run on the
 //! same verb executor as customer components.
 //!
-//! The app's mode decides where the document comes from: hosted (`xml`), fetched per call from
+//! The platform calls `xml-handler.handle-call` (the SDK's `xml-flow` bindings) with the app's
+//! mode, which decides where the document comes from: hosted (`xml`), fetched per call from
 //! the app's webhook (`webhook`, the call object sent as the spec's synchronous webhook request),
 //! or fed as `<Response>` fragments by REST commands (`async-commands`, with a 30 s park
 //! timeout). The interpreter's decisions are documented in [`interpreter`].
 
-// The only unsafe code is what wit-bindgen generates for the component ABI.
+// The only unsafe code is what the SDK's export macro generates for the component ABI.
 #![allow(unsafe_code)]
 
 pub mod interpreter;
@@ -17,17 +18,15 @@ pub mod schedule;
 #[cfg(target_arch = "wasm32")]
 mod http;
 
-/// The WIT bindings of the flow world.
-#[allow(unsafe_code, missing_docs, missing_debug_implementations)]
+/// The WIT bindings of the XML guest's world (`xml-flow`), owned by the SDK.
 mod wit {
-    wit_bindgen::generate!({ path: "../../wit", world: "flow" });
+    pub use opentact_sdk::xml_bindings::*;
 
-    pub use opentact::flow::types;
+    pub use opentact_sdk::xml_bindings::opentact::flow::types;
 }
 
 use interpreter::{Host, Interpreter};
 use opentact_xml::ast::Method;
-use wit::exports::opentact::flow::handler::Guest;
 use wit::opentact::flow::{app_control, call, flow_events, numbers};
 use wit::types as t;
 
@@ -207,17 +206,18 @@ fn handle_call<H: Host>(host: &mut H, mode: app_control::ControlMode) -> Result<
 
 struct XmlGuest;
 
-impl Guest for XmlGuest {
-    fn handle_call(call: t::CallInfo) -> Result<(), String> {
-        handle_call(&mut Imports { call }, app_control::mode())
-    }
-
-    fn handle_sms(_message: t::SmsMessage) -> Result<(), String> {
-        Ok(())
+impl wit::exports::opentact::flow::xml_handler::Guest for XmlGuest {
+    fn handle_call(call: t::CallInfo, mode: app_control::ControlMode) -> Result<(), String> {
+        handle_call(&mut Imports { call }, mode)
     }
 }
 
 // Exported only in the component: a native build (tests, clippy) has no component ABI, and
 // its linker rejects the ABI's symbol names.
 #[cfg(target_arch = "wasm32")]
-wit::export!(XmlGuest with_types_in wit);
+opentact_sdk::xml_bindings::export_xml_flow!(XmlGuest with_types_in opentact_sdk::xml_bindings);
+
+// On the host, naming the entry point keeps the guest's code used (no dead-code warning).
+#[cfg(not(target_arch = "wasm32"))]
+const _: fn(t::CallInfo, app_control::ControlMode) -> Result<(), String> =
+    <XmlGuest as wit::exports::opentact::flow::xml_handler::Guest>::handle_call;

@@ -143,6 +143,16 @@ impl std::fmt::Debug for CallSession {
     }
 }
 
+/// The checks every sender makes before an SMS leaves a flow: the text is 1 to
+/// [`MAX_SMS_CHARS`] characters, the recipient at most 64 bytes.
+pub fn check_sms(request: &SmsRequest) -> Result<(), CallError> {
+    let chars = request.text.chars().count();
+    if chars == 0 || chars > MAX_SMS_CHARS {
+        return Err(CallError::invalid("sms.text", format!("1–{MAX_SMS_CHARS} characters, got {chars}")));
+    }
+    check_len("sms.to", &request.to, 64)
+}
+
 fn check_len(argument: &str, value: &str, max: usize) -> Result<(), CallError> {
     if value.len() > max {
         return Err(CallError::invalid(argument, format!("at most {max} bytes, got {}", value.len())));
@@ -650,15 +660,22 @@ impl CallSession {
         Ok(())
     }
 
-    /// Send an SMS.
+    /// Send an SMS through the call's backend.
     pub async fn send_sms(&self, request: SmsRequest) -> Result<String, CallError> {
-        let chars = request.text.chars().count();
-        if chars == 0 || chars > MAX_SMS_CHARS {
-            return Err(CallError::invalid("sms.text", format!("1–{MAX_SMS_CHARS} characters, got {chars}")));
-        }
-        check_len("sms.to", &request.to, 64)?;
+        self.send_sms_with(&request, self.backend.send_sms(&request)).await
+    }
+
+    /// Send an SMS through `send` (the flow host's messaging capability), as a step of this
+    /// call: the request is checked, then `send` runs between the `sms` step's started and
+    /// finished (or failed) events. The call need not be up: an SMS does not use it.
+    pub async fn send_sms_with(
+        &self,
+        request: &SmsRequest,
+        send: impl Future<Output = Result<String, CallError>>,
+    ) -> Result<String, CallError> {
+        check_sms(request)?;
         self.verb("sms", detail([("to", json!(request.to))]), async {
-            let id = self.backend.send_sms(&request).await?;
+            let id = send.await?;
             Ok((id.clone(), detail([("message", json!(id))])))
         })
         .await

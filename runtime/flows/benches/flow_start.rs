@@ -79,7 +79,7 @@ fn mean<'a>(
 fn flow_start(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let host = FlowHost::new(HostConfig { max_concurrent_calls: 64, ..HostConfig::default() }).expect("host");
-    let xml = host.load_component(opentact_guest_artifacts::XML_GUEST).expect("xml guest");
+    let xml = host.load_xml_guest(opentact_guest_artifacts::XML_GUEST).expect("xml guest");
     let hello = host.load_component(&opentact_guest_artifacts::bytes("hello")).expect("hello guest");
     let hangup_doc = ControlMode::Xml("<Response><Hangup/></Response>".to_owned());
 

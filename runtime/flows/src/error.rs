@@ -30,6 +30,17 @@ pub enum HostError {
     /// Imports something the host does not provide, or does not export the flow handler.
     #[error("the component does not fit the opentact:flow world: {0:#}")]
     World(#[source] wasmtime::Error),
+    /// Built against a version of the `opentact:flow` package the host no longer runs.
+    #[error(
+        "the component was built against opentact:flow@{version}, which this platform no longer runs; \
+         rebuild it against opentact:flow@{current} (the current opentact-sdk) and upload it again"
+    )]
+    RetiredVersion {
+        /// The component's version.
+        version: String,
+        /// The version the host runs.
+        current: &'static str,
+    },
     /// An entry of the HTTP allow-list (`[flows.http] allow`) cannot be understood.
     #[error("flows.http.allow entry {entry:?}: {reason}")]
     HttpAllow {

@@ -1,4 +1,5 @@
-//! The flow host: one engine per process, a cache of compiled components, a store per call.
+//! The flow host: one engine per process, a cache of compiled components, a store per flow
+//! (a call or an SMS: see [`Trigger`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentact_call::FlowOutcome;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -19,10 +20,10 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::config::HostConfig;
-use crate::context::CallContext;
+use crate::context::{CallContext, SmsContext, SmsSender, Trigger};
 use crate::error::HostError;
 use crate::http::{CompiledPolicy, PolicyHooks};
-use crate::imports::{self, FlowPre};
+use crate::imports::{self, CallCtx, FlowPre, MessagingCtx, XmlFlowPre};
 use crate::state::{CpuExceeded, CpuMeter, FixedStartClock, FlowCtx, FlowState, Limiter, LogSink, LogStream};
 
 /// Largest component accepted, bytes.
@@ -64,6 +65,14 @@ pub const MEMORY_KEEP_RESIDENT: usize = 256 * 1024;
 pub const TABLE_KEEP_RESIDENT: usize = 64 * 1024;
 /// Kernel memory mappings one live flow takes (measured): for the `vm.max_map_count` check.
 pub const MAPPINGS_PER_FLOW: u64 = 6;
+/// Longest an SMS flow (`handle-sms`) may run (capped by the host's `max_call_length_s`): it
+/// answers a message, it does not hold a conversation.
+pub const MAX_SMS_FLOW_LENGTH: Duration = Duration::from_secs(60);
+/// The version of the `opentact:flow` package the host runs (`wit/flow.wit`).
+pub const WIT_VERSION: &str = "0.2.0";
+/// Published versions the host no longer runs: a component built against one is refused with
+/// an error naming it.
+const RETIRED_WIT_VERSIONS: &[&str] = &["0.1.0"];
 
 /// How loads were served, for tests and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,11 +85,20 @@ pub struct CacheStats {
     pub memory_hits: u64,
 }
 
-/// A component ready to run calls: pre-linked, cheap to clone.
+/// A component ready to run flows: pre-linked, cheap to clone.
 #[derive(Clone)]
 pub struct FlowComponent {
-    pre: Arc<FlowPre<FlowState>>,
+    pre: Pre,
     sha256: Arc<str>,
+}
+
+/// Which world a component was linked against.
+#[derive(Clone)]
+enum Pre {
+    /// A customer component (`flow`).
+    Flow(Arc<FlowPre<FlowState>>),
+    /// The built-in XML guest (`xml-flow`).
+    Xml(Arc<XmlFlowPre<FlowState>>),
 }
 
 impl std::fmt::Debug for FlowComponent {
@@ -99,8 +117,13 @@ impl FlowComponent {
 /// Runs flows. One per process.
 pub struct FlowHost {
     engine: Engine,
+    /// The customer world's imports.
     linker: Linker<FlowState>,
+    /// The XML guest's world: the customer world's imports and `app-control`.
+    xml_linker: Linker<FlowState>,
     config: HostConfig,
+    /// The messaging capability `send-sms` uses ([`FlowHost::set_sms_sender`]).
+    sms: RwLock<Option<Arc<dyn SmsSender>>>,
     components: Mutex<HashMap<String, FlowComponent>>,
     compiled: AtomicU64,
     loaded_from_disk: AtomicU64,
@@ -166,10 +189,16 @@ impl FlowHost {
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
         let http = Arc::new(CompiledPolicy::new(config.http.clone())?);
         let engine = engine(&config)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(HostError::Engine)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(HostError::Engine)?;
+        let base = || -> Result<Linker<FlowState>, HostError> {
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(HostError::Engine)?;
+            wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(HostError::Engine)?;
+            Ok(linker)
+        };
+        let mut linker = base()?;
         imports::add_to_linker(&mut linker).map_err(HostError::Engine)?;
+        let mut xml_linker = base()?;
+        imports::add_to_xml_linker(&mut xml_linker).map_err(HostError::Engine)?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.weak();
         let stop = stop_ticker.clone();
@@ -190,7 +219,9 @@ impl FlowHost {
         Ok(Self {
             engine,
             linker,
+            xml_linker,
             config,
+            sms: RwLock::new(None),
             components: Mutex::new(HashMap::new()),
             compiled: AtomicU64::new(0),
             loaded_from_disk: AtomicU64::new(0),
@@ -203,6 +234,12 @@ impl FlowHost {
     /// The configuration in force.
     pub fn config(&self) -> &HostConfig {
         &self.config
+    }
+
+    /// Plug in the platform's messaging: `send-sms` of every flow started from now on sends
+    /// through `sender`. Without one, `send-sms` fails with "SMS is not available".
+    pub fn set_sms_sender(&self, sender: Arc<dyn SmsSender>) {
+        *self.sms.write() = Some(sender);
     }
 
     /// How loads were served so far.
@@ -221,9 +258,19 @@ impl FlowHost {
         self.config.cache_dir.as_ref().map(|dir| dir.join(format!("{sha256}-{compatibility:016x}.cwasm")))
     }
 
-    /// Check that `bytes` are a flow component, compile it (or take it from the caches), and
-    /// link it.
+    /// Check that `bytes` are a customer flow component (the `flow` world of
+    /// `opentact:flow@0.2.0`), compile it (or take it from the caches), and link it.
     pub fn load_component(&self, bytes: &[u8]) -> Result<FlowComponent, HostError> {
+        self.load(bytes, false)
+    }
+
+    /// As [`FlowHost::load_component`], for the platform's built-in XML guest (the `xml-flow`
+    /// world, which adds `app-control`). Never for customer bytes.
+    pub fn load_xml_guest(&self, bytes: &[u8]) -> Result<FlowComponent, HostError> {
+        self.load(bytes, true)
+    }
+
+    fn load(&self, bytes: &[u8], xml: bool) -> Result<FlowComponent, HostError> {
         if bytes.len() > MAX_COMPONENT_BYTES {
             return Err(HostError::TooLarge { size: bytes.len(), limit: MAX_COMPONENT_BYTES });
         }
@@ -234,16 +281,44 @@ impl FlowHost {
             return Err(HostError::CoreModule);
         }
         let sha256 = sha256_hex(bytes);
-        if let Some(found) = self.components.lock().get(&sha256) {
+        let key = if xml { format!("xml-{sha256}") } else { sha256.clone() };
+        if let Some(found) = self.components.lock().get(&key) {
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(found.clone());
         }
         let component = self.compile(bytes, &sha256)?;
-        let pre = self.linker.instantiate_pre(&component).map_err(HostError::World)?;
-        let pre = FlowPre::new(pre).map_err(HostError::World)?;
-        let loaded = FlowComponent { pre: Arc::new(pre), sha256: sha256.clone().into() };
-        self.components.lock().insert(sha256, loaded.clone());
+        let link = |error: wasmtime::Error| self.world_error(&component, error);
+        let pre = if xml {
+            let pre = self.xml_linker.instantiate_pre(&component).map_err(link)?;
+            Pre::Xml(Arc::new(XmlFlowPre::new(pre).map_err(link)?))
+        } else {
+            let pre = self.linker.instantiate_pre(&component).map_err(link)?;
+            Pre::Flow(Arc::new(FlowPre::new(pre).map_err(link)?))
+        };
+        let loaded = FlowComponent { pre, sha256: sha256.into() };
+        self.components.lock().insert(key, loaded.clone());
         Ok(loaded)
+    }
+
+    /// Why `component` does not link: a retired version of the WIT package, said plainly, or
+    /// wasmtime's error.
+    fn world_error(&self, component: &Component, error: wasmtime::Error) -> HostError {
+        let ty = component.component_type();
+        let names = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .chain(ty.exports(&self.engine).map(|(name, _)| name.to_owned()));
+        for name in names {
+            let Some((_, version)) =
+                name.strip_prefix("opentact:flow/").and_then(|rest| rest.split_once('@'))
+            else {
+                continue;
+            };
+            if RETIRED_WIT_VERSIONS.contains(&version) {
+                return HostError::RetiredVersion { version: version.to_owned(), current: WIT_VERSION };
+            }
+        }
+        HostError::World(error)
     }
 
     fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component, HostError> {
@@ -285,27 +360,25 @@ impl FlowHost {
         component.map_err(HostError::Invalid)
     }
 
-    fn store(&self, context: CallContext) -> Store<FlowState> {
-        let call_id = context.session.info().id;
-        let log = LogSink::new(call_id, usize::try_from(self.config.max_log_bytes).unwrap_or(usize::MAX));
+    fn store(
+        &self,
+        flow: FlowCtx,
+        log_id: String,
+        wall_clock: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Store<FlowState> {
+        let log = LogSink::new(log_id, usize::try_from(self.config.max_log_bytes).unwrap_or(usize::MAX));
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(LogStream(log.clone()))
             .stderr(LogStream(log.clone()))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        if let Some(at) = context.wall_clock {
+        if let Some(at) = wall_clock {
             let since_epoch = SystemTime::from(at).duration_since(UNIX_EPOCH).unwrap_or_default();
             wasi.wall_clock(FixedStartClock { since_epoch, started: Instant::now() });
         }
         let state = FlowState {
-            flow: FlowCtx {
-                session: context.session,
-                mode: context.mode,
-                commands: context.commands,
-                numbers: context.numbers,
-                stop: None,
-            },
+            flow,
             limiter: Limiter {
                 max_memory_bytes: usize::try_from(u64::from(self.config.max_memory_mib) * 1024 * 1024)
                     .unwrap_or(usize::MAX),
@@ -349,16 +422,27 @@ impl FlowHost {
         store
     }
 
-    /// Run one call's flow to its end, then finish the call (hang up what is still up, emit
-    /// the hangup and destroyed events). Never panics on guest behaviour: every failure
-    /// becomes [`FlowOutcome::Failed`] with a message that says what happened.
+    /// Run a flow for `trigger` to its end: `handle-call` for a call (then finish the call:
+    /// hang up what is still up, emit the hangup and destroyed events), `handle-sms` for an
+    /// SMS. Never panics on guest behaviour: every failure becomes [`FlowOutcome::Failed`] with
+    /// a message that says what happened. The same limits hold for every trigger (memory, CPU,
+    /// output, HTTP); the time limit is the call's maximum length, or
+    /// [`MAX_SMS_FLOW_LENGTH`] for an SMS.
+    pub async fn run(&self, component: &FlowComponent, trigger: Trigger) -> FlowOutcome {
+        match trigger {
+            Trigger::Call(context) => self.run_call(component, context).await,
+            Trigger::Sms(context) => self.run_sms(component, context).await,
+        }
+    }
+
+    /// [`FlowHost::run`] for a call.
     pub async fn run_call(&self, component: &FlowComponent, context: CallContext) -> FlowOutcome {
         let session = context.session.clone();
         let span = tracing::info_span!("flow", call = %session.info().id, component = %component.sha256);
         async move {
             let host_limit = Duration::from_secs(u64::from(self.config.max_call_length_s));
             let limit = context.max_call_length.map_or(host_limit, |app| app.min(host_limit));
-            let outcome = match tokio::time::timeout(limit, self.execute(component, context)).await {
+            let outcome = match tokio::time::timeout(limit, self.execute_call(component, context)).await {
                 Ok(outcome) => outcome,
                 Err(_) => FlowOutcome::TimedOut,
             };
@@ -374,54 +458,134 @@ impl FlowHost {
         .await
     }
 
-    async fn execute(&self, component: &FlowComponent, context: CallContext) -> FlowOutcome {
-        let info = {
-            let session = &context.session;
-            let info = session.info();
-            imports::wit::CallInfo {
-                id: info.id,
-                account: info.account,
-                app: info.app,
-                from: info.from,
-                to: info.to,
-                tn: info.tn,
-                direction: match info.direction {
-                    opentact_call::model::Direction::Inbound => imports::wit::Direction::Inbound,
-                    opentact_call::model::Direction::Outbound => imports::wit::Direction::Outbound,
-                },
-                state: crate::imports::call_state(session.state()),
-                time_zone: info.time_zone,
+    /// [`FlowHost::run`] for an SMS.
+    pub async fn run_sms(&self, component: &FlowComponent, context: SmsContext) -> FlowOutcome {
+        let span = tracing::info_span!("flow", sms = %context.message.id, component = %component.sha256);
+        async move {
+            let limit =
+                MAX_SMS_FLOW_LENGTH.min(Duration::from_secs(u64::from(self.config.max_call_length_s)));
+            let outcome = match tokio::time::timeout(limit, self.execute_sms(component, context)).await {
+                Ok(outcome) => outcome,
+                Err(_) => FlowOutcome::TimedOut,
+            };
+            match &outcome {
+                FlowOutcome::Failed(message) => tracing::info!(%message, "SMS flow failed"),
+                FlowOutcome::AtCapacity(message) => tracing::warn!(%message, "SMS flow refused"),
+                FlowOutcome::TimedOut => tracing::info!(?limit, "SMS flow timed out"),
+                FlowOutcome::Completed => {}
+            }
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn messaging(
+        &self,
+        account: String,
+        app: String,
+        call: Option<String>,
+        default_from: Option<String>,
+    ) -> MessagingCtx {
+        MessagingCtx { sender: self.sms.read().clone(), account, app, call, default_from, sent: 0 }
+    }
+
+    async fn execute_call(&self, component: &FlowComponent, context: CallContext) -> FlowOutcome {
+        let info = imports::call_info(&context.session);
+        let started = context.session.info();
+        let flow = FlowCtx {
+            messaging: self.messaging(
+                started.account,
+                started.app,
+                Some(started.id.clone()),
+                started.tn.map(|tn| tn.to_string()),
+            ),
+            call: Some(CallCtx { session: context.session, commands: context.commands }),
+            numbers: context.numbers,
+            reports: 0,
+            stop: None,
+        };
+        let mut store = self.store(flow, started.id, context.wall_clock);
+        let result = match &component.pre {
+            Pre::Flow(pre) => match pre.instantiate_async(&mut store).await {
+                Ok(flow) => flow.opentact_flow_handler().call_handle_call(&mut store, &info).await,
+                Err(error) => return self.start_failed(&store, &error),
+            },
+            Pre::Xml(pre) => {
+                let mode = imports::control_mode(&context.mode);
+                match pre.instantiate_async(&mut store).await {
+                    Ok(flow) => {
+                        flow.opentact_flow_xml_handler().call_handle_call(&mut store, &info, &mode).await
+                    }
+                    Err(error) => return self.start_failed(&store, &error),
+                }
             }
         };
-        let mut store = self.store(context);
-        let flow = match component.pre.instantiate_async(&mut store).await {
-            Ok(flow) => flow,
-            Err(error) => {
-                // A full pool is the admission control: say so, not "instantiation failed".
-                if let Some(full) = error.downcast_ref::<PoolConcurrencyLimitError>() {
-                    return FlowOutcome::AtCapacity(format!(
-                        "the platform is at capacity ({full}; max_concurrent_calls = {})",
-                        self.config.max_concurrent_calls
-                    ));
-                }
-                // Each live flow takes a few kernel memory mappings: past `vm.max_map_count`
-                // the kernel refuses the next one with ENOMEM. Also capacity, not a flow bug.
-                let refused_mapping = error.chain().any(|cause| {
-                    cause
-                        .downcast_ref::<std::io::Error>()
-                        .is_some_and(|io| io.kind() == std::io::ErrorKind::OutOfMemory)
-                });
-                if refused_mapping {
-                    return FlowOutcome::AtCapacity(format!(
-                        "the platform is at capacity (the kernel refused memory for another flow: {error}; \
-                         is vm.max_map_count high enough for max_concurrent_calls = {}?)",
-                        self.config.max_concurrent_calls
-                    ));
-                }
-                return FlowOutcome::Failed(self.describe(&store, &error));
-            }
+        self.outcome(&store, result)
+    }
+
+    async fn execute_sms(&self, component: &FlowComponent, context: SmsContext) -> FlowOutcome {
+        let message = context.message;
+        let flow = FlowCtx {
+            messaging: self.messaging(
+                message.account.clone(),
+                message.app.clone(),
+                None,
+                Some(message.tn.to_string()),
+            ),
+            call: None,
+            numbers: context.numbers,
+            reports: 0,
+            stop: None,
         };
-        let result = flow.opentact_flow_handler().call_handle_call(&mut store, &info).await;
+        let Pre::Flow(pre) = &component.pre else {
+            return FlowOutcome::Failed("the built-in XML guest does not handle SMS".to_owned());
+        };
+        let mut store = self.store(flow, message.id.clone(), context.wall_clock);
+        let wit_message = imports::wit::SmsMessage {
+            id: message.id,
+            account: message.account,
+            app: message.app,
+            from: message.from,
+            to: message.to,
+            tn: message.tn,
+            text: message.text,
+        };
+        let result = match pre.instantiate_async(&mut store).await {
+            Ok(flow) => flow.opentact_flow_handler().call_handle_sms(&mut store, &wit_message).await,
+            Err(error) => return self.start_failed(&store, &error),
+        };
+        self.outcome(&store, result)
+    }
+
+    /// The outcome of a flow that could not start.
+    fn start_failed(&self, store: &Store<FlowState>, error: &wasmtime::Error) -> FlowOutcome {
+        // A full pool is the admission control: say so, not "instantiation failed".
+        if let Some(full) = error.downcast_ref::<PoolConcurrencyLimitError>() {
+            return FlowOutcome::AtCapacity(format!(
+                "the platform is at capacity ({full}; max_concurrent_calls = {})",
+                self.config.max_concurrent_calls
+            ));
+        }
+        // Each live flow takes a few kernel memory mappings: past `vm.max_map_count` the kernel
+        // refuses the next one with ENOMEM. Also capacity, not a flow bug.
+        let refused_mapping = error.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::OutOfMemory)
+        });
+        if refused_mapping {
+            return FlowOutcome::AtCapacity(format!(
+                "the platform is at capacity (the kernel refused memory for another flow: {error}; \
+                 is vm.max_map_count high enough for max_concurrent_calls = {}?)",
+                self.config.max_concurrent_calls
+            ));
+        }
+        FlowOutcome::Failed(self.describe(store, error))
+    }
+
+    /// The outcome of a flow whose handler returned (or trapped).
+    fn outcome(&self, store: &Store<FlowState>, result: wasmtime::Result<Result<(), String>>) -> FlowOutcome {
         store.data().log.flush();
         let dropped = store.data().log.dropped();
         if dropped > 0 {
@@ -430,7 +594,7 @@ impl FlowHost {
         match result {
             Ok(Ok(())) => FlowOutcome::Completed,
             Ok(Err(message)) => FlowOutcome::Failed(message),
-            Err(error) => FlowOutcome::Failed(self.describe(&store, &error)),
+            Err(error) => FlowOutcome::Failed(self.describe(store, &error)),
         }
     }
 

@@ -1,4 +1,5 @@
-//! Per-call store data: the session, limits, WASI and HTTP contexts, and the log sink.
+//! Per-flow store data: the capabilities' state, limits, WASI and HTTP contexts, and the log
+//! sink.
 
 use std::io;
 use std::pin::Pin;
@@ -6,17 +7,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use opentact_call::CallSession;
 use parking_lot::Mutex;
 use tokio::io::AsyncWrite;
-use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::context::{ControlMode, NumberDirectory};
+use crate::context::NumberDirectory;
 use crate::http::PolicyHooks;
+use crate::imports::{CallCtx, MessagingCtx};
 
 /// Most table elements a flow may grow a table to.
 pub const MAX_TABLE_ELEMENTS: usize = 100_000;
@@ -104,14 +104,19 @@ impl CpuMeter {
     }
 }
 
-/// What the flow world's imports work on: the call and its app's settings. They see nothing
-/// else of the store (not WASI, HTTP or the limits) — see [`FlowView`].
+/// What the flow world's imports work on: each capability's per-instance state (the call, the
+/// messaging) and the number data. They see nothing else of the store (not WASI, HTTP or the
+/// limits) — see [`FlowView`].
 pub(crate) struct FlowCtx {
-    pub(crate) session: Arc<CallSession>,
-    pub(crate) mode: ControlMode,
-    pub(crate) commands: Option<mpsc::Receiver<String>>,
+    /// The calls capability: the call, in a call flow; `None` in an SMS flow.
+    pub(crate) call: Option<CallCtx>,
+    /// The messaging capability.
+    pub(crate) messaging: MessagingCtx,
     pub(crate) numbers: Arc<dyn NumberDirectory>,
-    /// Why the host stopped the flow (its event budget): the next epoch tick interrupts it.
+    /// Steps reported by a flow without a call (they go to the log), for its budget.
+    pub(crate) reports: u32,
+    /// Why the host stopped the flow (its event budget, a call import in an SMS flow): the
+    /// next epoch tick interrupts it.
     pub(crate) stop: Option<String>,
 }
 
@@ -123,8 +128,8 @@ pub(crate) struct FlowCtxView<'a> {
 }
 
 impl FlowCtxView<'_> {
-    /// The import waits on the call (media, gather, dial, the next command…): the guest's CPU
-    /// segment ends. Cheap queries do not call this.
+    /// The import waits on the platform (media, gather, dial, the next command, sending an
+    /// SMS…): the guest's CPU segment ends. Cheap queries do not call this.
     pub(crate) fn waits_on_call(&mut self) {
         self.cpu.ticks = 0;
     }

@@ -201,7 +201,7 @@ async fn the_disk_cache_survives_a_restart() {
 #[tokio::test]
 async fn the_xml_guest_runs_asynchronous_commands_in_order() {
     let host = host();
-    let component = host.load_component(opentact_guest_artifacts::XML_GUEST).expect("xml guest");
+    let component = host.load_xml_guest(opentact_guest_artifacts::XML_GUEST).expect("xml guest");
     let (session, sink) = session("async");
     let (commands, queue) = tokio::sync::mpsc::channel(8);
     commands.send("<Response><Say>first</Say></Response>".to_owned()).await.expect("queued");
@@ -465,4 +465,220 @@ async fn a_guest_reporting_in_a_loop_is_stopped_at_its_event_budget() {
         opentact_call::session::MAX_FLOW_EVENTS
     );
     assert_eq!(run(&host, "hello").await.0, FlowOutcome::Completed, "the host goes on");
+}
+
+// --- SMS flows: the same host runs `handle-sms` for an inbound SMS (no call), and `send-sms`
+// reaches the messaging capability from SMS and call flows.
+
+/// The messaging capability of the tests: records what flows send, answers `refusal` if set.
+#[derive(Default)]
+struct RecordingSender {
+    sent: parking_lot::Mutex<Vec<opentact_flows::OutboundSms>>,
+    refusal: Option<opentact_flows::SmsSendError>,
+}
+
+impl opentact_flows::SmsSender for RecordingSender {
+    fn send(
+        &self,
+        sms: opentact_flows::OutboundSms,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<String, opentact_flows::SmsSendError>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            let mut sent = self.sent.lock();
+            sent.push(sms);
+            match &self.refusal {
+                Some(refusal) => Err(refusal.clone()),
+                None => Ok(format!("message-{}", sent.len())),
+            }
+        })
+    }
+}
+
+fn inbound(text: &str) -> opentact_flows::InboundMessage {
+    opentact_flows::InboundMessage {
+        id: "sms-1".into(),
+        account: "acct".into(),
+        app: "app".into(),
+        from: "+12015550100".into(),
+        to: "+12025550111".into(),
+        tn: 12_025_550_111,
+        text: text.into(),
+    }
+}
+
+/// Runs the SMS probe's `handle-sms` for `text` with `sender` as the platform's messaging.
+async fn run_sms(host: &FlowHost, sender: &Arc<RecordingSender>, text: &str) -> FlowOutcome {
+    host.set_sms_sender(sender.clone());
+    let component = host.load_component(&opentact_guest_artifacts::bytes("sms-probe")).expect("loads");
+    let trigger = opentact_flows::Trigger::Sms(opentact_flows::SmsContext::new(inbound(text)));
+    host.run(&component, trigger).await
+}
+
+#[tokio::test]
+async fn an_sms_runs_handle_sms_and_its_reply_reaches_messaging_from_the_receiving_number() {
+    let host = host();
+    let sender = Arc::new(RecordingSender::default());
+    assert_eq!(run_sms(&host, &sender, "reply got it").await, FlowOutcome::Completed);
+    let sent = sender.sent.lock().clone();
+    assert_eq!(
+        sent,
+        [opentact_flows::OutboundSms {
+            account: "acct".into(),
+            app: "app".into(),
+            call: None,
+            from: "12025550111".into(),
+            to: "+12015550100".into(),
+            text: "got it".into(),
+        }]
+    );
+    // A sender the flow gives is passed as it is.
+    assert_eq!(run_sms(&host, &sender, "from 12025550199 hi").await, FlowOutcome::Completed);
+    assert_eq!(sender.sent.lock()[1].from, "12025550199");
+}
+
+#[tokio::test]
+async fn a_refused_sms_is_an_error_with_the_refusals_message() {
+    let host = host();
+    let refused = Arc::new(RecordingSender {
+        refusal: Some(opentact_flows::SmsSendError::Invalid("tn: SMS is not enabled on 12025550111".into())),
+        ..RecordingSender::default()
+    });
+    let outcome = run_sms(&host, &refused, "reply hi").await;
+    assert_eq!(failure(&outcome), "invalid argument: tn: SMS is not enabled on 12025550111");
+    let limited = Arc::new(RecordingSender {
+        refusal: Some(opentact_flows::SmsSendError::Limited("12025550111 sends at most 1 SMS/s".into())),
+        ..RecordingSender::default()
+    });
+    let outcome = run_sms(&host, &limited, "reply hi").await;
+    assert!(failure(&outcome).contains("12025550111 sends at most 1 SMS/s"), "{outcome:?}");
+    // Checked before the platform sees it: an empty text.
+    let sender = Arc::new(RecordingSender::default());
+    let outcome = run_sms(&host, &sender, "reply").await;
+    assert!(failure(&outcome).contains("sms.text"), "{outcome:?}");
+    assert!(sender.sent.lock().is_empty());
+}
+
+#[tokio::test]
+async fn a_flow_sending_in_a_loop_is_refused_past_its_budget() {
+    let host = host();
+    let sender = Arc::new(RecordingSender::default());
+    let outcome = run_sms(&host, &sender, "flood").await;
+    assert!(failure(&outcome).contains("at most 10 SMS per flow"), "{outcome:?}");
+    assert_eq!(sender.sent.lock().len(), opentact_flows::MAX_SMS_PER_FLOW as usize);
+}
+
+#[tokio::test]
+async fn call_imports_in_an_sms_flow_say_there_is_no_call() {
+    let host = host();
+    let sender = Arc::new(RecordingSender::default());
+    let outcome = run_sms(&host, &sender, "answer").await;
+    assert_eq!(
+        failure(&outcome),
+        "invalid in the call's state: call.answer: this flow runs for an SMS and has no call"
+    );
+    // `info` has no error to return: the flow is stopped, saying why.
+    let outcome = run_sms(&host, &sender, "info").await;
+    assert!(
+        failure(&outcome).contains("call.info: this flow runs for an SMS and has no call"),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_spin_or_a_trap_in_handle_sms_is_contained() {
+    let host = host();
+    let sender = Arc::new(RecordingSender::default());
+    let outcome = run_sms(&host, &sender, "spin").await;
+    assert!(failure(&outcome).contains("CPU budget"), "{outcome:?}");
+    let outcome = run_sms(&host, &sender, "panic").await;
+    assert!(failure(&outcome).contains("unreachable"), "{outcome:?}");
+    // The host goes on: the next SMS is answered.
+    assert_eq!(run_sms(&host, &sender, "reply still here").await, FlowOutcome::Completed);
+    assert_eq!(sender.sent.lock().len(), 1);
+}
+
+#[tokio::test]
+async fn a_call_flow_sends_sms_from_the_calls_number_as_a_step_of_the_call() {
+    let host = host();
+    let sender = Arc::new(RecordingSender::default());
+    host.set_sms_sender(sender.clone());
+    let component = host.load_component(&opentact_guest_artifacts::bytes("sms-probe")).expect("loads");
+    let call = SimulatedCall::new(SimulatedCallConfig {
+        info: CallInfo {
+            id: "call-sms".into(),
+            account: "acct".into(),
+            app: "app".into(),
+            from: "12015550100".into(),
+            to: "12025550111".into(),
+            tn: Some(12_025_550_111),
+            direction: Direction::Inbound,
+            time_zone: None,
+        },
+        digits: Vec::new(),
+        dial: Default::default(),
+        realtime: false,
+    });
+    let sink = Arc::new(CollectingSink::default());
+    let session = Arc::new(CallSession::new(Arc::new(call), sink.clone(), SessionConfig::default()));
+    let outcome = host.run_call(&component, CallContext::new(session, ControlMode::Component)).await;
+    assert_eq!(outcome, FlowOutcome::Completed);
+    let sent = sender.sent.lock().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].call.as_deref(), sent[0].from.as_str(), sent[0].to.as_str()),
+        (Some("call-sms"), "12025550111", "12015550100")
+    );
+    let steps: Vec<Phase> = sink
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Callflow { verb, phase, .. } if verb == "sms" => Some(phase),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, [Phase::Started, Phase::Finished]);
+}
+
+#[tokio::test]
+async fn the_xml_guest_does_not_take_sms_and_customers_cannot_import_app_control() {
+    let host = host();
+    let xml = host.load_xml_guest(opentact_guest_artifacts::XML_GUEST).expect("xml guest");
+    let trigger = opentact_flows::Trigger::Sms(opentact_flows::SmsContext::new(inbound("hi")));
+    assert!(failure(&host.run(&xml, trigger).await).contains("does not handle SMS"));
+    // The XML guest's world is not the customer world.
+    assert!(host.load_component(opentact_guest_artifacts::XML_GUEST).is_err());
+    let control = wat::parse_str(
+        r#"(component (import "opentact:flow/app-control@0.2.0" (instance (export "next-command" (func)))))"#,
+    )
+    .expect("wat");
+    let error = host.load_component(&control).expect_err("app-control is not for customers");
+    assert!(error.to_string().contains("app-control"), "{error}");
+}
+
+#[tokio::test]
+async fn a_component_of_the_retired_0_1_0_world_is_refused_naming_the_version() {
+    let host = host();
+    let old = wat::parse_str(r#"(component (import "opentact:flow/call@0.1.0" (instance)))"#).expect("wat");
+    let error = host.load_component(&old).expect_err("0.1.0 is retired");
+    assert!(matches!(error, HostError::RetiredVersion { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("opentact:flow@0.1.0") && text.contains("opentact:flow@0.2.0"), "{text}");
+}
+
+#[tokio::test]
+async fn the_sms_autoresponder_example_replies_once_and_not_to_stop() {
+    let host = host();
+    let sender = Arc::new(RecordingSender::default());
+    host.set_sms_sender(sender.clone());
+    let component =
+        host.load_component(&opentact_guest_artifacts::bytes("sms-autoresponder")).expect("loads");
+    for text in ["When are you open?", "STOP"] {
+        let trigger = opentact_flows::Trigger::Sms(opentact_flows::SmsContext::new(inbound(text)));
+        assert_eq!(host.run(&component, trigger).await, FlowOutcome::Completed);
+    }
+    let sent = sender.sent.lock().clone();
+    assert_eq!(sent.len(), 1, "one reply, none to STOP: {sent:?}");
+    assert_eq!((sent[0].from.as_str(), sent[0].to.as_str()), ("12025550111", "+12015550100"));
+    assert!(sent[0].text.starts_with("Thanks for your message!"), "{}", sent[0].text);
 }

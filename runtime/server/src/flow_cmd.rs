@@ -115,7 +115,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_INVALID_INPUT));
             }
             (
-                load(&host, "the built-in XML guest", opentact_guest_artifacts::XML_GUEST)?,
+                host.load_xml_guest(opentact_guest_artifacts::XML_GUEST)
+                    .context("loading the built-in XML guest")?,
                 ControlMode::Xml(text),
             )
         }
@@ -123,7 +124,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         FlowSource::Webhook(url) => {
             let method = parse_method(&args.method)?;
             let webhook = ControlMode::Webhook { url, method, timeout_ms: config.flows.http.timeout_ms };
-            (load(&host, "the built-in XML guest", opentact_guest_artifacts::XML_GUEST)?, webhook)
+            (
+                host.load_xml_guest(opentact_guest_artifacts::XML_GUEST)
+                    .context("loading the built-in XML guest")?,
+                webhook,
+            )
         }
     };
 

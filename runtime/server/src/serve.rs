@@ -81,7 +81,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let host = Arc::new(opentact_flows::FlowHost::new(flows).context("starting the flow host")?);
     let router_host = host.clone();
     let xml_guest =
-        host.load_component(opentact_guest_artifacts::XML_GUEST).context("loading the built-in XML guest")?;
+        host.load_xml_guest(opentact_guest_artifacts::XML_GUEST).context("loading the built-in XML guest")?;
     info!(data_dir = %data_dir.display(), "flow host ready with the built-in XML guest");
 
     let carriers = config

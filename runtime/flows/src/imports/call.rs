@@ -1,15 +1,82 @@
-//! `opentact:flow/call`: call control, straight into the call's `CallSession`.
+//! `opentact:flow/call`: the calls capability — call control, straight into the call's
+//! `CallSession`. A flow without a call (an SMS flow) gets `invalid-state` from every function
+//! that returns a result, and is stopped by `info` and `state`, which cannot return an error.
 
-use opentact_call::CallError;
+use std::sync::Arc;
+
 use opentact_call::model::{
-    self as m, AudioSource, DialTarget, GatherRequest, Media, RecordRequest, SayRequest, SmsRequest,
+    self as m, AudioSource, DialTarget, GatherRequest, Media, RecordRequest, SayRequest,
 };
+use opentact_call::{CallError, CallSession};
+use tokio::sync::mpsc;
+use wasmtime::component::Linker;
 
-use super::opentact::flow::call::Host;
-use super::wit;
-use crate::state::FlowCtxView;
+use super::xml::opentact::flow::call::{self as interface, Host};
+use super::{HasFlow, wit};
+use crate::state::{FlowCtxView, FlowView};
 
-fn error(e: CallError) -> wit::CallError {
+/// The calls capability's state in one flow: the call and its asynchronous commands.
+pub(crate) struct CallCtx {
+    /// The call every import runs on.
+    pub(crate) session: Arc<CallSession>,
+    /// Asynchronous call-control commands for `app-control.next-command`; `None` = the app
+    /// sends none (a wait then times out empty).
+    pub(crate) commands: Option<mpsc::Receiver<String>>,
+}
+
+/// Link `opentact:flow/call`.
+pub(crate) fn add_to_linker<T: FlowView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    interface::add_to_linker::<T, HasFlow>(linker, T::flow)
+}
+
+/// What a flow without a call is told when it uses `function`.
+pub(crate) fn no_call(function: &str) -> String {
+    format!("call.{function}: this flow runs for an SMS and has no call")
+}
+
+impl FlowCtxView<'_> {
+    /// The call, or `invalid-state` in a flow without one.
+    fn session(&self, function: &str) -> Result<Arc<CallSession>, wit::CallError> {
+        match &self.ctx.call {
+            Some(call) => Ok(call.session.clone()),
+            None => Err(wit::CallError::InvalidState(no_call(function))),
+        }
+    }
+
+    /// The call of an import that waits on it (ending the guest's CPU segment), or
+    /// `invalid-state` in a flow without one (which ends nothing: refusals come at once).
+    fn waiting_session(&mut self, function: &str) -> Result<Arc<CallSession>, wit::CallError> {
+        let session = self.session(function)?;
+        self.waits_on_call();
+        Ok(session)
+    }
+
+    /// The call, or a trap that says there is none (for the functions without an error).
+    fn session_or_trap(&self, function: &str) -> wasmtime::Result<Arc<CallSession>> {
+        self.session(function).map_err(|_| wasmtime::Error::msg(no_call(function)))
+    }
+}
+
+/// The WIT `call-info` of `session`'s call.
+pub(crate) fn call_info(session: &CallSession) -> wit::CallInfo {
+    let info = session.info();
+    wit::CallInfo {
+        id: info.id,
+        account: info.account,
+        app: info.app,
+        from: info.from,
+        to: info.to,
+        tn: info.tn,
+        direction: match info.direction {
+            m::Direction::Inbound => wit::Direction::Inbound,
+            m::Direction::Outbound => wit::Direction::Outbound,
+        },
+        state: state(session.state()),
+        time_zone: info.time_zone,
+    }
+}
+
+pub(crate) fn error(e: CallError) -> wit::CallError {
     match e {
         CallError::Hangup => wit::CallError::Hangup,
         CallError::NoAnswer => wit::CallError::NoAnswer,
@@ -21,7 +88,7 @@ fn error(e: CallError) -> wit::CallError {
     }
 }
 
-pub(crate) fn state(s: m::CallState) -> wit::CallState {
+fn state(s: m::CallState) -> wit::CallState {
     match s {
         m::CallState::Ringing => wit::CallState::Ringing,
         m::CallState::Answered => wit::CallState::Answered,
@@ -110,65 +177,45 @@ fn target_out(t: DialTarget) -> wit::DialTarget {
 }
 
 impl Host for FlowCtxView<'_> {
-    async fn info(&mut self) -> wit::CallInfo {
-        let info = self.ctx.session.info();
-        wit::CallInfo {
-            id: info.id,
-            account: info.account,
-            app: info.app,
-            from: info.from,
-            to: info.to,
-            tn: info.tn,
-            direction: match info.direction {
-                m::Direction::Inbound => wit::Direction::Inbound,
-                m::Direction::Outbound => wit::Direction::Outbound,
-            },
-            state: state(self.ctx.session.state()),
-            time_zone: info.time_zone,
-        }
+    async fn info(&mut self) -> wasmtime::Result<wit::CallInfo> {
+        let session = self.session_or_trap("info")?;
+        Ok(call_info(&session))
     }
 
-    async fn state(&mut self) -> wit::CallState {
-        state(self.ctx.session.state())
+    async fn state(&mut self) -> wasmtime::Result<wit::CallState> {
+        Ok(state(self.session_or_trap("state")?.state()))
     }
 
     async fn answer(&mut self, delay_ms: u32) -> Result<(), wit::CallError> {
-        self.waits_on_call();
-        self.ctx.session.answer(delay_ms).await.map_err(error)
+        self.waiting_session("answer")?.answer(delay_ms).await.map_err(error)
     }
 
     async fn hangup(&mut self, reason: wit::HangupReason) -> Result<(), wit::CallError> {
-        self.waits_on_call();
         let reason = match reason {
             wit::HangupReason::Normal => m::HangupReason::Normal,
             wit::HangupReason::Busy => m::HangupReason::Busy,
             wit::HangupReason::Rejected => m::HangupReason::Rejected,
         };
-        self.ctx.session.hangup(reason).await.map_err(error)
+        self.waiting_session("hangup")?.hangup(reason).await.map_err(error)
     }
 
     async fn say(&mut self, request: wit::SayRequest) -> Result<(), wit::CallError> {
-        self.waits_on_call();
-        self.ctx.session.media(say(request)).await.map_err(error)
+        self.waiting_session("say")?.media(say(request)).await.map_err(error)
     }
 
     async fn play(&mut self, request: wit::PlayRequest) -> Result<(), wit::CallError> {
-        self.waits_on_call();
-        self.ctx.session.media(play(request)).await.map_err(error)
+        self.waiting_session("play")?.media(play(request)).await.map_err(error)
     }
 
     async fn tone(&mut self, request: wit::ToneRequest) -> Result<(), wit::CallError> {
-        self.waits_on_call();
-        self.ctx.session.media(tone(request)).await.map_err(error)
+        self.waiting_session("tone")?.media(tone(request)).await.map_err(error)
     }
 
     async fn pause(&mut self, length_ms: u32) -> Result<(), wit::CallError> {
-        self.waits_on_call();
-        self.ctx.session.media(Media::Silence(length_ms)).await.map_err(error)
+        self.waiting_session("pause")?.media(Media::Silence(length_ms)).await.map_err(error)
     }
 
     async fn gather(&mut self, request: wit::GatherRequest) -> Result<wit::GatherResult, wit::CallError> {
-        self.waits_on_call();
         let prompts = request
             .prompts
             .into_iter()
@@ -187,7 +234,7 @@ impl Host for FlowCtxView<'_> {
             inter_digit_timeout_ms: request.inter_digit_timeout_ms,
             attempts: request.attempts,
         };
-        let result = self.ctx.session.gather(request).await.map_err(error)?;
+        let result = self.waiting_session("gather")?.gather(request).await.map_err(error)?;
         Ok(wit::GatherResult {
             digits: result.digits,
             end: match result.end {
@@ -200,7 +247,6 @@ impl Host for FlowCtxView<'_> {
     }
 
     async fn record(&mut self, request: wit::RecordRequest) -> Result<wit::Recording, wit::CallError> {
-        self.waits_on_call();
         let request = RecordRequest {
             name: request.name,
             max_length_ms: request.max_length_ms,
@@ -208,28 +254,25 @@ impl Host for FlowCtxView<'_> {
             finish_key: key(request.finish_key)?,
             transcribe: request.transcribe,
         };
-        self.ctx.session.record(request).await.map(recording).map_err(error)
+        self.waiting_session("record")?.record(request).await.map(recording).map_err(error)
     }
 
     async fn record_start(&mut self, name: String) -> Result<(), wit::CallError> {
-        self.waits_on_call();
-        self.ctx.session.record_start(name).await.map_err(error)
+        self.waiting_session("record-start")?.record_start(name).await.map_err(error)
     }
 
     async fn record_stop(&mut self) -> Result<Option<wit::Recording>, wit::CallError> {
-        self.waits_on_call();
-        self.ctx.session.record_stop().await.map(|r| r.map(recording)).map_err(error)
+        self.waiting_session("record-stop")?.record_stop().await.map(|r| r.map(recording)).map_err(error)
     }
 
     async fn dial(&mut self, request: wit::DialRequest) -> Result<wit::DialResult, wit::CallError> {
-        self.waits_on_call();
         let request = m::DialRequest {
             targets: request.targets.into_iter().map(target_in).collect(),
             timeout_ms: request.timeout_ms,
             caller_id: request.caller_id,
             record: request.record,
         };
-        let result = self.ctx.session.dial(request).await.map_err(error)?;
+        let result = self.waiting_session("dial")?.dial(request).await.map_err(error)?;
         Ok(wit::DialResult {
             answered: target_out(result.answered),
             duration_ms: result.duration_ms,
@@ -239,27 +282,18 @@ impl Host for FlowCtxView<'_> {
     }
 
     async fn bridge(&mut self, call_id: String) -> Result<(), wit::CallError> {
-        self.waits_on_call();
-        self.ctx.session.bridge(call_id).await.map_err(error)
+        self.waiting_session("bridge")?.bridge(call_id).await.map_err(error)
     }
 
     async fn hold(&mut self, timeout_ms: u32) -> Result<(), wit::CallError> {
-        self.waits_on_call();
-        self.ctx.session.hold(timeout_ms).await.map_err(error)
+        self.waiting_session("hold")?.hold(timeout_ms).await.map_err(error)
     }
 
     async fn unhold(&mut self) -> Result<(), wit::CallError> {
-        self.waits_on_call();
-        self.ctx.session.unhold().await.map_err(error)
+        self.waiting_session("unhold")?.unhold().await.map_err(error)
     }
 
     async fn set_meta(&mut self, name: String, value: String) -> Result<(), wit::CallError> {
-        self.ctx.session.set_meta(name, value).map_err(error)
-    }
-
-    async fn send_sms(&mut self, request: wit::SmsRequest) -> Result<String, wit::CallError> {
-        self.waits_on_call();
-        let request = SmsRequest { from: request.from, to: request.to, text: request.text };
-        self.ctx.session.send_sms(request).await.map_err(error)
+        self.session("set-meta")?.set_meta(name, value).map_err(error)
     }
 }
