@@ -19,6 +19,15 @@ async fn an_sdk_component_runs_in_the_runner() {
 }
 
 #[tokio::test]
+async fn send_sms_from_a_call_flow_is_a_step_of_the_call_in_the_runner() {
+    // The sms-probe guest's handle-call texts the caller through the messaging interface.
+    let run = flow_run(&guest("sms-probe"), &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sent = run.detail("sms", "finished").expect("the sms step finished");
+    assert!(sent["message"].as_str().is_some_and(|id| id.len() == 36), "a message id: {sent}");
+}
+
+#[tokio::test]
 async fn a_trapping_component_ends_in_its_error_path() {
     let run = flow_run(&guest("trap"), &[]).await;
     assert_eq!(run.code, 1, "a failed flow exits 1: {}", run.stderr);

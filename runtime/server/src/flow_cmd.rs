@@ -65,7 +65,24 @@ fn host(config: &Config, allow_private_http: bool) -> anyhow::Result<FlowHost> {
     if allow_private_http {
         flows.http.allow_private = true;
     }
-    FlowHost::new(flows).context("starting the flow host")
+    let host = FlowHost::new(flows).context("starting the flow host")?;
+    host.set_sms_sender(Arc::new(SimulatedSms));
+    Ok(host)
+}
+
+/// The runner's messaging: `send-sms` is accepted with a fresh message id and sends nothing
+/// (the call's `sms` events show it).
+struct SimulatedSms;
+
+impl opentact_flows::SmsSender for SimulatedSms {
+    fn send(
+        &self,
+        _sms: opentact_flows::OutboundSms,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<String, opentact_flows::SmsSendError>> + Send + '_>,
+    > {
+        Box::pin(async { Ok(uuid::Uuid::new_v4().to_string()) })
+    }
 }
 
 fn load(host: &FlowHost, name: &str, bytes: &[u8]) -> anyhow::Result<FlowComponent> {
