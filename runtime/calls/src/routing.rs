@@ -22,6 +22,8 @@ use opentact_voice::SipCall;
 use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
+pub use opentact_sip::address::{domain_label, tn_of};
+
 use crate::Repo;
 use crate::call_runner::{CallRunner, Flow, new_call_info};
 
@@ -71,17 +73,6 @@ impl Network {
             _ => false,
         }
     }
-}
-
-/// The digits of a Request-URI user as a TN: `+12025550100`, `12025550100` and the ten-digit
-/// NANP form `2025550100` all give 12025550100.
-pub fn tn_of(user: &str) -> Option<i64> {
-    let digits = user.strip_prefix('+').unwrap_or(user);
-    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let digits = if digits.len() == 10 { format!("1{digits}") } else { digits.to_owned() };
-    digits.parse().ok()
 }
 
 /// Whether a caller matches a caller-ID list entry. Entries are numbers with country code or
@@ -137,13 +128,6 @@ pub struct CallRouter {
 fn dial_user(account: Uuid, user: &str, host: &str) -> Route {
     let xml = format!("<Response><Dial><To>{user}@{host}</To></Dial></Response>");
     Route::Connect { account, xml, to: format!("{user}@{host}") }
-}
-
-/// The account domain label of a SIP host: `acme` for `acme.sip.opentact.local` when the
-/// platform's domain is `sip.opentact.local`.
-pub fn domain_label<'a>(host: &'a str, platform_domain: &str) -> Option<&'a str> {
-    let label = host.strip_suffix(platform_domain)?.strip_suffix('.')?;
-    (!label.is_empty() && !label.contains('.')).then_some(label)
 }
 
 impl std::fmt::Debug for CallRouter {

@@ -9,6 +9,7 @@
 pub mod model;
 pub mod outbox;
 pub mod segment;
+pub mod sip;
 pub mod smpp;
 pub mod store;
 pub mod tendlc;

@@ -15,6 +15,7 @@
 //! Malformed messages never reach the platform: the transport drops what does not parse, and
 //! requests that parse but lack what a transaction needs are answered 400 here.
 
+pub mod address;
 pub mod digest;
 mod endpoint;
 mod error;
