@@ -169,6 +169,11 @@ pub enum ApiError {
     #[error("busy: {what}; try again in {retry_after_secs} s")]
     Busy { what: &'static str, retry_after_secs: u64 },
 
+    /// A rate limit (an SMS sender's messages a second or a minute) refused it; send again after
+    /// `retry_after_secs` (the `Retry-After` header).
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_secs: u64 },
+
     /// A store or internal failure. The caller sees only "internal error".
     #[error("internal error")]
     Internal(#[source] StoreError),
@@ -187,9 +192,9 @@ impl ApiError {
     /// errors that have one.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            ApiError::TooManyFailures { retry_after_secs, .. } | ApiError::Busy { retry_after_secs, .. } => {
-                Some(*retry_after_secs)
-            }
+            ApiError::TooManyFailures { retry_after_secs, .. }
+            | ApiError::Busy { retry_after_secs, .. }
+            | ApiError::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -214,7 +219,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::WrongState { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::LimitReached(_) | ApiError::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::LimitReached(_) | ApiError::TooManyFailures { .. } | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -39,5 +39,5 @@ pub use url_policy::UrlPolicy;
 pub use opentact_control::{
     BatchLauncher, CallCommand, CallControl, Calling, CommandOutcome, Originate, OriginateError,
 };
-pub use opentact_control::{Messaging, SmsPlan};
+pub use opentact_control::{Messaging, SentSms, SmsFrom, SmsOrigin, SmsRefusal, SmsSend};
 pub use state::{ApiConfig, ApiState, ComponentCheck, DEFAULT_SIP_DOMAIN, JwtSecret, SipPresence};

@@ -238,6 +238,7 @@ impl Modify for Security {
         routes::batch::get_one,
         routes::batch::cancel,
         routes::sms::send,
+        routes::sms::send_pool,
         routes::sms::get_one,
         routes::sms::search,
         routes::sms::toggle,

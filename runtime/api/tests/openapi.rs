@@ -81,6 +81,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/rest/batch/{uuid}"),
     ("delete", "/rest/batch/{uuid}"),
     ("post", "/rest/sms"),
+    ("post", "/rest/sms/pool"),
     ("get", "/rest/sms/{uuid}"),
     ("post", "/rest/sms/search"),
     ("post", "/rest/lease/tn/sms"),

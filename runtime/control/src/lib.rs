@@ -98,14 +98,91 @@ pub struct SmsPlan {
     pub parts: u32,
 }
 
-/// The messaging capability as the API drives it (`POST /rest/sms`): the API checks and stores
-/// a message in the store's outbox; the sender (`opentact-messaging`) takes it from there.
+/// Where an outbound SMS is sent from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsFrom {
+    /// One of the account's numbers, as the caller gave it (digits, maybe with a leading `+`):
+    /// a lease of the account, in force, with SMS enabled. Refusals name the field `tn`.
+    Tn(String),
+    /// A number picked from the account's messaging profile's pool (`POST /rest/sms/pool`):
+    /// the profile's leases with SMS, by weight, sticky per destination, skipping unhealthy
+    /// ones. Refusals name the field `messaging_profile`.
+    Pool { profile: uuid::Uuid },
+}
+
+/// Who asks for an SMS to be sent: kept in logs, and how a refusal reaches its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsOrigin {
+    /// The REST API (`POST /rest/sms`, `POST /rest/sms/pool`).
+    Api,
+    /// A flow's `send-sms` (a call flow when `call` is set, else an SMS flow) or a webhook app's
+    /// reply document.
+    Flow { app: Option<uuid::Uuid>, call: Option<uuid::Uuid> },
+}
+
+/// An outbound SMS to check and queue: [`Messaging::send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsSend {
+    /// The account that sends (and whose numbers, profiles and limits apply).
+    pub account: uuid::Uuid,
+    pub from: SmsFrom,
+    /// The handset as given: 7 to 15 digits with the country code, an optional leading `+`.
+    pub to: String,
+    /// The text, 1 to 918 characters (at most 255 parts).
+    pub text: String,
+    /// Where the message's status events are also delivered; already checked against the
+    /// webhook URL policy by the caller.
+    pub custom_callback_url: Option<String>,
+    pub origin: SmsOrigin,
+}
+
+/// An SMS stored queued (the row exists before this returns): the stored message.
+pub type SentSms = opentact_store::SmsMessage;
+
+/// Why an SMS was not queued. Nothing is stored when it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsRefusal {
+    /// The request cannot be sent as it is (the API answers 422): `field` is the request's field
+    /// (`tn`, `to`, `message`, `messaging_profile`), `message` says why and what to do.
+    Invalid { field: String, message: String },
+    /// A rate limit of the number or of the messaging profile (the API answers 429 with
+    /// `Retry-After`): send again in `retry_after_secs`.
+    RateLimited { message: String, retry_after_secs: u64 },
+    /// Messaging cannot take messages now, e.g. the store failed (the API answers 503).
+    Unavailable(String),
+}
+
+impl SmsRefusal {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid { field: field.into(), message: message.into() }
+    }
+}
+
+impl std::fmt::Display for SmsRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid { field, message } => write!(f, "{field}: {message}"),
+            Self::RateLimited { message, retry_after_secs } => {
+                write!(f, "{message} (retry after {retry_after_secs} s)")
+            }
+            Self::Unavailable(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for SmsRefusal {}
+
+/// The messaging capability as its callers drive it: the API (`POST /rest/sms`,
+/// `POST /rest/sms/pool`), flows (`send-sms`) and webhook apps' replies all send through
+/// [`Messaging::send`], the one place that checks an SMS (the number, SMS enabled, 10DLC, the
+/// text, the destination, rate limits) and stores it in the outbox; the sender
+/// (`opentact-messaging`) takes it from there.
 pub trait Messaging: Send + Sync {
-    /// Checks a text (1 to 918 characters, at most 255 parts) and plans its parts, or says why
-    /// it cannot be sent.
-    fn plan(&self, text: &str) -> Result<SmsPlan, String>;
-    /// A message was queued: look at the outbox now rather than at the next poll.
-    fn queued(&self);
+    /// Checks `request` and stores it queued (then pokes the sender), or says why not.
+    fn send(
+        &self,
+        request: SmsSend,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<SentSms, SmsRefusal>> + Send + '_>>;
 }
 
 /// An SMS that came in to one of an account's numbers, for the app attached to that number.

@@ -9,7 +9,10 @@
 pub mod model;
 pub mod outbox;
 pub mod segment;
+pub mod pool;
+pub mod rate;
 pub mod sip;
 pub mod smpp;
 pub mod store;
 pub mod tendlc;
+pub mod submit;

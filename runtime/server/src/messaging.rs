@@ -1,6 +1,6 @@
-//! Wiring of the messaging capability: the `[messaging]` table, the seam the REST API drives
-//! (plan a text, poke the sender), the sender draining the store's outbox into the SMPP carrier,
-//! and the task that turns the carrier's receipts into stored states and `sms.*` events.
+//! Wiring of the messaging capability: the `[messaging]` table, the seam the REST API and flows
+//! drive (check and queue an SMS: `opentact_messaging::submit`), the sender draining the store's
+//! outbox into the SMPP carrier, and the task that turns the carrier's receipts into stored states and `sms.*` events.
 //!
 //! Without `[messaging.smpp]` no carrier runs: `POST /rest/sms` still stores messages (they wait
 //! queued, and go out once a carrier is configured and the server restarted).
@@ -10,10 +10,11 @@ use std::sync::Arc;
 use chrono::Utc;
 use opentact_events::{Event, EventBus};
 use opentact_messaging::outbox::{Outbox, Sender, SenderConfig};
-use opentact_messaging::segment;
+use opentact_messaging::rate::RateConfig;
 use opentact_messaging::smpp::{CarrierEvent, SmppCarrier, SmppConfig};
 use opentact_messaging::store::{OutboxObserver, StoreOutbox};
-use opentact_store::{MessageRepo, SmsMessage, SmsState};
+use opentact_messaging::submit::Submitter;
+use opentact_store::{Repository, SmsMessage, SmsState};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
@@ -21,43 +22,30 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 /// The `[messaging]` table.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MessagingSection {
     /// The SMSC outbound SMS go to (`[messaging.smpp]`); no carrier when absent.
     pub smpp: Option<SmppConfig>,
     /// How the sender drains the outbox (`[messaging.sender]`).
     pub sender: SenderConfig,
+    /// Rate limits of outbound SMS per number and per messaging profile (`[messaging.rate]`).
+    pub rate: RateConfig,
+    /// 10DLC: application-to-person SMS from a US long code (a +1 number that is not
+    /// toll-free) is refused unless the number is in an approved campaign
+    /// (`/rest/10dlc/…`, `opentact admin 10dlc approve`), as US carriers block unregistered
+    /// traffic. Turn off only where no US carrier is reached (a lab, a non-US SMSC).
+    pub tendlc_enforce: bool,
 }
 
-/// The API's seam: plans texts with the messaging crate's segmentation, pokes the sender.
-struct Seam {
-    wake: Arc<Notify>,
-}
-
-impl opentact_control::Messaging for Seam {
-    fn plan(&self, text: &str) -> Result<opentact_control::SmsPlan, String> {
-        segment::check_length(text).map_err(|e| e.to_string())?;
-        let plan = segment::plan(text);
-        if plan.parts > segment::MAX_PARTS {
-            return Err(format!(
-                "the message needs {} parts; a concatenated message has at most {}",
-                plan.parts,
-                segment::MAX_PARTS
-            ));
+impl Default for MessagingSection {
+    fn default() -> Self {
+        Self {
+            smpp: None,
+            sender: SenderConfig::default(),
+            rate: RateConfig::default(),
+            tendlc_enforce: true,
         }
-        let encoding = match plan.encoding {
-            segment::Encoding::Gsm7 => "gsm7",
-            segment::Encoding::Ucs2 => "ucs2",
-        };
-        Ok(opentact_control::SmsPlan {
-            encoding: encoding.into(),
-            parts: u32::try_from(plan.parts).unwrap_or(u32::MAX),
-        })
-    }
-
-    fn queued(&self) {
-        self.wake.notify_one();
     }
 }
 
@@ -99,7 +87,7 @@ impl OutboxObserver for BusObserver {
 
 /// The running capability: the API's seam and what stops it.
 pub struct Messaging {
-    seam: Arc<Seam>,
+    seam: Arc<Submitter>,
     stop: watch::Sender<bool>,
     carrier: Option<Arc<SmppCarrier>>,
 }
@@ -108,16 +96,21 @@ impl Messaging {
     /// Starts the carrier and the sender when `[messaging.smpp]` is set.
     pub fn start(
         section: &MessagingSection,
-        repo: Arc<dyn MessageRepo>,
+        repo: Arc<dyn Repository>,
         bus: Arc<EventBus>,
     ) -> anyhow::Result<Self> {
         let (stop, stopped) = watch::channel(false);
         let outbox = Arc::new(
-            StoreOutbox::new(repo, section.sender.unknown).with_observer(Arc::new(BusObserver { bus })),
+            StoreOutbox::new(repo.clone(), section.sender.unknown)
+                .with_observer(Arc::new(BusObserver { bus })),
         );
         let Some(smpp) = &section.smpp else {
             info!("messaging: no [messaging.smpp] carrier; SMS are stored and wait queued");
-            return Ok(Self { seam: Arc::new(Seam { wake: Arc::new(Notify::new()) }), stop, carrier: None });
+            let seam = Arc::new(
+                Submitter::new(repo, Arc::new(Notify::new()), section.rate)
+                    .with_tendlc(section.tendlc_enforce),
+            );
+            return Ok(Self { seam, stop, carrier: None });
         };
         let (carrier, mut events) =
             SmppCarrier::start(smpp.clone()).map_err(|e| anyhow::anyhow!("[messaging.smpp]: {e}"))?;
@@ -145,7 +138,11 @@ impl Messaging {
             }
         });
         info!(host = %smpp.host, port = smpp.port, binds = smpp.binds, "messaging: SMPP carrier started");
-        Ok(Self { seam: Arc::new(Seam { wake }), stop, carrier: Some(carrier) })
+        Ok(Self {
+            seam: Arc::new(Submitter::new(repo, wake, section.rate).with_tendlc(section.tendlc_enforce)),
+            stop,
+            carrier: Some(carrier),
+        })
     }
 
     /// The seam for the REST API.

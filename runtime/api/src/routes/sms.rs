@@ -1,10 +1,12 @@
-//! SMS: `POST /rest/sms` (send from one of the account's numbers), `GET /rest/sms/{uuid}` (the
+//! SMS: `POST /rest/sms` (send from one of the account's numbers), `POST /rest/sms/pool` (send
+//! from a number picked from a messaging profile's pool), `GET /rest/sms/{uuid}` (the
 //! message with its state history), `POST /rest/sms/search` (the SMS log), and
 //! `POST /rest/lease/tn/sms` (enable or disable SMS on several numbers at once).
 //!
-//! A message is checked whole before anything is stored: the number (a lease of the account,
-//! in force, with SMS), the destination, the text (planned into parts by the messaging
-//! capability), the callback URL. It is then stored queued — the row exists before the 201 —
+//! A message is checked whole before anything is stored: the callback URL here, then the rest by
+//! the messaging capability (`opentact_control::Messaging::send`, the one path flows use too):
+//! the number (a lease of the account, in force, with SMS) or the pool's pick, the destination,
+//! the text (planned into parts), the rate limits. It is then stored queued — the row exists before the 201 —
 //! and the sender is told; it submits the parts and the carrier's receipts finish the history
 //! (created → queued → sent → delivered | undelivered | failed).
 
@@ -12,9 +14,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use opentact_store::{
-    LeasePatch, NewSms, ObjectKind, SmsDirection, SmsFilter, SmsMessage, SmsState, TnLease,
-};
+use opentact_control::{SmsFrom, SmsOrigin, SmsRefusal, SmsSend};
+use opentact_store::{LeasePatch, ObjectKind, SmsDirection, SmsFilter, SmsMessage, SmsState, TnLease};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -23,7 +24,7 @@ use crate::envelope::{ApiJson, ApiQuery, Created, IdPath, Page, Paging, Payload}
 use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::routes::app::WEBHOOKS;
-use crate::routes::batch::{MAX_PHONE_DIGITS, MIN_PHONE_DIGITS, Phone, normalize as digits};
+use crate::routes::batch::{Phone, normalize as digits};
 use crate::routes::numbers::Direction;
 use crate::state::ApiState;
 
@@ -33,6 +34,7 @@ pub const MAX_SMS_TOGGLE_ITEMS: usize = 1_000;
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/rest/sms", post(send))
+        .route("/rest/sms/pool", post(send_pool))
         .route("/rest/sms/search", post(search))
         .route("/rest/sms/{uuid}", get(get_one))
         .route("/rest/lease/tn/sms", post(toggle))
@@ -75,6 +77,53 @@ async fn sms_lease(state: &ApiState, account: Uuid, field: &str, phone: &Phone) 
         .ok_or_else(|| ApiError::invalid(field, format!("the number {tn} is not leased by this account")))
 }
 
+/// A phone as the messaging capability takes it (it checks it).
+fn given(phone: &Phone) -> String {
+    match phone {
+        Phone::Integer(n) => n.to_string(),
+        Phone::Text(s) => s.clone(),
+    }
+}
+
+/// A refusal of the messaging capability as the API answers it.
+fn refused(refusal: SmsRefusal) -> ApiError {
+    match refusal {
+        SmsRefusal::Invalid { field, message } => ApiError::invalid(field, message),
+        SmsRefusal::RateLimited { message, retry_after_secs } => {
+            ApiError::RateLimited { message, retry_after_secs }
+        }
+        SmsRefusal::Unavailable(message) => ApiError::Unavailable(message),
+    }
+}
+
+/// Checks the callback URL, then has the messaging capability check and queue the message.
+async fn queue(
+    state: &ApiState,
+    account: Uuid,
+    from: SmsFrom,
+    to: &Phone,
+    message: String,
+    custom_callback_url: Option<&str>,
+) -> Result<Created<SmsMessage>, ApiError> {
+    let callback = custom_callback_url
+        .map(|u| state.webhook_urls.check("custom_callback_url", WEBHOOKS, u))
+        .transpose()?;
+    let Some(messaging) = state.messaging.clone() else {
+        return Err(ApiError::Unavailable(
+            "messaging is not running on this server, so no SMS can be sent".into(),
+        ));
+    };
+    let request = SmsSend {
+        account,
+        from,
+        to: given(to),
+        text: message,
+        custom_callback_url: callback,
+        origin: SmsOrigin::Api,
+    };
+    Ok(Created(messaging.send(request).await.map_err(refused)?))
+}
+
 #[utoipa::path(
     post,
     operation_id = "sms_send",
@@ -88,6 +137,7 @@ async fn sms_lease(state: &ApiState, account: Uuid, field: &str, phone: &Phone) 
     responses(
         (status = 201, description = "Stored and queued", body = doc::Envelope<SmsMessage>),
         doc::ApiErrors,
+        (status = 429, description = "The number or its messaging profile is at a rate limit (see `Retry-After`)", body = doc::ErrorEnvelope),
         (status = 503, description = "Messaging is not running on this server", body = doc::ErrorEnvelope),
     )
 )]
@@ -96,57 +146,55 @@ async fn send(
     auth: AuthAccount,
     ApiJson(body): ApiJson<SendBody>,
 ) -> Result<Created<SmsMessage>, ApiError> {
-    let account = auth.account;
-    let to = digits(&body.to).ok_or_else(|| {
-        ApiError::invalid(
-            "to",
-            format!(
-                "{} is not a telephone number: send {MIN_PHONE_DIGITS} to {MAX_PHONE_DIGITS} digits with the \
-                 country code (an optional leading + is allowed)",
-                shown(&body.to)
-            ),
-        )
-    })?;
-    let callback = body
-        .custom_callback_url
-        .as_deref()
-        .map(|u| state.webhook_urls.check("custom_callback_url", WEBHOOKS, u))
-        .transpose()?;
-    let lease = sms_lease(&state, account, "tn", &body.tn).await?;
-    if !lease.sms {
-        return Err(ApiError::invalid(
-            "tn",
-            format!(
-                "SMS is not enabled on the number {}: enable it with POST /rest/lease/tn/sms {{\"enable\": [{}]}}",
-                lease.tn, lease.tn
-            ),
-        ));
-    }
-    let Some(messaging) = state.messaging.clone() else {
-        return Err(ApiError::Unavailable(
-            "messaging is not running on this server, so no SMS can be sent".into(),
-        ));
-    };
-    let plan = messaging.plan(&body.message).map_err(|reason| ApiError::invalid("message", reason))?;
-    let new = NewSms {
-        direction: SmsDirection::Smso,
-        tn_lease: Some(lease.uuid),
-        from: lease.tn.to_string(),
-        to,
-        text: body.message,
-        encoding: plan.encoding,
-        parts: i32::try_from(plan.parts).unwrap_or(i32::MAX),
-        custom_callback_url: callback,
-        queue: true,
-    };
-    let message = state
-        .repo
-        .create_sms(account, new)
-        .await
-        .map_err(|e| ApiError::reference(e, ObjectKind::Message, "tn"))?;
-    tracing::info!(sms = %message.uuid, parts = message.parts, "sms queued");
-    messaging.queued();
-    Ok(Created(message))
+    let from = SmsFrom::Tn(given(&body.tn));
+    queue(&state, auth.account, from, &body.to, body.message, body.custom_callback_url.as_deref()).await
+}
+
+/// The body of `POST /rest/sms/pool`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewPoolSmsBody)]
+#[serde(deny_unknown_fields)]
+pub struct PoolBody {
+    /// The account's messaging profile (with `number_pool_enable`) whose numbers may send it.
+    pub messaging_profile: Uuid,
+    /// The handset, with its country code.
+    pub to: Phone,
+    /// The text, 1 to 918 characters.
+    #[schema(min_length = 1, max_length = 918)]
+    pub message: String,
+    /// Where this message's status events are also delivered.
+    #[serde(default)]
+    pub custom_callback_url: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "sms_send_pool",
+    path = "/rest/sms/pool",
+    tag = "sms",
+    summary = "Send an SMS from a number picked from a messaging profile's pool",
+    description = "The sender is one of the account's numbers attached to the messaging profile (its \
+        `number_pool_enable` on) with SMS enabled: the number that last sent to this destination while it \
+        stays usable (`sticky_sender`), else picked by `long_code_weight` : `toll_free_weight`; numbers at a \
+        rate limit are passed over, and with `skip_unhealthy_tns` so are numbers whose recent messages mostly \
+        failed (at least 5 of their last 50 in the past hour finished, half or more of them undelivered or \
+        failed). No usable number: 422 \"no healthy sender in the pool\"; every number at a rate limit: 429. \
+        The message is stored queued like `POST /rest/sms`; its `from` is the number picked.",
+    request_body = PoolBody,
+    responses(
+        (status = 201, description = "Stored and queued", body = doc::Envelope<SmsMessage>),
+        doc::ApiErrors,
+        (status = 429, description = "Every number of the pool is at a rate limit (see `Retry-After`)", body = doc::ErrorEnvelope),
+        (status = 503, description = "Messaging is not running on this server", body = doc::ErrorEnvelope),
+    )
+)]
+async fn send_pool(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiJson(body): ApiJson<PoolBody>,
+) -> Result<Created<SmsMessage>, ApiError> {
+    let from = SmsFrom::Pool { profile: body.messaging_profile };
+    queue(&state, auth.account, from, &body.to, body.message, body.custom_callback_url.as_deref()).await
 }
 
 #[utoipa::path(
