@@ -10,6 +10,7 @@ mod messaging;
 mod numbers_import;
 mod provision;
 mod sample;
+mod sms_flows;
 mod serve;
 
 use std::process::ExitCode;

@@ -207,6 +207,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // receipts → stored states and sms.* events.
     let messaging = crate::messaging::Messaging::start(&config.messaging, repo.clone(), bus.clone())
         .context("starting messaging")?;
+    // Flows' send-sms goes through the same seam as POST /rest/sms.
+    router_host.set_sms_sender(Arc::new(crate::sms_flows::FlowSms(messaging.seam())));
     // --- end messaging
 
     let key_file = config.api.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("jwt.key"));
