@@ -159,3 +159,46 @@ async fn a_number_without_sms_is_refused() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!smsc_log.lock().iter().any(|e| e["event"] == "submit_sm"), "nothing was submitted");
 }
+
+/// Inbound through the SMSC to a component: the SMSC's deliver_sm to a number whose app runs the
+/// sms-autoresponder example is stored, the component's handle-sms runs and its send-sms reply
+/// goes out as a submit_sm from that number to the sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_sms_runs_the_component_whose_reply_goes_out() {
+    use tokio::io::AsyncWriteExt;
+
+    let (mut smsc, port, smsc_log) = smsc().await;
+    let (platform, _config) = platform_with_smsc(port).await;
+    let autoresponder = opentact_guest_artifacts::bytes("sms-autoresponder");
+    provision::component_sms_number(&platform.data(), "auto@example.test", 12025550166, &autoresponder).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !smsc_log.lock().iter().any(|e| e["event"] == "bind" && e["ok"] == true) {
+        assert!(tokio::time::Instant::now() < deadline, "the platform did not bind");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deliver =
+        json!({"deliver": {"from": "14155550123", "to": "12025550166", "text": "When do you open?"}});
+    let stdin = smsc.stdin.as_mut().expect("stdin");
+    stdin.write_all(format!("{deliver}\n").as_bytes()).await.expect("deliver");
+    stdin.flush().await.expect("flush");
+    let reply = "Thanks for your message! We will get back to you within one business day.";
+    let hex: String = reply.bytes().map(|b| format!("{b:02x}")).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let submitted = loop {
+        let found = smsc_log
+            .lock()
+            .iter()
+            .find(|e| {
+                e["event"] == "submit_sm"
+                    && e["destination"].as_str().is_some_and(|d| d.ends_with("14155550123"))
+            })
+            .cloned();
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no reply reached the SMSC: {:?}", smsc_log.lock());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(submitted["source"].as_str().is_some_and(|s| s.ends_with("12025550166")), "{submitted}");
+    assert_eq!(submitted["short_message"].as_str().map(str::to_ascii_lowercase), Some(hex), "{submitted}");
+}

@@ -118,6 +118,21 @@ pub async fn component_number(data: &Path, email: &str, tn: i64, wasm: &[u8]) ->
     provisioned
 }
 
+/// A component app on `tn` with `wasm` deployed, and SMS enabled on the number (in an approved
+/// 10DLC campaign), so the component's `handle-sms` runs for the number's inbound SMS.
+pub async fn component_sms_number(data: &Path, email: &str, tn: i64, wasm: &[u8]) -> Provisioned {
+    let provisioned = component_number(data, email, tn, wasm).await;
+    let store = open(data).await;
+    let lease = store.lease_by_tn(tn).await.expect("lease lookup").expect("the lease");
+    store
+        .update_lease(provisioned.account, lease.uuid, LeasePatch { sms: Some(true), ..Default::default() })
+        .await
+        .expect("enable SMS");
+    approved_campaign(&store, provisioned.account, lease.uuid).await;
+    store.close().await;
+    provisioned
+}
+
 /// The platform's default SIP domain (`sip.domain`).
 pub const PLATFORM_SIP_DOMAIN: &str = "sip.opentact.local";
 
