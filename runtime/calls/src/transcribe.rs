@@ -41,7 +41,9 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// Sends recordings to the provider.
 pub struct Transcriber {
     url: String,
-    limits: opentact_egress::http::Limits,
+    /// The platform's outbound HTTP client, with the provider's policy (`allow_private`).
+    client: opentact_egress::Client,
+    caps: opentact_egress::http::Caps,
     recordings_dir: PathBuf,
     store: Repo,
     bus: Arc<EventBus>,
@@ -67,12 +69,17 @@ impl Transcriber {
         bus: Arc<EventBus>,
     ) -> Option<Arc<Self>> {
         let url = config.stt_url.clone()?;
-        let limits = opentact_egress::http::Limits {
+        let caps = opentact_egress::http::Caps {
             timeout: Duration::from_millis(config.stt_timeout_ms),
             max_body_bytes: MAX_ANSWER_BYTES,
-            allow_private: config.allow_private,
         };
-        Some(Arc::new(Transcriber { url, limits, recordings_dir, store, bus }))
+        let policy = if config.allow_private {
+            opentact_egress::Policy::any()
+        } else {
+            opentact_egress::Policy::public_only()
+        };
+        let client = opentact_egress::Client::new(policy, &opentact_egress::http::ClientOptions::default());
+        Some(Arc::new(Transcriber { url, client, caps, recordings_dir, store, bus }))
     }
 
     /// Transcribes `recording` of `account`'s `call` in the background.
@@ -95,10 +102,11 @@ impl Transcriber {
         );
         let audio =
             tokio::fs::read(&path).await.map_err(|error| format!("reading {}: {error}", path.display()))?;
-        let answer =
-            opentact_egress::http::send("POST", &self.url, &[], Some(("audio/wav", audio)), &self.limits)
-                .await
-                .map_err(|error| error.to_string())?;
+        let answer = self
+            .client
+            .send("POST", &self.url, &[], Some(("audio/wav", audio)), &self.caps)
+            .await
+            .map_err(|error| error.to_string())?;
         if !(200..300).contains(&answer.status) {
             return Err(format!("the provider answered {}", answer.status));
         }

@@ -32,6 +32,8 @@ use url::Url;
 
 use crate::Policy;
 
+pub use reqwest::Method;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Default for [`ClientOptions::connect_timeout`].
@@ -130,7 +132,15 @@ pub enum HttpError {
         /// The refused address.
         address: IpAddr,
     },
-    /// More redirects than [`ClientOptions::max_redirects`], or one to a non-http(s) URL.
+    /// More redirects than [`ClientOptions::max_redirects`].
+    #[error("`{url}` redirected more than {max} times")]
+    TooManyRedirects {
+        /// The URL first asked for.
+        url: String,
+        /// The limit.
+        max: usize,
+    },
+    /// A redirect to a non-http(s) URL.
     #[error("`{url}`: {reason}")]
     Redirect {
         /// The URL first asked for.
@@ -138,7 +148,15 @@ pub enum HttpError {
         /// What went wrong.
         reason: String,
     },
-    /// No connection, TLS failure, or an HTTP protocol error.
+    /// No connection could be made (refused, unreachable, the connect timeout, TLS).
+    #[error("could not connect for `{url}`: {reason}")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// An HTTP protocol error, or the connection broke during the exchange.
     #[error("request to `{url}` failed: {reason}")]
     Failed {
         /// The URL.
@@ -180,6 +198,11 @@ struct ResolveFailed(std::io::Error);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct RedirectRefused(String);
+
+/// Too many redirects, inside reqwest's error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("more than {0} redirects")]
+struct TooManyRedirects(usize);
 
 /// The resolver: the system's, with every answer checked by the policy.
 struct PolicyResolver {
@@ -289,8 +312,7 @@ impl Client {
             let (policy, max) = (policy.clone(), options.max_redirects);
             reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() > max {
-                    let reason = format!("more than {max} redirects");
-                    return attempt.error(RedirectRefused(reason));
+                    return attempt.error(TooManyRedirects(max));
                 }
                 let url = attempt.url();
                 if !matches!(url.scheme(), "http" | "https") {
@@ -434,16 +456,21 @@ pub fn classify(url: &str, error: &reqwest::Error) -> HttpError {
         if let Some(RedirectRefused(reason)) = current.downcast_ref::<RedirectRefused>() {
             return HttpError::Redirect { url: url.to_owned(), reason: reason.clone() };
         }
+        if let Some(TooManyRedirects(max)) = current.downcast_ref::<TooManyRedirects>() {
+            return HttpError::TooManyRedirects { url: url.to_owned(), max: *max };
+        }
         let text = current.to_string();
         if !reasons.iter().any(|seen: &String| seen.contains(&text)) {
             reasons.push(text);
         }
         source = current.source();
     }
-    if error.is_timeout() {
-        return HttpError::TimedOut { url: url.to_owned(), timeout: Duration::ZERO };
+    let reason = reasons.join(": ");
+    if error.is_connect() {
+        // The connect timeout included.
+        return HttpError::Connect { url: url.to_owned(), reason };
     }
-    HttpError::Failed { url: url.to_owned(), reason: reasons.join(": ") }
+    HttpError::Failed { url: url.to_owned(), reason }
 }
 
 /// One exchange with a client kept for one-off requests (by whether private destinations are
@@ -608,10 +635,8 @@ mod tests {
         );
         let error =
             client.send("GET", &format!("http://{address}/loop"), &[], None, &CAPS).await.expect_err("loop");
-        assert!(
-            matches!(&error, HttpError::Redirect { reason, .. } if reason.contains("more than 3")),
-            "{error}"
-        );
+        assert!(matches!(error, HttpError::TooManyRedirects { max: 3, .. }), "{error}");
+        assert!(error.to_string().contains("more than 3"), "{error}");
     }
 
     #[tokio::test]

@@ -1,13 +1,14 @@
 //! The outbound HTTP policy of flows (wasi:http): only http(s); no loopback, private,
-//! link-local or other non-public destinations unless allowed; bounded timeouts, response size
-//! and request count.
+//! link-local or other non-public destinations (nor the platform's own) unless allowed;
+//! bounded timeouts, response size and request count.
 //!
-//! The host is resolved once, every address is checked ([`opentact_egress`]), and the request
-//! is sent over a connection to exactly a checked address — the `Host` header and the TLS
-//! server name still carry the name the guest used — so a DNS answer that changes between the
-//! check and the connection (DNS rebinding) cannot reach an unchecked address.
+//! wasmtime-wasi-http hands each guest request to [`PolicyHooks::send_request`], which sends it
+//! with the platform's one outbound HTTP client ([`opentact_egress::http::Client`]) built from
+//! the flow policy: its DNS resolver refuses names that resolve to a refused address, address
+//! literals are checked before sending, and every connection's peer address is checked again
+//! (DNS rebinding cannot reach an unchecked address). Redirects are not followed: a guest sees
+//! the 3xx, as wasi:http specifies.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,32 +16,33 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::{Body, Frame};
-use hyper_util::rt::TokioIo;
-use opentact_egress::{Allowed, is_non_public};
-use tokio::io::{AsyncRead, AsyncWrite};
+use hyper::body::{Body, Frame, SizeHint};
+use opentact_egress::http::{Client, ClientOptions, HttpError};
+use opentact_egress::{AllowEntryError, Policy};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::config::HttpPolicy;
 use crate::error::HostError;
 
-/// The [`HttpPolicy`] with its allow-list parsed: shared by every call of a host.
+/// The [`HttpPolicy`] with its allow-list parsed, and the client that applies it: shared by
+/// every call of a host.
 #[derive(Debug)]
 pub(crate) struct CompiledPolicy {
     pub(crate) policy: HttpPolicy,
-    allow: Vec<Allowed>,
+    client: Client,
 }
 
 impl CompiledPolicy {
     pub(crate) fn new(policy: HttpPolicy) -> Result<Self, HostError> {
-        let allow = policy
-            .allow
-            .iter()
-            .map(|entry| Allowed::parse(entry))
-            .collect::<Result<_, _>>()
-            .map_err(|e| HostError::HttpAllow { entry: e.entry, reason: e.reason })?;
-        Ok(Self { policy, allow })
+        let egress = Policy::new(policy.allow_private, &policy.allow)
+            .map_err(|AllowEntryError { entry, reason }| HostError::HttpAllow { entry, reason })?;
+        let options = ClientOptions {
+            connect_timeout: Duration::from_millis(u64::from(policy.timeout_ms)),
+            max_redirects: 0,
+            ..ClientOptions::default()
+        };
+        Ok(Self { client: Client::new(egress, &options), policy })
     }
 }
 
@@ -64,106 +66,52 @@ fn capped(requested: Option<Duration>, cap: Duration) -> Duration {
     requested.map_or(cap, |d| d.min(cap))
 }
 
-/// The addresses of the request's host, every one checked against the policy; refused
-/// destinations are an error. The request must then go to these addresses only.
-async fn check_destination(uri: &hyper::Uri, policy: &CompiledPolicy) -> Result<Vec<SocketAddr>, Error> {
-    let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-    let addresses = opentact_egress::resolve(host, port)
-        .await
-        .map_err(|_| Error::DnsError { rcode: None, info_code: None })?;
-    if addresses.is_empty() {
-        return Err(Error::DestinationNotFound);
-    }
-    let allowed = |ip| policy.allow.iter().any(|entry| entry.covers(host, port, ip));
-    if !policy.policy.allow_private
-        && addresses.iter().map(SocketAddr::ip).any(|ip| is_non_public(ip) && !allowed(ip))
-    {
-        // Any refused answer refuses the name: a host that mixes public and private addresses
-        // is what a rebinding attack looks like.
-        tracing::info!(host, "flow HTTP request to a non-public address refused");
-        return Err(Error::DestinationIpProhibited);
-    }
-    Ok(addresses)
-}
-
-/// The timeouts of one request, each capped by the policy.
-#[derive(Debug, Clone, Copy)]
-struct Timeouts {
-    connect: Duration,
-    first_byte: Duration,
-    between_bytes: Duration,
-}
-
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
-
-/// Send `request` over a connection to one of `addresses` (already checked), HTTP/1.1, TLS
-/// for https with the URI's host as the server name. Returns the response and the future that
-/// drives the connection while the body is read.
-async fn send_to(
-    mut request: hyper::Request<WasiBody>,
-    addresses: &[SocketAddr],
-    timeouts: Timeouts,
-) -> Result<
-    (hyper::Response<hyper::body::Incoming>, impl Future<Output = Result<(), Error>> + Send + use<>),
-    Error,
-> {
-    let tcp = opentact_egress::connect(addresses, timeouts.connect).await.map_err(|error| match error {
-        opentact_egress::ConnectError::TimedOut(_) => Error::ConnectionTimeout,
-        opentact_egress::ConnectError::Failed { source, .. } => Error::Connect(source),
-        opentact_egress::ConnectError::NoAddress => Error::DestinationNotFound,
-    })?;
-    let stream: Box<dyn Stream> = if request.uri().scheme_str() == Some("https") {
-        let host = request.uri().host().ok_or(Error::HttpRequestUriInvalid)?;
-        let (config, name) = opentact_egress::tls(host).map_err(Error::Tls)?;
-        let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp);
-        Box::new(
-            tokio::time::timeout(timeouts.connect, tls)
-                .await
-                .map_err(|_| Error::ConnectionTimeout)?
-                .map_err(Error::Tls)?,
-        )
-    } else {
-        Box::new(tcp)
-    };
-    let (mut sender, connection) = tokio::time::timeout(
-        timeouts.connect,
-        hyper::client::conn::http1::Builder::new().handshake(TokioIo::new(stream)),
-    )
-    .await
-    .map_err(|_| Error::ConnectionTimeout)??;
-    // Origin form on the wire: scheme and authority only belong in requests to a proxy (the
-    // Host header carries the authority).
-    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    *request.uri_mut() =
-        hyper::Uri::builder().path_and_query(path).build().map_err(|_| Error::HttpRequestUriInvalid)?;
-
-    let response = tokio::time::timeout(timeouts.first_byte, sender.send_request(request));
-    tokio::pin!(response);
-    let mut connection = Some(connection);
-    // Drive the connection while waiting for the response head.
-    let response = loop {
-        tokio::select! {
-            response = &mut response => break response,
-            ended = async { connection.as_mut().expect("checked by the guard").await }, if connection.is_some() => {
-                connection = None;
-                ended?;
-            }
+/// The wasi:http error for the client's.
+fn wasi_error(error: HttpError) -> Error {
+    match error {
+        HttpError::InvalidUrl { .. } => Error::HttpRequestUriInvalid,
+        HttpError::Resolve { .. } => Error::DnsError { rcode: None, info_code: None },
+        HttpError::Refused { .. } => Error::DestinationIpProhibited,
+        HttpError::Connect { reason, .. } if reason.contains("timed out") => Error::ConnectionTimeout,
+        HttpError::Connect { .. } => Error::ConnectionRefused,
+        HttpError::TooLarge { limit, .. } => Error::HttpResponseBodySize(Some(limit as u64)),
+        HttpError::TimedOut { .. } => Error::HttpResponseTimeout,
+        HttpError::TooManyRedirects { .. } => Error::LoopDetected,
+        HttpError::Redirect { reason, .. } | HttpError::Failed { reason, .. } => {
+            Error::InternalError(Some(reason))
         }
-    };
-    let response = response.map_err(|_| Error::ConnectionReadTimeout)??;
-    let io = async move {
-        match connection {
-            Some(connection) => connection.await.map_err(|error| {
-                if error.is_timeout() { Error::HttpResponseTimeout } else { Error::from(error) }
-            }),
-            None => Ok(()),
-        }
-    };
-    Ok((response, io))
+    }
 }
+
+/// A guest's request body for the client, which needs a `Sync` body: the guest's is only
+/// `Send`, and it is only ever polled through `&mut`, so the lock is never contended.
+struct SyncBody(std::sync::Mutex<WasiBody>);
+
+impl Body for SyncBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let body = self.get_mut().0.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Pin::new(body).poll_frame(cx)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.lock().map(|body| body.size_hint()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for WasiErrorText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+/// wasi:http's error as a `std::error::Error`, for the client's body.
+#[derive(Debug)]
+struct WasiErrorText(Error);
+
+impl std::error::Error for WasiErrorText {}
 
 type SendResult =
     Result<(hyper::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>;
@@ -193,28 +141,37 @@ impl WasiHttpHooks for PolicyHooks {
             if !matches!(request.uri().scheme_str(), Some("http" | "https")) {
                 return Err(Error::HttpRequestUriInvalid);
             }
-            let addresses = check_destination(request.uri(), &policy).await?;
-            let policy = &policy.policy;
-            let cap = Duration::from_millis(u64::from(policy.timeout_ms));
+            let cap = Duration::from_millis(u64::from(policy.policy.timeout_ms));
             let requested = options.unwrap_or_default();
-            let timeouts = Timeouts {
-                connect: capped(requested.connect_timeout, cap),
-                first_byte: capped(requested.first_byte_timeout, cap),
-                between_bytes: capped(requested.between_bytes_timeout, cap),
-            };
-            let (response, io) = send_to(request, &addresses, timeouts).await?;
-            let limit = u64::from(policy.max_response_bytes);
+            let connect = capped(requested.connect_timeout, cap);
+            let first_byte = capped(requested.first_byte_timeout, cap);
+            let between_bytes = capped(requested.between_bytes_timeout, cap);
+            let (parts, body) = request.into_parts();
+            let url = url::Url::parse(&parts.uri.to_string()).map_err(|_| Error::HttpRequestUriInvalid)?;
+            let mut outgoing = reqwest::Request::new(parts.method, url);
+            *outgoing.headers_mut() = parts.headers;
+            let body = SyncBody(std::sync::Mutex::new(body)).map_err(WasiErrorText);
+            *outgoing.body_mut() = Some(reqwest::Body::wrap(body));
+            // Connection (the client's own connect timeout is the cap) and the response head.
+            let response = tokio::time::timeout(connect + first_byte, policy.client.execute(outgoing))
+                .await
+                .map_err(|_| Error::ConnectionReadTimeout)?
+                .map_err(wasi_error)?;
+            let limit = u64::from(policy.policy.max_response_bytes);
+            let response: hyper::Response<reqwest::Body> = response.into();
             let response = response.map(|body| {
                 CappedBody {
-                    inner: body.map_err(Error::from).boxed_unsync(),
+                    inner: body.map_err(|error| Error::InternalError(Some(error.to_string()))).boxed_unsync(),
                     seen: 0,
                     limit,
-                    between_bytes: timeouts.between_bytes,
-                    idle: Box::pin(tokio::time::sleep(timeouts.between_bytes)),
+                    between_bytes,
+                    idle: Box::pin(tokio::time::sleep(between_bytes)),
                     _permit: permit,
                 }
                 .boxed_unsync()
             });
+            // The client's pool drives the connection: nothing for wasmtime to drive.
+            let io = async { Ok(()) };
             Ok((response, Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>))
         })
     }
@@ -269,52 +226,93 @@ impl Body for CappedBody {
 
 #[cfg(test)]
 mod tests {
-    #[tokio::test]
-    async fn the_request_goes_to_the_checked_address_not_to_the_name() {
-        use http_body_util::{BodyExt, Empty};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use http_body_util::{BodyExt, Empty, Full};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use wasmtime_wasi_http::WasiHttpHooks;
 
+    use super::{CompiledPolicy, PolicyHooks};
+    use crate::config::HttpPolicy;
+
+    /// A one-request server on loopback: answers `reply` and hands back what it read.
+    async fn server(reply: &'static str) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let checked = listener.local_addr().expect("addr");
-        let server = tokio::spawn(async move {
+        let address = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.expect("accept");
-            let mut head = Vec::new();
+            let mut seen = Vec::new();
             let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            while !String::from_utf8_lossy(&seen).ends_with("hello") {
                 let n = socket.read(&mut buf).await.expect("read");
-                assert!(n > 0, "request ended early");
-                head.extend_from_slice(&buf[..n]);
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
             }
-            socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.expect("write");
-            String::from_utf8(head).expect("utf-8")
+            socket.write_all(reply.as_bytes()).await.expect("write");
+            String::from_utf8(seen).expect("utf-8")
         });
-        // The name does not resolve at all: only the checked address can have been dialled.
-        let body = Empty::new().map_err(|never: std::convert::Infallible| match never {}).boxed_unsync();
-        let request = hyper::Request::get("http://rebinding.invalid:81/hook?x=1")
-            .header("host", "rebinding.invalid:81")
-            .body(body)
-            .expect("request");
-        let second = std::time::Duration::from_secs(5);
-        let timeouts = super::Timeouts { connect: second, first_byte: second, between_bytes: second };
-        let (response, io) = super::send_to(request, &[checked], timeouts).await.expect("sent");
+        (address, task)
+    }
+
+    fn hooks_of(policy: HttpPolicy) -> PolicyHooks {
+        PolicyHooks::new(std::sync::Arc::new(CompiledPolicy::new(policy).expect("policy")))
+    }
+
+    fn post(url: &str) -> hyper::Request<wasmtime_wasi_http::WasiBody> {
+        let body = Full::new(bytes::Bytes::from_static(b"hello"))
+            .map_err(|never: std::convert::Infallible| match never {})
+            .boxed_unsync();
+        hyper::Request::post(url).header("content-length", "5").body(body).expect("request")
+    }
+
+    fn unused() -> Box<dyn Future<Output = Result<(), super::Error>> + Send> {
+        Box::new(async { Ok(()) })
+    }
+
+    #[tokio::test]
+    async fn a_guest_request_goes_through_the_client_within_the_caps() {
+        let (address, seen) = server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        let allowed = HttpPolicy { allow: vec!["127.0.0.0/8".to_owned()], ..HttpPolicy::default() };
+        let mut hooks = hooks_of(allowed.clone());
+        let url = format!("http://{address}/hook?x=1");
+        let (response, io) =
+            Box::into_pin(hooks.send_request(post(&url), None, unused())).await.expect("sent");
+        Box::into_pin(io).await.expect("io");
         assert_eq!(response.status(), 200);
-        let driver = tokio::spawn(io);
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
         assert_eq!(&bytes[..], b"ok");
-        let head = server.await.expect("server");
-        assert!(head.starts_with("GET /hook?x=1 HTTP/1.1\r\n"), "{head}");
-        assert!(head.to_ascii_lowercase().contains("host: rebinding.invalid:81\r\n"), "{head}");
-        driver.abort();
+        let request = seen.await.expect("server");
+        assert!(request.starts_with("POST /hook?x=1 HTTP/1.1\r\n"), "{request}");
+        assert!(request.ends_with("\r\n\r\nhello"), "{request}");
+
+        // A body over the cap fails while it is read.
+        let (address, _) =
+            server("HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n0123456789012345678901234567890123456789")
+                .await;
+        let mut hooks = hooks_of(HttpPolicy { max_response_bytes: 16, ..allowed });
+        let url = format!("http://{address}/");
+        let (response, _) =
+            Box::into_pin(hooks.send_request(post(&url), None, unused())).await.expect("sent");
+        let error = response.into_body().collect().await.map(|_| ()).expect_err("over the cap");
+        assert!(matches!(error, super::Error::HttpResponseBodySize(_)), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn loopback_names_and_literals_are_refused_by_default() {
+        let (address, _) = server("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+        let mut hooks = hooks_of(HttpPolicy::default());
+        for url in [format!("http://{address}/"), format!("http://localhost:{}/", address.port())] {
+            let result = Box::into_pin(hooks.send_request(post(&url), None, unused())).await;
+            assert!(
+                matches!(result, Err(super::Error::DestinationIpProhibited)),
+                "{url}: {:?}",
+                result.err()
+            );
+        }
     }
 
     #[tokio::test]
     async fn requests_in_flight_are_capped_per_call() {
-        use http_body_util::{BodyExt, Empty};
-        use wasmtime_wasi_http::WasiHttpHooks;
-
-        use super::{CompiledPolicy, PolicyHooks};
-        use crate::config::HttpPolicy;
-
         let policy = HttpPolicy { max_concurrent_requests: 1, ..HttpPolicy::default() };
         let mut hooks = PolicyHooks::new(std::sync::Arc::new(CompiledPolicy::new(policy).expect("policy")));
         let request = || {

@@ -2,28 +2,24 @@
 //!
 //! The URL comes from a flow, i.e. from a customer, and the request is made from inside the
 //! platform's network, so this is a server-side request forgery boundary: by default a URL
-//! whose host resolves to a loopback, private, link-local or otherwise non-public address is
-//! refused. The host is resolved once, every resolved address is checked, and the connection
-//! goes to exactly a checked address (the request's `Host` header and TLS name still carry the
-//! original name), so a DNS answer that changes between check and connect (rebinding) cannot
-//! slip through. Redirects are followed a few times, each hop checked the same way.
+//! whose host resolves to a loopback, private, link-local or otherwise non-public address (or
+//! the platform's own) is refused. The request goes through the platform's one outbound HTTP
+//! client ([`opentact_egress::http::Client`]): its resolver checks every address a name
+//! resolves to, address literals and each redirect's target are checked before they are
+//! dialled, and every connection's peer address is checked again (DNS rebinding cannot slip
+//! through). Redirects are followed up to [`MAX_REDIRECTS`] times.
 //!
 //! Each fetch is bounded in time ([`FetchPolicy::timeout`], for the whole exchange including
-//! redirects) and size ([`FetchPolicy::max_bytes`]); the decoded audio is cached by URL.
+//! redirects) and size ([`FetchPolicy::max_bytes`], checked while the body streams in); the
+//! decoded audio is cached by URL.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::header::{CONTENT_LENGTH, HOST, LOCATION, USER_AGENT};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use opentact_egress::{ConnectError, is_public};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_rustls::TlsConnector;
-use url::{Host, Url};
+use opentact_egress::Policy;
+use opentact_egress::http::{Client, ClientOptions, HttpError};
+use url::Url;
 
 use crate::audio::AudioError;
 use crate::cache::AudioCache;
@@ -113,34 +109,21 @@ pub enum FetchError {
         /// The refused address.
         address: IpAddr,
     },
-    /// No resolved address accepted a connection.
-    #[error("could not connect to {address} for `{url}`: {source}")]
+    /// No connection could be made (refused, unreachable, TLS).
+    #[error("could not connect for `{url}`: {reason}")]
     Connect {
         /// The URL.
         url: String,
-        /// The last address tried.
-        address: SocketAddr,
-        /// The connection error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The TLS handshake failed (certificate, protocol).
-    #[error("TLS with `{host}` failed: {source}")]
-    Tls {
-        /// The host name.
-        host: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
+        /// What happened.
+        reason: String,
     },
     /// The HTTP exchange failed (malformed response, connection reset).
-    #[error("HTTP request to `{url}` failed: {source}")]
+    #[error("HTTP request to `{url}` failed: {reason}")]
     Http {
         /// The URL.
         url: String,
-        /// hyper's error.
-        #[source]
-        source: hyper::Error,
+        /// What happened.
+        reason: String,
     },
     /// The server answered with a status other than 2xx or a followed redirect.
     #[error("`{url}` answered HTTP {status}")]
@@ -150,13 +133,13 @@ pub enum FetchError {
         /// The status code.
         status: u16,
     },
-    /// A redirect without a usable `Location`.
-    #[error("`{url}` redirected ({status}) without a valid Location header")]
+    /// A redirect to a URL that is not http(s).
+    #[error("`{url}`: {reason}")]
     BadRedirect {
         /// The URL.
         url: String,
-        /// The status code.
-        status: u16,
+        /// What is wrong.
+        reason: String,
     },
     /// More than [`MAX_REDIRECTS`] redirects.
     #[error("`{url}` redirected more than {MAX_REDIRECTS} times")]
@@ -195,24 +178,22 @@ pub enum FetchError {
 #[derive(Debug)]
 pub struct AudioFetcher {
     policy: FetchPolicy,
+    client: Client,
     cache: AudioCache<String>,
-}
-
-/// Stops the task driving an HTTP connection when the fetch ends (or is cancelled by the
-/// timeout), so a slow server cannot keep a connection open behind it.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl AudioFetcher {
     /// A fetcher with `policy`. TLS trusts the Mozilla root certificates (webpki-roots), so
     /// the result does not depend on the host's certificate store.
     pub fn new(policy: FetchPolicy) -> Self {
-        Self { policy, cache: AudioCache::new(MEMORY_CACHE_ENTRIES, MEMORY_CACHE_SAMPLES) }
+        let egress = if policy.allow_private { Policy::any() } else { Policy::public_only() };
+        let options = ClientOptions {
+            connect_timeout: policy.timeout,
+            max_redirects: MAX_REDIRECTS,
+            ..ClientOptions::default()
+        };
+        let client = Client::new(egress, &options);
+        Self { policy, client, cache: AudioCache::new(MEMORY_CACHE_ENTRIES, MEMORY_CACHE_SAMPLES) }
     }
 
     /// The policy this fetcher applies.
@@ -244,141 +225,48 @@ impl AudioFetcher {
 
     /// The body at `url`, following redirects.
     async fn download(&self, original: &str) -> Result<Vec<u8>, FetchError> {
-        let mut url = Url::parse(original)
+        let url = Url::parse(original)
             .map_err(|source| FetchError::InvalidUrl { url: original.to_owned(), source })?;
-        for _ in 0..=MAX_REDIRECTS {
-            match self.get(&url).await? {
-                Fetched::Body(body) => return Ok(body),
-                Fetched::Redirect(status, location) => {
-                    let bad = || FetchError::BadRedirect { url: url.to_string(), status };
-                    let location = location.ok_or_else(bad)?;
-                    url = url.join(&location).map_err(|_| bad())?;
-                }
-            }
-        }
-        Err(FetchError::TooManyRedirects { url: original.to_owned() })
-    }
-
-    /// One GET, to a checked address.
-    async fn get(&self, url: &Url) -> Result<Fetched, FetchError> {
-        let https = match url.scheme() {
-            "http" => false,
-            "https" => true,
-            scheme => {
-                return Err(FetchError::UnsupportedScheme {
-                    url: url.to_string(),
-                    scheme: scheme.to_owned(),
-                });
-            }
-        };
-        let host = url.host().ok_or_else(|| FetchError::MissingHost { url: url.to_string() })?;
-        let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
-        let host_name = match &host {
-            Host::Domain(name) => (*name).to_owned(),
-            Host::Ipv4(ip) => ip.to_string(),
-            Host::Ipv6(ip) => ip.to_string(),
-        };
-        let addresses = opentact_egress::resolve(&host_name, port)
-            .await
-            .map_err(|source| FetchError::Resolve { host: host_name.clone(), source })?;
-        if addresses.is_empty() {
-            return Err(FetchError::Resolve {
-                host: host_name,
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(FetchError::UnsupportedScheme {
+                url: url.to_string(),
+                scheme: url.scheme().to_owned(),
             });
         }
-        if !self.policy.allow_private
-            && let Some(address) = addresses.iter().map(SocketAddr::ip).find(|ip| !is_public(*ip))
-        {
-            // Any non-public answer refuses the name: a host that mixes public and private
-            // addresses is exactly what a rebinding attack looks like.
-            return Err(FetchError::Refused { url: url.to_string(), host: host_name, address });
-        }
-        // Only the checked addresses are dialled (the whole fetch is bounded by the caller's
-        // timeout; this one only keeps the error precise).
-        let stream = opentact_egress::connect(&addresses, self.policy.timeout).await.map_err(|error| {
-            let (address, source) = match error {
-                ConnectError::Failed { address, source } => (address, source),
-                other => (addresses[0], std::io::Error::new(std::io::ErrorKind::TimedOut, other.to_string())),
-            };
-            FetchError::Connect { url: url.to_string(), address, source }
-        })?;
-        if https {
-            let (config, server_name) = opentact_egress::tls(&host_name)
-                .map_err(|source| FetchError::Tls { host: host_name.clone(), source })?;
-            let tls = TlsConnector::from(config)
-                .connect(server_name, stream)
-                .await
-                .map_err(|source| FetchError::Tls { host: host_name, source })?;
-            self.exchange(tls, url).await
-        } else {
-            self.exchange(stream, url).await
-        }
-    }
-
-    async fn exchange<S>(&self, stream: S, url: &Url) -> Result<Fetched, FetchError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let http = |source| FetchError::Http { url: url.to_string(), source };
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-                .await
-                .map_err(http)?;
-        let _connection = AbortOnDrop(tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "audio fetch connection ended");
-            }
-        }));
-        let host_header = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_owned(),
+        let Some(host) = url.host_str().map(str::to_owned) else {
+            return Err(FetchError::MissingHost { url: url.to_string() });
         };
-        let target = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        };
-        let request = Request::get(target)
-            .header(HOST, host_header)
-            .header(USER_AGENT, concat!("opentact-media/", env!("CARGO_PKG_VERSION")))
-            .body(Empty::new())
-            .expect("path, host and user agent from a parsed URL are valid");
-        let response = sender.send_request(request).await.map_err(http)?;
+        let request = self
+            .client
+            .request(opentact_egress::http::Method::GET, url.clone())
+            .build()
+            .map_err(|error| FetchError::Http { url: url.to_string(), reason: error.to_string() })?;
+        let response = self.client.execute(request).await.map_err(|error| self.failed(&host, error))?;
         let status = response.status();
-        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
-            let location = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            return Ok(Fetched::Redirect(status.as_u16(), location));
-        }
         if !status.is_success() {
-            return Err(FetchError::Status { url: url.to_string(), status: status.as_u16() });
+            return Err(FetchError::Status { url: response.url().to_string(), status: status.as_u16() });
         }
-        let limit = self.policy.max_bytes;
-        let too_large = || FetchError::TooLarge { url: url.to_string(), limit };
-        let declared = response
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit as u64) {
-            return Err(too_large());
-        }
-        let mut body = response.into_body();
-        let mut bytes = Vec::with_capacity(declared.unwrap_or(0) as usize);
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame.map_err(http)?.into_data() {
-                if bytes.len() + data.len() > limit {
-                    return Err(too_large());
-                }
-                bytes.extend_from_slice(&data);
-            }
-        }
-        Ok(Fetched::Body(bytes))
+        opentact_egress::http::read_body(response, self.policy.max_bytes)
+            .await
+            .map_err(|error| self.failed(&host, error))
     }
-}
 
-enum Fetched {
-    Body(Vec<u8>),
-    Redirect(u16, Option<String>),
+    /// Our error for the client's.
+    fn failed(&self, host: &str, error: HttpError) -> FetchError {
+        let host = host.to_owned();
+        match error {
+            HttpError::InvalidUrl { url, reason } | HttpError::Redirect { url, reason } => {
+                FetchError::BadRedirect { url, reason }
+            }
+            HttpError::Resolve { source, .. } => FetchError::Resolve { host, source },
+            HttpError::Refused { url, address } => FetchError::Refused { url, host, address },
+            HttpError::TooManyRedirects { url, .. } => FetchError::TooManyRedirects { url },
+            HttpError::Connect { url, reason } => FetchError::Connect { url, reason },
+            HttpError::Failed { url, reason } => FetchError::Http { url, reason },
+            HttpError::TooLarge { url, limit } => FetchError::TooLarge { url, limit },
+            HttpError::TimedOut { url, .. } => FetchError::Timeout { url, timeout: self.policy.timeout },
+        }
+    }
 }
 
 #[cfg(test)]

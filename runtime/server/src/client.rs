@@ -104,7 +104,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
             eprintln!("error: {error:#}");
             match request {
                 RequestError::NoAnswer {
-                    source: HttpError::Failed { .. } | HttpError::Resolve { .. },
+                    source: HttpError::Failed { .. } | HttpError::Connect { .. } | HttpError::Resolve { .. },
                     ..
                 } => {
                     eprintln!("hint: is `opentact serve` running there? --api or OPENTACT_API sets the URL");
