@@ -11,6 +11,7 @@ mod numbers_import;
 mod provision;
 mod sample;
 mod sms_flows;
+mod sms_inbound;
 mod serve;
 
 use std::process::ExitCode;

@@ -11,7 +11,7 @@ use chrono::Utc;
 use opentact_events::{Event, EventBus};
 use opentact_messaging::outbox::{Outbox, Sender, SenderConfig};
 use opentact_messaging::rate::RateConfig;
-use opentact_messaging::smpp::{CarrierEvent, SmppCarrier, SmppConfig};
+use opentact_messaging::smpp::{CarrierEvent, InboundHandler, SmppCarrier, SmppConfig};
 use opentact_messaging::store::{OutboxObserver, StoreOutbox};
 use opentact_messaging::submit::Submitter;
 use opentact_store::{Repository, SmsMessage, SmsState};
@@ -53,6 +53,8 @@ impl Default for MessagingSection {
 /// `sms.status` for the outcome (delivered, undelivered, failed).
 struct BusObserver {
     bus: Arc<EventBus>,
+    /// Outbound statuses also go to the message's `custom_callback_url` (signed, in order).
+    webhooks: Option<Arc<opentact_webhooks::Webhooks>>,
 }
 
 impl OutboxObserver for BusObserver {
@@ -63,7 +65,7 @@ impl OutboxObserver for BusObserver {
         };
         let now = Utc::now();
         let reason = m.history.last().and_then(|h| h.reason.clone());
-        self.bus.publish(Event {
+        let event = Event {
             uuid: Uuid::new_v4(),
             kind: kind.into(),
             created_on: now,
@@ -81,7 +83,15 @@ impl OutboxObserver for BusObserver {
                 "reason": reason,
                 "custom_callback_url": m.custom_callback_url,
             }),
-        });
+        };
+        if let (Some(webhooks), Some(url)) = (&self.webhooks, &m.custom_callback_url) {
+            let route = opentact_webhooks::Route {
+                urls: vec![(url.clone(), None)],
+                chain: Some(format!("sms:{}", m.uuid)),
+            };
+            webhooks.route_event(event.uuid, route);
+        }
+        self.bus.publish(event);
     }
 }
 
@@ -98,11 +108,12 @@ impl Messaging {
         section: &MessagingSection,
         repo: Arc<dyn Repository>,
         bus: Arc<EventBus>,
+        inbound: Arc<crate::sms_inbound::Inbound>,
     ) -> anyhow::Result<Self> {
         let (stop, stopped) = watch::channel(false);
         let outbox = Arc::new(
             StoreOutbox::new(repo.clone(), section.sender.unknown)
-                .with_observer(Arc::new(BusObserver { bus })),
+                .with_observer(Arc::new(BusObserver { bus, webhooks: inbound.webhooks() })),
         );
         let Some(smpp) = &section.smpp else {
             info!("messaging: no [messaging.smpp] carrier; SMS are stored and wait queued");
@@ -113,7 +124,8 @@ impl Messaging {
             return Ok(Self { seam, stop, carrier: None });
         };
         let (carrier, mut events) =
-            SmppCarrier::start(smpp.clone()).map_err(|e| anyhow::anyhow!("[messaging.smpp]: {e}"))?;
+            SmppCarrier::start_with_inbound(smpp.clone(), Some(inbound as Arc<dyn InboundHandler>))
+                .map_err(|e| anyhow::anyhow!("[messaging.smpp]: {e}"))?;
         let carrier = Arc::new(carrier);
         let sender = Sender::new(outbox.clone(), carrier.clone(), section.sender.clone());
         let wake = sender.waker();
@@ -130,9 +142,9 @@ impl Messaging {
                     }
                     CarrierEvent::BindUp { bind } => info!(bind, "SMPP bind up"),
                     CarrierEvent::BindDown { bind, reason } => warn!(bind, %reason, "SMPP bind down"),
+                    // Inbound messages go to the handler (crate::sms_inbound), not here.
                     CarrierEvent::Inbound(sms) => {
-                        // Inbound SMS (smsr) are not routed yet: answered, logged.
-                        info!(from = %sms.source, to = %sms.destination, "inbound SMS not handled yet");
+                        warn!(from = %sms.source, to = %sms.destination, "inbound SMS without a handler");
                     }
                 }
             }

@@ -178,7 +178,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         webhook_timeout_ms,
         dialer: dialer.clone(),
         call_log: call_log.clone(),
-        webhooks,
+        webhooks: webhooks.clone(),
         admission: admission.clone(),
     });
     let originator =
@@ -205,8 +205,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     // --- messaging (issue 11): the SMPP carrier, the sender draining the store's outbox, and
     // receipts → stored states and sms.* events.
-    let messaging = crate::messaging::Messaging::start(&config.messaging, repo.clone(), bus.clone())
-        .context("starting messaging")?;
+    // Inbound SMS: stored, sms.received (and the profile's webhooks), then the number's app.
+    let sms_inbound = Arc::new(crate::sms_inbound::Inbound::new(
+        repo.clone(),
+        bus.clone(),
+        Some(webhooks.clone()),
+        config.flows.http.allow_private,
+    ));
+    let messaging =
+        crate::messaging::Messaging::start(&config.messaging, repo.clone(), bus.clone(), sms_inbound.clone())
+            .context("starting messaging")?;
+    sms_inbound.set_messaging(messaging.seam());
     // Flows' send-sms goes through the same seam as POST /rest/sms.
     router_host.set_sms_sender(Arc::new(crate::sms_flows::FlowSms(messaging.seam())));
     // --- end messaging

@@ -513,6 +513,17 @@ pub trait MessageRepo: Send + Sync {
     ) -> Result<Option<SmsMessage>>;
     /// *Unscoped* (the carrier): a delivery receipt, matched by the carrier's id.
     async fn record_sms_receipt(&self, receipt: &SmsReceipt, at: Timestamp) -> Result<Option<SmsMessage>>;
+    /// *Unscoped* (inbound routing): an inbound message's outcome, received → `to` (delivered:
+    /// the number's app took it; failed: it could not), with the reason kept in its history.
+    /// `None` when it was not an inbound message in state received (already settled: nothing
+    /// changes); `Invalid` for any other `to`.
+    async fn settle_inbound_sms(
+        &self,
+        id: Uuid,
+        to: SmsState,
+        reason: Option<String>,
+        at: Timestamp,
+    ) -> Result<Option<SmsMessage>>;
 }
 
 /// Filter for [`TenDlcRepo::list_campaigns`]; every given field must match.

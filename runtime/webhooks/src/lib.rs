@@ -8,6 +8,7 @@
 //! was not acknowledged (receivers de-duplicate by the event's `uuid`).
 
 mod retention;
+mod routes;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -27,6 +28,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
+
+pub use routes::{MAX_ROUTES, ROUTE_TTL, Route};
 
 /// The `[webhooks]` table of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +103,8 @@ pub struct Webhooks {
     /// 100 ms) while the other holds the database's one write lock. PostgreSQL writes run
     /// side by side.
     writes: Option<tokio::sync::Mutex<()>>,
+    /// URLs named for single events by their publishers (see [`Route`]).
+    routes: routes::Routes,
 }
 
 /// Batches of stored deliveries the outbox writer may hand the dispatcher ahead of it. When
@@ -135,6 +140,14 @@ impl Webhooks {
     pub fn call_started(&self, call: &str, url: Option<&str>) {
         if let Some(url) = url {
             self.event_urls.lock().insert(call.to_owned(), url.to_owned());
+        }
+    }
+
+    /// The event `event` also goes to `route`'s URLs (signed, retried, in the outbox like the
+    /// others). Call before publishing it.
+    pub fn route_event(&self, event: Uuid, route: Route) {
+        if !route.urls.is_empty() {
+            self.routes.insert(event, route);
         }
     }
 }
@@ -196,6 +209,19 @@ async fn outbox(
                 };
                 if let Some(url) = url {
                     add(&url, None);
+                }
+            }
+            if let Some(route) = webhooks.routes.take(event.uuid) {
+                for (url, url2) in route.urls {
+                    deliveries.push(NewWebhookDelivery {
+                        account: event.account,
+                        url,
+                        url2,
+                        event: event.uuid,
+                        event_type: event.kind.clone(),
+                        call: call.clone().or_else(|| route.chain.clone()),
+                        body: body.clone(),
+                    });
                 }
             }
         }

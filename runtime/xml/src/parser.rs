@@ -140,7 +140,7 @@ fn lossy(text: &str) -> String {
     text.to_owned()
 }
 
-fn resolve_entity(name: &str) -> Option<char> {
+pub(crate) fn resolve_entity(name: &str) -> Option<char> {
     match name {
         "amp" => Some('&'),
         "lt" => Some('<'),

@@ -33,7 +33,11 @@
 //!
 //! Inbound `deliver_sm` are answered (`deliver_sm_resp`) only after their event was put in the
 //! event channel, so a slow consumer slows the SMSC down rather than losing messages; the
-//! consumer must read the channel independently of the tasks that await submits.
+//! consumer must read the channel independently of the tasks that await submits. A carrier
+//! started with an [`InboundHandler`] ([`SmppCarrier::start_with_inbound`]) hands inbound
+//! messages (not receipts) to it instead, and answers with the status it returns — so a
+//! message is acknowledged only once it is stored, and one for a number nobody has is refused
+//! (`ESME_RINVDSTADR`) rather than taken and lost.
 
 mod receipt;
 mod session;
@@ -288,6 +292,23 @@ pub enum CarrierEvent {
     },
 }
 
+/// Takes inbound messages as they arrive (see the module docs): the returned SMPP
+/// command_status is the `deliver_sm_resp`'s (0: taken). It runs on the bind's task, so the
+/// SMSC waits for it: it must not wait for a submit on this carrier.
+pub trait InboundHandler: Send + Sync + std::fmt::Debug {
+    fn inbound(&self, sms: InboundSms) -> std::pin::Pin<Box<dyn std::future::Future<Output = u32> + Send + '_>>;
+}
+
+/// `deliver_sm_resp` statuses an [`InboundHandler`] answers with.
+pub mod inbound_status {
+    /// Taken.
+    pub const ESME_ROK: u32 = 0;
+    /// Invalid destination address: no number of the platform (or SMS not enabled on it).
+    pub const ESME_RINVDSTADR: u32 = 0x0B;
+    /// Temporary application error: the SMSC should deliver it again later (the store failed).
+    pub const ESME_RX_T_APPN: u32 = 0x64;
+}
+
 /// A submission waiting for a bind, with where its outcome goes.
 #[derive(Debug)]
 struct SubmitRequest {
@@ -332,6 +353,7 @@ struct Shared {
     queue: tokio::sync::Mutex<mpsc::Receiver<SubmitRequest>>,
     pacer: Pacer,
     events: mpsc::Sender<CarrierEvent>,
+    inbound: Option<Arc<dyn InboundHandler>>,
 }
 
 /// An SMPP carrier: `binds` sessions to one SMSC. Cheap to share behind an `Arc`.
@@ -346,6 +368,15 @@ impl SmppCarrier {
     /// Starts the binds (they connect in the background and reconnect on their own) and returns
     /// the carrier with the receiving end of its events.
     pub fn start(config: SmppConfig) -> Result<(Self, mpsc::Receiver<CarrierEvent>), SmppError> {
+        Self::start_with_inbound(config, None)
+    }
+
+    /// [`SmppCarrier::start`], with inbound messages handed to `inbound` (when set) rather than
+    /// sent as [`CarrierEvent::Inbound`].
+    pub fn start_with_inbound(
+        config: SmppConfig,
+        inbound: Option<Arc<dyn InboundHandler>>,
+    ) -> Result<(Self, mpsc::Receiver<CarrierEvent>), SmppError> {
         config.validate()?;
         let (queue_tx, queue_rx) = mpsc::channel(config.queue_capacity);
         let (events_tx, events_rx) = mpsc::channel(config.events_capacity);
@@ -354,6 +385,7 @@ impl SmppCarrier {
             pacer: Pacer::new(config.throughput_per_sec),
             queue: tokio::sync::Mutex::new(queue_rx),
             events: events_tx,
+            inbound,
             config,
         });
         let tasks = (0..shared.config.binds)

@@ -466,6 +466,44 @@ impl MessageRepo for Store {
         if moved { self.load_sms(&key).await } else { Ok(None) }
     }
 
+    async fn settle_inbound_sms(
+        &self,
+        id: Uuid,
+        to: SmsState,
+        reason: Option<String>,
+        at: Timestamp,
+    ) -> Result<Option<SmsMessage>> {
+        if !matches!(to, SmsState::Delivered | SmsState::Failed) {
+            return Err(StoreError::Invalid {
+                field: "state",
+                reason: "an inbound message moves from received to delivered or failed only",
+            });
+        }
+        let key = id.to_string();
+        let at = ms(at);
+        let moved = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            // The direction is part of the guard: an outbound message is never 'received'.
+            let n = sqlx::query(
+                "UPDATE sms_message SET state = $3, modified_on = $4 \
+                 WHERE id = $1 AND direction = 'smsr' AND state = $2",
+            )
+            .bind(&key)
+            .bind(SmsState::Received.as_str())
+            .bind(to.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                append_step!(tx, &key, to, at, reason.as_deref());
+            }
+            tx.commit().await?;
+            n > 0
+        });
+        if moved { self.load_sms(&key).await } else { Ok(None) }
+    }
+
     async fn record_sms_receipt(&self, receipt: &SmsReceipt, at: Timestamp) -> Result<Option<SmsMessage>> {
         let at = ms(at);
         let part_final = receipt.part_final.map(|s| s.as_str());

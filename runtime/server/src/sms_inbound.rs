@@ -1,0 +1,291 @@
+//! Inbound SMS (issue 11, item 5), from the carrier's `deliver_sm` to the account's app:
+//!
+//! ```text
+//!  deliver_sm ─► InboundRouter (opentact-messaging): lease? SMS enabled? parts? → stored smsr
+//!      │            (refused: deliver_sm_resp ESME_RINVDSTADR, logged, stored nowhere)
+//!      ▼
+//!  sms.received on the bus (websocket, subscriptions) + a signed webhook to the number's
+//!  messaging profile's callback_url (callback_url2 when it fails), through the webhook outbox
+//!      ▼ (in the background: the SMSC is answered once the message is stored)
+//!  the number's app:  component → SmsFlows::handle_sms (the flow host)
+//!                     webhook   → signed POST of the event; the answer is an SMS reply
+//!                                 document (opentact_xml::sms), each reply sent through
+//!                                 opentact_control::Messaging::send from the number
+//!                     none      → the message stays received (the webhook and event carry it)
+//!  → received → delivered, or failed with the reason (GET /rest/sms/{uuid} shows it)
+//! ```
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use opentact_control::{SmsFlows, SmsFrom, SmsOrigin, SmsSend};
+use opentact_events::signing::{self, SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER};
+use opentact_events::{Event, EventBus};
+use opentact_messaging::inbound::{InboundRouter, Routed};
+use opentact_messaging::smpp::{InboundHandler, InboundSms};
+use opentact_store::{AppMode, Repository, SigningKey, SmsMessage, TnLease};
+use opentact_webhooks::{Route, Webhooks};
+use serde_json::json;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+/// Where inbound SMS go once stored. The messaging seam (replies) and the flow host (component
+/// apps) are set once they exist.
+pub struct Inbound {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    router: InboundRouter,
+    repo: Arc<dyn Repository>,
+    bus: Arc<EventBus>,
+    webhooks: Option<Arc<Webhooks>>,
+    /// Sends a webhook app's replies.
+    messaging: OnceLock<Arc<dyn opentact_control::Messaging>>,
+    /// Runs component apps' `handle-sms`.
+    flows: OnceLock<Arc<dyn SmsFlows>>,
+    /// Whether a webhook app's URL may be on loopback or a private network (`[flows.http]`).
+    allow_private: bool,
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound").field("router", &self.inner.router).finish_non_exhaustive()
+    }
+}
+
+impl Inbound {
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        bus: Arc<EventBus>,
+        webhooks: Option<Arc<Webhooks>>,
+        allow_private: bool,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                router: InboundRouter::new(repo.clone()),
+                repo,
+                bus,
+                webhooks,
+                messaging: OnceLock::new(),
+                flows: OnceLock::new(),
+                allow_private,
+            }),
+        }
+    }
+
+    /// The seam webhook apps' replies are sent through.
+    pub fn set_messaging(&self, messaging: Arc<dyn opentact_control::Messaging>) {
+        let _ = self.inner.messaging.set(messaging);
+    }
+
+    /// The webhook machinery SMS events are routed through (also for outbound statuses).
+    pub fn webhooks(&self) -> Option<Arc<Webhooks>> {
+        self.inner.webhooks.clone()
+    }
+
+    /// The flow host that runs component apps' `handle-sms`.
+    pub fn set_flows(&self, flows: Arc<dyn SmsFlows>) {
+        let _ = self.inner.flows.set(flows);
+    }
+}
+
+impl InboundHandler for Inbound {
+    fn inbound(
+        &self,
+        sms: InboundSms,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = u32> + Send + '_>> {
+        Box::pin(async move {
+            let routed = self.inner.router.route(&sms).await;
+            let status = routed.status();
+            match routed {
+                Routed::Stored { message, lease } => {
+                    info!(id = %message.uuid, account = %message.account, from = %message.from, to = %message.to, parts = message.parts, "inbound SMS stored");
+                    self.inner.received(&message, &lease).await;
+                    let inner = self.inner.clone();
+                    tokio::spawn(async move { inner.run_app(*message, *lease).await });
+                }
+                Routed::Held => debug!(from = %sms.source, to = %sms.destination, "inbound SMS part held"),
+                Routed::Refused { reason, .. } => {
+                    warn!(from = %sms.source, to = %sms.destination, status = format!("{status:#04x}"), %reason, "inbound SMS refused");
+                }
+            }
+            status
+        })
+    }
+}
+
+/// The `sms.received` payload (and the body a webhook app is POSTed, inside the envelope).
+fn payload(m: &SmsMessage, lease: &TnLease) -> serde_json::Value {
+    json!({
+        "uuid": m.uuid,
+        "type": m.direction,
+        "state": m.state,
+        "from": m.from,
+        "to": m.to,
+        "text": m.text,
+        "encoding": m.encoding,
+        "parts": m.parts,
+        "tn_lease": lease.uuid,
+        "messaging_profile": lease.messaging_profile,
+        "sip_control_app": lease.sip_control_app,
+    })
+}
+
+impl Inner {
+    /// Publishes `sms.received`, routed also to the messaging profile's callback URLs.
+    async fn received(&self, m: &SmsMessage, lease: &TnLease) {
+        let event = Event {
+            uuid: Uuid::new_v4(),
+            kind: "sms.received".into(),
+            created_on: Utc::now(),
+            account: m.account,
+            call: None,
+            seq: None,
+            occurred_at: m.created_on,
+            payload: payload(m, lease),
+        };
+        if let (Some(webhooks), Some(profile)) = (&self.webhooks, lease.messaging_profile) {
+            match self.repo.get_messaging_profile(m.account, profile).await {
+                Ok(Some(p)) => {
+                    let urls = match (p.callback_url, p.callback_url2) {
+                        (Some(url), url2) => vec![(url, url2)],
+                        (None, Some(url2)) => vec![(url2, None)],
+                        (None, None) => Vec::new(),
+                    };
+                    webhooks.route_event(event.uuid, Route { urls, chain: Some(format!("sms:{}", m.uuid)) });
+                }
+                Ok(None) => {}
+                Err(e) => warn!(error = %e, id = %m.uuid, "reading the messaging profile of an inbound SMS"),
+            }
+        }
+        self.bus.publish(event);
+    }
+
+    /// Hands the message to the number's app and records the outcome.
+    async fn run_app(&self, m: SmsMessage, lease: TnLease) {
+        let Some(app_id) = lease.sip_control_app else {
+            return;
+        };
+        let outcome = match self.repo.get_app(m.account, app_id).await {
+            Ok(Some(app)) => match &app.mode {
+                AppMode::Component => match self.flows.get() {
+                    Some(flows) => {
+                        let tn = lease.tn;
+                        let message = opentact_control::InboundSms {
+                            id: m.uuid,
+                            account: m.account,
+                            app: app.uuid,
+                            from: m.from.clone(),
+                            to: m.to.clone(),
+                            tn,
+                            text: m.text.clone(),
+                        };
+                        flows.handle_sms(message).await.map_err(|e| format!("the app's component: {e}"))
+                    }
+                    None => Err("component apps do not take SMS on this platform yet".to_owned()),
+                },
+                AppMode::Webhook { url, timeout_ms, .. } => {
+                    self.webhook_app(&m, &lease, app.uuid, url, *timeout_ms).await
+                }
+                AppMode::Xml { .. } | AppMode::Async => Err(
+                    "the number's app is an XML or async-command app, which takes calls only: attach a webhook or component app to handle SMS"
+                        .to_owned(),
+                ),
+            },
+            Ok(None) => Err("the number's app is gone".to_owned()),
+            Err(e) => Err(format!("reading the number's app: {e}")),
+        };
+        if let Err(reason) = &outcome {
+            warn!(id = %m.uuid, app = %app_id, %reason, "inbound SMS: the app did not take it");
+        }
+        self.router.settle(&m, outcome).await;
+    }
+
+    /// POSTs the message to a webhook app and sends the replies its answer asks for.
+    async fn webhook_app(
+        &self,
+        m: &SmsMessage,
+        lease: &TnLease,
+        app: Uuid,
+        url: &str,
+        timeout_ms: i64,
+    ) -> Result<(), String> {
+        let event = Event {
+            uuid: Uuid::new_v4(),
+            kind: "sms.received".into(),
+            created_on: Utc::now(),
+            account: m.account,
+            call: None,
+            seq: None,
+            occurred_at: m.created_on,
+            payload: payload(m, lease),
+        };
+        let body = event.to_json();
+        let signer = self.signer(m.account).await?;
+        let timestamp = Utc::now().timestamp();
+        let signature = signer.sign(timestamp, body.as_bytes());
+        let timestamp = timestamp.to_string();
+        let limits = opentact_egress::http::Limits {
+            timeout: Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(5_000).clamp(100, 60_000)),
+            max_body_bytes: opentact_xml::sms::MAX_SMS_REPLY_BYTES,
+            allow_private: self.allow_private,
+        };
+        let headers = [(TIMESTAMP_HEADER, timestamp.as_str()), (SIGNATURE_HEADER, signature.as_str())];
+        let answer = opentact_egress::http::send(
+            "POST",
+            url,
+            &headers,
+            Some(("application/json", body.into_bytes())),
+            &limits,
+        )
+        .await
+        .map_err(|e| format!("the app's webhook: {e}"))?;
+        if !(200..300).contains(&answer.status) {
+            return Err(format!("the app's webhook {url} answered {}", answer.status));
+        }
+        let text = String::from_utf8(answer.body).map_err(|_| "the app's reply is not UTF-8".to_owned())?;
+        let replies = opentact_xml::parse_sms_reply(&text).map_err(|e| format!("the app's {e}"))?;
+        if replies.is_empty() {
+            return Ok(());
+        }
+        let Some(messaging) = self.messaging.get() else {
+            return Err("the app's replies cannot be sent: messaging is not running".to_owned());
+        };
+        let mut refused = Vec::new();
+        for reply in replies {
+            let to = reply.to.unwrap_or_else(|| m.from.clone());
+            let request = SmsSend {
+                account: m.account,
+                from: SmsFrom::Tn(lease.tn.to_string()),
+                to: to.clone(),
+                text: reply.text,
+                custom_callback_url: None,
+                origin: SmsOrigin::Flow { app: Some(app), call: None },
+            };
+            match messaging.send(request).await {
+                Ok(sent) => info!(id = %sent.uuid, reply_to = %m.uuid, %to, "webhook app's reply queued"),
+                Err(e) => refused.push(format!("the reply to {to} was refused: {e}")),
+            }
+        }
+        if refused.is_empty() { Ok(()) } else { Err(refused.join("; ")) }
+    }
+
+    /// The account's webhook signing key (made on first use, as event webhooks do).
+    async fn signer(&self, account: Uuid) -> Result<Signer, String> {
+        let key = match self.repo.signing_key(account).await {
+            Ok(Some(key)) => key,
+            Ok(None) => {
+                let (public_key, private_pkcs8) =
+                    signing::generate().map_err(|e| format!("making the signing key: {e}"))?;
+                self.repo
+                    .insert_signing_key(account, SigningKey { public_key, private_pkcs8 })
+                    .await
+                    .map_err(|e| format!("storing the signing key: {e}"))?
+            }
+            Err(e) => return Err(format!("reading the signing key: {e}")),
+        };
+        Signer::from_pkcs8_base64(&key.private_pkcs8).map_err(|e| format!("the signing key: {e}"))
+    }
+}
