@@ -183,4 +183,15 @@ mod tests {
         assert_eq!(policy.check_literal(&literal), Err(ip("127.0.0.1")));
         assert_eq!(Policy::any().check_literal(&literal), Ok(()));
     }
+
+    #[test]
+    fn the_platforms_own_public_address_is_refused_unless_allowed() {
+        // The only test of this crate that sets the own addresses (a process-wide value).
+        set_own_addresses(vec!["9.9.9.9".parse().expect("ip")]);
+        let own = "::ffff:9.9.9.9".parse::<IpAddr>().expect("ip");
+        assert!(!Policy::public_only().permits_address(own));
+        assert!(!Policy::public_only().permits_address("9.9.9.9".parse().expect("ip")));
+        assert!(Policy::any().permits_address(own));
+        assert!(Policy::new(false, &["9.9.9.0/24".to_owned()]).expect("policy").permits_address(own));
+    }
 }

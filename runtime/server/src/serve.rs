@@ -105,6 +105,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None if listen_ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
         None => listen_ip,
     };
+    // Outbound HTTP (webhooks, flows, audio) never calls the platform at its own public address.
+    opentact_egress::set_own_addresses(
+        [advertised, listen_ip].into_iter().filter(|ip| opentact_egress::is_public(*ip)).collect(),
+    );
     // Calls record here; the REST API serves the files back.
     let recordings_dir = data_dir.join("recordings");
     let voice = Arc::new(VoiceConfig {
