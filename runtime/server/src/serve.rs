@@ -223,6 +223,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Flows' send-sms goes through the same seam as POST /rest/sms.
     router_host.set_sms_sender(Arc::new(crate::sms_flows::FlowSms(messaging.seam())));
     // --- end messaging
+    // SIP MESSAGE (RFC 3428): between SIP users and connections, and to numbers as SMS.
+    let sip_messages =
+        opentact_messaging::sip::SipMessages::new(repo.clone(), sip.clone(), &config.sip.domain, None);
+    sip.set_message_handler(Arc::new(sip_messages));
 
     let key_file = config.api.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("jwt.key"));
     let api_state = opentact_api::ApiState::new(
