@@ -225,6 +225,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // --- end messaging
     // SIP MESSAGE (RFC 3428): between SIP users and connections, and to numbers as SMS.
     let sip_messages =
+    // A component app's handle-sms runs for its numbers' inbound SMS.
+    sms_inbound.set_flows(Arc::new(crate::sms_flows::ComponentSmsFlows {
+        host: router_host.clone(),
+        store: repo.clone(),
+    }));
         opentact_messaging::sip::SipMessages::new(repo.clone(), sip.clone(), &config.sip.domain, None);
     sip.set_message_handler(Arc::new(sip_messages));
 
