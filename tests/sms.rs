@@ -202,3 +202,138 @@ async fn an_inbound_sms_runs_the_component_whose_reply_goes_out() {
     assert!(submitted["source"].as_str().is_some_and(|s| s.ends_with("12025550166")), "{submitted}");
     assert_eq!(submitted["short_message"].as_str().map(str::to_ascii_lowercase), Some(hex), "{submitted}");
 }
+
+/// Inbound (issue 11, item 5): the SMSC's deliver_sm to a number with SMS becomes an smsr
+/// record (GET /rest/sms/{uuid}), sms.received on the websocket and a signed webhook to the
+/// messaging profile's callback_url2 once callback_url answered 500; a deliver_sm to a number
+/// nobody leases is refused with ESME_RINVDSTADR (0x0B) and stored nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_sms_is_stored_published_and_posted_signed() {
+    use support::http::{Canned, TestServer};
+    use tokio::io::AsyncWriteExt;
+
+    let (mut smsc_child, port, smsc_log) = smsc().await;
+    let mut smsc_in = smsc_child.stdin.take().expect("stdin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("opentact.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[messaging.smpp]\nport = {port}\nsystem_id = \"opentact\"\npassword = \"secret\"\n\
+             throughput_per_sec = 0\nreconnect_min_ms = 50\n\n\
+             [webhooks]\nallow_private = true\nbackoff_ms = 50\nmax_backoff_ms = 200\n"
+        ),
+    )
+    .expect("config");
+    let platform = Platform::start_in(
+        tempfile::tempdir().expect("tempdir"),
+        &["--config", config.to_str().expect("utf-8")],
+    )
+    .await;
+    provision::sms_number(&platform.data(), "in@example.test", 12025550179, true).await;
+    let bearer = login(&platform, "in@example.test").await;
+    let auth = [("Authorization", bearer.as_str())];
+    let mut socket = support::ws::subscribe(platform.api, bearer.trim_start_matches("Bearer ")).await;
+
+    let receiver = TestServer::start(&[("/fail", Canned::status(500)), ("/ok", Canned::status(200))]).await;
+    let (status, profile) = http(
+        platform.api,
+        "POST",
+        "/rest/profile/messaging",
+        &auth,
+        Some(&json!({"name": "inbound", "callback_url": receiver.url("/fail"), "callback_url2": receiver.url("/ok")})),
+    )
+    .await;
+    assert_eq!(status, 201, "{profile}");
+    let (_, leases) = http(platform.api, "GET", "/rest/lease/tn", &auth, None).await;
+    let lease = leases["payload"]["data"][0]["uuid"].as_str().expect("lease").to_owned();
+    let (status, patched) = http(
+        platform.api,
+        "PATCH",
+        &format!("/rest/lease/tn/{lease}"),
+        &auth,
+        Some(&json!({"messaging_profile_uuid": profile["payload"]["uuid"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    let (status, key) = http(platform.api, "GET", "/rest/event/key", &auth, None).await;
+    assert_eq!(status, 200, "{key}");
+    let public_key = key["payload"]["public_key"].as_str().expect("public key").to_owned();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !smsc_log.lock().iter().any(|e| e["event"] == "bind" && e["ok"] == true) {
+        assert!(tokio::time::Instant::now() < deadline, "no bind\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (to, text) in [("12025550179", "Hi there, inbound"), ("19995550000", "nobody has this number")] {
+        let line = json!({"deliver": {"from": "14155550123", "to": to, "text": text}}).to_string() + "\n";
+        smsc_in.write_all(line.as_bytes()).await.expect("smsc stdin");
+    }
+
+    let event = loop {
+        let e = support::ws::next(&mut socket).await;
+        if e["type"] == "sms.received" {
+            break e;
+        }
+    };
+    assert_eq!(event["payload"]["type"], "smsr", "{event}");
+    assert_eq!(event["payload"]["text"], "Hi there, inbound", "{event}");
+    assert_eq!(event["payload"]["from"], "14155550123", "{event}");
+    assert_eq!(event["payload"]["to"], "12025550179", "{event}");
+    let id = event["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    let (status, got) = http(platform.api, "GET", &format!("/rest/sms/{id}"), &auth, None).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["payload"]["type"], "smsr", "{got}");
+    assert_eq!(got["payload"]["state"], "received", "{got}");
+    assert_eq!(got["payload"]["history"][0]["state"], "received", "{got}");
+
+    // callback_url answers 500, so the same attempt goes on to callback_url2, signed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let delivered = loop {
+        let got = receiver.received();
+        if let Some(ok) = got.iter().find(|r| r.uri == "/ok") {
+            assert!(got.iter().any(|r| r.uri == "/fail"), "callback_url was tried first: {got:?}");
+            break ok.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no webhook: {got:?}\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let header = |name: &str| delivered.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let timestamp: i64 = header("opentact-timestamp").expect("timestamp").parse().expect("number");
+    let signature = header("opentact-signature").expect("signature");
+    assert!(
+        opentact_events::signing::verify(&public_key, timestamp, delivered.body.as_bytes(), &signature),
+        "signed with the account's key"
+    );
+    let body: Value = serde_json::from_str(&delivered.body).expect("json");
+    assert_eq!(
+        (body["type"].as_str(), body["payload"]["uuid"].as_str()),
+        (Some("sms.received"), Some(id.as_str()))
+    );
+
+    // The SMSC got 0 for the first and "invalid destination" for the second; one smsr stored.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let statuses: Vec<i64> = smsc_log
+            .lock()
+            .iter()
+            .filter(|e| e["event"] == "deliver_sm_resp")
+            .filter_map(|e| e["command_status"].as_i64())
+            .collect();
+        if statuses.len() == 2 {
+            assert_eq!(statuses, [0, 0x0B]);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{statuses:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, found) = http(platform.api, "POST", "/rest/sms/search", &auth, Some(&json!({}))).await;
+    assert_eq!(status, 200, "{found}");
+    let texts: Vec<&str> = found["payload"]["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["Hi there, inbound"], "{found}");
+}

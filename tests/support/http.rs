@@ -43,6 +43,8 @@ pub struct Received {
     /// Path and query.
     pub uri: String,
     pub content_type: Option<String>,
+    /// Every header, names lower-case.
+    pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
@@ -79,12 +81,18 @@ impl TestServer {
                                 .get("content-type")
                                 .and_then(|v| v.to_str().ok())
                                 .map(str::to_owned);
+                            let headers = request
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                                .collect();
                             let body =
                                 request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             log.lock().expect("log").push(Received {
                                 method,
                                 uri,
                                 content_type,
+                                headers,
                                 body: String::from_utf8_lossy(&body).into_owned(),
                             });
                             let canned = routes.get(&path).cloned().unwrap_or(Canned::status(404));
