@@ -22,8 +22,13 @@ struct Output {
 
 /// Runs `opentact api <args>` with `env` (and no credentials inherited from the environment).
 async fn api(env: &[(&str, &str)], args: &[&str]) -> Output {
+    opentact(env, &[&["api"], args].concat()).await
+}
+
+/// Runs `opentact <args>` with `env` (and no credentials inherited from the environment).
+async fn opentact(env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_opentact"));
-    command.arg("api").args(args);
+    command.args(args);
     for name in ["OPENTACT_API", "OPENTACT_TOKEN", "OPENTACT_EMAIL", "OPENTACT_PASSWORD"] {
         command.env_remove(name);
     }
@@ -186,6 +191,101 @@ async fn the_sample_account_drives_the_api_from_the_command_line() {
     let anonymous = api(&[("OPENTACT_API", &base)], &["numbers", "search"]).await;
     assert_eq!(anonymous.code, 1, "{anonymous:?}");
     assert!(anonymous.stderr.contains("(HTTP 401)") && anonymous.stderr.contains("--token"), "{anonymous:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_waits_for_an_approved_10dlc_campaign_from_the_command_line() {
+    let platform = Platform::start(&[]).await;
+    let password = sample_password(&platform.log());
+    let base = format!("http://{}", platform.api);
+    let data = platform.dir.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let login = api(
+        &[("OPENTACT_API", &base)],
+        &["login", "--email", "demo@opentact.local", "--password", &password],
+    )
+    .await;
+    assert_eq!(login.code, 0, "{login:?}");
+    let env = [("OPENTACT_API", base.as_str()), ("OPENTACT_TOKEN", login.stdout.trim())];
+
+    // The sample number is a US long code in no campaign: refused, with what to do.
+    let send =
+        ["sms", "send", "--tn", "+12025550100", "--to", "+14155550100", "--message", "Your code is 123456"];
+    let refused = api(&env, &send).await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stdout.is_empty(), "{refused:?}");
+    for needle in ["(HTTP 422)", "tn: the number 12025550100", "POST /rest/10dlc/brand", "wait for approval"]
+    {
+        assert!(refused.stderr.contains(needle), "{needle}: {refused:?}");
+    }
+
+    // A brand and a campaign through the raw requests, the number assigned: still pending.
+    let brand = r#"{"legal_name": "Demo Co", "entity_type": "private_profit", "ein": "12-3456789",
+        "vertical": "TECHNOLOGY", "street": "1 Main St", "city": "Washington", "state": "DC",
+        "postal_code": "20001", "contact_name": "Demo Ops", "contact_email": "ops@demo.example.com",
+        "contact_phone": "+12025550199"}"#;
+    let brand = api(&env, &["post", "/rest/10dlc/brand", brand]).await;
+    assert_eq!(brand.code, 0, "{brand:?}");
+    let brand: Value = serde_json::from_str(&brand.stdout).expect("JSON");
+    let campaign = serde_json::json!({
+        "brand": brand["payload"]["uuid"],
+        "use_case": "2FA",
+        "description": "One-time passcodes for signing in to the Demo Co customer portal.",
+        "message_flow": "Users enter their mobile number on the portal's sign-in page and tick a consent box.",
+        "sample_messages": ["Demo Co: your code is 123456.", "Demo Co: your sign-in code is 654321. Reply STOP to opt out."],
+        "opt_in_message": "Demo Co: you will get sign-in codes. Reply STOP to opt out.",
+        "opt_out_message": "Demo Co: you will get no more messages.",
+        "help_message": "Demo Co: sign-in codes. Help at ops@demo.example.com."
+    });
+    let campaign = api(&env, &["post", "/rest/10dlc/campaign", &campaign.to_string()]).await;
+    assert_eq!(campaign.code, 0, "{campaign:?}");
+    let campaign: Value = serde_json::from_str(&campaign.stdout).expect("JSON");
+    let id = campaign["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    let assigned = api(&env, &["10dlc", "assign", &id, "12025550100"]).await;
+    assert_eq!(assigned.code, 0, "{assigned:?}");
+    assert_eq!(assigned.stdout.trim(), format!("{id}\tpending\t2FA\t12025550100"), "{assigned:?}");
+    let pending = api(&env, &send).await;
+    assert_eq!(pending.code, 1, "{pending:?}");
+    assert!(pending.stderr.contains(&format!("campaign {id} is pending approval")), "{pending:?}");
+
+    // The operator reviews on the store: a rejection needs a reason; approval lets it send.
+    let listed = opentact(&[], &["admin", "10dlc", "list", "--state", "pending", "--data-dir", data]).await;
+    assert_eq!(listed.code, 0, "{listed:?}");
+    assert!(listed.stdout.starts_with(&format!("{id}\tpending\t")), "{listed:?}");
+    assert!(listed.stdout.contains("\t2FA\t12025550100\tOne-time passcodes"), "{listed:?}");
+    let no_reason = opentact(&[], &["admin", "10dlc", "reject", &id, "--data-dir", data]).await;
+    assert_eq!(no_reason.code, 2, "{no_reason:?}");
+    assert!(no_reason.stderr.contains("--reason"), "{no_reason:?}");
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let missing = opentact(&[], &["admin", "10dlc", "approve", &unknown, "--data-dir", data]).await;
+    assert_eq!(missing.code, 1, "{missing:?}");
+    assert!(missing.stderr.contains(&format!("no campaign {unknown}")), "{missing:?}");
+    let approved = opentact(&[], &["admin", "10dlc", "approve", &id, "--data-dir", data]).await;
+    assert_eq!(approved.code, 0, "{approved:?}");
+    assert!(approved.stdout.starts_with(&format!("{id}\tapproved\t")), "{approved:?}");
+    let campaigns = api(&env, &["10dlc", "campaigns"]).await;
+    assert_eq!(campaigns.stdout.trim(), format!("{id}\tapproved\t2FA\t12025550100"), "{campaigns:?}");
+
+    // The same send now goes through: queued (no SMSC is configured), and in the log.
+    let sent = api(&env, &send).await;
+    assert_eq!(sent.code, 0, "{sent:?}");
+    let fields: Vec<&str> = sent.stdout.trim().split('\t').collect();
+    assert_eq!(fields[1..], ["queued", "1 part(s)"], "{sent:?}");
+    let log = api(&env, &["sms", "search", "--to", "+14155550100", "--type", "smso"]).await;
+    assert_eq!(log.code, 0, "{log:?}");
+    let line: Vec<&str> = log.stdout.trim().split('\t').collect();
+    assert_eq!(line.len(), 7, "{log:?}");
+    assert_eq!(
+        (line[0], line[2], line[3], line[4], line[5], line[6]),
+        (fields[0], "smso", "queued", "12025550100", "14155550100", "Your code is 123456"),
+        "{log:?}"
+    );
+    let none = api(&env, &["sms", "search", "--state", "delivered"]).await;
+    assert_eq!((none.code, none.stdout.as_str()), (0, ""), "{none:?}");
+    assert!(none.stderr.contains("no message matches"), "{none:?}");
+    let bad = api(&env, &["sms", "search", "--since", "yesterday"]).await;
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("since"), "{bad:?}");
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ api_test!(
     campaigns_belong_to_a_brand_and_start_pending,
     numbers_join_one_campaign,
     tendlc_objects_are_the_accounts_own,
+    us_long_codes_send_only_in_an_approved_campaign,
 );
 
 pub fn brand_body() -> Value {
@@ -350,5 +351,69 @@ async fn tendlc_objects_are_the_accounts_own(c: Ctx) -> anyhow::Result<()> {
     // A still has its number in its campaign.
     let mine = c.get(&format!("/rest/10dlc/campaign/{a_campaign}"), &a).await?;
     ensure!(mine.ok(StatusCode::OK)?["numbers"][0]["tn"] == 12025550100_i64, "{mine:?}");
+    Ok(())
+}
+
+/// The API with the messaging capability that enforces 10DLC, as the server wires it by default.
+fn enforcing(c: &Ctx) -> Ctx {
+    use opentact_messaging::submit::Submitter;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let submitter = Submitter::new(Arc::new(c.store.clone()), wake, Default::default()).with_tendlc(true);
+    let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
+        .with_messaging(Arc::new(submitter));
+    Ctx { app: router(state), store: c.store.clone(), secret: c.secret.clone() }
+}
+
+async fn us_long_codes_send_only_in_an_approved_campaign(c: Ctx) -> anyhow::Result<()> {
+    let c = enforcing(&c);
+    let tns = [12025550100, 18885550100, 447700900123];
+    let (account, jwt, _, campaign, _) = fixture(&c, "s@example.test", &tns).await?;
+    let sms =
+        |tn: i64| json!({"tn": tn, "to": "+14155550100", "message": "Acme: your order 1234 has shipped."});
+    // In no campaign: refused, saying what to do, and nothing is stored.
+    c.post("/rest/sms", &jwt, sms(12025550100)).await?.err(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &[
+            "tn: the number 12025550100 is a US long code",
+            "register a brand and campaign with POST /rest/10dlc/brand and POST /rest/10dlc/campaign",
+            "POST /rest/10dlc/campaign/{uuid}/numbers {\"add\": [12025550100]}",
+            "wait for approval",
+        ],
+    )?;
+    // Toll-free and non-US numbers are not concerned.
+    c.post("/rest/sms", &jwt, sms(18885550100)).await?.ok(StatusCode::CREATED)?;
+    c.post("/rest/sms", &jwt, sms(447700900123)).await?.ok(StatusCode::CREATED)?;
+    // Assigned but pending: still refused, naming the campaign.
+    c.post(&format!("/rest/10dlc/campaign/{campaign}/numbers"), &jwt, json!({"add": [12025550100_i64]}))
+        .await?
+        .ok(StatusCode::OK)?;
+    c.post("/rest/sms", &jwt, sms(12025550100))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &[&format!("campaign {campaign} is pending approval")])?;
+    // Rejected: refused with the operator's reason.
+    let id: Uuid = campaign.parse()?;
+    c.store.decide_campaign(id, CampaignDecision::Reject { reason: "opt-in not shown".into() }).await?;
+    c.post("/rest/sms", &jwt, sms(12025550100))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["was rejected (opt-in not shown)"])?;
+    let log = c.post("/rest/sms/search", &jwt, json!({"from": "12025550100"})).await?;
+    ensure!(log.ok(StatusCode::OK)?["total"] == 0, "nothing stored: {log:?}");
+    // Approved: the same send is queued.
+    c.store.decide_campaign(id, CampaignDecision::Approve).await?;
+    let sent = c.post("/rest/sms", &jwt, sms(12025550100)).await?;
+    ensure!(sent.ok(StatusCode::CREATED)?["state"] == "queued", "{sent:?}");
+    // Out of the campaign again: refused again.
+    c.post(&format!("/rest/10dlc/campaign/{campaign}/numbers"), &jwt, json!({"remove": [12025550100_i64]}))
+        .await?
+        .ok(StatusCode::OK)?;
+    c.post("/rest/sms", &jwt, sms(12025550100))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["no approved"])?;
+    ensure!(
+        c.store
+            .campaign_of_lease(account, c.store.lease_by_tn(12025550100).await?.context("lease")?.uuid)
+            .await?
+            .is_none()
+    );
     Ok(())
 }
