@@ -15,6 +15,7 @@ api_test!(
     messaging_profiles,
     sip_cross_account_isolation,
     connection_ips_private_and_own_refused,
+    verified_numbers,
 );
 
 const TN1: i64 = 12_025_550_101;
@@ -765,5 +766,108 @@ async fn connection_ips_private_and_own_refused(c: Ctx) -> anyhow::Result<()> {
     let own =
         on_prem.post("/rest/sip/connection", &jwt, json!({"name": "pbx", "ip": "198.51.100.7"})).await?;
     own.err(StatusCode::UNPROCESSABLE_ENTITY, &["ip:", "this platform's own address"])?;
+    Ok(())
+}
+
+/// Records the calls the API places (the verification calls) instead of placing them.
+#[derive(Default)]
+struct RecordingCalls(std::sync::Mutex<Vec<opentact_control::Originate>>);
+
+impl opentact_control::Calling for RecordingCalls {
+    fn originate(
+        &self,
+        _account: Uuid,
+        request: opentact_control::Originate,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Uuid, opentact_control::OriginateError>> + Send + '_>,
+    > {
+        self.0.lock().expect("lock").push(request);
+        Box::pin(async { Ok(Uuid::new_v4()) })
+    }
+}
+
+/// A verified caller ID: created (a call says the code), confirmed with the code; wrong codes
+/// counted and capped; another account's reads as 404 everywhere.
+async fn verified_numbers(c: Ctx) -> anyhow::Result<()> {
+    let calls = Arc::new(RecordingCalls::default());
+    let c = {
+        let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
+            .with_calling(calls.clone());
+        Ctx { app: router(state), store: c.store.clone(), secret: c.secret.clone() }
+    };
+    let (a, jwt) = c.signup("verifier@example.test").await?;
+    let (_, other) = c.signup("stranger@example.test").await?;
+    seed_numbers(&c).await?;
+    lease(&c, &jwt, &[TN1]).await?;
+
+    let refused = c
+        .post("/rest/verified_number", &jwt, json!({"number": "12125550199", "from": "19995550000"}))
+        .await?;
+    refused.err(StatusCode::UNPROCESSABLE_ENTITY, &["from:", "not a number of this account"])?;
+    let created =
+        c.post("/rest/verified_number", &jwt, json!({"number": "+12125550199", "from": TN1})).await?;
+    let created = created.ok(StatusCode::CREATED)?.clone();
+    ensure!(created["state"] == "pending" && created["tn"] == 12_125_550_199_i64, "{created}");
+    ensure!(created.get("code_hash").is_none(), "the code's hash is never shown: {created}");
+    let id = created["uuid"].as_str().context("uuid")?.to_owned();
+    // The call to the number says the code.
+    let placed = calls.0.lock().expect("lock").pop().context("a verification call")?;
+    ensure!(placed.from_tn == TN1, "from the account's number");
+    let opentact_store::AppMode::Xml { document } = placed.mode else { anyhow::bail!("an XML call") };
+    let code: String = document
+        .split("code is ")
+        .nth(1)
+        .context("the code in the call")?
+        .chars()
+        .take_while(|c| *c != '.')
+        .filter(char::is_ascii_digit)
+        .collect();
+    ensure!(code.len() == 6, "{document}");
+    let again = c.post("/rest/verified_number", &jwt, json!({"number": "12125550199", "from": TN1})).await?;
+    again.err(StatusCode::CONFLICT, &["already exists"])?;
+
+    // Another account sees none of it.
+    let path = format!("/rest/verified_number/{id}");
+    c.get(&path, &other).await?.err(StatusCode::NOT_FOUND, &["verified number"])?;
+    c.post(&format!("{path}/verify"), &other, json!({"code": code}))
+        .await?
+        .err(StatusCode::NOT_FOUND, &["verified number"])?;
+    c.delete(&path, &other).await?.err(StatusCode::NOT_FOUND, &["verified number"])?;
+    let theirs = c.get("/rest/verified_number", &other).await?;
+    ensure!(theirs.ok(StatusCode::OK)?["total"] == 0, "{theirs:?}");
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let answer = c.post(&format!("{path}/verify"), &jwt, json!({"code": wrong})).await?;
+    answer.err(StatusCode::UNPROCESSABLE_ENTITY, &["code:", "does not match", "4 attempts left"])?;
+    ensure!(!c.store.is_verified_number(a, 12_125_550_199).await?, "still pending");
+    let verified = c.post(&format!("{path}/verify"), &jwt, json!({"code": code})).await?;
+    ensure!(verified.ok(StatusCode::OK)?["state"] == "verified", "{verified:?}");
+    ensure!(c.store.is_verified_number(a, 12_125_550_199).await?, "the dialer's check sees it");
+    let list = c.get("/rest/verified_number", &jwt).await?;
+    ensure!(list.ok(StatusCode::OK)?["total"] == 1, "{list:?}");
+
+    // Wrong codes are capped: five, then no code is taken, not even the right one.
+    let second = c.post("/rest/verified_number", &jwt, json!({"number": "12125550198", "from": TN1})).await?;
+    let second = second.ok(StatusCode::CREATED)?["uuid"].as_str().context("uuid")?.to_owned();
+    for _ in 0..5 {
+        c.post(&format!("/rest/verified_number/{second}/verify"), &jwt, json!({"code": "x"}))
+            .await?
+            .err(StatusCode::UNPROCESSABLE_ENTITY, &["code:"])?;
+    }
+    let placed = calls.0.lock().expect("lock").pop().context("the second call")?;
+    let opentact_store::AppMode::Xml { document } = placed.mode else { anyhow::bail!("an XML call") };
+    let code: String = document
+        .split("code is ")
+        .nth(1)
+        .context("code")?
+        .chars()
+        .take_while(|c| *c != '.')
+        .filter(char::is_ascii_digit)
+        .collect();
+    c.post(&format!("/rest/verified_number/{second}/verify"), &jwt, json!({"code": code}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["5 wrong codes"])?;
+    ensure!(!c.store.is_verified_number(a, 12_125_550_198).await?, "never verified");
+    c.delete(&format!("/rest/verified_number/{second}"), &jwt).await?.ok(StatusCode::OK)?;
     Ok(())
 }

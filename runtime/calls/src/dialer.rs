@@ -53,7 +53,7 @@ impl ServerDialer {
             CallError::invalid(
                 "dial.caller_id",
                 format!(
-                    "{caller_id:?} is not a number this account leases: a caller ID must be one of its numbers"
+                    "{caller_id:?} is not a number this account leases: a caller ID must be one of its numbers or verified numbers"
                 ),
             )
         };
@@ -63,9 +63,15 @@ impl ServerDialer {
             .lease_by_tn(tn)
             .await
             .map_err(|error| CallError::Failed(format!("looking up {tn}: {error}")))?;
-        match lease {
-            Some(lease) if lease.account.to_string() == call.account => Ok(caller_id),
-            _ => Err(refused()),
+        if lease.is_some_and(|lease| lease.account.to_string() == call.account) {
+            return Ok(caller_id);
+        }
+        // Or one of its verified caller IDs (numbers it proved it answers).
+        let account = call.account.parse().map_err(|_| refused())?;
+        match self.store.is_verified_number(account, tn).await {
+            Ok(true) => Ok(caller_id),
+            Ok(false) => Err(refused()),
+            Err(error) => Err(CallError::Failed(format!("looking up {tn}: {error}"))),
         }
     }
 }

@@ -27,6 +27,7 @@ pub enum ObjectKind {
     Message,
     Brand,
     Campaign,
+    VerifiedNumber,
 }
 
 impl ObjectKind {
@@ -54,6 +55,7 @@ impl ObjectKind {
             ObjectKind::Message => "message",
             ObjectKind::Brand => "brand",
             ObjectKind::Campaign => "campaign",
+            ObjectKind::VerifiedNumber => "verified number",
         }
     }
 }

@@ -325,6 +325,30 @@ pub trait MessagingProfileRepo: Send + Sync {
     async fn delete_messaging_profile(&self, account: Uuid, profile: Uuid) -> Result<()>;
 }
 
+/// Verified caller IDs: numbers an account proved it answers (see
+/// [`crate::model::VerifiedNumber`]).
+#[async_trait]
+pub trait VerifiedNumberRepo: Send + Sync {
+    /// A pending number with the hash of the code sent to it. `Conflict` on `tn` when the
+    /// account has the number already (pending or verified).
+    async fn create_verified_number(
+        &self,
+        account: Uuid,
+        tn: Tn,
+        code_hash: String,
+        expired_on: Timestamp,
+    ) -> Result<VerifiedNumber>;
+    async fn get_verified_number(&self, account: Uuid, number: Uuid) -> Result<Option<VerifiedNumber>>;
+    async fn list_verified_numbers(&self, account: Uuid, params: ListParams) -> Result<List<VerifiedNumber>>;
+    async fn delete_verified_number(&self, account: Uuid, number: Uuid) -> Result<()>;
+    /// Counts a wrong code against a pending number.
+    async fn count_verification_attempt(&self, account: Uuid, number: Uuid) -> Result<()>;
+    /// Marks a pending number verified (a verified one stays as it is); the number as now.
+    async fn mark_number_verified(&self, account: Uuid, number: Uuid) -> Result<VerifiedNumber>;
+    /// Whether `tn` is a verified caller ID of the account.
+    async fn is_verified_number(&self, account: Uuid, tn: Tn) -> Result<bool>;
+}
+
 /// One-time invites to set a SIP connection's credentials.
 #[async_trait]
 pub trait SipInviteRepo: Send + Sync {
@@ -585,6 +609,7 @@ pub trait TenDlcRepo: Send + Sync {
     async fn get_brand(&self, account: Uuid, brand: Uuid) -> Result<Option<TenDlcBrand>>;
     async fn list_brands(&self, account: Uuid, params: ListParams) -> Result<List<TenDlcBrand>>;
     /// A pending campaign of one of the account's brands (`NotFound` of kind brand otherwise).
+    + VerifiedNumberRepo
     async fn create_campaign(&self, account: Uuid, new: NewTenDlcCampaign) -> Result<TenDlcCampaign>;
     async fn get_campaign(&self, account: Uuid, campaign: Uuid) -> Result<Option<TenDlcCampaign>>;
     async fn list_campaigns(
@@ -606,6 +631,7 @@ pub trait TenDlcRepo: Send + Sync {
     ) -> Result<TenDlcCampaign>;
     /// The campaign the lease is assigned to, if any.
     async fn campaign_of_lease(&self, account: Uuid, lease: Uuid) -> Result<Option<TenDlcCampaign>>;
+        + VerifiedNumberRepo
     /// *Unscoped* (the operator's review): campaigns of every account, oldest first.
     async fn all_campaigns(
         &self,

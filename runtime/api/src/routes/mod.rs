@@ -26,6 +26,7 @@ pub mod outbound_voice;
 pub mod profile;
 pub mod record;
 pub mod sip_connection;
+pub mod verified_number;
 pub mod sip_domain;
 pub mod sms;
 pub mod tendlc;
@@ -45,6 +46,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(lookup::routes())
         .merge(ws::routes())
         .merge(call::routes())
+        .merge(verified_number::routes())
         .merge(batch::routes())
         .merge(call_log::routes())
         .merge(record::routes())

@@ -13,6 +13,7 @@ mod number;
 mod profile;
 mod sip;
 mod tendlc;
+mod verified;
 mod webhook;
 
 pub use account::{Account, AccountPatch, ApiToken, CreatedToken, NewAccount, NewApiToken};
@@ -36,6 +37,7 @@ pub use sip::{
     CreatedSipInvite, DigestCredentials, NewSipConnection, NewSipDomain, NewSipUser, SipConnection,
     SipConnectionPatch, SipDomain, SipDomainPatch, SipInvite, SipUser, SipUserPatch,
 };
+pub use verified::VerifiedNumber;
 pub use tendlc::{
     BrandEntityType, CampaignDecision, CampaignNumber, CampaignState, NewTenDlcBrand, NewTenDlcCampaign,
     SenderKind, TOLL_FREE_NPAS, TenDlcBrand, TenDlcCampaign, USE_CASES, VERTICALS, sender_kind,

@@ -26,6 +26,7 @@ mod order;
 mod profile;
 mod sip;
 mod tendlc;
+mod verified;
 mod webhook;
 
 /// Connections a PostgreSQL pool opens at most.
