@@ -337,3 +337,133 @@ async fn an_inbound_sms_is_stored_published_and_posted_signed() {
         .collect();
     assert_eq!(texts, ["Hi there, inbound"], "{found}");
 }
+
+/// A webhook app (issue 11, item 5) gets the inbound SMS POSTed, signed, and its reply document
+/// goes back to the sender as a submit_sm from the number; an outbound SMS's statuses reach its
+/// custom_callback_url in order (sms.sent, then sms.status delivered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_app_replies_and_custom_callback_url_gets_statuses_in_order() {
+    use support::http::{Canned, TestServer};
+    use tokio::io::AsyncWriteExt;
+
+    let (mut smsc_child, port, smsc_log) = smsc().await;
+    let mut smsc_in = smsc_child.stdin.take().expect("stdin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("opentact.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[messaging.smpp]\nport = {port}\nsystem_id = \"opentact\"\npassword = \"secret\"\n\
+             throughput_per_sec = 0\nreconnect_min_ms = 50\n\n[messaging.sender]\npoll_interval_ms = 50\n\n\
+             [webhooks]\nallow_private = true\nbackoff_ms = 50\nmax_backoff_ms = 200\n\n\
+             [flows.http]\nallow_private = true\n"
+        ),
+    )
+    .expect("config");
+    let platform = Platform::start_in(
+        tempfile::tempdir().expect("tempdir"),
+        &["--config", config.to_str().expect("utf-8")],
+    )
+    .await;
+    provision::sms_number(&platform.data(), "app@example.test", 12025550181, true).await;
+    let bearer = login(&platform, "app@example.test").await;
+    let auth = [("Authorization", bearer.as_str())];
+    let receiver = TestServer::start(&[
+        ("/sms", Canned::xml("<Response><Message>Got it: thanks!</Message></Response>")),
+        ("/status", Canned::status(200)),
+    ])
+    .await;
+    let (status, app) = http(
+        platform.api,
+        "POST",
+        "/rest/sip/app",
+        &auth,
+        Some(&json!({"name": "sms-bot", "webhook_url": receiver.url("/sms")})),
+    )
+    .await;
+    assert_eq!(status, 201, "{app}");
+    let (_, leases) = http(platform.api, "GET", "/rest/lease/tn", &auth, None).await;
+    let lease = leases["payload"]["data"][0]["uuid"].as_str().expect("lease").to_owned();
+    let (status, patched) = http(
+        platform.api,
+        "PATCH",
+        &format!("/rest/lease/tn/{lease}"),
+        &auth,
+        Some(&json!({"sip_control_app": app["payload"]["uuid"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !smsc_log.lock().iter().any(|e| e["event"] == "bind" && e["ok"] == true) {
+        assert!(tokio::time::Instant::now() < deadline, "no bind\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let line =
+        json!({"deliver": {"from": "14155550124", "to": "12025550181", "text": "ping"}}).to_string() + "\n";
+    smsc_in.write_all(line.as_bytes()).await.expect("smsc stdin");
+    // The reply: a submit_sm to the sender, from the number, with the document's text.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let submitted = loop {
+        let found = smsc_log
+            .lock()
+            .iter()
+            .find(|e| e["event"] == "submit_sm" && e["destination"] == "14155550124")
+            .cloned();
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no reply\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(submitted["source"].as_str().is_some_and(|s| s.ends_with("12025550181")), "{submitted}");
+    let hex: String = "Got it: thanks!".bytes().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(submitted["short_message"].as_str(), Some(hex.as_str()), "{submitted}");
+    let posted = receiver.received().into_iter().find(|r| r.uri == "/sms").expect("the app was POSTed");
+    assert!(posted.headers.iter().any(|(k, _)| k == "opentact-signature"), "signed: {posted:?}");
+    let body: Value = serde_json::from_str(&posted.body).expect("json");
+    assert_eq!(body["payload"]["text"], "ping", "{body}");
+    // The inbound message was taken by the app.
+    let id = body["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, got) = http(platform.api, "GET", &format!("/rest/sms/{id}"), &auth, None).await;
+        if got["payload"]["state"] == "delivered" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{got}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // custom_callback_url: sms.sent then sms.status delivered, in that order.
+    let (status, created) = http(
+        platform.api,
+        "POST",
+        "/rest/sms",
+        &auth,
+        Some(&json!({"tn": 12025550181_i64, "to": "14155550125", "message": "status please",
+                     "custom_callback_url": receiver.url("/status")})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got: Vec<Value> = receiver
+            .received()
+            .iter()
+            .filter(|r| r.uri == "/status")
+            .filter_map(|r| serde_json::from_str(&r.body).ok())
+            .collect();
+        if got.len() >= 2 {
+            let seen: Vec<(&str, &str)> = got
+                .iter()
+                .map(|e| (e["type"].as_str().unwrap_or(""), e["payload"]["state"].as_str().unwrap_or("")))
+                .collect();
+            assert_eq!(seen, [("sms.sent", "sent"), ("sms.status", "delivered")], "{got:?}");
+            assert!(got.iter().all(|e| e["payload"]["uuid"] == created["payload"]["uuid"]));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{got:?}\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
