@@ -206,3 +206,67 @@ async fn messages_are_authenticated_checked_and_kept_within_the_account() {
         .unwrap_or_else(|| panic!("eve is locked:\n{log}"));
     assert!(banned.contains("eve@acme.sip.opentact.local"), "{banned}");
 }
+
+/// The test SMSC (npm `smpp`, tests/support/smsc) and its JSON log.
+async fn smsc() -> (tokio::process::Child, u16, std::sync::Arc<parking_lot::Mutex<Vec<serde_json::Value>>>) {
+    use tokio::io::AsyncBufReadExt;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/support/smsc");
+    assert!(dir.join("node_modules/smpp").exists(), "run scripts/install-deps --test");
+    let mut child = tokio::process::Command::new("node")
+        .arg(dir.join("smsc.js"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next_line().await.expect("read").expect("LISTENING");
+    let port = first.strip_prefix("LISTENING ").expect("LISTENING").parse().expect("port");
+    let log = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let collected = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(value) = serde_json::from_str(&line) {
+                collected.lock().push(value);
+            }
+        }
+    });
+    (child, port, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_a_number_goes_out_as_an_sms_from_the_users_number() {
+    let (_smsc, port, smsc_log) = smsc().await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let account = provision::sms_number(&dir, "sms-user@example.test", 12025550166, true).await;
+    provision::sip_user(&dir, account, "acme", "alice", "alice-Pass-1").await;
+    provision::give_number(&dir, account, "acme", "alice", 12025550166).await;
+    let config = data.path().join("sip-sms.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\ncarriers = []\n\n[messaging.smpp]\nport = {port}\nsystem_id = \"opentact\"\n\
+             password = \"secret\"\nthroughput_per_sec = 0\nreconnect_min_ms = 50\n\n\
+             [messaging.sender]\npoll_interval_ms = 50\n"
+        ),
+    )
+    .expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let alice = Phone::on("127.0.0.1", platform.sip, "alice", "acme.sip.opentact.local").await;
+    let to = "sip:13105550123@acme.sip.opentact.local";
+    let answer =
+        message(&alice, to, "text/plain;charset=UTF-8", "Running late, see you at 6", "alice-Pass-1").await;
+    assert_eq!(answer.status, 202, "accepted as an SMS: {}\n{}", answer.text, platform.log());
+    wait_for(
+        "the SMSC got the submit_sm",
+        Duration::from_secs(10),
+        || {
+            smsc_log.lock().iter().any(|e| {
+                e["event"] == "submit_sm" && e["destination"] == "13105550123" && e["source"] == "12025550166"
+            })
+        },
+        || format!("{:#?}\n{}", smsc_log.lock(), platform.log()),
+    )
+    .await;
+}

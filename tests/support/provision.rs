@@ -357,3 +357,20 @@ pub async fn call_log(data: &Path, account: Uuid) -> opentact_store::List<openta
     store.close().await;
     calls
 }
+
+/// Gives the SIP user `login` of the domain `label` the account's leased number `tn` (its
+/// caller ID and SMS sender).
+pub async fn give_number(data: &Path, account: Uuid, label: &str, login: &str, tn: i64) {
+    let store = open(data).await;
+    let user = store.sip_user_by_login(label, login).await.expect("lookup").expect("the user exists");
+    let lease = store.lease_by_tn(tn).await.expect("lookup").expect("leased");
+    store
+        .update_sip_user(
+            account,
+            user.uuid,
+            opentact_store::SipUserPatch { tn_lease: Some(Some(lease.uuid)), ..Default::default() },
+        )
+        .await
+        .expect("give the number");
+    store.close().await;
+}

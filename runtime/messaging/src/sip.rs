@@ -447,3 +447,38 @@ impl MessageHandler for SipMessages {
         self.route(message).instrument(span).await
     }
 }
+
+/// The common submit path ([`opentact_control::Messaging::send`], the same checks and queue as
+/// `POST /rest/sms`) as MESSAGE's [`SmsSubmit`]. Refusals map to SIP: the sending number
+/// (`tn`) 403, the rest of the message (destination, text) 488, rate limits and outages 503.
+pub struct ControlSubmit(pub Arc<dyn opentact_control::Messaging>);
+
+impl std::fmt::Debug for ControlSubmit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlSubmit").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SmsSubmit for ControlSubmit {
+    async fn submit(&self, account: Uuid, from_tn: i64, to: i64, text: &str) -> Result<Uuid, SmsRefusal> {
+        use opentact_control::SmsRefusal as Refused;
+        let request = opentact_control::SmsSend {
+            account,
+            from: opentact_control::SmsFrom::Tn(from_tn.to_string()),
+            to: to.to_string(),
+            text: text.to_owned(),
+            custom_callback_url: None,
+            // The account's own client sends it, as through the REST API.
+            origin: opentact_control::SmsOrigin::Api,
+        };
+        match self.0.send(request).await {
+            Ok(sent) => Ok(sent.uuid),
+            Err(Refused::Invalid { field, message }) => Err(SmsRefusal {
+                status: if field == "tn" { 403 } else { 488 },
+                reason: format!("{field}: {message}"),
+            }),
+            Err(refused) => Err(SmsRefusal { status: 503, reason: refused.to_string() }),
+        }
+    }
+}

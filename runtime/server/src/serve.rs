@@ -222,15 +222,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     sms_inbound.set_messaging(messaging.seam());
     // Flows' send-sms goes through the same seam as POST /rest/sms.
     router_host.set_sms_sender(Arc::new(crate::sms_flows::FlowSms(messaging.seam())));
-    // --- end messaging
-    // SIP MESSAGE (RFC 3428): between SIP users and connections, and to numbers as SMS.
-    let sip_messages =
     // A component app's handle-sms runs for its numbers' inbound SMS.
     sms_inbound.set_flows(Arc::new(crate::sms_flows::ComponentSmsFlows {
         host: router_host.clone(),
         store: repo.clone(),
     }));
-        opentact_messaging::sip::SipMessages::new(repo.clone(), sip.clone(), &config.sip.domain, None);
+    // --- end messaging
+    // SIP MESSAGE (RFC 3428): between SIP users and connections, and to numbers as SMS
+    // through the common submit path.
+    let submit = opentact_messaging::sip::ControlSubmit(messaging.seam());
+    let sip_messages = opentact_messaging::sip::SipMessages::new(
+        repo.clone(),
+        sip.clone(),
+        &config.sip.domain,
+        Some(Arc::new(submit)),
+    );
     sip.set_message_handler(Arc::new(sip_messages));
 
     let key_file = config.api.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("jwt.key"));
