@@ -83,8 +83,20 @@ impl fmt::Debug for JwtSecret {
 /// Checks an uploaded component before it is stored: the server compiles and links it against
 /// the flow world (this crate stays free of the Wasm engine).
 pub trait ComponentCheck: Send + Sync {
-    /// `Err` with a message for the uploader.
-    fn check(&self, bytes: &[u8]) -> Result<(), String>;
+    /// `Err` with why, for the uploader.
+    fn check(
+        &self,
+        bytes: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ComponentRefused>> + Send + '_>>;
+}
+
+/// Why an upload's component was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentRefused {
+    /// It is not a usable flow (422): invalid, the wrong world, too slow to compile.
+    Invalid(String),
+    /// The host is busy compiling others (503): the same upload may pass shortly.
+    Busy(String),
 }
 
 /// Whether SIP users are registered (the registrar's location service), for the `state`

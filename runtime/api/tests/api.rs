@@ -855,12 +855,21 @@ async fn cross_account_isolation(c: Ctx) -> anyhow::Result<()> {
 struct FakeCheck;
 
 impl opentact_api::ComponentCheck for FakeCheck {
-    fn check(&self, bytes: &[u8]) -> Result<(), String> {
-        if bytes.windows(3).any(|w| w == b"bad") {
-            Err("does not implement the flow world".to_owned())
-        } else {
-            Ok(())
-        }
+    fn check(
+        &self,
+        bytes: Vec<u8>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), opentact_api::ComponentRefused>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            if bytes.windows(3).any(|w| w == b"bad") {
+                Err(opentact_api::ComponentRefused::Invalid("does not implement the flow world".to_owned()))
+            } else if bytes.windows(4).any(|w| w == b"busy") {
+                Err(opentact_api::ComponentRefused::Busy("compiling others; try again shortly".to_owned()))
+            } else {
+                Ok(())
+            }
+        })
     }
 }
 
@@ -958,6 +967,12 @@ async fn sip_apps(c: Ctx) -> anyhow::Result<()> {
         .send(component(&refused, "application/wasm", &jwt)?)
         .await?
         .err(StatusCode::UNPROCESSABLE_ENTITY, &["component: does not implement the flow world"])?;
+    let mut busy = wasm.clone();
+    busy.extend_from_slice(b"busy");
+    checked
+        .send(component(&busy, "application/wasm", &jwt)?)
+        .await?
+        .err(StatusCode::SERVICE_UNAVAILABLE, &["compiling others"])?;
     let versions = c.get(&format!("{uri}/component"), &jwt).await?;
     ensure!(versions.ok(StatusCode::OK)?.as_array().map(Vec::len) == Some(1), "{versions:?}");
 

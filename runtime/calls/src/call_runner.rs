@@ -106,11 +106,12 @@ impl CallRunner {
                     .await
                     .map_err(|error| format!("reading the component: {error}"))?
                     .ok_or("the app's component version is gone")?;
-                let host = self.host.clone();
-                // Compiling (on a cache miss) is CPU work: keep it off the SIP tasks.
-                let component = tokio::task::spawn_blocking(move || host.load_component(&bytes))
+                // Compiling (on a cache miss) is CPU work: off the SIP tasks, under the host's
+                // compile permits and time limit.
+                let component = self
+                    .host
+                    .load_component_async(bytes)
                     .await
-                    .map_err(|error| format!("loading the component: {error}"))?
                     .map_err(|error| format!("loading the component: {error}"))?;
                 Ok((component, ControlMode::Component))
             }

@@ -26,6 +26,21 @@ pub struct HostConfig {
     pub max_log_bytes: u32,
     /// Where compiled components are cached on disk; none = memory only.
     pub cache_dir: Option<PathBuf>,
+    /// Bound on the disk cache, MiB (default 1024): past it the least recently used
+    /// precompiled files are deleted.
+    pub cache_dir_max_mib: u64,
+    /// Compiled components kept in memory (default 64; each is a few MB of machine code); the
+    /// least recently used is dropped (running calls keep theirs) and compiled or read from
+    /// disk again when next needed.
+    pub max_cached_components: u32,
+    /// Uploads (and calls whose component is not cached) compiling at once (default 2): a
+    /// compile takes a core and memory for seconds, so a flood of uploads must not take
+    /// them all.
+    pub max_concurrent_compiles: u32,
+    /// Longest an upload waits for a compile permit, and longest the compile may then take,
+    /// ms (default 30 000). A compile over it fails the upload (422), a wait over it answers
+    /// 503 with Retry-After.
+    pub compile_timeout_ms: u32,
     /// Outbound HTTP (wasi:http) of flows.
     pub http: HttpPolicy,
 }
@@ -40,6 +55,10 @@ impl Default for HostConfig {
             max_call_length_s: 4 * 3600,
             max_log_bytes: 64 * 1024,
             cache_dir: None,
+            cache_dir_max_mib: 1024,
+            max_cached_components: 64,
+            max_concurrent_compiles: 2,
+            compile_timeout_ms: 30_000,
             http: HttpPolicy::default(),
         }
     }

@@ -49,6 +49,27 @@ pub enum HostError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Every compile permit stayed taken for the whole wait: the host is busy compiling
+    /// other uploads. Try again shortly.
+    #[error(
+        "{running} components are being compiled (flows.max_concurrent_compiles) and none finished \
+         within {waited_ms} ms (flows.compile_timeout_ms); try again shortly"
+    )]
+    CompileBusy {
+        /// The permits.
+        running: u32,
+        /// How long the upload waited for one, ms.
+        waited_ms: u32,
+    },
+    /// Compiling took longer than the limit: the component is too large or too complex.
+    #[error(
+        "compiling the component took longer than {limit_ms} ms (flows.compile_timeout_ms); \
+         make it smaller (fewer or smaller functions, an optimised release build)"
+    )]
+    CompileTimeout {
+        /// The limit, ms.
+        limit_ms: u32,
+    },
     /// The component cache directory could not be used.
     #[error("component cache {path}: {source}")]
     Cache {

@@ -1,14 +1,13 @@
 //! The flow host: one engine per process, a cache of compiled components, a store per flow
 //! (a call or an SMS: see [`Trigger`]).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentact_call::FlowOutcome;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -19,6 +18,7 @@ use wasmtime::{
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
+use crate::cache::{CompileGate, Lru};
 use crate::config::HostConfig;
 use crate::context::{CallContext, SmsContext, SmsSender, Trigger};
 use crate::error::HostError;
@@ -124,7 +124,10 @@ pub struct FlowHost {
     config: HostConfig,
     /// The messaging capability `send-sms` uses ([`FlowHost::set_sms_sender`]).
     sms: RwLock<Option<Arc<dyn SmsSender>>>,
-    components: Mutex<HashMap<String, FlowComponent>>,
+    /// Compiled components by content hash, least recently used dropped first
+    /// (`max_cached_components`).
+    components: Lru<FlowComponent>,
+    compile_gate: CompileGate,
     compiled: AtomicU64,
     loaded_from_disk: AtomicU64,
     memory_hits: AtomicU64,
@@ -216,13 +219,15 @@ impl FlowHost {
             .map_err(|e| {
                 HostError::Engine(wasmtime::Error::msg(format!("cannot start the epoch ticker: {e}")))
             })?;
+        let (max_cached, max_compiles) = (config.max_cached_components, config.max_concurrent_compiles);
         Ok(Self {
             engine,
             linker,
             xml_linker,
             config,
             sms: RwLock::new(None),
-            components: Mutex::new(HashMap::new()),
+            components: Lru::new(usize::try_from(max_cached).unwrap_or(usize::MAX)),
+            compile_gate: CompileGate::new(max_compiles),
             compiled: AtomicU64::new(0),
             loaded_from_disk: AtomicU64::new(0),
             memory_hits: AtomicU64::new(0),
@@ -282,7 +287,7 @@ impl FlowHost {
         }
         let sha256 = sha256_hex(bytes);
         let key = if xml { format!("xml-{sha256}") } else { sha256.clone() };
-        if let Some(found) = self.components.lock().get(&key) {
+        if let Some(found) = self.components.get(&key) {
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(found.clone());
         }
@@ -296,7 +301,7 @@ impl FlowHost {
             Pre::Flow(Arc::new(FlowPre::new(pre).map_err(link)?))
         };
         let loaded = FlowComponent { pre, sha256: sha256.into() };
-        self.components.lock().insert(key, loaded.clone());
+        self.components.insert(key, loaded.clone());
         Ok(loaded)
     }
 
@@ -334,6 +339,8 @@ impl FlowHost {
             let loaded = unsafe { Component::deserialize_file(&self.engine, &file) };
             match loaded {
                 Ok(component) => {
+                    // A hit keeps the file from the size bound's eviction for longer.
+                    opentact_media::disk_budget::touch(&file);
                     self.loaded_from_disk.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(component = %sha256, "component loaded from the disk cache");
                     return Ok(component);
@@ -354,6 +361,10 @@ impl FlowHost {
         std::fs::write(&partial, &artifact)
             .map_err(|source| HostError::Cache { path: partial.clone(), source })?;
         std::fs::rename(&partial, &file).map_err(|source| HostError::Cache { path: file.clone(), source })?;
+        let budget = self.config.cache_dir_max_mib.saturating_mul(1024 * 1024);
+        if let Err(error) = opentact_media::disk_budget::trim(&dir, budget) {
+            tracing::warn!(dir = %dir.display(), %error, "could not trim the component cache");
+        }
         // SAFETY: as above — the bytes were just produced by this engine.
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(&self.engine, &artifact) };
@@ -637,6 +648,87 @@ impl FlowHost {
             Some(trap) => format!("the flow trapped: {trap}"),
             None => format!("the flow failed: {error:#}"),
         }
+    }
+}
+
+/// Uploads: compiles a few at a time within a time limit.
+impl FlowHost {
+    /// As [`FlowHost::load_component`], for uploads and calls on a running server: a miss
+    /// waits for one of `max_concurrent_compiles` permits (at most `compile_timeout_ms`, else
+    /// [`HostError::CompileBusy`]) and then compiles on the blocking pool within
+    /// `compile_timeout_ms` (else [`HostError::CompileTimeout`]; the compile, which cannot be
+    /// interrupted, finishes in the background holding its permit, and its result is
+    /// dropped). Memory hits take no permit.
+    pub async fn load_component_async(self: &Arc<Self>, bytes: Vec<u8>) -> Result<FlowComponent, HostError> {
+        let bytes: Arc<[u8]> = bytes.into();
+        let (host, hashed) = (self.clone(), bytes.clone());
+        // Hashing 10 MiB takes tens of ms: not on a runtime thread.
+        let looked_up = tokio::task::spawn_blocking(move || {
+            let sha256 = sha256_hex(&hashed);
+            match host.components.get(&sha256) {
+                Some(found) => {
+                    host.memory_hits.fetch_add(1, Ordering::Relaxed);
+                    Ok(found)
+                }
+                None => Err(sha256),
+            }
+        })
+        .await
+        .map_err(|error| HostError::Engine(wasmtime::Error::msg(format!("hashing the component: {error}"))))?;
+        let sha256 = match looked_up {
+            Ok(found) => return Ok(found),
+            Err(sha256) => sha256,
+        };
+        let limit = Duration::from_millis(u64::from(self.config.compile_timeout_ms));
+        let permit = tokio::time::timeout(limit, self.compile_gate.permits.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(HostError::CompileBusy {
+                running: self.config.max_concurrent_compiles,
+                waited_ms: self.config.compile_timeout_ms,
+            })?;
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let (host, flag) = (self.clone(), abandoned.clone());
+        let mut task = tokio::task::spawn_blocking(move || {
+            let running = host.compile_gate.running();
+            let loaded = host.load_component(&bytes);
+            if flag.load(Ordering::SeqCst) {
+                // Not kept: the same bytes uploaded again must be refused again, not served
+                // from what the abandoned compile left behind.
+                host.components.remove(&sha256);
+                if let Some(file) = host.cache_file(&sha256) {
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+            drop(running);
+            drop(permit);
+            loaded
+        });
+        match tokio::time::timeout(limit, &mut task).await {
+            Ok(joined) => joined.map_err(|error| {
+                HostError::Engine(wasmtime::Error::msg(format!("the compile task failed: {error}")))
+            })?,
+            Err(_) => {
+                abandoned.store(true, Ordering::SeqCst);
+                Err(HostError::CompileTimeout { limit_ms: self.config.compile_timeout_ms })
+            }
+        }
+    }
+
+    /// Compiles running now through [`FlowHost::load_component_async`] (abandoned ones too).
+    pub fn compiles_running(&self) -> u64 {
+        self.compile_gate.running_now()
+    }
+
+    /// Compiled components held in memory.
+    pub fn cached_components(&self) -> usize {
+        self.components.len()
+    }
+
+    /// The most compiles that ran at once through [`FlowHost::load_component_async`].
+    pub fn peak_concurrent_compiles(&self) -> u64 {
+        self.compile_gate.peak()
     }
 }
 

@@ -13,6 +13,7 @@
 //!   verb executor every flow shares; `send-sms` goes to the platform's [`SmsSender`].
 //!   Whatever a guest does, the flow ends in its error path and the host goes on.
 
+mod cache;
 mod config;
 mod context;
 mod error;

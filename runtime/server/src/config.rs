@@ -182,6 +182,8 @@ pub struct MediaSection {
     pub rtp_symmetric: bool,
     /// How long the exact SDP address has to send first before a NAT'd source is latched, ms.
     pub rtp_nat_latch_grace_ms: u64,
+    /// Bound on the text-to-speech disk cache, MiB; the least recently used phrases go first.
+    pub tts_cache_max_mib: u64,
 }
 
 impl MediaSection {
@@ -208,6 +210,7 @@ impl Default for MediaSection {
                 opentact_media::session::DEFAULT_NAT_LATCH_GRACE.as_millis(),
             )
             .unwrap_or(1000),
+            tts_cache_max_mib: opentact_media::tts::DEFAULT_DISK_CACHE_BYTES / (1024 * 1024),
         }
     }
             allow_private_rtp_peers: None,

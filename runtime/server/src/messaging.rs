@@ -31,6 +31,11 @@ pub struct MessagingSection {
     pub sender: SenderConfig,
     /// Rate limits of outbound SMS per number and per messaging profile (`[messaging.rate]`).
     pub rate: RateConfig,
+    /// How long the sender's claim holds a message, ms: a claim of a process that died is
+    /// handed out again (or failed, at most once) after this. Longer than any attempt (a claim
+    /// is not renewed while its attempt runs; within one process a message is never attempted
+    /// twice at once).
+    pub claim_lease_ms: i64,
     /// 10DLC: application-to-person SMS from a US long code (a +1 number that is not
     /// toll-free) is refused unless the number is in an approved campaign
     /// (`/rest/10dlc/…`, `opentact admin 10dlc approve`), as US carriers block unregistered
@@ -44,6 +49,7 @@ impl Default for MessagingSection {
             smpp: None,
             sender: SenderConfig::default(),
             rate: RateConfig::default(),
+            claim_lease_ms: opentact_messaging::store::DEFAULT_CLAIM_LEASE_MS,
             tendlc_enforce: true,
         }
     }
@@ -113,6 +119,7 @@ impl Messaging {
         let (stop, stopped) = watch::channel(false);
         let outbox = Arc::new(
             StoreOutbox::new(repo.clone(), section.sender.unknown)
+                .with_lease_ms(section.claim_lease_ms)
                 .with_observer(Arc::new(BusObserver { bus, webhooks: inbound.webhooks() })),
         );
         let Some(smpp) = &section.smpp else {

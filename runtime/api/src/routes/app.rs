@@ -365,10 +365,14 @@ async fn upload(
         ));
     }
     // The flow host compiles and links it against the flow world (the server plugs it in).
-    if let Some(check) = &state.component_check
-        && let Err(reason) = check.check(&body)
-    {
-        return Err(ApiError::invalid("component", reason));
+    if let Some(check) = &state.component_check {
+        match check.check(body.to_vec()).await {
+            Ok(()) => {}
+            Err(crate::state::ComponentRefused::Invalid(reason)) => {
+                return Err(ApiError::invalid("component", reason));
+            }
+            Err(crate::state::ComponentRefused::Busy(reason)) => return Err(ApiError::Unavailable(reason)),
+        }
     }
     let version = state.repo.add_component_version(auth.account, id, &body).await?;
     let app = state.repo.set_current_component(auth.account, id, version.uuid).await?;
