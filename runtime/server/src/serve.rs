@@ -120,7 +120,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // Unset: a platform on a private network (its own address private) talks to private peers.
         allow_private_media: config.media.allow_private_rtp_peers.unwrap_or(!opentact_egress::is_public(advertised)),
     });
-    let tts = Arc::new(EspeakTts::new(Some(data_dir.join("tts-cache"))));
+    let tts = Arc::new(
+        EspeakTts::new(Some(data_dir.join("tts-cache")))
+            .with_disk_budget(config.media.tts_cache_max_mib.saturating_mul(1024 * 1024)),
+    );
     let fetcher = Arc::new(AudioFetcher::new(FetchPolicy {
         allow_private: config.media.allow_private_audio_urls,
         ..FetchPolicy::default()
@@ -396,11 +399,22 @@ fn read_or_create_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 struct FlowHostCheck(Arc<opentact_flows::FlowHost>);
 
 impl opentact_api::ComponentCheck for FlowHostCheck {
-    fn check(&self, bytes: &[u8]) -> Result<(), String> {
-        // Compiling takes CPU for a while: let the runtime move other work off this thread.
-        tokio::task::block_in_place(|| self.0.load_component(bytes))
-            .map(|_| ())
-            .map_err(|error| error.to_string())
+    fn check(
+        &self,
+        bytes: Vec<u8>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), opentact_api::ComponentRefused>> + Send + '_>,
+    > {
+        // A few compiles at a time, on the blocking pool, within flows.compile_timeout_ms.
+        Box::pin(async move {
+            match self.0.load_component_async(bytes).await {
+                Ok(_) => Ok(()),
+                Err(busy @ opentact_flows::HostError::CompileBusy { .. }) => {
+                    Err(opentact_api::ComponentRefused::Busy(busy.to_string()))
+                }
+                Err(error) => Err(opentact_api::ComponentRefused::Invalid(error.to_string())),
+            }
+        })
     }
 }
 
