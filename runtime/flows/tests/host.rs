@@ -14,6 +14,11 @@ fn host() -> FlowHost {
 }
 
 fn session(id: &str) -> (Arc<CallSession>, Arc<CollectingSink>) {
+    session_on(id, None)
+}
+
+/// A simulated inbound call `id` from 12015550100 to 12025550111, on the account's number `tn`.
+fn session_on(id: &str, tn: Option<u64>) -> (Arc<CallSession>, Arc<CollectingSink>) {
     let call = SimulatedCall::new(SimulatedCallConfig {
         info: CallInfo {
             id: id.to_owned(),
@@ -21,7 +26,7 @@ fn session(id: &str) -> (Arc<CallSession>, Arc<CollectingSink>) {
             app: "app".into(),
             from: "12015550100".into(),
             to: "12025550111".into(),
-            tn: None,
+            tn,
             direction: Direction::Inbound,
             time_zone: None,
         },
@@ -604,23 +609,7 @@ async fn a_call_flow_sends_sms_from_the_calls_number_as_a_step_of_the_call() {
     let sender = Arc::new(RecordingSender::default());
     host.set_sms_sender(sender.clone());
     let component = host.load_component(&opentact_guest_artifacts::bytes("sms-probe")).expect("loads");
-    let call = SimulatedCall::new(SimulatedCallConfig {
-        info: CallInfo {
-            id: "call-sms".into(),
-            account: "acct".into(),
-            app: "app".into(),
-            from: "12015550100".into(),
-            to: "12025550111".into(),
-            tn: Some(12_025_550_111),
-            direction: Direction::Inbound,
-            time_zone: None,
-        },
-        digits: Vec::new(),
-        dial: Default::default(),
-        realtime: false,
-    });
-    let sink = Arc::new(CollectingSink::default());
-    let session = Arc::new(CallSession::new(Arc::new(call), sink.clone(), SessionConfig::default()));
+    let (session, sink) = session_on("call-sms", Some(12_025_550_111));
     let outcome = host.run_call(&component, CallContext::new(session, ControlMode::Component)).await;
     assert_eq!(outcome, FlowOutcome::Completed);
     let sent = sender.sent.lock().clone();
