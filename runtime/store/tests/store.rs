@@ -111,6 +111,7 @@ store_test!(
     sms_messages_are_the_accounts_own,
     sms_queue_claims_attempts_and_receipts,
     sms_claims_never_overlap_and_expired_claims_follow_the_policy,
+    inbound_sms_is_the_accounts_own_and_settles_once,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1309,6 +1310,67 @@ async fn sms_messages_are_the_accounts_own(ctx: Ctx) -> anyhow::Result<()> {
     ensure!(s.search_sms(a, by_to, ListParams::default()).await?.total == 0);
     let by_state = SmsFilter { state: Some(SmsState::Queued), ..Default::default() };
     ensure!(s.search_sms(a, by_state, ListParams::default()).await?.total == 1);
+    Ok(())
+}
+
+/// Inbound (smsr): stored received for the number's account only, settled once (received →
+/// delivered or failed, the reason kept), never an outbound message.
+async fn inbound_sms_is_the_accounts_own_and_settles_once(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, lease) = sms_fixture(s, "in-a@sms.test", 12029820011).await?;
+    let (b, _) = sms_fixture(s, "in-b@sms.test", 12029820012).await?;
+    let inbound = |text: &str| NewSms {
+        direction: SmsDirection::Smsr,
+        from: "14155550100".into(),
+        to: lease.tn.to_string(),
+        text: text.into(),
+        queue: false,
+        ..new_sms(&lease, "", 1)
+    };
+    let m = s.create_sms(a, inbound("hi")).await?;
+    ensure!(
+        m.direction == SmsDirection::Smsr
+            && m.state == SmsState::Received
+            && states(&m) == vec![SmsState::Received]
+    );
+    ensure!(s.get_sms(b, m.uuid).await?.is_none(), "another account does not see it");
+    let smsr = SmsFilter { direction: Some(SmsDirection::Smsr), ..Default::default() };
+    ensure!(s.search_sms(b, smsr.clone(), ListParams::default()).await?.total == 0);
+    ensure!(s.search_sms(a, smsr, ListParams::default()).await?.data == vec![m.clone()]);
+    // Settled once; a second outcome changes nothing.
+    let done = s.settle_inbound_sms(m.uuid, SmsState::Delivered, None, opentact_store::now()).await?;
+    let done = done.context("moved")?;
+    ensure!(
+        done.state == SmsState::Delivered && states(&done) == vec![SmsState::Received, SmsState::Delivered]
+    );
+    ensure!(
+        s.settle_inbound_sms(m.uuid, SmsState::Failed, Some("late".into()), opentact_store::now())
+            .await?
+            .is_none()
+    );
+    let failed = s.create_sms(a, inbound("no app")).await?;
+    let failed = s
+        .settle_inbound_sms(
+            failed.uuid,
+            SmsState::Failed,
+            Some("the app is gone".into()),
+            opentact_store::now(),
+        )
+        .await?;
+    ensure!(
+        failed.and_then(|f| f.history.last().and_then(|h| h.reason.clone())).as_deref()
+            == Some("the app is gone")
+    );
+    // Not for outbound messages, nor to any other state.
+    let out = s.create_sms(a, new_sms(&lease, "12025550111", 1)).await?;
+    ensure!(
+        s.settle_inbound_sms(out.uuid, SmsState::Delivered, None, opentact_store::now()).await?.is_none()
+    );
+    ensure!(s.get_sms(a, out.uuid).await?.context("out")?.state == SmsState::Queued);
+    ensure!(matches!(
+        s.settle_inbound_sms(m.uuid, SmsState::Queued, None, opentact_store::now()).await,
+        Err(StoreError::Invalid { .. })
+    ));
     Ok(())
 }
 
