@@ -323,7 +323,6 @@ async fn an_offer_naming_a_refused_media_address_gets_488_and_no_rtp() {
     let (code, output) =
         run_sipp(sipp_call(&platform, &refused, "13125550141"), Duration::from_secs(20)).await;
     assert_eq!(code, 0, "the offer is refused with 488:\n{output}\n{}", platform.log());
-    assert!(platform.log().contains("media address 127.0.0.1 refused"), "{}", platform.log());
     let mut buffer = [0u8; 2048];
     let received = tokio::time::timeout(Duration::from_millis(500), media.recv_from(&mut buffer)).await;
     assert!(received.is_err(), "no RTP was sent to the refused address");
