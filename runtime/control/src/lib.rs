@@ -197,7 +197,7 @@ pub struct InboundSms {
     pub app: uuid::Uuid,
     /// The sender, as the SMSC gave it (digits, maybe with a leading `+`).
     pub from: String,
-    /// The number it came in to, E.164 with `+`.
+    /// The number it came in to, as its digits (`12025550100`), as the store shows it.
     pub to: String,
     /// The number it came in to, as the store keys it.
     pub tn: i64,

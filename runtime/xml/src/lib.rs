@@ -21,6 +21,9 @@
 //!   most [`MAX_BRIDGE_CALL_BYTES`]), and the flow goes on after it when the other call hangs
 //!   up. Like Dial, it takes an `<Error>` (child or sibling) that runs when the bridge cannot be
 //!   made.
+//!
+//! [`sms`] is the small reply document a webhook app may answer an inbound SMS with
+//! (`<Response><Message to="…">text</Message></Response>`), parsed by [`parse_sms_reply`].
 
 pub mod ast;
 mod parser;
