@@ -327,3 +327,89 @@ async fn an_offer_naming_a_refused_media_address_gets_488_and_no_rtp() {
     let received = tokio::time::timeout(Duration::from_millis(500), media.recv_from(&mut buffer)).await;
     assert!(received.is_err(), "no RTP was sent to the refused address");
 }
+
+/// Standard base64 of `bytes` (for Basic credentials).
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// How long the flow's `<Say tag="timed">` took on a call, from the events (polled).
+async fn timed_say(platform: &Platform, scenario: &std::path::Path, number: &str) -> Duration {
+    let call = tokio::spawn(run_sipp(sipp_call(platform, scenario, number), Duration::from_secs(30)));
+    let phase = |phase: &'static str| {
+        move |events: &[serde_json::Value]| {
+            events.iter().filter(|e| e["verb"] == "say" && e["tag"] == "timed" && e["phase"] == phase).count()
+        }
+    };
+    let (started_before, finished_before) =
+        (phase("started")(&platform.events()), phase("finished")(&platform.events()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while phase("started")(&platform.events()) == started_before {
+        assert!(tokio::time::Instant::now() < deadline, "the say started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = tokio::time::Instant::now();
+    while phase("finished")(&platform.events()) == finished_before {
+        assert!(tokio::time::Instant::now() < deadline, "the say finished");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = started.elapsed();
+    let (code, output) = call.await.expect("call");
+    assert_eq!(code, 0, "{output}");
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_basic_logins_do_not_delay_a_live_calls_audio() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let xml = r#"<Response><Say tag="timed">One two three four five six seven eight nine ten.</Say><Hangup/></Response>"#;
+    provision::xml_number(&data.path().join("data"), "timed@example.test", 13_125_550_151, xml).await;
+    let platform = Platform::start_in(data, &[]).await;
+    let scenarios = tempfile::tempdir().expect("tempdir");
+    let awaiting_bye = scenarios.path().join("awaiting-bye.xml");
+    std::fs::write(&awaiting_bye, support::sipp::caller_awaiting_bye()).expect("write");
+    // The audio's length on a quiet platform.
+    let quiet = timed_say(&platform, &awaiting_bye, "13125550151").await;
+    // The same while 1 000 Basic logins (wrong passwords and the right one) arrive at once.
+    let api = platform.api;
+    let flood = tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for attempt in 0..1000u32 {
+            tasks.spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let password =
+                    if attempt % 10 == 0 { "correct horse battery staple".to_owned() } else { format!("wrong-{attempt}") };
+                // The flow's own account (argon2 runs for its right password), and strangers.
+                let email =
+                    if attempt % 2 == 0 { "timed@example.test".to_owned() } else { format!("user{}@example.test", attempt % 50) };
+                let credentials = base64(format!("{email}:{password}").as_bytes());
+                let Ok(mut stream) = tokio::net::TcpStream::connect(api).await else { return };
+                let request = format!(
+                    "GET /rest/verified_number HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {credentials}\r\nConnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(request.as_bytes()).await;
+                let mut answer = Vec::new();
+                let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    let loaded = timed_say(&platform, &awaiting_bye, "13125550151").await;
+    flood.await.expect("flood");
+    assert!(
+        loaded <= quiet + Duration::from_secs(1),
+        "the say took {loaded:?} under the login flood, {quiet:?} without"
+    );
+}
