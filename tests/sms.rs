@@ -452,6 +452,18 @@ async fn an_inbound_sms_is_stored_published_and_posted_signed() {
         .filter_map(|m| m["text"].as_str())
         .collect();
     assert_eq!(texts, ["Hi there, inbound"], "{found}");
+
+    // A concatenated message (two deliver_sm with a UDH) is stored once, whole.
+    let parts = json!({"deliver": {"from": "14155550123", "to": "12025550179", "parts": ["first half, ", "second half"]}});
+    smsc_in.write_all((parts.to_string() + "\n").as_bytes()).await.expect("smsc stdin");
+    let event = loop {
+        let e = support::ws::next(&mut socket).await;
+        if e["type"] == "sms.received" {
+            break e;
+        }
+    };
+    assert_eq!(event["payload"]["text"], "first half, second half", "{event}");
+    assert_eq!(event["payload"]["parts"], 2, "{event}");
 }
 
 /// A webhook app (issue 11, item 5) gets the inbound SMS POSTed, signed, and its reply document

@@ -20,6 +20,8 @@
 // stdin, one JSON command a line:
 //   {"deliver": {"from": "…", "to": "…", "text": "…"}}  an inbound deliver_sm on a bound
 //        session (GSM-compatible ASCII as data_coding 0, anything else UCS-2 data_coding 8)
+//   {"deliver": {"from": "…", "to": "…", "parts": ["…", "…"]}}  a concatenated message: one
+//        deliver_sm per part (esm_class 0x40, UDH reference 42, ASCII)
 //   {"drop": true}   drop every session: stop reading, flush what was answered, close. A
 //        submit_sm the SMSC had not read is never answered nor logged.
 //
@@ -231,6 +233,22 @@ process.stdin.on('data', (chunk) => {
       const session = anyBound(null);
       if (!session) {
         log({ event: 'error', error: 'no bound session for deliver' });
+        continue;
+      }
+      if (Array.isArray(cmd.deliver.parts)) {
+        // A concatenated message: each part with a UDH (IEI 0x00, 8-bit reference), ASCII text.
+        const total = cmd.deliver.parts.length;
+        cmd.deliver.parts.forEach((part, i) => {
+          const udh = Buffer.from([0x05, 0x00, 0x03, 0x2a, total, i + 1]);
+          session.deliver_sm({
+            source_addr: cmd.deliver.from,
+            destination_addr: cmd.deliver.to,
+            esm_class: 0x40,
+            data_coding: 0,
+            short_message: Buffer.concat([udh, Buffer.from(String(part), 'ascii')]),
+          });
+        });
+        log({ event: 'deliver_sent', session: session.id, from: cmd.deliver.from, parts: total });
         continue;
       }
       const text = String(cmd.deliver.text);
