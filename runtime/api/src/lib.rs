@@ -40,4 +40,6 @@ pub use opentact_control::{
     BatchLauncher, CallCommand, CallControl, Calling, CommandOutcome, Originate, OriginateError,
 };
 pub use opentact_control::{Messaging, SentSms, SmsFrom, SmsOrigin, SmsRefusal, SmsSend};
-pub use state::{ApiConfig, ApiState, ComponentCheck, ComponentRefused, DEFAULT_SIP_DOMAIN, JwtSecret, SipPresence};
+pub use state::{
+    ApiConfig, ApiState, ComponentCheck, ComponentRefused, DEFAULT_SIP_DOMAIN, JwtSecret, SipPresence,
+};

@@ -151,6 +151,9 @@ pub struct ApiState {
     /// Where flow documents may be fetched from: the `webhook_url` of an app or a call. Public
     /// addresses only unless set with [`ApiState::with_flow_urls`].
     pub flow_urls: Arc<UrlPolicy>,
+    /// Which addresses a SIP connection's `ip` may name: public ones, not the platform's own,
+    /// unless set with [`ApiState::with_connection_ips`].
+    pub connection_ips: Arc<crate::routes::sip_connection::ConnectionIps>,
     /// Held while a subscription is counted and created, so concurrent creations cannot pass
     /// the per-account cap together (on this node).
     pub(crate) subscriptions_lock: Arc<tokio::sync::Mutex<()>>,
@@ -163,9 +166,6 @@ impl ApiState {
             repo,
             jwt_secret,
             config: Arc::new(config),
-    /// Which addresses a SIP connection's `ip` may name: public ones, not the platform's own,
-    /// unless set with [`ApiState::with_connection_ips`].
-    pub connection_ips: Arc<crate::routes::sip_connection::ConnectionIps>,
             component_check: None,
             google,
             events: None,
@@ -180,6 +180,7 @@ impl ApiState {
             password_gate: Arc::new(PasswordGate::new()),
             webhook_urls: Arc::new(UrlPolicy::default()),
             flow_urls: Arc::new(UrlPolicy::default()),
+            connection_ips: Arc::default(),
             subscriptions_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -192,7 +193,6 @@ impl ApiState {
     }
 
     /// The destinations webhook URLs may name when they are stored: the webhook sender's
-            connection_ips: Arc::default(),
     /// policy (`webhooks.allow_private`), so what is accepted here can be delivered.
     pub fn with_webhook_urls(mut self, policy: UrlPolicy) -> Self {
         self.webhook_urls = Arc::new(policy);
@@ -203,6 +203,13 @@ impl ApiState {
     /// HTTP policy (`flows.http.allow_private` and `flows.http.allow`), which fetches them.
     pub fn with_flow_urls(mut self, policy: UrlPolicy) -> Self {
         self.flow_urls = Arc::new(policy);
+        self
+    }
+
+    /// Which addresses SIP connections' `ip` may name (`sip.allow_private_connection_ips`, the
+    /// platform's own addresses).
+    pub fn with_connection_ips(mut self, policy: crate::routes::sip_connection::ConnectionIps) -> Self {
+        self.connection_ips = Arc::new(policy);
         self
     }
 
@@ -218,13 +225,6 @@ impl ApiState {
         self.recordings_dir = Some(dir);
         self
     }
-    /// Which addresses SIP connections' `ip` may name (`sip.allow_private_connection_ips`, the
-    /// platform's own addresses).
-    pub fn with_connection_ips(mut self, policy: crate::routes::sip_connection::ConnectionIps) -> Self {
-        self.connection_ips = Arc::new(policy);
-        self
-    }
-
 
     /// Place outbound calls with `calling`.
     pub fn with_calling(mut self, calling: Arc<dyn Calling>) -> Self {

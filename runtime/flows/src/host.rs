@@ -674,7 +674,9 @@ impl FlowHost {
             }
         })
         .await
-        .map_err(|error| HostError::Engine(wasmtime::Error::msg(format!("hashing the component: {error}"))))?;
+        .map_err(|error| {
+            HostError::Engine(wasmtime::Error::msg(format!("hashing the component: {error}")))
+        })?;
         let sha256 = match looked_up {
             Ok(found) => return Ok(found),
             Err(sha256) => sha256,

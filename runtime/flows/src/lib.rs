@@ -24,14 +24,15 @@ mod state;
 
 pub use config::{HostConfig, HttpPolicy};
 pub use context::{
-    CallContext, ControlMode, EmptyDirectory, HttpMethod, InboundMessage, Location, NumberDirectory, OutboundSms,
-    SmsContext, SmsSendError, SmsSender, Trigger,
+    CallContext, ControlMode, EmptyDirectory, HttpMethod, InboundMessage, Location, NumberDirectory,
+    OutboundSms, SmsContext, SmsSendError, SmsSender, Trigger,
 };
 pub use error::HostError;
 pub use host::{
     ASYNC_STACK, CORE_INSTANCES_PER_COMPONENT, CacheStats, EPOCH_TICK, FlowComponent, FlowHost,
     MAPPINGS_PER_FLOW, MAX_COMPONENT_BYTES, MAX_SMS_FLOW_LENGTH, MAX_WASM_STACK, MEMORIES_PER_COMPONENT,
-    MEMORY_GUARD, MEMORY_KEEP_RESIDENT, TABLE_KEEP_RESIDENT, TABLES_PER_COMPONENT, WIT_VERSION, check_map_count,
+    MEMORY_GUARD, MEMORY_KEEP_RESIDENT, TABLE_KEEP_RESIDENT, TABLES_PER_COMPONENT, WIT_VERSION,
+    check_map_count,
 };
 pub use imports::{MAX_COMMAND_WAIT_MS, MAX_SMS_PER_FLOW, REFUSED_REPORTS_BEFORE_STOP};
 pub use state::MAX_TABLE_ELEMENTS;

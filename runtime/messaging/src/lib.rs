@@ -9,11 +9,11 @@
 pub mod inbound;
 pub mod model;
 pub mod outbox;
-pub mod segment;
 pub mod pool;
 pub mod rate;
+pub mod segment;
 pub mod sip;
 pub mod smpp;
 pub mod store;
-pub mod tendlc;
 pub mod submit;
+pub mod tendlc;

@@ -204,6 +204,7 @@ impl Default for MediaSection {
             rtp_port_max: 39_998,
             inband_dtmf: false,
             allow_private_audio_urls: false,
+            allow_private_rtp_peers: None,
             rtp_max_packets_per_second: opentact_media::session::DEFAULT_MAX_PACKETS_PER_SECOND,
             rtp_symmetric: true,
             rtp_nat_latch_grace_ms: u64::try_from(
@@ -213,7 +214,6 @@ impl Default for MediaSection {
             tts_cache_max_mib: opentact_media::tts::DEFAULT_DISK_CACHE_BYTES / (1024 * 1024),
         }
     }
-            allow_private_rtp_peers: None,
 }
 
 /// The server process.

@@ -10,9 +10,9 @@ mod messaging;
 mod numbers_import;
 mod provision;
 mod sample;
+mod serve;
 mod sms_flows;
 mod sms_inbound;
-mod serve;
 
 use std::process::ExitCode;
 

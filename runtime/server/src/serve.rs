@@ -118,7 +118,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         recordings_dir: recordings_dir.clone(),
         inband_dtmf: config.media.inband_dtmf,
         // Unset: a platform on a private network (its own address private) talks to private peers.
-        allow_private_media: config.media.allow_private_rtp_peers.unwrap_or(!opentact_egress::is_public(advertised)),
+        allow_private_media: config
+            .media
+            .allow_private_rtp_peers
+            .unwrap_or(!opentact_egress::is_public(advertised)),
     });
     let tts = Arc::new(
         EspeakTts::new(Some(data_dir.join("tts-cache")))
@@ -171,10 +174,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allow_private_targets: config.sip.allow_private_targets,
         sip_domain: config.sip.domain.clone(),
         live_calls: live_calls.clone(),
+        admission: admission.clone(),
     });
     let runner = Arc::new(CallRunner {
         store: repo.clone(),
-        admission: admission.clone(),
         host,
         xml_guest,
         voice,

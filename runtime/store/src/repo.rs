@@ -595,53 +595,6 @@ pub trait TenDlcRepo: Send + Sync {
     async fn decide_campaign(&self, campaign: Uuid, decision: CampaignDecision) -> Result<TenDlcCampaign>;
 }
 
-/// Filter for [`TenDlcRepo::list_campaigns`]; every given field must match.
-#[derive(Debug, Clone, Default)]
-pub struct CampaignFilter {
-    pub brand: Option<Uuid>,
-    pub state: Option<CampaignState>,
-}
-
-/// 10DLC brands and campaigns, and the numbers assigned to campaigns.
-#[async_trait]
-pub trait TenDlcRepo: Send + Sync {
-    async fn create_brand(&self, account: Uuid, new: NewTenDlcBrand) -> Result<TenDlcBrand>;
-    async fn get_brand(&self, account: Uuid, brand: Uuid) -> Result<Option<TenDlcBrand>>;
-    async fn list_brands(&self, account: Uuid, params: ListParams) -> Result<List<TenDlcBrand>>;
-    /// A pending campaign of one of the account's brands (`NotFound` of kind brand otherwise).
-    + VerifiedNumberRepo
-    async fn create_campaign(&self, account: Uuid, new: NewTenDlcCampaign) -> Result<TenDlcCampaign>;
-    async fn get_campaign(&self, account: Uuid, campaign: Uuid) -> Result<Option<TenDlcCampaign>>;
-    async fn list_campaigns(
-        &self,
-        account: Uuid,
-        filter: CampaignFilter,
-        params: ListParams,
-    ) -> Result<List<TenDlcCampaign>>;
-    /// Assigns the leases `add` to the campaign and takes `remove` out of it, in one
-    /// transaction. `NotFound` (kind tn lease) for a lease that is not an active lease of the
-    /// account; `Conflict` for one already in a campaign (this one included); `NotFound` (kind
-    /// tn lease) for a lease in `remove` that is not in this campaign.
-    async fn assign_campaign_numbers(
-        &self,
-        account: Uuid,
-        campaign: Uuid,
-        add: &[Uuid],
-        remove: &[Uuid],
-    ) -> Result<TenDlcCampaign>;
-    /// The campaign the lease is assigned to, if any.
-    async fn campaign_of_lease(&self, account: Uuid, lease: Uuid) -> Result<Option<TenDlcCampaign>>;
-        + VerifiedNumberRepo
-    /// *Unscoped* (the operator's review): campaigns of every account, oldest first.
-    async fn all_campaigns(
-        &self,
-        state: Option<CampaignState>,
-        params: ListParams,
-    ) -> Result<List<TenDlcCampaign>>;
-    /// *Unscoped* (the operator): approves or rejects a campaign, whatever its state was.
-    async fn decide_campaign(&self, campaign: Uuid, decision: CampaignDecision) -> Result<TenDlcCampaign>;
-}
-
 /// Everything the store offers, as one object-safe trait (`Arc<dyn Repository>`).
 pub trait Repository:
     AccountRepo
@@ -656,6 +609,7 @@ pub trait Repository:
     + OrderRepo
     + MessagingProfileRepo
     + SipInviteRepo
+    + VerifiedNumberRepo
     + CallLogRepo
     + WebhookRepo
     + BatchRepo
@@ -677,6 +631,7 @@ impl<T> Repository for T where
         + OrderRepo
         + MessagingProfileRepo
         + SipInviteRepo
+        + VerifiedNumberRepo
         + CallLogRepo
         + WebhookRepo
         + BatchRepo

@@ -974,10 +974,7 @@ mod tests {
         {
             assert!(strict.media_address_refused(refused.parse().expect("ip")).is_some(), "{refused}");
         }
-        assert!(
-            strict.media_address_refused("8.8.8.8".parse().expect("ip")).is_some(),
-            "the platform's own"
-        );
+        assert!(strict.media_address_refused("8.8.8.8".parse().expect("ip")).is_some(), "the platform's own");
         assert!(strict.media_address_refused("0.0.0.0".parse().expect("ip")).is_none(), "an old-style hold");
         assert!(strict.media_address_refused("8.8.4.4".parse().expect("ip")).is_none(), "a public peer");
         let lab = config(true);

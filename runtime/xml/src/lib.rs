@@ -30,11 +30,11 @@ mod parser;
 pub mod sms;
 
 pub use ast::Document;
-pub use sms::{SmsReply, SmsReplyError, parse_sms_reply};
 pub use parser::{
     MAX_BRIDGE_CALL_BYTES, MAX_DEPTH, MAX_DIAL_TARGETS, MAX_DOCUMENT_BYTES, MAX_ELEMENTS, MAX_TEXT_BYTES,
     ParseError, ParseErrors,
 };
+pub use sms::{SmsReply, SmsReplyError, parse_sms_reply};
 
 /// Parse and validate a document.
 pub fn parse(source: &str) -> Result<Document, ParseErrors> {

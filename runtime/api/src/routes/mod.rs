@@ -26,11 +26,11 @@ pub mod outbound_voice;
 pub mod profile;
 pub mod record;
 pub mod sip_connection;
-pub mod verified_number;
 pub mod sip_domain;
 pub mod sms;
 pub mod tendlc;
 pub mod token;
+pub mod verified_number;
 pub mod ws;
 
 /// The whole API. Every path is under `/rest`; anything else, or a known path with a method

@@ -296,7 +296,10 @@ pub enum CarrierEvent {
 /// command_status is the `deliver_sm_resp`'s (0: taken). It runs on the bind's task, so the
 /// SMSC waits for it: it must not wait for a submit on this carrier.
 pub trait InboundHandler: Send + Sync + std::fmt::Debug {
-    fn inbound(&self, sms: InboundSms) -> std::pin::Pin<Box<dyn std::future::Future<Output = u32> + Send + '_>>;
+    fn inbound(
+        &self,
+        sms: InboundSms,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = u32> + Send + '_>>;
 }
 
 /// `deliver_sm_resp` statuses an [`InboundHandler`] answers with.

@@ -352,7 +352,9 @@ impl Bind {
             Some(Pdu::DeliverSm(deliver)) => {
                 let event = deliver_event(self.index, deliver);
                 let status = match (&self.shared.inbound, event) {
-                    (Some(handler), CarrierEvent::Inbound(sms)) => CommandStatus::from(handler.inbound(sms).await),
+                    (Some(handler), CarrierEvent::Inbound(sms)) => {
+                        CommandStatus::from(handler.inbound(sms).await)
+                    }
                     (_, event) => match self.shared.events.send(event).await {
                         Ok(()) => CommandStatus::EsmeRok,
                         Err(_) => CommandStatus::from(ESME_RX_T_APPN),

@@ -37,11 +37,11 @@ pub use sip::{
     CreatedSipInvite, DigestCredentials, NewSipConnection, NewSipDomain, NewSipUser, SipConnection,
     SipConnectionPatch, SipDomain, SipDomainPatch, SipInvite, SipUser, SipUserPatch,
 };
-pub use verified::VerifiedNumber;
 pub use tendlc::{
     BrandEntityType, CampaignDecision, CampaignNumber, CampaignState, NewTenDlcBrand, NewTenDlcCampaign,
     SenderKind, TOLL_FREE_NPAS, TenDlcBrand, TenDlcCampaign, USE_CASES, VERTICALS, sender_kind,
 };
+pub use verified::VerifiedNumber;
 
 pub use webhook::{
     DeliveryState, EventChannel, EventSubscription, NewEventSubscription, NewWebhookDelivery, SigningKey,
