@@ -18,7 +18,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::routing::{delete, get};
 use opentact_store::{
     AppMode, ComponentVersion, NewSipControlApp, ObjectKind, SipControlApp, SipControlAppPatch, WebhookMethod,
 };
@@ -53,7 +53,7 @@ pub fn routes() -> Router<ApiState> {
             "/rest/sip/app/{uuid}/component",
             get(versions).put(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES + 1)),
         )
-        .route("/rest/sip/app/{uuid}/component/{version}", axum::routing::delete(remove_version))
+        .route("/rest/sip/app/{uuid}/component/{version}", delete(remove_version))
 }
 
 /// The mode fields of a create or update body.
