@@ -233,6 +233,8 @@ pub struct CallFilter {
 pub trait CallLogRepo: Send + Sync {
     async fn record_call_start(&self, account: Uuid, new: NewCallRecord) -> Result<CallRecord>;
     async fn record_call_answer(&self, account: Uuid, call: Uuid, at: Timestamp) -> Result<()>;
+    /// Keeps what an inbound call's STIR/SHAKEN verification found on its CDR.
+    async fn record_call_shaken(&self, account: Uuid, call: Uuid, shaken: CallShaken) -> Result<()>;
     async fn record_call_end(&self, account: Uuid, call: Uuid, end: CallEnd) -> Result<()>;
     /// *Unscoped* (a node's start-up): ends every call of `node` still open in the log — the
     /// node died while they were up — as failed at `at` with `reason` and Q.850 41 (temporary
@@ -245,7 +247,8 @@ pub trait CallLogRepo: Send + Sync {
         filter: CallFilter,
         params: ListParams,
     ) -> Result<List<CallRecord>>;
-    /// Records a recording of the account's call `call` (which must be in the log).
+    /// Records a recording of the account's call `call` (which must be in the log); its WAV
+    /// file takes `size_bytes`.
     async fn add_recording(
         &self,
         account: Uuid,
@@ -253,8 +256,14 @@ pub trait CallLogRepo: Send + Sync {
         recording: Uuid,
         name: &str,
         duration_ms: i64,
+        size_bytes: i64,
     ) -> Result<RecordingRecord>;
     async fn get_recording(&self, account: Uuid, recording: Uuid) -> Result<Option<RecordingRecord>>;
+    /// Deletes the account's recording (its row; the caller deletes the file) and returns what
+    /// it was. `NotFound` for another account's.
+    async fn delete_recording(&self, account: Uuid, recording: Uuid) -> Result<RecordingRecord>;
+    /// How many recordings the account keeps and their bytes together (its recording quota).
+    async fn recording_usage(&self, account: Uuid) -> Result<RecordingUsage>;
     /// Stores what the speech-to-text provider heard in a recording.
     async fn set_transcript(&self, account: Uuid, recording: Uuid, text: &str) -> Result<()>;
     /// Oldest first.
@@ -281,8 +290,15 @@ pub trait WebhookRepo: Send + Sync {
     /// Adds deliveries in one transaction, positioned after every earlier one in the given
     /// order; returns them as stored.
     async fn enqueue_deliveries(&self, deliveries: Vec<NewWebhookDelivery>) -> Result<Vec<WebhookDelivery>>;
-    /// Pending deliveries after `position`, in position order (a dispatcher's start-up read).
-    async fn pending_deliveries(&self, after_position: i64, limit: u32) -> Result<Vec<WebhookDelivery>>;
+    /// Pending deliveries after `position`, in position order (a dispatcher's backlog read):
+    /// those claimed by `node` (written by it, or taken over from a dead node), or with `None`
+    /// every pending one (a lone dispatcher without a node name).
+    async fn pending_deliveries(
+        &self,
+        node: Option<&str>,
+        after_position: i64,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>>;
     /// Marks deliveries delivered (one more attempt each), in one statement.
     async fn mark_delivered(&self, deliveries: &[Uuid]) -> Result<()>;
     /// Records a failed attempt: `retry_at` to try again, `None` to give up.
@@ -423,7 +439,8 @@ pub trait SipConnectionRepo: Send + Sync {
         patch: SipConnectionPatch,
     ) -> Result<SipConnection>;
     async fn delete_connection(&self, account: Uuid, conn: Uuid) -> Result<()>;
-    /// *Unscoped* (trunk authentication): the active connections that accept this source IP.
+    /// *Unscoped* (trunk authentication): the active connections that accept this source IP —
+    /// their `ip` or the IP of one of their `failover_addresses`.
     async fn connections_by_ip(&self, ip: &str) -> Result<Vec<SipConnection>>;
     /// *Unscoped* (trunk digest authentication): the active connection with this subdomain label.
     async fn connection_by_subdomain(&self, subdomain: &str) -> Result<Option<SipConnection>>;
@@ -437,9 +454,28 @@ pub trait SipControlAppRepo: Send + Sync {
     async fn list_apps(&self, account: Uuid, params: ListParams) -> Result<List<SipControlApp>>;
     async fn update_app(&self, account: Uuid, app: Uuid, patch: SipControlAppPatch) -> Result<SipControlApp>;
     async fn delete_app(&self, account: Uuid, app: Uuid) -> Result<()>;
-    /// Stores a new component version (already validated by the caller) and makes it current.
-    async fn add_component_version(&self, account: Uuid, app: Uuid, bytes: &[u8])
-    -> Result<ComponentVersion>;
+    /// Stores a new component version (already validated by the caller) and makes it current,
+    /// unless the app keeps `max_versions` already: then `Ok(None)` and nothing is stored. The
+    /// count and the insert are one statement, so uploads racing each other cannot pass the
+    /// quota together.
+    async fn add_component_version_within(
+        &self,
+        account: Uuid,
+        app: Uuid,
+        bytes: &[u8],
+        max_versions: u32,
+    ) -> Result<Option<ComponentVersion>>;
+    /// As [`Self::add_component_version_within`] without a quota (provisioning, tests).
+    async fn add_component_version(
+        &self,
+        account: Uuid,
+        app: Uuid,
+        bytes: &[u8],
+    ) -> Result<ComponentVersion> {
+        self.add_component_version_within(account, app, bytes, u32::MAX).await?.ok_or(
+            crate::StoreError::Invalid { field: "component", reason: "the app keeps too many versions" },
+        )
+    }
     /// Newest first.
     async fn list_component_versions(&self, account: Uuid, app: Uuid) -> Result<Vec<ComponentVersion>>;
     async fn component_bytes(&self, account: Uuid, version: Uuid) -> Result<Option<Vec<u8>>>;
@@ -474,6 +510,9 @@ pub trait SipDomainRepo: Send + Sync {
     /// *Unscoped* (REST authentication by `X-Auth-HA1B-Token`): the live, active user of a live
     /// domain whose HA1B (`md5(login@domain:realm:password)`, lower-case hex) is `ha1b`.
     async fn sip_user_by_ha1b(&self, ha1b: &str) -> Result<Option<SipUser>>;
+    /// The live, active SIP user of a live domain of `account` whose number is `lease` (the
+    /// oldest, should several share it), with its domain's name: where the number's SMS go.
+    async fn sip_user_of_lease(&self, account: Uuid, lease: Uuid) -> Result<Option<(String, SipUser)>>;
 }
 
 /// Bulk calls (`POST /rest/batch`): the API stores a batch and its numbers; the server's
@@ -512,11 +551,59 @@ pub trait BatchRepo: Send + Sync {
 /// waiting for that attempt, ms.
 pub const EARLY_RECEIPT_TTL_MS: i64 = 10 * 60 * 1000;
 
+/// One write of the sender's and the carrier's group commit ([`MessageRepo::write_sms_batch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsWrite {
+    /// [`MessageRepo::record_sms_attempt`].
+    Attempt { id: Uuid, accepted: std::collections::BTreeMap<usize, String>, attempt: SmsAttempt },
+    /// [`MessageRepo::record_sms_receipt_echoed`]; `echo` = (reference, handset).
+    Receipt { receipt: SmsReceipt, echo: Option<(u16, String)> },
+}
+
+/// A message one write moved, as it is now, and how many of the last steps of its history that
+/// write made: 2 when a receipt that overtook its attempt's record moves a message queued →
+/// sent → delivered in one write (each step is reported, `sms.sent` before `sms.status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsMoved {
+    pub message: SmsMessage,
+    pub steps: usize,
+}
+
+impl SmsMoved {
+    /// The message as each step this write made left it, in order: its state and history cut
+    /// at that step.
+    pub fn each_step(&self) -> Vec<SmsMessage> {
+        let len = self.message.history.len();
+        (len.saturating_sub(self.steps.max(1))..len)
+            .map(|i| {
+                let mut m = self.message.clone();
+                m.history.truncate(i + 1);
+                m.state = m.history[i].state;
+                m
+            })
+            .collect()
+    }
+}
+
 /// SMS messages and the durable outbound queue the sender claims from.
 #[async_trait]
 pub trait MessageRepo: Send + Sync {
     /// Stores a new message of `account` (the row exists before the API answers).
-    async fn create_sms(&self, account: Uuid, new: NewSms) -> Result<SmsMessage>;
+    async fn create_sms(&self, account: Uuid, new: NewSms) -> Result<SmsMessage> {
+        let mut answers = self.create_sms_batch(vec![(account, new)]).await?;
+        answers.pop().unwrap_or_else(|| Err(crate::StoreError::Invalid { field: "sms", reason: "no answer" }))
+    }
+    /// Stores new messages, in one transaction (the API's group commit); one answer per
+    /// message, in order. A message refused (its lease no longer live: `NotFound`) is left out
+    /// alone; the batch fails whole only when the store does.
+    async fn create_sms_batch(&self, items: Vec<(Uuid, NewSms)>) -> Result<Vec<Result<SmsMessage>>>;
+    /// Applies attempts and receipts, each at its time, in one transaction (the sender's group
+    /// commit); one answer per write, in order: the message when it moved. An attempt of an
+    /// unknown message answers `NotFound` alone; the batch fails whole only when the store does.
+    async fn write_sms_batch(
+        &self,
+        writes: &[(SmsWrite, Timestamp)],
+    ) -> Result<Vec<Result<Option<SmsMoved>>>>;
     async fn get_sms(&self, account: Uuid, id: Uuid) -> Result<Option<SmsMessage>>;
     async fn search_sms(
         &self,
@@ -524,9 +611,31 @@ pub trait MessageRepo: Send + Sync {
         filter: SmsFilter,
         params: ListParams,
     ) -> Result<List<SmsMessage>>;
-    /// *Unscoped* (the sender): claims up to `limit` queued messages for `lease_ms`;
-    /// `expired` says what becomes of claims that ran out unrecorded.
-    async fn claim_sms(&self, limit: usize, lease_ms: i64, expired: ExpiredClaim) -> Result<Vec<ClaimedSms>>;
+    /// *Unscoped* (the sender): [`MessageRepo::claim_sms_with`] without a reconciliation grace.
+    async fn claim_sms(&self, limit: usize, lease_ms: i64, expired: ExpiredClaim) -> Result<Vec<ClaimedSms>> {
+        self.claim_sms_with(limit, lease_ms, expired, 0).await
+    }
+    /// *Unscoped* (the sender): claims up to `limit` queued messages for `lease_ms`, oldest
+    /// first, and puts their parts not yet accepted in doubt, each under a fresh
+    /// `user_message_reference`, in the same transaction (so before any submit).
+    ///
+    /// `grace_ms` is the reconciliation grace: a message whose claim ran out (its sender died)
+    /// while parts were in doubt, or whose attempt left parts in doubt (their submits' answers
+    /// were lost), is not handed out again before `grace_ms` has passed since — time for a
+    /// delivery receipt echoing a part's reference to show the SMSC took it
+    /// ([`MessageRepo::record_sms_receipt`]). Then `expired` decides what the parts still in
+    /// doubt become: submitted again (under new references) or the message failed.
+    async fn claim_sms_with(
+        &self,
+        limit: usize,
+        lease_ms: i64,
+        expired: ExpiredClaim,
+        grace_ms: i64,
+    ) -> Result<Vec<ClaimedSms>>;
+    /// *Unscoped* (the sender's heartbeat): extends the claims `tokens` still hold to
+    /// `lease_ms` from now; returns the messages renewed. A claim another sender took over
+    /// (it ran out first) is not renewed.
+    async fn renew_sms_claims(&self, tokens: &[Uuid], lease_ms: i64) -> Result<u64>;
     /// *Unscoped* (the sender): the outcome of a submit attempt.
     async fn record_sms_attempt(
         &self,
@@ -534,9 +643,29 @@ pub trait MessageRepo: Send + Sync {
         accepted: &std::collections::BTreeMap<usize, String>,
         attempt: &SmsAttempt,
         at: Timestamp,
-    ) -> Result<Option<SmsMessage>>;
+    ) -> Result<Option<SmsMessage>> {
+        let write = SmsWrite::Attempt { id, accepted: accepted.clone(), attempt: attempt.clone() };
+        one_write(self.write_sms_batch(&[(write, at)]).await?)
+    }
     /// *Unscoped* (the carrier): a delivery receipt, matched by the carrier's id.
-    async fn record_sms_receipt(&self, receipt: &SmsReceipt, at: Timestamp) -> Result<Option<SmsMessage>>;
+    async fn record_sms_receipt(&self, receipt: &SmsReceipt, at: Timestamp) -> Result<Option<SmsMessage>> {
+        self.record_sms_receipt_echoed(receipt, None, at).await
+    }
+    /// *Unscoped* (the carrier): a delivery receipt, matched by the carrier's id; or, when no
+    /// part has that id and the SMSC echoed a `user_message_reference`, `echo` = (that
+    /// reference, the receipt's handset): the part in doubt with that reference, sent to that
+    /// handset, is settled as taken by the SMSC (with the receipt's carrier id), and its message
+    /// moves to sent once every part is taken and no sender holds it.
+    async fn record_sms_receipt_echoed(
+        &self,
+        receipt: &SmsReceipt,
+        echo: Option<(u16, &str)>,
+        at: Timestamp,
+    ) -> Result<Option<SmsMessage>> {
+        let write =
+            SmsWrite::Receipt { receipt: receipt.clone(), echo: echo.map(|(r, h)| (r, h.to_owned())) };
+        one_write(self.write_sms_batch(&[(write, at)]).await?)
+    }
     /// *Unscoped* (inbound routing): an inbound message's outcome, received → `to` (delivered:
     /// the number's app took it; failed: it could not), with the reason kept in its history.
     /// `None` when it was not an inbound message in state received (already settled: nothing
@@ -548,6 +677,14 @@ pub trait MessageRepo: Send + Sync {
         reason: Option<String>,
         at: Timestamp,
     ) -> Result<Option<SmsMessage>>;
+}
+
+/// The one answer of a batch of one write.
+fn one_write(mut answers: Vec<Result<Option<SmsMoved>>>) -> Result<Option<SmsMessage>> {
+    answers
+        .pop()
+        .unwrap_or_else(|| Err(crate::StoreError::Invalid { field: "sms", reason: "no answer" }))
+        .map(|moved| moved.map(|m| m.message))
 }
 
 /// Filter for [`TenDlcRepo::list_campaigns`]; every given field must match.
@@ -595,6 +732,31 @@ pub trait TenDlcRepo: Send + Sync {
     async fn decide_campaign(&self, campaign: Uuid, decision: CampaignDecision) -> Result<TenDlcCampaign>;
 }
 
+/// Nodes sharing one database: each renews its heartbeat; a survivor takes a dead one's work
+/// over. A node is dead when its heartbeat is older than the timeout (clocks of the nodes must
+/// agree well within it).
+#[async_trait]
+pub trait NodeRepo: Send + Sync {
+    /// The node starts (again): its heartbeat is `at`, a take-over of it is forgotten, and the
+    /// pending webhook deliveries no node claims (written before nodes were named) become its.
+    async fn register_node(&self, node: &str, at: Timestamp) -> Result<()>;
+    /// Renews the node's heartbeat; `false` when it was taken over meanwhile (declared dead:
+    /// its work is another node's now) or never registered.
+    async fn renew_node(&self, node: &str, at: Timestamp) -> Result<bool>;
+    /// If a node other than `survivor` was last seen before `dead_before` and nobody took it
+    /// over yet, `survivor` takes it over, in one transaction: its batch items in progress
+    /// failed and its open CDRs closed (Q.850 41, `reason`), its pending webhook deliveries
+    /// claimed by `survivor`. One dead node per call (`None`: none left); of several
+    /// survivors trying at once exactly one gets each dead node.
+    async fn take_over_dead_node(
+        &self,
+        survivor: &str,
+        dead_before: Timestamp,
+        at: Timestamp,
+        reason: &str,
+    ) -> Result<Option<NodeTakeover>>;
+}
+
 /// Everything the store offers, as one object-safe trait (`Arc<dyn Repository>`).
 pub trait Repository:
     AccountRepo
@@ -612,6 +774,7 @@ pub trait Repository:
     + VerifiedNumberRepo
     + CallLogRepo
     + WebhookRepo
+    + NodeRepo
     + BatchRepo
     + MessageRepo
     + TenDlcRepo
@@ -634,6 +797,7 @@ impl<T> Repository for T where
         + VerifiedNumberRepo
         + CallLogRepo
         + WebhookRepo
+        + NodeRepo
         + BatchRepo
         + MessageRepo
         + TenDlcRepo

@@ -97,6 +97,7 @@ store_test!(
     paging_totals_and_order,
     apps_and_components,
     sip_domains_and_users,
+    a_numbers_sip_user_is_found_by_its_lease,
     sip_connections,
     tn_profiles_and_caller_lists,
     outbound_voice_profiles,
@@ -105,6 +106,8 @@ store_test!(
     batches_store_their_numbers_and_count_them,
     batch_states_and_cancel,
     outbox_rows_keep_their_order_across_chunks,
+    outbox_writers_on_two_nodes_never_share_a_position,
+    rows_made_in_one_millisecond_list_in_creation_order,
     finished_outbox_rows_are_purged,
     a_node_closes_only_its_own_abandoned_calls,
     signing_keys_are_sealed_at_rest,
@@ -112,6 +115,8 @@ store_test!(
     sms_queue_claims_attempts_and_receipts,
     sms_claims_never_overlap_and_expired_claims_follow_the_policy,
     inbound_sms_is_the_accounts_own_and_settles_once,
+    recordings_are_counted_per_account_and_deleted_once,
+    concurrent_uploads_never_pass_the_version_quota,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -136,6 +141,7 @@ fn xml_app(name: &str) -> NewSipControlApp {
         auto_answer: true,
         max_call_length_min: 60,
         event_url: None,
+        shaken: Default::default(),
     }
 }
 
@@ -162,6 +168,7 @@ fn connection(name: &str, subdomain: Option<&str>, ip: Option<&str>) -> NewSipCo
         is_active: true,
         credentials: None,
         outbound_voice_profile: None,
+        ..NewSipConnection::default()
     }
 }
 
@@ -644,6 +651,32 @@ async fn sip_domains_and_users(ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn a_numbers_sip_user_is_found_by_its_lease(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (a, b) = (account(s, "a@x.test").await?, account(s, "b@x.test").await?);
+    s.upsert_numbers(&[number(12025550170, "DC"), number(12025550171, "DC")]).await?;
+    let lease = s.lease_tn(a, NewLease { tn: 12025550170, voice: true, sms: true, autorenew: false }).await?;
+    let other = s.lease_tn(a, NewLease { tn: 12025550171, voice: true, sms: true, autorenew: false }).await?;
+    let acme = s.create_domain(a, NewSipDomain { name: "acme".into(), app: None }).await?;
+    assert!(s.sip_user_of_lease(a, lease.uuid).await?.is_none(), "nobody has the number yet");
+    s.create_sip_user(a, acme.uuid, sip_user("bob", "acme")).await?;
+    let alice = s
+        .create_sip_user(a, acme.uuid, NewSipUser { tn_lease: Some(lease.uuid), ..sip_user("alice", "acme") })
+        .await?;
+    let (domain, found) = s.sip_user_of_lease(a, lease.uuid).await?.context("alice has the number")?;
+    assert_eq!((domain.as_str(), found.uuid), ("acme", alice.uuid));
+    assert!(s.sip_user_of_lease(a, other.uuid).await?.is_none(), "another number is nobody's");
+    assert!(s.sip_user_of_lease(b, lease.uuid).await?.is_none(), "another account never sees it");
+    // An inactive user does not take the number's SMS; a deleted domain takes its users along.
+    s.update_sip_user(a, alice.uuid, SipUserPatch { is_active: Some(false), ..Default::default() }).await?;
+    assert!(s.sip_user_of_lease(a, lease.uuid).await?.is_none(), "alice is inactive");
+    s.update_sip_user(a, alice.uuid, SipUserPatch { is_active: Some(true), ..Default::default() }).await?;
+    assert!(s.sip_user_of_lease(a, lease.uuid).await?.is_some());
+    s.delete_domain(a, acme.uuid).await?;
+    assert!(s.sip_user_of_lease(a, lease.uuid).await?.is_none(), "the domain is gone");
+    Ok(())
+}
+
 async fn sip_connections(ctx: Ctx) -> anyhow::Result<()> {
     let s = &ctx.store;
     let (a, b) = (account(s, "a@x.test").await?, account(s, "b@x.test").await?);
@@ -1017,6 +1050,7 @@ async fn outbox_rows_keep_their_order_across_chunks(ctx: Ctx) -> anyhow::Result<
     // More rows than one INSERT carries, in two writes.
     let new = |i: usize| NewWebhookDelivery {
         account: owner,
+        node: Some("node-a".to_owned()),
         url: format!("https://hooks.example.com/{}", i % 3),
         url2: i.is_multiple_of(2).then(|| "https://backup.example.com/".to_owned()),
         event: Uuid::new_v4(),
@@ -1033,7 +1067,7 @@ async fn outbox_rows_keep_their_order_across_chunks(ctx: Ctx) -> anyhow::Result<
     let mut read = Vec::new();
     let mut after = 0;
     loop {
-        let page = s.pending_deliveries(after, 500).await?;
+        let page = s.pending_deliveries(None, after, 500).await?;
         let Some(last) = page.last() else { break };
         after = last.position;
         read.extend(page);
@@ -1046,12 +1080,139 @@ async fn outbox_rows_keep_their_order_across_chunks(ctx: Ctx) -> anyhow::Result<
             "row {i}: {stored:?}"
         );
         ensure!(stored.call == written.call && stored.event == written.event, "row {i}");
+        ensure!(stored.node.as_deref() == Some("node-a"), "row {i}: the writer's node");
     }
     // Delivered rows leave the pending list.
     let done: Vec<Uuid> = read[..10].iter().map(|d| d.uuid).collect();
     s.mark_delivered(&done).await?;
-    let pending = s.pending_deliveries(0, 500).await?;
+    let pending = s.pending_deliveries(None, 0, 500).await?;
     ensure!(pending.first().map(|d| d.uuid) == Some(read[10].uuid), "the first pending row is the 11th");
+    Ok(())
+}
+
+/// Two writers with their own pools (two nodes on one database) enqueue at the same time:
+/// the database hands out every position once, each writer's rows keep the order it gave,
+/// and every row reads back once.
+async fn outbox_writers_on_two_nodes_never_share_a_position(ctx: Ctx) -> anyhow::Result<()> {
+    const BATCHES: usize = 20;
+    const ROWS: usize = 25;
+    let owner = account(&ctx.store, "outbox-writers@example.com").await?;
+    let second_node = Store::open(&ctx.url).await?;
+    let write = |store: Store, node: &'static str| async move {
+        let mut written = Vec::new();
+        for batch in 0..BATCHES {
+            let rows = (0..ROWS).map(|i| NewWebhookDelivery {
+                account: owner,
+                node: Some(node.to_owned()),
+                url: format!("https://hooks.example.com/{node}"),
+                url2: None,
+                event: Uuid::new_v4(),
+                event_type: "call.callflow".to_owned(),
+                call: Some(format!("{node}-call")),
+                body: format!("{{\"n\":{}}}", batch * ROWS + i),
+            });
+            written.extend(store.enqueue_deliveries(rows.collect()).await?);
+        }
+        anyhow::Ok(written)
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(write(ctx.store.clone(), "a")),
+        tokio::spawn(write(second_node.clone(), "b"))
+    );
+    let (a, b) = (a??, b??);
+    second_node.close().await;
+    for (node, rows) in [("a", &a), ("b", &b)] {
+        ensure!(rows.len() == BATCHES * ROWS, "node {node} wrote {}", rows.len());
+        ensure!(rows.windows(2).all(|w| w[0].position < w[1].position), "node {node}'s rows in its order");
+    }
+    let mut positions: Vec<i64> = a.iter().chain(&b).map(|d| d.position).collect();
+    positions.sort_unstable();
+    positions.dedup();
+    ensure!(positions.len() == 2 * BATCHES * ROWS, "a position was handed out twice");
+    let mut read = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = ctx.store.pending_deliveries(None, after, 300).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        read.extend(page);
+    }
+    ensure!(
+        read.iter().map(|d| d.position).eq(positions.iter().copied()),
+        "every row once, in position order"
+    );
+    for d in &read {
+        let node = d.node.as_deref().context("the writer's node")?;
+        ensure!(d.url == format!("https://hooks.example.com/{node}"), "{d:?}");
+    }
+    Ok(())
+}
+
+/// Rows made in the same millisecond list in the order they were made, both ways and across
+/// pages: `created_on` ties are broken by the id, a UUIDv7. (The rows are made as fast as the
+/// store goes, then all given one `created_on`, so every comparison is a tie.)
+async fn rows_made_in_one_millisecond_list_in_creation_order(ctx: Ctx) -> anyhow::Result<()> {
+    const N: usize = 30;
+    let s = &ctx.store;
+    let a = account(s, "order@example.com").await?;
+    let (mut subscriptions, mut tokens, mut messaging, mut tn_profiles, mut ovps) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..N {
+        let subscription = NewEventSubscription {
+            channel: EventChannel::Wss,
+            event_type: format!("call.t{i}"),
+            url: None,
+            url2: None,
+        };
+        subscriptions.push(s.create_subscription(a, subscription).await?.uuid);
+        tokens
+            .push(s.create_token(a, NewApiToken { name: format!("k{i}"), ttl_secs: None }).await?.token.uuid);
+        let profile = NewMessagingProfile { name: format!("m{i}"), ..Default::default() };
+        messaging.push(s.create_messaging_profile(a, profile).await?.uuid);
+        let profile = NewTnProfile { name: format!("t{i}"), ..Default::default() };
+        tn_profiles.push(s.create_tn_profile(a, profile).await?.uuid);
+        let profile = NewOutboundVoiceProfile { name: format!("o{i}"), ..Default::default() };
+        ovps.push(s.create_ovp(a, profile).await?.uuid);
+    }
+    for table in
+        ["event_subscription", "api_token", "messaging_profile", "tn_profile", "outbound_voice_profile"]
+    {
+        raw_exec(&ctx, &format!("UPDATE {table} SET created_on = 1767225600000")).await?;
+    }
+    listed_in_creation_order("subscriptions", &subscriptions, |p| s.list_subscriptions(a, p), |x| x.uuid)
+        .await?;
+    listed_in_creation_order("tokens", &tokens, |p| s.list_tokens(a, p), |x| x.uuid).await?;
+    listed_in_creation_order(
+        "messaging profiles",
+        &messaging,
+        |p| s.list_messaging_profiles(a, p),
+        |x| x.uuid,
+    )
+    .await?;
+    listed_in_creation_order("tn profiles", &tn_profiles, |p| s.list_tn_profiles(a, p), |x| x.uuid).await?;
+    listed_in_creation_order("outbound voice profiles", &ovps, |p| s.list_ovps(a, p), |x| x.uuid).await?;
+    Ok(())
+}
+
+/// `list` gives `made` in that order: in pages of 7 oldest first, and newest first.
+async fn listed_in_creation_order<T, F, Fut>(
+    what: &str,
+    made: &[Uuid],
+    list: F,
+    id: fn(&T) -> Uuid,
+) -> anyhow::Result<()>
+where
+    F: Fn(ListParams) -> Fut,
+    Fut: Future<Output = Result<List<T>>>,
+{
+    let mut oldest_first = Vec::new();
+    for skip in (0..made.len()).step_by(7) {
+        let page = list(ListParams::page(7, u32::try_from(skip)?)).await?;
+        oldest_first.extend(page.data.iter().map(id));
+    }
+    ensure!(oldest_first == made, "{what}, oldest first:\n{oldest_first:?}\nmade:\n{made:?}");
+    let newest_first = list(ListParams { take: MAX_TAKE, skip: 0, order: Order::Desc }).await?;
+    ensure!(newest_first.data.iter().map(id).rev().eq(made.iter().copied()), "{what}, newest first");
     Ok(())
 }
 
@@ -1062,6 +1223,7 @@ async fn finished_outbox_rows_are_purged(ctx: Ctx) -> anyhow::Result<()> {
     let owner = account(s, "outbox-purge@example.com").await?;
     let new = |i: usize| NewWebhookDelivery {
         account: owner,
+        node: None,
         url: "https://hooks.example.com/".to_owned(),
         url2: None,
         event: Uuid::new_v4(),
@@ -1128,6 +1290,74 @@ async fn a_node_closes_only_its_own_abandoned_calls(ctx: Ctx) -> anyhow::Result<
     let done = s.get_call(owner, ended.uuid).await?.context("the ended call")?;
     ensure!(done.q850_cause == Some(16), "an ended call keeps its end: {done:?}");
     ensure!(s.close_abandoned_calls("a", at, "again").await? == 0, "nothing left to close");
+    Ok(())
+}
+
+async fn recordings_are_counted_per_account_and_deleted_once(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (owner, stranger) =
+        (account(s, "rec-quota@example.com").await?, account(s, "rec-other@example.com").await?);
+    let call = NewCallRecord {
+        uuid: Uuid::new_v4(),
+        app: None,
+        direction: CallDirection::Inbound,
+        from: "13105550111".to_owned(),
+        to: "12025550100".to_owned(),
+        started_on: chrono::Utc::now(),
+        node: None,
+    };
+    s.record_call_start(owner, call.clone()).await?;
+    ensure!(s.recording_usage(owner).await? == RecordingUsage::default(), "nothing recorded yet");
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    let kept = s.add_recording(owner, call.uuid, first, "memo", 2_000, 32_044).await?;
+    ensure!(kept.size_bytes == 32_044, "{kept:?}");
+    s.add_recording(owner, call.uuid, second, "memo2", 1_000, 16_044).await?;
+    ensure!(s.get_recording(owner, first).await? == Some(kept.clone()), "stored as returned");
+    let usage = s.recording_usage(owner).await?;
+    ensure!(usage == RecordingUsage { count: 2, bytes: 48_088 }, "{usage:?}");
+    ensure!(
+        s.recording_usage(stranger).await? == RecordingUsage::default(),
+        "another account's are not counted"
+    );
+
+    // Another account's recording is not found, and stays.
+    ensure!(is_not_found(s.delete_recording(stranger, first).await), "another account's recording");
+    let deleted = s.delete_recording(owner, first).await?;
+    ensure!(deleted == kept, "the delete says what was deleted: {deleted:?}");
+    ensure!(s.get_recording(owner, first).await?.is_none(), "gone");
+    ensure!(is_not_found(s.delete_recording(owner, first).await), "deleted once");
+    let usage = s.recording_usage(owner).await?;
+    ensure!(usage == RecordingUsage { count: 1, bytes: 16_044 }, "the delete frees its share: {usage:?}");
+    Ok(())
+}
+
+async fn concurrent_uploads_never_pass_the_version_quota(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let a = account(s, "versions@example.com").await?;
+    let app = s.create_app(a, xml_app("uploads")).await?;
+    const QUOTA: u32 = 3;
+    // Eight uploads at once against a quota of three: three are stored, five refused.
+    let uploads = (0..8u8).map(|i| {
+        let (s, app) = (s.clone(), app.uuid);
+        tokio::spawn(async move { s.add_component_version_within(a, app, &[i; 16], QUOTA).await })
+    });
+    let mut stored = Vec::new();
+    let mut refused = 0;
+    for upload in uploads {
+        match upload.await?? {
+            Some(version) => stored.push(version.version),
+            None => refused += 1,
+        }
+    }
+    stored.sort_unstable();
+    ensure!(stored == vec![1, 2, 3] && refused == 5, "stored {stored:?}, refused {refused}");
+    ensure!(s.list_component_versions(a, app.uuid).await?.len() == 3, "three kept");
+    // Under the quota again once one is deleted.
+    let versions = s.list_component_versions(a, app.uuid).await?;
+    s.delete_component_version(a, app.uuid, versions[2].uuid).await?;
+    let next = s.add_component_version_within(a, app.uuid, b"again", QUOTA).await?.context("room for one")?;
+    ensure!(next.version == 4, "numbers continue: {next:?}");
+    ensure!(s.add_component_version_within(a, app.uuid, b"over", QUOTA).await?.is_none(), "full again");
     Ok(())
 }
 
@@ -1235,15 +1465,15 @@ async fn raw_token_rows(ctx: &Ctx) -> anyhow::Result<Vec<Vec<String>>> {
     Ok(rows.into_iter().map(|(a, b, c, d)| vec![a, b, c, d]).collect())
 }
 
-async fn raw_exec(ctx: &Ctx, sql: &'static str) -> anyhow::Result<()> {
+async fn raw_exec(ctx: &Ctx, sql: &str) -> anyhow::Result<()> {
     let n = match ctx.store.backend() {
         Backend::Sqlite => {
             let mut c = sqlx::SqliteConnection::connect(&ctx.url).await?;
-            sqlx::query(sql).execute(&mut c).await?.rows_affected()
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut c).await?.rows_affected()
         }
         Backend::Postgres => {
             let mut c = sqlx::PgConnection::connect(&ctx.url).await?;
-            sqlx::query(sql).execute(&mut c).await?.rows_affected()
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut c).await?.rows_affected()
         }
     };
     ensure!(n > 0, "{sql} changed nothing");

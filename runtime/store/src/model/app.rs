@@ -55,6 +55,76 @@ impl WebhookMethod {
     }
 }
 
+/// What an app does with an inbound call's STIR/SHAKEN `Identity` (RFC 8224); an app that
+/// names none follows the platform's `[stir_shaken] verify_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ShakenVerifyPolicy {
+    /// Not verified: the call is tagged `No-TN-Validation`.
+    Off,
+    /// Verified; the call goes on whatever the result, tagged with it.
+    Tag,
+    /// Verified; a call without a valid Identity (or below the minimum attestation) is refused
+    /// with the RFC 8224 response (428, 436, 437, 438, 403).
+    Reject,
+}
+
+impl ShakenVerifyPolicy {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ShakenVerifyPolicy::Off => "off",
+            ShakenVerifyPolicy::Tag => "tag",
+            ShakenVerifyPolicy::Reject => "reject",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(ShakenVerifyPolicy::Off),
+            "tag" => Some(ShakenVerifyPolicy::Tag),
+            "reject" => Some(ShakenVerifyPolicy::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// A STIR/SHAKEN attestation level (RFC 8588): A full, B partial, C gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, ToSchema)]
+pub enum AttestLevel {
+    A,
+    B,
+    C,
+}
+
+impl AttestLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttestLevel::A => "A",
+            AttestLevel::B => "B",
+            AttestLevel::C => "C",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "A" => Some(AttestLevel::A),
+            "B" => Some(AttestLevel::B),
+            "C" => Some(AttestLevel::C),
+            _ => None,
+        }
+    }
+}
+
+/// An app's STIR/SHAKEN verification of its inbound calls; `None` follows the platform's
+/// `[stir_shaken]` configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AppShaken {
+    /// `off`, `tag` or `reject`.
+    pub shaken_verify_policy: Option<ShakenVerifyPolicy>,
+    /// With `reject`, a verified call attested below this level is refused (403).
+    pub shaken_minimum_accepted_attest_lvl: Option<AttestLevel>,
+}
+
 /// A SIP Control App: the call logic numbers, connections and SIP domains point at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SipControlApp {
@@ -68,6 +138,8 @@ pub struct SipControlApp {
     pub max_call_length_min: i32,
     /// Where call events are POSTed, if anywhere.
     pub event_url: Option<String>,
+    #[serde(flatten)]
+    pub shaken: AppShaken,
     /// The component version calls run (mode `component`); set by uploading a version.
     pub current_component: Option<Uuid>,
     #[schema(value_type = String, format = DateTime)]
@@ -89,6 +161,7 @@ pub struct NewSipControlApp {
     pub auto_answer: bool,
     pub max_call_length_min: i32,
     pub event_url: Option<String>,
+    pub shaken: AppShaken,
 }
 
 /// A partial update; for nullable fields `Some(None)` clears.
@@ -99,6 +172,8 @@ pub struct SipControlAppPatch {
     pub auto_answer: Option<bool>,
     pub max_call_length_min: Option<i32>,
     pub event_url: Option<Option<String>>,
+    pub shaken_verify_policy: Option<Option<ShakenVerifyPolicy>>,
+    pub shaken_minimum_accepted_attest_lvl: Option<Option<AttestLevel>>,
 }
 
 /// One uploaded version of an app's Wasm component. The bytes are kept in the database and

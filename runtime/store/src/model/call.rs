@@ -3,6 +3,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Timestamp;
+use super::app::AttestLevel;
 
 /// Where a call went relative to the platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
@@ -92,12 +93,27 @@ pub struct CallRecord {
     pub hangup_by: Option<String>,
     /// Why, in words, when it was not a plain hangup.
     pub hangup_reason: Option<String>,
+    /// An inbound call's verified STIR/SHAKEN attestation.
+    pub stir_shaken_attest_level: Option<AttestLevel>,
+    /// An inbound call's `Identity` header as received.
+    pub stir_shaken_identity: Option<String>,
+    /// An inbound call's verification status (`TN-Validation-Passed`, `TN-Validation-Failed`,
+    /// `No-TN-Validation`); none for a call that was not checked (outbound, a SIP user's).
+    pub verstat: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
     #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
+}
+
+/// An inbound call's STIR/SHAKEN verification, as its CDR keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallShaken {
+    pub attest_level: Option<AttestLevel>,
+    pub identity: Option<String>,
+    pub verstat: String,
 }
 
 /// A call as it starts.
@@ -135,9 +151,20 @@ pub struct RecordingRecord {
     /// Its name in the call (`<Record name>`).
     pub name: String,
     pub duration_ms: i64,
+    /// Its WAV file's size, bytes (what it counts against `media.max_recording_mib_per_account`).
+    pub size_bytes: i64,
     /// What was said, once the recording was transcribed (`<Record asr="true">`).
     pub transcript: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
+}
+
+/// What an account keeps of recordings, which its recording quota bounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordingUsage {
+    /// Recordings stored.
+    pub count: u64,
+    /// Their WAV files' sizes together, bytes.
+    pub bytes: u64,
 }

@@ -3,7 +3,7 @@
 //! belongs to the messaging crate; the store only records the moves it is asked to make, and
 //! guards each one with the state it expects, so two writers cannot both move a message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -159,10 +159,18 @@ pub struct ClaimedSms {
     pub attempts: u32,
     /// Parts the carrier already accepted: part index → carrier message id.
     pub accepted: BTreeMap<usize, String>,
+    /// The parts to submit now (every part not accepted), each with the SMPP
+    /// `user_message_reference` it is in doubt under until its attempt is recorded: unique
+    /// among the parts in doubt, and what a delivery receipt may echo to settle it.
+    pub references: BTreeMap<usize, u16>,
+    /// The claim this message was handed out under (`MessageRepo::renew_sms_claims`).
+    pub token: Uuid,
 }
 
-/// What a claim whose lease ran out without a recorded attempt (its sender died mid-submit)
-/// becomes: claimable again (at-least-once) or failed (at-most-once).
+/// What a message with parts in doubt (claimed, and no outcome recorded: its sender died
+/// mid-submit, or the submit's answer was lost) becomes when the reconciliation grace passed
+/// without a delivery receipt settling them: submitted again (at-least-once: a duplicate if the
+/// SMSC took the part and sent no receipt echoing its reference) or failed (at-most-once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpiredClaim {
     Requeue,
@@ -178,6 +186,10 @@ pub enum SmsAttempt {
     Failed { reason: String },
     /// Stays queued until `not_before`.
     Retry { not_before: Timestamp, reason: String },
+    /// Stays queued until `not_before`, with the parts `in_doubt` whose submit was written but
+    /// not answered (connection lost, timeout): they keep their reference, so a receipt echoing
+    /// it settles them before the retry.
+    Unanswered { not_before: Timestamp, reason: String, in_doubt: BTreeSet<usize> },
 }
 
 /// What a delivery receipt says of one part.

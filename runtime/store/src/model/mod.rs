@@ -18,10 +18,13 @@ mod webhook;
 
 pub use account::{Account, AccountPatch, ApiToken, CreatedToken, NewAccount, NewApiToken};
 pub use app::{
-    AppMode, ComponentVersion, NewSipControlApp, SipControlApp, SipControlAppPatch, WebhookMethod,
+    AppMode, AppShaken, AttestLevel, ComponentVersion, NewSipControlApp, ShakenVerifyPolicy, SipControlApp,
+    SipControlAppPatch, WebhookMethod,
 };
 pub use batch::{Batch, BatchItem, BatchItemState, BatchItemUpdate, BatchState, NewBatch};
-pub use call::{CallDirection, CallEnd, CallRecord, CallState, NewCallRecord, RecordingRecord};
+pub use call::{
+    CallDirection, CallEnd, CallRecord, CallShaken, CallState, NewCallRecord, RecordingRecord, RecordingUsage,
+};
 pub use message::{
     ClaimedSms, ExpiredClaim, NewSms, SmsAttempt, SmsDirection, SmsFilter, SmsMessage, SmsReceipt, SmsState,
     SmsTransition,
@@ -44,8 +47,8 @@ pub use tendlc::{
 pub use verified::VerifiedNumber;
 
 pub use webhook::{
-    DeliveryState, EventChannel, EventSubscription, NewEventSubscription, NewWebhookDelivery, SigningKey,
-    WebhookDelivery,
+    DeliveryState, EventChannel, EventSubscription, NewEventSubscription, NewWebhookDelivery, NodeTakeover,
+    SigningKey, WebhookDelivery,
 };
 
 use chrono::{DateTime, Utc};

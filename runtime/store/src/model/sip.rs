@@ -55,6 +55,14 @@ pub struct SipConnection {
     #[serde(skip_serializing)]
     pub ha1b: Option<String>,
     pub outbound_voice_profile: Option<Uuid>,
+    /// Where inbound calls to the connection's numbers go when `ip:port` does not answer:
+    /// `ip` or `ip:port` (`[v6]:port`), tried in order.
+    pub failover_addresses: Vec<String>,
+    /// The codecs the PBX is offered, in preference order (`PCMU`, `PCMA`).
+    pub codecs: Vec<String>,
+    /// How long each address may ring before the next is tried (the platform's default when
+    /// `None`).
+    pub ring_timeout_secs: Option<i32>,
     #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
@@ -67,7 +75,7 @@ pub struct SipConnection {
 }
 
 /// What creating a SIP connection takes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewSipConnection {
     pub name: String,
     pub subdomain: Option<String>,
@@ -76,6 +84,10 @@ pub struct NewSipConnection {
     pub is_active: bool,
     pub credentials: Option<DigestCredentials>,
     pub outbound_voice_profile: Option<Uuid>,
+    pub failover_addresses: Vec<String>,
+    /// Empty: PCMU then PCMA.
+    pub codecs: Vec<String>,
+    pub ring_timeout_secs: Option<i32>,
 }
 
 /// A partial update; for nullable fields `Some(None)` clears.
@@ -88,6 +100,9 @@ pub struct SipConnectionPatch {
     pub is_active: Option<bool>,
     pub credentials: Option<Option<DigestCredentials>>,
     pub outbound_voice_profile: Option<Option<Uuid>>,
+    pub failover_addresses: Option<Vec<String>>,
+    pub codecs: Option<Vec<String>>,
+    pub ring_timeout_secs: Option<Option<i32>>,
 }
 
 /// A SIP domain `<name>.<platform sip domain>` whose users register and call.

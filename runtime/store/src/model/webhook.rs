@@ -99,7 +99,11 @@ impl DeliveryState {
 pub struct WebhookDelivery {
     pub uuid: Uuid,
     pub account: Uuid,
+    /// Its place in the outbox, from the database (a sequence, safe with many writers): one
+    /// writer's deliveries have increasing positions in the order it enqueued them.
     pub position: i64,
+    /// The node that wrote it (`[server] node_id`).
+    pub node: Option<String>,
     pub url: String,
     pub url2: Option<String>,
     pub event: Uuid,
@@ -118,10 +122,26 @@ pub struct WebhookDelivery {
 #[derive(Debug, Clone)]
 pub struct NewWebhookDelivery {
     pub account: Uuid,
+    /// The node that writes it (`[server] node_id`).
+    pub node: Option<String>,
     pub url: String,
     pub url2: Option<String>,
     pub event: Uuid,
     pub event_type: String,
     pub call: Option<String>,
     pub body: String,
+}
+
+/// What a survivor did when it took a dead node over
+/// ([`crate::NodeRepo::take_over_dead_node`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeTakeover {
+    /// The dead node (`[server] node_id`).
+    pub node: String,
+    /// Its open CDRs, closed (failed, Q.850 41).
+    pub calls_closed: u64,
+    /// Its batch items in progress (calling or answered), failed.
+    pub batch_items_failed: u64,
+    /// Its pending webhook deliveries, now the survivor's to send.
+    pub deliveries_taken: u64,
 }

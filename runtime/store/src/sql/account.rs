@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{Store, ms, ordered, patch, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError, conflict_on};
+use crate::id::new_id;
 use crate::model::*;
 use crate::repo::{AccountRepo, List, ListParams, TokenRepo};
 use crate::secret;
@@ -83,7 +84,7 @@ impl AccountRepo for Store {
     async fn create_account(&self, new: NewAccount) -> Result<Account> {
         let now = now();
         let account = Account {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             name: new.name,
             email: normalize_email(&new.email),
             password_hash: secret::hash_password(&new.password).await?,
@@ -207,7 +208,7 @@ impl TokenRepo for Store {
         let plain = secret::new_token()?;
         let now = now();
         let token = ApiToken {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             name: new.name,
             token_hash: secret::sha256_hex(plain.as_bytes()),

@@ -9,6 +9,9 @@ use crate::model::*;
 use crate::repo::{List, ListParams, SipControlAppRepo};
 use crate::secret;
 
+/// How often an upload that lost a race for its version number is tried again.
+const MAX_VERSION_ATTEMPTS: u32 = 5;
+
 #[derive(sqlx::FromRow)]
 struct AppRow {
     id: String,
@@ -23,6 +26,8 @@ struct AppRow {
     max_call_length_min: i32,
     event_url: Option<String>,
     current_component_id: Option<String>,
+    shaken_verify_policy: Option<String>,
+    shaken_minimum_accepted_attest_lvl: Option<String>,
     created_on: i64,
     modified_on: i64,
     deleted_on: Option<i64>,
@@ -46,6 +51,20 @@ impl AppRow {
             "component" => AppMode::Component,
             other => return Err(corrupt("mode", other)),
         };
+        let shaken = AppShaken {
+            shaken_verify_policy: match self.shaken_verify_policy.as_deref() {
+                Some(policy) => {
+                    Some(ShakenVerifyPolicy::parse(policy).ok_or(corrupt("shaken_verify_policy", policy))?)
+                }
+                None => None,
+            },
+            shaken_minimum_accepted_attest_lvl: match self.shaken_minimum_accepted_attest_lvl.as_deref() {
+                Some(level) => Some(
+                    AttestLevel::parse(level).ok_or(corrupt("shaken_minimum_accepted_attest_lvl", level))?,
+                ),
+                None => None,
+            },
+        };
         Ok(SipControlApp {
             uuid: uuid(K, "id", &self.id)?,
             account: uuid(K, "account_id", &self.account_id)?,
@@ -54,6 +73,7 @@ impl AppRow {
             auto_answer: self.auto_answer,
             max_call_length_min: self.max_call_length_min,
             event_url: self.event_url,
+            shaken,
             current_component: opt_uuid(K, "current_component_id", self.current_component_id.as_deref())?,
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
@@ -65,7 +85,8 @@ impl AppRow {
 macro_rules! app_cols {
     () => {
         "id, account_id, name, mode, xml_document, webhook_url, webhook_method, webhook_timeout_ms, \
-         auto_answer, max_call_length_min, event_url, current_component_id, created_on, modified_on, deleted_on"
+         auto_answer, max_call_length_min, event_url, current_component_id, shaken_verify_policy, \
+         shaken_minimum_accepted_attest_lvl, created_on, modified_on, deleted_on"
     };
 }
 
@@ -134,6 +155,7 @@ impl SipControlAppRepo for Store {
             auto_answer: new.auto_answer,
             max_call_length_min: new.max_call_length_min,
             event_url: new.event_url,
+            shaken: new.shaken,
             current_component: None,
             created_on: now,
             modified_on: now,
@@ -142,8 +164,9 @@ impl SipControlAppRepo for Store {
         let (doc, url, method, timeout) = mode_columns(&app.mode);
         with_pool!(self, p => sqlx::query(
             "INSERT INTO sip_control_app (id, account_id, name, mode, xml_document, webhook_url, webhook_method, \
-             webhook_timeout_ms, auto_answer, max_call_length_min, event_url, created_on, modified_on) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+             webhook_timeout_ms, auto_answer, max_call_length_min, event_url, created_on, modified_on, \
+             shaken_verify_policy, shaken_minimum_accepted_attest_lvl) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)",
         )
         .bind(app.uuid.to_string())
         .bind(account.to_string())
@@ -157,6 +180,8 @@ impl SipControlAppRepo for Store {
         .bind(app.max_call_length_min)
         .bind(&app.event_url)
         .bind(ms(now))
+        .bind(app.shaken.shaken_verify_policy.map(ShakenVerifyPolicy::as_str))
+        .bind(app.shaken.shaken_minimum_accepted_attest_lvl.map(AttestLevel::as_str))
         .execute(p)
         .await
         .map(|_| ())?);
@@ -209,13 +234,16 @@ impl SipControlAppRepo for Store {
         patch(&mut a.auto_answer, p.auto_answer);
         patch(&mut a.max_call_length_min, p.max_call_length_min);
         patch(&mut a.event_url, p.event_url);
+        patch(&mut a.shaken.shaken_verify_policy, p.shaken_verify_policy);
+        patch(&mut a.shaken.shaken_minimum_accepted_attest_lvl, p.shaken_minimum_accepted_attest_lvl);
         check_app(a.max_call_length_min, &a.mode)?;
         a.modified_on = now();
         let (doc, url, method, timeout) = mode_columns(&a.mode);
         let done = with_pool!(self, pool => sqlx::query(
             "UPDATE sip_control_app SET name = $3, mode = $4, xml_document = $5, webhook_url = $6, \
              webhook_method = $7, webhook_timeout_ms = $8, auto_answer = $9, max_call_length_min = $10, \
-             event_url = $11, modified_on = $12 WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
+             event_url = $11, modified_on = $12, shaken_verify_policy = $13, \
+             shaken_minimum_accepted_attest_lvl = $14 WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
         )
         .bind(account.to_string())
         .bind(app.to_string())
@@ -229,6 +257,8 @@ impl SipControlAppRepo for Store {
         .bind(a.max_call_length_min)
         .bind(&a.event_url)
         .bind(ms(a.modified_on))
+        .bind(a.shaken.shaken_verify_policy.map(ShakenVerifyPolicy::as_str))
+        .bind(a.shaken.shaken_minimum_accepted_attest_lvl.map(AttestLevel::as_str))
         .execute(pool)
         .await?
         .rows_affected());
@@ -272,12 +302,13 @@ impl SipControlAppRepo for Store {
         if done == 0 { Err(StoreError::not_found(ObjectKind::SipControlApp, app)) } else { Ok(()) }
     }
 
-    async fn add_component_version(
+    async fn add_component_version_within(
         &self,
         account: Uuid,
         app: Uuid,
         bytes: &[u8],
-    ) -> Result<ComponentVersion> {
+        max_versions: u32,
+    ) -> Result<Option<ComponentVersion>> {
         self.ensure_live(account, super::Ref::SipControlApp, app).await?;
         let now = now();
         let mut v = ComponentVersion {
@@ -289,43 +320,64 @@ impl SipControlAppRepo for Store {
             size: bytes.len() as i64,
             created_on: now,
         };
-        // Two uploads racing for the same number: one fails on UNIQUE (app_id, version).
-        v.version = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
-            let last: Option<i32> = sqlx::query_scalar("SELECT MAX(version) FROM component_version WHERE app_id = $1")
+        // The count, the next number and the insert are one statement: a write that SQLite runs
+        // under its write lock, and that PostgreSQL runs on one snapshot — two uploads racing
+        // there read the same MAX(version) and the second fails on UNIQUE (app_id, version), to
+        // be tried again against the first one's row (so the quota holds, and an upload under
+        // it is not refused for the race).
+        let mut attempts = 0;
+        let version = loop {
+            attempts += 1;
+            let added = with_pool!(self, p => {
+                let mut tx = p.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO component_version (id, account_id, app_id, version, sha256, size, bytes, created_on) \
+                     SELECT $1, $2, $3, COALESCE(MAX(version), 0) + 1, $4, $5, $6, $7 FROM component_version \
+                     WHERE app_id = $3 HAVING COUNT(*) < $8",
+                )
+                .bind(v.uuid.to_string())
+                .bind(account.to_string())
                 .bind(app.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-            let version = last.unwrap_or(0) + 1;
-            sqlx::query(
-                "INSERT INTO component_version (id, account_id, app_id, version, sha256, size, bytes, created_on) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(v.uuid.to_string())
-            .bind(account.to_string())
-            .bind(app.to_string())
-            .bind(version)
-            .bind(&v.sha256)
-            .bind(v.size)
-            .bind(bytes)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| crate::error::conflict_on(e, ObjectKind::ComponentVersion, "version", version))?;
-            sqlx::query(
-                "UPDATE sip_control_app SET current_component_id = $3, modified_on = $4 \
-                 WHERE account_id = $1 AND id = $2",
-            )
-            .bind(account.to_string())
-            .bind(app.to_string())
-            .bind(v.uuid.to_string())
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            version
-        });
-        Ok(v)
+                .bind(&v.sha256)
+                .bind(v.size)
+                .bind(bytes)
+                .bind(ms(now))
+                .bind(i64::from(max_versions))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| crate::error::conflict_on(e, ObjectKind::ComponentVersion, "version", "next"));
+                match inserted {
+                    Ok(done) if done.rows_affected() == 0 => Ok(None),
+                    Ok(_) => {
+                        let version: i32 = sqlx::query_scalar("SELECT version FROM component_version WHERE id = $1")
+                            .bind(v.uuid.to_string())
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        sqlx::query(
+                            "UPDATE sip_control_app SET current_component_id = $3, modified_on = $4 \
+                             WHERE account_id = $1 AND id = $2",
+                        )
+                        .bind(account.to_string())
+                        .bind(app.to_string())
+                        .bind(v.uuid.to_string())
+                        .bind(ms(now))
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                        Ok(Some(version))
+                    }
+                    Err(error) => Err(error),
+                }
+            });
+            match added {
+                Err(StoreError::Conflict { .. }) if attempts < MAX_VERSION_ATTEMPTS => continue,
+                other => break other?,
+            }
+        };
+        Ok(version.map(|version| {
+            v.version = version;
+            v
+        }))
     }
 
     async fn list_component_versions(&self, account: Uuid, app: Uuid) -> Result<Vec<ComponentVersion>> {

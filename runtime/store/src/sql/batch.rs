@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{Ref, Store, id_list, ms, opt_str, opt_uuid, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError};
+use crate::id::new_id;
 use crate::model::*;
 use crate::repo::{BatchRepo, List, MAX_TAKE};
 
@@ -145,6 +146,13 @@ impl Store {
     }
 }
 
+/// Fails the batch items whose calls a dead node carried (placed or answered, their CDR still
+/// open on node `$1`): failed, Q.850 41, `$2` the reason, ended at `$3`. Run by the survivor
+/// that takes the node over, before it closes those CDRs.
+pub(super) const FAIL_ITEMS_OF_NODE: &str = "UPDATE batch_item SET state = 'failed', q850_cause = 41, \
+     reason = $2, ended_on = $3 WHERE state IN ('calling', 'answered') AND call_id IN \
+     (SELECT id FROM call_record WHERE node_id = $1 AND ended_on IS NULL)";
+
 #[async_trait]
 impl BatchRepo for Store {
     async fn create_batch(&self, account: Uuid, new: NewBatch) -> Result<Batch> {
@@ -165,7 +173,7 @@ impl BatchRepo for Store {
         self.ensure_live_opt(account, Ref::SipControlApp, new.sip_control_app).await?;
         let now = now();
         let batch = Batch {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             outbound_voice_profile: new.outbound_voice_profile,
             tn_lease: new.tn_lease,

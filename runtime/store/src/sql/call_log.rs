@@ -25,6 +25,9 @@ struct CallRow {
     hangup_cause: Option<String>,
     hangup_by: Option<String>,
     hangup_reason: Option<String>,
+    stir_shaken_attest_level: Option<String>,
+    stir_shaken_identity: Option<String>,
+    verstat: Option<String>,
     created_on: i64,
     modified_on: i64,
 }
@@ -53,6 +56,14 @@ impl CallRow {
             hangup_cause: self.hangup_cause,
             hangup_by: self.hangup_by,
             hangup_reason: self.hangup_reason,
+            stir_shaken_attest_level: match self.stir_shaken_attest_level {
+                Some(level) => Some(
+                    AttestLevel::parse(&level).ok_or_else(|| corrupt("stir_shaken_attest_level", level))?,
+                ),
+                None => None,
+            },
+            stir_shaken_identity: self.stir_shaken_identity,
+            verstat: self.verstat,
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
         })
@@ -62,7 +73,8 @@ impl CallRow {
 macro_rules! call_cols {
     () => {
         "id, account_id, app_id, direction, from_party, to_party, state, started_on, answered_on, ended_on, \
-         duration_ms, q850_cause, hangup_cause, hangup_by, hangup_reason, created_on, modified_on"
+         duration_ms, q850_cause, hangup_cause, hangup_by, hangup_reason, stir_shaken_attest_level, \
+         stir_shaken_identity, verstat, created_on, modified_on"
     };
 }
 
@@ -73,6 +85,7 @@ struct RecordingRow {
     call_id: String,
     name: String,
     duration_ms: i64,
+    size_bytes: i64,
     transcript: Option<String>,
     created_on: i64,
 }
@@ -86,11 +99,20 @@ impl RecordingRow {
             call: uuid(K, "call_id", &self.call_id)?,
             name: self.name,
             duration_ms: self.duration_ms,
+            size_bytes: self.size_bytes,
             transcript: self.transcript,
             created_on: from_millis(self.created_on),
         })
     }
 }
+
+/// Closes a node's open CDRs: failed, Q.850 41 (temporary failure), `$3` the reason, ended at
+/// `$2`. Run by the node itself when it starts again, or by the survivor that takes a dead node
+/// over ([`crate::NodeRepo::take_over_dead_node`]).
+pub(super) const CLOSE_ABANDONED_CALLS: &str = "UPDATE call_record SET state = 'failed', ended_on = $2, \
+     duration_ms = CASE WHEN answered_on IS NULL THEN 0 ELSE $2 - answered_on END, \
+     q850_cause = 41, hangup_cause = 'TEMPORARY_FAILURE', hangup_by = 'platform', hangup_reason = $3, \
+     modified_on = $2 WHERE node_id = $1 AND ended_on IS NULL";
 
 #[async_trait]
 impl CallLogRepo for Store {
@@ -112,6 +134,9 @@ impl CallLogRepo for Store {
             hangup_cause: None,
             hangup_by: None,
             hangup_reason: None,
+            stir_shaken_attest_level: None,
+            stir_shaken_identity: None,
+            verstat: None,
             created_on: now,
             modified_on: now,
         };
@@ -150,6 +175,23 @@ impl CallLogRepo for Store {
         if done == 0 { Err(StoreError::not_found(ObjectKind::Call, call)) } else { Ok(()) }
     }
 
+    async fn record_call_shaken(&self, account: Uuid, call: Uuid, shaken: CallShaken) -> Result<()> {
+        let done = with_pool!(self, p => sqlx::query(
+            "UPDATE call_record SET stir_shaken_attest_level = $3, stir_shaken_identity = $4, verstat = $5, \
+             modified_on = $6 WHERE account_id = $1 AND id = $2",
+        )
+        .bind(account.to_string())
+        .bind(call.to_string())
+        .bind(shaken.attest_level.map(AttestLevel::as_str))
+        .bind(&shaken.identity)
+        .bind(&shaken.verstat)
+        .bind(ms(now()))
+        .execute(p)
+        .await?
+        .rows_affected());
+        if done == 0 { Err(StoreError::not_found(ObjectKind::Call, call)) } else { Ok(()) }
+    }
+
     async fn record_call_end(&self, account: Uuid, call: Uuid, end: CallEnd) -> Result<()> {
         let state = if end.failed {
             CallState::Failed
@@ -181,12 +223,7 @@ impl CallLogRepo for Store {
     async fn close_abandoned_calls(&self, node: &str, at: Timestamp, reason: &str) -> Result<u64> {
         // Duration: from the answer (or the start) to the moment the node noticed, an upper
         // bound — the call cannot have lasted longer than the node's absence.
-        Ok(with_pool!(self, p => sqlx::query(
-            "UPDATE call_record SET state = 'failed', ended_on = $2, \
-             duration_ms = CASE WHEN answered_on IS NULL THEN 0 ELSE $2 - answered_on END, \
-             q850_cause = 41, hangup_cause = 'TEMPORARY_FAILURE', hangup_by = 'platform', hangup_reason = $3, \
-             modified_on = $2 WHERE node_id = $1 AND ended_on IS NULL",
-        )
+        Ok(with_pool!(self, p => sqlx::query(CLOSE_ABANDONED_CALLS)
         .bind(node)
         .bind(ms(at))
         .bind(reason)
@@ -263,20 +300,22 @@ impl CallLogRepo for Store {
         recording: Uuid,
         name: &str,
         duration_ms: i64,
+        size_bytes: i64,
     ) -> Result<RecordingRecord> {
         if self.get_call(account, call).await?.is_none() {
             return Err(StoreError::not_found(ObjectKind::Call, call));
         }
         let now = now();
         with_pool!(self, p => sqlx::query(
-            "INSERT INTO recording (id, account_id, call_id, name, duration_ms, created_on, modified_on) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            "INSERT INTO recording (id, account_id, call_id, name, duration_ms, size_bytes, created_on, modified_on) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
         )
         .bind(recording.to_string())
         .bind(account.to_string())
         .bind(call.to_string())
         .bind(name)
         .bind(duration_ms)
+        .bind(size_bytes)
         .bind(ms(now))
         .execute(p)
         .await
@@ -287,14 +326,43 @@ impl CallLogRepo for Store {
             call,
             name: name.to_owned(),
             duration_ms,
+            size_bytes,
             transcript: None,
             created_on: now,
         })
     }
 
+    async fn delete_recording(&self, account: Uuid, recording: Uuid) -> Result<RecordingRecord> {
+        let found = self
+            .get_recording(account, recording)
+            .await?
+            .ok_or_else(|| StoreError::not_found(ObjectKind::Recording, recording))?;
+        let done = with_pool!(self, p => sqlx::query("DELETE FROM recording WHERE account_id = $1 AND id = $2")
+            .bind(account.to_string())
+            .bind(recording.to_string())
+            .execute(p)
+            .await?
+            .rows_affected());
+        // Deleted by a concurrent request between the two statements: gone all the same.
+        if done == 0 { Err(StoreError::not_found(ObjectKind::Recording, recording)) } else { Ok(found) }
+    }
+
+    async fn recording_usage(&self, account: Uuid) -> Result<RecordingUsage> {
+        let (count, bytes): (i64, i64) = with_pool!(self, p => sqlx::query_as(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM recording WHERE account_id = $1",
+        )
+        .bind(account.to_string())
+        .fetch_one(p)
+        .await?);
+        Ok(RecordingUsage {
+            count: u64::try_from(count).unwrap_or(0),
+            bytes: u64::try_from(bytes).unwrap_or(0),
+        })
+    }
+
     async fn get_recording(&self, account: Uuid, recording: Uuid) -> Result<Option<RecordingRecord>> {
         let row: Option<RecordingRow> = with_pool!(self, p => sqlx::query_as(
-            "SELECT id, account_id, call_id, name, duration_ms, transcript, created_on FROM recording \
+            "SELECT id, account_id, call_id, name, duration_ms, size_bytes, transcript, created_on FROM recording \
              WHERE account_id = $1 AND id = $2",
         )
         .bind(account.to_string())
@@ -320,7 +388,7 @@ impl CallLogRepo for Store {
 
     async fn call_recordings(&self, account: Uuid, call: Uuid) -> Result<Vec<RecordingRecord>> {
         let rows: Vec<RecordingRow> = with_pool!(self, p => sqlx::query_as(
-            "SELECT id, account_id, call_id, name, duration_ms, transcript, created_on FROM recording \
+            "SELECT id, account_id, call_id, name, duration_ms, size_bytes, transcript, created_on FROM recording \
              WHERE account_id = $1 AND call_id = $2 ORDER BY created_on, id",
         )
         .bind(account.to_string())

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{Ref, Store, ms, ordered, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError};
+use crate::id::new_id;
 use crate::model::*;
 use crate::repo::{List, ListParams, SipInviteRepo};
 use crate::secret;
@@ -58,7 +59,7 @@ impl SipInviteRepo for Store {
         let token = secret::new_token()?;
         let now = now();
         let invite = SipInvite {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             connection,
             name,

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{Ref, Store, ms, opt_str, opt_uuid, ordered, patch, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError, conflict_on};
+use crate::id::new_id;
 use crate::model::*;
 use crate::repo::{LeaseFilter, LeaseRepo, LeaseState, List, ListParams, NumberFilter, NumberRepo};
 
@@ -192,7 +193,7 @@ impl LeaseRepo for Store {
     async fn lease_tn(&self, account: Uuid, new: NewLease) -> Result<TnLease> {
         let now = now();
         let lease = TnLease {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             tn: new.tn,
             voice: new.voice,

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{Store, ms, ordered, patch, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError};
+use crate::id::new_id;
 use crate::model::*;
 use crate::repo::{List, ListParams, MessagingProfileRepo};
 
@@ -70,7 +71,7 @@ impl MessagingProfileRepo for Store {
     ) -> Result<MessagingProfile> {
         let now = now();
         let m = MessagingProfile {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             name: new.name,
             callback_url: new.callback_url,

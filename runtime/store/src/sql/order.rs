@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{Store, id_list, ms, opt_str, opt_uuid, ordered, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError};
+use crate::id::new_id;
 use crate::model::*;
 use crate::repo::{List, ListParams, OrderFilter, OrderRepo};
 
@@ -124,7 +125,7 @@ impl OrderRepo for Store {
         let success = items.iter().filter(|i| i.state == OrderItemState::Success).count();
         let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
         let order = TnOrder {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             state: OrderState::of(success, total),
             total: count(total),

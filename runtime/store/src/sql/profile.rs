@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{Store, ms, ordered, patch, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError};
+use crate::id::new_id;
 use crate::model::*;
 use crate::repo::{List, ListParams, OutboundVoiceProfileRepo, TnProfileRepo};
 
@@ -157,7 +158,7 @@ impl TnProfileRepo for Store {
     async fn create_tn_profile(&self, account: Uuid, new: NewTnProfile) -> Result<TnProfile> {
         check_entries(&new.blacklist)?;
         check_entries(&new.whitelist)?;
-        let id = Uuid::new_v4();
+        let id = new_id();
         let now = ms(now());
         with_pool!(self, p => sqlx::query(
             "INSERT INTO tn_profile (id, account_id, name, created_on, modified_on) VALUES ($1, $2, $3, $4, $4)",
@@ -296,7 +297,7 @@ impl OutboundVoiceProfileRepo for Store {
     async fn create_ovp(&self, account: Uuid, new: NewOutboundVoiceProfile) -> Result<OutboundVoiceProfile> {
         let now = now();
         let ovp = OutboundVoiceProfile {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             name: new.name,
             channel_limit: new.channel_limit,

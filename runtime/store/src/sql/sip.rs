@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{Ref, Store, ms, opt_str, opt_uuid, ordered, patch, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError, conflict_on};
+use crate::id::new_id;
 use crate::model::*;
 use crate::repo::{List, ListParams, SipConnectionRepo, SipDomainRepo};
 
@@ -21,9 +22,33 @@ struct ConnRow {
     ha1: Option<String>,
     ha1b: Option<String>,
     outbound_voice_profile_id: Option<String>,
+    failover_addresses: String,
+    codecs: String,
+    ring_timeout_secs: Option<i32>,
     created_on: i64,
     modified_on: i64,
     deleted_on: Option<i64>,
+}
+
+/// A stored comma-separated list (addresses and codec names have no commas).
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
+}
+
+/// The codecs a connection is offered when it names none, in preference order.
+const DEFAULT_CONNECTION_CODECS: [&str; 2] = ["PCMU", "PCMA"];
+
+/// Codecs to store: the given ones, or the default.
+fn codecs_or_default(codecs: Vec<String>) -> Vec<String> {
+    if codecs.is_empty() { DEFAULT_CONNECTION_CODECS.map(str::to_owned).to_vec() } else { codecs }
+}
+
+/// Lists are stored comma-separated: an item with a comma would come back split.
+fn check_list(field: &'static str, items: &[String]) -> Result<()> {
+    if items.iter().any(|item| item.contains(',') || item.trim().is_empty()) {
+        return Err(StoreError::Invalid { field, reason: "items must be non-empty and have no commas" });
+    }
+    Ok(())
 }
 
 impl ConnRow {
@@ -45,6 +70,9 @@ impl ConnRow {
                 "outbound_voice_profile_id",
                 self.outbound_voice_profile_id.as_deref(),
             )?,
+            failover_addresses: split_list(&self.failover_addresses),
+            codecs: codecs_or_default(split_list(&self.codecs)),
+            ring_timeout_secs: self.ring_timeout_secs,
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
             deleted_on: self.deleted_on.map(from_millis),
@@ -55,7 +83,7 @@ impl ConnRow {
 macro_rules! conn_cols {
     () => {
         "id, account_id, name, subdomain, ip, port, is_active, login, ha1, ha1b, outbound_voice_profile_id, \
-         created_on, modified_on, deleted_on"
+         failover_addresses, codecs, ring_timeout_secs, created_on, modified_on, deleted_on"
     };
 }
 
@@ -157,13 +185,15 @@ impl SipConnectionRepo for Store {
             check_label("subdomain", s)?;
         }
         self.ensure_live_opt(account, Ref::OutboundVoiceProfile, new.outbound_voice_profile).await?;
+        check_list("failover_addresses", &new.failover_addresses)?;
+        check_list("codecs", &new.codecs)?;
         let now = now();
         let (login, ha1, ha1b) = match new.credentials {
             Some(c) => (Some(c.login), Some(c.ha1), Some(c.ha1b)),
             None => (None, None, None),
         };
         let c = SipConnection {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             name: new.name,
             subdomain: new.subdomain,
@@ -174,14 +204,17 @@ impl SipConnectionRepo for Store {
             ha1,
             ha1b,
             outbound_voice_profile: new.outbound_voice_profile,
+            failover_addresses: new.failover_addresses,
+            codecs: codecs_or_default(new.codecs),
+            ring_timeout_secs: new.ring_timeout_secs,
             created_on: now,
             modified_on: now,
             deleted_on: None,
         };
         with_pool!(self, p => sqlx::query(
             "INSERT INTO sip_connection (id, account_id, name, subdomain, ip, port, is_active, login, ha1, ha1b, \
-             outbound_voice_profile_id, created_on, modified_on) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+             outbound_voice_profile_id, created_on, modified_on, failover_addresses, codecs, ring_timeout_secs) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)",
         )
         .bind(c.uuid.to_string())
         .bind(account.to_string())
@@ -195,6 +228,9 @@ impl SipConnectionRepo for Store {
         .bind(&c.ha1b)
         .bind(opt_str(c.outbound_voice_profile))
         .bind(ms(now))
+        .bind(c.failover_addresses.join(","))
+        .bind(c.codecs.join(","))
+        .bind(c.ring_timeout_secs)
         .execute(p)
         .await
         .map(|_| ()))
@@ -256,6 +292,13 @@ impl SipConnectionRepo for Store {
         patch(&mut c.port, p.port);
         patch(&mut c.is_active, p.is_active);
         patch(&mut c.outbound_voice_profile, p.outbound_voice_profile);
+        patch(&mut c.failover_addresses, p.failover_addresses);
+        if let Some(codecs) = p.codecs {
+            c.codecs = codecs_or_default(codecs);
+        }
+        patch(&mut c.ring_timeout_secs, p.ring_timeout_secs);
+        check_list("failover_addresses", &c.failover_addresses)?;
+        check_list("codecs", &c.codecs)?;
         if let Some(creds) = p.credentials {
             (c.login, c.ha1, c.ha1b) = match creds {
                 Some(d) => (Some(d.login), Some(d.ha1), Some(d.ha1b)),
@@ -269,7 +312,8 @@ impl SipConnectionRepo for Store {
         c.modified_on = now();
         let done = with_pool!(self, pool => sqlx::query(
             "UPDATE sip_connection SET name = $3, subdomain = $4, ip = $5, port = $6, is_active = $7, login = $8, \
-             ha1 = $9, ha1b = $10, outbound_voice_profile_id = $11, modified_on = $12 \
+             ha1 = $9, ha1b = $10, outbound_voice_profile_id = $11, modified_on = $12, \
+             failover_addresses = $13, codecs = $14, ring_timeout_secs = $15 \
              WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
         )
         .bind(account.to_string())
@@ -284,6 +328,9 @@ impl SipConnectionRepo for Store {
         .bind(&c.ha1b)
         .bind(opt_str(c.outbound_voice_profile))
         .bind(ms(c.modified_on))
+        .bind(c.failover_addresses.join(","))
+        .bind(c.codecs.join(","))
+        .bind(c.ring_timeout_secs)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))
@@ -321,11 +368,23 @@ impl SipConnectionRepo for Store {
     }
 
     async fn connections_by_ip(&self, ip: &str) -> Result<Vec<SipConnection>> {
+        // A failover address is the PBX too: it is stored `ip:port` (`[v6]:port`) in a
+        // comma-separated list, so `,<ip>:` (`,[<v6>]:`) finds it. An address is digits, hex,
+        // dots and colons: nothing LIKE would read as a wildcard; anything else matches none.
+        let failover = if !ip.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':') {
+            String::new()
+        } else if ip.contains(':') {
+            format!("%,[{ip}]:%")
+        } else {
+            format!("%,{ip}:%")
+        };
         let rows: Vec<ConnRow> = with_pool!(self, p => sqlx::query_as(concat!(
             "SELECT ", conn_cols!(),
-            " FROM sip_connection WHERE ip = $1 AND is_active = TRUE AND deleted_on IS NULL ORDER BY created_on, id"
+            " FROM sip_connection WHERE (ip = $1 OR ',' || failover_addresses || ',' LIKE $2) \
+             AND is_active = TRUE AND deleted_on IS NULL ORDER BY created_on, id"
         ))
         .bind(ip)
+        .bind(failover)
         .fetch_all(p)
         .await?);
         rows.into_iter().map(ConnRow::into_model).collect()
@@ -350,7 +409,7 @@ impl SipDomainRepo for Store {
         self.ensure_live_opt(account, Ref::SipControlApp, new.app).await?;
         let now = now();
         let d = SipDomain {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             name: new.name,
             app: new.app,
@@ -480,7 +539,7 @@ impl SipDomainRepo for Store {
         }
         let now = now();
         let u = SipUser {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             domain,
             login: new.credentials.login,
@@ -626,11 +685,37 @@ impl SipDomainRepo for Store {
             "SELECT u.id, u.account_id, u.domain_id, u.login, u.ha1, u.ha1b, u.is_active, u.tn_lease_id, \
              u.same_domain_calls_only, u.created_on, u.modified_on, u.deleted_on FROM sip_user u JOIN sip_domain d ON d.id = u.domain_id \
              WHERE u.ha1b = $1 AND u.deleted_on IS NULL AND u.is_active AND d.deleted_on IS NULL \
-             ORDER BY u.created_on LIMIT 1",
+             ORDER BY u.created_on, u.id LIMIT 1",
         )
         .bind(ha1b.to_ascii_lowercase())
         .fetch_optional(p)
         .await?);
         row.map(UserRow::into_model).transpose()
     }
+
+    async fn sip_user_of_lease(&self, account: Uuid, lease: Uuid) -> Result<Option<(String, SipUser)>> {
+        let row: Option<(String, UserRow)> = with_pool!(self, p => {
+            let row: Option<UserRowWithDomain> = sqlx::query_as(
+                "SELECT d.name AS domain_name, u.id, u.account_id, u.domain_id, u.login, u.ha1, u.ha1b, \
+                 u.is_active, u.tn_lease_id, u.same_domain_calls_only, u.created_on, u.modified_on, u.deleted_on \
+                 FROM sip_user u JOIN sip_domain d ON d.id = u.domain_id \
+                 WHERE u.account_id = $1 AND u.tn_lease_id = $2 AND u.deleted_on IS NULL AND u.is_active \
+                 AND d.deleted_on IS NULL ORDER BY u.created_on, u.id LIMIT 1",
+            )
+            .bind(account.to_string())
+            .bind(lease.to_string())
+            .fetch_optional(p)
+            .await?;
+            row.map(|r| (r.domain_name, r.user))
+        });
+        row.map(|(domain, user)| Ok((domain, user.into_model()?))).transpose()
+    }
+}
+
+/// A user row with its domain's name (`sip_user_of_lease`).
+#[derive(sqlx::FromRow)]
+struct UserRowWithDomain {
+    domain_name: String,
+    #[sqlx(flatten)]
+    user: UserRow,
 }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{Ref, Store, id_list, ms, ordered, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError};
+use crate::id::new_id;
 use crate::model::*;
 use crate::repo::{CampaignFilter, List, ListParams, TenDlcRepo};
 
@@ -179,7 +180,7 @@ impl TenDlcRepo for Store {
     async fn create_brand(&self, account: Uuid, new: NewTenDlcBrand) -> Result<TenDlcBrand> {
         let now = now();
         let b = TenDlcBrand {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             legal_name: new.legal_name,
             dba_name: new.dba_name,
@@ -265,7 +266,7 @@ impl TenDlcRepo for Store {
         }
         let now = now();
         let c = TenDlcCampaign {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             brand: new.brand,
             use_case: new.use_case,

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{Store, ms, ordered, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError, conflict_on};
+use crate::id::new_id;
 use crate::model::*;
 use crate::repo::{List, ListParams, VerifiedNumberRepo};
 
@@ -54,7 +55,7 @@ impl VerifiedNumberRepo for Store {
     ) -> Result<VerifiedNumber> {
         let now = now();
         let number = VerifiedNumber {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             tn,
             state: "pending",

@@ -1,10 +1,13 @@
 //! Event subscriptions, signing keys and the webhook outbox.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{Store, id_list, ms, ordered, uuid, with_pool};
 use crate::error::{ObjectKind, Result, StoreError};
+use crate::id::new_id;
 use crate::model::*;
 use crate::repo::{List, ListParams, MAX_TAKE, WebhookRepo};
 
@@ -51,6 +54,7 @@ struct DeliveryRow {
     id: String,
     account_id: String,
     position: i64,
+    node_id: Option<String>,
     url: String,
     url2: Option<String>,
     event_id: String,
@@ -71,6 +75,7 @@ impl DeliveryRow {
             uuid: uuid(K, "id", &self.id)?,
             account: uuid(K, "account_id", &self.account_id)?,
             position: self.position,
+            node: self.node_id,
             url: self.url,
             url2: self.url2,
             event: uuid(K, "event_id", &self.event_id)?,
@@ -93,7 +98,7 @@ impl DeliveryRow {
 
 macro_rules! delivery_cols {
     () => {
-        "id, account_id, position, url, url2, event_id, event_type, call_id, body, state, attempts, \
+        "id, account_id, position, node_id, url, url2, event_id, event_type, call_id, body, state, attempts, \
          next_attempt_on, last_error, created_on"
     };
 }
@@ -107,7 +112,7 @@ impl WebhookRepo for Store {
     ) -> Result<EventSubscription> {
         let now = now();
         let s = EventSubscription {
-            uuid: Uuid::new_v4(),
+            uuid: new_id(),
             account,
             channel: new.channel,
             event_type: new.event_type,
@@ -225,38 +230,41 @@ impl WebhookRepo for Store {
             return Ok(Vec::new());
         }
         let now = now();
-        let stored = with_pool!(self, p => {
+        let mut stored: Vec<WebhookDelivery> = deliveries
+            .into_iter()
+            .map(|d| WebhookDelivery {
+                uuid: new_id(),
+                account: d.account,
+                // Given by the database below.
+                position: 0,
+                node: d.node,
+                url: d.url,
+                url2: d.url2,
+                event: d.event,
+                event_type: d.event_type,
+                call: d.call,
+                body: d.body,
+                state: DeliveryState::Pending,
+                attempts: 0,
+                next_attempt_on: now,
+                last_error: None,
+                created_on: now,
+            })
+            .collect();
+        with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            let last: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM webhook_delivery")
-                .fetch_one(&mut *tx)
-                .await?;
-            let stored: Vec<WebhookDelivery> = (last.unwrap_or(0) + 1..)
-                .zip(deliveries)
-                .map(|(position, d)| WebhookDelivery {
-                    uuid: Uuid::new_v4(),
-                    account: d.account,
-                    position,
-                    url: d.url,
-                    url2: d.url2,
-                    event: d.event,
-                    event_type: d.event_type,
-                    call: d.call,
-                    body: d.body,
-                    state: DeliveryState::Pending,
-                    attempts: 0,
-                    next_attempt_on: now,
-                    last_error: None,
-                    created_on: now,
-                })
-                .collect();
-            // One statement per chunk: on PostgreSQL each statement is a round trip.
-            for rows in stored.chunks(DELIVERY_INSERT_CHUNK) {
-                let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_deliveries_sql(rows.len())));
-                for row in rows {
+            // One statement per chunk: on PostgreSQL each statement is a round trip. The
+            // positions come from the sequence (PostgreSQL) or the AUTOINCREMENT rowid (SQLite):
+            // unique with any number of writers, and assigned row after row in VALUES order, so
+            // this writer's deliveries keep the order given. RETURNING's rows are matched by id
+            // (SQLite does not promise their order).
+            for rows in stored.chunks_mut(DELIVERY_INSERT_CHUNK) {
+                let mut insert = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(insert_deliveries_sql(rows.len())));
+                for row in rows.iter() {
                     insert = insert
                         .bind(row.uuid.to_string())
                         .bind(row.account.to_string())
-                        .bind(row.position)
+                        .bind(&row.node)
                         .bind(&row.url)
                         .bind(&row.url2)
                         .bind(row.event.to_string())
@@ -265,23 +273,50 @@ impl WebhookRepo for Store {
                         .bind(&row.body)
                         .bind(ms(now));
                 }
-                insert.execute(&mut *tx).await?;
+                let positions: HashMap<String, i64> = insert.fetch_all(&mut *tx).await?.into_iter().collect();
+                for row in rows.iter_mut() {
+                    row.position = *positions.get(&row.uuid.to_string()).ok_or_else(|| StoreError::Corrupt {
+                        kind: ObjectKind::EventSubscription,
+                        column: "position",
+                        value: format!("no position returned for delivery {}", row.uuid),
+                    })?;
+                }
             }
             tx.commit().await?;
-            stored
         });
         Ok(stored)
     }
 
-    async fn pending_deliveries(&self, after_position: i64, limit: u32) -> Result<Vec<WebhookDelivery>> {
-        let rows: Vec<DeliveryRow> = with_pool!(self, p => sqlx::query_as(concat!(
-            "SELECT ", delivery_cols!(),
-            " FROM webhook_delivery WHERE state = 'pending' AND position > $1 ORDER BY position LIMIT $2"
-        ))
-        .bind(after_position)
-        .bind(i64::from(limit.min(MAX_TAKE)))
-        .fetch_all(p)
-        .await?);
+    async fn pending_deliveries(
+        &self,
+        node: Option<&str>,
+        after_position: i64,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>> {
+        // Both read the partial index of pending rows (claimed_by, position).
+        let sql = match node {
+            Some(_) => concat!(
+                "SELECT ",
+                delivery_cols!(),
+                " FROM webhook_delivery WHERE state = 'pending' AND position > $1 AND claimed_by = $3 \
+                 ORDER BY position LIMIT $2"
+            ),
+            None => concat!(
+                "SELECT ",
+                delivery_cols!(),
+                " FROM webhook_delivery WHERE state = 'pending' AND position > $1 ORDER BY position LIMIT $2"
+            ),
+        };
+        let limit = i64::from(limit.min(MAX_TAKE));
+        let rows: Vec<DeliveryRow> = with_pool!(self, p => {
+            let query = sqlx::query_as(sql).bind(after_position).bind(limit);
+            match node {
+                Some(node) => query.bind(node),
+                None => query,
+            }
+            .fetch_all(p)
+            .await?
+        });
         rows.into_iter().map(DeliveryRow::into_model).collect()
     }
 
@@ -326,8 +361,9 @@ impl WebhookRepo for Store {
     }
 
     async fn purge_deliveries(&self, before: Timestamp, limit: u32) -> Result<u64> {
-        // A sub-select with LIMIT: SQLite has no DELETE … LIMIT. The newest row stays, so
-        // `MAX(position)` never goes back (the dispatcher skips positions it has seen).
+        // A sub-select with LIMIT: SQLite has no DELETE … LIMIT. The newest row stays (positions
+        // come from a sequence now and never go back anyway; the dispatcher skips positions it
+        // has seen).
         let done = with_pool!(self, p => sqlx::query(
             "DELETE FROM webhook_delivery WHERE id IN (SELECT id FROM webhook_delivery \
              WHERE ((state = 'delivered' AND delivered_on < $1) OR (state = 'failed' AND next_attempt_on < $1)) \
@@ -366,11 +402,12 @@ impl WebhookRepo for Store {
 /// Rows per outbox INSERT (10 parameters each, well under SQLite's 32 766).
 const DELIVERY_INSERT_CHUNK: usize = 500;
 
-/// `INSERT INTO webhook_delivery … VALUES (…), (…)` for `rows` rows of 10 parameters.
+/// `INSERT INTO webhook_delivery … VALUES (…), (…) RETURNING id, position` for `rows` rows of
+/// 10 parameters; the database gives the positions.
 fn insert_deliveries_sql(rows: usize) -> String {
     let mut sql = String::from(
-        "INSERT INTO webhook_delivery (id, account_id, position, url, url2, event_id, event_type, call_id, \
-         body, state, attempts, next_attempt_on, created_on) VALUES ",
+        "INSERT INTO webhook_delivery (id, account_id, node_id, claimed_by, url, url2, event_id, event_type, \
+         call_id, body, state, attempts, next_attempt_on, created_on) VALUES ",
     );
     for row in 0..rows {
         let n = row * 10;
@@ -378,9 +415,11 @@ fn insert_deliveries_sql(rows: usize) -> String {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, ${}, ${})",
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, ${}, ${})",
             n + 1,
             n + 2,
+            n + 3,
+            // The writer sends its own deliveries: it claims them as it writes them.
             n + 3,
             n + 4,
             n + 5,
@@ -392,5 +431,6 @@ fn insert_deliveries_sql(rows: usize) -> String {
             n + 10
         ));
     }
+    sql.push_str(" RETURNING id, position");
     sql
 }

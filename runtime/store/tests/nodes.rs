@@ -1,0 +1,161 @@
+//! Nodes sharing one database: a survivor takes over a node whose heartbeat stopped — its open
+//! CDRs closed, its batch items in progress failed, its pending webhook deliveries claimed —
+//! and never a live node's. SQLite, and PostgreSQL at `OPENTACT_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; skipped when unreachable, except under CI).
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use opentact_store::*;
+use sqlx::Connection;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn a_survivor_takes_over_a_dead_node_and_not_a_live_one() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let sqlite = Store::open(&format!("sqlite://{}/n.db?mode=rwc", dir.path().display())).await?;
+    take_over(&sqlite).await.context("on SQLite")?;
+
+    let admin_url = std::env::var("OPENTACT_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let mut admin =
+        match tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin_url)).await {
+            Ok(Ok(conn)) => conn,
+            _ if std::env::var_os("CI").is_some() => {
+                anyhow::bail!("PostgreSQL at {admin_url} is unreachable")
+            }
+            _ => {
+                eprintln!("SKIP the PostgreSQL half: {admin_url} unreachable");
+                return Ok(());
+            }
+        };
+    let db = format!("opentact_test_{}", Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await?;
+    let url = format!("{}/{db}", &admin_url[..admin_url.rfind('/').context("a database in the URL")?]);
+    let outcome = async {
+        let store = Store::open(&url).await?;
+        let result = take_over(&store).await;
+        store.close().await;
+        result
+    }
+    .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await?;
+    outcome.context("on PostgreSQL")
+}
+
+async fn take_over(s: &Store) -> anyhow::Result<()> {
+    let owner = s
+        .create_account(NewAccount {
+            name: "nodes".into(),
+            email: "nodes@example.com".into(),
+            password: "correct horse battery".into(),
+            time_zone: "UTC".into(),
+        })
+        .await?
+        .uuid;
+    let now = chrono::Utc::now();
+    // Node a was last seen 10 s ago; b and c are alive.
+    s.register_node("a", now - chrono::Duration::seconds(10)).await?;
+    s.register_node("b", now).await?;
+    s.register_node("c", now).await?;
+    let call = |node: &str| NewCallRecord {
+        uuid: Uuid::new_v4(),
+        app: None,
+        direction: CallDirection::Inbound,
+        from: "13105550111".to_owned(),
+        to: "12025550100".to_owned(),
+        started_on: now - chrono::Duration::seconds(30),
+        node: Some(node.to_owned()),
+    };
+    let (on_a, on_b) = (call("a"), call("b"));
+    for c in [&on_a, &on_b] {
+        s.record_call_start(owner, c.clone()).await?;
+    }
+    let delivery = |node: &str| NewWebhookDelivery {
+        account: owner,
+        node: Some(node.to_owned()),
+        url: "https://hooks.example.com/a".to_owned(),
+        url2: None,
+        event: Uuid::new_v4(),
+        event_type: "call.initiated".to_owned(),
+        call: None,
+        body: "{}".to_owned(),
+    };
+    // A batch with one call on each node: a's answered, b's ringing.
+    let tn = 12029822917;
+    s.upsert_numbers(&[NumberInventory {
+        tn,
+        npa: 202,
+        state: Some("DC".into()),
+        voice: true,
+        sms: false,
+        available: true,
+        created_on: now,
+        modified_on: now,
+    }])
+    .await?;
+    let lease = s.lease_tn(owner, NewLease { tn, voice: true, sms: false, autorenew: false }).await?;
+    let batch = s
+        .create_batch(
+            owner,
+            NewBatch {
+                outbound_voice_profile: None,
+                tn_lease: lease.uuid,
+                from_tn: tn,
+                xml: Some("<Response><Hangup/></Response>".into()),
+                sip_control_app: None,
+                ring_timeout_secs: 30,
+                phones: vec!["12025550100".into(), "12025550101".into()],
+            },
+        )
+        .await?
+        .uuid;
+    for (position, state, call) in [(0, BatchItemState::Answered, &on_a), (1, BatchItemState::Calling, &on_b)]
+    {
+        let update = BatchItemUpdate { call: Some(call.uuid), ..BatchItemUpdate::state(state) };
+        s.update_batch_item(batch, position, update).await?;
+    }
+    let written = s.enqueue_deliveries(vec![delivery("a"), delivery("a"), delivery("b")]).await?;
+
+    // Nothing is dead for a timeout of 20 s.
+    let reason = "its node stopped";
+    let cutoff = |secs| now - chrono::Duration::seconds(secs);
+    ensure!(s.take_over_dead_node("b", cutoff(20), now, reason).await?.is_none(), "a is not dead yet");
+    // For 5 s, a is: b takes it over, once.
+    let taken = s.take_over_dead_node("b", cutoff(5), now, reason).await?.context("a is dead")?;
+    ensure!(
+        taken
+            == NodeTakeover { node: "a".into(), calls_closed: 1, batch_items_failed: 1, deliveries_taken: 2 },
+        "{taken:?}"
+    );
+    ensure!(s.take_over_dead_node("c", cutoff(5), now, reason).await?.is_none(), "a was taken over already");
+    let closed = s.get_call(owner, on_a.uuid).await?.context("a's call")?;
+    ensure!(
+        closed.state == CallState::Failed
+            && closed.q850_cause == Some(41)
+            && closed.hangup_reason.as_deref() == Some(reason),
+        "{closed:?}"
+    );
+    let live = s.get_call(owner, on_b.uuid).await?.context("b's call")?;
+    ensure!(live.ended_on.is_none(), "a live node's call stays open: {live:?}");
+    let items = s.batch_items(batch).await?;
+    ensure!(
+        items[0].state == BatchItemState::Failed && items[0].q850_cause == Some(41),
+        "a's answered item failed: {:?}",
+        items[0]
+    );
+    ensure!(items[1].state == BatchItemState::Calling, "b's ringing item goes on: {:?}", items[1]);
+    // a's deliveries are b's to send now, with b's own.
+    let b_sends: Vec<Uuid> = s.pending_deliveries(Some("b"), 0, 100).await?.iter().map(|d| d.uuid).collect();
+    let all: Vec<Uuid> = written.iter().map(|d| d.uuid).collect();
+    ensure!(b_sends == all, "b sends every pending delivery, in order: {b_sends:?}");
+    ensure!(s.pending_deliveries(Some("a"), 0, 100).await?.is_empty(), "a claims nothing now");
+    // a, late, learns it was taken over; started again it is a node like the others.
+    ensure!(!s.renew_node("a", now).await?, "a's renewal tells it was taken over");
+    ensure!(s.renew_node("b", now).await?, "b's renewal holds");
+    s.register_node("a", now).await?;
+    ensure!(s.renew_node("a", now).await?, "a, registered again, renews");
+    Ok(())
+}
