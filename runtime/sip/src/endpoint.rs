@@ -11,6 +11,7 @@ use rsipstack::sip::{Header, HeadersExt, Method, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::TransportLayer;
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
+use rsipstack::transport::tls::{ReloadableCertResolver, TlsConfig, TlsListenerConnection};
 use rsipstack::transport::udp::UdpConnection;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -45,6 +46,26 @@ pub struct SipConfig {
     /// ([`DEFAULT_MAX_CONTACTS_PER_USER`]); a REGISTER that would exceed it is refused with
     /// `403 Too Many Contacts` and changes nothing.
     pub max_contacts_per_user: usize,
+    /// SIP over TLS (RFC 3261 §26, RFC 5630), off when `None`.
+    pub tls: Option<TlsListen>,
+}
+
+/// The SIP over TLS listener: its address and the server certificate it presents.
+#[derive(Clone)]
+pub struct TlsListen {
+    /// Address and port (5061 by convention; port 0 picks a free port, for tests).
+    pub listen: SocketAddr,
+    /// The certificate chain, PEM, leaf first.
+    pub cert_pem: Vec<u8>,
+    /// The certificate's private key, PEM (PKCS#8 or PKCS#1).
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("TlsListen").field("listen", &self.listen).finish_non_exhaustive()
+    }
 }
 
 impl Default for SipConfig {
@@ -57,6 +78,7 @@ impl Default for SipConfig {
             domain: "sip.opentact.local".to_owned(),
             auth: AuthLimits::default(),
             max_contacts_per_user: DEFAULT_MAX_CONTACTS_PER_USER,
+            tls: None,
         }
     }
 }
@@ -102,10 +124,11 @@ pub struct InviteCredential {
 /// A running SIP endpoint. Dropping it does not stop it; call [`SipEndpoint::shutdown`].
 pub struct SipEndpoint {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     cancel: CancellationToken,
     dialog_layer: Arc<DialogLayer>,
     registrar: Arc<Registrar>,
-    contact: rsipstack::sip::Uri,
+    contacts: OwnContacts,
     messages: Arc<OnceLock<Arc<dyn MessageHandler>>>,
 }
 
@@ -140,11 +163,25 @@ impl SipEndpoint {
             })?;
             transport_layer.add_transport(tcp.into());
         }
+        let advertised_ip = config.advertised_address.unwrap_or(IpAddr::from([127, 0, 0, 1]));
         if local_addr.ip().is_unspecified() {
-            local_addr.set_ip(config.advertised_address.unwrap_or(IpAddr::from([127, 0, 0, 1])));
+            local_addr.set_ip(advertised_ip);
         }
+        let tls_addr = match &config.tls {
+            Some(tls) => {
+                let mut tls_addr = tls_listener(tls, &transport_layer).await?;
+                if tls_addr.ip().is_unspecified() {
+                    tls_addr.set_ip(advertised_ip);
+                }
+                Some(tls_addr)
+            }
+            None => None,
+        };
+        let refusals = Arc::new(crate::refusal::Refusals::default());
         let endpoint = EndpointBuilder::new()
             .with_cancel_token(cancel.clone())
+            // Refusals of INVITEs carry a Warning header the dialog layer cannot add (refusal.rs).
+            .with_inspector(Box::new(crate::refusal::RefusalInspector(refusals.clone())))
             // Malformed requests are refused before they reach a transaction (validate.rs).
             .with_transport_inspector(Box::new(crate::validate::RequestValidator))
             .with_transport_layer(transport_layer)
@@ -152,8 +189,7 @@ impl SipEndpoint {
             .build();
         let incoming = endpoint.incoming_transactions()?;
         let dialog_layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
-        let contact = rsipstack::sip::Uri::try_from(format!("sip:{local_addr}").as_str())
-            .map_err(|e| SipError::Stack(format!("contact for {local_addr}: {e}")))?;
+        let contacts = OwnContacts::new(local_addr, tls_addr)?;
 
         let serve_cancel = cancel.clone();
         tokio::spawn(async move {
@@ -168,14 +204,15 @@ impl SipEndpoint {
             messages: messages.clone(),
             dialog_layer: dialog_layer.clone(),
             handler,
-            contact: contact.clone(),
+            contacts: contacts.clone(),
             platform_domain: config.domain.to_ascii_lowercase(),
+            refusals,
             registrar: registrar.clone(),
             auth: Arc::new(DigestAuth::new(config.auth)),
         };
         tokio::spawn(Arc::new(dispatcher).run(incoming, cancel.clone()));
-        info!(%local_addr, tcp = config.tcp, "SIP listening");
-        Ok(SipEndpoint { local_addr, cancel, dialog_layer, registrar, contact, messages })
+        info!(%local_addr, tcp = config.tcp, tls = ?tls_addr, "SIP listening");
+        Ok(SipEndpoint { local_addr, tls_addr, cancel, dialog_layer, registrar, contacts, messages })
     }
 
     /// The address SIP is served on (with the port chosen when 0 was asked for).
@@ -183,9 +220,15 @@ impl SipEndpoint {
         self.local_addr
     }
 
+    /// The address SIP over TLS is served on, when it is on.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
     /// Place an outbound leg.
     pub fn invite(&self, request: OutboundRequest) -> Result<(OutboundCall, PendingOutcome), SipError> {
-        OutboundCall::place(&self.dialog_layer, &self.contact, request)
+        let contact = self.contacts.for_transport(request.transport).clone();
+        OutboundCall::place(&self.dialog_layer, &contact, request)
     }
 
     /// Route inbound MESSAGE requests (RFC 3428) to `handler` from now on; until it is set they
@@ -215,12 +258,66 @@ impl SipEndpoint {
     }
 }
 
+/// The platform's own Contact URIs: one for UDP and TCP, one for TLS (`transport=tls`, so
+/// a phone that registered over TLS sends its in-dialog requests back over TLS).
+#[derive(Clone)]
+struct OwnContacts {
+    plain: rsipstack::sip::Uri,
+    tls: Option<rsipstack::sip::Uri>,
+}
+
+impl OwnContacts {
+    fn new(local_addr: SocketAddr, tls_addr: Option<SocketAddr>) -> Result<Self, SipError> {
+        let uri = |text: String| {
+            rsipstack::sip::Uri::try_from(text.as_str())
+                .map_err(|e| SipError::Stack(format!("contact {text}: {e}")))
+        };
+        Ok(OwnContacts {
+            plain: uri(format!("sip:{local_addr}"))?,
+            tls: tls_addr.map(|addr| uri(format!("sip:{addr};transport=tls"))).transpose()?,
+        })
+    }
+
+    /// The Contact for a dialog over `transport` (`udp`, `tcp` or `tls`).
+    fn for_transport(&self, transport: &str) -> &rsipstack::sip::Uri {
+        match (&self.tls, transport) {
+            (Some(tls), "tls") => tls,
+            _ => &self.plain,
+        }
+    }
+}
+
+/// Add the TLS listener to `transport_layer`; its address (the port picked when 0 was asked).
+/// The certificate and key are checked, and the address bound once, here: the stack opens the
+/// listener later and would only log a failure.
+async fn tls_listener(tls: &TlsListen, transport_layer: &TransportLayer) -> Result<SocketAddr, SipError> {
+    let failed = |reason: String| SipError::Bind { transport: "TLS", address: tls.listen, reason };
+    // The ring provider, as everywhere else in the platform; no process-wide default needed.
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    ReloadableCertResolver::new(&tls.cert_pem, &tls.key_pem, provider)
+        .map_err(|e| failed(format!("certificate or key: {e}")))?;
+    let probe = std::net::TcpListener::bind(tls.listen).map_err(|e| failed(e.to_string()))?;
+    let address = probe.local_addr().map_err(|e| failed(e.to_string()))?;
+    drop(probe);
+    let config = TlsConfig {
+        cert: Some(tls.cert_pem.clone()),
+        key: Some(tls.key_pem.clone()),
+        ..TlsConfig::default()
+    };
+    let listener =
+        TlsListenerConnection::new(address, None, config).await.map_err(|e| failed(e.to_string()))?;
+    transport_layer.add_transport(listener.into());
+    Ok(address)
+}
+
 struct Dispatcher {
     messages: Arc<OnceLock<Arc<dyn MessageHandler>>>,
     dialog_layer: Arc<DialogLayer>,
     handler: Arc<dyn InboundHandler>,
-    contact: rsipstack::sip::Uri,
+    contacts: OwnContacts,
     platform_domain: String,
+    /// Headers for the responses that refuse INVITEs ([`crate::refusal`]).
+    refusals: Arc<crate::refusal::Refusals>,
     registrar: Arc<Registrar>,
     auth: Arc<DigestAuth>,
 }
@@ -255,11 +352,16 @@ fn random_secret() -> String {
         .collect()
 }
 
-/// The source address and transport of a request.
+/// The source address and transport (`udp`, `tcp` or `tls`) of a request.
 fn source_of(tx: &Transaction) -> Option<(SocketAddr, &'static str)> {
     let connection = tx.connection.as_ref()?;
     let address = connection.get_remote_addr()?.get_socketaddr().ok()?;
-    Some((address, if connection.is_reliable() { "tcp" } else { "udp" }))
+    let transport = match connection.transport() {
+        rsipstack::sip::Transport::Tls => "tls",
+        _ if connection.is_reliable() => "tcp",
+        _ => "udp",
+    };
+    Some((address, transport))
 }
 
 impl Dispatcher {
@@ -363,7 +465,7 @@ impl Dispatcher {
             &tx,
             states_tx,
             None,
-            Some(self.contact.clone()),
+            Some(self.contacts.for_transport(transport).clone()),
         ) {
             Ok(dialog) => dialog,
             Err(error) => {
@@ -380,6 +482,7 @@ impl Dispatcher {
             dialog.clone(),
             self.dialog_layer.clone(),
             states_rx,
+            crate::inbound::Refusing { refusals: self.refusals.clone(), agent: self.platform_domain.clone() },
         ) {
             Ok(call) => call,
             Err(error) => {
@@ -699,7 +802,7 @@ async fn register(
     }
     match registrar.register(&domain, &user, contacts, header_expires, source, transport) {
         RegisterOutcome::Bound(bindings) => {
-            info!(%user, %domain, %source, contacts = bindings.len(), "registered");
+            info!(%user, %domain, %source, contacts = bindings.len(), %transport, "registered");
             reply(&mut tx, StatusCode::OK, binding_headers(&bindings)).await;
         }
         RegisterOutcome::TooManyContacts { limit } => {

@@ -195,6 +195,15 @@ pub struct IncomingCall {
     reoffer: Arc<parking_lot::Mutex<Option<ReofferHandler>>>,
     /// Notified at every refresh (re-INVITE or UPDATE) of the session.
     refreshed: Arc<tokio::sync::Notify>,
+    refusing: Refusing,
+}
+
+/// What [`IncomingCall::reject_with_warning`] needs: where its headers wait, and the platform's
+/// name as the Warning's agent.
+#[derive(Debug, Clone)]
+pub(crate) struct Refusing {
+    pub refusals: Arc<crate::refusal::Refusals>,
+    pub agent: String,
 }
 
 impl fmt::Debug for IncomingCall {
@@ -209,6 +218,7 @@ impl fmt::Debug for IncomingCall {
 }
 
 impl IncomingCall {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         request: Request,
         source: SocketAddr,
@@ -217,6 +227,7 @@ impl IncomingCall {
         dialog: InviteDialog,
         dialog_layer: Arc<DialogLayer>,
         states: DialogStateReceiver,
+        refusing: Refusing,
     ) -> Result<Self, SipError> {
         let from = request.from_header().map_err(SipError::from_parse)?;
         let from = rsipstack::sip::typed::From::parse(from.value()).map_err(SipError::from_parse)?;
@@ -257,6 +268,7 @@ impl IncomingCall {
             state,
             reoffer,
             refreshed,
+            refusing,
         })
     }
 
@@ -281,6 +293,17 @@ impl IncomingCall {
     pub fn reject(&self, status: u16, reason: Option<&str>) -> Result<(), SipError> {
         self.ensure_live()?;
         self.dialog.reject(Some(StatusCode::from(status)), reason.map(str::to_owned))?;
+        Ok(())
+    }
+
+    /// Refuse the call with a final status and `Warning: 399 <platform> "reason"` (RFC 3261
+    /// §20.43; §21.4.26 for 488 Not Acceptable Here): the caller learns why, in the header
+    /// meant for it.
+    pub fn reject_with_warning(&self, status: u16, reason: &str) -> Result<(), SipError> {
+        self.ensure_live()?;
+        let warning = crate::message::warning(&self.refusing.agent, reason);
+        self.refusing.refusals.expect(&self.call_id, status, vec![warning]);
+        self.dialog.reject(Some(StatusCode::from(status)), None)?;
         Ok(())
     }
 

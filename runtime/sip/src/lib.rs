@@ -3,7 +3,7 @@
 //! The stack underneath is [rsipstack](https://docs.rs/rsipstack) (transports, RFC 3261
 //! transactions and dialogs); nothing outside this crate names it, so it can be swapped.
 //!
-//! - [`SipEndpoint`]: listens on UDP and TCP, answers OPTIONS, hands every new INVITE to an
+//! - [`SipEndpoint`]: listens on UDP and TCP (and TLS when configured), answers OPTIONS, hands every new INVITE to an
 //!   [`InboundHandler`] as an [`IncomingCall`], and routes in-dialog requests (ACK, BYE,
 //!   re-INVITE, CANCEL) to their dialogs.
 //! - [`IncomingCall`]: what routing needs to know about an INVITE (caller, callee, source
@@ -25,10 +25,11 @@ pub mod guard;
 mod inbound;
 pub mod message;
 mod outbound;
+mod refusal;
 pub mod registrar;
 mod validate;
 
-pub use endpoint::{InboundHandler, InviteCredential, SipConfig, SipEndpoint};
+pub use endpoint::{InboundHandler, InviteCredential, SipConfig, SipEndpoint, TlsListen};
 pub use error::SipError;
 pub use guard::{AUTH_BANNED_EVENT, AuthBan, AuthLimits, BanScope};
 pub use inbound::{Caller, IncomingCall, LegEnd, LegEvents, LegState, ReofferHandler, SipUri};

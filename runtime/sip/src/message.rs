@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rsipstack::sip::{Header, HeadersExt, Method, Param, Transport};
+use rsipstack::sip::{Header, HeadersExt, Method, Param};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
@@ -145,7 +145,7 @@ pub(crate) async fn send(endpoint: &EndpointInnerRef, message: OutboundMessage) 
     let parse = |what: &str, text: &str| {
         rsipstack::sip::Uri::try_from(text).map_err(|e| SipError::Stack(format!("{what} {text:?}: {e}")))
     };
-    let transport = if message.transport == "tcp" { Transport::Tcp } else { Transport::Udp };
+    let transport = crate::outbound::transport_named(message.transport);
     let listens = endpoint.transport_layer.get_listen_addrs();
     let via_addr =
         listens.iter().find(|a| a.r#type == Some(transport)).cloned().or_else(|| listens.first().cloned());

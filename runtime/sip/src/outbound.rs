@@ -24,7 +24,8 @@ pub struct OutboundRequest {
     /// Where to send it (a registered contact's source address, the carrier proxy); `None`
     /// resolves the URI's host.
     pub destination: Option<SocketAddr>,
-    /// `tcp` sends over TCP; anything else UDP.
+    /// `tcp` sends over TCP, `tls` over TLS (a phone's own connection when it registered over
+    /// TLS); anything else UDP.
     pub transport: &'static str,
     /// The From URI (the caller ID).
     pub from: String,
@@ -32,6 +33,8 @@ pub struct OutboundRequest {
     pub to: String,
     /// The SDP offer.
     pub sdp_offer: String,
+    /// Further header fields, name and value (a STIR/SHAKEN `Identity`).
+    pub headers: Vec<(String, String)>,
 }
 
 /// How an outbound INVITE ended.
@@ -84,6 +87,15 @@ impl PendingOutcome {
     }
 }
 
+/// The transport a binding's or request's `udp`, `tcp` or `tls` names (UDP for anything else).
+pub(crate) fn transport_named(name: &str) -> Transport {
+    match name {
+        "tcp" => Transport::Tcp,
+        "tls" => Transport::Tls,
+        _ => Transport::Udp,
+    }
+}
+
 impl fmt::Debug for OutboundCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutboundCall").field("id", &self.dialog.id().to_string()).finish_non_exhaustive()
@@ -99,10 +111,20 @@ impl OutboundCall {
         let parse = |what: &str, text: &str| {
             rsipstack::sip::Uri::try_from(text).map_err(|e| SipError::Stack(format!("{what} {text:?}: {e}")))
         };
+        // Which socket the INVITE leaves on is what an operator asks first when a phone does
+        // not ring (a TLS phone is reachable only over its own connection).
+        debug!(uri = %request.uri, destination = ?request.destination, transport = request.transport, "sending INVITE");
         let destination = request.destination.map(|address| {
             let mut sip_addr = SipAddr::from(address);
-            sip_addr.r#type = Some(if request.transport == "tcp" { Transport::Tcp } else { Transport::Udp });
+            sip_addr.r#type = Some(transport_named(request.transport));
             sip_addr
+        });
+        let headers = (!request.headers.is_empty()).then(|| {
+            request
+                .headers
+                .into_iter()
+                .map(|(name, value)| rsipstack::sip::Header::Other(name, value))
+                .collect()
         });
         let option = InviteOption {
             caller: parse("From", &request.from)?,
@@ -111,6 +133,7 @@ impl OutboundCall {
             content_type: Some("application/sdp".to_owned()),
             offer: Some(request.sdp_offer.into_bytes()),
             contact: contact.clone(),
+            headers,
             ..InviteOption::default()
         };
         let (states_tx, states_rx) = dialog_layer.new_dialog_state_channel();
