@@ -53,6 +53,9 @@ pub struct VoiceConfig {
     /// (`media.allow_private_rtp_peers`). Off: such a call is refused with 488 (an offer) or
     /// fails (a callee's answer), and no RTP is sent there.
     pub allow_private_media: bool,
+    /// Each account's recordings: checked before every recording starts, and the bytes left
+    /// bound the file.
+    pub recordings: crate::RecordingQuota,
 }
 
 impl VoiceConfig {
@@ -147,6 +150,9 @@ pub struct SipCall {
     /// The SDP origin version of the platform's next offer or answer.
     sdp_version: Arc<AtomicU64>,
     me: std::sync::Weak<SipCall>,
+    /// Set for a trunk's call ([`SipCall::answer_on_bridge`]): `<Dial>` answers the caller
+    /// only once a leg answers, and tells this.
+    on_bridge_answer: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for SipCall {
@@ -208,6 +214,7 @@ impl SipCall {
             }),
             sdp_version: Arc::new(AtomicU64::new(1)),
             me: me.clone(),
+            on_bridge_answer: Mutex::new(None),
         });
         // When the peer hangs up, media stops at once, whatever the flow is doing.
         let watcher = Arc::downgrade(&call);
@@ -220,6 +227,25 @@ impl SipCall {
             }
         });
         call
+    }
+
+    /// Dial without answering first: a ringing caller is answered only when a dialled leg
+    /// answers (then `answered` is called), so a caller whose callee never answers is still
+    /// unanswered and can be refused with a status ([`SipCall::reject`]). For SIP trunking,
+    /// where the caller's carrier must not see an answer the PBX never gave.
+    pub fn answer_on_bridge(&self, answered: Arc<dyn Fn() + Send + Sync>) {
+        *self.on_bridge_answer.lock() = Some(answered);
+    }
+
+    /// Refuse a ringing inbound call with `status` and a `Reason` header (RFC 3326, e.g.
+    /// `Q.850;cause=19;text="no answer"`). A call already answered is left alone.
+    pub fn reject(&self, status: u16, reason: &str) -> Result<(), CallError> {
+        match &self.leg {
+            Leg::Inbound(leg) if self.rtp.lock().is_none() => {
+                leg.reject(status, Some(reason)).map_err(|error| CallError::Failed(error.to_string()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The RTP session, once answered.
@@ -273,6 +299,14 @@ impl SipCall {
                 .map_err(|error| CallError::Failed(format!("creating {}: {error}", dir.display())))?;
         }
         Ok(path)
+    }
+
+    /// The bytes a new recording of this call may take, or `LimitExceeded` at the account's
+    /// quota (logged: the flow's `failed` event says it too).
+    async fn recording_allowance(&self) -> Result<u64, CallError> {
+        self.config.recordings.allowance(&self.info.account).await.inspect_err(
+            |error| warn!(call = %self.info.id, account = %self.info.account, %error, "recording refused"),
+        )
     }
 
     fn keep_recording(&self, name: &str, path: PathBuf, duration_ms: u64) -> Recording {
@@ -340,20 +374,34 @@ fn rms(samples: &[i16]) -> f64 {
 /// time (`opentact_media::session::TAP_SLACK_SAMPLES`), so a flood cannot lengthen a recording.
 async fn record_to(
     path: &Path,
+    allowance: u64,
     mut tap: opentact_media::session::TapReceiver,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) -> std::io::Result<u64> {
-    let mut recorder = WavRecorder::create(path)?;
+    let mut recorder = WavRecorder::create_within(path, allowance)?;
     loop {
         tokio::select! {
             frame = tap.recv() => match frame {
-                Some(frame) => recorder.write(&frame)?,
+                Some(frame) => if !written(recorder.write(&frame), path)? { break },
                 None => break,
             },
             _ = &mut stop => break,
         }
     }
     recorder.finish()
+}
+
+/// Whether a frame was written: `false` when the recording reached the account's quota (it
+/// stops there, kept, and the log says so), an error for anything else.
+fn written(result: std::io::Result<()>, path: &Path) -> std::io::Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::QuotaExceeded => {
+            warn!(file = %path.display(), %error, "recording stopped at the account's recording quota");
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 impl SipCall {
@@ -530,13 +578,14 @@ fn relay_digits(from: Arc<RtpSession>, to: Arc<RtpSession>) -> tokio::task::Join
 /// Mixes two legs' audio into one WAV, 20 ms at a time, until stopped.
 async fn record_mix(
     path: &Path,
+    allowance: u64,
     mut first: opentact_media::session::TapReceiver,
     mut second: opentact_media::session::TapReceiver,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) -> std::io::Result<u64> {
     use std::collections::VecDeque;
     const FRAME: usize = opentact_media::SAMPLES_PER_FRAME;
-    let mut recorder = WavRecorder::create(path)?;
+    let mut recorder = WavRecorder::create_within(path, allowance)?;
     let (mut a, mut b) = (VecDeque::<i16>::new(), VecDeque::<i16>::new());
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
     let mut frame = [0i16; FRAME];
@@ -551,7 +600,9 @@ async fn record_mix(
                     let mixed = i32::from(a.pop_front().unwrap_or(0)) + i32::from(b.pop_front().unwrap_or(0));
                     *slot = mixed.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
                 }
-                recorder.write(&frame)?;
+                if !written(recorder.write(&frame), path)? {
+                    break;
+                }
             }
         }
     }
@@ -593,7 +644,7 @@ impl CallBackend for SipCall {
             sdp::negotiate(&offer.audio).map_err(|error| CallError::Failed(format!("SDP offer: {error}")))?;
         if let Some(refused) = self.config.media_address_refused(offer.audio.address) {
             // 488 Not Acceptable Here: no media to that address, so no call.
-            let _ = leg.reject(488, Some(&refused));
+            let _ = leg.reject_with_warning(488, &refused);
             return Err(CallError::Failed(format!("SDP offer: {refused}")));
         }
         let peer = RtpPeer {
@@ -699,9 +750,10 @@ impl CallBackend for SipCall {
 
     async fn record(&self, request: &RecordRequest) -> Result<Recording, CallError> {
         let rtp = self.media()?;
+        let allowance = self.recording_allowance().await?;
         let id = uuid::Uuid::new_v4().to_string();
         let path = self.recording_path(&id)?;
-        let mut recorder = WavRecorder::create(&path)
+        let mut recorder = WavRecorder::create_within(&path, allowance)
             .map_err(|error| CallError::Failed(format!("creating {}: {error}", path.display())))?;
         // Paced by wall-clock time at the session (see `record_to`): the silence count below
         // and the file's length follow real time even under a flood.
@@ -716,7 +768,11 @@ impl CallBackend for SipCall {
             tokio::select! {
                 frame = tap.recv() => {
                     let Some(frame) = frame else { hung_up = true; break };
-                    recorder.write(&frame).map_err(|error| CallError::Failed(format!("recording: {error}")))?;
+                    let more = written(recorder.write(&frame), &path)
+                        .map_err(|error| CallError::Failed(format!("recording: {error}")))?;
+                    if !more {
+                        break;
+                    }
                     if rms(&frame) < SILENCE_RMS {
                         silent_ms += 20;
                     } else {
@@ -755,12 +811,13 @@ impl CallBackend for SipCall {
         if self.state.lock().background.is_some() {
             return Err(CallError::InvalidState("a background recording is already running".to_owned()));
         }
+        let allowance = self.recording_allowance().await?;
         let id = uuid::Uuid::new_v4().to_string();
         let path = self.recording_path(&id)?;
         let tap = rtp.tap();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let done = tokio::spawn(async move {
-            let duration = record_to(&path, tap, stop_rx).await?;
+            let duration = record_to(&path, allowance, tap, stop_rx).await?;
             Ok((path, duration))
         });
         self.state.lock().background =
@@ -788,11 +845,14 @@ impl CallBackend for SipCall {
         bridged: &(dyn for<'t> Fn(&'t opentact_call::model::DialTarget) + Send + Sync),
     ) -> Result<DialResult, CallError> {
         self.live()?;
-        if self.rtp.lock().is_none() {
+        let on_bridge_answer = self.on_bridge_answer.lock().clone();
+        if self.rtp.lock().is_none() && on_bridge_answer.is_none() {
             self.answer().await?;
         }
-        let a_leg = self.media()?;
         let dialer = self.dialer()?;
+        // A recorded dial at the account's recording quota rings nobody: the flow's error path
+        // decides (dial unrecorded, or tell the caller).
+        let allowance = if request.record { self.recording_allowance().await? } else { 0 };
         let leg = dial::ring(
             dialer.as_ref(),
             &self.config,
@@ -804,6 +864,24 @@ impl CallBackend for SipCall {
             true,
         )
         .await?;
+        if let Some(answered) = on_bridge_answer
+            && self.rtp.lock().is_none()
+        {
+            if let Err(error) = self.answer().await {
+                leg.call.hangup().await;
+                leg.rtp.close();
+                return Err(error);
+            }
+            answered();
+        }
+        let a_leg = match self.media() {
+            Ok(a_leg) => a_leg,
+            Err(error) => {
+                leg.call.hangup().await;
+                leg.rtp.close();
+                return Err(error);
+            }
+        };
         // The bridge: each side sends what the other receives.
         leg.rtp.feed(a_leg.tap());
         a_leg.feed(leg.rtp.tap());
@@ -814,7 +892,8 @@ impl CallBackend for SipCall {
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
             let (caller, callee) = (a_leg.tap(), leg.rtp.tap());
             let writing = path.clone();
-            let task = tokio::spawn(async move { record_mix(&writing, caller, callee, stop_rx).await });
+            let task =
+                tokio::spawn(async move { record_mix(&writing, allowance, caller, callee, stop_rx).await });
             Some((path, stop_tx, task))
         } else {
             None
@@ -963,6 +1042,7 @@ mod tests {
             recordings_dir: std::env::temp_dir(),
             inband_dtmf: false,
             allow_private_media,
+            recordings: crate::RecordingQuota::unlimited(),
         }
     }
 

@@ -48,6 +48,12 @@ pub trait Dialer: Send + Sync {
     fn admit_leg(&self, _call: &CallInfo) -> Result<Option<LegSlot>, CallError> {
         Ok(None)
     }
+
+    /// The payload types `request`'s leg is offered, in preference order (a SIP connection's
+    /// codecs); `None`: PCMU and PCMA.
+    fn offer_codecs(&self, _call: &CallInfo, _request: &OutboundRequest) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// A leg's place among its account's calls (see [`Dialer::admit_leg`]); given back when dropped.
@@ -149,7 +155,7 @@ pub(crate) async fn ring(
                 version: 1,
                 address: config.rtp_advertised,
                 port: rtp.local_addr().port(),
-                codecs: vec![PT_PCMU, PT_PCMA],
+                codecs: dialer.offer_codecs(info, &request).unwrap_or_else(|| vec![PT_PCMU, PT_PCMA]),
                 telephone_event: Some(OFFER_TELEPHONE_EVENT),
                 direction: Direction::SendRecv,
             };
