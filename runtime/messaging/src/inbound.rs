@@ -8,7 +8,9 @@
 //!                 a part of a concatenated message? ── yes, not the last ──► held in memory (taken)
 //!                     │ whole
 //!                     ▼
-//!                 stored: smsr, state received ──► the binary: sms.received, webhooks, the app
+//!                 stored: smsr, state received ──► the binary: sms.received, webhooks, then the
+//!                                                   number's app or SIP user / SIP connection
+//!                                                   (`crate::sip`) ──► settle: delivered | failed
 //! ```
 //!
 //! A message is acknowledged to the SMSC only once it is stored (or, for a part, held), so a
@@ -184,11 +186,16 @@ impl InboundRouter {
         }
     }
 
-    /// Records what the number's app did with a stored message: received → delivered, or
-    /// failed with `reason`. The message as it is now, when it moved.
-    pub async fn settle(&self, message: &SmsMessage, outcome: Result<(), String>) -> Option<SmsMessage> {
+    /// Records where a stored message went: received → delivered (with a note of where, when
+    /// given, e.g. the SIP user), or failed with `reason`. The message as it is now, when it
+    /// moved (`None` when it had already settled or the store failed).
+    pub async fn settle(
+        &self,
+        message: &SmsMessage,
+        outcome: Result<Option<String>, String>,
+    ) -> Option<SmsMessage> {
         let (to, reason) = match outcome {
-            Ok(()) => (opentact_store::SmsState::Delivered, None),
+            Ok(note) => (opentact_store::SmsState::Delivered, note),
             Err(reason) => (opentact_store::SmsState::Failed, Some(reason)),
         };
         match self.repo.settle_inbound_sms(message.uuid, to, reason, Utc::now()).await {

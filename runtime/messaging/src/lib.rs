@@ -6,6 +6,7 @@
 //! depends on `opentact-store`, never the reverse); the binary wires carriers, outbox and
 //! events together.
 
+pub mod group;
 pub mod inbound;
 pub mod model;
 pub mod outbox;

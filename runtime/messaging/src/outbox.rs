@@ -10,14 +10,35 @@
 //!            └── record_receipt ◄── CarrierEvent::Receipt ◄─┘
 //! ```
 //!
-//! Exactly-once is not on offer from SMPP: a submit whose response was lost (connection drop,
-//! timeout) may or may not have been taken. [`UnknownPolicy`] chooses: `at_least_once`
-//! submits such a message again (never lost, rarely doubled), `at_most_once` marks it failed
-//! (never doubled, rarely lost). Parts the carrier accepted are kept with the message and never
-//! submitted again, and a retry reuses the same concatenation reference so the handset still
-//! joins the parts.
+//! # Exactly once, and what it rests on
+//!
+//! SMPP has no idempotency key: a `submit_sm` whose `submit_sm_resp` was lost (connection
+//! drop, timeout, or this process killed between the SMSC's answer and the store's record) may
+//! or may not have been taken, and submitting it again may double it. So each part is *in
+//! doubt* from its claim until its outcome is recorded: the store puts it in doubt, under a
+//! `user_message_reference` unique among the parts in doubt, in the transaction that claims
+//! the message — before anything is written to the SMSC — and the part is submitted with that
+//! reference (SMPP 3.4 TLV 0x0204). An SMSC may echo the reference in the part's delivery
+//! receipt; a receipt echoing a part in doubt settles it (the SMSC took it: accepted, with the
+//! receipt's `receipted_message_id`), and receipts are acknowledged to the SMSC only once
+//! stored ([`crate::smpp::ReceiptHandler`]), so the SMSC delivers again one a crash cut short.
+//! A part in doubt is not submitted again before [`SenderConfig::reconcile_grace_ms`] has
+//! passed without such a receipt (after a crash: since the dead sender's claim ran out).
+//!
+//! **Exactly-once therefore relies on the carrier echoing `user_message_reference` in its
+//! receipts within the grace** (the test SMSC does, as SMPP 3.4 allows; many carriers do not,
+//! or send receipts late). Without that evidence [`UnknownPolicy`] decides what a part still
+//! in doubt after the grace becomes: `at_least_once` submits it again (never lost; doubled when
+//! the SMSC had taken it), `at_most_once` fails the message (never doubled; lost when it had
+//! not). Parts the carrier accepted are kept with the message and never submitted again, and a
+//! retry reuses the same concatenation reference so the handset still joins the parts.
+//!
+//! A claim holds its messages for the store's lease; the [`Sender`] renews the leases of the
+//! messages it holds while their attempts run ([`Outbox::renew`]), so a slow attempt is never
+//! taken over by another sender or node, and a dead sender's claims run out one lease after
+//! its last renewal.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +53,7 @@ use uuid::Uuid;
 
 use crate::model::{self, Message, MessageState, ReceiptStatus};
 use crate::segment;
-use crate::smpp::{DeliveryReceipt, SmppCarrier, SmppError, Submission, SubmitOutcome};
+use crate::smpp::{DeliveryReceipt, ReceiptHandler, SmppCarrier, SmppError, Submission, SubmitOutcome};
 
 /// A message the outbox hands to the sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +66,9 @@ pub struct QueuedMessage {
     pub attempts: u32,
     /// Parts the carrier already accepted (part index → carrier message id).
     pub accepted: BTreeMap<usize, String>,
+    /// The `user_message_reference` each part to submit is in doubt under (empty from an
+    /// outbox that keeps none, like [`MemoryOutbox`]).
+    pub references: BTreeMap<usize, u16>,
 }
 
 /// What one attempt came to.
@@ -54,8 +78,9 @@ pub enum Attempt {
     Sent,
     /// Given up: queued → failed.
     Failed { reason: String },
-    /// Stays queued; claim it again from `not_before`.
-    Retry { not_before: DateTime<Utc>, reason: String },
+    /// Stays queued; claim it again from `not_before`. `in_doubt`: the parts whose submit
+    /// was written but not answered (see the module docs).
+    Retry { not_before: DateTime<Utc>, reason: String, in_doubt: BTreeSet<usize> },
 }
 
 /// The store behind the outbox failed.
@@ -71,10 +96,21 @@ pub enum OutboxError {
 #[async_trait]
 pub trait Outbox: Send + Sync + 'static {
     /// Claims up to `limit` queued messages whose `not_before` has passed and that no sender
-    /// holds, oldest first. A claimed message is not returned again until its attempt is
-    /// recorded (after a crash, the store decides by [`UnknownPolicy`] what a claim without a
-    /// recorded attempt becomes: queued again, or failed).
-    async fn claim(&self, limit: usize) -> Result<Vec<QueuedMessage>, OutboxError>;
+    /// holds, oldest first, and puts their parts in doubt. A claimed message is not returned
+    /// again until its attempt is recorded or its claim runs out; one with parts in doubt from
+    /// an earlier claim waits for `grace` (see the module docs), then [`UnknownPolicy`] decides.
+    async fn claim(&self, limit: usize, grace: Duration) -> Result<Vec<QueuedMessage>, OutboxError>;
+
+    /// Extends the claims of the messages this outbox handed out and that are not recorded yet.
+    async fn renew(&self) -> Result<(), OutboxError> {
+        Ok(())
+    }
+
+    /// How often the sender calls [`Outbox::renew`] (a fraction of the claim's lease); `None`
+    /// when claims do not run out.
+    fn renew_every(&self) -> Option<Duration> {
+        None
+    }
 
     /// Records an attempt: the parts accepted so far (their carrier ids, which receipts will
     /// name) and the outcome; releases the claim.
@@ -100,12 +136,50 @@ pub trait Outbox: Send + Sync + 'static {
 #[async_trait]
 pub trait Carrier: Send + Sync + 'static {
     async fn submit(&self, part: Submission) -> Result<SubmitOutcome, SmppError>;
+
+    /// Hands the carrier's delivery receipts to `handler`, acknowledged once handled (a
+    /// carrier without receipts ignores it).
+    fn receipts_to(&self, handler: Arc<dyn ReceiptHandler>) {
+        let _ = handler;
+    }
 }
 
 #[async_trait]
 impl Carrier for SmppCarrier {
     async fn submit(&self, part: Submission) -> Result<SubmitOutcome, SmppError> {
         SmppCarrier::submit(self, part).await
+    }
+
+    fn receipts_to(&self, handler: Arc<dyn ReceiptHandler>) {
+        self.set_receipt_handler(handler);
+    }
+}
+
+/// An outbox as the carrier's [`ReceiptHandler`]: a receipt is acknowledged to the SMSC once
+/// [`Outbox::record_receipt`] stored it, and refused with "temporary application error"
+/// (`ESME_RX_T_APPN`, so the SMSC delivers it again) when the store failed.
+pub struct OutboxReceipts<O>(pub Arc<O>);
+
+impl<O> std::fmt::Debug for OutboxReceipts<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutboxReceipts")
+    }
+}
+
+impl<O: Outbox> ReceiptHandler for OutboxReceipts<O> {
+    fn receipt(
+        &self,
+        receipt: DeliveryReceipt,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = u32> + Send + '_>> {
+        Box::pin(async move {
+            match self.0.record_receipt(&receipt, Utc::now()).await {
+                Ok(_) => crate::smpp::inbound_status::ESME_ROK,
+                Err(e) => {
+                    warn!(error = %e, id = %receipt.message_id, "recording a delivery receipt failed");
+                    crate::smpp::inbound_status::ESME_RX_T_APPN
+                }
+            }
+        })
     }
 }
 
@@ -132,6 +206,10 @@ pub struct SenderConfig {
     /// Attempts before a message that keeps failing transiently is failed.
     pub max_attempts: u32,
     pub unknown: UnknownPolicy,
+    /// The reconciliation grace, ms: how long a part in doubt (its submit's answer lost, or its
+    /// sender killed mid-submit) waits for a delivery receipt echoing its reference before
+    /// `unknown` decides. Longer than the SMSC takes to send a receipt; see the module docs.
+    pub reconcile_grace_ms: u64,
 }
 
 impl Default for SenderConfig {
@@ -143,6 +221,7 @@ impl Default for SenderConfig {
             retry_delay_ms: 2_000,
             max_attempts: 5,
             unknown: UnknownPolicy::AtLeastOnce,
+            reconcile_grace_ms: 120_000,
         }
     }
 }
@@ -157,7 +236,9 @@ pub struct Sender<O, C> {
 }
 
 impl<O: Outbox, C: Carrier> Sender<O, C> {
+    /// Also hands the carrier's delivery receipts to the outbox ([`OutboxReceipts`]).
     pub fn new(outbox: Arc<O>, carrier: Arc<C>, config: SenderConfig) -> Self {
+        carrier.receipts_to(Arc::new(OutboxReceipts(outbox.clone())));
         Self { outbox, carrier, config, wake: Arc::new(Notify::new()) }
     }
 
@@ -170,12 +251,28 @@ impl<O: Outbox, C: Carrier> Sender<O, C> {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let poll = Duration::from_millis(self.config.poll_interval_ms);
+        let grace = Duration::from_millis(self.config.reconcile_grace_ms);
+        // The heartbeat: claims held while attempts run are renewed until this returns.
+        let heartbeat = self.outbox.renew_every().map(|every| {
+            let outbox = self.outbox.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = outbox.renew().await {
+                        warn!(error = %e, "renewing the outbox's claims failed");
+                    }
+                }
+            })
+        });
         while !*shutdown.borrow() {
             let available = permits.available_permits().min(self.config.batch.max(1));
             let batch = if available == 0 {
                 Vec::new()
             } else {
-                match self.outbox.claim(available).await {
+                match self.outbox.claim(available, grace).await {
                     Ok(batch) => batch,
                     Err(e) => {
                         warn!(error = %e, "outbox claim failed");
@@ -209,6 +306,9 @@ impl<O: Outbox, C: Carrier> Sender<O, C> {
         }
         // Let attempts in progress record their outcome.
         let _ = permits.acquire_many(self.config.concurrency.max(1) as u32).await;
+        if let Some(heartbeat) = heartbeat {
+            heartbeat.abort();
+        }
     }
 }
 
@@ -233,13 +333,19 @@ pub async fn attempt<C: Carrier + ?Sized>(
     };
     let parts = Submission::parts(&message.from, &message.to, &segmented);
     let total = parts.len();
-    let todo: Vec<(usize, Submission)> =
-        parts.into_iter().enumerate().filter(|(i, _)| !accepted.contains_key(i)).collect();
+    let todo: Vec<(usize, Submission)> = parts
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !accepted.contains_key(i))
+        .map(|(i, part)| {
+            (i, Submission { user_message_reference: message.references.get(&i).copied(), ..part })
+        })
+        .collect();
     let outcomes = futures_util::future::join_all(
         todo.into_iter().map(|(i, part)| async move { (i, carrier.submit(part).await) }),
     )
     .await;
-    let (mut refused, mut unknown, mut transient) = (None, false, None);
+    let (mut refused, mut in_doubt, mut transient) = (None, BTreeSet::new(), None);
     for (i, outcome) in outcomes {
         match outcome {
             Ok(SubmitOutcome::Accepted { message_id }) => {
@@ -252,7 +358,7 @@ pub async fn attempt<C: Carrier + ?Sized>(
                 transient = Some(format!("command_status {command_status:#x}"))
             }
             Ok(SubmitOutcome::Unknown { reason }) => {
-                unknown = true;
+                in_doubt.insert(i);
                 transient = Some(format!("unknown fate: {reason:?}"));
             }
             Err(e) => transient = Some(e.to_string()),
@@ -262,14 +368,18 @@ pub async fn attempt<C: Carrier + ?Sized>(
         Attempt::Sent
     } else if let Some(status) = refused {
         Attempt::Failed { reason: format!("refused by the carrier: command_status {status:#x}") }
-    } else if unknown && config.unknown == UnknownPolicy::AtMostOnce {
+    } else if !in_doubt.is_empty() && config.unknown == UnknownPolicy::AtMostOnce {
         Attempt::Failed { reason: "the carrier's answer was lost (at-most-once)".into() }
     } else if message.attempts + 1 >= config.max_attempts {
         Attempt::Failed { reason: format!("gave up after {} attempts", message.attempts + 1) }
     } else {
-        let delay =
+        let mut delay =
             Duration::from_millis(config.retry_delay_ms).saturating_mul(1 << message.attempts.min(16));
-        Attempt::Retry { not_before: Utc::now() + delay, reason: transient.unwrap_or_default() }
+        if !in_doubt.is_empty() {
+            // Time for a receipt echoing a part's reference to settle it first.
+            delay = delay.max(Duration::from_millis(config.reconcile_grace_ms));
+        }
+        Attempt::Retry { not_before: Utc::now() + delay, reason: transient.unwrap_or_default(), in_doubt }
     };
     (accepted, outcome)
 }
@@ -358,7 +468,7 @@ impl MemoryOutbox {
 
 #[async_trait]
 impl Outbox for MemoryOutbox {
-    async fn claim(&self, limit: usize) -> Result<Vec<QueuedMessage>, OutboxError> {
+    async fn claim(&self, limit: usize, _grace: Duration) -> Result<Vec<QueuedMessage>, OutboxError> {
         let now = Utc::now();
         let mut inner = self.inner.lock();
         let mut ready: Vec<&mut Entry> = inner
@@ -379,6 +489,7 @@ impl Outbox for MemoryOutbox {
                     text: e.message.text.clone(),
                     attempts: e.attempts,
                     accepted: e.accepted.clone(),
+                    references: BTreeMap::new(),
                 }
             })
             .collect())

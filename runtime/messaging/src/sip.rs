@@ -14,8 +14,10 @@
 //! - **to a number**: an outbound SMS of the account through the common submit path
 //!   ([`SmsSubmit`]): from a SIP user's own number (`tn_lease`), or from a connection's From
 //!   number; the submit path checks the number is the account's with SMS enabled and stores the
-//!   message (the same `sms.*` events as `POST /rest/sms`). 202 Accepted; a refusal is a 4xx
-//!   with its reason in a `Warning` header.
+//!   message (the same `sms.*` events as `POST /rest/sms`; its origin, the SIP user or the
+//!   connection, is logged). A connection sends only from a number of its own account, as it
+//!   calls only its own account's numbers. 202 Accepted; a refusal is a 4xx with its reason in a
+//!   `Warning` header.
 //!
 //! Outbound ([`SipMessages::deliver_sms`]): an inbound SMS to a number the account reaches on
 //! SIP — the number of a SIP user (its `tn_lease`), else a number on a SIP connection — goes to
@@ -27,10 +29,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use opentact_control::SmsOrigin;
 use opentact_sip::address::{domain_label, tn_of};
 use opentact_sip::message::MAX_MESSAGE_BODY;
 use opentact_sip::{Caller, IncomingMessage, MessageHandler, MessageReply, OutboundMessage, SipEndpoint};
-use opentact_store::{ListParams, MAX_TAKE, Repository, SipUser, StoreError, TnLease};
+use opentact_store::{Repository, SipUser, StoreError, TnLease};
 use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
@@ -49,7 +52,14 @@ pub struct SmsRefusal {
 #[async_trait]
 pub trait SmsSubmit: Send + Sync {
     /// The stored message's id, or why it was refused.
-    async fn submit(&self, account: Uuid, from_tn: i64, to: i64, text: &str) -> Result<Uuid, SmsRefusal>;
+    async fn submit(
+        &self,
+        account: Uuid,
+        from_tn: i64,
+        to: i64,
+        text: &str,
+        origin: SmsOrigin,
+    ) -> Result<Uuid, SmsRefusal>;
 }
 
 /// Who sent an inbound MESSAGE, once known to the store.
@@ -61,9 +71,10 @@ enum Sender {
         label: String,
         user: Box<SipUser>,
     },
-    /// A SIP connection (by credentials: one account; by address: its connections' accounts).
+    /// A SIP connection (by credentials: one; by address: the active connections at that
+    /// address), as (account, connection) pairs.
     Connection {
-        accounts: Vec<Uuid>,
+        connections: Vec<(Uuid, Uuid)>,
     },
 }
 
@@ -189,32 +200,11 @@ impl SipMessages {
 
     /// The SIP user (with its domain's full name) whose number `lease` is.
     async fn user_of_lease(&self, lease: &TnLease) -> Result<Option<(String, SipUser)>, StoreError> {
-        let mut skip = 0;
-        loop {
-            let domains = self.store.list_domains(lease.account, ListParams::page(MAX_TAKE, skip)).await?;
-            for domain in &domains.data {
-                let mut user_skip = 0;
-                loop {
-                    let users = self
-                        .store
-                        .list_sip_users(lease.account, domain.uuid, ListParams::page(MAX_TAKE, user_skip))
-                        .await?;
-                    if let Some(user) =
-                        users.data.iter().find(|u| u.is_active && u.tn_lease == Some(lease.uuid))
-                    {
-                        return Ok(Some((format!("{}.{}", domain.name, self.sip_domain), user.clone())));
-                    }
-                    user_skip += MAX_TAKE;
-                    if users.data.len() < MAX_TAKE as usize {
-                        break;
-                    }
-                }
-            }
-            skip += MAX_TAKE;
-            if domains.data.len() < MAX_TAKE as usize {
-                return Ok(None);
-            }
-        }
+        Ok(self
+            .store
+            .sip_user_of_lease(lease.account, lease.uuid)
+            .await?
+            .map(|(domain, user)| (format!("{domain}.{}", self.sip_domain), user)))
     }
 
     /// Who sent `message`; `Err` is the refusal.
@@ -250,20 +240,20 @@ impl SipMessages {
                     .await
                     .map_err(unavailable)?
                     .ok_or_else(refused)?;
-                Ok(Sender::Connection { accounts: vec![connection.account] })
+                Ok(Sender::Connection { connections: vec![(connection.account, connection.uuid)] })
             }
             Caller::Trunk => {
                 let ip = message.source.ip().to_string();
                 let connections = self.store.connections_by_ip(&ip).await.map_err(unavailable)?;
-                let accounts: Vec<Uuid> =
-                    connections.iter().filter(|c| c.is_active).map(|c| c.account).collect();
-                if accounts.is_empty() {
+                let connections: Vec<(Uuid, Uuid)> =
+                    connections.iter().filter(|c| c.is_active).map(|c| (c.account, c.uuid)).collect();
+                if connections.is_empty() {
                     return Err(MessageReply::refused(
                         403,
                         "MESSAGE is taken from SIP users and SIP connections only; carriers' SMS arrive over SMPP",
                     ));
                 }
-                Ok(Sender::Connection { accounts })
+                Ok(Sender::Connection { connections })
             }
         }
     }
@@ -298,7 +288,7 @@ impl SipMessages {
             let Ok(Some(domain)) = self.store.domain_by_name(label).await else { return unknown() };
             let allowed = match &sender {
                 Sender::User { account, .. } => *account == domain.account,
-                Sender::Connection { accounts } => accounts.contains(&domain.account),
+                Sender::Connection { connections } => connections.iter().any(|(a, _)| *a == domain.account),
             };
             if !allowed || !self.user_exists(label, &target_user).await {
                 return unknown();
@@ -324,7 +314,7 @@ impl SipMessages {
                 format!("{target_user}@{target_host} is neither a SIP user of this account nor a number"),
             );
         };
-        let (account, from_tn) = match &sender {
+        let (account, from_tn, origin) = match &sender {
             Sender::User { account, domain, user, .. } => {
                 if user.same_domain_calls_only {
                     return MessageReply::refused(
@@ -345,16 +335,31 @@ impl SipMessages {
                         ),
                     );
                 };
-                (*account, lease.tn)
+                (*account, lease.tn, SmsOrigin::SipUser { user: user.uuid })
             }
-            Sender::Connection { accounts } => {
+            Sender::Connection { connections } => {
                 let from = message.from.user.as_deref().unwrap_or_default();
                 let lease = match tn_of(from) {
-                    Some(tn) => self.store.lease_by_tn(tn).await.ok().flatten(),
+                    Some(tn) => match self.store.lease_by_tn(tn).await {
+                        Ok(lease) => lease,
+                        Err(error) => {
+                            warn!(%error, "MESSAGE routing: the store is unavailable");
+                            return MessageReply::refused(503, "routing unavailable");
+                        }
+                    },
                     None => None,
                 };
-                match lease.filter(|lease| accounts.contains(&lease.account) && lease.released_on.is_none()) {
-                    Some(lease) => (lease.account, lease.tn),
+                // A connection sends only from its own account's numbers, as it calls only them.
+                let own = lease.filter(|lease| lease.released_on.is_none()).and_then(|lease| {
+                    connections
+                        .iter()
+                        .find(|(account, _)| *account == lease.account)
+                        .map(|(_, c)| (lease, *c))
+                });
+                match own {
+                    Some((lease, connection)) => {
+                        (lease.account, lease.tn, SmsOrigin::SipConnection { connection })
+                    }
                     None => {
                         return MessageReply::refused(
                             403,
@@ -372,7 +377,7 @@ impl SipMessages {
                 "messaging is not running on this server, so no SMS can be sent",
             );
         };
-        match sms.submit(account, from_tn, to, &message.text).await {
+        match sms.submit(account, from_tn, to, &message.text, origin).await {
             Ok(id) => {
                 info!(sms = %id, from = from_tn, to, "MESSAGE to a number queued as an SMS");
                 MessageReply::accepted()
@@ -461,7 +466,14 @@ impl std::fmt::Debug for ControlSubmit {
 
 #[async_trait]
 impl SmsSubmit for ControlSubmit {
-    async fn submit(&self, account: Uuid, from_tn: i64, to: i64, text: &str) -> Result<Uuid, SmsRefusal> {
+    async fn submit(
+        &self,
+        account: Uuid,
+        from_tn: i64,
+        to: i64,
+        text: &str,
+        origin: SmsOrigin,
+    ) -> Result<Uuid, SmsRefusal> {
         use opentact_control::SmsRefusal as Refused;
         let request = opentact_control::SmsSend {
             account,
@@ -469,8 +481,7 @@ impl SmsSubmit for ControlSubmit {
             to: to.to_string(),
             text: text.to_owned(),
             custom_callback_url: None,
-            // The account's own client sends it, as through the REST API.
-            origin: opentact_control::SmsOrigin::Api,
+            origin,
         };
         match self.0.send(request).await {
             Ok(sent) => Ok(sent.uuid),

@@ -11,15 +11,18 @@
 //! 5. the rate limits of the number and of its messaging profile ([`crate::rate`]).
 //!
 //! It is then stored queued — the row exists before `send` returns — and the sender is poked.
+//! Messages sent at the same time are stored together, one transaction a batch
+//! ([`crate::group`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use opentact_control::{SentSms, SmsFrom, SmsRefusal, SmsSend};
-use opentact_store::{NewSms, Repository, SmsDirection, StoreError, TnLease};
+use opentact_store::{NewSms, Repository, SmsDirection, SmsMessage, StoreError, TnLease};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::group::GroupCommit;
 use crate::pool::Pool;
 use crate::rate::{RateConfig, RateKey, RateLimiter};
 use crate::segment;
@@ -69,6 +72,42 @@ pub(crate) fn unavailable(e: StoreError) -> SmsRefusal {
     SmsRefusal::Unavailable(format!("the message store failed ({e}); send again later"))
 }
 
+/// Messages stored in one transaction at most.
+pub const MAX_CREATE_BATCH: usize = 256;
+
+/// Why a message of a batch was not stored.
+#[derive(Debug)]
+enum NotStored {
+    /// Its lease is no longer live.
+    NotLeased,
+    /// The store failed (the whole batch).
+    Store(String),
+}
+
+type Creates = GroupCommit<(Uuid, NewSms), Result<SmsMessage, NotStored>>;
+
+/// Stores the messages sent at the same time together (see [`crate::group`]).
+fn creates(repo: Arc<dyn Repository>) -> Creates {
+    GroupCommit::new(MAX_CREATE_BATCH, move |batch: Vec<(Uuid, NewSms)>| {
+        let repo = repo.clone();
+        async move {
+            let n = batch.len();
+            match repo.create_sms_batch(batch).await {
+                Ok(answers) => answers
+                    .into_iter()
+                    .map(|answer| {
+                        answer.map_err(|e| match e {
+                            StoreError::NotFound { .. } => NotStored::NotLeased,
+                            e => NotStored::Store(e.to_string()),
+                        })
+                    })
+                    .collect(),
+                Err(e) => (0..n).map(|_| Err(NotStored::Store(e.to_string()))).collect(),
+            }
+        }
+    })
+}
+
 /// Checks and queues outbound SMS (see the module's doc).
 pub struct Submitter {
     pub(crate) repo: Arc<dyn Repository>,
@@ -77,6 +116,7 @@ pub struct Submitter {
     pub(crate) pool: Pool,
     /// Whether the 10DLC rule applies ([`Submitter::with_tendlc`]).
     tendlc: bool,
+    creates: Creates,
 }
 
 impl std::fmt::Debug for Submitter {
@@ -88,7 +128,14 @@ impl std::fmt::Debug for Submitter {
 impl Submitter {
     /// `wake` is poked after each queued message (the sender's waker).
     pub fn new(repo: Arc<dyn Repository>, wake: Arc<Notify>, rate: RateConfig) -> Self {
-        Self { repo, wake, limits: RateLimiter::new(rate), pool: Pool::new(None), tendlc: false }
+        Self {
+            creates: creates(repo.clone()),
+            repo,
+            wake,
+            limits: RateLimiter::new(rate),
+            pool: Pool::new(None),
+            tendlc: false,
+        }
     }
 
     /// Whether US long codes need an approved 10DLC campaign ([`crate::tendlc`]). Off in a bare
@@ -184,12 +231,19 @@ impl Submitter {
             custom_callback_url,
             queue: true,
         };
-        let message = self.repo.create_sms(account, new).await.map_err(|e| match e {
-            StoreError::NotFound { .. } => SmsRefusal::invalid(
+        let stored = self
+            .creates
+            .write((account, new))
+            .await
+            .unwrap_or_else(|| Err(NotStored::Store("the message writer stopped".into())));
+        let message = stored.map_err(|e| match e {
+            NotStored::NotLeased => SmsRefusal::invalid(
                 "tn",
                 format!("the number {} is no longer leased by this account", lease.tn),
             ),
-            e => unavailable(e),
+            NotStored::Store(e) => {
+                SmsRefusal::Unavailable(format!("the message store failed ({e}); send again later"))
+            }
         })?;
         tracing::info!(sms = %message.uuid, parts = message.parts, from = %message.from, ?origin, "sms queued");
         self.wake.notify_one();

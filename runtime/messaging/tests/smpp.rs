@@ -124,6 +124,7 @@ fn bind_up(ev: &CarrierEvent) -> bool {
 
 fn gsm(text: &str) -> Submission {
     Submission {
+        user_message_reference: None,
         source: "12025550100".into(),
         destination: "12025550111".into(),
         data_coding: 0,
@@ -209,14 +210,20 @@ async fn single_and_multipart_submits_and_their_receipts() -> Result<()> {
     let resps = smsc.wait_events("deliver_sm_resp", 3).await?;
     assert!(resps.iter().all(|r| r["command_status"] == 0));
 
-    // A handset that cannot be reached: the receipt says so.
+    // A handset that cannot be reached: the receipt says so. The submit's
+    // user_message_reference goes out as its TLV and comes back in the receipt.
     let mut to_nowhere = gsm("lost");
     to_nowhere.destination = "99912345".into();
+    to_nowhere.user_message_reference = Some(4242);
     let id = accepted_id(&carrier.submit(to_nowhere).await?);
     let ev = next_event(&mut events, |e| matches!(e, CarrierEvent::Receipt(r) if r.message_id == id)).await?;
     let CarrierEvent::Receipt(r) = ev else { unreachable!() };
     assert_eq!(r.status, ReceiptStatus::Undeliverable);
     assert_eq!(r.error.as_deref(), Some("001"));
+    assert_eq!(r.user_message_reference, Some(4242));
+    assert_eq!(receipts[&single_id].user_message_reference, None, "none sent, none echoed");
+    let submit = smsc.events("submit_sm").await.into_iter().find(|s| s["message_id"] == id.as_str());
+    assert_eq!(submit.map(|s| s["user_message_reference"].clone()), Some(serde_json::json!(4242)));
 
     carrier.shutdown().await;
     smsc.wait_events("unbind", 1).await?;
@@ -411,6 +418,42 @@ async fn wrong_credentials_are_reported_and_retried() -> Result<()> {
     Ok(())
 }
 
+/// Receipts handed to a [`ReceiptHandler`] are acknowledged with what it returns, once it
+/// returned: one it could not store ("temporary application error") the SMSC delivers again.
+#[tokio::test]
+async fn a_receipt_is_acknowledged_only_once_handled_and_a_refused_one_comes_again() -> Result<()> {
+    use opentact_messaging::smpp::{DeliveryReceipt, ReceiptHandler};
+
+    #[derive(Debug, Default)]
+    struct FailsFirst(parking_lot::Mutex<Vec<DeliveryReceipt>>);
+    impl ReceiptHandler for FailsFirst {
+        fn receipt(
+            &self,
+            receipt: DeliveryReceipt,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = u32> + Send + '_>> {
+            Box::pin(async move {
+                let mut seen = self.0.lock();
+                seen.push(receipt);
+                if seen.len() == 1 { 0x64 } else { 0 }
+            })
+        }
+    }
+
+    let smsc = Smsc::start(&["--receipt-delay-ms", "10"]).await?;
+    let (carrier, mut events) = SmppCarrier::start(smsc.config())?;
+    next_event(&mut events, bind_up).await?;
+    let handler = Arc::new(FailsFirst::default());
+    carrier.set_receipt_handler(handler.clone());
+    let id = accepted_id(&carrier.submit(gsm("twice")).await?);
+    let resps = smsc.wait_events("deliver_sm_resp", 2).await?;
+    let statuses: Vec<&Value> = resps.iter().map(|r| &r["command_status"]).collect();
+    assert_eq!(statuses, [&serde_json::json!(0x64), &serde_json::json!(0)]);
+    let seen: Vec<String> = handler.0.lock().iter().map(|r| r.message_id.clone()).collect();
+    assert_eq!(seen, [id.clone(), id]);
+    carrier.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_sender_drains_an_outbox_through_a_drop_exactly_once() -> Result<()> {
     use opentact_messaging::outbox::{MemoryOutbox, Outbox, Sender, SenderConfig};
@@ -438,7 +481,9 @@ async fn the_sender_drains_an_outbox_through_a_drop_exactly_once() -> Result<()>
             }
         }
     });
-    let config = SenderConfig { retry_delay_ms: 50, ..SenderConfig::default() };
+    // The SMSC answers every submit it read before it drops: the unanswered ones it never
+    // read, so they need no wait for an echoed reference.
+    let config = SenderConfig { retry_delay_ms: 50, reconcile_grace_ms: 50, ..SenderConfig::default() };
     let sender = Sender::new(outbox.clone(), Arc::new(carrier), config);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(sender.run(stopped));

@@ -22,9 +22,11 @@
 //!   (throttled, queue full) means the same submission may succeed later.
 //! - `Unknown { .. }`: the `submit_sm` was written to the connection but no response came —
 //!   the connection dropped, or the response timed out. The SMSC may or may not have taken it,
-//!   and nothing in SMPP can tell afterwards. **The caller decides**: submitting it again is
+//!   and no SMPP response can tell afterwards. **The caller decides**: submitting it again is
 //!   at-least-once (no message lost; a duplicate when only the response was lost), marking it
-//!   failed is at-most-once (never a duplicate; a loss when the SMSC had taken it).
+//!   failed is at-most-once (never a duplicate; a loss when the SMSC had taken it) — unless the
+//!   SMSC echoes the submission's `user_message_reference` in its delivery receipt, which shows
+//!   it took it ([`crate::outbox`] waits for that before deciding).
 //!
 //! A submission taken from the queue but not fully written when its connection failed is *not*
 //! reported: a partly written PDU cannot be decoded by the SMSC, so the bind keeps it and writes
@@ -180,6 +182,10 @@ impl SmppConfig {
 /// One `submit_sm`: a single part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submission {
+    /// Sent as the `user_message_reference` TLV (0x0204): the outbox's reference of the part,
+    /// which an SMSC may echo in the part's delivery receipt (SMPP 3.4 §4.6.1) — how a part
+    /// whose `submit_sm_resp` was lost is recognised as taken ([`crate::outbox`]).
+    pub user_message_reference: Option<u16>,
     /// The sender: digits (E.164 without '+', sent as international/ISDN) or an alphanumeric
     /// sender id (sent as TON 5).
     pub source: String,
@@ -198,6 +204,7 @@ impl Submission {
             .parts
             .iter()
             .map(|p| Submission {
+                user_message_reference: None,
                 source: source.to_string(),
                 destination: destination.to_string(),
                 data_coding: segmented.data_coding(),
@@ -302,6 +309,22 @@ pub trait InboundHandler: Send + Sync + std::fmt::Debug {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = u32> + Send + '_>>;
 }
 
+/// Takes delivery receipts as they arrive: the `deliver_sm_resp` (with the returned SMPP
+/// command_status, 0: taken) is written only once it returns, so a receipt is acknowledged
+/// only after it is stored — one cut short by a crash is delivered again by the SMSC. Receipts
+/// are handled concurrently (at most [`MAX_RECEIPTS_IN_FLIGHT`] per session), off the bind's
+/// task. Without one, receipts go out as [`CarrierEvent::Receipt`].
+pub trait ReceiptHandler: Send + Sync + std::fmt::Debug {
+    fn receipt(
+        &self,
+        receipt: DeliveryReceipt,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = u32> + Send + '_>>;
+}
+
+/// Receipts of one session being stored at once; past it the session reads no further PDU
+/// until one is done (the SMSC waits).
+pub const MAX_RECEIPTS_IN_FLIGHT: usize = 256;
+
 /// `deliver_sm_resp` statuses an [`InboundHandler`] answers with.
 pub mod inbound_status {
     /// Taken.
@@ -357,11 +380,13 @@ struct Shared {
     pacer: Pacer,
     events: mpsc::Sender<CarrierEvent>,
     inbound: Option<Arc<dyn InboundHandler>>,
+    receipts: std::sync::OnceLock<Arc<dyn ReceiptHandler>>,
 }
 
 /// An SMPP carrier: `binds` sessions to one SMSC. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct SmppCarrier {
+    shared: Arc<Shared>,
     queue: mpsc::Sender<SubmitRequest>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -389,12 +414,19 @@ impl SmppCarrier {
             queue: tokio::sync::Mutex::new(queue_rx),
             events: events_tx,
             inbound,
+            receipts: std::sync::OnceLock::new(),
             config,
         });
         let tasks = (0..shared.config.binds)
             .map(|bind| tokio::spawn(session::run_bind(bind, shared.clone(), shutdown_rx.clone())))
             .collect();
-        Ok((Self { queue: queue_tx, shutdown: shutdown_tx, tasks: Mutex::new(tasks) }, events_rx))
+        Ok((Self { shared, queue: queue_tx, shutdown: shutdown_tx, tasks: Mutex::new(tasks) }, events_rx))
+    }
+
+    /// Hands delivery receipts to `handler` from now on (see [`ReceiptHandler`]); the first
+    /// handler set stays. Receipts that came before went out as events.
+    pub fn set_receipt_handler(&self, handler: Arc<dyn ReceiptHandler>) {
+        let _ = self.shared.receipts.set(handler);
     }
 
     /// Submits one part and waits for its outcome (see the module docs). Waits while the queue

@@ -22,6 +22,9 @@ pub struct DeliveryReceipt {
     /// The receipt's addresses: the handset (`source_addr`) and the sender (`destination_addr`).
     pub handset: String,
     pub sender: String,
+    /// The `user_message_reference` of the submit, when the SMSC echoed it (SMPP 3.4 allows it
+    /// in a receipt's deliver_sm).
+    pub user_message_reference: Option<u16>,
 }
 
 /// The receipt's `stat:` word or `message_state` value.

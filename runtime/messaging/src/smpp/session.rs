@@ -13,20 +13,24 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rusmpp::pdus::{BindTransceiver, DeliverSm, DeliverSmResp, SubmitSm};
-use rusmpp::tlvs::TlvValue;
+use rusmpp::tlvs::{MessageSubmissionRequestTlvValue, TlvValue};
 use rusmpp::tokio_codec::CommandCodec;
 use rusmpp::types::{COctetString, OctetString};
-use rusmpp::values::{DataCoding, EsmClass, InterfaceVersion, Npi, RegisteredDelivery, ServiceType, Ton};
+use rusmpp::values::{
+    DataCoding, EsmClass, InterfaceVersion, Npi, RegisteredDelivery, ServiceType, Ton, UserMessageReference,
+};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use thiserror::Error;
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
 use super::receipt::{self, DeliveryReceipt};
-use super::{CarrierEvent, InboundSms, Shared, SubmitOutcome, SubmitRequest, UnknownReason};
+use super::{
+    CarrierEvent, InboundSms, MAX_RECEIPTS_IN_FLIGHT, Shared, SubmitOutcome, SubmitRequest, UnknownReason,
+};
 use crate::model::ReceiptStatus;
 use crate::segment;
 
@@ -227,6 +231,9 @@ impl Bind {
         let mut enquire = tokio::time::interval_at(Instant::now() + period, period);
         enquire.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut unbinding = false;
+        // Receipts being stored ([`super::ReceiptHandler`]) answer here when they are.
+        let (acks_tx, mut acks) = mpsc::channel::<(u32, u32)>(MAX_RECEIPTS_IN_FLIGHT);
+        let receipts = Receipts { acks: acks_tx, permits: Arc::new(Semaphore::new(MAX_RECEIPTS_IN_FLIGHT)) };
         if let Some(request) = self.carry.take() {
             self.write_submit(conn, request).await?;
         }
@@ -240,11 +247,16 @@ impl Bind {
                     None => return Err(SessionEnd::Closed),
                     Some(Err(e)) => return Err(SessionEnd::Read(e.to_string())),
                     Some(Ok(command)) => {
-                        if self.incoming(conn, command).await? {
+                        if self.incoming(conn, command, &receipts).await? {
                             return Ok(());
                         }
                     }
                 },
+                // `receipts` holds a sender, so this never ends while the session runs.
+                Some((seq, status)) = acks.recv() => {
+                    let resp = DeliverSmResp::builder().message_id(COctetString::empty()).build();
+                    Self::send(conn, Command::new(CommandStatus::from(status), seq, resp)).await?;
+                }
                 _ = self.shutdown.changed(), if !unbinding => {
                     unbinding = true;
                     let seq = self.next_sequence();
@@ -315,7 +327,12 @@ impl Bind {
     }
 
     /// Handles one PDU from the SMSC. `Ok(true)`: our unbind was answered, the session is over.
-    async fn incoming(&mut self, conn: &mut Conn, command: Command) -> Result<bool, SessionEnd> {
+    async fn incoming(
+        &mut self,
+        conn: &mut Conn,
+        command: Command,
+        receipts: &Receipts,
+    ) -> Result<bool, SessionEnd> {
         let seq = command.sequence_number();
         let status = u32::from(command.status());
         match command.pdu() {
@@ -351,6 +368,19 @@ impl Bind {
             }
             Some(Pdu::DeliverSm(deliver)) => {
                 let event = deliver_event(self.index, deliver);
+                if let (Some(handler), CarrierEvent::Receipt(receipt)) = (self.shared.receipts.get(), &event)
+                {
+                    // Stored off this task; answered when stored (see the serve loop).
+                    let permit = receipts.permits.clone().acquire_owned().await;
+                    let (handler, receipt, acks) = (handler.clone(), receipt.clone(), receipts.acks.clone());
+                    tokio::spawn(async move {
+                        let status = handler.receipt(receipt).await;
+                        // The session may be gone: then the SMSC delivers the receipt again.
+                        let _ = acks.send((seq, status)).await;
+                        drop(permit);
+                    });
+                    return Ok(false);
+                }
                 let status = match (&self.shared.inbound, event) {
                     (Some(handler), CarrierEvent::Inbound(sms)) => {
                         CommandStatus::from(handler.inbound(sms).await)
@@ -392,6 +422,12 @@ impl Bind {
     }
 }
 
+/// Where a session's receipts being stored report back.
+struct Receipts {
+    acks: mpsc::Sender<(u32, u32)>,
+    permits: Arc<Semaphore>,
+}
+
 /// A C-octet string from a checked config field (ASCII, no NUL, within its length).
 fn c_octet<const MIN: usize, const MAX: usize>(s: &str) -> COctetString<MIN, MAX> {
     COctetString::from_string(s.to_string()).unwrap_or_else(|_| COctetString::empty())
@@ -409,6 +445,11 @@ fn source_ton_npi(source: &str) -> (Ton, Npi) {
 
 fn submit_pdu(s: &super::Submission, receipts: bool) -> SubmitSm {
     let (ton, npi) = source_ton_npi(&s.source);
+    let tlvs = s
+        .user_message_reference
+        .map(|r| MessageSubmissionRequestTlvValue::UserMessageReference(UserMessageReference::new(r)))
+        .into_iter()
+        .collect();
     SubmitSm::builder()
         .service_type(ServiceType::default())
         .source_addr_ton(ton)
@@ -422,6 +463,7 @@ fn submit_pdu(s: &super::Submission, receipts: bool) -> SubmitSm {
         .registered_delivery(RegisteredDelivery::from(u8::from(receipts)))
         .data_coding(DataCoding::from(s.data_coding))
         .short_message(OctetString::from_vec(s.short_message.clone()).unwrap_or_default())
+        .tlvs(tlvs)
         .build()
 }
 
@@ -434,8 +476,10 @@ fn deliver_event(bind: usize, d: &DeliverSm) -> CarrierEvent {
     let mut state = None;
     let mut network_error = None;
     let mut payload = None;
+    let mut reference = None;
     for tlv in d.tlvs() {
         match tlv.value() {
+            Some(TlvValue::UserMessageReference(r)) => reference = Some(u16::from(*r)),
             Some(TlvValue::ReceiptedMessageId(id)) => receipted_id = Some(id.as_str().to_string()),
             Some(TlvValue::MessageState(s)) => state = Some(u8::from(*s)),
             Some(TlvValue::NetworkErrorCode(e)) => network_error = Some(e.error_code.to_string()),
@@ -464,6 +508,7 @@ fn deliver_event(bind: usize, d: &DeliverSm) -> CarrierEvent {
             done_date: parsed.done_date,
             handset,
             sender,
+            user_message_reference: reference,
         });
     }
     let decoded = segment::decode(data_coding, esm_class, &body);
