@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use opentact_call::events::{CallEvent, EventKind, EventSink, Phase, Q850};
 use opentact_call::model::Direction;
-use opentact_store::{CallDirection, CallEnd, NewCallRecord};
+use opentact_store::{CallDirection, CallEnd, CallShaken, NewCallRecord};
 use tokio::sync::mpsc;
 use tracing::warn;
 use uuid::Uuid;
@@ -27,9 +27,11 @@ struct Entry {
     event: CallEvent,
 }
 
-/// What the writer task is handed: an event, or a request to say when all before it are written.
+/// What the writer task is handed: an event, an inbound call's STIR/SHAKEN result, or a
+/// request to say when all before it are written.
 enum Message {
     Event(Entry),
+    Shaken { account: Uuid, call: Uuid, shaken: CallShaken },
     Flushed(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -85,6 +87,18 @@ impl CallLog {
         }
     }
 
+    /// Keeps an inbound call's STIR/SHAKEN verification on its CDR. Handed over after the
+    /// call's session started (its `call.initiated` is queued already), so the row exists when
+    /// the writer gets to it; dropped like an event when the queue is full.
+    pub fn record_shaken(&self, account: Uuid, call: Uuid, shaken: CallShaken) {
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.queue.try_send(Message::Shaken { account, call, shaken })
+        {
+            let dropped = self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            tracing::error!(%call, dropped, "call log queue full ({QUEUE_CAPACITY}): a STIR/SHAKEN result is lost");
+        }
+    }
+
     /// Returns once every event handed over before this call is in the store (the platform
     /// stops: CDRs must not stay open for events still queued).
     pub async fn flush(&self) {
@@ -123,6 +137,24 @@ impl EventSink for CallLogSink {
     }
 }
 
+/// The recording quota's view of the store: what an account keeps of recordings.
+pub struct StoreRecordings(pub Repo);
+
+impl std::fmt::Debug for StoreRecordings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreRecordings")
+    }
+}
+
+#[async_trait::async_trait]
+impl opentact_voice::StoredRecordings for StoreRecordings {
+    async fn usage(&self, account: &str) -> Result<opentact_voice::StoredUsage, String> {
+        let account = Uuid::parse_str(account).map_err(|_| format!("account {account:?} is not a UUID"))?;
+        let usage = self.0.recording_usage(account).await.map_err(|error| error.to_string())?;
+        Ok(opentact_voice::StoredUsage { count: usage.count, bytes: usage.bytes })
+    }
+}
+
 /// Whether the writer uses events of this kind (a flow's own steps do not reach the queue).
 fn for_the_log(kind: &EventKind) -> bool {
     match kind {
@@ -155,6 +187,12 @@ async fn write(
     while let Some(message) = events.recv().await {
         let Entry { account, app, event } = match message {
             Message::Event(entry) => entry,
+            Message::Shaken { account, call, shaken } => {
+                if let Err(error) = store.record_call_shaken(account, call, shaken).await {
+                    warn!(%call, %error, "call log: could not record the STIR/SHAKEN result");
+                }
+                continue;
+            }
             Message::Flushed(done) => {
                 let _ = done.send(());
                 continue;
@@ -187,7 +225,12 @@ async fn write(
                     Some(Ok(recording)) => {
                         let name = detail.get("name").and_then(|v| v.as_str()).unwrap_or("background");
                         let duration = detail.get("duration_ms").and_then(|v| v.as_i64()).unwrap_or(0);
-                        let logged = store.add_recording(account, call, recording, name, duration).await;
+                        // The recorder writes a fixed format: its size follows from its length.
+                        let size =
+                            i64::try_from(opentact_voice::recording_file_bytes(duration.unsigned_abs()))
+                                .unwrap_or(i64::MAX);
+                        let logged =
+                            store.add_recording(account, call, recording, name, duration, size).await;
                         let wanted = detail.get("transcribe").and_then(|v| v.as_bool()).unwrap_or(false);
                         match (&transcriber, wanted, &logged) {
                             (Some(transcriber), true, Ok(_)) => transcriber.start(account, call, recording),

@@ -121,19 +121,33 @@ impl CallRunner {
     /// A session for `call`: `call.initiated` is emitted now, to the bus, the call log, the
     /// event log and the webhooks (the app's `event_url` among them).
     pub fn session(&self, call: &Arc<SipCall>, flow: &Flow) -> Arc<CallSession> {
+        self.session_with(call, flow, serde_json::Map::new())
+    }
+
+    /// [`CallRunner::session`] whose events' call objects carry `call_fields` too (an inbound
+    /// call's STIR/SHAKEN verification).
+    pub fn session_with(
+        &self,
+        call: &Arc<SipCall>,
+        flow: &Flow,
+        call_fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Arc<CallSession> {
         let info = CallBackend::info(call.as_ref());
         self.webhooks.call_started(&info.id, flow.app.as_ref().and_then(|app| app.event_url.as_deref()));
         Arc::new(CallSession::new(
             call.clone(),
-            Arc::new(AccountSink::new(
-                flow.account,
-                self.bus.clone(),
-                Some(self.call_log.sink(
+            Arc::new(
+                AccountSink::new(
                     flow.account,
-                    flow.app.as_ref().map(|app| app.uuid),
-                    Some(self.events.clone()),
-                )),
-            )),
+                    self.bus.clone(),
+                    Some(self.call_log.sink(
+                        flow.account,
+                        flow.app.as_ref().map(|app| app.uuid),
+                        Some(self.events.clone()),
+                    )),
+                )
+                .with_call_fields(call_fields),
+            ),
             SessionConfig { auto_answer: flow.app.as_ref().is_none_or(|app| app.auto_answer) },
         ))
     }
@@ -188,6 +202,7 @@ impl CallRunner {
                 Err(panic) => {
                     let message = panic_message(panic.as_ref());
                     error!(call = %id, panic = %message, "the call's flow panicked: ending the call");
+                    self.host.metrics().failed(opentact_metrics::FlowFailure::Panic);
                     let outcome = FlowOutcome::Failed(format!("internal error: {message}"));
                     session.finish(outcome.clone()).await;
                     outcome

@@ -28,6 +28,10 @@ pub struct ServerDialer {
     pub live_calls: Arc<crate::live_calls::LiveCalls>,
     /// The accounts' shares of concurrent calls: each `<Dial>` leg takes one.
     pub admission: Arc<crate::Admission>,
+    /// SIP trunking: the leg each trunk call rings now, and the outbound voice profiles' limits.
+    pub trunk: crate::trunk::Trunking,
+    /// STIR/SHAKEN: legs to numbers through the carrier trunk are signed.
+    pub shaken: Arc<crate::shaken::Shaken>,
 }
 
 impl std::fmt::Debug for ServerDialer {
@@ -86,6 +90,10 @@ impl Dialer for ServerDialer {
         self.live_calls.bridge_peer(account, id)
     }
 
+    fn offer_codecs(&self, call: &CallInfo, request: &OutboundRequest) -> Option<Vec<u8>> {
+        self.trunk.codecs(call, request)
+    }
+
     fn admit_leg(&self, call: &CallInfo) -> Result<Option<opentact_voice::LegSlot>, CallError> {
         let account = call
             .account
@@ -103,6 +111,10 @@ impl Dialer for ServerDialer {
         call: &CallInfo,
         caller_id: Option<&str>,
     ) -> Result<Vec<OutboundRequest>, CallError> {
+        // A trunk call ringing its PBX: exactly the address routing chose (`crate::trunk`).
+        if let Some(request) = self.trunk.resolve(call, target) {
+            return Ok(vec![request]);
+        }
         let caller = match caller_id {
             Some(caller_id) => self.presentable(caller_id, call).await?,
             None => call.from.as_str(),
@@ -114,6 +126,7 @@ impl Dialer for ServerDialer {
                     CallError::Failed("calls to numbers need a carrier trunk (sip.outbound_proxy)".to_owned())
                 })?;
                 let uri = format!("sip:{digits}@{proxy}");
+                let headers = self.shaken.outbound_headers(&self.store, call, caller, digits).await;
                 Ok(vec![OutboundRequest {
                     to: uri.clone(),
                     uri,
@@ -121,6 +134,7 @@ impl Dialer for ServerDialer {
                     transport: "udp",
                     from,
                     sdp_offer: String::new(),
+                    headers,
                 }])
             }
             DialTarget::User(address) => {
@@ -153,6 +167,7 @@ impl Dialer for ServerDialer {
                         from: from.clone(),
                         to: format!("sip:{login}@{domain}"),
                         sdp_offer: String::new(),
+                        headers: Vec::new(),
                     })
                     .collect())
             }
@@ -177,6 +192,7 @@ impl Dialer for ServerDialer {
                     transport: "udp",
                     from,
                     sdp_offer: String::new(),
+                    headers: Vec::new(),
                 }])
             }
         }

@@ -9,6 +9,8 @@
 //!   profiles' channel and rate limits; [`batch`]: bulk calls paced by them.
 //! - [`live_calls`]: this node's live calls, for bridging and asynchronous commands.
 //! - [`admission`]: whether a new call may start (an account's share, draining for a stop).
+//! - [`shaken`]: STIR/SHAKEN — outbound legs signed, inbound calls verified.
+//! - [`trunk`]: SIP trunking — numbers on SIP connections to the PBX, its calls out.
 //! - [`call_log`]: CDRs and recordings' metadata; [`transcribe`]: speech-to-text of recordings.
 //!
 //! The engine reads and writes through the store's repository traits ([`Repo`]), implements
@@ -24,7 +26,9 @@ pub mod live_calls;
 pub mod numbers;
 pub mod originate;
 pub mod routing;
+pub mod shaken;
 pub mod transcribe;
+pub mod trunk;
 
 use std::sync::Arc;
 

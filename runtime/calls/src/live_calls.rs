@@ -1,7 +1,8 @@
 //! The live calls of this node: every call registers here while its flow runs, so it can be
 //! bridged with (`POST /rest/call/bridge`, `<Bridge>`); a call whose app is in async mode
 //! also takes commands (`POST /rest/call/{uuid}/command`): the REST API queues them and the
-//! built-in XML guest runs them in order.
+//! built-in XML guest runs them in order. A trunk call (`crate::trunk`, no flow: the platform
+//! connects a PBX and the far end itself) registers too and takes one command, `hangup`.
 //!
 //! The registry is per node. With several nodes sharing PostgreSQL, a command for a call this
 //! node does not carry will have to be forwarded to the node that does (the multi-node issue);
@@ -32,6 +33,8 @@ struct LiveCall {
     account: Uuid,
     /// Where an async call's commands go; `None` for calls whose flow decides alone.
     commands: Option<mpsc::Sender<String>>,
+    /// A trunk call: no flow runs commands, but `hangup` ends it.
+    trunk: bool,
     session: Arc<CallSession>,
     call: Arc<SipCall>,
     seen: Mutex<HashMap<String, Instant>>,
@@ -41,6 +44,8 @@ struct LiveCall {
 #[derive(Default)]
 pub struct LiveCalls {
     calls: Mutex<HashMap<Uuid, Arc<LiveCall>>>,
+    /// Calls up and started (`/metrics`): moved here, where every call of this node passes.
+    metrics: opentact_metrics::CallMetrics,
 }
 
 impl std::fmt::Debug for LiveCalls {
@@ -60,6 +65,11 @@ fn state_name(state: CallState) -> &'static str {
 }
 
 impl LiveCalls {
+    /// An empty registry that counts its calls into the node's metrics.
+    pub fn with_metrics(metrics: opentact_metrics::CallMetrics) -> Self {
+        Self { calls: Mutex::default(), metrics }
+    }
+
     /// Register `account`'s live call (it can be bridged with); an async call's flow reads
     /// its commands from the receiver.
     pub fn register(
@@ -76,9 +86,27 @@ impl LiveCalls {
         } else {
             (None, None)
         };
-        let live = LiveCall { account, commands, session, call, seen: Mutex::new(HashMap::new()) };
-        self.calls.lock().insert(id, Arc::new(live));
+        self.insert(id, LiveCall { account, commands, trunk: false, session, call, seen: Mutex::default() });
         receiver
+    }
+
+    /// Register `account`'s trunk call (to or from a SIP connection's PBX): it can be bridged
+    /// with and hung up by command; [`LiveCalls::remove`] when it ends.
+    pub fn register_trunk(&self, id: Uuid, account: Uuid, session: Arc<CallSession>, call: Arc<SipCall>) {
+        self.insert(
+            id,
+            LiveCall { account, commands: None, trunk: true, session, call, seen: Mutex::default() },
+        );
+    }
+
+    fn insert(&self, id: Uuid, live: LiveCall) {
+        let direction = match live.session.info().direction {
+            Direction::Inbound => opentact_metrics::CallDirection::Inbound,
+            Direction::Outbound => opentact_metrics::CallDirection::Outbound,
+        };
+        if self.calls.lock().insert(id, Arc::new(live)).is_none() {
+            self.metrics.started(direction);
+        }
     }
 
     /// `account`'s live call `id` as a bridge peer.
@@ -99,7 +127,9 @@ impl LiveCalls {
 
     /// The call's flow has ended.
     pub fn remove(&self, call: Uuid) {
-        self.calls.lock().remove(&call);
+        if self.calls.lock().remove(&call).is_some() {
+            self.metrics.ended();
+        }
     }
 
     /// How many calls are live on this node.
@@ -132,11 +162,11 @@ impl LiveCalls {
         }
         let state = live.session.state();
         // A call the platform places that still rings: hanging up cancels it at once (the
-        // flow has not started to run commands yet).
-        if command.name == "hangup"
-            && state == CallState::Ringing
-            && live.session.info().direction == Direction::Outbound
-        {
+        // flow has not started to run commands yet). A trunk call has no flow: hanging up ends
+        // it (the bridge to the far end follows), at any state.
+        let ringing_outbound =
+            state == CallState::Ringing && live.session.info().direction == Direction::Outbound;
+        if command.name == "hangup" && state != CallState::Ended && (ringing_outbound || live.trunk) {
             let call = live.call.clone();
             tokio::spawn(async move {
                 let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
@@ -144,6 +174,12 @@ impl LiveCalls {
             return CommandOutcome::Accepted;
         }
         let Some(commands) = &live.commands else {
+            if live.trunk {
+                return CommandOutcome::WrongState {
+                    state: state_name(state).to_owned(),
+                    reason: "a trunk call takes only hangup (the platform connects it, no flow)".to_owned(),
+                };
+            }
             return CommandOutcome::WrongState {
                 state: state_name(state).to_owned(),
                 reason: "its flow takes no commands (its app is not in async mode)".to_owned(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use opentact_call::model::Direction;
 use opentact_control::{Calling, Originate, OriginateError};
-use opentact_store::OutboundVoiceProfile;
+use opentact_store::{OutboundVoiceProfile, ShakenSignPolicy};
 use opentact_voice::{Destination, SipCall};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -134,6 +134,8 @@ pub struct Prepared {
     call: Arc<SipCall>,
     session: Arc<opentact_call::CallSession>,
     flow: Flow,
+    /// The profile's `shaken_sign_policy` is off: the call's legs go unsigned while it lasts.
+    unsigned: Option<crate::shaken::Unsigned>,
 }
 
 impl Originator {
@@ -171,7 +173,12 @@ impl Originator {
         );
         let flow = Flow { account, app: request.app.clone(), component, mode };
         let session = runner.session(&call, &flow);
-        Ok(Prepared { id, call, session, flow })
+        let unsigned = request
+            .profile
+            .as_ref()
+            .filter(|profile| profile.shaken_sign_policy == ShakenSignPolicy::Off)
+            .map(|_| runner.dialer.shaken.leave_unsigned(&id.to_string()));
+        Ok(Prepared { id, call, session, flow, unsigned })
     }
 
     /// Ring the call and run its flow to the end; `refusal` ends it at once with that reason;
@@ -183,6 +190,7 @@ impl Originator {
         answered: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> CallEnd {
         let span = info_span!("call", call = %prepared.id, direction = "out");
+        let _unsigned = prepared.unsigned;
         self.runner
             .run_outbound(prepared.call, prepared.session, prepared.flow, refusal, answered)
             .instrument(span)

@@ -309,11 +309,21 @@ impl CallRouter {
     }
 
     async fn handle(&self, call: IncomingCall) {
+        // Numbers on SIP connections, and connections' calls off the platform (`crate::trunk`).
+        let Some(call) = self.trunk(call).await else { return };
         let route = match self.route(&call).await {
             Ok(route) => route,
             Err(error) => {
                 warn!(%error, "routing failed: the store is unavailable");
                 let _ = call.reject(503, Some("routing unavailable"));
+                return;
+            }
+        };
+        let shaken = match self.shaken_check(&call, &route).await {
+            Ok(check) => check,
+            Err((status, reason)) => {
+                info!(status, %reason, "call rejected (STIR/SHAKEN)");
+                let _ = call.reject(status, Some(&reason));
                 return;
             }
         };
@@ -358,18 +368,45 @@ impl CallRouter {
         let from = call.from.user.clone().unwrap_or_else(|| call.from.to_string());
         let info =
             new_call_info(flow.account, flow.app.as_ref(), from, to, tn, Direction::Inbound, account_tz);
+        // From here on the INVITE's span names the call as its events, CDR and REST API do.
+        tracing::Span::current().record("call", info.id.as_str());
         let runner = &self.runner;
         let dialer: Arc<dyn opentact_voice::Dialer> = runner.dialer.clone();
         let sip_call = SipCall::new(info, call, runner.voice.clone(), runner.renderer.clone(), Some(dialer));
-        let session = runner.session(&sip_call, &flow);
+        let session = runner.session_with(
+            &sip_call,
+            &flow,
+            shaken.as_ref().map(|check| check.call_fields()).unwrap_or_default(),
+        );
+        // After `call.initiated` (queued as the session started): the CDR row exists by then.
+        if let (Some(check), Ok(id)) = (&shaken, Uuid::parse_str(&session.info().id)) {
+            runner.call_log.record_shaken(flow.account, id, check.record());
+        }
         runner.run(sip_call, session, flow).await;
+    }
+
+    /// STIR/SHAKEN for a trunk's call to an app (`crate::shaken`), under the app's policy and
+    /// minimum where it sets them: how to tag the call, or the status and reason that refuse
+    /// it. SIP users' calls are the platform's own: not verified.
+    async fn shaken_check(
+        &self,
+        call: &IncomingCall,
+        route: &Route,
+    ) -> Result<Option<crate::shaken::InboundCheck>, (u16, String)> {
+        let Route::Run { app, .. } = route else { return Ok(None) };
+        if matches!(call.caller, Caller::User { .. }) {
+            return Ok(None);
+        }
+        self.runner.dialer.shaken.verify_inbound(call, Some(&app.shaken)).await.map(Some)
     }
 }
 
 #[async_trait]
 impl InboundHandler for CallRouter {
     async fn on_invite(&self, call: IncomingCall) {
-        let span = info_span!("call", sip_call_id = %call.call_id, from = %call.from, to = %call.request_uri, source = %call.source);
+        // `call`: the call's uuid, recorded once routing made it; every span below (the flow,
+        // its imports' verbs) is inside this one.
+        let span = info_span!("call", call = tracing::field::Empty, sip_call_id = %call.call_id, from = %call.from, to = %call.request_uri, source = %call.source);
         self.handle(call).instrument(span).await;
     }
 
@@ -437,7 +474,10 @@ impl InboundHandler for CallRouter {
     async fn user_ha1(&self, domain: &str, user: &str) -> Option<String> {
         // The domain must exist (users of deleted domains are refused).
         let label = domain_label(&domain.to_ascii_lowercase(), &self.sip_domain)?.to_owned();
-        self.store.domain_by_name(&label).await.ok().flatten()?;
+        // Not a SIP domain: a credential connection's PBX registering (`crate::trunk`).
+        if self.store.domain_by_name(&label).await.ok().flatten().is_none() {
+            return self.connection_ha1(&label, user).await;
+        }
         let user = self.store.sip_user_by_login(&label, user).await.ok().flatten()?;
         user.is_active.then_some(user.ha1)
     }

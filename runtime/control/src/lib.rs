@@ -118,6 +118,11 @@ pub enum SmsOrigin {
     /// A flow's `send-sms` (a call flow when `call` is set, else an SMS flow) or a webhook app's
     /// reply document.
     Flow { app: Option<uuid::Uuid>, call: Option<uuid::Uuid> },
+    /// A SIP MESSAGE (RFC 3428) to a number from a SIP user of the account (from its number).
+    SipUser { user: uuid::Uuid },
+    /// A SIP MESSAGE to a number from a SIP connection of the account (a customer PBX, by
+    /// address or by credentials), from the number in its From.
+    SipConnection { connection: uuid::Uuid },
 }
 
 /// An outbound SMS to check and queue: [`Messaging::send`].

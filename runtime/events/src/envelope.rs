@@ -55,7 +55,9 @@ impl Event {
             }
         }
         Event {
-            uuid: Uuid::new_v4(),
+            // A UUIDv7, like the store's ids (`opentact_store::new_id`): it orders events as
+            // they were made.
+            uuid: Uuid::now_v7(),
             kind,
             created_on: Utc::now(),
             account,
@@ -78,6 +80,8 @@ pub struct AccountSink {
     account: Uuid,
     bus: Arc<EventBus>,
     next: Option<Arc<dyn EventSink>>,
+    /// Added to every event's call object (an inbound call's STIR/SHAKEN verification).
+    call_fields: serde_json::Map<String, Value>,
 }
 
 impl std::fmt::Debug for AccountSink {
@@ -88,13 +92,23 @@ impl std::fmt::Debug for AccountSink {
 
 impl AccountSink {
     pub fn new(account: Uuid, bus: Arc<EventBus>, next: Option<Arc<dyn EventSink>>) -> Self {
-        AccountSink { account, bus, next }
+        AccountSink { account, bus, next, call_fields: serde_json::Map::new() }
+    }
+
+    /// Adds `fields` to the call object of every event published.
+    pub fn with_call_fields(mut self, fields: serde_json::Map<String, Value>) -> Self {
+        self.call_fields = fields;
+        self
     }
 }
 
 impl EventSink for AccountSink {
     fn emit(&self, event: &CallEvent) {
-        self.bus.publish(Event::from_call(self.account, event));
+        let mut envelope = Event::from_call(self.account, event);
+        if let Some(Value::Object(call)) = &mut envelope.call {
+            call.extend(self.call_fields.iter().map(|(name, value)| (name.clone(), value.clone())));
+        }
+        self.bus.publish(envelope);
         if let Some(next) = &self.next {
             next.emit(event);
         }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentact_call::FlowOutcome;
+use opentact_metrics::{FlowFailure, FlowMetrics, FlowTrigger};
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
@@ -133,6 +134,8 @@ pub struct FlowHost {
     memory_hits: AtomicU64,
     http: Arc<CompiledPolicy>,
     stop_ticker: Arc<AtomicBool>,
+    /// Flow starts, failures by cause, parked flows ([`FlowHost::with_metrics`]).
+    metrics: FlowMetrics,
 }
 
 impl std::fmt::Debug for FlowHost {
@@ -233,7 +236,19 @@ impl FlowHost {
             memory_hits: AtomicU64::new(0),
             http,
             stop_ticker,
+            metrics: FlowMetrics::default(),
         })
+    }
+
+    /// Count flows into the node's metrics (`/metrics`) instead of a handle of their own.
+    pub fn with_metrics(mut self, metrics: FlowMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The flows' metrics.
+    pub fn metrics(&self) -> &FlowMetrics {
+        &self.metrics
     }
 
     /// The configuration in force.
@@ -265,6 +280,10 @@ impl FlowHost {
 
     /// Check that `bytes` are a customer flow component (the `flow` world of
     /// `opentact:flow@0.2.0`), compile it (or take it from the caches), and link it.
+    ///
+    /// Ungated, on the calling thread: for one-shot tools (`opentact flow run`), benches and
+    /// tests. A running server loads customer bytes with [`FlowHost::load_component_async`],
+    /// which takes a compile permit and bounds the compile's time.
     pub fn load_component(&self, bytes: &[u8]) -> Result<FlowComponent, HostError> {
         self.load(bytes, false)
     }
@@ -451,11 +470,12 @@ impl FlowHost {
         let session = context.session.clone();
         let span = tracing::info_span!("flow", call = %session.info().id, component = %component.sha256);
         async move {
+            self.metrics.started(FlowTrigger::Call);
             let host_limit = Duration::from_secs(u64::from(self.config.max_call_length_s));
             let limit = context.max_call_length.map_or(host_limit, |app| app.min(host_limit));
             let outcome = match tokio::time::timeout(limit, self.execute_call(component, context)).await {
                 Ok(outcome) => outcome,
-                Err(_) => FlowOutcome::TimedOut,
+                Err(_) => self.timed_out(),
             };
             match &outcome {
                 FlowOutcome::Failed(message) => tracing::info!(%message, "flow failed"),
@@ -473,11 +493,12 @@ impl FlowHost {
     pub async fn run_sms(&self, component: &FlowComponent, context: SmsContext) -> FlowOutcome {
         let span = tracing::info_span!("flow", sms = %context.message.id, component = %component.sha256);
         async move {
+            self.metrics.started(FlowTrigger::Sms);
             let limit =
                 MAX_SMS_FLOW_LENGTH.min(Duration::from_secs(u64::from(self.config.max_call_length_s)));
             let outcome = match tokio::time::timeout(limit, self.execute_sms(component, context)).await {
                 Ok(outcome) => outcome,
-                Err(_) => FlowOutcome::TimedOut,
+                Err(_) => self.timed_out(),
             };
             match &outcome {
                 FlowOutcome::Failed(message) => tracing::info!(%message, "SMS flow failed"),
@@ -511,7 +532,11 @@ impl FlowHost {
                 Some(started.id.clone()),
                 started.tn.map(|tn| tn.to_string()),
             ),
-            call: Some(CallCtx { session: context.session, commands: context.commands }),
+            call: Some(CallCtx {
+                session: context.session,
+                commands: context.commands,
+                metrics: self.metrics.clone(),
+            }),
             numbers: context.numbers,
             reports: 0,
             stop: None,
@@ -569,14 +594,36 @@ impl FlowHost {
         self.outcome(&store, result)
     }
 
+    /// A flow that ran past its wall-clock limit.
+    fn timed_out(&self) -> FlowOutcome {
+        self.metrics.failed(FlowFailure::Timeout);
+        FlowOutcome::TimedOut
+    }
+
+    /// `message`, counted as a failure of `cause`.
+    fn failed(&self, (cause, message): (FlowFailure, String)) -> FlowOutcome {
+        self.metrics.failed(cause);
+        match cause {
+            FlowFailure::Capacity => FlowOutcome::AtCapacity(message),
+            _ => FlowOutcome::Failed(message),
+        }
+    }
+
     /// The outcome of a flow that could not start.
     fn start_failed(&self, store: &Store<FlowState>, error: &wasmtime::Error) -> FlowOutcome {
+        self.failed(self.start_failure(store, error))
+    }
+
+    fn start_failure(&self, store: &Store<FlowState>, error: &wasmtime::Error) -> (FlowFailure, String) {
         // A full pool is the admission control: say so, not "instantiation failed".
         if let Some(full) = error.downcast_ref::<PoolConcurrencyLimitError>() {
-            return FlowOutcome::AtCapacity(format!(
-                "the platform is at capacity ({full}; max_concurrent_calls = {})",
-                self.config.max_concurrent_calls
-            ));
+            return (
+                FlowFailure::Capacity,
+                format!(
+                    "the platform is at capacity ({full}; max_concurrent_calls = {})",
+                    self.config.max_concurrent_calls
+                ),
+            );
         }
         // Each live flow takes a few kernel memory mappings: past `vm.max_map_count` the kernel
         // refuses the next one with ENOMEM. Also capacity, not a flow bug.
@@ -586,13 +633,16 @@ impl FlowHost {
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::OutOfMemory)
         });
         if refused_mapping {
-            return FlowOutcome::AtCapacity(format!(
-                "the platform is at capacity (the kernel refused memory for another flow: {error}; \
+            return (
+                FlowFailure::Capacity,
+                format!(
+                    "the platform is at capacity (the kernel refused memory for another flow: {error}; \
                  is vm.max_map_count high enough for max_concurrent_calls = {}?)",
-                self.config.max_concurrent_calls
-            ));
+                    self.config.max_concurrent_calls
+                ),
+            );
         }
-        FlowOutcome::Failed(self.describe(store, error))
+        self.describe(store, error, FlowFailure::Start)
     }
 
     /// The outcome of a flow whose handler returned (or trapped).
@@ -604,49 +654,63 @@ impl FlowHost {
         }
         match result {
             Ok(Ok(())) => FlowOutcome::Completed,
-            Ok(Err(message)) => FlowOutcome::Failed(message),
-            Err(error) => FlowOutcome::Failed(self.describe(store, &error)),
+            Ok(Err(message)) => self.failed((FlowFailure::GuestError, message)),
+            Err(error) => self.failed(self.describe(store, &error, FlowFailure::Trap)),
         }
     }
 
-    /// What a trap means, in words a flow author can act on.
-    fn describe(&self, store: &Store<FlowState>, error: &wasmtime::Error) -> String {
+    /// What a trap means, in words a flow author can act on, and its cause for the metrics
+    /// (`other` when it is no trap the host knows).
+    fn describe(
+        &self,
+        store: &Store<FlowState>,
+        error: &wasmtime::Error,
+        other: FlowFailure,
+    ) -> (FlowFailure, String) {
         let state = store.data();
         if let Some(reason) = &state.flow.stop {
-            return reason.clone();
+            return (FlowFailure::Stopped, reason.clone());
         }
         match state.cpu.exceeded {
             Some(CpuExceeded::Segment) => {
-                return format!(
-                    "the flow used more than its CPU budget of {} ms without waiting on the call",
-                    self.config.cpu_budget_ms
+                return (
+                    FlowFailure::Cpu,
+                    format!(
+                        "the flow used more than its CPU budget of {} ms without waiting on the call",
+                        self.config.cpu_budget_ms
+                    ),
                 );
             }
             Some(CpuExceeded::Total) => {
-                return format!(
-                    "the flow used more than its total CPU budget of {} ms for the call",
-                    self.config.cpu_total_ms
+                return (
+                    FlowFailure::Cpu,
+                    format!(
+                        "the flow used more than its total CPU budget of {} ms for the call",
+                        self.config.cpu_total_ms
+                    ),
                 );
             }
             None => {}
         }
         if state.limiter.memory_refused {
-            return format!("the flow ran out of memory (limit {} MiB)", self.config.max_memory_mib);
+            let limit = self.config.max_memory_mib;
+            return (FlowFailure::Memory, format!("the flow ran out of memory (limit {limit} MiB)"));
         }
+        let trapped = |text: &str| (FlowFailure::Trap, text.to_owned());
         match error.downcast_ref::<Trap>() {
-            Some(Trap::StackOverflow) => "the flow overflowed its stack".to_owned(),
+            Some(Trap::StackOverflow) => {
+                (FlowFailure::StackOverflow, "the flow overflowed its stack".to_owned())
+            }
             // Rust and C guests keep their stack in linear memory, so running off its end is
             // an out-of-bounds access rather than a wasm stack overflow.
-            Some(Trap::MemoryOutOfBounds) => {
-                "the flow trapped: out-of-bounds memory access (most often a stack overflow in the guest)"
-                    .to_owned()
-            }
-            Some(Trap::UnreachableCodeReached) => {
-                "the flow trapped: wasm `unreachable` instruction executed (a panic or abort in the guest)"
-                    .to_owned()
-            }
-            Some(trap) => format!("the flow trapped: {trap}"),
-            None => format!("the flow failed: {error:#}"),
+            Some(Trap::MemoryOutOfBounds) => trapped(
+                "the flow trapped: out-of-bounds memory access (most often a stack overflow in the guest)",
+            ),
+            Some(Trap::UnreachableCodeReached) => trapped(
+                "the flow trapped: wasm `unreachable` instruction executed (a panic or abort in the guest)",
+            ),
+            Some(trap) => (FlowFailure::Trap, format!("the flow trapped: {trap}")),
+            None => (other, format!("the flow failed: {error:#}")),
         }
     }
 }

@@ -8,6 +8,7 @@ use opentact_call::model::{CallInfo, Direction};
 use opentact_call::simulated::{SimulatedCall, SimulatedCallConfig};
 use opentact_call::{CallSession, FlowOutcome, SessionConfig};
 use opentact_flows::{CallContext, ControlMode, FlowHost, HostConfig, HostError};
+use opentact_metrics::{FlowFailure, FlowTrigger};
 
 fn host() -> FlowHost {
     FlowHost::new(HostConfig { max_concurrent_calls: 16, ..HostConfig::default() }).expect("host starts")
@@ -77,6 +78,8 @@ async fn a_well_behaved_guest_completes() {
         })
         .collect();
     assert_eq!(verbs, ["answer", "say", "hangup"]);
+    assert_eq!(host.metrics().starts(FlowTrigger::Call), 1);
+    assert!(FlowFailure::ALL.iter().all(|cause| host.metrics().failures(*cause) == 0));
 }
 
 #[tokio::test]
@@ -88,6 +91,7 @@ async fn a_spinning_guest_is_stopped_and_other_calls_go_on() {
     assert!(failure(&spin.0).contains("CPU budget of 200 ms without waiting"), "{:?}", spin.0);
     assert_eq!(hung_up_with(&spin.1), Some(41));
     assert_eq!(hello.0, FlowOutcome::Completed);
+    assert_eq!(host.metrics().failures(FlowFailure::Cpu), 1, "counted by cause for /metrics");
 }
 
 #[tokio::test]
@@ -107,6 +111,7 @@ async fn a_memory_bomb_runs_out_of_memory() {
     let (outcome, sink) = run(&host, "membomb").await;
     assert!(failure(&outcome).contains("ran out of memory (limit 64 MiB)"), "{outcome:?}");
     assert_eq!(hung_up_with(&sink), Some(41));
+    assert_eq!(host.metrics().failures(FlowFailure::Memory), 1);
 }
 
 #[tokio::test]
@@ -115,6 +120,7 @@ async fn a_trap_ends_the_call_in_its_error_path() {
     let (outcome, sink) = run(&host, "trap").await;
     assert!(failure(&outcome).contains("unreachable"), "{outcome:?}");
     assert_eq!(hung_up_with(&sink), Some(41));
+    assert_eq!(host.metrics().failures(FlowFailure::Trap), 1);
 }
 
 #[tokio::test]

@@ -117,7 +117,7 @@ async fn main() {
         .expect("subscription");
     let (bus, tap) = EventBus::with_tap(BusConfig::default());
     let config = WebhookConfig { allow_private: true, ..WebhookConfig::default() };
-    let _webhooks = Webhooks::start(store.clone(), config, tap);
+    let _webhooks = Webhooks::start(store.clone(), config, None, tap);
     // The first delivery makes the key; the receiver learns it from the store.
     let key = loop {
         if let Some(key) = store.signing_key(account).await.expect("key") {

@@ -7,11 +7,12 @@
 //! leaves the outbox only once a receiver answered 2xx, so a restart or a crash resends what
 //! was not acknowledged (receivers de-duplicate by the event's `uuid`).
 
+mod node;
 mod retention;
 mod routes;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
+pub use node::{Node, NodeTiming};
 pub use routes::{MAX_ROUTES, ROUTE_TTL, Route};
 
 /// The `[webhooks]` table of the config file.
@@ -105,6 +107,8 @@ pub struct Webhooks {
     writes: Option<tokio::sync::Mutex<()>>,
     /// URLs named for single events by their publishers (see [`Route`]).
     routes: routes::Routes,
+    /// Delivery delays and deliveries given up, for `/metrics` ([`Webhooks::set_metrics`]).
+    metrics: std::sync::OnceLock<opentact_metrics::WebhookMetrics>,
 }
 
 /// Batches of stored deliveries the outbox writer may hand the dispatcher ahead of it. When
@@ -115,16 +119,45 @@ pub const STORED_QUEUE_CAPACITY: usize = 64;
 impl Webhooks {
     /// Starts the dispatcher, which first reads what is pending in the outbox, then the outbox
     /// writer (fed by the bus's tap), which hands each delivery it stored to the dispatcher.
-    pub fn start(store: Store, config: WebhookConfig, events: mpsc::Receiver<Arc<Event>>) -> Arc<Self> {
+    /// The rows it writes name `node` (`[server] node_id`).
+    /// Without a [`Node`] the dispatcher sends the rows it writes (or, unnamed, every pending
+    /// row): one node alone on its database.
+    pub fn start(
+        store: Store,
+        config: WebhookConfig,
+        node: Option<String>,
+        events: mpsc::Receiver<Arc<Event>>,
+    ) -> Arc<Self> {
+        Self::launch(store, config, Owner { name: node, node: None }, events)
+    }
+
+    /// [`Webhooks::start`] on a node among several on one database: the dispatcher sends what
+    /// its node claims (what it wrote, and what it took over from dead nodes) and only while
+    /// the node's heartbeat holds, so no delivery is sent by two nodes.
+    pub fn start_on_node(
+        store: Store,
+        config: WebhookConfig,
+        node: Arc<Node>,
+        events: mpsc::Receiver<Arc<Event>>,
+    ) -> Arc<Self> {
+        Self::launch(store, config, Owner { name: Some(node.name().to_owned()), node: Some(node) }, events)
+    }
+
+    fn launch(
+        store: Store,
+        config: WebhookConfig,
+        owner: Owner,
+        events: mpsc::Receiver<Arc<Event>>,
+    ) -> Arc<Self> {
         let sqlite = store.backend() == opentact_store::Backend::Sqlite;
         let webhooks =
             Arc::new(Webhooks { writes: sqlite.then(|| tokio::sync::Mutex::new(())), ..Webhooks::default() });
         let (stored, incoming) = mpsc::channel(STORED_QUEUE_CAPACITY);
         let (loaded, ready) = tokio::sync::oneshot::channel();
-        tokio::spawn(outbox(webhooks.clone(), store.clone(), events, stored, ready));
+        tokio::spawn(outbox(webhooks.clone(), store.clone(), owner.name.clone(), events, stored, ready));
         let retention = Duration::from_secs(config.delivered_retention_secs);
         tokio::spawn(retention::purge(webhooks.clone(), store.clone(), retention));
-        tokio::spawn(dispatch(webhooks.clone(), store, config, incoming, loaded));
+        tokio::spawn(dispatch(webhooks.clone(), store, config, owner, incoming, loaded));
         webhooks
     }
 
@@ -133,6 +166,23 @@ impl Webhooks {
         match &self.writes {
             Some(writes) => Some(writes.lock().await),
             None => None,
+        }
+    }
+
+    /// Count deliveries into the node's metrics from now on (once; later calls are ignored).
+    pub fn set_metrics(&self, metrics: opentact_metrics::WebhookMetrics) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// A delivery left the outbox: acknowledged (its delay observed) or given up.
+    fn settled(&self, delivery: Option<WebhookDelivery>, acknowledged: bool) {
+        let (Some(metrics), Some(delivery)) = (self.metrics.get(), delivery) else { return };
+        if acknowledged {
+            metrics.delivered(
+                opentact_store::now().signed_duration_since(delivery.created_on).to_std().unwrap_or_default(),
+            );
+        } else {
+            metrics.given_up();
         }
     }
 
@@ -156,6 +206,7 @@ impl Webhooks {
 async fn outbox(
     webhooks: Arc<Webhooks>,
     store: Store,
+    node: Option<String>,
     mut events: mpsc::Receiver<Arc<Event>>,
     stored: mpsc::Sender<Vec<WebhookDelivery>>,
     ready: tokio::sync::oneshot::Receiver<()>,
@@ -186,6 +237,7 @@ async fn outbox(
             let mut add = |url: &str, url2: Option<&String>| {
                 deliveries.push(NewWebhookDelivery {
                     account: event.account,
+                    node: node.clone(),
                     url: url.to_owned(),
                     url2: url2.cloned(),
                     event: event.uuid,
@@ -215,6 +267,7 @@ async fn outbox(
                 for (url, url2) in route.urls {
                     deliveries.push(NewWebhookDelivery {
                         account: event.account,
+                        node: node.clone(),
                         url,
                         url2,
                         event: event.uuid,
@@ -258,64 +311,81 @@ fn chain_of(d: &WebhookDelivery) -> ChainKey {
 /// What an attempt came to: delivered, or failed with when to try again (`None`: given up).
 type Outcome = Result<(), Option<opentact_store::Timestamp>>;
 
+/// What the dispatcher holds in memory: each chain's deliveries in order.
+#[derive(Default)]
+struct Pending {
+    chains: HashMap<ChainKey, VecDeque<WebhookDelivery>>,
+    /// Chains whose head may be sent now / later (min-heap by time).
+    ready: VecDeque<ChainKey>,
+    later: BinaryHeap<Reverse<(opentact_store::Timestamp, ChainKey)>>,
+    /// Every delivery in `chains`, and those delivered whose mark is not written yet: an
+    /// outbox read (after a take-over, it starts over) skips them.
+    known: HashSet<Uuid>,
+    /// Deliveries in `chains`.
+    in_memory: usize,
+}
+
+impl Pending {
+    /// Adds a delivery at the end of its chain, unless it is held already.
+    fn push(&mut self, d: WebhookDelivery) {
+        if !self.known.insert(d.uuid) {
+            return;
+        }
+        self.in_memory += 1;
+        let key = chain_of(&d);
+        let queue = self.chains.entry(key.clone()).or_default();
+        if queue.is_empty() {
+            if d.next_attempt_on <= opentact_store::now() {
+                self.ready.push_back(key);
+            } else {
+                self.later.push(Reverse((d.next_attempt_on, key)));
+            }
+        }
+        queue.push_back(d);
+    }
+
+    /// The chain's head left memory (delivered: its id stays known until the mark is written).
+    fn pop(&mut self, chain: &ChainKey, delivered: bool) -> Option<WebhookDelivery> {
+        let head = self.chains.get_mut(chain)?.pop_front()?;
+        self.in_memory -= 1;
+        if !delivered {
+            self.known.remove(&head.uuid);
+        }
+        Some(head)
+    }
+}
+
 /// Sends deliveries from memory (the outbox in the store is their durable copy): each chain's
-/// head when it is due, up to `concurrency` at once; successes are recorded in batches.
+/// head when it is due, up to `concurrency` at once; successes are recorded in batches. On a
+/// node among several it sends only what its node claims, and only while its lease holds.
 async fn dispatch(
     webhooks: Arc<Webhooks>,
     store: Store,
     config: WebhookConfig,
+    owner: Owner,
     mut incoming: mpsc::Receiver<Vec<WebhookDelivery>>,
     loaded: tokio::sync::oneshot::Sender<()>,
 ) {
-    let mut chains: HashMap<ChainKey, VecDeque<WebhookDelivery>> = HashMap::new();
-    // Chains whose head may be sent now / later (min-heap by time).
-    let mut ready: VecDeque<ChainKey> = VecDeque::new();
-    let mut later: BinaryHeap<Reverse<(opentact_store::Timestamp, ChainKey)>> = BinaryHeap::new();
-    // Memory holds at most `cap` deliveries: those up to outbox position `held`. While
-    // `spilled`, newer ones are left in the outbox and read back in order as memory drains.
+    let mut pending = Pending::default();
+    // Memory holds at most `cap` deliveries. `cursor`: the outbox rows after this position
+    // (claimed by this node) are still to be read; `None` once everything was read. Past the
+    // cap (`spilled`) reading pauses until memory drained to half, and newer rows wait in the
+    // outbox only.
     let cap = config.max_pending_in_memory.max(2);
-    let mut in_memory = 0usize;
-    let mut held = 0i64;
-    let mut spilled = false;
-    let push = |chains: &mut HashMap<ChainKey, VecDeque<WebhookDelivery>>,
-                ready: &mut VecDeque<ChainKey>,
-                later: &mut BinaryHeap<Reverse<(opentact_store::Timestamp, ChainKey)>>,
-                d: WebhookDelivery| {
-        let key = chain_of(&d);
-        let queue = chains.entry(key.clone()).or_default();
-        if queue.is_empty() {
-            if d.next_attempt_on <= opentact_store::now() {
-                ready.push_back(key);
-            } else {
-                later.push(Reverse((d.next_attempt_on, key)));
-            }
-        }
-        queue.push_back(d);
-    };
+    let mut cursor: Option<i64> = Some(0);
+    let name = owner.name();
+    let mut changes = owner.node.as_ref().map(|node| node.changes());
+    let mut seen_changes = changes.as_ref().map(|c| *c.borrow()).unwrap_or_default();
+    let may_send = || owner.node.as_ref().is_none_or(|node| node.may_send());
 
     // The backlog: everything pending, in order (up to the cap).
-    loop {
-        match store.pending_deliveries(held, STARTUP_PAGE).await {
-            Ok(page) if page.is_empty() => break,
-            Ok(page) => {
-                for d in page {
-                    held = d.position;
-                    in_memory += 1;
-                    push(&mut chains, &mut ready, &mut later, d);
-                }
-                if in_memory >= cap {
-                    spilled = true;
-                    break;
-                }
-            }
-            Err(error) => {
-                warn!(%error, "webhooks: reading the outbox; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
-    if !chains.is_empty() {
-        info!(deliveries = in_memory, more_in_the_outbox = spilled, "webhooks: resuming pending deliveries");
+    let mut spilled = read_outbox(&store, name, &mut cursor, &mut pending, cap).await.spilled;
+    if pending.in_memory > 0 {
+        info!(
+            deliveries = pending.in_memory,
+            more_in_the_outbox = spilled,
+            "webhooks: resuming pending deliveries"
+        );
     }
     let _ = loaded.send(());
 
@@ -335,31 +405,24 @@ async fn dispatch(
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Read back what waits in the outbox only, once memory has drained to half the cap.
-        if spilled && in_memory <= cap / 2 {
-            match store.pending_deliveries(held, STARTUP_PAGE).await {
-                Ok(page) => {
-                    if page.is_empty() {
-                        spilled = false;
-                    }
-                    for d in page {
-                        held = d.position;
-                        in_memory += 1;
-                        push(&mut chains, &mut ready, &mut later, d);
-                    }
-                }
-                Err(error) => warn!(%error, "webhooks: reading the outbox back"),
-            }
+        if spilled && pending.in_memory <= cap / 2 {
+            spilled = false;
+        }
+        if cursor.is_some() && !spilled {
+            spilled = read_outbox(&store, name, &mut cursor, &mut pending, cap).await.spilled;
         }
         // Chains whose retry time came are ready again.
         let now = opentact_store::now();
-        while later.peek().is_some_and(|Reverse((at, _))| *at <= now) {
-            if let Some(Reverse((_, key))) = later.pop() {
-                ready.push_back(key);
+        while pending.later.peek().is_some_and(|Reverse((at, _))| *at <= now) {
+            if let Some(Reverse((_, key))) = pending.later.pop() {
+                pending.ready.push_back(key);
             }
         }
-        while in_flight.len() < config.concurrency.max(1) {
-            let Some(key) = ready.pop_front() else { break };
-            let Some(head) = chains.get(&key).and_then(|q| q.front()).cloned() else { continue };
+        // Past the node's lease nothing is sent (another node may take these over); the next
+        // renewal wakes this loop.
+        while in_flight.len() < config.concurrency.max(1) && may_send() {
+            let Some(key) = pending.ready.pop_front() else { break };
+            let Some(head) = pending.chains.get(&key).and_then(|q| q.front()).cloned() else { continue };
             let account = head.account;
             let sending = busy.entry(account).or_default();
             if *sending >= share {
@@ -374,20 +437,27 @@ async fn dispatch(
             });
             account_of.insert(task.id(), account);
         }
-        let next_retry = later.peek().map(|Reverse((at, _))| (*at - now).to_std().unwrap_or(Duration::ZERO));
+        let next_retry =
+            pending.later.peek().map(|Reverse((at, _))| (*at - now).to_std().unwrap_or(Duration::ZERO));
+        let changed = async {
+            match changes.as_mut() {
+                Some(changes) => changes.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             Some(rows) = incoming.recv() => {
                 for d in rows {
-                    // Spilled: it waits in the outbox. At or below `held`: read back already.
-                    if spilled || d.position <= held {
+                    // The outbox read still to come gets it (spilled: it waits there).
+                    if cursor.is_some_and(|after| d.position > after) {
                         continue;
                     }
-                    held = d.position;
-                    in_memory += 1;
-                    push(&mut chains, &mut ready, &mut later, d);
-                    if in_memory >= cap {
+                    let position = d.position;
+                    pending.push(d);
+                    if pending.in_memory >= cap && cursor.is_none() {
                         spilled = true;
-                        warn!(in_memory, "webhooks: deliveries pile up (receivers down?); newer ones wait in the outbox");
+                        cursor = Some(position);
+                        warn!(in_memory = pending.in_memory, "webhooks: deliveries pile up (receivers down?); newer ones wait in the outbox");
                     }
                 }
             }
@@ -406,7 +476,7 @@ async fn dispatch(
                     // A slot of this account's share is free: its longest-waiting chain goes.
                     if let Some(waiting) = parked.get_mut(&account) {
                         if let Some(next) = waiting.pop_front() {
-                            ready.push_front(next);
+                            pending.ready.push_front(next);
                         }
                         if waiting.is_empty() {
                             parked.remove(&account);
@@ -414,32 +484,37 @@ async fn dispatch(
                     }
                 }
                 let Ok((_, (chain, id, outcome))) = done else { continue };
-                let Some(queue) = chains.get_mut(&chain) else { continue };
+                // Sent, whatever became of the chain meanwhile (dropped when this node lost
+                // its deliveries): the mark is written.
+                if outcome.is_ok() {
+                    delivered.push(id);
+                }
+                // Dropped meanwhile, or a different head now.
+                if pending.chains.get(&chain).and_then(|q| q.front()).is_none_or(|head| head.uuid != id) {
+                    continue;
+                }
                 let retry_at = match outcome {
                     Ok(()) => {
-                        queue.pop_front();
-                        in_memory -= 1;
-                        delivered.push(id);
+                        webhooks.settled(pending.pop(&chain, true), true);
                         None
                     }
                     Err(None) => {
-                        queue.pop_front();
-                        in_memory -= 1;
+                        webhooks.settled(pending.pop(&chain, false), false);
                         None
                     }
                     Err(Some(at)) => {
-                        if let Some(head) = queue.front_mut() {
+                        if let Some(head) = pending.chains.get_mut(&chain).and_then(|q| q.front_mut()) {
                             head.attempts += 1;
                         }
                         Some(at)
                     }
                 };
-                match (queue.front(), retry_at) {
+                match (pending.chains.get(&chain).and_then(|q| q.front()), retry_at) {
                     (None, _) => {
-                        chains.remove(&chain);
+                        pending.chains.remove(&chain);
                     }
-                    (Some(_), Some(at)) => later.push(Reverse((at, chain))),
-                    (Some(_), None) => ready.push_back(chain),
+                    (Some(_), Some(at)) => pending.later.push(Reverse((at, chain))),
+                    (Some(_), None) => pending.ready.push_back(chain),
                 }
             }
             _ = flush.tick(), if !delivered.is_empty() => {
@@ -447,16 +522,95 @@ async fn dispatch(
                     let _turn = webhooks.turn().await;
                     store.mark_delivered(&delivered).await
                 };
-                if let Err(error) = marked {
-                    // Delivered but not recorded: they will be sent again (at least once).
-                    warn!(%error, count = delivered.len(), "webhooks: recording deliveries");
+                match marked {
+                    // Recorded: an outbox read no longer returns them.
+                    Ok(()) => {
+                        for id in &delivered {
+                            pending.known.remove(id);
+                        }
+                    }
+                    // Delivered but not recorded: they will be sent again (at least once)
+                    // after a restart; this process keeps them known and does not.
+                    Err(error) => warn!(%error, count = delivered.len(), "webhooks: recording deliveries"),
                 }
                 delivered.clear();
+            }
+            alive = changed => {
+                if !alive {
+                    continue;
+                }
+                let now_changes = changes.as_ref().map(|c| *c.borrow()).unwrap_or_default();
+                if now_changes.lost != seen_changes.lost {
+                    // Declared dead: what this node held is another's now. Drop it and read
+                    // what is this node's again (what it writes from now on).
+                    warn!(dropped = pending.in_memory, "webhooks: this node's deliveries were taken over");
+                    let delivered_not_marked: Vec<Uuid> =
+                        pending.known.iter().copied().filter(|id| delivered.contains(id)).collect();
+                    pending = Pending::default();
+                    pending.known.extend(delivered_not_marked);
+                    parked.clear();
+                    cursor = Some(0);
+                    spilled = false;
+                } else if now_changes.adopted != seen_changes.adopted {
+                    // A dead node's deliveries were claimed by this one: read the outbox over
+                    // (what is held already is skipped).
+                    cursor = Some(0);
+                    spilled = false;
+                }
+                seen_changes = now_changes;
             }
             _ = tokio::time::sleep(next_retry.unwrap_or(Duration::from_secs(3600))), if next_retry.is_some() => {}
             else => return,
         }
     }
+}
+
+/// Who the dispatcher sends for: the rows of `name`, under `node`'s lease when the node is
+/// one of several.
+struct Owner {
+    name: Option<String>,
+    node: Option<Arc<Node>>,
+}
+
+impl Owner {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+struct OutboxRead {
+    spilled: bool,
+}
+
+/// Reads the node's pending deliveries after `cursor` into memory, page after page, until
+/// there are no more (`cursor` becomes `None`) or memory is full (`spilled`). Retries while
+/// the store fails.
+async fn read_outbox(
+    store: &Store,
+    node: Option<&str>,
+    cursor: &mut Option<i64>,
+    pending: &mut Pending,
+    cap: usize,
+) -> OutboxRead {
+    while let Some(after) = *cursor {
+        match store.pending_deliveries(node, after, STARTUP_PAGE).await {
+            Ok(page) if page.is_empty() => *cursor = None,
+            Ok(page) => {
+                for d in page {
+                    *cursor = Some(d.position);
+                    pending.push(d);
+                }
+                if pending.in_memory >= cap {
+                    return OutboxRead { spilled: true };
+                }
+            }
+            Err(error) => {
+                warn!(%error, "webhooks: reading the outbox; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    OutboxRead { spilled: false }
 }
 
 /// The account's signer, made (and its key pair stored) on first use.

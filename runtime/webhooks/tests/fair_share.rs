@@ -9,9 +9,10 @@ use std::time::Duration;
 use opentact_events::Event;
 use opentact_store::{AccountRepo, NewAccount, Store};
 use opentact_webhooks::{WebhookConfig, Webhooks};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use uuid::Uuid;
+
+mod support;
 
 /// A receiver that accepts connections and reads requests but never answers; it counts
 /// connections.
@@ -28,51 +29,6 @@ async fn hanging_receiver() -> (String, Arc<AtomicUsize>) {
         }
     });
     (url, connections)
-}
-
-/// A receiver that answers every request 200 and reports each request's body.
-async fn answering_receiver() -> (String, mpsc::UnboundedReceiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    let (seen, bodies) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    while buf.len() < end + 4 + length {
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).into_owned();
-                    buf.drain(..end + 4 + length);
-                    let _ = seen.send(body);
-                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-                    if socket.write_all(reply).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, bodies)
 }
 
 async fn account(store: &Store, name: &str) -> Uuid {
@@ -109,7 +65,7 @@ async fn a_hanging_receiver_holds_only_its_accounts_share() {
         Store::open(&format!("sqlite://{}/w.db?mode=rwc", dir.path().display())).await.expect("store");
     let (slow, fast) = (account(&store, "slow").await, account(&store, "fast").await);
     let (hanging, connections) = hanging_receiver().await;
-    let (answering, mut bodies) = answering_receiver().await;
+    let (answering, mut bodies) = support::answering_receiver(Duration::ZERO).await;
     let config = WebhookConfig {
         allow_private: true,
         // Far longer than the test waits: a slot the hanging receiver holds stays held.
@@ -119,7 +75,7 @@ async fn a_hanging_receiver_holds_only_its_accounts_share() {
         ..WebhookConfig::default()
     };
     let (events, tap) = mpsc::channel(64);
-    let webhooks = Webhooks::start(store, config, tap);
+    let webhooks = Webhooks::start(store, config, Some("node-a".to_owned()), tap);
     // The slow account's calls, each its own chain, all queued before the fast account's one.
     for _ in 0..10 {
         let call = Uuid::new_v4();

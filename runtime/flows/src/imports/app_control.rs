@@ -52,6 +52,7 @@ impl Host for FlowCtxView<'_> {
             tokio::time::sleep(wait).await;
             return Ok(None);
         };
+        let _parked = call.metrics.park();
         match tokio::time::timeout(wait, commands.recv()).await {
             Ok(Some(command)) => Ok(Some(command)),
             Ok(None) => Err(CallError::InvalidState("the command queue is closed".to_owned())),

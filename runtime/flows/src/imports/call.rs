@@ -22,6 +22,8 @@ pub(crate) struct CallCtx {
     /// Asynchronous call-control commands for `app-control.next-command`; `None` = the app
     /// sends none (a wait then times out empty).
     pub(crate) commands: Option<mpsc::Receiver<String>>,
+    /// Counts the flow as parked while it waits for a command.
+    pub(crate) metrics: opentact_metrics::FlowMetrics,
 }
 
 /// Link `opentact:flow/call`.
