@@ -258,6 +258,7 @@ impl Modify for Security {
         routes::call_log::get_one,
         routes::record::get_one,
         routes::record::audio,
+        routes::record::remove,
         routes::event::list,
         routes::event::create,
         routes::event::remove,

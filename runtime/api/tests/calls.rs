@@ -1,12 +1,18 @@
 //! The call log and recordings read side: search filters, one call with its recordings,
-//! recording metadata and audio, and another account's ids — on SQLite and PostgreSQL. (The
+//! recording metadata and audio, deleting a recording, and another account's ids — on SQLite
+//! and PostgreSQL. (The
 //! platform writing the log from real SIP calls is tested end to end in tests/sip_calls.rs.)
 
 mod support;
 
 use support::*;
 
-api_test!(call_log_search_and_detail, recordings_metadata_and_audio);
+api_test!(
+    call_log_search_and_detail,
+    call_log_shows_stir_shaken,
+    recordings_metadata_and_audio,
+    deleting_a_recording_removes_its_row_and_file
+);
 
 /// Logs a call for `account` that started `minutes_ago` and ended as `end` says.
 async fn logged_call(
@@ -145,6 +151,48 @@ async fn call_log_search_and_detail(c: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An inbound call's STIR/SHAKEN result is on its CDR; a call that was not checked shows nulls;
+/// another account can neither read nor write it.
+async fn call_log_shows_stir_shaken(c: Ctx) -> anyhow::Result<()> {
+    let (a, jwt) = c.signup("shaken-calls@example.test").await?;
+    let (b, other) = c.signup("shaken-other@example.test").await?;
+    let s = &c.store;
+    let verified = logged_call(s, a, "13105550100", "12025550100", CallDirection::Inbound, 5, None).await?;
+    let unchecked = logged_call(s, a, "12025550100", "14155550100", CallDirection::Outbound, 4, None).await?;
+    let shaken = opentact_store::CallShaken {
+        attest_level: Some(opentact_store::AttestLevel::B),
+        identity: Some("eyJ.eyJ.sig;info=<https://cert.example/sp.pem>".into()),
+        verstat: "TN-Validation-Passed".into(),
+    };
+    s.record_call_shaken(a, verified, shaken.clone()).await?;
+    let denied = s.record_call_shaken(b, unchecked, shaken.clone()).await;
+    ensure!(matches!(denied, Err(StoreError::NotFound { .. })), "another account's call: {denied:?}");
+
+    let one = c.get(&format!("/rest/call/{verified}"), &jwt).await?;
+    let one = one.ok(StatusCode::OK)?;
+    ensure!(
+        one["stir_shaken_attest_level"] == "B"
+            && one["stir_shaken_identity"] == "eyJ.eyJ.sig;info=<https://cert.example/sp.pem>"
+            && one["verstat"] == "TN-Validation-Passed",
+        "{one}"
+    );
+    let plain = c.get(&format!("/rest/call/{unchecked}"), &jwt).await?;
+    let plain = plain.ok(StatusCode::OK)?;
+    ensure!(
+        plain["stir_shaken_attest_level"].is_null()
+            && plain["stir_shaken_identity"].is_null()
+            && plain["verstat"].is_null(),
+        "{plain}"
+    );
+    let page = c.post("/rest/call/search", &jwt, json!({"from": "13105550100"})).await?;
+    let page = page.ok(StatusCode::OK)?;
+    ensure!(page["data"][0]["verstat"] == "TN-Validation-Passed", "{page}");
+    c.get(&format!("/rest/call/{verified}"), &other)
+        .await?
+        .err(StatusCode::NOT_FOUND, &["call", "not found"])?;
+    Ok(())
+}
+
 async fn recordings_metadata_and_audio(c: Ctx) -> anyhow::Result<()> {
     let (a, jwt) = c.signup("rec@example.test").await?;
     let (_, other) = c.signup("other@example.test").await?;
@@ -153,10 +201,10 @@ async fn recordings_metadata_and_audio(c: Ctx) -> anyhow::Result<()> {
             .await?;
     let recording = Uuid::new_v4();
     let missing = Uuid::new_v4();
-    c.store.add_recording(a, call, recording, "memo", 2_500).await?;
-    c.store.add_recording(a, call, missing, "gone", 100).await?;
+    c.store.add_recording(a, call, recording, "memo", 2_500, 40_044).await?;
+    c.store.add_recording(a, call, missing, "gone", 100, 1_644).await?;
     ensure!(
-        c.store.add_recording(a, Uuid::new_v4(), Uuid::new_v4(), "x", 1).await.is_err(),
+        c.store.add_recording(a, Uuid::new_v4(), Uuid::new_v4(), "x", 1, 60).await.is_err(),
         "a recording needs a logged call"
     );
 
@@ -203,7 +251,7 @@ async fn recordings_metadata_and_audio(c: Ctx) -> anyhow::Result<()> {
     // A large recording (an hour and more of audio) is streamed from its file with its length,
     // not read whole into memory first.
     let large = Uuid::new_v4();
-    c.store.add_recording(a, call, large, "long", 3_600_000).await?;
+    c.store.add_recording(a, call, large, "long", 3_600_000, 57_600_044).await?;
     let big: Vec<u8> = (0..24 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(call_dir.join(format!("{large}.wav")), &big)?;
     let req =
@@ -231,5 +279,38 @@ async fn recordings_metadata_and_audio(c: Ctx) -> anyhow::Result<()> {
     c.get(&format!("/rest/record/{}", Uuid::new_v4()), &jwt)
         .await?
         .err(StatusCode::NOT_FOUND, &["recording"])?;
+    Ok(())
+}
+
+async fn deleting_a_recording_removes_its_row_and_file(c: Ctx) -> anyhow::Result<()> {
+    let (a, jwt) = c.signup("del@example.test").await?;
+    let (_, other) = c.signup("other@example.test").await?;
+    let call =
+        logged_call(&c.store, a, "13105550100", "12025550100", CallDirection::Inbound, 5, Some((true, 16)))
+            .await?;
+    let recording = Uuid::new_v4();
+    c.store.add_recording(a, call, recording, "memo", 1_000, 16_044).await?;
+    let dir = tempfile::tempdir()?;
+    let call_dir = dir.path().join(a.to_string()).join(call.to_string());
+    std::fs::create_dir_all(&call_dir)?;
+    let file = call_dir.join(format!("{recording}.wav"));
+    std::fs::write(&file, vec![0u8; 16_044])?;
+    let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
+        .with_recordings(dir.path().to_path_buf());
+    let c = Ctx { app: router(state), store: c.store.clone(), secret: c.secret.clone() };
+    let uri = format!("/rest/record/{recording}");
+
+    // Another account's delete is a 404 and changes nothing.
+    c.delete(&uri, &other).await?.err(StatusCode::NOT_FOUND, &["recording"])?;
+    ensure!(file.exists(), "another account cannot delete the file");
+    ensure!(c.store.recording_usage(a).await?.count == 1);
+
+    let deleted = c.delete(&uri, &jwt).await?;
+    let deleted = deleted.ok(StatusCode::OK)?;
+    ensure!(deleted["uuid"] == json!(recording) && deleted["deleted"] == true, "{deleted}");
+    ensure!(!file.exists(), "the WAV file is deleted with the row");
+    ensure!(c.store.recording_usage(a).await? == RecordingUsage::default(), "the quota's share is freed");
+    c.get(&uri, &jwt).await?.err(StatusCode::NOT_FOUND, &["recording"])?;
+    c.delete(&uri, &jwt).await?.err(StatusCode::NOT_FOUND, &["recording"])?;
     Ok(())
 }

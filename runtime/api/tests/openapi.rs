@@ -101,6 +101,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/rest/call/{uuid}"),
     ("get", "/rest/record/{uuid}"),
     ("get", "/rest/record/{uuid}/audio"),
+    ("delete", "/rest/record/{uuid}"),
     ("get", "/rest/event/subscription"),
     ("post", "/rest/event/subscription"),
     ("delete", "/rest/event/subscription/{uuid}"),

@@ -16,6 +16,8 @@ api_test!(
     sip_cross_account_isolation,
     connection_ips_private_and_own_refused,
     verified_numbers,
+    connection_trunking_settings,
+    app_shaken_settings,
 );
 
 const TN1: i64 = 12_025_550_101;
@@ -869,5 +871,169 @@ async fn verified_numbers(c: Ctx) -> anyhow::Result<()> {
         .err(StatusCode::UNPROCESSABLE_ENTITY, &["5 wrong codes"])?;
     ensure!(!c.store.is_verified_number(a, 12_125_550_198).await?, "never verified");
     c.delete(&format!("/rest/verified_number/{second}"), &jwt).await?.ok(StatusCode::OK)?;
+    Ok(())
+}
+
+/// What inbound trunking needs of a connection (issue 13): failover addresses (checked like
+/// `ip`, written `ip:port`), codecs in preference order, the ring timeout; shown, changed,
+/// cleared, refused when wrong, and another account's connection is not found.
+async fn connection_trunking_settings(c: Ctx) -> anyhow::Result<()> {
+    let c = sip_ctx(&c);
+    let (_, jwt) = c.signup("trunking@example.test").await?;
+    let (_, other) = c.signup("trunking-other@example.test").await?;
+    let created = c
+        .post(
+            "/rest/sip/connection",
+            &jwt,
+            json!({"name": "pbx", "ip": "192.0.2.30", "port": 5080,
+                   "failover_addresses": ["192.0.2.31", "192.0.2.32:5070", "[2001:db8::5]:5062"],
+                   "codecs": ["pcma", "PCMU"], "ring_timeout_secs": 7}),
+        )
+        .await?;
+    let created = created.ok(StatusCode::CREATED)?;
+    ensure!(
+        created["failover_addresses"] == json!(["192.0.2.31:5060", "192.0.2.32:5070", "[2001:db8::5]:5062"]),
+        "{created}"
+    );
+    ensure!(created["codecs"] == json!(["PCMA", "PCMU"]) && created["ring_timeout_secs"] == 7, "{created}");
+    let id = str_of(created, "uuid")?.to_owned();
+    let uri = format!("/rest/sip/connection/{id}");
+
+    // Defaults: both G.711 laws, no failover, the platform's ring timeout.
+    let plain = c.post("/rest/sip/connection", &jwt, json!({"name": "plain", "ip": "192.0.2.40"})).await?;
+    let plain = plain.ok(StatusCode::CREATED)?;
+    ensure!(plain["codecs"] == json!(["PCMU", "PCMA"]), "{plain}");
+    ensure!(plain["failover_addresses"] == json!([]) && plain["ring_timeout_secs"].is_null(), "{plain}");
+
+    let changed = c
+        .patch(
+            &uri,
+            &jwt,
+            json!({"failover_addresses": ["192.0.2.33"], "codecs": ["PCMU"], "ring_timeout_secs": null}),
+        )
+        .await?;
+    let changed = changed.ok(StatusCode::OK)?;
+    ensure!(changed["failover_addresses"] == json!(["192.0.2.33:5060"]), "{changed}");
+    ensure!(changed["codecs"] == json!(["PCMU"]) && changed["ring_timeout_secs"].is_null(), "{changed}");
+    let shown = c.get(&uri, &jwt).await?;
+    ensure!(shown.ok(StatusCode::OK)?["failover_addresses"] == json!(["192.0.2.33:5060"]), "{:?}", shown);
+    let cleared = c.patch(&uri, &jwt, json!({"failover_addresses": []})).await?;
+    ensure!(cleared.ok(StatusCode::OK)?["failover_addresses"] == json!([]), "{:?}", cleared);
+
+    for (body, needles) in [
+        (
+            json!({"failover_addresses": ["pbx.example.com"]}),
+            &["failover_addresses:", "not an IP address"][..],
+        ),
+        (
+            json!({"failover_addresses": ["10.0.0.7:5060"]}),
+            &["failover_addresses:", "allow_private_connection_ips"],
+        ),
+        (json!({"failover_addresses": ["192.0.2.1:0"]}), &["failover_addresses:", "port"]),
+        (
+            json!({"failover_addresses": ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"]}),
+            &["failover_addresses:", "at most 4"],
+        ),
+        (json!({"codecs": ["G729"]}), &["codecs:", "not a codec"]),
+        (json!({"codecs": ["PCMU", "pcmu"]}), &["codecs:", "twice"]),
+        (json!({"codecs": []}), &["codecs:", "at least one"]),
+        (json!({"ring_timeout_secs": 0}), &["ring_timeout_secs:", "1 to 120"]),
+        (json!({"ring_timeout_secs": 121}), &["ring_timeout_secs:", "1 to 120"]),
+    ] {
+        c.patch(&uri, &jwt, body.clone()).await?.err(StatusCode::UNPROCESSABLE_ENTITY, needles)?;
+        let mut create = body.clone();
+        create["name"] = json!("bad");
+        c.post("/rest/sip/connection", &jwt, create).await?.err(StatusCode::UNPROCESSABLE_ENTITY, needles)?;
+    }
+    let kept = c.get(&uri, &jwt).await?;
+    ensure!(kept.ok(StatusCode::OK)?["codecs"] == json!(["PCMU"]), "refused updates changed nothing");
+
+    // Another account's connection does not exist for this one.
+    c.get(&uri, &other).await?.err(StatusCode::NOT_FOUND, &["sip connection"])?;
+    c.patch(&uri, &other, json!({"codecs": ["PCMA"]}))
+        .await?
+        .err(StatusCode::NOT_FOUND, &["sip connection"])?;
+    let still = c.get(&uri, &jwt).await?;
+    ensure!(still.ok(StatusCode::OK)?["codecs"] == json!(["PCMU"]), "the other account changed nothing");
+    Ok(())
+}
+
+/// An app's STIR/SHAKEN settings: none by default (the platform's), set, changed, cleared,
+/// refused when not a policy or level, and invisible to another account.
+async fn app_shaken_settings(c: Ctx) -> anyhow::Result<()> {
+    let (_, jwt) = c.signup("shaken-app@example.test").await?;
+    let (_, other) = c.signup("shaken-other@example.test").await?;
+    let xml = "<Response><Hangup/></Response>";
+    let plain = c.post("/rest/sip/app", &jwt, json!({"name": "plain", "xml": xml})).await?;
+    let plain = plain.ok(StatusCode::CREATED)?;
+    ensure!(
+        plain["shaken_verify_policy"].is_null() && plain["shaken_minimum_accepted_attest_lvl"].is_null(),
+        "{plain}"
+    );
+    let strict = c
+        .post(
+            "/rest/sip/app",
+            &jwt,
+            json!({"name": "strict", "xml": xml, "shaken_verify_policy": "reject",
+                   "shaken_minimum_accepted_attest_lvl": "B"}),
+        )
+        .await?;
+    let strict = strict.ok(StatusCode::CREATED)?;
+    ensure!(
+        strict["shaken_verify_policy"] == "reject" && strict["shaken_minimum_accepted_attest_lvl"] == "B",
+        "{strict}"
+    );
+    let uri = format!("/rest/sip/app/{}", str_of(strict, "uuid")?);
+
+    let changed = c.patch(&uri, &jwt, json!({"shaken_verify_policy": "tag"})).await?;
+    let changed = changed.ok(StatusCode::OK)?;
+    ensure!(
+        changed["shaken_verify_policy"] == "tag" && changed["shaken_minimum_accepted_attest_lvl"] == "B",
+        "only the policy changed: {changed}"
+    );
+    let cleared = c.patch(&uri, &jwt, json!({"shaken_minimum_accepted_attest_lvl": null})).await?;
+    let cleared = cleared.ok(StatusCode::OK)?;
+    ensure!(cleared["shaken_minimum_accepted_attest_lvl"].is_null(), "{cleared}");
+    let shown = c.get(&uri, &jwt).await?;
+    let shown = shown.ok(StatusCode::OK)?;
+    ensure!(
+        shown["shaken_verify_policy"] == "tag" && shown["shaken_minimum_accepted_attest_lvl"].is_null(),
+        "stored: {shown}"
+    );
+    let listed = c.get("/rest/sip/app", &jwt).await?;
+    let listed = listed.ok(StatusCode::OK)?;
+    ensure!(
+        listed["data"]
+            .as_array()
+            .is_some_and(|apps| apps.iter().any(|app| app["shaken_verify_policy"] == "tag")),
+        "{listed}"
+    );
+
+    for (body, needles) in [
+        (json!({"shaken_verify_policy": "maybe"}), &["`off`", "`tag`", "`reject`"][..]),
+        (json!({"shaken_verify_policy": "REJECT"}), &["`reject`"][..]),
+        (json!({"shaken_minimum_accepted_attest_lvl": "D"}), &["`A`", "`B`", "`C`"][..]),
+        (json!({"shaken_minimum_accepted_attest_lvl": "a"}), &["`A`"][..]),
+        (json!({"shaken_minimum_accepted_attest_lvl": 1}), &["malformed JSON"][..]),
+    ] {
+        let refused = c.patch(&uri, &jwt, body.clone()).await?;
+        ensure!(refused.status.is_client_error(), "{body}: {refused:?}");
+        refused.err(refused.status, needles)?;
+        let mut create = body.clone();
+        create["name"] = json!("bad");
+        create["xml"] = json!(xml);
+        let refused = c.post("/rest/sip/app", &jwt, create).await?;
+        ensure!(refused.status.is_client_error(), "{body}: {refused:?}");
+    }
+    let kept = c.get(&uri, &jwt).await?;
+    ensure!(kept.ok(StatusCode::OK)?["shaken_verify_policy"] == "tag", "refused updates changed nothing");
+
+    // Another account's app does not exist for this one.
+    c.get(&uri, &other).await?.err(StatusCode::NOT_FOUND, &["not found"])?;
+    c.patch(&uri, &other, json!({"shaken_verify_policy": "off"}))
+        .await?
+        .err(StatusCode::NOT_FOUND, &["not found"])?;
+    let still = c.get(&uri, &jwt).await?;
+    ensure!(still.ok(StatusCode::OK)?["shaken_verify_policy"] == "tag", "the other account changed nothing");
     Ok(())
 }

@@ -33,6 +33,10 @@ pub struct Config {
     pub speech: opentact_calls::SpeechConfig,
     /// SMS: the SMPP carrier and the sender (issue 11).
     pub messaging: crate::messaging::MessagingSection,
+    /// `GET /metrics` for Prometheus: its own address, off unless set.
+    pub metrics: crate::metrics::MetricsSection,
+    /// STIR/SHAKEN: the operator's certificate and key, the trust anchors, the policy.
+    pub stir_shaken: crate::shaken::StirShakenSection,
 }
 
 /// The REST API.
@@ -119,9 +123,30 @@ pub struct SipSection {
     pub auth_user_lock_secs: u64,
     /// Contacts one registered SIP user may have at once; more: 403 Too Many Contacts.
     pub max_contacts_per_user: usize,
+    /// SIP over TLS: the address and port to listen on (5061 by convention). Unset: no TLS.
+    pub tls_listen: Option<SocketAddr>,
+    /// The TLS server certificate chain, PEM, leaf first (needed with `tls_listen`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key, PEM (needed with `tls_listen`).
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl SipSection {
+    /// The TLS listener `tls_listen` asks for, with its certificate and key read; `None` when
+    /// TLS is off. An error names what is missing or unreadable.
+    pub fn tls(&self) -> anyhow::Result<Option<opentact_sip::TlsListen>> {
+        let Some(listen) = self.tls_listen else { return Ok(None) };
+        let read = |key: &str, path: &Option<PathBuf>| -> anyhow::Result<Vec<u8>> {
+            let path = path.as_ref().with_context(|| format!("sip.tls_listen needs sip.{key}"))?;
+            std::fs::read(path).with_context(|| format!("reading sip.{key} {}", path.display()))
+        };
+        Ok(Some(opentact_sip::TlsListen {
+            listen,
+            cert_pem: read("tls_cert_file", &self.tls_cert_file)?,
+            key_pem: read("tls_key_file", &self.tls_key_file)?,
+        }))
+    }
+
     /// The digest guard's limits, from this table (the rest keep the SIP layer's defaults).
     pub fn auth_limits(&self) -> opentact_sip::guard::AuthLimits {
         opentact_sip::guard::AuthLimits {
@@ -153,6 +178,9 @@ impl Default for SipSection {
             auth_user_max_failures: auth.user_max_failures,
             auth_user_lock_secs: auth.user_lock.as_secs(),
             max_contacts_per_user: opentact_sip::DEFAULT_MAX_CONTACTS_PER_USER,
+            tls_listen: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -184,7 +212,18 @@ pub struct MediaSection {
     pub rtp_nat_latch_grace_ms: u64,
     /// Bound on the text-to-speech disk cache, MiB; the least recently used phrases go first.
     pub tts_cache_max_mib: u64,
+    /// Most recordings an account keeps: at it, `<Record>` (and a background or `<Dial>`
+    /// recording) fails with `limit-exceeded` until some are deleted (`DELETE /rest/record/{uuid}`).
+    pub max_recordings_per_account: u64,
+    /// Most MiB an account's recordings take together: at it a recording is refused the same
+    /// way, and one that grows past what is left is stopped there.
+    pub max_recording_mib_per_account: u64,
 }
+
+/// `media.max_recordings_per_account` by default.
+pub const DEFAULT_MAX_RECORDINGS_PER_ACCOUNT: u64 = 10_000;
+/// `media.max_recording_mib_per_account` by default: 5 GiB, about 90 hours of 8 kHz audio.
+pub const DEFAULT_MAX_RECORDING_MIB_PER_ACCOUNT: u64 = 5 * 1024;
 
 impl MediaSection {
     /// The RTP sessions' defences, from this table.
@@ -212,6 +251,8 @@ impl Default for MediaSection {
             )
             .unwrap_or(1000),
             tts_cache_max_mib: opentact_media::tts::DEFAULT_DISK_CACHE_BYTES / (1024 * 1024),
+            max_recordings_per_account: DEFAULT_MAX_RECORDINGS_PER_ACCOUNT,
+            max_recording_mib_per_account: DEFAULT_MAX_RECORDING_MIB_PER_ACCOUNT,
         }
     }
 }
@@ -229,6 +270,12 @@ pub struct ServerConfig {
     /// it died, and only those. Default: a random id kept in `<data_dir>/node-id`. Every node
     /// sharing a PostgreSQL store needs its own.
     pub node_id: Option<String>,
+    /// How often the node renews its heartbeat in the store, ms.
+    pub heartbeat_ms: u64,
+    /// A node whose heartbeat is older than this is dead, ms: a surviving node closes its
+    /// open CDRs, fails its batch items in progress and sends its pending webhooks. Well above
+    /// `heartbeat_ms` and `webhooks.timeout_ms` (a node sends only within half of it).
+    pub node_timeout_ms: u64,
 }
 
 /// `server.drain_secs` when the config sets none: long enough for most short calls to end by
@@ -237,7 +284,14 @@ pub const DEFAULT_DRAIN_SECS: u64 = 30;
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("data"), drain_secs: DEFAULT_DRAIN_SECS, node_id: None }
+        let nodes = opentact_webhooks::NodeTiming::default();
+        Self {
+            data_dir: PathBuf::from("data"),
+            drain_secs: DEFAULT_DRAIN_SECS,
+            node_id: None,
+            heartbeat_ms: nodes.heartbeat_ms,
+            node_timeout_ms: nodes.node_timeout_ms,
+        }
     }
 }
 

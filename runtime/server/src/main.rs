@@ -7,10 +7,12 @@ mod client;
 mod config;
 mod flow_cmd;
 mod messaging;
+mod metrics;
 mod numbers_import;
 mod provision;
 mod sample;
 mod serve;
+mod shaken;
 mod sms_flows;
 mod sms_inbound;
 

@@ -86,6 +86,7 @@ pub async fn run(args: ProvisionArgs) -> anyhow::Result<ExitCode> {
                 auto_answer: true,
                 max_call_length_min: 240,
                 event_url: None,
+                shaken: Default::default(),
             },
         )
         .await?;

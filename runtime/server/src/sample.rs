@@ -101,6 +101,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<Option<String>> {
                 auto_answer: true,
                 max_call_length_min: 60,
                 event_url: None,
+                shaken: Default::default(),
             },
         )
         .await

@@ -21,8 +21,8 @@ use opentact_voice::{MediaRenderer, VoiceConfig};
 use tracing::{info, warn};
 
 use opentact_calls::{
-    Admission, BatchRunner, CallLog, CallRouter, CallRunner, LiveCalls, Network, Originator, ProfileLimits,
-    RestCalling, ServerDialer, Transcriber,
+    Admission, BatchRunner, CallLog, CallRouter, CallRunner, LiveCalls, Network, Originator, RestCalling,
+    ServerDialer, Transcriber,
 };
 
 use crate::cli::ServeArgs;
@@ -78,7 +78,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         warn!("{warning}");
     }
     let webhook_timeout_ms = flows.http.timeout_ms;
-    let host = Arc::new(opentact_flows::FlowHost::new(flows).context("starting the flow host")?);
+    // The node's metrics: each engine gets its handle; the store is read at scrape time.
+    let metrics = Arc::new(opentact_metrics::Metrics::new(&node_id(&config.server)?));
+    metrics.add_sampler(Arc::new(crate::metrics::StoreSampler(store.clone())));
+    let host = Arc::new(
+        opentact_flows::FlowHost::new(flows)
+            .context("starting the flow host")?
+            .with_metrics(metrics.flows.clone()),
+    );
     let router_host = host.clone();
     let xml_guest =
         host.load_xml_guest(opentact_guest_artifacts::XML_GUEST).context("loading the built-in XML guest")?;
@@ -122,6 +129,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .media
             .allow_private_rtp_peers
             .unwrap_or(!opentact_egress::is_public(advertised)),
+        recordings: opentact_voice::RecordingQuota {
+            max_count: config.media.max_recordings_per_account,
+            max_bytes: config.media.max_recording_mib_per_account.saturating_mul(1024 * 1024),
+            stored: Some(Arc::new(opentact_calls::call_log::StoreRecordings(Arc::new(store.clone())))),
+        },
     });
     let tts = Arc::new(
         EspeakTts::new(Some(data_dir.join("tts-cache")))
@@ -143,12 +155,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let (bus, tap) = EventBus::with_tap(config.events.bus_config());
     let bus = Arc::new(bus);
-    let webhooks = opentact_webhooks::Webhooks::start(store.clone(), config.webhooks.clone(), tap);
+    let node = node_id(&config.server)?;
+    // This node among others on the store: its heartbeat, and the take-over of dead nodes
+    // (their CDRs, batch items and webhook deliveries).
+    let timing = opentact_webhooks::NodeTiming {
+        heartbeat_ms: config.server.heartbeat_ms,
+        node_timeout_ms: config.server.node_timeout_ms,
+    };
+    let cluster_node = opentact_webhooks::Node::start(store.clone(), node.clone(), timing)
+        .await
+        .context("registering the node in the store")?;
+    let webhooks =
+        opentact_webhooks::Webhooks::start_on_node(store.clone(), config.webhooks.clone(), cluster_node, tap);
+    webhooks.set_metrics(metrics.webhooks.clone());
     // The call engine and the API see the store through its repository traits.
     let repo: opentact_calls::Repo = Arc::new(store.clone());
-    let live_calls = Arc::new(LiveCalls::default());
+    let live_calls = Arc::new(LiveCalls::with_metrics(metrics.calls.clone()));
     let admission = Arc::new(Admission::new(config.calls.max_calls_per_account));
-    let node = node_id(&config.server)?;
     // Calls this node carried when it died (a crash, a kill -9) would stay open in the log.
     let closed = opentact_store::CallLogRepo::close_abandoned_calls(
         &store,
@@ -175,6 +198,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         sip_domain: config.sip.domain.clone(),
         live_calls: live_calls.clone(),
         admission: admission.clone(),
+        shaken: Arc::new(config.stir_shaken.build()?),
+        trunk: Default::default(),
     });
     let runner = Arc::new(CallRunner {
         store: repo.clone(),
@@ -191,8 +216,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         webhooks: webhooks.clone(),
         admission: admission.clone(),
     });
-    let originator =
-        Arc::new(Originator { runner: runner.clone(), limits: Arc::new(ProfileLimits::default()) });
+    let originator = Arc::new(Originator { runner: runner.clone(), limits: dialer.trunk.limits.clone() });
     let batches = BatchRunner::new(originator.clone(), repo.clone());
     let router =
         Arc::new(CallRouter { store: repo.clone(), runner, carriers, sip_domain: config.sip.domain.clone() });
@@ -204,6 +228,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             domain: config.sip.domain.clone(),
             auth: config.sip.auth_limits(),
             max_contacts_per_user: config.sip.max_contacts_per_user,
+            tls: config.sip.tls()?,
             ..SipConfig::default()
         },
         router,
@@ -222,9 +247,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(webhooks.clone()),
         config.flows.http.allow_private,
     ));
-    let messaging =
-        crate::messaging::Messaging::start(&config.messaging, repo.clone(), bus.clone(), sms_inbound.clone())
-            .context("starting messaging")?;
+    let messaging = crate::messaging::Messaging::start(
+        &config.messaging,
+        repo.clone(),
+        bus.clone(),
+        sms_inbound.clone(),
+        metrics.sms.clone(),
+    )
+    .context("starting messaging")?;
     sms_inbound.set_messaging(messaging.seam());
     // Flows' send-sms goes through the same seam as POST /rest/sms.
     router_host.set_sms_sender(Arc::new(crate::sms_flows::FlowSms(messaging.seam())));
@@ -237,13 +267,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // SIP MESSAGE (RFC 3428): between SIP users and connections, and to numbers as SMS
     // through the common submit path.
     let submit = opentact_messaging::sip::ControlSubmit(messaging.seam());
-    let sip_messages = opentact_messaging::sip::SipMessages::new(
+    let sip_messages = Arc::new(opentact_messaging::sip::SipMessages::new(
         repo.clone(),
         sip.clone(),
         &config.sip.domain,
         Some(Arc::new(submit)),
-    );
-    sip.set_message_handler(Arc::new(sip_messages));
+    ));
+    // Inbound SMS to numbers of SIP users and SIP connections go to them as MESSAGEs.
+    sms_inbound.set_sip(sip_messages.clone());
+    sip.set_message_handler(sip_messages);
 
     let key_file = config.api.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("jwt.key"));
     let api_state = opentact_api::ApiState::new(
@@ -278,16 +310,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("starting the REST API on {}", config.api.listen))?;
     let api_addr = api_listener.local_addr().context("the REST API's address")?;
     // With each client's address: failed logins are limited per address too.
-    let api_service =
-        opentact_api::router(api_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let api_service = opentact_api::router(api_state)
+        .layer(axum::middleware::from_fn_with_state(metrics.http.clone(), crate::metrics::count_answers))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let api = tokio::spawn(async move { axum::serve(api_listener, api_service).await });
-    info!(sip = %sip.local_addr(), api = %api_addr, "platform ready");
+    let metrics_endpoint = crate::metrics::start(&config.metrics, metrics.clone()).await?;
+    let sip_tls = sip.tls_addr().map(|addr| addr.to_string()).unwrap_or_else(|| "off".to_owned());
+    info!(sip = %sip.local_addr(), %sip_tls, api = %api_addr, "platform ready");
     // Batches a previous run left unfinished go on.
     tokio::spawn(async move { batches.resume().await });
     if args.check {
         info!("start-up checks passed");
         sip.shutdown();
         api.abort();
+        if let Some((_, endpoint)) = &metrics_endpoint {
+            endpoint.abort();
+        }
         return Ok(ExitCode::SUCCESS);
     }
     stop_signal().await?;
@@ -317,6 +355,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     messaging.stop().await;
     sip.shutdown();
     api.abort();
+    if let Some((_, endpoint)) = &metrics_endpoint {
+        endpoint.abort();
+    }
     // Let final responses leave before the process exits.
     tokio::time::sleep(Duration::from_millis(200)).await;
     store.close().await;

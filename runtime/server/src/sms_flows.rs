@@ -4,7 +4,8 @@
 //!   `opentact_control::Messaging::send`, the one place that checks and queues an SMS; its
 //!   refusals become the flow's `invalid-argument` / `limit-exceeded` / `failed`.
 //! - [`ComponentSmsFlows`]: an SMS to a number whose app runs a component runs that component's
-//!   `handle-sms` ([`opentact_control::SmsFlows`], called by the inbound path).
+//!   `handle-sms` ([`opentact_control::SmsFlows`], called by the inbound path), loaded through
+//!   the flow host's compile gate (`FlowHost::load_component_async`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -77,11 +78,13 @@ impl ComponentSmsFlows {
             .await
             .map_err(|error| format!("reading the component: {error}"))?
             .ok_or("the app's component version is gone")?;
-        let host = self.host.clone();
-        // Compiling (on a cache miss) is CPU work: keep it off the runtime's threads.
-        let component = tokio::task::spawn_blocking(move || host.load_component(&bytes))
+        // Through the compile gate like uploads and calls: a miss waits for one of the few
+        // compile permits and compiles on the blocking pool within flows.compile_timeout_ms, so
+        // a burst of SMS to apps with uncached components cannot take every blocking thread.
+        let component = self
+            .host
+            .load_component_async(bytes)
             .await
-            .map_err(|error| format!("loading the component: {error}"))?
             .map_err(|error| format!("loading the component: {error}"))?;
         let tn = u64::try_from(message.tn)
             .map_err(|_| format!("the receiving number {} is not valid", message.tn))?;
@@ -175,5 +178,61 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_sms_flow_loads_its_component_through_the_compile_gate() {
+        use opentact_store::{AccountRepo, SipControlAppRepo};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = opentact_store::Store::open(&format!("sqlite://{}/db?mode=rwc", dir.path().display()))
+            .await
+            .expect("store");
+        let account = store
+            .create_account(opentact_store::NewAccount {
+                name: "gate".into(),
+                email: "gate@example.test".into(),
+                password: "correct horse battery".into(),
+                time_zone: "UTC".into(),
+            })
+            .await
+            .expect("account")
+            .uuid;
+        let app = store
+            .create_app(
+                account,
+                opentact_store::NewSipControlApp {
+                    name: "sms".into(),
+                    mode: AppMode::Component,
+                    auto_answer: true,
+                    max_call_length_min: 60,
+                    event_url: None,
+                    shaken: Default::default(),
+                },
+            )
+            .await
+            .expect("app");
+        store
+            .add_component_version(account, app.uuid, &opentact_guest_artifacts::bytes("hello"))
+            .await
+            .expect("version");
+        // No component compiles in 1 ms: only the gate's time limit can stop this one.
+        let host = FlowHost::new(opentact_flows::HostConfig {
+            compile_timeout_ms: 1,
+            max_concurrent_compiles: 1,
+            ..opentact_flows::HostConfig::default()
+        })
+        .expect("host");
+        let flows = ComponentSmsFlows { host: Arc::new(host), store: Arc::new(store) };
+        let message = InboundSms {
+            id: Uuid::new_v4(),
+            account,
+            app: app.uuid,
+            from: "13105550111".into(),
+            to: "12025550100".into(),
+            tn: 12_025_550_100,
+            text: "hi".into(),
+        };
+        let error = flows.handle_sms(message).await.expect_err("the compile is over the gate's limit");
+        assert!(error.contains("flows.compile_timeout_ms"), "{error}");
     }
 }

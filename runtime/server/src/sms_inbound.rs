@@ -7,13 +7,23 @@
 //!  sms.received on the bus (websocket, subscriptions) + a signed webhook to the number's
 //!  messaging profile's callback_url (callback_url2 when it fails), through the webhook outbox
 //!      ▼ (in the background: the SMSC is answered once the message is stored)
-//!  the number's app:  component → SmsFlows::handle_sms (the flow host)
+//!  the number's app, when it takes SMS:
+//!                     component → SmsFlows::handle_sms (the flow host)
 //!                     webhook   → signed POST of the event; the answer is an SMS reply
 //!                                 document (opentact_xml::sms), each reply sent through
 //!                                 opentact_control::Messaging::send from the number
-//!                     none      → the message stays received (the webhook and event carry it)
-//!  → received → delivered, or failed with the reason (GET /rest/sms/{uuid} shows it)
+//!  else the SIP side (opentact_messaging::sip::SipMessages::deliver_sms), as for calls the
+//!  number's assignments say: the SIP user whose number it is (the user's `tn_lease`) gets it
+//!  on its registered phones, else the SIP connection the number is on (the lease's
+//!  `sip_connection`) gets it at its PBX's address — a MESSAGE from `sip:<sender>@<domain>`
+//!  else                 → the message stays received (the webhook and event carry it)
+//!  → received → delivered (with where: the app, `login@domain`, the PBX's `ip:port`), or failed
+//!    with the reason (GET /rest/sms/{uuid} shows it); `sms.status` on the bus and to the
+//!    profile's callback URLs, after its `sms.received`
 //! ```
+//!
+//! An app that takes calls only (XML, async commands) does not stop a number's SMS from
+//! reaching its SIP user or connection: a number may ring an XML flow and text a SIP phone.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -23,6 +33,7 @@ use opentact_control::{SmsFlows, SmsFrom, SmsOrigin, SmsSend};
 use opentact_events::signing::{self, SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER};
 use opentact_events::{Event, EventBus};
 use opentact_messaging::inbound::{InboundRouter, Routed};
+use opentact_messaging::sip::{SipDelivery, SipMessages};
 use opentact_messaging::smpp::{InboundHandler, InboundSms};
 use opentact_store::{AppMode, Repository, SigningKey, SmsMessage, TnLease};
 use opentact_webhooks::{Route, Webhooks};
@@ -45,6 +56,8 @@ struct Inner {
     messaging: OnceLock<Arc<dyn opentact_control::Messaging>>,
     /// Runs component apps' `handle-sms`.
     flows: OnceLock<Arc<dyn SmsFlows>>,
+    /// Delivers to SIP users and SIP connections.
+    sip: OnceLock<Arc<SipMessages>>,
     /// Whether a webhook app's URL may be on loopback or a private network (`[flows.http]`).
     allow_private: bool,
 }
@@ -70,6 +83,7 @@ impl Inbound {
                 webhooks,
                 messaging: OnceLock::new(),
                 flows: OnceLock::new(),
+                sip: OnceLock::new(),
                 allow_private,
             }),
         }
@@ -89,6 +103,36 @@ impl Inbound {
     pub fn set_flows(&self, flows: Arc<dyn SmsFlows>) {
         let _ = self.inner.flows.set(flows);
     }
+
+    /// The SIP side: numbers of SIP users and SIP connections get their SMS as MESSAGEs.
+    pub fn set_sip(&self, sip: Arc<SipMessages>) {
+        let _ = self.inner.sip.set(sip);
+    }
+}
+
+/// Webhook URLs, each with its fallback.
+pub(crate) type CallbackUrls = Vec<(String, Option<String>)>;
+
+/// A messaging profile's callback URLs as a webhook route's URLs: `callback_url` with
+/// `callback_url2` as its fallback (or `callback_url2` alone).
+pub(crate) async fn profile_urls(
+    repo: &dyn Repository,
+    account: Uuid,
+    profile: Option<Uuid>,
+) -> CallbackUrls {
+    let Some(profile) = profile else { return Vec::new() };
+    match repo.get_messaging_profile(account, profile).await {
+        Ok(Some(p)) => match (p.callback_url, p.callback_url2) {
+            (Some(url), url2) => vec![(url, url2)],
+            (None, Some(url2)) => vec![(url2, None)],
+            (None, None) => Vec::new(),
+        },
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            warn!(error = %e, %profile, "reading a messaging profile's callback URLs");
+            Vec::new()
+        }
+    }
 }
 
 impl InboundHandler for Inbound {
@@ -104,7 +148,7 @@ impl InboundHandler for Inbound {
                     info!(id = %message.uuid, account = %message.account, from = %message.from, to = %message.to, parts = message.parts, "inbound SMS stored");
                     self.inner.received(&message, &lease).await;
                     let inner = self.inner.clone();
-                    tokio::spawn(async move { inner.run_app(*message, *lease).await });
+                    tokio::spawn(async move { inner.deliver(*message, *lease).await });
                 }
                 Routed::Held => debug!(from = %sms.source, to = %sms.destination, "inbound SMS part held"),
                 Routed::Refused { reason, .. } => {
@@ -136,71 +180,120 @@ fn payload(m: &SmsMessage, lease: &TnLease) -> serde_json::Value {
 impl Inner {
     /// Publishes `sms.received`, routed also to the messaging profile's callback URLs.
     async fn received(&self, m: &SmsMessage, lease: &TnLease) {
+        self.publish("sms.received", m.created_on, payload(m, lease), m, lease).await;
+    }
+
+    /// Publishes `sms.status` for a settled message (delivered, or failed with its reason), to
+    /// the same URLs as its `sms.received` and after it.
+    async fn settled(&self, m: &SmsMessage, lease: &TnLease) {
+        let last = m.history.last();
+        let mut body = payload(m, lease);
+        body["reason"] = json!(last.and_then(|h| h.reason.clone()));
+        self.publish("sms.status", last.map_or(m.modified_on, |h| h.at), body, m, lease).await;
+    }
+
+    async fn publish(
+        &self,
+        kind: &str,
+        occurred_at: chrono::DateTime<Utc>,
+        payload: serde_json::Value,
+        m: &SmsMessage,
+        lease: &TnLease,
+    ) {
         let event = Event {
             uuid: Uuid::new_v4(),
-            kind: "sms.received".into(),
+            kind: kind.into(),
             created_on: Utc::now(),
             account: m.account,
             call: None,
             seq: None,
-            occurred_at: m.created_on,
-            payload: payload(m, lease),
+            occurred_at,
+            payload,
         };
-        if let (Some(webhooks), Some(profile)) = (&self.webhooks, lease.messaging_profile) {
-            match self.repo.get_messaging_profile(m.account, profile).await {
-                Ok(Some(p)) => {
-                    let urls = match (p.callback_url, p.callback_url2) {
-                        (Some(url), url2) => vec![(url, url2)],
-                        (None, Some(url2)) => vec![(url2, None)],
-                        (None, None) => Vec::new(),
-                    };
-                    webhooks.route_event(event.uuid, Route { urls, chain: Some(format!("sms:{}", m.uuid)) });
-                }
-                Ok(None) => {}
-                Err(e) => warn!(error = %e, id = %m.uuid, "reading the messaging profile of an inbound SMS"),
-            }
+        if let Some(webhooks) = &self.webhooks {
+            let urls = profile_urls(self.repo.as_ref(), m.account, lease.messaging_profile).await;
+            webhooks.route_event(event.uuid, Route { urls, chain: Some(format!("sms:{}", m.uuid)) });
         }
         self.bus.publish(event);
     }
 
-    /// Hands the message to the number's app and records the outcome.
-    async fn run_app(&self, m: SmsMessage, lease: TnLease) {
-        let Some(app_id) = lease.sip_control_app else {
+    /// Hands the message to where its number sends it, records the outcome and publishes it.
+    async fn deliver(&self, m: SmsMessage, lease: TnLease) {
+        let Some(outcome) = self.outcome(&m, &lease).await else {
             return;
         };
-        let outcome = match self.repo.get_app(m.account, app_id).await {
-            Ok(Some(app)) => match &app.mode {
-                AppMode::Component => match self.flows.get() {
-                    Some(flows) => {
-                        let tn = lease.tn;
-                        let message = opentact_control::InboundSms {
-                            id: m.uuid,
-                            account: m.account,
-                            app: app.uuid,
-                            from: m.from.clone(),
-                            to: m.to.clone(),
-                            tn,
-                            text: m.text.clone(),
-                        };
-                        flows.handle_sms(message).await.map_err(|e| format!("the app's component: {e}"))
-                    }
-                    None => Err("component apps do not take SMS on this platform yet".to_owned()),
-                },
-                AppMode::Webhook { url, timeout_ms, .. } => {
-                    self.webhook_app(&m, &lease, app.uuid, url, *timeout_ms).await
-                }
-                AppMode::Xml { .. } | AppMode::Async => Err(
-                    "the number's app is an XML or async-command app, which takes calls only: attach a webhook or component app to handle SMS"
-                        .to_owned(),
-                ),
-            },
-            Ok(None) => Err("the number's app is gone".to_owned()),
-            Err(e) => Err(format!("reading the number's app: {e}")),
-        };
-        if let Err(reason) = &outcome {
-            warn!(id = %m.uuid, app = %app_id, %reason, "inbound SMS: the app did not take it");
+        match &outcome {
+            Ok(to) => info!(id = %m.uuid, to = to.as_deref().unwrap_or(""), "inbound SMS delivered"),
+            Err(reason) => warn!(id = %m.uuid, %reason, "inbound SMS: it could not be delivered"),
         }
-        self.router.settle(&m, outcome).await;
+        if let Some(settled) = self.router.settle(&m, outcome).await {
+            self.settled(&settled, &lease).await;
+        }
+    }
+
+    /// Where the message went (`Ok` with a note of where) or why it did not; `None` when the
+    /// number sends its SMS nowhere (the message stays received).
+    async fn outcome(&self, m: &SmsMessage, lease: &TnLease) -> Option<Result<Option<String>, String>> {
+        let app = match lease.sip_control_app {
+            Some(app_id) => match self.repo.get_app(m.account, app_id).await {
+                Ok(app) => app,
+                Err(e) => return Some(Err(format!("reading the number's app: {e}"))),
+            },
+            None => None,
+        };
+        if let Some(app) = &app
+            && matches!(app.mode, AppMode::Component | AppMode::Webhook { .. })
+        {
+            return Some(self.run_app(m, lease, app).await.map(|()| Some(format!("the app {}", app.uuid))));
+        }
+        if let Some(sip) = self.sip.get() {
+            match sip.deliver_sms(lease, &m.from, &m.text).await {
+                Ok(SipDelivery::Delivered { to }) => return Some(Ok(Some(format!("SIP MESSAGE to {to}")))),
+                Ok(SipDelivery::Failed { to, reason }) => {
+                    return Some(Err(format!("the SIP MESSAGE to {to}: {reason}")));
+                }
+                Ok(SipDelivery::NotAssigned) => {}
+                Err(e) => return Some(Err(format!("finding the number's SIP user or connection: {e}"))),
+            }
+        }
+        match (lease.sip_control_app, app) {
+            (None, _) => None,
+            (Some(_), None) => Some(Err("the number's app is gone".to_owned())),
+            (Some(_), Some(_)) => Some(Err(
+                "the number's app is an XML or async-command app, which takes calls only: attach a webhook or component app to handle SMS, or give the number to a SIP user or SIP connection"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// Hands the message to the number's component or webhook app.
+    async fn run_app(
+        &self,
+        m: &SmsMessage,
+        lease: &TnLease,
+        app: &opentact_store::SipControlApp,
+    ) -> Result<(), String> {
+        match &app.mode {
+            AppMode::Component => {
+                let Some(flows) = self.flows.get() else {
+                    return Err("component apps do not take SMS on this platform yet".to_owned());
+                };
+                let message = opentact_control::InboundSms {
+                    id: m.uuid,
+                    account: m.account,
+                    app: app.uuid,
+                    from: m.from.clone(),
+                    to: m.to.clone(),
+                    tn: lease.tn,
+                    text: m.text.clone(),
+                };
+                flows.handle_sms(message).await.map_err(|e| format!("the app's component: {e}"))
+            }
+            AppMode::Webhook { url, timeout_ms, .. } => {
+                self.webhook_app(m, lease, app.uuid, url, *timeout_ms).await
+            }
+            AppMode::Xml { .. } | AppMode::Async => Err("the number's app takes calls only".to_owned()),
+        }
     }
 
     /// POSTs the message to a webhook app and sends the replies its answer asks for.

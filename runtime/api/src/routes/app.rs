@@ -13,6 +13,10 @@
 //! `webhook_url` and `event_url` must name destinations the platform may call
 //! ([`crate::url_policy`]): a loopback or private address is refused (422) unless the
 //! operator allows it.
+//!
+//! `shaken_verify_policy` (`off`, `tag`, `reject`) and `shaken_minimum_accepted_attest_lvl`
+//! (`A`, `B`, `C`) decide what the app's inbound calls' STIR/SHAKEN verification does; null
+//! (the default) follows the platform's `[stir_shaken]` configuration.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,7 +24,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{delete, get};
 use opentact_store::{
-    AppMode, ComponentVersion, NewSipControlApp, ObjectKind, SipControlApp, SipControlAppPatch, WebhookMethod,
+    AppMode, AppShaken, AttestLevel, ComponentVersion, NewSipControlApp, ObjectKind, ShakenVerifyPolicy,
+    SipControlApp, SipControlAppPatch, WebhookMethod,
 };
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +83,15 @@ pub struct AppBody {
     pub max_call_length_min: Option<i32>,
     #[schema(pattern = "^https?://[^ ]+$", max_length = 2048)]
     pub event_url: Option<Option<String>>,
+    /// What the app's inbound calls' STIR/SHAKEN `Identity` decides: `off`, `tag` or `reject`
+    /// (refused with RFC 8224's 428, 436, 437, 438 or 403); null follows the platform's
+    /// `[stir_shaken] verify_policy`.
+    #[serde(default, deserialize_with = "crate::routes::lease::nullable")]
+    pub shaken_verify_policy: Option<Option<ShakenVerifyPolicy>>,
+    /// With `reject`, a verified call attested below this level (`A`, `B` or `C`) is refused
+    /// with 403; null follows the platform's `[stir_shaken] minimum_attestation`.
+    #[serde(default, deserialize_with = "crate::routes::lease::nullable")]
+    pub shaken_minimum_accepted_attest_lvl: Option<Option<AttestLevel>>,
 }
 
 fn check_name(name: &str) -> Result<String, ApiError> {
@@ -194,12 +208,17 @@ async fn create(
         Some(url) => Some(state.webhook_urls.check("event_url", WEBHOOKS, &url)?),
         None => None,
     };
+    let shaken = AppShaken {
+        shaken_verify_policy: body.shaken_verify_policy.flatten(),
+        shaken_minimum_accepted_attest_lvl: body.shaken_minimum_accepted_attest_lvl.flatten(),
+    };
     let new = NewSipControlApp {
         name,
         mode,
         auto_answer: body.auto_answer.unwrap_or(true),
         max_call_length_min: check_length(body.max_call_length_min.unwrap_or(240))?,
         event_url,
+        shaken,
     };
     Ok(Created(state.repo.create_app(auth.account, new).await?))
 }
@@ -250,12 +269,16 @@ async fn update(
         auto_answer: body.auto_answer,
         max_call_length_min: body.max_call_length_min.map(check_length).transpose()?,
         event_url,
+        shaken_verify_policy: body.shaken_verify_policy,
+        shaken_minimum_accepted_attest_lvl: body.shaken_minimum_accepted_attest_lvl,
     };
     let empty = patch.name.is_none()
         && patch.mode.is_none()
         && patch.auto_answer.is_none()
         && patch.max_call_length_min.is_none()
-        && patch.event_url.is_none();
+        && patch.event_url.is_none()
+        && patch.shaken_verify_policy.is_none()
+        && patch.shaken_minimum_accepted_attest_lvl.is_none();
     if empty {
         return Err(ApiError::invalid("body", "nothing to change"));
     }
@@ -351,18 +374,22 @@ async fn upload(
         };
         return Err(ApiError::invalid("component", what));
     }
-    // Checked before the compile, which is the expensive part.
+    // Checked before the compile, which is the expensive part; checked again, atomically, by
+    // the insert below (uploads racing each other past this first check).
     let quota = state.config.max_component_versions_per_app;
-    let kept = state.repo.list_component_versions(auth.account, id).await?.len();
-    if kept >= usize::try_from(quota).unwrap_or(usize::MAX) {
-        return Err(ApiError::invalid(
+    let at_quota = |kept: usize| {
+        ApiError::invalid(
             "component",
             format!(
                 "the app has {kept} component versions, the most it may keep \
                  (api.max_component_versions_per_app = {quota}): delete old ones with \
                  DELETE /rest/sip/app/{id}/component/{{version}}"
             ),
-        ));
+        )
+    };
+    let kept = state.repo.list_component_versions(auth.account, id).await?.len();
+    if kept >= usize::try_from(quota).unwrap_or(usize::MAX) {
+        return Err(at_quota(kept));
     }
     // The flow host compiles and links it against the flow world (the server plugs it in).
     if let Some(check) = &state.component_check {
@@ -374,7 +401,10 @@ async fn upload(
             Err(crate::state::ComponentRefused::Busy(reason)) => return Err(ApiError::Unavailable(reason)),
         }
     }
-    let version = state.repo.add_component_version(auth.account, id, &body).await?;
+    let Some(version) = state.repo.add_component_version_within(auth.account, id, &body, quota).await? else {
+        let kept = state.repo.list_component_versions(auth.account, id).await?.len();
+        return Err(at_quota(kept));
+    };
     let app = state.repo.set_current_component(auth.account, id, version.uuid).await?;
     Ok(Created(Deployed { version, app }))
 }

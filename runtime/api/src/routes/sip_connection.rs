@@ -8,6 +8,11 @@
 //! A connection authenticates its PBX by source `ip` or by digest credentials (`login` and
 //! `password`). Credentials live in the realm `<subdomain>.<platform SIP domain>`, so they need
 //! a subdomain; the password is hashed at once (HA1) and never shown again.
+//!
+//! Calls to the connection's numbers go to its PBX: an IP connection's `ip:port`, then its
+//! `failover_addresses` in order (each rings up to `ring_timeout_secs`), a credential
+//! connection's registered contact; the PBX is offered `codecs` in that order. Its calls to
+//! other numbers go out through the carrier under its `outbound_voice_profile`.
 
 use std::net::IpAddr;
 
@@ -36,6 +41,12 @@ pub const MIN_SIP_PASSWORD: usize = 8;
 pub const MAX_SIP_PASSWORD: usize = 128;
 /// Longest SIP login.
 pub const MAX_SIP_LOGIN: usize = 64;
+/// Most failover addresses a connection may have (besides `ip:port`).
+pub const MAX_FAILOVER_ADDRESSES: usize = 4;
+/// Longest `ring_timeout_secs`: each address of a connection rings at most this long.
+pub const MAX_RING_TIMEOUT_SECS: i32 = 120;
+/// The codecs a connection may be offered (what the platform's media speaks).
+pub const CONNECTION_CODECS: [&str; 2] = ["PCMU", "PCMA"];
 /// How long an invite lasts when the request names no `expired_on`.
 pub const DEFAULT_INVITE_DAYS: i64 = 7;
 /// Longest an invite may last.
@@ -145,6 +156,83 @@ fn check_port(port: i32) -> Result<i32, ApiError> {
     }
 }
 
+/// A failover address: `ip` or `ip:port` (`[v6]:port`), its IP under the same policy as `ip`;
+/// stored as written canonically (`ip:port`, port 5060 when none is given).
+fn check_address(state: &ApiState, address: &str) -> Result<String, ApiError> {
+    let text = address.trim();
+    let (ip, port) = match text.parse::<std::net::SocketAddr>() {
+        Ok(socket) => (socket.ip(), socket.port()),
+        Err(_) => match text.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            Ok(ip) => (ip, 5060),
+            Err(_) => {
+                return Err(ApiError::invalid(
+                    "failover_addresses",
+                    format!("{address:?} is not an IP address or ip:port ([v6]:port for IPv6)"),
+                ));
+            }
+        },
+    };
+    if port == 0 {
+        return Err(ApiError::invalid(
+            "failover_addresses",
+            format!("{address:?}: the port must be 1 to 65535"),
+        ));
+    }
+    if let Some(reason) = state.connection_ips.refusal(ip) {
+        return Err(ApiError::invalid(
+            "failover_addresses",
+            format!("{ip} {reason}: a failover address must be a public address of your PBX"),
+        ));
+    }
+    Ok(std::net::SocketAddr::new(ip, port).to_string())
+}
+
+fn check_addresses(state: &ApiState, addresses: &[String]) -> Result<Vec<String>, ApiError> {
+    if addresses.len() > MAX_FAILOVER_ADDRESSES {
+        return Err(ApiError::invalid(
+            "failover_addresses",
+            format!("at most {MAX_FAILOVER_ADDRESSES} addresses, got {}", addresses.len()),
+        ));
+    }
+    addresses.iter().map(|address| check_address(state, address)).collect()
+}
+
+/// Codec names, upper-cased: known, none twice, at least one.
+fn check_codecs(codecs: &[String]) -> Result<Vec<String>, ApiError> {
+    let mut checked: Vec<String> = Vec::new();
+    for codec in codecs {
+        let name = codec.trim().to_ascii_uppercase();
+        if !CONNECTION_CODECS.contains(&name.as_str()) {
+            return Err(ApiError::invalid(
+                "codecs",
+                format!(
+                    "{codec:?} is not a codec the platform offers (one of {})",
+                    CONNECTION_CODECS.join(", ")
+                ),
+            ));
+        }
+        if checked.contains(&name) {
+            return Err(ApiError::invalid("codecs", format!("{name} is named twice")));
+        }
+        checked.push(name);
+    }
+    if checked.is_empty() {
+        return Err(ApiError::invalid("codecs", "name at least one codec, in preference order"));
+    }
+    Ok(checked)
+}
+
+fn check_ring_timeout(secs: i32) -> Result<i32, ApiError> {
+    if (1..=MAX_RING_TIMEOUT_SECS).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(ApiError::invalid(
+            "ring_timeout_secs",
+            format!("must be 1 to {MAX_RING_TIMEOUT_SECS}, got {secs}"),
+        ))
+    }
+}
+
 /// A DNS label under the platform SIP domain (a connection's subdomain, a SIP domain's name),
 /// lower-cased.
 pub(crate) fn check_label(field: &str, label: &str) -> Result<String, ApiError> {
@@ -230,6 +318,17 @@ pub struct NewConnection {
     pub password: Option<String>,
     #[serde(default)]
     pub outbound_voice_profile: Option<Uuid>,
+    /// Tried in order after `ip:port` when an inbound call gets no answer: `ip` or `ip:port`.
+    #[serde(default)]
+    #[schema(max_items = 4)]
+    pub failover_addresses: Option<Vec<String>>,
+    /// Offered to the PBX in this order; default `["PCMU", "PCMA"]`.
+    #[serde(default)]
+    pub codecs: Option<Vec<String>>,
+    /// How long each address rings before the next is tried (default 30).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 120)]
+    pub ring_timeout_secs: Option<i32>,
 }
 
 /// Maps the store's `NotFound` for the profile to a 422 on its field.
@@ -276,6 +375,12 @@ async fn create(
         is_active: body.is_active.unwrap_or(true),
         credentials,
         outbound_voice_profile: body.outbound_voice_profile,
+        failover_addresses: check_addresses(&state, body.failover_addresses.as_deref().unwrap_or_default())?,
+        codecs: match &body.codecs {
+            Some(codecs) => check_codecs(codecs)?,
+            None => Vec::new(),
+        },
+        ring_timeout_secs: body.ring_timeout_secs.map(check_ring_timeout).transpose()?,
     };
     let created = state.repo.create_connection(auth.account, new).await.map_err(profile_reference)?;
     Ok(Created(view(&state, created)))
@@ -326,6 +431,16 @@ pub struct ConnectionUpdate {
     pub password: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub outbound_voice_profile: Option<Option<Uuid>>,
+    /// Replaces the list (`[]` clears it).
+    #[serde(default)]
+    #[schema(max_items = 4)]
+    pub failover_addresses: Option<Vec<String>>,
+    #[serde(default)]
+    pub codecs: Option<Vec<String>>,
+    /// `null` goes back to the default.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 1, maximum = 120)]
+    pub ring_timeout_secs: Option<Option<i32>>,
 }
 
 #[utoipa::path(
@@ -401,6 +516,16 @@ async fn update(
         is_active: body.is_active,
         credentials,
         outbound_voice_profile: body.outbound_voice_profile,
+        failover_addresses: body
+            .failover_addresses
+            .as_deref()
+            .map(|a| check_addresses(&state, a))
+            .transpose()?,
+        codecs: body.codecs.as_deref().map(check_codecs).transpose()?,
+        ring_timeout_secs: match body.ring_timeout_secs {
+            Some(Some(secs)) => Some(Some(check_ring_timeout(secs)?)),
+            other => other,
+        },
     };
     let updated = state.repo.update_connection(auth.account, id, patch).await.map_err(profile_reference)?;
     Ok(Payload(view(&state, updated)))
