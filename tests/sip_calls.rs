@@ -25,9 +25,50 @@ fn said_tags(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// The value of the sample line `series` (name and labels) in Prometheus text.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// `GET /metrics` on the node's metrics listener (its address from the log).
+async fn scrape(platform: &Platform, token: Option<&str>) -> (u16, String) {
+    let log = platform.log();
+    let addr: std::net::SocketAddr = log
+        .lines()
+        .filter(|line| line.contains("metrics endpoint ready"))
+        .find_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("metrics=")))
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("the metrics endpoint's address in the log:\n{log}"));
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = bearer.iter().map(|value| ("Authorization", value.as_str())).collect();
+    let (status, body) = support::platform::http_raw(addr, "GET", "/metrics", &headers).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_uac_pcap_dtmf_one_selects_the_sales_branch() {
-    let platform = Platform::start(&[]).await;
+    // /metrics on, behind a token, so the call shows there afterwards (issue 14).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("metrics.token");
+    std::fs::write(&token_file, "scrape-secret\n").expect("token");
+    let config = dir.path().join("metrics.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:0\"\nbearer_token_file = {:?}\n",
+            token_file.display().to_string()
+        ),
+    )
+    .expect("config");
+    let platform = Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await;
+    let (status, text) = scrape(&platform, None).await;
+    assert_eq!(status, 401, "no token: {text}");
+    let (status, before) = scrape(&platform, Some("scrape-secret")).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(metric(&before, r#"opentact_calls_total{direction="inbound"}"#), Some(0.0), "{before}");
     let cwd = pcap_dir();
     let mut command = sipp();
     command
@@ -53,6 +94,38 @@ async fn sipp_uac_pcap_dtmf_one_selects_the_sales_branch() {
     assert!(!tags.contains(&"no-input".to_owned()), "{tags:?}");
     let answered = events.iter().any(|e| e["type"] == "call.answered");
     assert!(answered, "{events:#?}");
+
+    // The REST API's answers are counted too: one refused login.
+    let (status, _) = support::platform::http(platform.api, "GET", "/rest/auth", &[], None).await;
+    assert_eq!(status, 401);
+    // The call's flow ends (and leaves the live calls) just after its hangup event.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let (status, text) = scrape(&platform, Some("scrape-secret")).await;
+        assert_eq!(status, 200, "{text}");
+        if metric(&text, "opentact_calls_up") == Some(0.0) || tokio::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(metric(&text, r#"opentact_calls_total{direction="inbound"}"#), Some(1.0), "{text}");
+    assert_eq!(metric(&text, "opentact_calls_up"), Some(0.0), "the call ended: {text}");
+    assert_eq!(metric(&text, r#"opentact_flow_starts_total{trigger="call"}"#), Some(1.0), "{text}");
+    assert_eq!(metric(&text, r#"opentact_flow_failures_total{cause="trap"}"#), Some(0.0), "{text}");
+    assert!(metric(&text, r#"opentact_http_requests_total{class="4xx"}"#) >= Some(1.0), "{text}");
+    // The store was sampled at the scrape.
+    assert!(metric(&text, "opentact_db_pool_max_connections") > Some(0.0), "{text}");
+    assert!(metric(&text, "opentact_webhook_backlog").is_some(), "{text}");
+    assert!(metric(&text, "opentact_sms_queue_depth").is_some(), "{text}");
+    // The INVITE's span names the call by its uuid, as the events do (the flow's span and its
+    // imports run inside it).
+    let uuid = events[0]["call"].as_str().expect("the call's uuid").to_owned();
+    let log = platform.log();
+    let finished = log.lines().find(|line| line.contains("flow finished")).expect("flow finished logged");
+    assert!(
+        finished.contains("call{sip_call_id=") && finished.contains(&format!("call=\"{uuid}\"}}")),
+        "{finished}"
+    );
 }
 
 /// An OPTIONS ping answered 200 proves the server still serves.
@@ -714,4 +787,98 @@ async fn a_recording_with_asr_is_transcribed_by_the_configured_provider() {
     .await;
     assert_eq!(status, 200, "{stored}");
     assert_eq!(stored["payload"]["transcript"], "hello from the caller", "{stored}");
+}
+
+/// One SIPp call with the pcap caller to `number`; asserts it went through.
+async fn pcap_call(platform: &Platform, number: &str) {
+    let cwd = pcap_dir();
+    let mut command = sipp();
+    command
+        .current_dir(cwd.path())
+        .args(["-sn", "uac_pcap", "-s", number, "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "40s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let (code, output) = run_sipp(command, Duration::from_secs(60)).await;
+    assert_eq!(code, 0, "sipp failed:\n{output}\nserver log:\n{}", platform.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_at_its_recording_quota_gets_the_error_path_until_a_recording_is_deleted() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let flow = r#"<Response>
+  <Answer/>
+  <Record tag="memo" maxLength="1000" timeout="0"/>
+  <Error><Say tag="full">Your mailbox is full.</Say></Error>
+  <Pause length="20000"/>
+</Response>"#;
+    support::provision::xml_number(&data.path().join("data"), "quota@example.test", 13_125_550_118, flow)
+        .await;
+    let config = data.path().join("quota.toml");
+    std::fs::write(&config, "[media]\nmax_recordings_per_account = 1\n").expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let auth = basic("quota@example.test", "correct horse battery staple");
+    let headers = [("Authorization", auth.as_str())];
+    let records = |phase: &'static str| {
+        move |events: &[Value]| {
+            events
+                .iter()
+                .filter(|e| e["verb"] == "record" && e["phase"] == phase)
+                .cloned()
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // The first call's recording is kept: the account is at its quota of one.
+    pcap_call(&platform, "13125550118").await;
+    let events = platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.hangup").await;
+    let kept = records("finished")(&events);
+    assert_eq!(kept.len(), 1, "{events:#?}");
+    let recording = kept[0]["detail"]["recording"].as_str().expect("recording id").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = support::platform::http(
+            platform.api,
+            "GET",
+            &format!("/rest/record/{recording}"),
+            &headers,
+            None,
+        )
+        .await;
+        if status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the call log keeps the recording: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The second call's <Record> fails with limit-exceeded and its <Error> runs.
+    pcap_call(&platform, "13125550118").await;
+    let events = platform
+        .wait_for_event(Duration::from_secs(10), |e| {
+            e["verb"] == "say" && e["tag"] == "full" && e["phase"] == "finished"
+        })
+        .await;
+    let failed = records("failed")(&events);
+    assert_eq!(failed.len(), 1, "{events:#?}");
+    let error = failed[0]["detail"].to_string();
+    assert!(error.contains("limit_exceeded") || error.contains("limit exceeded"), "{error}");
+    assert!(error.contains("media.max_recordings_per_account = 1"), "the event says why: {error}");
+    assert_eq!(records("finished")(&events).len(), 1, "nothing more recorded");
+    assert!(platform.log().contains("recording refused"), "the log says why:\n{}", platform.log());
+
+    // Deleting the recording frees the quota: the next call records again.
+    let (status, body) =
+        support::platform::http(platform.api, "DELETE", &format!("/rest/record/{recording}"), &headers, None)
+            .await;
+    assert_eq!(status, 200, "{body}");
+    pcap_call(&platform, "13125550118").await;
+    let events = platform
+        .wait_for_event(Duration::from_secs(10), |e| {
+            e["verb"] == "record"
+                && e["phase"] == "finished"
+                && e["detail"]["recording"] != recording.as_str()
+        })
+        .await;
+    assert_eq!(records("finished")(&events).len(), 2, "{events:#?}");
+    assert_eq!(records("failed")(&events).len(), 1, "{events:#?}");
 }

@@ -317,12 +317,19 @@ async fn an_offer_naming_a_refused_media_address_gets_488_and_no_rtp() {
     let media_port = media.local_addr().expect("addr").port();
     let scenarios = tempfile::tempdir().expect("tempdir");
     let refused = scenarios.path().join("488.xml");
-    let scenario =
-        support::sipp::caller_expecting_status(488).replace("[media_port]", &media_port.to_string());
+    // The 488 says why in a Warning header (RFC 3261 §21.4.26), which SIPp must find.
+    let scenario = support::sipp::caller_expecting_status(488)
+        .replace("[media_port]", &media_port.to_string())
+        .replace(
+            r#"<recv response="488"/>"#,
+            r#"<recv response="488"><action><ereg regexp="399 [^ ]+ .media address 127\.0\.0\.1 refused" search_in="hdr" header="Warning:" check_it="true" assign_to="warning"/></action></recv>
+  <Reference variables="warning"/>"#,
+        );
+    assert!(scenario.contains("Warning:"), "the scenario checks the Warning header");
     std::fs::write(&refused, scenario).expect("write");
     let (code, output) =
         run_sipp(sipp_call(&platform, &refused, "13125550141"), Duration::from_secs(20)).await;
-    assert_eq!(code, 0, "the offer is refused with 488:\n{output}\n{}", platform.log());
+    assert_eq!(code, 0, "the offer is refused with 488 and a Warning:\n{output}\n{}", platform.log());
     let mut buffer = [0u8; 2048];
     let received = tokio::time::timeout(Duration::from_millis(500), media.recv_from(&mut buffer)).await;
     assert!(received.is_err(), "no RTP was sent to the refused address");

@@ -4,6 +4,9 @@
 //! pending when the server is killed arrive after it restarts.
 
 mod support;
+// The webhook crate's tests make their PostgreSQL databases the same way.
+#[path = "../runtime/webhooks/tests/support/pg.rs"]
+mod pg;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -284,4 +287,66 @@ async fn a_long_outage_keeps_few_deliveries_in_memory_and_loses_none() {
     let accepted = until_accepted(&receiver, events.len(), || platform.log()).await;
     assert_eq!(accepted.len(), events.len(), "every event, read back from the outbox: {accepted:#?}");
     assert_once_in_order(&accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_deliveries_are_sent_once_in_order_by_the_other_node() {
+    let Some(db) = pg::PgDatabase::create() else { return };
+    let receiver = Receiver::start(0).await;
+    receiver.down.store(true, Ordering::SeqCst);
+    // Both nodes share the database and the secret key file (the signing keys are sealed).
+    let shared = tempfile::tempdir().expect("tempdir");
+    let key = shared.path().join("secret.key");
+    let start = |name: &'static str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("node.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nnode_id = \"{name}\"\nheartbeat_ms = 200\nnode_timeout_ms = 2000\n\n\
+                 [store]\nurl = \"{}\"\nseed_sample = true\nsecret_key_file = \"{}\"\n\n\
+                 [webhooks]\nallow_private = true\nbackoff_ms = 50\nmax_backoff_ms = 400\ntimeout_ms = 500\n\
+                 max_attempts = 1000\n",
+                db.url,
+                key.display()
+            ),
+        )
+        .expect("config");
+        let config = config.to_str().expect("utf-8").to_owned();
+        async move { Platform::start_in(dir, &["--config", &config]).await }
+    };
+    let a = start("a").await;
+    let b = start("b").await;
+    *receiver.public_key.lock() = Some(subscribe(&a, &receiver.url()).await);
+    call(&a).await;
+    let events = a.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.destroyed").await;
+    // Node a holds the call's events (the receiver refuses them) when it is killed.
+    let auth = basic("demo@opentact.local", &sample_password(&a.log()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, deliveries) =
+            http(a.api, "GET", "/rest/event/delivery?take=1000", &[("Authorization", &auth)], None).await;
+        let data = deliveries["payload"]["data"].as_array().cloned().unwrap_or_default();
+        if data.len() == events.len() && data.iter().any(|d| d["attempts"].as_u64().unwrap_or(0) > 0) {
+            assert!(data.iter().all(|d| d["state"] == "pending"), "{deliveries}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the outbox holds the call's events: {deliveries}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Platform { mut child, .. } = a;
+    child.start_kill().expect("kill -9");
+    let _ = child.wait().await;
+    receiver.down.store(false, Ordering::SeqCst);
+
+    // Node b takes a over after the timeout and sends what a held: each once, in order.
+    let accepted = until_accepted(&receiver, events.len(), || b.log()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let accepted_later = receiver.accepted();
+    assert_eq!(accepted_later.len(), accepted.len(), "nothing sent twice: {accepted_later:#?}");
+    assert_once_in_order(&accepted);
+    assert!(b.log().contains("took over a dead node"), "{}", b.log());
+    assert!(receiver.log.lock().iter().all(|d| d.signature_valid), "signed with the account's key on node b");
+    drop(b);
+    drop(db);
 }

@@ -82,6 +82,7 @@ pub async fn number_with_app(data: &Path, email: &str, tn: i64, mode: AppMode) -
                 auto_answer: true,
                 max_call_length_min: 10,
                 event_url: None,
+                shaken: Default::default(),
             },
         )
         .await
@@ -246,6 +247,7 @@ pub async fn connection_with_credentials(
                 is_active: true,
                 credentials: Some(DigestCredentials::new(login, password, &realm, &realm)),
                 outbound_voice_profile: None,
+                ..opentact_store::NewSipConnection::default()
             },
         )
         .await
@@ -267,6 +269,7 @@ pub async fn connection_with_ip(data: &Path, account: Uuid, ip: &str) {
                 is_active: true,
                 credentials: None,
                 outbound_voice_profile: None,
+                ..opentact_store::NewSipConnection::default()
             },
         )
         .await

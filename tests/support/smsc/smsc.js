@@ -9,9 +9,10 @@
 // stdout, one JSON object a line (the first line is the plain `LISTENING <port>`):
 //   {"event":"bind","session":1,"system_id":"…","ok":true}
 //   {"event":"submit_sm","session":1,"sequence":7,"message_id":"m1","source":"…",
-//    "destination":"…","data_coding":0,"esm_class":0,"short_message":"<hex>",
+//    "destination":"…","data_coding":0,"esm_class":0,"user_message_reference":7,
+//    "short_message":"<hex>",
 //    "outstanding":3,"max_outstanding":5}
-//   {"event":"receipt_sent","message_id":"m1","stat":"DELIVRD"}
+//   {"event":"receipt_sent","message_id":"m1","stat":"DELIVRD","user_message_reference":7}
 //   {"event":"deliver_sm_resp","session":1,"sequence":2,"command_status":0}
 //   {"event":"enquire_link"|"unbind"|"closed"|"drop"|"deliver_sent", "session":1, …}
 // `outstanding` counts this session's submit_sm received and not yet answered (including
@@ -28,7 +29,11 @@
 // Receipts: every submit_sm gets a delivery receipt deliver_sm (esm_class 0x04, the Appendix B
 // text, receipted_message_id and message_state TLVs) after --receipt-delay-ms (default 50),
 // on the session it came in on or, if that one is gone, the next bound session. A destination
-// starting with 999 gets stat UNDELIV (message_state 5, err:001); any other DELIVRD.
+// starting with 999 gets stat UNDELIV (message_state 5, err:001); any other DELIVRD. A
+// submit_sm's user_message_reference TLV is echoed in its receipt, as SMPP 3.4 §4.6.1 allows
+// (what lets the client recognise a submit whose answer it lost). Like a real SMSC, a receipt
+// is delivered until it is acknowledged: one whose session closed before its deliver_sm_resp
+// (or answered with an error) is delivered again on the next bound session.
 'use strict';
 
 const smpp = require('smpp');
@@ -87,7 +92,7 @@ function sendReceipt(receipt) {
   const text = `id:${receipt.messageId} sub:001 dlvrd:${undeliv ? '000' : '001'} ` +
     `submit date:${receipt.submitDate} done date:${now} stat:${stat} ` +
     `err:${undeliv ? '001' : '000'} text:`;
-  session.deliver_sm({
+  const pdu = {
     source_addr: receipt.destination,
     destination_addr: receipt.source,
     esm_class: 0x04,
@@ -95,8 +100,32 @@ function sendReceipt(receipt) {
     short_message: Buffer.from(text, 'ascii'),
     receipted_message_id: receipt.messageId,
     message_state: undeliv ? 5 : 2,
+  };
+  if (receipt.reference !== undefined) pdu.user_message_reference = receipt.reference;
+  session.unacked.add(receipt);
+  const written = session.deliver_sm(pdu, (resp) => {
+    session.unacked.delete(receipt);
+    if (resp.command_status !== 0) setTimeout(() => sendReceipt(receipt), 100);
   });
-  log({ event: 'receipt_sent', session: session.id, message_id: receipt.messageId, stat });
+  if (!written) {
+    session.unacked.delete(receipt);
+    pendingReceipts.push(receipt);
+    return;
+  }
+  log({ event: 'receipt_sent', session: session.id, message_id: receipt.messageId, stat,
+    user_message_reference: receipt.reference });
+}
+
+// Receipts a closed session never acknowledged go out again on a bound session.
+function requeueUnacked(session) {
+  for (const receipt of session.unacked) pendingReceipts.push(receipt);
+  session.unacked.clear();
+  flushPending();
+}
+
+function flushPending() {
+  // Each once: one that cannot be written now stays pending.
+  for (let n = pendingReceipts.length; n > 0 && anyBound(null); n--) sendReceipt(pendingReceipts.shift());
 }
 
 function dropAll() {
@@ -119,6 +148,7 @@ const server = smpp.createServer((session) => {
   session.id = ++nextSession;
   session.outstanding = 0;
   session.maxOutstanding = 0;
+  session.unacked = new Set();
 
   session.on('bind_transceiver', (pdu) => {
     const ok = pdu.system_id === config.systemId && pdu.password === config.password;
@@ -130,7 +160,7 @@ const server = smpp.createServer((session) => {
     }
     session.send(pdu.response({ system_id: 'test-smsc' }));
     sessions.add(session);
-    while (pendingReceipts.length) sendReceipt(pendingReceipts.shift());
+    flushPending();
   });
 
   session.on('submit_sm', (pdu) => {
@@ -152,6 +182,7 @@ const server = smpp.createServer((session) => {
       data_coding: pdu.data_coding,
       esm_class: pdu.esm_class,
       registered_delivery: pdu.registered_delivery,
+      user_message_reference: pdu.user_message_reference,
       short_message: sm.toString('hex'),
       outstanding: session.outstanding,
       max_outstanding: session.maxOutstanding,
@@ -163,7 +194,7 @@ const server = smpp.createServer((session) => {
       if (pdu.registered_delivery & 0x01) {
         const receipt = {
           session, messageId, source: pdu.source_addr, destination: pdu.destination_addr,
-          submitDate: smppDate(new Date()),
+          submitDate: smppDate(new Date()), reference: pdu.user_message_reference,
         };
         setTimeout(() => sendReceipt(receipt), config.receiptDelayMs);
       }
@@ -199,6 +230,7 @@ const server = smpp.createServer((session) => {
   session.on('close', () => {
     sessions.delete(session);
     log({ event: 'closed', session: session.id });
+    requeueUnacked(session);
   });
 
   session.on('error', () => {

@@ -1,0 +1,311 @@
+//! SIP over TLS (issue 13, item 3): baresip registers over TLS with a certificate the test
+//! generates, calls the sample IVR, and a digit it presses selects the branch.
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use opentact_store::{AccountRepo, ListParams, NewSipDomain, SipControlAppRepo, SipDomainRepo, Store};
+use support::platform::Platform;
+use tokio::io::AsyncWriteExt;
+
+/// The sample account and its IVR, which `opentact serve` seeds on a fresh data directory.
+const SAMPLE_EMAIL: &str = "demo@opentact.local";
+const SAMPLE_NUMBER: &str = "12025550100";
+
+/// A free loopback TCP port (the OS's pick, released for the process that will bind it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A self-signed server certificate for 127.0.0.1 and localhost, as PEM (certificate, key).
+fn self_signed() -> (String, String) {
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("certificate");
+    (generated.cert.pem(), generated.signing_key.serialize_pem())
+}
+
+/// Seeds the sample account in `data` (a start-up check run), then gives it the SIP domain
+/// `demo` whose calls run the sample IVR, and the user `alice` in it.
+async fn sample_with_a_sip_user(data: &Path) {
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_opentact"))
+        .args(["serve", "--data-dir", data.to_str().expect("utf-8"), "--check"])
+        .args(["--sip-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .expect("opentact serve --check");
+    assert!(status.success(), "the start-up check seeds the sample account");
+    let store = Store::open(&format!("sqlite://{}?mode=rwc", data.join("opentact.db").display()))
+        .await
+        .expect("store");
+    let account = store.account_by_email(SAMPLE_EMAIL).await.expect("lookup").expect("the sample account");
+    let apps = store.list_apps(account.uuid, ListParams::default()).await.expect("apps");
+    let ivr = apps.data.iter().find(|app| app.name == "Sample IVR").expect("the sample IVR");
+    store
+        .create_domain(account.uuid, NewSipDomain { name: "demo".to_owned(), app: Some(ivr.uuid) })
+        .await
+        .expect("domain");
+    store.close().await;
+    support::provision::sip_user_in(data, account.uuid, "demo", "alice", "alice-Pass-1").await;
+}
+
+/// A baresip whose account registers over TLS to `tls` (trusting `ca`); commands reach it on
+/// `ctrl_port` (ctrl_tcp). Output in `<dir>/baresip.log`.
+fn spawn_tls_baresip(
+    dir: &Path,
+    tls: std::net::SocketAddr,
+    ca: &Path,
+    ctrl_port: u16,
+    domain: &str,
+) -> tokio::process::Child {
+    let sip_port = free_port();
+    let rtp = free_port();
+    let config = format!(
+        "poll_method\t\tepoll\n\
+         sip_listen\t\t127.0.0.1:{sip_port}\n\
+         sip_cafile\t\t{}\n\
+         audio_player\t\taubridge,speaker\n\
+         audio_source\t\taubridge,speaker\n\
+         audio_alert\t\taubridge,alert\n\
+         rtp_ports\t\t{}-{}\n\
+         ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\n\
+         module_path\t\t/usr/lib/baresip/modules\n\
+         module\t\t\tg711.so\n\
+         module\t\t\taubridge.so\n\
+         module\t\t\tsrtp.so\n\
+         module_app\t\taccount.so\n\
+         module_app\t\tmenu.so\n\
+         module_app\t\tctrl_tcp.so\n",
+        ca.display(),
+        rtp.min(64_000),
+        rtp.min(64_000) + 100,
+    );
+    std::fs::write(dir.join("config"), config).expect("baresip config");
+    let account = format!(
+        "<sip:alice@{domain};transport=tls>;auth_pass=alice-Pass-1;answermode=auto;\
+         outbound=\"sip:{tls};transport=tls\";regint=300\n"
+    );
+    std::fs::write(dir.join("accounts"), account).expect("baresip accounts");
+    let log = std::fs::File::create(dir.join("baresip.log")).expect("log file");
+    tokio::process::Command::new("baresip")
+        .args(["-f", dir.to_str().expect("utf-8")])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baresip is installed (scripts/install-deps --test)")
+}
+
+/// Sends baresip a command over ctrl_tcp (a netstring holding JSON).
+async fn baresip_command(ctrl_port: u16, command: &str, params: &str) {
+    let json = serde_json::json!({ "command": command, "params": params, "token": "test" }).to_string();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", ctrl_port)).await.expect("ctrl_tcp");
+    stream.write_all(format!("{}:{json},", json.len()).as_bytes()).await.expect("command");
+    // Let baresip read it before the connection closes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// Waits until `<dir>/baresip.log` contains `text`.
+async fn wait_for_phone(dir: &Path, text: &str, platform: &Platform) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default();
+        if log.contains(text) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "baresip: {text:?} not seen:\n{log}\nserver log:\n{}",
+            platform.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Starts the platform with TLS on a free port, the certificate in `data`'s parent.
+async fn start_with_tls(
+    data: tempfile::TempDir,
+    carriers: &str,
+) -> (Platform, std::net::SocketAddr, std::path::PathBuf) {
+    let (cert, key) = self_signed();
+    let cert_file = data.path().join("sip-tls.crt");
+    let key_file = data.path().join("sip-tls.key");
+    std::fs::write(&cert_file, cert).expect("cert");
+    std::fs::write(&key_file, key).expect("key");
+    let tls_port = free_port();
+    let config = data.path().join("tls.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\ncarriers = {carriers}\ntls_listen = \"127.0.0.1:{tls_port}\"\ntls_cert_file = {:?}\n\
+             tls_key_file = {:?}\n",
+            cert_file.display().to_string(),
+            key_file.display().to_string()
+        ),
+    )
+    .expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let tls = std::net::SocketAddr::from(([127, 0, 0, 1], tls_port));
+    // The ready line names the TLS listener (the log may trail the start by a moment).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !platform.log().contains(&format!("sip_tls={tls}")) {
+        assert!(tokio::time::Instant::now() < deadline, "{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (platform, tls, cert_file)
+}
+
+/// Waits until alice has registered, and checks she did over TLS.
+async fn wait_registered_over_tls(platform: &Platform, phone: &Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !platform.log().contains("registered user=alice ") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alice registered over TLS:\n{}\nbaresip:\n{}",
+            platform.log(),
+            std::fs::read_to_string(phone.join("baresip.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let registered =
+        platform.log().lines().find(|line| line.contains("registered user=alice ")).map(str::to_owned);
+    assert!(registered.as_deref().is_some_and(|line| line.contains("transport=tls")), "{registered:?}");
+}
+
+/// baresip over TLS registers, calls the sample IVR and presses 1 during the menu; the call's
+/// events show the digit and the sales branch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_over_tls_registers_and_a_digit_selects_the_sample_ivr_branch() {
+    let data = tempfile::tempdir().expect("tempdir");
+    sample_with_a_sip_user(&data.path().join("data")).await;
+    // No carriers: the phone on loopback must authenticate as alice.
+    let (platform, tls, cert_file) = start_with_tls(data, "[]").await;
+    let phone = tempfile::tempdir().expect("tempdir");
+    let ctrl_port = free_port();
+    let _baresip = spawn_tls_baresip(phone.path(), tls, &cert_file, ctrl_port, "demo.sip.opentact.local");
+    wait_registered_over_tls(&platform, phone.path()).await;
+    baresip_command(ctrl_port, "dial", &format!("sip:{SAMPLE_NUMBER}@demo.sip.opentact.local")).await;
+    wait_for_phone(phone.path(), "Call established", &platform).await;
+    // The key is pressed during the menu's prompt, as a caller would. (baresip sends RTP from
+    // another port than its SDP names, so the first second of its media is not latched yet.)
+    platform
+        .wait_for_event(Duration::from_secs(10), |e| e["verb"] == "gather" && e["phase"] == "started")
+        .await;
+    baresip_command(ctrl_port, "sndcode", "1").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let events = loop {
+        let events = platform.events();
+        if events.iter().any(|e| e["type"] == "call.callflow" && e["verb"] == "say" && e["tag"] == "sales") {
+            break events;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the digit picked the sales branch: {:?}\nbaresip:\n{}\nserver log:\n{}",
+            events.iter().filter_map(|e| e["tag"].as_str()).collect::<Vec<_>>(),
+            std::fs::read_to_string(phone.path().join("baresip.log")).unwrap_or_default(),
+            platform.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let gather = events
+        .iter()
+        .find(|e| e["verb"] == "gather" && e["phase"] == "finished")
+        .unwrap_or_else(|| panic!("a finished gather: {events:#?}"));
+    assert_eq!(gather["detail"]["digits"], "1", "{gather:#}");
+    let said =
+        |tag: &str| events.iter().any(|e| e["verb"] == "say" && e["phase"] == "started" && e["tag"] == tag);
+    assert!(said("welcome") && !said("no-input"), "{events:#?}");
+}
+
+/// `opentact serve --check` with `sip_table` as the `[sip]` table: its error output, or `None`
+/// when it started.
+async fn start_up_error(dir: &Path, sip_table: &str) -> Option<String> {
+    let config = dir.join("tls.toml");
+    std::fs::write(&config, format!("[sip]\n{sip_table}")).expect("config");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_opentact"))
+        .args(["serve", "--data-dir", dir.join("data").to_str().expect("utf-8"), "--check"])
+        .args(["--sip-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+        .args(["--config", config.to_str().expect("utf-8")])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("opentact serve");
+    (!output.status.success()).then(|| String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_certificate_or_a_key_of_another_certificate_stops_the_start() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let error = start_up_error(data.path(), "tls_listen = \"127.0.0.1:0\"\n").await.expect("refused");
+    assert!(error.contains("sip.tls_listen needs sip.tls_cert_file"), "{error}");
+    let (cert, _) = self_signed();
+    let (_, other_key) = self_signed();
+    let cert_file = data.path().join("sip-tls.crt");
+    let key_file = data.path().join("other.key");
+    std::fs::write(&cert_file, cert).expect("cert");
+    std::fs::write(&key_file, other_key).expect("key");
+    let table = format!(
+        "tls_listen = \"127.0.0.1:0\"\ntls_cert_file = {:?}\ntls_key_file = {:?}\n",
+        cert_file.display().to_string(),
+        key_file.display().to_string()
+    );
+    let error = start_up_error(data.path(), &table).await.expect("refused");
+    assert!(
+        error.contains("cannot listen for SIP on TLS") && error.contains("certificate or key"),
+        "{error}"
+    );
+}
+
+/// A call to a SIP user registered over TLS goes out over the phone's TLS connection: SIPp (a
+/// carrier on loopback) calls a number whose flow dials alice, and baresip answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_registered_over_tls_is_called_over_its_tls_connection() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let xml = r#"<Response>
+  <Dial timeout="10000" tag="to-alice"><To>alice@acme.sip.opentact.local</To></Dial>
+  <Hangup/>
+</Response>"#;
+    let provisioned = support::provision::xml_number(&dir, "tls@example.test", 13_125_550_141, xml).await;
+    support::provision::sip_user(&dir, provisioned.account, "acme", "alice", "alice-Pass-1").await;
+    let (platform, tls, cert_file) = start_with_tls(data, "[\"127.0.0.1/32\"]").await;
+    let phone = tempfile::tempdir().expect("tempdir");
+    let _baresip = spawn_tls_baresip(phone.path(), tls, &cert_file, free_port(), "acme.sip.opentact.local");
+    wait_registered_over_tls(&platform, phone.path()).await;
+    // SIPp stays in the call for 4 s after the answer, so the dial to alice can be bridged.
+    let mut command = support::platform::sipp();
+    command
+        .args(["-sn", "uac", "-s", "13125550141", "-m", "1", "-d", "4000", "-i", "127.0.0.1"])
+        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let sipp = tokio::spawn(support::platform::run_sipp(command, Duration::from_secs(40)));
+    let events = platform.wait_for_event(Duration::from_secs(20), |e| e["type"] == "call.bridged").await;
+    let bridged = events.iter().find(|e| e["type"] == "call.bridged").expect("bridged");
+    assert_eq!(bridged["with"], "alice@acme.sip.opentact.local", "{bridged:#}");
+    let (code, output) = sipp.await.expect("sipp ran");
+    assert_eq!(code, 0, "the carrier's call ended cleanly:\n{output}");
+    let phone_log = std::fs::read_to_string(phone.path().join("baresip.log")).unwrap_or_default();
+    assert!(phone_log.contains("Call established"), "alice answered:\n{phone_log}");
+    // The INVITE to alice went to the address she registered from, over TLS: her TLS
+    // connection (baresip takes no other transport on that port).
+    let log = platform.log();
+    let registered_from = log
+        .lines()
+        .find(|l| l.contains("registered user=alice"))
+        .and_then(|l| l.split("source=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .expect("alice's registration is logged");
+    let invite = log.lines().find(|l| l.contains("sending INVITE") && l.contains("alice")).map(str::to_owned);
+    assert!(
+        invite.as_deref().is_some_and(|l| l.contains("transport=\"tls\"") && l.contains(&registered_from)),
+        "{invite:?} (registered from {registered_from})\n{log}"
+    );
+}
