@@ -262,7 +262,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
-/// A new call's info; `id` is a fresh UUID.
+/// A new call's info; `id` is a fresh UUIDv7, greater than every call id made before it on
+/// this node.
 pub fn new_call_info(
     account: Uuid,
     app: Option<&SipControlApp>,
@@ -273,7 +274,9 @@ pub fn new_call_info(
     time_zone: Option<String>,
 ) -> CallInfo {
     CallInfo {
-        id: Uuid::new_v4().to_string(),
+        // UUIDv7, like every stored row's id: the call log lists calls of one millisecond in the
+        // order they started (opentact_store::id).
+        id: opentact_store::new_id().to_string(),
         account: account.to_string(),
         app: app.map(|app| app.uuid.to_string()).unwrap_or_default(),
         from,
@@ -281,5 +284,29 @@ pub fn new_call_info(
         tn: tn.and_then(|tn| u64::try_from(tn).ok()),
         direction,
         time_zone,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_ids_are_v7_and_follow_the_order_calls_start_in() {
+        let info = |n: u32| {
+            new_call_info(
+                Uuid::nil(),
+                None,
+                "a".into(),
+                format!("b{n}"),
+                None,
+                opentact_call::model::Direction::Inbound,
+                None,
+            )
+        };
+        let ids: Vec<Uuid> = (0..1_000).map(|n| Uuid::parse_str(&info(n).id).expect("a uuid")).collect();
+        assert!(ids.iter().all(|id| id.get_version_num() == 7), "{:?}", ids[0]);
+        // Many in one millisecond: still strictly increasing, as text too (how lists sort them).
+        assert!(ids.windows(2).all(|w| w[0] < w[1] && w[0].to_string() < w[1].to_string()));
     }
 }
