@@ -308,6 +308,11 @@ async fn webhook_urls_naming_private_addresses_are_refused_when_stored(c: Ctx) -
         .err(StatusCode::UNPROCESSABLE_ENTITY, &["webhook_url:", "non-public address"])?;
     let app = c.get(&format!("{apps}/{id}"), &jwt).await?;
     ensure!(app.ok(StatusCode::OK)?["event_url"] == "https://ev.example.com/", "unchanged: {}", app.body);
+    // null takes the event_url away (absent leaves it: the refusals above).
+    let cleared = c.patch(&format!("{apps}/{id}"), &jwt, json!({"event_url": null})).await?;
+    ensure!(cleared.ok(StatusCode::OK)?["event_url"].is_null(), "cleared: {}", cleared.body);
+    let app = c.get(&format!("{apps}/{id}"), &jwt).await?;
+    ensure!(app.ok(StatusCode::OK)?["event_url"].is_null(), "stored cleared: {}", app.body);
 
     // Messaging profiles' callbacks are webhooks too.
     c.post("/rest/profile/messaging", &jwt, json!({"name": "m", "callback_url": "http://192.168.0.9/sms"}))

@@ -81,7 +81,9 @@ pub struct AppBody {
     pub auto_answer: Option<bool>,
     #[schema(minimum = 1, maximum = 1440)]
     pub max_call_length_min: Option<i32>,
+    /// Where the app's calls' events are POSTed; on update, null removes it (absent keeps it).
     #[schema(pattern = "^https?://[^ ]+$", max_length = 2048)]
+    #[serde(default, deserialize_with = "crate::routes::lease::nullable")]
     pub event_url: Option<Option<String>>,
     /// What the app's inbound calls' STIR/SHAKEN `Identity` decides: `off`, `tag` or `reject`
     /// (refused with RFC 8224's 428, 436, 437, 438 or 403); null follows the platform's
