@@ -19,7 +19,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 use support::platform::{Platform, http, run_sipp, sipp};
 use support::sipp::{
-    INVITE_PCMU, caller_awaiting_bye, caller_expecting_status, free_udp_port, refusing_callee_scenario,
+    INVITE_PCMU, callee_scenario, caller_awaiting_bye, caller_expecting_status, free_udp_port,
+    refusing_callee_scenario,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -31,6 +32,8 @@ const TN: i64 = 12_025_550_188;
 const TN_VERIFIED: i64 = 12_025_550_189;
 /// Leased; its app forwards the caller's own number (C).
 const TN_FORWARD: i64 = 12_025_550_190;
+/// Leased and on a SIP connection (no app): its calls go to the connection's PBX.
+const TN_PBX: i64 = 12_025_550_191;
 /// A verified caller ID of the account (not leased).
 const VERIFIED: i64 = 13_125_550_177;
 /// The SIPp callers' number (`INVITE_PCMU`'s From).
@@ -125,7 +128,15 @@ fn identity(key_pem: &str, x5u: &str, orig: &str, dest: &str, attest: &str, iat:
 
 /// Provisions the account, its numbers and apps, and writes the PKI files and the config;
 /// starts the platform with `verify_policy`.
-async fn platform(pki: &Pki, carrier_port: u16, x5u_server: std::net::SocketAddr, policy: &str) -> Platform {
+/// The platform under `policy`; with `pbx`, the account's number [`TN_PBX`] is on an IP
+/// connection whose PBX is at 127.0.0.2 on that port.
+async fn platform(
+    pki: &Pki,
+    carrier_port: u16,
+    x5u_server: std::net::SocketAddr,
+    policy: &str,
+    pbx: Option<u16>,
+) -> Platform {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let say = AppMode::Xml { document: "<Response><Say>verified</Say></Response>".to_owned() };
@@ -137,6 +148,9 @@ async fn platform(pki: &Pki, carrier_port: u16, x5u_server: std::net::SocketAddr
     let forward = "<Response><Dial timeout=\"5\"><Number>12025550133</Number></Dial></Response>";
     support::provision::xml_number(&data, EMAIL, TN_FORWARD, forward).await;
     verify_number(&data, provisioned.account, VERIFIED).await;
+    if let Some(port) = pbx {
+        support::provision::number_on_connection(&data, provisioned.account, TN_PBX, "127.0.0.2", port).await;
+    }
 
     let file = |name: &str, text: &str| {
         let path = dir.path().join(name);
@@ -151,7 +165,8 @@ async fn platform(pki: &Pki, carrier_port: u16, x5u_server: std::net::SocketAddr
     let config = format!(
         "[sip]\noutbound_proxy = \"127.0.0.1:{carrier_port}\"\n\n[stir_shaken]\ncert_file = {cert:?}\n\
          key_file = {key:?}\nx5u = \"{PLATFORM_X5U}\"\ntrust_anchors_file = {anchors:?}\n\
-         verify_policy = \"{policy}\"\nallow_http_x5u = true\nx5u_allow = [\"{x5u_server}\"]\n"
+         verify_policy = \"{policy}\"\nallow_http_x5u = true\nx5u_allow = [\"{x5u_server}\"]\n\n\
+         [media]\nallow_private_rtp_peers = true\n"
     );
     let config = file("shaken.toml", &config);
     Platform::start_in(dir, &["--config", &config]).await
@@ -249,7 +264,7 @@ async fn outbound_calls_carry_a_valid_identity_attested_by_case() {
     let pki = pki();
     let carrier_port = free_udp_port();
     let x5u_server = serve_certificate(pki.carrier_cert.clone()).await;
-    let platform = platform(&pki, carrier_port, x5u_server, "tag").await;
+    let platform = platform(&pki, carrier_port, x5u_server, "tag", None).await;
     let token = jwt(&platform).await;
 
     // A: a placed call from a number the account leases.
@@ -302,7 +317,7 @@ async fn inbound_calls_pass_when_signed_and_are_refused_otherwise_under_reject()
     let pki = pki();
     let x5u_server = serve_certificate(pki.carrier_cert.clone()).await;
     let x5u = format!("http://{x5u_server}/carrier.pem");
-    let platform = platform(&pki, free_udp_port(), x5u_server, "reject").await;
+    let platform = platform(&pki, free_udp_port(), x5u_server, "reject", None).await;
     let token = jwt(&platform).await;
     let mut socket = support::ws::subscribe(platform.api, &token).await;
     let dest = TN.to_string();
@@ -344,7 +359,7 @@ async fn inbound_calls_are_tagged_under_tag() {
     let pki = pki();
     let x5u_server = serve_certificate(pki.carrier_cert.clone()).await;
     let x5u = format!("http://{x5u_server}/carrier.pem");
-    let platform = platform(&pki, free_udp_port(), x5u_server, "tag").await;
+    let platform = platform(&pki, free_udp_port(), x5u_server, "tag", None).await;
     let token = jwt(&platform).await;
     let mut socket = support::ws::subscribe(platform.api, &token).await;
 
@@ -361,6 +376,44 @@ async fn inbound_calls_are_tagged_under_tag() {
     assert_eq!(call["verstat"], "TN-Validation-Failed", "{call}");
     assert!(call["stir_shaken_attest_level"].is_null(), "{call}");
     assert_eq!(call["stir_shaken_identity"], forged.as_str(), "{call}");
+}
+
+/// A number on a SIP connection has no app: a call to it from another network is verified
+/// under the platform's policy before the PBX rings, and the result is on the call's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_a_number_on_a_sip_connection_are_verified_before_the_pbx_rings() {
+    let pki = pki();
+    let x5u_server = serve_certificate(pki.carrier_cert.clone()).await;
+    let x5u = format!("http://{x5u_server}/carrier.pem");
+    let pbx_port = free_udp_port();
+    let platform = platform(&pki, free_udp_port(), x5u_server, "reject", Some(pbx_port)).await;
+    let token = jwt(&platform).await;
+    let mut socket = support::ws::subscribe(platform.api, &token).await;
+
+    // Unsigned: 428 (the PBX is not even listening yet: a call let through would end 480).
+    let (code, output) = sipp_caller(&platform, &caller_expecting_status(428), TN_PBX).await;
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+
+    // Signed by the test CA's carrier: the PBX rings, answers and hangs up.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("pbx.xml");
+    std::fs::write(&scenario, callee_scenario(200, 500)).expect("scenario");
+    let mut command = sipp();
+    command
+        .args(["-sf", scenario.to_str().expect("utf-8"), "-i", "127.0.0.2", "-p", &pbx_port.to_string()])
+        .args(["-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin"]);
+    let pbx = tokio::spawn(run_sipp(command, Duration::from_secs(45)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let good = identity(&pki.carrier_key, &x5u, CALLER, &TN_PBX.to_string(), "A", now());
+    let (code, output) = sipp_caller(&platform, &with_identity(&caller_awaiting_bye(), &good), TN_PBX).await;
+    let (pbx_code, pbx_output) = pbx.await.expect("pbx");
+    assert_eq!(code, 0, "{output}\n{pbx_output}\n{}", platform.log());
+    assert_eq!(pbx_code, 0, "the PBX took the call: {pbx_output}");
+    let call = call_object(&mut socket).await;
+    assert_eq!(call["verstat"], "TN-Validation-Passed", "{call}");
+    assert_eq!(call["stir_shaken_attest_level"], "A", "{call}");
+    let started = platform.events().into_iter().filter(|e| e["type"] == "call.initiated").count();
+    assert_eq!(started, 1, "the refused call never started");
 }
 
 /// The id of the app on `tn` (provisioned as "app for <tn>").
@@ -394,7 +447,7 @@ async fn the_apps_policy_and_minimum_attestation_override_the_platforms() {
     let x5u_server = serve_certificate(pki.carrier_cert.clone()).await;
     let x5u = format!("http://{x5u_server}/carrier.pem");
     // The platform only tags; the app decides otherwise.
-    let platform = platform(&pki, free_udp_port(), x5u_server, "tag").await;
+    let platform = platform(&pki, free_udp_port(), x5u_server, "tag", None).await;
     let auth = format!("Bearer {}", jwt(&platform).await);
     let headers = [("Authorization", auth.as_str())];
     let app = format!("/rest/sip/app/{}", app_of(&platform, &headers, TN).await);

@@ -277,6 +277,39 @@ pub async fn connection_with_ip(data: &Path, account: Uuid, ip: &str) {
     store.close().await;
 }
 
+/// `account` leases `tn` (voice) and assigns it to a new IP connection, the PBX at `ip:port`:
+/// calls to the number go to that PBX (SIP trunking).
+pub async fn number_on_connection(data: &Path, account: Uuid, tn: i64, ip: &str, port: u16) {
+    let store = open(data).await;
+    in_inventory(&store, tn).await;
+    let connection = store
+        .create_connection(
+            account,
+            opentact_store::NewSipConnection {
+                name: format!("PBX at {ip}:{port}"),
+                ip: Some(ip.to_owned()),
+                port: Some(i32::from(port)),
+                is_active: true,
+                ..opentact_store::NewSipConnection::default()
+            },
+        )
+        .await
+        .expect("connection");
+    let lease = store
+        .lease_tn(account, NewLease { tn, voice: true, sms: false, autorenew: false })
+        .await
+        .expect("lease");
+    store
+        .update_lease(
+            account,
+            lease.uuid,
+            LeasePatch { sip_connection: Some(Some(connection.uuid)), ..Default::default() },
+        )
+        .await
+        .expect("assign the number to the connection");
+    store.close().await;
+}
+
 /// A new account leasing `tn`, with SMS enabled on the lease or not; returns the account. An
 /// SMS-enabled number is also put in an approved 10DLC campaign, as a US long code must be to
 /// send (the 10DLC refusal itself is tested in runtime/api/tests/tendlc.rs and

@@ -247,6 +247,7 @@ impl CallRouter {
         account: uuid::Uuid,
         to: String,
         tn: Option<i64>,
+        shaken: Option<&crate::shaken::InboundCheck>,
     ) -> (Arc<SipCall>, Arc<CallSession>) {
         let runner = &self.runner;
         let time_zone = self.store.get_account(account).await.ok().flatten().map(|account| account.time_zone);
@@ -261,7 +262,15 @@ impl CallRouter {
             component: runner.xml_guest.clone(),
             mode: ControlMode::Xml(String::new()),
         };
-        let session = runner.session(&sip_call, &flow);
+        let session = runner.session_with(
+            &sip_call,
+            &flow,
+            shaken.map(|check| check.call_fields()).unwrap_or_default(),
+        );
+        // After `call.initiated` (queued as the session started): the CDR row exists by then.
+        if let (Some(check), Ok(id)) = (shaken, uuid::Uuid::parse_str(&session.info().id)) {
+            runner.call_log.record_shaken(account, id, check.record());
+        }
         // The caller is answered when the far end answers, and `call.answered` says so then.
         let answered = Arc::downgrade(&session);
         sip_call.answer_on_bridge(Arc::new(move || {
@@ -293,6 +302,16 @@ impl CallRouter {
 
     /// A call to a number on `connection`: ring its PBX's addresses one after another.
     async fn to_pbx(&self, call: IncomingCall, connection: SipConnection, tn: i64) {
+        // Verified like a call to an app (`CallRouter::shaken_check`), under the platform's
+        // policy: a number on a connection has no app to set its own.
+        let shaken = match self.runner.dialer.shaken.verify_inbound(&call, None).await {
+            Ok(check) => check,
+            Err((status, reason)) => {
+                info!(status, %reason, "trunk call rejected (STIR/SHAKEN)");
+                let _ = call.reject(status, Some(&reason));
+                return;
+            }
+        };
         let _slot = match self.runner.admission.admit(connection.account) {
             Ok(slot) => slot,
             Err(refusal) => {
@@ -309,7 +328,7 @@ impl CallRouter {
         let legs = pbx_legs(self, &connection, tn, &from);
         let _ = call.ringing();
         let (sip_call, session) =
-            self.trunk_session(call, connection.account, tn.to_string(), Some(tn)).await;
+            self.trunk_session(call, connection.account, tn.to_string(), Some(tn), Some(&shaken)).await;
         let id = session.info().id;
         let codecs: Vec<u8> = connection.codecs.iter().filter_map(|codec| payload_type(codec)).collect();
         let timeout = connection
@@ -422,7 +441,7 @@ impl CallRouter {
         };
         let slot = self.runner.admission.admit(account);
         let _ = call.ringing();
-        let (sip_call, session) = self.trunk_session(call, account, tn.to_string(), None).await;
+        let (sip_call, session) = self.trunk_session(call, account, tn.to_string(), None, None).await;
         let refusal_of = |reason: String| Refusal { status: 503, cause: Q850::NO_CIRCUIT_AVAILABLE, reason };
         let refusal = match (over, slot) {
             (Some(reason), _) => Some(refusal_of(reason)),
