@@ -154,6 +154,9 @@ pub struct ApiState {
     /// Which addresses a SIP connection's `ip` may name: public ones, not the platform's own,
     /// unless set with [`ApiState::with_connection_ips`].
     pub connection_ips: Arc<crate::routes::sip_connection::ConnectionIps>,
+    /// This node's name (`[server] node_id`): a call the call log shows live on another node
+    /// is told apart from a call that is not live (409, not 404).
+    pub node_id: Option<Arc<str>>,
     /// Held while a subscription is counted and created, so concurrent creations cannot pass
     /// the per-account cap together (on this node).
     pub(crate) subscriptions_lock: Arc<tokio::sync::Mutex<()>>,
@@ -181,6 +184,7 @@ impl ApiState {
             webhook_urls: Arc::new(UrlPolicy::default()),
             flow_urls: Arc::new(UrlPolicy::default()),
             connection_ips: Arc::default(),
+            node_id: None,
             subscriptions_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -203,6 +207,12 @@ impl ApiState {
     /// HTTP policy (`flows.http.allow_private` and `flows.http.allow`), which fetches them.
     pub fn with_flow_urls(mut self, policy: UrlPolicy) -> Self {
         self.flow_urls = Arc::new(policy);
+        self
+    }
+
+    /// This node's name (`[server] node_id`), as the call log names the node carrying a call.
+    pub fn with_node_id(mut self, node: &str) -> Self {
+        self.node_id = Some(Arc::from(node));
         self
     }
 

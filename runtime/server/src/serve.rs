@@ -187,7 +187,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let call_log = CallLog::start(
         repo.clone(),
         Transcriber::new(&config.speech, recordings_dir.clone(), repo.clone(), bus.clone()),
-        Some(node),
+        Some(node.clone()),
     );
     let dialer = Arc::new(ServerDialer {
         endpoint: std::sync::OnceLock::new(),
@@ -301,6 +301,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         UrlPolicy::new(config.flows.http.allow_private, &config.flows.http.allow)
             .context("flows.http.allow")?,
     )
+    .with_node_id(&node)
     .with_connection_ips(opentact_api::routes::sip_connection::ConnectionIps {
         allow_private: config.sip.allow_private_connection_ips,
         platform: [advertised, listen_ip].into_iter().filter(|ip| !ip.is_unspecified()).collect(),

@@ -14,7 +14,8 @@
 //! Commands run in the order they are accepted. A `command_id` seen on the same call within
 //! 60 s is acknowledged (`"state": "duplicate"`) and not run again. A command that does not
 //! fit the call's state answers 409 with the state; a call that is not live (or another
-//! account's) answers 404.
+//! account's) answers 404. Commands are not forwarded between nodes yet: a call that the call
+//! log shows live on another node of the same database answers 409 naming that node.
 
 use axum::Router;
 use axum::extract::State;
@@ -164,15 +165,37 @@ fn check_command_id(id: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// A queued command's `state` in the answer, or the error it becomes.
-fn answer_state(
+async fn answer_state(
     outcome: CommandOutcome,
-    not_found: impl FnOnce() -> ApiError,
+    state: &ApiState,
+    account: Uuid,
+    call: Uuid,
 ) -> Result<&'static str, ApiError> {
     match outcome {
         CommandOutcome::Accepted => Ok("accepted"),
         CommandOutcome::Duplicate => Ok("duplicate"),
-        CommandOutcome::NotFound => Err(not_found()),
+        CommandOutcome::NotFound => Err(not_live_here(state, account, call).await),
         CommandOutcome::WrongState { state, reason } => Err(ApiError::WrongState { state, reason }),
+    }
+}
+
+/// Why the account's `call` is not live on this node: 409 when the call log shows it live on
+/// another node (commands are not forwarded between nodes yet), else 404 (ended, unknown, or
+/// another account's). A call this node logged open is one that just ended here: 404.
+async fn not_live_here(state: &ApiState, account: Uuid, call: Uuid) -> ApiError {
+    let not_found = ApiError::NotFound { kind: "live call", id: call.to_string() };
+    let Ok(Some(record)) = state.repo.get_call(account, call).await else { return not_found };
+    match record.node {
+        Some(node) if record.ended_on.is_none() && state.node_id.as_deref() != Some(node.as_str()) => {
+            ApiError::WrongState {
+                state: "live on another node".to_owned(),
+                reason: format!(
+                    "call {call} is carried by node {node}, and commands are not forwarded between \
+                     nodes yet: send it to that node's API"
+                ),
+            }
+        }
+        _ => not_found,
     }
 }
 
@@ -194,12 +217,15 @@ async fn command(
 ) -> Result<Payload<CommandAnswer>, ApiError> {
     check_command_id(body.command_id.as_deref())?;
     let (name, xml) = fragment(&body)?;
-    let not_found = || ApiError::NotFound { kind: "live call", id: call.to_string() };
-    let Some(control) = &state.call_control else { return Err(not_found()) };
-    let outcome = control
-        .command(auth.account, call, CallCommand { name, xml, command_id: body.command_id.clone() })
-        .await;
-    let state_name = answer_state(outcome, not_found)?;
+    let outcome = match &state.call_control {
+        Some(control) => {
+            control
+                .command(auth.account, call, CallCommand { name, xml, command_id: body.command_id.clone() })
+                .await
+        }
+        None => CommandOutcome::NotFound,
+    };
+    let state_name = answer_state(outcome, &state, auth.account, call).await?;
     Ok(Payload(CommandAnswer { call, command_id: body.command_id, state: state_name }))
 }
 
@@ -408,15 +434,16 @@ async fn bridge(
         return Err(ApiError::invalid("call_b", "a call cannot be bridged with itself"));
     }
     check_command_id(body.command_id.as_deref())?;
-    let not_found = |call: Uuid| ApiError::NotFound { kind: "live call", id: call.to_string() };
-    let Some(control) = &state.call_control else { return Err(not_found(body.call_a)) };
+    let Some(control) = &state.call_control else {
+        return Err(not_live_here(&state, auth.account, body.call_a).await);
+    };
     if !control.is_live(auth.account, body.call_b) {
-        return Err(not_found(body.call_b));
+        return Err(not_live_here(&state, auth.account, body.call_b).await);
     }
     let xml = format!("<Response><Bridge call=\"{}\"/></Response>", body.call_b);
     let command = CallCommand { name: "bridge".to_owned(), xml, command_id: body.command_id };
     let outcome = control.command(auth.account, body.call_a, command).await;
-    let state_name = answer_state(outcome, || not_found(body.call_a))?;
+    let state_name = answer_state(outcome, &state, auth.account, body.call_a).await?;
     Ok(Payload(BridgeAnswer { call_a: body.call_a, call_b: body.call_b, state: state_name }))
 }
 

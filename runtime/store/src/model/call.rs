@@ -106,6 +106,10 @@ pub struct CallRecord {
     #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
+    /// The node that carries (or carried) the call (`[server] node_id`): the operator's, not
+    /// shown to accounts.
+    #[serde(skip)]
+    pub node: Option<String>,
 }
 
 /// An inbound call's STIR/SHAKEN verification, as its CDR keeps it.

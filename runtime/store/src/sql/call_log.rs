@@ -30,6 +30,7 @@ struct CallRow {
     verstat: Option<String>,
     created_on: i64,
     modified_on: i64,
+    node_id: Option<String>,
 }
 
 impl CallRow {
@@ -66,6 +67,7 @@ impl CallRow {
             verstat: self.verstat,
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
+            node: self.node_id,
         })
     }
 }
@@ -74,7 +76,7 @@ macro_rules! call_cols {
     () => {
         "id, account_id, app_id, direction, from_party, to_party, state, started_on, answered_on, ended_on, \
          duration_ms, q850_cause, hangup_cause, hangup_by, hangup_reason, stir_shaken_attest_level, \
-         stir_shaken_identity, verstat, created_on, modified_on"
+         stir_shaken_identity, verstat, created_on, modified_on, node_id"
     };
 }
 
@@ -139,6 +141,7 @@ impl CallLogRepo for Store {
             verstat: None,
             created_on: now,
             modified_on: now,
+            node: new.node.clone(),
         };
         with_pool!(self, p => sqlx::query(
             "INSERT INTO call_record (id, account_id, app_id, direction, from_party, to_party, state, started_on, \
