@@ -50,8 +50,9 @@ fn baresip_config(dir: &Path, sip_port: u16, account: &str) {
     std::fs::write(dir.join("accounts"), format!("{account}\n")).expect("baresip accounts");
 }
 
-/// A running baresip for `login@acme.sip.opentact.local`; its output goes to `<dir>/baresip.log`.
-fn spawn_baresip(
+/// A baresip for `login@acme.sip.opentact.local` on a fresh port; its output goes to
+/// `<dir>/baresip.log`.
+fn launch_baresip(
     dir: &Path,
     platform: &Platform,
     login: &str,
@@ -82,6 +83,36 @@ fn spawn_baresip(
         .expect("baresip is installed (apt-get install baresip)")
 }
 
+/// A running baresip for `login@acme.sip.opentact.local` (its output in `<dir>/baresip.log`),
+/// started again on another port when the one it was given was taken first: `free_udp_port`
+/// guards only this process's ports, and a port released by it may go to another test process
+/// before baresip binds it — baresip then exits with "Address already in use".
+async fn spawn_baresip(
+    dir: &Path,
+    platform: &Platform,
+    login: &str,
+    password: &str,
+    commands: &[&str],
+) -> tokio::process::Child {
+    for _ in 0..5 {
+        let mut phone = launch_baresip(dir, platform, login, password, commands);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default();
+            if log.contains("baresip is ready") {
+                return phone;
+            }
+            if phone.try_wait().expect("baresip's status").is_some() {
+                assert!(log.contains("Address already in use"), "baresip exited:\n{log}");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "baresip did not start:\n{log}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!("baresip found no free port in 5 tries");
+}
+
 async fn wait_registered(platform: &Platform, login: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !platform.log().contains(&format!("registered user={login} ")) {
@@ -104,7 +135,7 @@ async fn a_sip_user_calls_another_user_after_a_digest_challenge() {
     std::fs::write(&config, "[sip]\ncarriers = []\n").expect("config");
     let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
     let bob_dir = tempfile::tempdir().expect("tempdir");
-    let _bob = spawn_baresip(bob_dir.path(), &platform, "bob", "bob-Pass-2", &[]);
+    let _bob = spawn_baresip(bob_dir.path(), &platform, "bob", "bob-Pass-2", &[]).await;
     wait_registered(&platform, "bob").await;
     let alice_dir = tempfile::tempdir().expect("tempdir");
     let _alice = spawn_baresip(
@@ -113,8 +144,18 @@ async fn a_sip_user_calls_another_user_after_a_digest_challenge() {
         "alice",
         "alice-Pass-1",
         &["/dial sip:bob@acme.sip.opentact.local"],
-    );
-    let events = platform.wait_for_event(Duration::from_secs(20), |e| e["type"] == "call.bridged").await;
+    )
+    .await;
+    let bridged = platform.events_until(Duration::from_secs(20), |e| e["type"] == "call.bridged").await;
+    let Some(events) = bridged else {
+        let phone = |dir: &Path| std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default();
+        panic!(
+            "no call.bridged within 20 s\nalice:\n{}\nbob:\n{}\nplatform:\n{}",
+            phone(alice_dir.path()),
+            phone(bob_dir.path()),
+            platform.log()
+        );
+    };
     let bridged = events.iter().find(|e| e["type"] == "call.bridged").expect("bridged");
     assert_eq!(bridged["with"], "bob@acme.sip.opentact.local", "{bridged:#}");
     let initiated = events.iter().find(|e| e["type"] == "call.initiated").expect("initiated");
@@ -280,7 +321,7 @@ async fn a_trunk_call_to_a_users_address_reaches_the_registered_phone() {
     provision::sip_user(&dir, provisioned.account, "acme", "carol", "carol-Pass-3").await;
     let platform = Platform::start_in(data, &[]).await;
     let phone = tempfile::tempdir().expect("tempdir");
-    let _carol = spawn_baresip(phone.path(), &platform, "carol", "carol-Pass-3", &[]);
+    let _carol = spawn_baresip(phone.path(), &platform, "carol", "carol-Pass-3", &[]).await;
     wait_registered(&platform, "carol").await;
     let scenario_dir = tempfile::tempdir().expect("tempdir");
     let scenario = scenario_dir.path().join("to-user.xml");
@@ -318,7 +359,8 @@ async fn a_user_kept_to_its_domain_reaches_its_colleagues_but_no_numbers() {
         "carol",
         "carol-Pass-3",
         &["/dial sip:13125550109@acme.sip.opentact.local"],
-    );
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !platform
         .log()
@@ -340,7 +382,7 @@ async fn a_user_kept_to_its_domain_reaches_its_colleagues_but_no_numbers() {
 
     // A colleague in the same domain is reached.
     let bob_dir = tempfile::tempdir().expect("tempdir");
-    let _bob = spawn_baresip(bob_dir.path(), &platform, "bob", "bob-Pass-2", &[]);
+    let _bob = spawn_baresip(bob_dir.path(), &platform, "bob", "bob-Pass-2", &[]).await;
     wait_registered(&platform, "bob").await;
     let carol_dir = tempfile::tempdir().expect("tempdir");
     let _carol = spawn_baresip(
@@ -349,7 +391,8 @@ async fn a_user_kept_to_its_domain_reaches_its_colleagues_but_no_numbers() {
         "carol",
         "carol-Pass-3",
         &["/dial sip:bob@acme.sip.opentact.local"],
-    );
+    )
+    .await;
     let events = platform.wait_for_event(Duration::from_secs(20), |e| e["type"] == "call.bridged").await;
     let bridged = events.iter().find(|e| e["type"] == "call.bridged").expect("bridged");
     assert_eq!(bridged["with"], "bob@acme.sip.opentact.local", "{bridged:#}");

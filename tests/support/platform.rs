@@ -90,17 +90,31 @@ impl Platform {
 
     /// Wait until an event matches (at most `timeout`), returning all events then.
     pub async fn wait_for_event(&self, timeout: Duration, matches: impl Fn(&Value) -> bool) -> Vec<Value> {
+        match self.events_until(timeout, matches).await {
+            Some(events) => events,
+            None => panic!(
+                "no matching event within {timeout:?}; events: {:#?}\nlog:\n{}",
+                self.events(),
+                self.log.lock()
+            ),
+        }
+    }
+
+    /// [`Platform::wait_for_event`] that answers `None` at the timeout, for a test that has
+    /// more to show than the platform's log (its peers' logs).
+    pub async fn events_until(
+        &self,
+        timeout: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Option<Vec<Value>> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let events = self.events();
             if events.iter().any(&matches) {
-                return events;
+                return Some(events);
             }
             if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "no matching event within {timeout:?}; events: {events:#?}\nlog:\n{}",
-                    self.log.lock()
-                );
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
