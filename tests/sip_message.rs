@@ -20,8 +20,22 @@ use support::provision;
 
 /// A baresip for `login@acme.sip.opentact.local` with no audio, the `contact` module (whose
 /// `/message` texts the first of `contacts`), registering unless `register` is false; its
-/// output goes to `<dir>/baresip.log`.
-fn spawn_baresip(
+/// output goes to `<dir>/baresip.log`. Started again on another port if its first was taken
+/// ([`support::baresip::until_ready`]).
+async fn spawn_baresip(
+    dir: &Path,
+    platform: &Platform,
+    login: &str,
+    password: &str,
+    contacts: &[&str],
+    commands: &[&str],
+) -> tokio::process::Child {
+    support::baresip::until_ready(dir, || launch_baresip(dir, platform, login, password, contacts, commands))
+        .await
+}
+
+/// One try of [`spawn_baresip`], on a fresh port.
+fn launch_baresip(
     dir: &Path,
     platform: &Platform,
     login: &str,
@@ -98,7 +112,7 @@ async fn a_baresip_user_texts_another_registered_user() {
     let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
 
     let bob_dir = tempfile::tempdir().expect("tempdir");
-    let _bob = spawn_baresip(bob_dir.path(), &platform, "bob", "bob-Pass-2", &[], &[]);
+    let _bob = spawn_baresip(bob_dir.path(), &platform, "bob", "bob-Pass-2", &[], &[]).await;
     wait_for(
         "bob registered",
         Duration::from_secs(20),
@@ -114,7 +128,8 @@ async fn a_baresip_user_texts_another_registered_user() {
         "alice-Pass-1",
         &["sip:bob@acme.sip.opentact.local"],
         &["/message Hello Bob, it is Alice"],
-    );
+    )
+    .await;
     let bob_log = bob_dir.path().join("baresip.log");
     wait_for(
         "bob's phone showed the message",
@@ -389,7 +404,7 @@ async fn an_inbound_sms_reaches_the_registered_sip_user_whose_number_it_is() {
     let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
 
     let alice_dir = tempfile::tempdir().expect("tempdir");
-    let _alice = spawn_baresip(alice_dir.path(), &platform, "alice", "alice-Pass-1", &[], &[]);
+    let _alice = spawn_baresip(alice_dir.path(), &platform, "alice", "alice-Pass-1", &[], &[]).await;
     wait_for(
         "alice registered",
         Duration::from_secs(20),

@@ -56,7 +56,19 @@ async fn sample_with_a_sip_user(data: &Path) {
 
 /// A baresip whose account registers over TLS to `tls` (trusting `ca`); commands reach it on
 /// `ctrl_port` (ctrl_tcp). Output in `<dir>/baresip.log`.
-fn spawn_tls_baresip(
+/// Started again on another port if its first was taken ([`support::baresip::until_ready`]).
+async fn spawn_tls_baresip(
+    dir: &Path,
+    tls: std::net::SocketAddr,
+    ca: &Path,
+    ctrl_port: u16,
+    domain: &str,
+) -> tokio::process::Child {
+    support::baresip::until_ready(dir, || launch_tls_baresip(dir, tls, ca, ctrl_port, domain)).await
+}
+
+/// One try of [`spawn_tls_baresip`], on fresh SIP and RTP ports.
+fn launch_tls_baresip(
     dir: &Path,
     tls: std::net::SocketAddr,
     ca: &Path,
@@ -189,7 +201,8 @@ async fn baresip_over_tls_registers_and_a_digit_selects_the_sample_ivr_branch() 
     let (platform, tls, cert_file) = start_with_tls(data, "[]").await;
     let phone = tempfile::tempdir().expect("tempdir");
     let ctrl_port = free_port();
-    let _baresip = spawn_tls_baresip(phone.path(), tls, &cert_file, ctrl_port, "demo.sip.opentact.local");
+    let _baresip =
+        spawn_tls_baresip(phone.path(), tls, &cert_file, ctrl_port, "demo.sip.opentact.local").await;
     wait_registered_over_tls(&platform, phone.path()).await;
     baresip_command(ctrl_port, "dial", &format!("sip:{SAMPLE_NUMBER}@demo.sip.opentact.local")).await;
     wait_for_phone(phone.path(), "Call established", &platform).await;
@@ -277,7 +290,8 @@ async fn a_user_registered_over_tls_is_called_over_its_tls_connection() {
     support::provision::sip_user(&dir, provisioned.account, "acme", "alice", "alice-Pass-1").await;
     let (platform, tls, cert_file) = start_with_tls(data, "[\"127.0.0.1/32\"]").await;
     let phone = tempfile::tempdir().expect("tempdir");
-    let _baresip = spawn_tls_baresip(phone.path(), tls, &cert_file, free_port(), "acme.sip.opentact.local");
+    let _baresip =
+        spawn_tls_baresip(phone.path(), tls, &cert_file, free_port(), "acme.sip.opentact.local").await;
     wait_registered_over_tls(&platform, phone.path()).await;
     // SIPp stays in the call for 4 s after the answer, so the dial to alice can be bridged.
     let mut command = support::platform::sipp();

@@ -84,9 +84,7 @@ fn launch_baresip(
 }
 
 /// A running baresip for `login@acme.sip.opentact.local` (its output in `<dir>/baresip.log`),
-/// started again on another port when the one it was given was taken first: `free_udp_port`
-/// guards only this process's ports, and a port released by it may go to another test process
-/// before baresip binds it — baresip then exits with "Address already in use".
+/// started again on another port if its first was taken ([`support::baresip::until_ready`]).
 async fn spawn_baresip(
     dir: &Path,
     platform: &Platform,
@@ -94,23 +92,7 @@ async fn spawn_baresip(
     password: &str,
     commands: &[&str],
 ) -> tokio::process::Child {
-    for _ in 0..5 {
-        let mut phone = launch_baresip(dir, platform, login, password, commands);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default();
-            if log.contains("baresip is ready") {
-                return phone;
-            }
-            if phone.try_wait().expect("baresip's status").is_some() {
-                assert!(log.contains("Address already in use"), "baresip exited:\n{log}");
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "baresip did not start:\n{log}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    panic!("baresip found no free port in 5 tries");
+    support::baresip::until_ready(dir, || launch_baresip(dir, platform, login, password, commands)).await
 }
 
 async fn wait_registered(platform: &Platform, login: &str) {
