@@ -23,6 +23,8 @@ api_test!(
     cross_account_isolation,
     sip_apps,
     component_version_quota,
+    an_account_reads_and_changes_its_own_name_and_time_zone,
+    account_refusals_name_the_field_and_change_nothing,
 );
 
 const DC1: Tn = 12025550100;
@@ -1023,5 +1025,69 @@ async fn component_version_quota(c: Ctx) -> anyhow::Result<()> {
     let versions = c.get(&uri, &jwt).await?;
     ensure!(versions.ok(StatusCode::OK)?.as_array().map(Vec::len) == Some(1), "{versions:?}");
     c.send(upload(3)?).await?.ok(StatusCode::CREATED)?;
+    Ok(())
+}
+
+// `GET/PATCH /rest/account`: the account signed in. Each account reads and changes only its own
+// (there is no id to name another).
+
+async fn an_account_reads_and_changes_its_own_name_and_time_zone(c: Ctx) -> anyhow::Result<()> {
+    let (a, jwt) = c.signup("self@example.test").await?;
+    let (b, other) = c.signup("other@example.test").await?;
+
+    let shown = c.get("/rest/account", &jwt).await?;
+    let shown = shown.ok(StatusCode::OK)?;
+    ensure!(shown["uuid"] == a.to_string() && shown["email"] == "self@example.test", "{shown}");
+    ensure!(
+        shown.get("password_hash").is_none() && !shown.to_string().contains("argon2"),
+        "no hash: {shown}"
+    );
+
+    let changed = c
+        .patch("/rest/account", &jwt, json!({"name": "  Acme Support  ", "time_zone": "America/Chicago"}))
+        .await?;
+    let changed = changed.ok(StatusCode::OK)?;
+    ensure!(changed["name"] == "Acme Support" && changed["time_zone"] == "America/Chicago", "{changed}");
+    // Only the name: the time zone stays.
+    let renamed = c.patch("/rest/account", &jwt, json!({"name": "Acme"})).await?;
+    let renamed = renamed.ok(StatusCode::OK)?;
+    ensure!(renamed["name"] == "Acme" && renamed["time_zone"] == "America/Chicago", "{renamed}");
+    let stored = c.store.get_account(a).await?.context("the account")?;
+    ensure!(stored.name == "Acme" && stored.time_zone == "America/Chicago", "{stored:?}");
+
+    // The other account is untouched and sees only itself.
+    let theirs = c.get("/rest/account", &other).await?;
+    let theirs = theirs.ok(StatusCode::OK)?;
+    ensure!(theirs["uuid"] == b.to_string() && theirs["name"] != "Acme", "{theirs}");
+    let untouched = c.store.get_account(b).await?.context("the other account")?;
+    ensure!(untouched.time_zone != "America/Chicago" || untouched.name != "Acme", "{untouched:?}");
+
+    // Without credentials: 401.
+    let anonymous = c.send(Ctx::request("GET", "/rest/account", Auth::None).body(Body::empty())?).await?;
+    ensure!(anonymous.status == StatusCode::UNAUTHORIZED, "{anonymous:?}");
+    Ok(())
+}
+
+async fn account_refusals_name_the_field_and_change_nothing(c: Ctx) -> anyhow::Result<()> {
+    let (a, jwt) = c.signup("refused@example.test").await?;
+    let before = c.store.get_account(a).await?.context("the account")?;
+    let invalid = StatusCode::UNPROCESSABLE_ENTITY;
+    for (body, status, needles) in [
+        (json!({}), invalid, &["nothing to change"][..]),
+        (json!({"time_zone": "Mars/Olympus_Mons"}), invalid, &["time_zone", "IANA"][..]),
+        (json!({"time_zone": ""}), invalid, &["time_zone"][..]),
+        (json!({"name": "   "}), invalid, &["name", "1 to 100"][..]),
+        (json!({"name": "x".repeat(101)}), invalid, &["name"][..]),
+        (json!({"name": "line\nbreak"}), invalid, &["name", "control"][..]),
+        // The login and the password are not changed here: unknown fields of this body.
+        (json!({"email": "new@example.test"}), StatusCode::BAD_REQUEST, &["unknown field `email`"][..]),
+        (json!({"password": "hunter2hunter2"}), StatusCode::BAD_REQUEST, &["unknown field `password`"][..]),
+    ] {
+        let refused = c.patch("/rest/account", &jwt, body.clone()).await?;
+        ensure!(refused.status == status, "{body}: {refused:?}");
+        refused.err(status, needles)?;
+    }
+    let after = c.store.get_account(a).await?.context("the account")?;
+    ensure!(after == before, "refused changes changed nothing: {before:?} → {after:?}");
     Ok(())
 }

@@ -12,6 +12,8 @@ use support::*;
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/rest/auth"),
     ("post", "/rest/auth"),
+    ("get", "/rest/account"),
+    ("patch", "/rest/account"),
     ("post", "/rest/token"),
     ("get", "/rest/token/list"),
     ("delete", "/rest/token/all"),

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use crate::error::ApiError;
 use crate::state::ApiState;
 
+pub mod account;
 pub mod app;
 pub mod auth;
 pub mod batch;
@@ -38,6 +39,7 @@ pub mod ws;
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(auth::routes())
+        .merge(account::routes())
         .merge(app::routes())
         .merge(token::routes())
         .merge(numbers::routes())
