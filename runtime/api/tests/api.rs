@@ -1062,6 +1062,30 @@ async fn an_account_reads_and_changes_its_own_name_and_time_zone(c: Ctx) -> anyh
     let untouched = c.store.get_account(b).await?.context("the other account")?;
     ensure!(untouched.time_zone != "America/Chicago" || untouched.name != "Acme", "{untouched:?}");
 
+    // Each change is published to the account's events: what changed and the account now.
+    let bus = Arc::new(opentact_events::EventBus::new(opentact_events::BusConfig::default()));
+    let mut mine =
+        bus.subscribe(a, vec!["account.".to_owned()], None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mut theirs_events = bus.subscribe(b, Vec::new(), None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
+        .with_events(bus.clone());
+    let evented = Ctx { app: router(state), store: c.store.clone(), secret: c.secret.clone() };
+    evented.patch("/rest/account", &jwt, json!({"time_zone": "Europe/Paris"})).await?.ok(StatusCode::OK)?;
+    let event = tokio::time::timeout(Duration::from_secs(5), mine.next())
+        .await?
+        .context("the bus is open")?
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    ensure!(event.kind == "account.changed" && event.account == a, "{event:?}");
+    ensure!(event.payload["changed"] == json!(["time_zone"]), "{}", event.payload);
+    ensure!(event.payload["account"]["time_zone"] == "Europe/Paris", "{}", event.payload);
+    ensure!(event.payload["account"].get("password_hash").is_none(), "{}", event.payload);
+    // Setting what is already there changes nothing and publishes nothing.
+    evented.patch("/rest/account", &jwt, json!({"time_zone": "Europe/Paris"})).await?.ok(StatusCode::OK)?;
+    let quiet = tokio::time::timeout(Duration::from_millis(200), mine.next()).await;
+    ensure!(quiet.is_err(), "no event for no change: {quiet:?}");
+    let elsewhere = tokio::time::timeout(Duration::from_millis(200), theirs_events.next()).await;
+    ensure!(elsewhere.is_err(), "the other account hears nothing: {elsewhere:?}");
+
     // Without credentials: 401.
     let anonymous = c.send(Ctx::request("GET", "/rest/account", Auth::None).body(Body::empty())?).await?;
     ensure!(anonymous.status == StatusCode::UNAUTHORIZED, "{anonymous:?}");

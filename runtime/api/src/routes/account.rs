@@ -1,7 +1,9 @@
 //! The account signed in: `GET /rest/account` and `PATCH /rest/account {name, time_zone}`.
 //!
 //! There is no id in the path: the account is the caller's own, so no other account's can be
-//! named. The e-mail (the login) and the password are not changed here.
+//! named. The e-mail (the login) and the password are not changed here. A change is published
+//! as `account.changed` (websocket and webhook subscribers of the account's events) with the
+//! fields that changed and the account as it is now.
 
 use std::str::FromStr;
 
@@ -93,5 +95,34 @@ pub(crate) async fn update(
         email: None,
         time_zone: body.time_zone.as_deref().map(check_time_zone).transpose()?,
     };
-    Ok(Payload(state.repo.update_account(auth.account, patch).await?))
+    let before = state.repo.get_account(auth.account).await?;
+    let after = state.repo.update_account(auth.account, patch).await?;
+    let changed: Vec<&str> = match &before {
+        Some(before) => {
+            [("name", before.name != after.name), ("time_zone", before.time_zone != after.time_zone)]
+                .into_iter()
+                .filter_map(|(field, differs)| differs.then_some(field))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    if let (Some(bus), false) = (&state.events, changed.is_empty()) {
+        bus.publish(changed_event(&after, &changed));
+    }
+    Ok(Payload(after))
+}
+
+/// `account.changed`: which fields changed, and the account as it is now (no hash).
+fn changed_event(account: &Account, changed: &[&str]) -> opentact_events::Event {
+    let now = chrono::Utc::now();
+    opentact_events::Event {
+        uuid: opentact_store::new_id(),
+        kind: "account.changed".to_owned(),
+        created_on: now,
+        account: account.uuid,
+        call: None,
+        seq: None,
+        occurred_at: now,
+        payload: serde_json::json!({"changed": changed, "account": account}),
+    }
 }
