@@ -27,6 +27,7 @@ pub mod login_limit;
 pub mod oidc;
 pub mod openapi;
 pub mod password_gate;
+mod publish;
 pub mod routes;
 pub mod state;
 pub mod url_policy;

@@ -25,6 +25,7 @@ api_test!(
     component_version_quota,
     an_account_reads_and_changes_its_own_name_and_time_zone,
     account_refusals_name_the_field_and_change_nothing,
+    number_orders_and_lease_changes_are_published,
 );
 
 const DC1: Tn = 12025550100;
@@ -1113,5 +1114,71 @@ async fn account_refusals_name_the_field_and_change_nothing(c: Ctx) -> anyhow::R
     }
     let after = c.store.get_account(a).await?.context("the account")?;
     ensure!(after == before, "refused changes changed nothing: {before:?} → {after:?}");
+    Ok(())
+}
+
+/// `tn.order` for an order, `tn.changed` for every lease change (PATCH, SMS on and off, release),
+/// on the account's events only.
+async fn number_orders_and_lease_changes_are_published(c: Ctx) -> anyhow::Result<()> {
+    let (a, jwt) = c.signup("numbers@example.test").await?;
+    let (b, _) = c.signup("quiet@example.test").await?;
+    c.seed(INVENTORY).await?;
+    let bus = Arc::new(opentact_events::EventBus::new(opentact_events::BusConfig::default()));
+    let mut mine = bus.subscribe(a, vec!["tn.".to_owned()], None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mut theirs = bus.subscribe(b, Vec::new(), None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
+        .with_events(bus.clone());
+    let c = Ctx { app: router(state), store: c.store.clone(), secret: c.secret.clone() };
+    let mut next = async || -> anyhow::Result<Arc<opentact_events::Event>> {
+        tokio::time::timeout(Duration::from_secs(5), mine.next())
+            .await?
+            .context("the bus is open")?
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
+    };
+
+    let order =
+        c.post("/rest/order", &jwt, json!({"items": [{"tn": DC1, "features": ["voice", "sms"]}]})).await?;
+    let order = order.ok(StatusCode::CREATED)?.clone();
+    let event = next().await?;
+    ensure!(event.kind == "tn.order" && event.payload["order"] == order, "{event:?}");
+    let lease = order["items"][0]["lease"].as_str().context("the lease")?.to_owned();
+
+    c.patch(&format!("/rest/lease/tn/{lease}"), &jwt, json!({"autorenew": true}))
+        .await?
+        .ok(StatusCode::OK)?;
+    let event = next().await?;
+    ensure!(event.kind == "tn.changed" && event.payload["change"] == "updated", "{event:?}");
+    ensure!(
+        event.payload["tn"] == json!(DC1) && event.payload["lease"]["autorenew"] == true,
+        "{}",
+        event.payload
+    );
+
+    for (toggle, change, sms) in [("disable", "sms_disabled", false), ("enable", "sms_enabled", true)] {
+        c.post("/rest/lease/tn/sms", &jwt, json!({toggle: [DC1]})).await?.ok(StatusCode::OK)?;
+        let event = next().await?;
+        ensure!(
+            event.payload["change"] == change && event.payload["lease"]["sms"] == sms,
+            "{}",
+            event.payload
+        );
+    }
+
+    c.delete(&format!("/rest/lease/tn/{lease}"), &jwt).await?.ok(StatusCode::OK)?;
+    let event = next().await?;
+    ensure!(
+        event.payload["change"] == "released" && !event.payload["lease"]["released_on"].is_null(),
+        "{}",
+        event.payload
+    );
+
+    // A refused change publishes nothing; the other account heard nothing at all.
+    c.patch(&format!("/rest/lease/tn/{lease}"), &jwt, json!({}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["nothing to change"])?;
+    let quiet = tokio::time::timeout(Duration::from_millis(200), mine.next()).await;
+    ensure!(quiet.is_err(), "no event for a refusal: {quiet:?}");
+    let elsewhere = tokio::time::timeout(Duration::from_millis(200), theirs.next()).await;
+    ensure!(elsewhere.is_err(), "the other account hears nothing: {elsewhere:?}");
     Ok(())
 }

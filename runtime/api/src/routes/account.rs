@@ -106,23 +106,10 @@ pub(crate) async fn update(
         }
         None => Vec::new(),
     };
-    if let (Some(bus), false) = (&state.events, changed.is_empty()) {
-        bus.publish(changed_event(&after, &changed));
+    if !changed.is_empty() {
+        // Which fields changed, and the account as it is now (no hash).
+        let payload = serde_json::json!({"changed": changed, "account": &after});
+        crate::publish::publish(&state, after.uuid, "account.changed", payload);
     }
     Ok(Payload(after))
-}
-
-/// `account.changed`: which fields changed, and the account as it is now (no hash).
-fn changed_event(account: &Account, changed: &[&str]) -> opentact_events::Event {
-    let now = chrono::Utc::now();
-    opentact_events::Event {
-        uuid: opentact_store::new_id(),
-        kind: "account.changed".to_owned(),
-        created_on: now,
-        account: account.uuid,
-        call: None,
-        seq: None,
-        occurred_at: now,
-        payload: serde_json::json!({"changed": changed, "account": account}),
-    }
 }

@@ -173,7 +173,10 @@ async fn patch(
         _ => "body",
     };
     match state.repo.update_lease(auth.account, id, patch).await {
-        Ok(lease) => Ok(Payload(lease)),
+        Ok(lease) => {
+            crate::publish::tn_changed(&state, auth.account, "updated", &lease);
+            Ok(Payload(lease))
+        }
         Err(e @ opentact_store::StoreError::NotFound { kind, .. }) => {
             Err(ApiError::reference(e, ObjectKind::TnLease, field(kind)))
         }
@@ -195,7 +198,9 @@ async fn release(
     auth: AuthAccount,
     IdPath(id): IdPath,
 ) -> Result<Payload<TnLease>, ApiError> {
-    Ok(Payload(state.repo.release_lease(auth.account, id).await?))
+    let lease = state.repo.release_lease(auth.account, id).await?;
+    crate::publish::tn_changed(&state, auth.account, "released", &lease);
+    Ok(Payload(lease))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -382,10 +387,12 @@ pub(crate) async fn assign(
         remove.push(lease);
     }
     for lease in &add {
-        state.repo.update_lease(account, lease.uuid, to.patch(true)).await?;
+        let lease = state.repo.update_lease(account, lease.uuid, to.patch(true)).await?;
+        crate::publish::tn_changed(state, account, "assigned", &lease);
     }
     for lease in &remove {
-        state.repo.update_lease(account, lease.uuid, to.patch(false)).await?;
+        let lease = state.repo.update_lease(account, lease.uuid, to.patch(false)).await?;
+        crate::publish::tn_changed(state, account, "unassigned", &lease);
     }
     Ok(Payload(state.repo.list_leases(account, to.filter(), opentact_store::ListParams::default()).await?))
 }

@@ -266,7 +266,9 @@ async fn order(
     for item in order.items {
         items.push(order_item(&state, auth.account, item).await?);
     }
-    Ok(Created(state.repo.create_order(auth.account, items).await?))
+    let order = state.repo.create_order(auth.account, items).await?;
+    crate::publish::publish(&state, auth.account, "tn.order", serde_json::json!({"order": &order}));
+    Ok(Created(order))
 }
 
 async fn order_item(state: &ApiState, account: Uuid, item: OrderItem) -> Result<StoredItem, ApiError> {

@@ -346,7 +346,9 @@ async fn toggle(
     let mut updated = Vec::with_capacity(changes.len());
     for (lease, on) in changes {
         let patch = LeasePatch { sms: Some(on), ..Default::default() };
-        updated.push(state.repo.update_lease(account, lease.uuid, patch).await?);
+        let lease = state.repo.update_lease(account, lease.uuid, patch).await?;
+        crate::publish::tn_changed(&state, account, if on { "sms_enabled" } else { "sms_disabled" }, &lease);
+        updated.push(lease);
     }
     Ok(Payload(updated))
 }
