@@ -767,6 +767,14 @@ async fn a_recording_with_asr_is_transcribed_by_the_configured_provider() {
     assert_eq!(code, 0, "sipp failed:\n{output}\nserver log:\n{}", platform.log());
 
     // The provider got the WAV; the transcript is announced and kept with the recording.
+    // First the recording, stored and fetchable; then what the provider heard.
+    let stored = support::ws::until(&mut socket, |e| e["type"] == "record.available").await;
+    let available = stored.last().expect("record.available");
+    let audio = available["payload"]["audio_url"].as_str().expect("audio_url").to_owned();
+    assert!(
+        available["payload"]["recording"]["duration_ms"].as_i64().is_some_and(|ms| ms > 0),
+        "{available:#}"
+    );
     let announced = support::ws::until(&mut socket, |e| e["type"] == "transcript.available").await;
     let event = announced.last().expect("event");
     assert_eq!(event["payload"]["text"], "hello from the caller", "{event:#}");
@@ -787,6 +795,7 @@ async fn a_recording_with_asr_is_transcribed_by_the_configured_provider() {
     .await;
     assert_eq!(status, 200, "{stored}");
     assert_eq!(stored["payload"]["transcript"], "hello from the caller", "{stored}");
+    assert_eq!(audio, format!("/rest/record/{recording}/audio"), "record.available named the same recording");
 }
 
 /// One SIPp call with the pcap caller to `number`; asserts it went through.

@@ -55,10 +55,16 @@ impl std::fmt::Debug for Entry {
 impl CallLog {
     /// Starts the writer on the current runtime.
     /// `node` names this node in each CDR it starts, so that after a crash it closes its own
-    /// open CDRs and no other node's.
-    pub fn start(store: Repo, transcriber: Option<Arc<Transcriber>>, node: Option<String>) -> Arc<Self> {
+    /// open CDRs and no other node's. With `bus`, each recording stored is announced as
+    /// `record.available`.
+    pub fn start(
+        store: Repo,
+        transcriber: Option<Arc<Transcriber>>,
+        node: Option<String>,
+        bus: Option<Arc<opentact_events::EventBus>>,
+    ) -> Arc<Self> {
         let (log, events) = Self::with_queue(QUEUE_CAPACITY);
-        tokio::spawn(write(store, transcriber, node, events));
+        tokio::spawn(write(store, transcriber, node, bus, events));
         Arc::new(log)
     }
 
@@ -177,10 +183,29 @@ struct Progress {
     reason: Option<String>,
 }
 
+/// `record.available`: a recording is stored and its audio can be fetched.
+fn record_available(recording: &opentact_store::RecordingRecord) -> opentact_events::Event {
+    let now = chrono::Utc::now();
+    opentact_events::Event {
+        uuid: opentact_store::new_id(),
+        kind: "record.available".to_owned(),
+        created_on: now,
+        account: recording.account,
+        call: Some(serde_json::json!({ "uuid": recording.call })),
+        seq: None,
+        occurred_at: now,
+        payload: serde_json::json!({
+            "recording": recording,
+            "audio_url": format!("/rest/record/{}/audio", recording.uuid),
+        }),
+    }
+}
+
 async fn write(
     store: Repo,
     transcriber: Option<Arc<Transcriber>>,
     node: Option<String>,
+    bus: Option<Arc<opentact_events::EventBus>>,
     mut events: mpsc::Receiver<Message>,
 ) {
     let mut calls: HashMap<Uuid, Progress> = HashMap::new();
@@ -231,6 +256,9 @@ async fn write(
                                 .unwrap_or(i64::MAX);
                         let logged =
                             store.add_recording(account, call, recording, name, duration, size).await;
+                        if let (Some(bus), Ok(stored)) = (&bus, &logged) {
+                            bus.publish(record_available(stored));
+                        }
                         let wanted = detail.get("transcribe").and_then(|v| v.as_bool()).unwrap_or(false);
                         match (&transcriber, wanted, &logged) {
                             (Some(transcriber), true, Ok(_)) => transcriber.start(account, call, recording),

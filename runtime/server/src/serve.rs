@@ -188,6 +188,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         repo.clone(),
         Transcriber::new(&config.speech, recordings_dir.clone(), repo.clone(), bus.clone()),
         Some(node.clone()),
+        Some(bus.clone()),
     );
     let dialer = Arc::new(ServerDialer {
         endpoint: std::sync::OnceLock::new(),
