@@ -250,9 +250,21 @@ fn error_detail(error: &CallError) -> Map<String, Value> {
 impl CallSession {
     /// A session for `backend`, sending events to `sink`. Emits `call.initiated`.
     pub fn new(backend: Arc<dyn CallBackend>, sink: Arc<dyn EventSink>, config: SessionConfig) -> Self {
+        let session = Self::unannounced(backend, sink, config);
+        session.announce();
+        session
+    }
+
+    /// [`CallSession::new`] without `call.initiated` yet: whoever must be ready for the call
+    /// before anyone hears of it (the live-call registry, which takes REST commands for it)
+    /// gets ready, then calls [`CallSession::announce`].
+    pub fn unannounced(
+        backend: Arc<dyn CallBackend>,
+        sink: Arc<dyn EventSink>,
+        config: SessionConfig,
+    ) -> Self {
         let info = backend.info();
-        let events = EventEmitter::new(info.id.clone(), backend.clock(), sink);
-        events.emit(EventKind::Initiated { from: info.from, to: info.to, direction: info.direction });
+        let events = EventEmitter::new(info.id, backend.clock(), sink);
         Self {
             backend,
             events,
@@ -260,6 +272,12 @@ impl CallSession {
             ended: Mutex::new(None),
             budget: Mutex::new(FlowEventBudget::default()),
         }
+    }
+
+    /// Emits `call.initiated` (once, first: [`CallSession::unannounced`]).
+    pub fn announce(&self) {
+        let info = self.backend.info();
+        self.events.emit(EventKind::Initiated { from: info.from, to: info.to, direction: info.direction });
     }
 
     /// The call.

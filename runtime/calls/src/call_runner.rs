@@ -118,8 +118,10 @@ impl CallRunner {
         }
     }
 
-    /// A session for `call`: `call.initiated` is emitted now, to the bus, the call log, the
-    /// event log and the webhooks (the app's `event_url` among them).
+    /// A session for `call`, registered as live (an async call takes REST commands from now on,
+    /// queued until its flow runs) before `call.initiated` is emitted — to the bus, the call
+    /// log, the event log and the webhooks (the app's `event_url` among them) — so a client
+    /// that commands the call as soon as it hears of it finds it.
     pub fn session(&self, call: &Arc<SipCall>, flow: &Flow) -> Arc<CallSession> {
         self.session_with(call, flow, serde_json::Map::new())
     }
@@ -134,7 +136,7 @@ impl CallRunner {
     ) -> Arc<CallSession> {
         let info = CallBackend::info(call.as_ref());
         self.webhooks.call_started(&info.id, flow.app.as_ref().and_then(|app| app.event_url.as_deref()));
-        Arc::new(CallSession::new(
+        let session = Arc::new(CallSession::unannounced(
             call.clone(),
             Arc::new(
                 AccountSink::new(
@@ -149,27 +151,25 @@ impl CallRunner {
                 .with_call_fields(call_fields),
             ),
             SessionConfig { auto_answer: flow.app.as_ref().is_none_or(|app| app.auto_answer) },
-        ))
+        ));
+        if let Ok(id) = Uuid::parse_str(&info.id) {
+            let asynchronous = matches!(flow.mode, ControlMode::AsyncCommands);
+            self.live_calls.register(id, flow.account, session.clone(), call.clone(), asynchronous);
+        }
+        session.announce();
+        session
     }
 
-    /// Register the call as live (a bridge peer; an async call takes commands from now on,
-    /// queued until its flow runs).
-    fn register(
-        &self,
-        call: &Arc<SipCall>,
-        session: &Arc<CallSession>,
-        flow: &Flow,
-    ) -> (Uuid, Option<tokio::sync::mpsc::Receiver<String>>) {
+    /// The live call's id and, for an async call, the commands queued for its flow (registered
+    /// by [`CallRunner::session_with`]).
+    fn register(&self, session: &Arc<CallSession>) -> (Uuid, Option<tokio::sync::mpsc::Receiver<String>>) {
         let id = Uuid::parse_str(&session.info().id).unwrap_or_else(|_| Uuid::new_v4());
-        let asynchronous = matches!(flow.mode, ControlMode::AsyncCommands);
-        let commands =
-            self.live_calls.register(id, flow.account, session.clone(), call.clone(), asynchronous);
-        (id, commands)
+        (id, self.live_calls.take_commands(id))
     }
 
     /// Run `flow` on the call until it ends, then hang up whatever is still up.
     pub async fn run(&self, call: Arc<SipCall>, session: Arc<CallSession>, flow: Flow) -> CallEnd {
-        let (id, commands) = self.register(&call, &session, &flow);
+        let (id, commands) = self.register(&session);
         self.run_registered(call, session, flow, id, commands).await
     }
 
@@ -228,12 +228,15 @@ impl CallRunner {
         answered: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> CallEnd {
         if let Some(reason) = refusal {
+            if let Ok(id) = Uuid::parse_str(&session.info().id) {
+                self.live_calls.remove(id);
+            }
             session.refuse(opentact_call::events::Q850::NO_CIRCUIT_AVAILABLE, reason);
             session.finish(FlowOutcome::Completed).await;
             let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
             return Self::end_of(&session, false);
         }
-        let (id, commands) = self.register(&call, &session, &flow);
+        let (id, commands) = self.register(&session);
         if session.connect().await.is_err() {
             self.live_calls.remove(id);
             session.finish(FlowOutcome::Completed).await;

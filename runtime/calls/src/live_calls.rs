@@ -38,6 +38,9 @@ struct LiveCall {
     session: Arc<CallSession>,
     call: Arc<SipCall>,
     seen: Mutex<HashMap<String, Instant>>,
+    /// An async call's command receiver until its flow takes it ([`LiveCalls::take_commands`]):
+    /// commands sent meanwhile wait in the channel.
+    unclaimed: Mutex<Option<mpsc::Receiver<String>>>,
 }
 
 /// The registry.
@@ -70,8 +73,9 @@ impl LiveCalls {
         Self { calls: Mutex::default(), metrics }
     }
 
-    /// Register `account`'s live call (it can be bridged with); an async call's flow reads
-    /// its commands from the receiver.
+    /// Register `account`'s live call (it can be bridged with); an async call's flow takes
+    /// its command receiver with [`LiveCalls::take_commands`], and commands sent before that
+    /// wait for it.
     pub fn register(
         &self,
         id: Uuid,
@@ -79,15 +83,31 @@ impl LiveCalls {
         session: Arc<CallSession>,
         call: Arc<SipCall>,
         asynchronous: bool,
-    ) -> Option<mpsc::Receiver<String>> {
+    ) {
         let (commands, receiver) = if asynchronous {
             let (sender, receiver) = mpsc::channel(MAX_QUEUED_COMMANDS);
             (Some(sender), Some(receiver))
         } else {
             (None, None)
         };
-        self.insert(id, LiveCall { account, commands, trunk: false, session, call, seen: Mutex::default() });
-        receiver
+        self.insert(
+            id,
+            LiveCall {
+                account,
+                commands,
+                trunk: false,
+                session,
+                call,
+                seen: Mutex::default(),
+                unclaimed: Mutex::new(receiver),
+            },
+        );
+    }
+
+    /// The command receiver of the async call `id`, for its flow (once).
+    pub fn take_commands(&self, id: Uuid) -> Option<mpsc::Receiver<String>> {
+        let live = self.calls.lock().get(&id).cloned()?;
+        live.unclaimed.lock().take()
     }
 
     /// Register `account`'s trunk call (to or from a SIP connection's PBX): it can be bridged
@@ -95,7 +115,15 @@ impl LiveCalls {
     pub fn register_trunk(&self, id: Uuid, account: Uuid, session: Arc<CallSession>, call: Arc<SipCall>) {
         self.insert(
             id,
-            LiveCall { account, commands: None, trunk: true, session, call, seen: Mutex::default() },
+            LiveCall {
+                account,
+                commands: None,
+                trunk: true,
+                session,
+                call,
+                seen: Mutex::default(),
+                unclaimed: Mutex::new(None),
+            },
         );
     }
 
