@@ -224,3 +224,24 @@ async fn meta_and_reports_share_a_per_call_event_budget() {
         other => panic!("expected limit-exceeded, got {other:?}"),
     }
 }
+
+/// A session made `unannounced` emits nothing until `announce`, and then `call.initiated`
+/// first: what lets the platform register a call as live before anyone hears of it.
+#[test]
+fn an_unannounced_session_is_silent_until_announced_and_then_initiated_comes_first() {
+    let (announced, _) = session("", &[]);
+    let call = SimulatedCall::new(SimulatedCallConfig {
+        info: announced.info(),
+        digits: parse_digits("").expect("valid script"),
+        dial: HashMap::new(),
+        realtime: false,
+    });
+    let sink = Arc::new(CollectingSink::default());
+    let quiet = CallSession::unannounced(Arc::new(call), sink.clone(), SessionConfig::default());
+    assert!(sink.events().is_empty(), "{:?}", sink.events());
+    quiet.announce();
+    quiet.events().emit(EventKind::Answered);
+    let kinds: Vec<EventKind> = sink.events().into_iter().map(|e| e.kind).collect();
+    assert!(matches!(kinds.as_slice(), [EventKind::Initiated { .. }, EventKind::Answered]), "{kinds:?}");
+    assert_eq!(sink.events()[0].seq, 1, "call.initiated is the call's first event");
+}
