@@ -10,18 +10,9 @@ use crate::state::ApiState;
 
 /// Publishes `kind` with `payload` to `account`'s events.
 pub(crate) fn publish(state: &ApiState, account: Uuid, kind: &str, payload: Value) {
-    let Some(bus) = &state.events else { return };
-    let now = chrono::Utc::now();
-    bus.publish(opentact_events::Event {
-        uuid: opentact_store::new_id(),
-        kind: kind.to_owned(),
-        created_on: now,
-        account,
-        call: None,
-        seq: None,
-        occurred_at: now,
-        payload,
-    });
+    if let Some(bus) = &state.events {
+        bus.publish(opentact_events::Event::now(account, kind, None, payload));
+    }
 }
 
 /// `tn.changed` for a lease: `change` says what (`updated`, `released`, `sms_enabled`,

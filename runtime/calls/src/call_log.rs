@@ -185,20 +185,11 @@ struct Progress {
 
 /// `record.available`: a recording is stored and its audio can be fetched.
 fn record_available(recording: &opentact_store::RecordingRecord) -> opentact_events::Event {
-    let now = chrono::Utc::now();
-    opentact_events::Event {
-        uuid: opentact_store::new_id(),
-        kind: "record.available".to_owned(),
-        created_on: now,
-        account: recording.account,
-        call: Some(serde_json::json!({ "uuid": recording.call })),
-        seq: None,
-        occurred_at: now,
-        payload: serde_json::json!({
-            "recording": recording,
-            "audio_url": format!("/rest/record/{}/audio", recording.uuid),
-        }),
-    }
+    let payload = serde_json::json!({
+        "recording": recording,
+        "audio_url": format!("/rest/record/{}/audio", recording.uuid),
+    });
+    opentact_events::Event::now(recording.account, "record.available", Some(recording.call), payload)
 }
 
 async fn write(

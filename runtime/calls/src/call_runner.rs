@@ -123,17 +123,18 @@ impl CallRunner {
     /// log, the event log and the webhooks (the app's `event_url` among them) — so a client
     /// that commands the call as soon as it hears of it finds it.
     pub fn session(&self, call: &Arc<SipCall>, flow: &Flow) -> Arc<CallSession> {
-        self.session_with(call, flow, serde_json::Map::new())
+        self.session_with(call, flow, None)
     }
 
-    /// [`CallRunner::session`] whose events' call objects carry `call_fields` too (an inbound
-    /// call's STIR/SHAKEN verification).
+    /// [`CallRunner::session`] for an inbound call whose STIR/SHAKEN verification found
+    /// `shaken`: its events' call objects carry the result, and so does its CDR.
     pub fn session_with(
         &self,
         call: &Arc<SipCall>,
         flow: &Flow,
-        call_fields: serde_json::Map<String, serde_json::Value>,
+        shaken: Option<&crate::shaken::InboundCheck>,
     ) -> Arc<CallSession> {
+        let call_fields = shaken.map(|check| check.call_fields()).unwrap_or_default();
         let info = CallBackend::info(call.as_ref());
         self.webhooks.call_started(&info.id, flow.app.as_ref().and_then(|app| app.event_url.as_deref()));
         let session = Arc::new(CallSession::unannounced(
@@ -157,6 +158,10 @@ impl CallRunner {
             self.live_calls.register(id, flow.account, session.clone(), call.clone(), asynchronous);
         }
         session.announce();
+        // After `call.initiated` (queued by the announcement): the CDR row exists by then.
+        if let (Some(check), Ok(id)) = (shaken, Uuid::parse_str(&info.id)) {
+            self.call_log.record_shaken(flow.account, id, check.record());
+        }
         session
     }
 

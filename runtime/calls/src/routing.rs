@@ -373,15 +373,7 @@ impl CallRouter {
         let runner = &self.runner;
         let dialer: Arc<dyn opentact_voice::Dialer> = runner.dialer.clone();
         let sip_call = SipCall::new(info, call, runner.voice.clone(), runner.renderer.clone(), Some(dialer));
-        let session = runner.session_with(
-            &sip_call,
-            &flow,
-            shaken.as_ref().map(|check| check.call_fields()).unwrap_or_default(),
-        );
-        // After `call.initiated` (queued as the session started): the CDR row exists by then.
-        if let (Some(check), Ok(id)) = (&shaken, Uuid::parse_str(&session.info().id)) {
-            runner.call_log.record_shaken(flow.account, id, check.record());
-        }
+        let session = runner.session_with(&sip_call, &flow, shaken.as_ref());
         runner.run(sip_call, session, flow).await;
     }
 
@@ -457,17 +449,8 @@ impl InboundHandler for CallRouter {
         });
         tokio::spawn(async move {
             let Ok(Some(domain)) = store.domain_by_name(&label).await else { return };
-            let now = chrono::Utc::now();
-            bus.publish(opentact_events::Event {
-                uuid: Uuid::new_v4(),
-                kind: opentact_sip::guard::AUTH_BANNED_EVENT.to_owned(),
-                created_on: now,
-                account: domain.account,
-                call: None,
-                seq: None,
-                occurred_at: now,
-                payload,
-            });
+            let banned = opentact_sip::guard::AUTH_BANNED_EVENT;
+            bus.publish(opentact_events::Event::now(domain.account, banned, None, payload));
         });
     }
 

@@ -113,17 +113,8 @@ impl Transcriber {
         let Answer { text } = serde_json::from_slice(&answer.body)
             .map_err(|error| format!("the provider's answer is not {{\"text\": …}}: {error}"))?;
         self.store.set_transcript(account, recording, &text).await.map_err(|error| error.to_string())?;
-        let now = chrono::Utc::now();
-        self.bus.publish(Event {
-            uuid: Uuid::new_v4(),
-            kind: "transcript.available".to_owned(),
-            created_on: now,
-            account,
-            call: Some(serde_json::json!({ "uuid": call })),
-            seq: None,
-            occurred_at: now,
-            payload: serde_json::json!({ "recording": recording, "text": text }),
-        });
+        let payload = serde_json::json!({ "recording": recording, "text": text });
+        self.bus.publish(Event::now(account, "transcript.available", Some(call), payload));
         Ok(text)
     }
 }

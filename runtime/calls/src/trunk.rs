@@ -262,15 +262,7 @@ impl CallRouter {
             component: runner.xml_guest.clone(),
             mode: ControlMode::Xml(String::new()),
         };
-        let session = runner.session_with(
-            &sip_call,
-            &flow,
-            shaken.map(|check| check.call_fields()).unwrap_or_default(),
-        );
-        // After `call.initiated` (queued as the session started): the CDR row exists by then.
-        if let (Some(check), Ok(id)) = (shaken, uuid::Uuid::parse_str(&session.info().id)) {
-            runner.call_log.record_shaken(account, id, check.record());
-        }
+        let session = runner.session_with(&sip_call, &flow, shaken);
         // The caller is answered when the far end answers, and `call.answered` says so then.
         let answered = Arc::downgrade(&session);
         sip_call.answer_on_bridge(Arc::new(move || {

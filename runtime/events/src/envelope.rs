@@ -68,6 +68,23 @@ impl Event {
         }
     }
 
+    /// An event of `account` that happens now and is not one of a call's steps (no `seq`):
+    /// `account.changed`, `tn.changed`, `record.available`, a SIP ban… `call` names the call it
+    /// concerns, if one.
+    pub fn now(account: Uuid, kind: &str, call: Option<Uuid>, payload: Value) -> Self {
+        let now = Utc::now();
+        Event {
+            uuid: Uuid::now_v7(),
+            kind: kind.to_owned(),
+            created_on: now,
+            account,
+            call: call.map(|call| serde_json::json!({ "uuid": call })),
+            seq: None,
+            occurred_at: now,
+            payload,
+        }
+    }
+
     /// The event as one JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
