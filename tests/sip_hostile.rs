@@ -335,6 +335,37 @@ async fn an_offer_naming_a_refused_media_address_gets_488_and_no_rtp() {
     assert!(received.is_err(), "no RTP was sent to the refused address");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_srtp_is_required_a_plain_rtp_offer_gets_488_saying_why() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let xml = r#"<Response><Say tag="greeting">Hello there.</Say><Hangup/></Response>"#;
+    provision::xml_number(&data.path().join("data"), "srtp@example.test", 13_125_550_142, xml).await;
+    let config = data.path().join("opentact.toml");
+    std::fs::write(&config, "[media]\nallow_private_rtp_peers = true\nsrtp = \"required\"\n")
+        .expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let scenarios = tempfile::tempdir().expect("tempdir");
+    let refused = scenarios.path().join("488.xml");
+    let scenario = support::sipp::caller_expecting_status(488).replace(
+        r#"<recv response="488"/>"#,
+        r#"<recv response="488"><action><ereg regexp="399 [^ ]+ .plain RTP refused: this platform requires SRTP" search_in="hdr" header="Warning:" check_it="true" assign_to="warning"/></action></recv>
+  <Reference variables="warning"/>"#,
+    );
+    assert!(scenario.contains("Warning:"), "the scenario checks the Warning header");
+    std::fs::write(&refused, scenario).expect("write");
+    let (code, output) =
+        run_sipp(sipp_call(&platform, &refused, "13125550142"), Duration::from_secs(20)).await;
+    assert_eq!(code, 0, "the plain offer is refused with 488 and a Warning:\n{output}\n{}", platform.log());
+    // The flow's Say answers first; that answer failed, saying why, and nothing was said.
+    let events = platform.events();
+    let answer_failed = events
+        .iter()
+        .find(|e| e["verb"] == "answer" && e["phase"] == "failed")
+        .unwrap_or_else(|| panic!("the answer failed: {events:#?}"));
+    assert!(answer_failed.to_string().contains("requires SRTP"), "{answer_failed:#}");
+    assert!(!events.iter().any(|e| e["verb"] == "say"), "the flow never spoke: {events:#?}");
+}
+
 /// Standard base64 of `bytes` (for Basic credentials).
 fn base64(bytes: &[u8]) -> String {
     const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

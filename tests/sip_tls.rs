@@ -1,5 +1,6 @@
-//! SIP over TLS (issue 13, item 3): baresip registers over TLS with a certificate the test
-//! generates, calls the sample IVR, and a digit it presses selects the branch.
+//! SIP over TLS with SRTP (issue 13, item 3): baresip registers over TLS with a certificate the
+//! test generates, calls the sample IVR with mandatory SRTP (SDES), and a digit it presses
+//! selects the branch; a call to it goes out over its TLS connection with SRTP offered.
 
 mod support;
 
@@ -99,7 +100,7 @@ fn launch_tls_baresip(
     );
     std::fs::write(dir.join("config"), config).expect("baresip config");
     let account = format!(
-        "<sip:alice@{domain};transport=tls>;auth_pass=alice-Pass-1;answermode=auto;\
+        "<sip:alice@{domain};transport=tls>;auth_pass=alice-Pass-1;answermode=auto;mediaenc=srtp-mand;\
          outbound=\"sip:{tls};transport=tls\";regint=300\n"
     );
     std::fs::write(dir.join("accounts"), account).expect("baresip accounts");
@@ -191,8 +192,8 @@ async fn wait_registered_over_tls(platform: &Platform, phone: &Path) {
     assert!(registered.as_deref().is_some_and(|line| line.contains("transport=tls")), "{registered:?}");
 }
 
-/// baresip over TLS registers, calls the sample IVR and presses 1 during the menu; the call's
-/// events show the digit and the sales branch.
+/// baresip over TLS registers, calls the sample IVR with mandatory SRTP and presses 1 during
+/// the menu; the call's events show the digit (which came in SRTP) and the sales branch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_over_tls_registers_and_a_digit_selects_the_sample_ivr_branch() {
     let data = tempfile::tempdir().expect("tempdir");
@@ -235,6 +236,9 @@ async fn baresip_over_tls_registers_and_a_digit_selects_the_sample_ivr_branch() 
     let said =
         |tag: &str| events.iter().any(|e| e["verb"] == "say" && e["phase"] == "started" && e["tag"] == tag);
     assert!(said("welcome") && !said("no-input"), "{events:#?}");
+    // baresip with srtp-mand sends nothing but SRTP, and took the platform's RTP/SAVP answer.
+    let log = platform.log();
+    assert!(log.contains("the call's media is SRTP") && log.contains("AES_CM_128_HMAC_SHA1_80"), "{log}");
 }
 
 /// `opentact serve --check` with `sip_table` as the `[sip]` table: its error output, or `None`
@@ -322,4 +326,6 @@ async fn a_user_registered_over_tls_is_called_over_its_tls_connection() {
         invite.as_deref().is_some_and(|l| l.contains("transport=\"tls\"") && l.contains(&registered_from)),
         "{invite:?} (registered from {registered_from})\n{log}"
     );
+    // Over TLS the leg was offered SRTP, which alice (srtp-mand) took.
+    assert!(log.contains("the leg's media is SRTP"), "{log}");
 }

@@ -19,6 +19,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         codecs: vec![negotiated.codec],
         telephone_event: negotiated.telephone_event,
         direction: offer.audio.direction.answer(),
+        // The crypto lines an attacker wrote are parsed too; an usable one is answered in kind.
+        crypto: opentact_media::srtp::choose(&offer.audio.crypto)
+            .ok()
+            .and_then(|remote| opentact_media::srtp::answer(&remote).ok())
+            .map(|key| key.attribute()),
     };
     let answer = local.render(&offer.media_kinds, offer.audio_index);
     let parsed = sdp::parse(&answer).expect("the platform's own answer parses");

@@ -10,6 +10,7 @@
 //! - [`tts`]: text-to-speech for `<Say>` — the [`tts::Tts`] trait and a cached espeak-ng engine.
 //! - [`fetch`]: prompt audio fetched by URL for `<Play>`, with an SSRF policy, limits and a cache.
 //! - [`recorder`]: recordings written to WAV incrementally, playable even if never finished.
+//! - [`srtp`]: SRTP keys exchanged in the SDP (SDES, RFC 4568) and a session's SRTP contexts.
 //! - [`session`]: a call's RTP stream — symmetric RTP, DTMF in and out, play/feed/hold music;
 //!   its packets are paced by the media clock (a few threads on a 20 ms grid).
 //!
@@ -28,6 +29,7 @@ pub mod recorder;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
+pub mod srtp;
 pub mod tone;
 pub mod tts;
 

@@ -1,8 +1,10 @@
-//! SDP offer/answer (RFC 3264) for telephone audio: PCMU, PCMA and telephone-event.
+//! SDP offer/answer (RFC 3264) for telephone audio: PCMU, PCMA and telephone-event, over RTP
+//! (`RTP/AVP`) or SRTP with SDES keys (`RTP/SAVP` with `a=crypto`, RFC 4568).
 //!
-//! Only what a voice B2BUA needs: the audio stream's address, port, payload types, the
-//! telephone-event payload type, and the direction (hold is `sendonly`/`inactive`, or the
-//! RFC 2543 style `c=0.0.0.0`). Other media lines are answered with port 0 (rejected).
+//! Only what a voice B2BUA needs: the audio stream's address, port, transport, payload types,
+//! the telephone-event payload type, its crypto lines, and the direction (hold is
+//! `sendonly`/`inactive`, or the RFC 2543 style `c=0.0.0.0`). Other media lines are answered
+//! with port 0 (rejected).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -19,6 +21,8 @@ pub const PT_TELEPHONE_EVENT: u8 = 101;
 pub const DYNAMIC_PAYLOAD_TYPES: std::ops::RangeInclusive<u8> = 96..=127;
 /// Longest SDP body accepted, bytes.
 pub const MAX_SDP_BYTES: usize = 16 * 1024;
+/// `a=crypto` lines of one stream looked at; more are ignored (an offer lists a few suites).
+const MAX_CRYPTO_LINES: usize = 16;
 
 /// Why an SDP body cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -102,9 +106,23 @@ pub struct AudioStream {
     pub direction: Direction,
     /// Packetisation time, ms, when given.
     pub ptime: Option<u32>,
+    /// The m= line's transport protocol (`RTP/AVP`, `RTP/SAVP`…).
+    pub protocol: String,
+    /// The values of the stream's `a=crypto` lines (SDES keys), in order.
+    pub crypto: Vec<String>,
 }
 
+/// The transport of plain RTP.
+pub const PROTOCOL_RTP: &str = "RTP/AVP";
+/// The transport of SRTP keyed by SDES.
+pub const PROTOCOL_SRTP: &str = "RTP/SAVP";
+
 impl AudioStream {
+    /// Whether the stream asks for SRTP (`RTP/SAVP`, or the feedback profile `RTP/SAVPF`).
+    pub fn is_srtp(&self) -> bool {
+        self.protocol.eq_ignore_ascii_case(PROTOCOL_SRTP) || self.protocol.eq_ignore_ascii_case("RTP/SAVPF")
+    }
+
     /// Whether this stream puts the other side on hold.
     pub fn is_hold(&self) -> bool {
         matches!(self.direction, Direction::SendOnly | Direction::Inactive) || self.address.is_unspecified()
@@ -157,8 +175,8 @@ pub fn parse(body: &str) -> Result<SessionDescription, SdpError> {
                         .and_then(|p| p.split('/').next())
                         .and_then(|p| p.parse().ok())
                         .ok_or_else(|| invalid(number, "m=audio needs a port"))?;
-                    let _protocol =
-                        fields.next().ok_or_else(|| invalid(number, "m=audio needs a protocol"))?;
+                    let protocol =
+                        fields.next().ok_or_else(|| invalid(number, "m=audio needs a protocol"))?.to_owned();
                     let payload_types = fields
                         .map(|f| f.parse::<u8>().ok().filter(|pt| *pt < 128))
                         .collect::<Option<Vec<u8>>>()
@@ -170,6 +188,8 @@ pub fn parse(body: &str) -> Result<SessionDescription, SdpError> {
                         telephone_event: None,
                         direction: Direction::SendRecv,
                         ptime: None,
+                        protocol,
+                        crypto: Vec::new(),
                     };
                     audio = Some((media_kinds.len(), stream, None, None));
                 }
@@ -226,6 +246,8 @@ pub fn parse(body: &str) -> Result<SessionDescription, SdpError> {
                     }
                 } else if name == "ptime" {
                     stream.ptime = argument.trim().parse().ok();
+                } else if name == "crypto" && stream.crypto.len() < MAX_CRYPTO_LINES {
+                    stream.crypto.push(argument.trim().to_owned());
                 }
             }
             _ => {}
@@ -274,6 +296,8 @@ pub struct LocalMedia {
     pub telephone_event: Option<u8>,
     /// Direction.
     pub direction: Direction,
+    /// Our `a=crypto` value when the stream is SRTP (the m= line then says `RTP/SAVP`).
+    pub crypto: Option<String>,
 }
 
 impl LocalMedia {
@@ -303,7 +327,11 @@ impl LocalMedia {
             if let Some(te) = self.telephone_event {
                 pts.push(te.to_string());
             }
-            let _ = write!(sdp, "m=audio {} RTP/AVP {}\r\n", self.port, pts.join(" "));
+            let protocol = if self.crypto.is_some() { PROTOCOL_SRTP } else { PROTOCOL_RTP };
+            let _ = write!(sdp, "m=audio {} {protocol} {}\r\n", self.port, pts.join(" "));
+            if let Some(crypto) = &self.crypto {
+                let _ = write!(sdp, "a=crypto:{crypto}\r\n");
+            }
             for codec in &self.codecs {
                 match *codec {
                     PT_PCMU => sdp.push_str("a=rtpmap:0 PCMU/8000\r\n"),
@@ -346,6 +374,7 @@ mod tests {
             codecs: vec![PT_PCMA],
             telephone_event: Some(101),
             direction: offer.audio.direction.answer(),
+            crypto: None,
         }
         .render(&offer.media_kinds, offer.audio_index);
         let parsed = parse(&answer).expect("our answer parses");
@@ -374,10 +403,42 @@ mod tests {
                 codecs: vec![negotiated.codec],
                 telephone_event: negotiated.telephone_event,
                 direction: Direction::SendRecv,
+                crypto: None,
             }
             .render(&offer.media_kinds, offer.audio_index);
             assert!(parse(&answer).is_ok(), "{why}: our answer parses:\n{answer}");
         }
+    }
+
+    #[test]
+    fn an_srtp_offer_keeps_its_crypto_lines_and_is_answered_in_kind() {
+        let offer = SIPP_OFFER.replace("RTP/AVP", "RTP/SAVP").replace(
+            "a=fmtp:101 0-15\r\n",
+            "a=fmtp:101 0-15\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n\
+             a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n",
+        );
+        let parsed = parse(&offer).expect("valid");
+        assert!(parsed.audio.is_srtp());
+        assert_eq!(parsed.audio.crypto.len(), 2);
+        assert!(parsed.audio.crypto[1].starts_with("2 AES_CM_128_HMAC_SHA1_32 inline:"));
+        assert!(!parse(SIPP_OFFER).expect("valid").audio.is_srtp());
+        let answer = LocalMedia {
+            session_id: 1,
+            version: 1,
+            address: "127.0.0.1".parse().expect("ip"),
+            port: 20_002,
+            codecs: vec![PT_PCMA],
+            telephone_event: Some(101),
+            direction: Direction::SendRecv,
+            crypto: Some(
+                "1 AES_CM_128_HMAC_SHA1_80 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj".to_owned(),
+            ),
+        }
+        .render(&parsed.media_kinds, parsed.audio_index);
+        assert!(answer.contains("m=audio 20002 RTP/SAVP 8 101\r\na=crypto:1 AES_CM_128"), "{answer}");
+        let round = parse(&answer).expect("our answer parses");
+        assert!(round.audio.is_srtp());
+        assert_eq!(round.audio.crypto.len(), 1);
     }
 
     #[test]
@@ -402,6 +463,7 @@ mod tests {
             codecs: vec![PT_PCMU],
             telephone_event: None,
             direction: Direction::SendRecv,
+            crypto: None,
         }
         .render(&parsed.media_kinds, parsed.audio_index);
         assert!(answer.contains("m=video 0 RTP/AVP 0\r\n"), "{answer}");

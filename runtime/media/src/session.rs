@@ -6,8 +6,8 @@
 //!
 //! # On a hostile network
 //!
-//! RTP is unauthenticated UDP (there is no SRTP here), and a session's port is open to anyone
-//! who can send to the platform. Read as an attacker off the signalling path would read it:
+//! Plain RTP is unauthenticated UDP, and a session's port is open to anyone who can send to the
+//! platform. Read as an attacker off the signalling path would read it:
 //!
 //! - **Injection and hijack.** A packet from a third address could put digits into the call's
 //!   gathers (an RFC 4733 event is four bytes) and audio into its recordings and bridges; and
@@ -33,7 +33,7 @@
 //!   (the platform's greeting usually plays over it). What remains, and is written down here
 //!   rather than hidden: a host behind the same NAT as a NAT'd peer can race it once the grace
 //!   has passed, and an attacker who forges the exact source address of the peer can only be
-//!   stopped by SRTP. A re-offer that moves the peer starts latching over; one that keeps its
+//!   stopped by SRTP (below). A re-offer that moves the peer starts latching over; one that keeps its
 //!   address (a session refresh) keeps the latch, so a NAT'd call does not go deaf each time.
 //! - **Guessing the port.** Each session binds a port drawn at random from the range (not the
 //!   next one after the last call's), so a stranger cannot predict the next call's port from
@@ -51,6 +51,12 @@
 //!   dropped and counted ([`RtpStats::tap_packets_overflowed`]) instead of queued, so memory
 //!   stays bounded however long the reader stalls.
 //!
+//! - **SRTP.** A session given SDES keys ([`RtpSession::set_srtp`], [`crate::srtp`]) sends only
+//!   SRTP and accepts only packets that authenticate under the peer's key and are not replays;
+//!   the rest are dropped and counted ([`RtpStats::dropped_auth`]). The source rule above still
+//!   comes first (so a stranger costs a `recv`, not an HMAC), but a source is latched only by a
+//!   packet that authenticated: a forged packet can neither speak nor steer our audio.
+//!
 //! The limits are [`RtpLimits`]: [`RtpSession::bind`] takes the process-wide defaults
 //! ([`set_default_limits`], set once at start-up from the configuration), [`RtpSession::bind_with`]
 //! takes its own.
@@ -66,6 +72,7 @@ use std::time::Duration;
 use crate::dtmf::{EventReceiver, TelephoneEvent, send_key};
 use crate::goertzel::InbandDetector;
 use crate::rtp::RtpPacket;
+use crate::srtp::{SdesKey, SrtpContexts, SrtpError};
 use crate::{SAMPLE_RATE, SAMPLES_PER_FRAME, g711};
 use parking_lot::{Mutex, RwLock};
 use tokio::net::UdpSocket;
@@ -191,6 +198,8 @@ pub struct RtpCounters {
     pub tap_samples_dropped: AtomicU64,
     /// Packets a tap did not get because its queue was full (its reader stalled).
     pub tap_packets_overflowed: AtomicU64,
+    /// SRTP packets that failed authentication or were replays.
+    pub dropped_auth: AtomicU64,
 }
 
 /// A snapshot of a session's counters and latch.
@@ -210,6 +219,8 @@ pub struct RtpStats {
     pub tap_samples_dropped: u64,
     /// Packets taps did not get because their queue was full (a stalled reader).
     pub tap_packets_overflowed: u64,
+    /// SRTP packets dropped: they failed authentication or were replays.
+    pub dropped_auth: u64,
     /// The source the session latched to, if any yet.
     pub latched: Option<SocketAddr>,
 }
@@ -253,11 +264,11 @@ impl PeerState {
         }
     }
 
-    /// Whether `source` may speak now; latches it when it is the one (module docs).
-    fn admit(&mut self, source: SocketAddr, now: Instant, limits: &RtpLimits) -> Result<RtpPeer, Refused> {
+    /// Whether `source` may speak now (module docs), without latching it.
+    fn check(&self, source: SocketAddr, now: Instant, limits: &RtpLimits) -> Result<(), Refused> {
         let from = canonical(source);
         if let Some(latched) = self.latched {
-            return if canonical(latched) == from { Ok(self.peer) } else { Err(Refused::Stranger) };
+            return if canonical(latched) == from { Ok(()) } else { Err(Refused::Stranger) };
         }
         let announced = canonical(self.announced);
         if from != announced {
@@ -269,6 +280,15 @@ impl PeerState {
             if now.saturating_duration_since(self.since) < limits.nat_latch_grace {
                 return Err(Refused::NatCandidate);
             }
+        }
+        Ok(())
+    }
+
+    /// Whether `source` may speak now; latches it when it is the one (module docs).
+    fn admit(&mut self, source: SocketAddr, now: Instant, limits: &RtpLimits) -> Result<RtpPeer, Refused> {
+        self.check(source, now, limits)?;
+        if self.latched.is_some() {
+            return Ok(self.peer);
         }
         self.latched = Some(source);
         self.peer.address = source;
@@ -350,6 +370,8 @@ struct Shared {
     events: Mutex<VecDeque<TelephoneEvent>>,
     /// Audio looped when nothing plays and nothing is fed (hold music), and the position in it.
     background: Mutex<Option<(Arc<[i16]>, usize)>>,
+    /// SDES keys, when the call's media is SRTP.
+    srtp: Mutex<Option<SrtpContexts>>,
     closed: AtomicBool,
     closed_notify: Notify,
     counters: RtpCounters,
@@ -432,6 +454,7 @@ impl RtpSession {
             feed: Mutex::new(None),
             background: Mutex::new(None),
             events: Mutex::new(VecDeque::new()),
+            srtp: Mutex::new(None),
             closed: AtomicBool::new(false),
             closed_notify: Notify::new(),
             counters: RtpCounters::default(),
@@ -474,6 +497,27 @@ impl RtpSession {
         self.shared.peer.lock().signalling = Some(ip);
     }
 
+    /// Make the media SRTP: `local` protects what we send, `remote` (the peer's key) opens what
+    /// it sends. From here on plain RTP is neither sent nor accepted.
+    pub fn set_srtp(&self, local: &SdesKey, remote: &SdesKey) -> Result<(), SrtpError> {
+        *self.shared.srtp.lock() = Some(SrtpContexts::new(local, remote)?);
+        Ok(())
+    }
+
+    /// The peer changed its key (a re-offer with a new `a=crypto`); ours stays. Nothing to do
+    /// for a session without SRTP.
+    pub fn rekey_inbound(&self, remote: &SdesKey) -> Result<(), SrtpError> {
+        match self.shared.srtp.lock().as_mut() {
+            Some(contexts) => contexts.rekey_inbound(remote),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the media is SRTP.
+    pub fn is_srtp(&self) -> bool {
+        self.shared.srtp.lock().is_some()
+    }
+
     /// Where packets go now.
     pub fn remote(&self) -> SocketAddr {
         self.shared.peer.lock().peer.address
@@ -495,6 +539,7 @@ impl RtpSession {
             dropped_rate: counters.dropped_rate.load(Ordering::Relaxed),
             tap_samples_dropped: counters.tap_samples_dropped.load(Ordering::Relaxed),
             tap_packets_overflowed: counters.tap_packets_overflowed.load(Ordering::Relaxed),
+            dropped_auth: counters.dropped_auth.load(Ordering::Relaxed),
             latched: self.shared.peer.lock().latched,
         }
     }
@@ -709,9 +754,18 @@ impl Sender {
         if destination.port() == 0 || destination.ip().is_unspecified() {
             return;
         }
+        let protected = match self.shared.srtp.lock().as_mut() {
+            Some(contexts) => match contexts.protect(&self.datagram) {
+                Ok(protected) => Some(protected),
+                // Only after 2^48 packets under one key (RFC 3711 §9.2): nothing goes out.
+                Err(_) => return,
+            },
+            None => None,
+        };
         // Non-blocking: a full socket buffer or an unreachable peer loses this packet, never
         // the pacing of the others.
-        if self.shared.send_socket.send_to(&self.datagram, destination).is_ok() {
+        let datagram = protected.as_deref().unwrap_or(&self.datagram);
+        if self.shared.send_socket.send_to(datagram, destination).is_ok() {
             self.shared.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -830,19 +884,22 @@ async fn receive_loop(shared: Arc<Shared>, local: SocketAddr) {
     let mut inband = InbandDetector::new();
     let mut rate = RateWindow { started: Instant::now(), count: 0 };
     // An attack is logged once per session, not once per packet.
-    let (mut noted_nat_candidate, mut warned_source, mut warned_rate) = (false, false, false);
+    let (mut noted_nat_candidate, mut warned_source, mut warned_rate, mut warned_auth) =
+        (false, false, false, false);
     loop {
         let (length, source) = match shared.socket.recv_from(&mut buffer).await {
             Ok(received) => received,
             // ICMP port unreachable surfaces here on some systems; keep reading.
             Err(_) => continue,
         };
-        let Ok(packet) = RtpPacket::parse(&buffer[..length]) else { continue };
+        if RtpPacket::parse(&buffer[..length]).is_err() {
+            continue;
+        }
         shared.counters.packets_received.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        let admitted = shared.peer.lock().admit(source, now, &shared.limits);
-        let peer = match admitted {
-            Ok(peer) => peer,
+        let checked = shared.peer.lock().check(source, now, &shared.limits);
+        match checked {
+            Ok(()) => {}
             Err(refused) => {
                 shared.counters.dropped_source.fetch_add(1, Ordering::Relaxed);
                 if refused == Refused::NatCandidate && !noted_nat_candidate {
@@ -859,7 +916,7 @@ async fn receive_loop(shared: Arc<Shared>, local: SocketAddr) {
                 }
                 continue;
             }
-        };
+        }
         if !rate.allow(now, shared.limits.max_packets_per_second) {
             shared.counters.dropped_rate.fetch_add(1, Ordering::Relaxed);
             if !warned_rate {
@@ -871,6 +928,26 @@ async fn receive_loop(shared: Arc<Shared>, local: SocketAddr) {
             }
             continue;
         }
+        // SRTP: only a packet that authenticates (and is no replay) goes on, and may latch.
+        let opened = match shared.srtp.lock().as_mut() {
+            Some(contexts) => match contexts.unprotect(&buffer[..length]) {
+                Ok(plain) => Some(plain),
+                Err(error) => {
+                    shared.counters.dropped_auth.fetch_add(1, Ordering::Relaxed);
+                    if !warned_auth {
+                        warned_auth = true;
+                        warn!(
+                            %local, %source, %error,
+                            "SRTP packet refused (forged, replayed, or plain RTP); further ones are dropped silently"
+                        );
+                    }
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let Ok(peer) = shared.peer.lock().admit(source, now, &shared.limits) else { continue };
+        let Ok(packet) = RtpPacket::parse(opened.as_deref().unwrap_or(&buffer[..length])) else { continue };
         let key = if Some(packet.payload_type) == peer.telephone_event {
             events.receive(packet.ssrc, packet.timestamp, packet.payload)
         } else if packet.payload_type == PT_PCMU || packet.payload_type == PT_PCMA {

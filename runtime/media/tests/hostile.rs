@@ -1,5 +1,5 @@
 //! An RTP session on a hostile network: injection from third addresses, floods, guessable
-//! ports, recordings grown by a flood. Real sockets on loopback (127.0.0.0/8: 127.0.0.2 is
+//! ports, recordings grown by a flood, and under SRTP forged, replayed and plain packets. Real sockets on loopback (127.0.0.0/8: 127.0.0.2 is
 //! "another host").
 
 use std::net::SocketAddr;
@@ -11,6 +11,7 @@ use opentact_media::rtp::RtpPacket;
 use opentact_media::session::{
     PT_PCMU, RtpLimits, RtpPeer, RtpSession, TAP_QUEUE_PACKETS, TAP_SLACK_SAMPLES,
 };
+use opentact_media::srtp::{CryptoSuite, SdesKey, SrtpContexts};
 use opentact_media::{SAMPLE_RATE, SAMPLES_PER_FRAME};
 use tokio::net::UdpSocket;
 
@@ -260,4 +261,92 @@ async fn a_stalled_tap_holds_a_bounded_queue() {
     let stats = session.stats();
     assert!(stats.tap_packets_overflowed >= 300, "{stats:?}");
     assert_eq!(stats.dropped_rate, 0, "{stats:?}");
+}
+
+/// Keys for the platform's side and the phone's, and the phone's contexts (it protects with its
+/// key and opens with the platform's).
+fn srtp_pair() -> (SdesKey, SdesKey, SrtpContexts) {
+    let platform = SdesKey::generate(1, CryptoSuite::AesCm128HmacSha1_80).expect("random");
+    let phone = SdesKey::generate(1, CryptoSuite::AesCm128HmacSha1_80).expect("random");
+    let contexts = SrtpContexts::new(&phone, &platform).expect("contexts");
+    (platform, phone, contexts)
+}
+
+/// One DTMF key's RFC 4733 packets as SRTP under `contexts`.
+fn protected_event(
+    key: char,
+    timestamp: u32,
+    contexts: &mut SrtpContexts,
+    first_sequence: u16,
+) -> Vec<Vec<u8>> {
+    send_key(key, 800, 160, 10)
+        .expect("a key")
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let plain = datagram(101, first_sequence + index as u16, timestamp, 0x5ec, &event.to_bytes());
+            contexts.protect(&plain).expect("protect")
+        })
+        .collect()
+}
+
+async fn send_all(from: &UdpSocket, to: SocketAddr, packets: &[Vec<u8>]) {
+    for packet in packets {
+        from.send_to(packet, to).await.expect("send");
+    }
+}
+
+#[tokio::test]
+async fn srtp_takes_only_packets_under_the_peers_key_never_forged_replayed_or_plain_ones() {
+    let phone = socket("127.0.0.1").await;
+    let session = session(phone.local_addr().expect("addr"), RtpLimits::default()).await;
+    let (platform_key, phone_key, mut phone_contexts) = srtp_pair();
+    session.set_srtp(&platform_key, &phone_key).expect("srtp");
+    assert!(session.is_srtp());
+    // A forger who can send from the phone's exact address, in plain RTP, gets nothing in.
+    send_event(&phone, session.local_addr(), '9', 1000, 0xbad).await;
+    let genuine = protected_event('1', 2000, &mut phone_contexts, 1);
+    send_all(&phone, session.local_addr(), &genuine).await;
+    assert_eq!(session.next_digit(Duration::from_secs(2)).await, Some('1'));
+    // A replay of the genuine key, and another key under the right SSRC with a flipped bit.
+    send_all(&phone, session.local_addr(), &genuine).await;
+    let mut tampered = protected_event('7', 3000, &mut phone_contexts, 100);
+    for packet in &mut tampered {
+        packet[14] ^= 0x40;
+    }
+    send_all(&phone, session.local_addr(), &tampered).await;
+    read_all(&session, 4 * packets_per_key()).await;
+    assert_eq!(session.next_digit(Duration::from_millis(300)).await, None, "only the genuine key");
+    let stats = session.stats();
+    assert_eq!(stats.dropped_auth, 3 * packets_per_key(), "plain, replayed and tampered: {stats:?}");
+    // What the platform sends the phone is SRTP under the platform's key.
+    let mut buffer = [0u8; 1500];
+    let (length, _) = tokio::time::timeout(Duration::from_secs(1), phone.recv_from(&mut buffer))
+        .await
+        .expect("our packets arrive")
+        .expect("recv");
+    let opened = phone_contexts.unprotect(&buffer[..length]).expect("the phone opens the platform's packets");
+    let packet = RtpPacket::parse(&opened).expect("RTP inside");
+    assert_eq!(packet.payload_type, PT_PCMU);
+    assert_ne!(&buffer[12..12 + SAMPLES_PER_FRAME], packet.payload, "the audio is not in clear on the wire");
+}
+
+#[tokio::test]
+async fn under_srtp_only_an_authenticated_packet_latches_a_natted_source() {
+    let limits = RtpLimits { nat_latch_grace: Duration::from_millis(50), ..RtpLimits::default() };
+    let session = session("127.0.0.9:4000".parse().expect("addr"), limits).await;
+    session.set_signalling_address("127.0.0.3".parse().expect("ip"));
+    let (platform_key, phone_key, mut phone_contexts) = srtp_pair();
+    session.set_srtp(&platform_key, &phone_key).expect("srtp");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Past the grace, a forger on the phone's host (its NAT) speaks first: it latches nothing.
+    let forger = socket("127.0.0.3").await;
+    send_event(&forger, session.local_addr(), '9', 1000, 0xbad).await;
+    read_all(&session, packets_per_key()).await;
+    assert_eq!(session.stats().latched, None, "{:?}", session.stats());
+    let natted = socket("127.0.0.3").await;
+    send_all(&natted, session.local_addr(), &protected_event('6', 2000, &mut phone_contexts, 1)).await;
+    assert_eq!(session.next_digit(Duration::from_secs(2)).await, Some('6'));
+    assert_eq!(session.stats().latched, Some(natted.local_addr().expect("addr")));
+    assert_eq!(session.remote(), natted.local_addr().expect("addr"), "our audio follows the phone");
 }

@@ -218,6 +218,34 @@ pub struct MediaSection {
     /// Most MiB an account's recordings take together: at it a recording is refused the same
     /// way, and one that grows past what is left is stopped there.
     pub max_recording_mib_per_account: u64,
+    /// SRTP with SDES keys (RFC 4568): `optional` answers SRTP offers with SRTP and plain ones
+    /// with plain RTP, and offers SRTP on legs sent over TLS; `required` refuses plain RTP
+    /// offers with 488 and offers SRTP on every leg; `off` refuses SRTP offers with 488.
+    pub srtp: SrtpSetting,
+}
+
+/// `media.srtp`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpSetting {
+    /// Never SRTP.
+    Off,
+    /// SRTP when offered, and offered over TLS.
+    #[default]
+    Optional,
+    /// Only SRTP.
+    Required,
+}
+
+impl SrtpSetting {
+    /// The media layer's policy.
+    pub fn policy(self) -> opentact_media::srtp::SrtpPolicy {
+        match self {
+            SrtpSetting::Off => opentact_media::srtp::SrtpPolicy::Off,
+            SrtpSetting::Optional => opentact_media::srtp::SrtpPolicy::Optional,
+            SrtpSetting::Required => opentact_media::srtp::SrtpPolicy::Required,
+        }
+    }
 }
 
 /// `media.max_recordings_per_account` by default.
@@ -253,6 +281,7 @@ impl Default for MediaSection {
             tts_cache_max_mib: opentact_media::tts::DEFAULT_DISK_CACHE_BYTES / (1024 * 1024),
             max_recordings_per_account: DEFAULT_MAX_RECORDINGS_PER_ACCOUNT,
             max_recording_mib_per_account: DEFAULT_MAX_RECORDING_MIB_PER_ACCOUNT,
+            srtp: SrtpSetting::Optional,
         }
     }
 }

@@ -134,6 +134,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             max_bytes: config.media.max_recording_mib_per_account.saturating_mul(1024 * 1024),
             stored: Some(Arc::new(opentact_calls::call_log::StoreRecordings(Arc::new(store.clone())))),
         },
+        srtp: config.media.srtp.policy(),
     });
     let tts = Arc::new(
         EspeakTts::new(Some(data_dir.join("tts-cache")))

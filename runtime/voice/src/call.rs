@@ -19,11 +19,12 @@ use opentact_call::model::{
     SmsRequest,
 };
 use opentact_media::recorder::WavRecorder;
-use opentact_media::sdp::{self, Direction, LocalMedia};
+use opentact_media::sdp::{self, AudioStream, Direction, LocalMedia};
+use opentact_media::srtp::{self, SdesKey, SrtpPolicy};
 use opentact_sip::{IncomingCall, LegEnd, LegEvents, LegState, OutboundCall};
 use parking_lot::Mutex;
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::dial::{self, Dialer};
 use crate::render::{MediaRenderer, Rendered};
@@ -56,9 +57,42 @@ pub struct VoiceConfig {
     /// Each account's recordings: checked before every recording starts, and the bytes left
     /// bound the file.
     pub recordings: crate::RecordingQuota,
+    /// When media is SRTP (SDES keys in the SDP): as offered, always, or never.
+    pub srtp: SrtpPolicy,
+}
+
+/// A call's SRTP keys: ours (in our SDP) and the peer's (in its SDP).
+#[derive(Debug, Clone)]
+pub struct SrtpKeys {
+    /// Protects what the platform sends.
+    pub local: SdesKey,
+    /// Opens what the peer sends.
+    pub remote: SdesKey,
 }
 
 impl VoiceConfig {
+    /// The SRTP keys of the answer to `offer` — `None` for plain RTP — or why the offer is
+    /// refused (with 488): SRTP turned off, plain RTP where SRTP is required, or no crypto
+    /// line the platform can use.
+    pub fn answer_srtp(&self, offer: &AudioStream) -> Result<Option<SrtpKeys>, String> {
+        match (offer.is_srtp(), self.srtp) {
+            (true, SrtpPolicy::Off) => {
+                Err("SRTP (RTP/SAVP) is turned off on this platform (media.srtp = \"off\")".to_owned())
+            }
+            (true, _) => {
+                let remote = srtp::choose(&offer.crypto).map_err(|error| error.to_string())?;
+                let local = srtp::answer(&remote).map_err(|error| error.to_string())?;
+                Ok(Some(SrtpKeys { local, remote }))
+            }
+            (false, SrtpPolicy::Required) => {
+                Err("plain RTP refused: this platform requires SRTP (RTP/SAVP with an a=crypto line, \
+                 media.srtp = \"required\")"
+                    .to_owned())
+            }
+            (false, _) => Ok(None),
+        }
+    }
+
     /// Why the platform may not send RTP to `ip`, an SDP's connection address, if it may not.
     /// The unspecified address (an old-style hold) is no destination and passes.
     pub fn media_address_refused(&self, ip: IpAddr) -> Option<String> {
@@ -423,6 +457,13 @@ impl SipCall {
             other => CallError::Failed(format!("re-INVITE: {other}")),
         })?;
         if let (Ok(answer), Some(rtp)) = (sdp::parse(&answer), self.rtp())
+            && rtp.is_srtp()
+            && let Ok(remote) = srtp::choose(&answer.audio.crypto)
+            && let Err(error) = rtp.rekey_inbound(&remote)
+        {
+            warn!(%error, "the peer's new SRTP key in its answer to our re-offer is unusable");
+        }
+        if let (Ok(answer), Some(rtp)) = (sdp::parse(&answer), self.rtp())
             && !answer.audio.address.is_unspecified()
             && answer.audio.port != 0
             && self.config.media_address_refused(answer.audio.address).is_none()
@@ -446,6 +487,27 @@ impl SipCall {
             if config.media_address_refused(offer.audio.address).is_some() {
                 return None;
             }
+            // Nor switch between RTP and SRTP; an SRTP one may bring the peer's new key, and is
+            // answered with ours under the tag of its line for our suite.
+            let ours = reoffer_local.crypto.as_deref().and_then(|line| SdesKey::parse(line).ok().flatten());
+            if offer.audio.is_srtp() != ours.is_some() {
+                return None;
+            }
+            let crypto = match ours {
+                Some(ours) => {
+                    let remote = offer
+                        .audio
+                        .crypto
+                        .iter()
+                        .filter_map(|line| SdesKey::parse(line).ok().flatten())
+                        .find(|key| key.suite == ours.suite)?;
+                    if let Some(rtp) = reoffer_rtp.upgrade() {
+                        rtp.rekey_inbound(&remote).ok()?;
+                    }
+                    Some(ours.with_tag(remote.tag).attribute())
+                }
+                None => None,
+            };
             if let Some(rtp) = reoffer_rtp.upgrade()
                 && !offer.audio.is_hold()
             {
@@ -458,6 +520,7 @@ impl SipCall {
                     offer.audio.direction.answer()
                 },
                 version: reoffer_version.fetch_add(1, Ordering::Relaxed) + 1,
+                crypto,
                 ..reoffer_local.clone()
             };
             Some(answer.render(&offer.media_kinds, offer.audio_index))
@@ -647,6 +710,13 @@ impl CallBackend for SipCall {
             let _ = leg.reject_with_warning(488, &refused);
             return Err(CallError::Failed(format!("SDP offer: {refused}")));
         }
+        let keys = match self.config.answer_srtp(&offer.audio) {
+            Ok(keys) => keys,
+            Err(refused) => {
+                let _ = leg.reject_with_warning(488, &refused);
+                return Err(CallError::Failed(format!("SDP offer: {refused}")));
+            }
+        };
         let peer = RtpPeer {
             address: SocketAddr::new(offer.audio.address, offer.audio.port),
             codec: negotiated.codec,
@@ -659,6 +729,11 @@ impl CallBackend for SipCall {
         // A caller behind NAT sends its media from the IP its INVITE came from, not always the
         // one its SDP names: that IP may be latched too (the session's rule against injection).
         rtp.set_signalling_address(leg.source.ip());
+        if let Some(keys) = &keys {
+            rtp.set_srtp(&keys.local, &keys.remote)
+                .map_err(|error| CallError::Failed(format!("SRTP: {error}")))?;
+            info!(suite = keys.local.suite.name(), "the call's media is SRTP");
+        }
         let local = LocalMedia {
             session_id: u64::from(rtp.local_addr().port()) << 16 | u64::from(std::process::id() & 0xffff),
             version: 1,
@@ -667,6 +742,7 @@ impl CallBackend for SipCall {
             codecs: vec![negotiated.codec],
             telephone_event: negotiated.telephone_event,
             direction: offer.audio.direction.answer(),
+            crypto: keys.map(|keys| keys.local.attribute()),
         };
         let answer = local.render(&offer.media_kinds, offer.audio_index);
         let rtp = Arc::new(rtp);
@@ -1043,7 +1119,39 @@ mod tests {
             inband_dtmf: false,
             allow_private_media,
             recordings: crate::RecordingQuota::unlimited(),
+            srtp: opentact_media::srtp::SrtpPolicy::Optional,
         }
+    }
+
+    #[test]
+    fn srtp_offers_are_answered_per_the_policy() {
+        use opentact_media::sdp;
+        use opentact_media::srtp::SrtpPolicy;
+        let plain = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                     m=audio 6000 RTP/AVP 0\r\n";
+        let plain = sdp::parse(plain).expect("offer").audio;
+        let secure = sdp::parse(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 6000 RTP/SAVP 0\r\na=crypto:4 AES_CM_128_HMAC_SHA1_32 \
+             inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n",
+        )
+        .expect("offer")
+        .audio;
+        let mut keyless = secure.clone();
+        keyless.crypto.clear();
+        let with = |srtp| VoiceConfig { srtp, ..config(true) };
+        let keys = with(SrtpPolicy::Optional).answer_srtp(&secure).expect("answered").expect("with SRTP");
+        assert_eq!((keys.local.tag, keys.remote.tag), (4, 4), "the answer takes the offer's tag");
+        assert_eq!(keys.local.suite, keys.remote.suite);
+        assert_ne!(keys.local, keys.remote, "our own key");
+        assert!(with(SrtpPolicy::Optional).answer_srtp(&plain).expect("answered").is_none());
+        assert!(with(SrtpPolicy::Required).answer_srtp(&secure).expect("answered").is_some());
+        let refused = |srtp, offer: &opentact_media::sdp::AudioStream| {
+            with(srtp).answer_srtp(offer).expect_err("refused")
+        };
+        assert!(refused(SrtpPolicy::Required, &plain).contains("requires SRTP"));
+        assert!(refused(SrtpPolicy::Off, &secure).contains("turned off"));
+        assert!(refused(SrtpPolicy::Optional, &keyless).contains("no a=crypto line"));
     }
 
     #[test]

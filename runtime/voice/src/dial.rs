@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use opentact_call::error::CallError;
 use opentact_call::model::{CallInfo, DialTarget};
-use opentact_media::sdp::{self, Direction, LocalMedia};
+use opentact_media::sdp::{self, AudioStream, Direction, LocalMedia};
+use opentact_media::srtp::{self, CryptoSuite, SdesKey};
 use opentact_sip::{LegEvents, OutboundCall, OutboundOutcome, OutboundRequest, SipEndpoint};
 use tokio::task::JoinSet;
 use tracing::{debug, info};
@@ -150,6 +151,15 @@ pub(crate) async fn ring(
             let rtp = RtpSession::bind(config.rtp_bind, config.rtp_ports.clone(), unknown_peer)
                 .await
                 .map_err(|error| CallError::LimitExceeded(format!("no RTP port: {error}")))?;
+            // SDES keys only where the SDP carrying them is protected, unless SRTP is required.
+            let srtp_key = if config.srtp.offers_on(request.transport) {
+                Some(
+                    SdesKey::generate(1, CryptoSuite::AesCm128HmacSha1_80)
+                        .map_err(|error| CallError::Failed(format!("SRTP: {error}")))?,
+                )
+            } else {
+                None
+            };
             let offer = LocalMedia {
                 session_id: u64::from(rtp.local_addr().port()),
                 version: 1,
@@ -158,6 +168,7 @@ pub(crate) async fn ring(
                 codecs: dialer.offer_codecs(info, &request).unwrap_or_else(|| vec![PT_PCMU, PT_PCMA]),
                 telephone_event: Some(OFFER_TELEPHONE_EVENT),
                 direction: Direction::SendRecv,
+                crypto: srtp_key.as_ref().map(SdesKey::attribute),
             };
             request.sdp_offer = offer.render(&[], 0);
             // A callee behind NAT (a registered phone) sends its media from the address its
@@ -248,6 +259,11 @@ pub(crate) async fn ring(
         rtp.close();
         return Err(CallError::Failed(format!("{}: the callee's SDP: {refused}", target.as_str())));
     }
+    if let Err(refused) = answered_srtp(&rtp, &local, &parsed.audio) {
+        call.hangup().await;
+        rtp.close();
+        return Err(CallError::Failed(format!("{}: the callee's SDP: {refused}", target.as_str())));
+    }
     rtp.set_peer(RtpPeer {
         address: SocketAddr::new(parsed.audio.address, parsed.audio.port),
         codec: negotiated.codec,
@@ -257,4 +273,30 @@ pub(crate) async fn ring(
     rtp.start();
     info!(target = target.as_str(), "dial answered");
     Ok(AnsweredLeg { target, call, rtp, local, _slot: slot })
+}
+
+/// Keys the leg's media with the callee's `a=crypto` when we offered SRTP; an answer in the
+/// other transport than the offer's (RFC 3264 §6) or without a usable key fails the leg.
+fn answered_srtp(rtp: &RtpSession, offer: &LocalMedia, answer: &AudioStream) -> Result<(), String> {
+    let ours = offer.crypto.as_deref().and_then(|line| SdesKey::parse(line).ok().flatten());
+    match (ours, answer.is_srtp()) {
+        (None, false) => Ok(()),
+        (None, true) => Err("it answered SRTP (RTP/SAVP) to a plain RTP offer".to_owned()),
+        (Some(_), false) => Err(format!("it answered {} to an SRTP (RTP/SAVP) offer", answer.protocol)),
+        (Some(ours), true) => {
+            let remote = srtp::choose(&answer.crypto).map_err(|error| error.to_string())?;
+            if (remote.tag, remote.suite) != (ours.tag, ours.suite) {
+                return Err(format!(
+                    "its a=crypto answers tag {} with {}, the offer had tag {} with {}",
+                    remote.tag,
+                    remote.suite.name(),
+                    ours.tag,
+                    ours.suite.name()
+                ));
+            }
+            rtp.set_srtp(&ours, &remote).map_err(|error| error.to_string())?;
+            info!(suite = ours.suite.name(), "the leg's media is SRTP");
+            Ok(())
+        }
+    }
 }
