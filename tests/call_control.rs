@@ -4,9 +4,9 @@
 //! state answers 409; another account's call is 404; the call's events arrive over the
 //! websocket.
 
+#[path = "../runtime/webhooks/tests/support/pg.rs"]
+mod pg;
 mod support;
-
-use std::time::Duration;
 
 use opentact_store::AppMode;
 use serde_json::{Value, json};
@@ -46,23 +46,7 @@ async fn rest_commands_drive_a_parked_call() {
     let demo = jwt(&platform, "demo@opentact.local", &sample_password(&platform.log())).await;
     let mut socket = support::ws::subscribe(platform.api, &ops).await;
 
-    let scenario_dir = tempfile::tempdir().expect("tempdir");
-    let scenario = scenario_dir.path().join("caller.xml");
-    std::fs::write(&scenario, support::sipp::caller_awaiting_bye()).expect("write");
-    let mut sipp = support::platform::sipp();
-    sipp.args([
-        "-sf",
-        scenario.to_str().expect("utf-8"),
-        "-s",
-        &TN.to_string(),
-        "-m",
-        "1",
-        "-i",
-        "127.0.0.1",
-    ])
-    .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
-    .arg(platform.sip.to_string());
-    let caller = tokio::spawn(support::platform::run_sipp(sipp, Duration::from_secs(60)));
+    let caller = support::platform::call_awaiting_bye(&platform, TN);
 
     // The parked call announces itself; its uuid is what commands address.
     let initiated = support::ws::until(&mut socket, |e| e["type"] == "call.initiated").await;
@@ -128,4 +112,99 @@ async fn rest_commands_drive_a_parked_call() {
     // The call is gone: further commands find nothing.
     let (status, gone) = command(&platform, &ops, &call, json!({"command": "hangup"})).await;
     assert_eq!(status, 404, "{gone}");
+}
+
+/// Two nodes on one PostgreSQL (issue 14): a call parked on node a is answered, spoken to and
+/// hung up by REST commands sent to node b, which relays them to node a through the database;
+/// the answers are the ones node a's own API would give (accepted, duplicate, 409, 404). A
+/// websocket client of node b hears node a's events for the call, in order, and resumes on
+/// node b after one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_sent_to_another_node_drive_a_call_parked_on_the_first() {
+    let Some(db) = pg::PgDatabase::create() else { return };
+    {
+        let store = opentact_store::Store::open(&db.url).await.expect("store");
+        support::provision::number_with_app_in(&store, EMAIL, TN, AppMode::Async).await;
+        store.close().await;
+    }
+    let shared = tempfile::tempdir().expect("tempdir");
+    let start = |name: &'static str| support::platform::start_node(name, &db.url, shared.path(), "");
+    let a = start("node-a").await;
+    let b = start("node-b").await;
+    let ops = jwt(&b, EMAIL, PASSWORD).await;
+    let mut socket = support::ws::subscribe(a.api, &ops).await;
+    let mut socket_b = support::ws::subscribe(b.api, &ops).await;
+
+    let caller = support::platform::call_awaiting_bye(&a, TN);
+    let initiated = support::ws::until(&mut socket, |e| e["type"] == "call.initiated").await;
+    let call = initiated.last().expect("event")["call"]["uuid"].as_str().expect("call uuid").to_owned();
+
+    // Every command goes to node b, which does not carry the call.
+    let (status, answered) =
+        command(&b, &ops, &call, json!({"command": "answer", "command_id": "a-1"})).await;
+    assert_eq!(
+        (status, answered["payload"]["state"].as_str()),
+        (200, Some("accepted")),
+        "{answered}\n{}",
+        b.log()
+    );
+    let (status, again) = command(&b, &ops, &call, json!({"command": "answer", "command_id": "a-1"})).await;
+    assert_eq!((status, again["payload"]["state"].as_str()), (200, Some("duplicate")), "{again}");
+    let answered = support::ws::until(&mut socket, |e| e["type"] == "call.answered").await;
+    let (status, conflict) =
+        command(&b, &ops, &call, json!({"command": "answer", "command_id": "a-2"})).await;
+    assert_eq!(status, 409, "{conflict}");
+    assert!(conflict["message"].as_str().unwrap_or("").contains("the call is answered"), "{conflict}");
+    let demo = jwt(&b, "demo@opentact.local", &sample_password(&a.log())).await;
+    let (status, foreign) = command(&b, &demo, &call, json!({"command": "hangup"})).await;
+    assert_eq!(status, 404, "another account's call: {foreign}");
+    let (status, said) = command(
+        &b,
+        &ops,
+        &call,
+        json!({"command": "say", "params": {"text": "Hello from node b"}, "tag": "hi"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{said}");
+    let (status, hung_up) = command(&b, &ops, &call, json!({"command": "hangup"})).await;
+    assert_eq!(status, 200, "{hung_up}");
+    let events = support::ws::until(&mut socket, |e| e["type"] == "call.destroyed").await;
+    assert!(
+        events.iter().any(|e| e["type"] == "call.callflow"
+            && e["payload"]["verb"] == "say"
+            && e["payload"]["phase"] == "finished"
+            && e["payload"]["tag"] == "hi"),
+        "node a spoke what node b was told: {events:#?}"
+    );
+    let (code, output) = caller.await.expect("sipp task");
+    assert_eq!(code, 0, "the caller's call ended with the BYE:\n{output}");
+
+    // Node b's client heard node a's call: the same events, the same order.
+    let heard_on_b = support::ws::until(&mut socket_b, |e| e["type"] == "call.destroyed").await;
+    let of_call = |events: &[serde_json::Value]| -> Vec<(String, u64, String)> {
+        events
+            .iter()
+            .filter(|e| e["call"]["uuid"] == call.as_str())
+            .map(|e| {
+                let kind = e["type"].as_str().unwrap_or_default().to_owned();
+                (kind, e["seq"].as_u64().unwrap_or(0), e["uuid"].as_str().unwrap_or_default().to_owned())
+            })
+            .collect()
+    };
+    let on_a = of_call(&[initiated.as_slice(), &answered, &events].concat());
+    let on_b = of_call(&heard_on_b);
+    assert_eq!(on_b, on_a, "node b's client hears node a's events, in order\n{}", b.log());
+    let seqs: Vec<u64> = on_b.iter().map(|(_, seq, _)| *seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "in per-call order, none missing");
+    // A client that saw call.answered on node a resumes on node b from there.
+    let answered_at = on_a.iter().position(|(kind, _, _)| kind == "call.answered").expect("answered");
+    let mut resumed = support::ws::resume(b.api, &ops, &on_a[answered_at].2).await;
+    let replayed = of_call(&support::ws::until(&mut resumed, |e| e["type"] == "call.destroyed").await);
+    assert_eq!(replayed, on_a[answered_at + 1..], "resumed on node b after node a's event");
+
+    // Now the call has ended everywhere: 404 from either node.
+    let (status, ended) = command(&b, &ops, &call, json!({"command": "hangup"})).await;
+    assert_eq!(status, 404, "{ended}");
+    drop((a, b));
+    drop(db);
 }

@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use opentact_store::{AppMode, WebhookMethod};
 use serde_json::{Value, json};
 use support::http::{Canned, TestServer};
@@ -25,31 +23,6 @@ const IVR: &str = r#"<Response>
   <Say tag="bye">Goodbye.</Say>
   <Hangup/>
 </Response>"#;
-
-/// Calls `tn` and waits for the platform's BYE.
-fn call(platform: &Platform, tn: i64) -> tokio::task::JoinHandle<(i32, String)> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = dir.path().join("caller.xml");
-    std::fs::write(&scenario, support::sipp::caller_awaiting_bye()).expect("write");
-    let mut sipp = support::platform::sipp();
-    sipp.args([
-        "-sf",
-        scenario.to_str().expect("utf-8"),
-        "-s",
-        &tn.to_string(),
-        "-m",
-        "1",
-        "-i",
-        "127.0.0.1",
-    ])
-    .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
-    .arg(platform.sip.to_string());
-    tokio::spawn(async move {
-        let outcome = support::platform::run_sipp(sipp, Duration::from_secs(60)).await;
-        drop(dir);
-        outcome
-    })
-}
 
 /// What the three must agree on: each call-control verb's phases and tags, and how it ended.
 fn transcript(events: &[Value]) -> Vec<String> {
@@ -99,7 +72,7 @@ async fn the_same_ivr_as_hosted_xml_as_a_webhook_and_as_rest_commands_behaves_th
 
     let mut transcripts = Vec::new();
     for tn in [HOSTED, WEBHOOK] {
-        let caller = call(&platform, tn);
+        let caller = support::platform::call_awaiting_bye(&platform, tn);
         let events = support::ws::until(&mut socket, |e| e["type"] == "call.destroyed").await;
         let (code, output) = caller.await.expect("sipp");
         assert_eq!(code, 0, "{tn}: {output}\n{}", platform.log());
@@ -108,7 +81,7 @@ async fn the_same_ivr_as_hosted_xml_as_a_webhook_and_as_rest_commands_behaves_th
     assert_eq!(server.received().len(), 1, "the webhook was fetched once, for its call");
 
     // The async way: the parked call announces itself, then the commands that spell the IVR.
-    let caller = call(&platform, ASYNC);
+    let caller = support::platform::call_awaiting_bye(&platform, ASYNC);
     let initiated = support::ws::until(&mut socket, |e| e["type"] == "call.initiated").await;
     let call_id = initiated.last().expect("event")["call"]["uuid"].as_str().expect("uuid").to_owned();
     let commands = [

@@ -296,24 +296,10 @@ async fn a_killed_nodes_deliveries_are_sent_once_in_order_by_the_other_node() {
     receiver.down.store(true, Ordering::SeqCst);
     // Both nodes share the database and the secret key file (the signing keys are sealed).
     let shared = tempfile::tempdir().expect("tempdir");
-    let key = shared.path().join("secret.key");
     let start = |name: &'static str| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("node.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[server]\nnode_id = \"{name}\"\nheartbeat_ms = 200\nnode_timeout_ms = 2000\n\n\
-                 [store]\nurl = \"{}\"\nseed_sample = true\nsecret_key_file = \"{}\"\n\n\
-                 [webhooks]\nallow_private = true\nbackoff_ms = 50\nmax_backoff_ms = 400\ntimeout_ms = 500\n\
-                 max_attempts = 1000\n",
-                db.url,
-                key.display()
-            ),
-        )
-        .expect("config");
-        let config = config.to_str().expect("utf-8").to_owned();
-        async move { Platform::start_in(dir, &["--config", &config]).await }
+        let extra = "heartbeat_ms = 200\nnode_timeout_ms = 2000\n\n[webhooks]\nallow_private = true\nbackoff_ms = 50\n\
+                     max_backoff_ms = 400\ntimeout_ms = 500\nmax_attempts = 1000\n";
+        support::platform::start_node(name, &db.url, shared.path(), extra)
     };
     let a = start("a").await;
     let b = start("b").await;

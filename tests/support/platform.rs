@@ -138,6 +138,52 @@ pub fn sipp() -> Command {
     command
 }
 
+/// A node named `name` of a cluster on the PostgreSQL at `db_url`: it shares the secret key
+/// file and the JWT key file in `shared` with the other nodes, seeds the sample, and adds
+/// `extra` (TOML tables) to its config.
+pub async fn start_node(name: &str, db_url: &str, shared: &std::path::Path, extra: &str) -> Platform {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"{db_url}\"\nseed_sample = true\nsecret_key_file = \"{}\"\n\n\
+             [api]\njwt_key_file = \"{}\"\n\n[server]\nnode_id = \"{name}\"\n{extra}",
+            shared.join("secret.key").display(),
+            shared.join("jwt.key").display()
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    Platform::start_in(dir, &["--config", &config]).await
+}
+
+/// A SIPp caller that calls `tn` at `platform` and waits for the platform's BYE (30 s at
+/// most); its exit code and output.
+pub fn call_awaiting_bye(platform: &Platform, tn: i64) -> tokio::task::JoinHandle<(i32, String)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("caller.xml");
+    std::fs::write(&scenario, super::sipp::caller_awaiting_bye()).expect("write");
+    let mut sipp = sipp();
+    sipp.args([
+        "-sf",
+        scenario.to_str().expect("utf-8"),
+        "-s",
+        &tn.to_string(),
+        "-m",
+        "1",
+        "-i",
+        "127.0.0.1",
+    ])
+    .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
+    .arg(platform.sip.to_string());
+    tokio::spawn(async move {
+        let outcome = run_sipp(sipp, Duration::from_secs(60)).await;
+        drop(dir);
+        outcome
+    })
+}
+
 /// Run sipp to completion (at most `timeout`); returns exit code and output.
 pub async fn run_sipp(mut command: Command, timeout: Duration) -> (i32, String) {
     let child = command.spawn().expect("sipp is installed (apt-get install sip-tester)");

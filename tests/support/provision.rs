@@ -60,7 +60,14 @@ async fn in_inventory(store: &Store, tn: i64) {
 /// An account whose number `tn` runs `mode`.
 pub async fn number_with_app(data: &Path, email: &str, tn: i64, mode: AppMode) -> Provisioned {
     let store = open(data).await;
-    in_inventory(&store, tn).await;
+    let provisioned = number_with_app_in(&store, email, tn, mode).await;
+    store.close().await;
+    provisioned
+}
+
+/// [`number_with_app`] in an open store (a PostgreSQL several nodes share).
+pub async fn number_with_app_in(store: &Store, email: &str, tn: i64, mode: AppMode) -> Provisioned {
+    in_inventory(store, tn).await;
     let account = match store.account_by_email(email).await.expect("lookup") {
         Some(account) => account,
         None => store
@@ -99,7 +106,6 @@ pub async fn number_with_app(data: &Path, email: &str, tn: i64, mode: AppMode) -
         )
         .await
         .expect("attach app");
-    store.close().await;
     Provisioned { account: account.uuid, app: app.uuid, tn }
 }
 

@@ -124,6 +124,9 @@ pub struct ApiState {
     pub events: Option<Arc<EventBus>>,
     /// Live calls taking commands (`POST /rest/call/{uuid}/command`), when the server has them.
     pub call_control: Option<Arc<dyn CallControl>>,
+    /// Sends commands for calls carried by another node to that node, when nodes share a
+    /// PostgreSQL; without it such a command answers 409.
+    pub forwarder: Option<Arc<dyn opentact_control::CommandForwarder>>,
     /// Places outbound calls (`POST /rest/call`), when the server runs SIP.
     pub calling: Option<Arc<dyn Calling>>,
     /// Places bulk calls (`POST /rest/batch`), when the server does outbound calling; without
@@ -155,7 +158,7 @@ pub struct ApiState {
     /// unless set with [`ApiState::with_connection_ips`].
     pub connection_ips: Arc<crate::routes::sip_connection::ConnectionIps>,
     /// This node's name (`[server] node_id`): a call the call log shows live on another node
-    /// is told apart from a call that is not live (409, not 404).
+    /// is told apart from a call that is not live here (relayed, not 404).
     pub node_id: Option<Arc<str>>,
     /// Held while a subscription is counted and created, so concurrent creations cannot pass
     /// the per-account cap together (on this node).
@@ -173,6 +176,7 @@ impl ApiState {
             google,
             events: None,
             call_control: None,
+            forwarder: None,
             calling: None,
             batch_launcher: None,
             messaging: None,
@@ -245,6 +249,12 @@ impl ApiState {
     /// Send call commands to `control`.
     pub fn with_call_control(mut self, control: Arc<dyn CallControl>) -> Self {
         self.call_control = Some(control);
+        self
+    }
+
+    /// Relay commands for calls carried by other nodes through `forwarder`.
+    pub fn with_command_forwarder(mut self, forwarder: Arc<dyn opentact_control::CommandForwarder>) -> Self {
+        self.forwarder = Some(forwarder);
         self
     }
 

@@ -12,7 +12,7 @@ api_test!(
     call_log_shows_stir_shaken,
     recordings_metadata_and_audio,
     deleting_a_recording_removes_its_row_and_file,
-    a_command_for_a_call_live_on_another_node_says_which
+    without_a_relay_a_command_for_a_call_live_on_another_node_gets_409
 );
 
 /// Logs a call for `account` that started `minutes_ago` and ended as `end` says.
@@ -316,10 +316,10 @@ async fn deleting_a_recording_removes_its_row_and_file(c: Ctx) -> anyhow::Result
     Ok(())
 }
 
-/// Commands are not forwarded between nodes yet: a command or a bridge for a call that the
-/// call log shows live on another node answers 409 naming it; a call ended, open on this very
-/// node (it just ended here), or another account's answers 404 as before.
-async fn a_command_for_a_call_live_on_another_node_says_which(c: Ctx) -> anyhow::Result<()> {
+/// A node that does not relay commands (no PostgreSQL shared with other nodes): a command for a
+/// call that the call log shows live on another node answers 409 without naming the node; a
+/// call ended, open on this very node (it just ended here), or another account's answers 404.
+async fn without_a_relay_a_command_for_a_call_live_on_another_node_gets_409(c: Ctx) -> anyhow::Result<()> {
     let (a, jwt) = c.signup("nodes@example.test").await?;
     let (_, stranger) = c.signup("stranger@example.test").await?;
     let started = |node: &str| NewCallRecord {
@@ -332,7 +332,8 @@ async fn a_command_for_a_call_live_on_another_node_says_which(c: Ctx) -> anyhow:
         node: Some(node.into()),
     };
     let (elsewhere, here, ended) = (started("node-b"), started("node-a"), started("node-b"));
-    for call in [&elsewhere, &here, &ended] {
+    let on_node_c = started("node-c");
+    for call in [&elsewhere, &here, &ended, &on_node_c] {
         c.store.record_call_start(a, call.clone()).await?;
     }
     let end = CallEnd {
@@ -352,14 +353,18 @@ async fn a_command_for_a_call_live_on_another_node_says_which(c: Ctx) -> anyhow:
 
     let say = json!({"command": "say", "params": {"text": "hello"}});
     let command = |call: Uuid| format!("/rest/call/{call}/command");
-    node_a
-        .post(&command(elsewhere.uuid), &jwt, say.clone())
-        .await?
-        .err(StatusCode::CONFLICT, &["live on another node", "node-b", "not forwarded"])?;
+    let refused = node_a.post(&command(elsewhere.uuid), &jwt, say.clone()).await?;
+    refused.err(StatusCode::CONFLICT, &["live on another node", "does not relay commands"])?;
+    // The node's name is the operator's, not the account's.
+    ensure!(!refused.body.to_string().contains("node-b"), "{}", refused.body);
     node_a
         .post("/rest/call/bridge", &jwt, json!({"call_a": elsewhere.uuid, "call_b": here.uuid}))
         .await?
-        .err(StatusCode::CONFLICT, &["node-b"])?;
+        .err(StatusCode::NOT_FOUND, &["live call", &here.uuid.to_string()])?;
+    node_a
+        .post("/rest/call/bridge", &jwt, json!({"call_a": elsewhere.uuid, "call_b": on_node_c.uuid}))
+        .await?
+        .err(StatusCode::CONFLICT, &["different nodes", "media is not relayed"])?;
     for call in [here.uuid, ended.uuid] {
         node_a.post(&command(call), &jwt, say.clone()).await?.err(StatusCode::NOT_FOUND, &["live call"])?;
     }

@@ -21,6 +21,7 @@ pub mod admission;
 pub mod batch;
 pub mod call_log;
 pub mod call_runner;
+pub mod command_relay;
 pub mod dialer;
 pub mod live_calls;
 pub mod numbers;

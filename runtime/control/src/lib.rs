@@ -44,6 +44,20 @@ pub trait CallControl: Send + Sync {
     fn is_live(&self, account: uuid::Uuid, call: uuid::Uuid) -> bool;
 }
 
+/// Sends a command to the node that carries a call, when that is another node of the same
+/// database, and waits for what became of it there.
+pub trait CommandForwarder: Send + Sync {
+    /// Runs `command` for `account`'s call `call` on `node`; an error when the node did not
+    /// take it in time (it then never runs).
+    fn forward(
+        &self,
+        account: uuid::Uuid,
+        call: uuid::Uuid,
+        node: &str,
+        command: CallCommand,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<CommandOutcome, String>> + Send + '_>>;
+}
+
 /// Starts placing a stored batch's calls (the server's batch runner).
 pub trait BatchLauncher: Send + Sync {
     /// Called once `account`'s batch `batch` is stored (queued); returns at once, the calls

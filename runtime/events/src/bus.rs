@@ -104,6 +104,9 @@ pub struct EventBus {
     /// all of them: bounded by [`BusConfig::tap_capacity`]; what overflows is counted.
     tap: Option<mpsc::Sender<Arc<Event>>>,
     tap_dropped: std::sync::atomic::AtomicU64,
+    /// This node's own events, for the other nodes of a shared database ([`Self::relay_tap`]).
+    relay: Option<mpsc::Sender<Arc<Event>>>,
+    relay_dropped: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for EventBus {
@@ -114,20 +117,38 @@ impl std::fmt::Debug for EventBus {
 
 impl EventBus {
     pub fn new(config: BusConfig) -> Self {
-        EventBus { config, inner: Mutex::new(Inner::default()), tap: None, tap_dropped: Default::default() }
+        EventBus {
+            config,
+            inner: Mutex::new(Inner::default()),
+            tap: None,
+            tap_dropped: Default::default(),
+            relay: None,
+            relay_dropped: Default::default(),
+        }
     }
 
     /// A bus that also hands every event to the returned receiver (in publishing order).
     /// At most [`BusConfig::tap_capacity`] wait in it; more are dropped ([`Self::tap_dropped`]).
     pub fn with_tap(config: BusConfig) -> (Self, mpsc::Receiver<Arc<Event>>) {
         let (tap, events) = mpsc::channel(config.tap_capacity.max(1));
-        let bus = EventBus {
-            config,
-            inner: Mutex::new(Inner::default()),
-            tap: Some(tap),
-            tap_dropped: Default::default(),
-        };
+        let bus = EventBus { tap: Some(tap), ..EventBus::new(config) };
         (bus, events)
+    }
+
+    /// A second tap, for the events this node publishes and its peers' websocket clients want
+    /// (the relay to the other nodes of a shared database): every event given to
+    /// [`Self::publish`], in order, and none given to [`Self::publish_relayed`] — a relayed
+    /// event is never sent back. At most [`BusConfig::tap_capacity`] wait; more are dropped
+    /// and counted ([`Self::relay_dropped`]). Replaces an earlier relay tap.
+    pub fn relay_tap(&mut self) -> mpsc::Receiver<Arc<Event>> {
+        let (relay, events) = mpsc::channel(self.config.tap_capacity.max(1));
+        self.relay = Some(relay);
+        events
+    }
+
+    /// Events the relay tap's consumer never got because its queue was full.
+    pub fn relay_dropped(&self) -> u64 {
+        self.relay_dropped.load(Ordering::Relaxed)
     }
 
     /// Events the tap's consumer never got because its queue was full.
@@ -140,9 +161,19 @@ impl EventBus {
         self.config
     }
 
-    /// Keep `event` and hand it to its account's subscribers. Never waits: a subscriber whose
-    /// queue is full is dropped (it sees [`Lagged`]).
+    /// Keep `event` and hand it to its account's subscribers and the taps. Never waits: a
+    /// subscriber whose queue is full is dropped (it sees [`Lagged`]).
     pub fn publish(&self, event: Event) {
+        self.deliver(event, true);
+    }
+
+    /// Keep an event another node published and relayed here, and hand it to its account's
+    /// subscribers — not to the taps: its node wrote its webhooks, and relayed it.
+    pub fn publish_relayed(&self, event: Event) {
+        self.deliver(event, false);
+    }
+
+    fn deliver(&self, event: Event, own: bool) {
         // Outside the lock: the size of what is kept is its JSON, as clients receive it.
         let size = event.to_json().len();
         let event = Arc::new(event);
@@ -163,19 +194,15 @@ impl EventBus {
             inner.retained.push_back((now, event.clone(), size));
             inner.retained_bytes += size;
         }
-        // Under the lock, so the tap sees events in the order subscribers do.
-        if let Some(tap) = &self.tap
-            && let Err(mpsc::error::TrySendError::Full(_)) = tap.try_send(event.clone())
-        {
-            let dropped = self.tap_dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            // Loud, but not once per event of a flood.
-            if dropped.is_power_of_two() {
-                tracing::error!(
-                    dropped,
-                    capacity = self.config.tap_capacity,
-                    "event tap full: events dropped before the webhook outbox (their webhooks are lost)"
-                );
-            }
+        // Under the lock, so the taps see events in the order subscribers do.
+        if own {
+            let capacity = self.config.tap_capacity;
+            let relay_lost =
+                "event relay full: events not sent to the other nodes (their websocket clients miss them)";
+            offer(&self.relay, &self.relay_dropped, &event, capacity, relay_lost);
+            let webhooks_lost =
+                "event tap full: events dropped before the webhook outbox (their webhooks are lost)";
+            offer(&self.tap, &self.tap_dropped, &event, capacity, webhooks_lost);
         }
         let Some(subscribers) = inner.subscribers.get_mut(&event.account) else { return };
         subscribers.retain(|subscriber| {
@@ -290,6 +317,25 @@ impl EventBus {
     /// Live subscribers (all accounts), for metrics and tests.
     pub fn subscriber_count(&self) -> usize {
         self.inner.lock().subscribers.values().map(Vec::len).sum()
+    }
+}
+
+/// Hands `event` to `tap` without waiting; a full tap drops it, counted in `dropped` and
+/// logged as `lost` — loudly, but not once per event of a flood.
+fn offer(
+    tap: &Option<mpsc::Sender<Arc<Event>>>,
+    dropped: &std::sync::atomic::AtomicU64,
+    event: &Arc<Event>,
+    capacity: usize,
+    lost: &str,
+) {
+    if let Some(tap) = tap
+        && let Err(mpsc::error::TrySendError::Full(_)) = tap.try_send(event.clone())
+    {
+        let dropped = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if dropped.is_power_of_two() {
+            tracing::error!(dropped, capacity, "{lost}");
+        }
     }
 }
 
@@ -509,5 +555,44 @@ mod tests {
             tap.recv().await.expect("kept");
         }
         assert!(tap.try_recv().is_err(), "no more than the capacity waited");
+    }
+
+    #[tokio::test]
+    async fn relayed_events_reach_subscribers_and_resumes_but_no_tap() {
+        let (mut bus, mut tap) = EventBus::with_tap(BusConfig { tap_capacity: 10, ..BusConfig::default() });
+        let mut relay = bus.relay_tap();
+        let a = Uuid::new_v4();
+        let mut subscriber = bus.subscribe(a, vec![], None).expect("subscribe");
+        let own = event(a, "call.initiated");
+        let theirs = event(a, "call.answered");
+        bus.publish(own.clone());
+        bus.publish_relayed(theirs.clone());
+        bus.publish(event(a, "call.hangup"));
+        assert_eq!(next_kind(&mut subscriber).await, "call.initiated");
+        assert_eq!(next_kind(&mut subscriber).await, "call.answered");
+        assert_eq!(next_kind(&mut subscriber).await, "call.hangup");
+        // Both taps get this node's two, in order, and never the relayed one.
+        for receiver in [&mut tap, &mut relay] {
+            assert_eq!(receiver.recv().await.expect("own").uuid, own.uuid);
+            assert_eq!(receiver.recv().await.expect("own").kind, "call.hangup");
+            assert!(receiver.try_recv().is_err(), "the relayed event is not tapped");
+        }
+        // A client resumes after the relayed event as after any other.
+        let mut resumed = bus.subscribe(a, vec![], Some(theirs.uuid)).expect("kept for resuming");
+        assert_eq!(next_kind(&mut resumed).await, "call.hangup");
+    }
+
+    #[test]
+    fn an_event_reads_back_from_its_json() {
+        let mut original = event(Uuid::new_v4(), "call.callflow");
+        original.call = Some(json!({"uuid": Uuid::new_v4()}));
+        original.seq = Some(7);
+        original.payload = json!({"verb": "say", "phase": "finished"});
+        let read = Event::from_json(&original.to_json()).expect("reads back");
+        assert_eq!(read.to_json(), original.to_json(), "the same JSON, field for field");
+        assert_eq!((read.uuid, read.seq, read.account), (original.uuid, Some(7), original.account));
+        let bare = event(Uuid::new_v4(), "account.changed");
+        assert_eq!(Event::from_json(&bare.to_json()).expect("reads back").call, None);
+        assert!(Event::from_json("{\"type\":\"call.hangup\"}").is_err(), "an envelope without its fields");
     }
 }

@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use opentact_call::{CallEvent, EventSink};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::bus::EventBus;
 
-/// One event, as consumers receive it (JSON).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One event, as consumers receive it (JSON). Read back from that JSON when another node
+/// relays it (`created_on` and `occurred_at` then to the millisecond).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// The event's id; consumers resume after it.
     pub uuid: Uuid,
@@ -88,6 +89,11 @@ impl Event {
     /// The event as one JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// The event [`Self::to_json`] wrote.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
     }
 }
 

@@ -154,9 +154,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )),
         None => None,
     };
-    let (bus, tap) = EventBus::with_tap(config.events.bus_config());
-    let bus = Arc::new(bus);
+    let (mut bus, tap) = EventBus::with_tap(config.events.bus_config());
     let node = node_id(&config.server)?;
+    // Nodes sharing a PostgreSQL hear each other's events (for their websocket clients).
+    let relayed_events = (store.backend() == opentact_store::Backend::Postgres).then(|| bus.relay_tap());
+    let bus = Arc::new(bus);
+    if let Some(own) = relayed_events
+        && opentact_webhooks::event_relay::start(store.clone(), node.clone(), bus.clone(), own).await
+    {
+        info!(%node, "events relayed to and from the other nodes of the database");
+    }
     // This node among others on the store: its heartbeat, and the take-over of dead nodes
     // (their CDRs, batch items and webhook deliveries).
     let timing = opentact_webhooks::NodeTiming {
@@ -279,6 +286,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     sms_inbound.set_sip(sip_messages.clone());
     sip.set_message_handler(sip_messages);
 
+    // Nodes sharing a PostgreSQL relay commands for each other's calls (SQLite has one node).
+    let relay = match store.backend() {
+        opentact_store::Backend::Postgres => Some(
+            opentact_calls::command_relay::CommandRelay::start(store.clone(), &node, live_calls.clone())
+                .await,
+        ),
+        opentact_store::Backend::Sqlite => None,
+    };
     let key_file = config.api.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("jwt.key"));
     let api_state = opentact_api::ApiState::new(
         repo,
@@ -308,6 +323,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allow_private: config.sip.allow_private_connection_ips,
         platform: [advertised, listen_ip].into_iter().filter(|ip| !ip.is_unspecified()).collect(),
     });
+    let api_state = match relay {
+        Some(relay) => api_state.with_command_forwarder(relay),
+        None => api_state,
+    };
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("starting the REST API on {}", config.api.listen))?;

@@ -62,4 +62,7 @@ pub use error::{ObjectKind, Result, StoreError};
 pub use id::new_id;
 pub use model::*;
 pub use repo::*;
-pub use sql::{Backend, PG_MAX_CONNECTIONS, SQLITE_BUSY_TIMEOUT, SQLITE_MAX_CONNECTIONS, Store};
+pub use sql::{
+    Backend, COMMAND_CHANNEL, EVENT_CHANNEL, OUTCOME_CHANNEL, PG_MAX_CONNECTIONS, SQLITE_BUSY_TIMEOUT,
+    SQLITE_MAX_CONNECTIONS, Store, StoreListener,
+};

@@ -757,6 +757,41 @@ pub trait NodeRepo: Send + Sync {
     ) -> Result<Option<NodeTakeover>>;
 }
 
+/// Commands for calls carried by another node of the same database (see the migration
+/// `0021_call_command.sql`). On PostgreSQL writing a command notifies the carrying node and
+/// answering it notifies the sender ([`crate::Store::listen`]); on SQLite, where nodes do not
+/// share a database, only the rows exist.
+#[async_trait]
+pub trait CommandRelayRepo: Send + Sync {
+    /// Writes `command` for its node, and notifies the node.
+    async fn relay_command(&self, command: &RelayedCommand) -> Result<()>;
+    /// Claims up to `limit` of `node`'s pending commands (marks them running), oldest first.
+    async fn claim_relayed_commands(&self, node: &str, limit: u32) -> Result<Vec<RelayedCommand>>;
+    /// Records the outcome of a command `node` ran, and notifies its sender.
+    async fn answer_relayed_command(&self, id: Uuid, outcome: &RelayedOutcome, at: Timestamp) -> Result<()>;
+    /// A command's outcome; `None` while pending or running.
+    async fn relayed_command_outcome(&self, id: Uuid) -> Result<Option<RelayedOutcome>>;
+    /// Expires a command nobody claimed yet (its sender stops waiting); `false` when it was
+    /// claimed meanwhile (it runs, and its outcome comes).
+    async fn expire_relayed_command(&self, id: Uuid, at: Timestamp) -> Result<bool>;
+    /// Deletes commands written before `before`; the number deleted.
+    async fn purge_relayed_commands(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Events sent to the other nodes of a shared PostgreSQL, for their websocket clients: each
+/// is a NOTIFY on [`crate::EVENT_CHANNEL`] (payload: the sending node's id, a newline, the
+/// event's JSON — or `@` and the id of the row that holds an event too large for a
+/// notification). On SQLite, where nodes do not share a database, nothing is sent.
+#[async_trait]
+pub trait EventRelayRepo: Send + Sync {
+    /// Sends `events` (each its id and JSON) from `node`, in this order, in one round trip.
+    async fn relay_events(&self, node: &str, events: &[(Uuid, String)]) -> Result<()>;
+    /// The JSON of a relayed event kept as a row (one too large to be sent inline).
+    async fn relayed_event(&self, id: Uuid) -> Result<Option<String>>;
+    /// Deletes kept events written before `before`; the number deleted.
+    async fn purge_relayed_events(&self, before: Timestamp) -> Result<u64>;
+}
+
 /// Everything the store offers, as one object-safe trait (`Arc<dyn Repository>`).
 pub trait Repository:
     AccountRepo

@@ -1,6 +1,7 @@
 //! Nodes sharing one database: a survivor takes over a node whose heartbeat stopped — its open
 //! CDRs closed, its batch items in progress failed, its pending webhook deliveries claimed —
-//! and never a live node's. SQLite, and PostgreSQL at `OPENTACT_TEST_PG_URL` (default
+//! and never a live node's; commands relayed to the node that carries a call are claimed once,
+//! in order, answered, or expired by their sender and then never claimed. SQLite, and PostgreSQL at `OPENTACT_TEST_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`; skipped when unreachable, except under CI).
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ async fn a_survivor_takes_over_a_dead_node_and_not_a_live_one() -> anyhow::Resul
     let dir = tempfile::tempdir()?;
     let sqlite = Store::open(&format!("sqlite://{}/n.db?mode=rwc", dir.path().display())).await?;
     take_over(&sqlite).await.context("on SQLite")?;
+    relay_commands(&sqlite).await.context("relaying on SQLite")?;
 
     let admin_url = std::env::var("OPENTACT_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
@@ -34,7 +36,10 @@ async fn a_survivor_takes_over_a_dead_node_and_not_a_live_one() -> anyhow::Resul
     let url = format!("{}/{db}", &admin_url[..admin_url.rfind('/').context("a database in the URL")?]);
     let outcome = async {
         let store = Store::open(&url).await?;
-        let result = take_over(&store).await;
+        let mut result = take_over(&store).await;
+        if result.is_ok() {
+            result = relay_commands(&store).await.context("relaying");
+        }
         store.close().await;
         result
     }
@@ -158,4 +163,70 @@ async fn take_over(s: &Store) -> anyhow::Result<()> {
     s.register_node("a", now).await?;
     ensure!(s.renew_node("a", now).await?, "a, registered again, renews");
     Ok(())
+}
+
+async fn relay_commands(s: &Store) -> anyhow::Result<()> {
+    let mut listener = s.listen(&[COMMAND_CHANNEL, OUTCOME_CHANNEL]).await?;
+    let account = new_id();
+    let call = new_id();
+    let sent = chrono::Utc::now();
+    let command = |node: &str, name: &str, at_ms: i64| RelayedCommand {
+        id: new_id(),
+        account,
+        call,
+        node: node.to_owned(),
+        name: name.to_owned(),
+        xml: format!("<Response><{name}/></Response>"),
+        command_id: Some(format!("{name}-1")),
+        created_on: sent + chrono::Duration::milliseconds(at_ms),
+    };
+    // Sent out of order: claimed in the order they were made.
+    let hangup = command("b", "Hangup", 2);
+    let say = command("b", "Say", 1);
+    let for_c = command("c", "Pause", 3);
+    for relayed in [&hangup, &say, &for_c] {
+        s.relay_command(relayed).await?;
+    }
+    if let Some(listener) = listener.as_mut() {
+        hear(listener, COMMAND_CHANNEL, "b").await.context("node b is woken")?;
+        hear(listener, COMMAND_CHANNEL, "c").await.context("node c is woken")?;
+    }
+
+    let claimed = s.claim_relayed_commands("b", 10).await?;
+    ensure!(claimed.len() == 2, "b's two commands, not c's: {claimed:?}");
+    ensure!(claimed[0].id == say.id && claimed[1].id == hangup.id, "in the order made: {claimed:?}");
+    ensure!(
+        claimed[0].xml == say.xml && claimed[0].command_id == say.command_id && claimed[0].account == account
+    );
+    ensure!(s.claim_relayed_commands("b", 10).await?.is_empty(), "each command is claimed once");
+    ensure!(s.relayed_command_outcome(say.id).await?.is_none(), "running: no outcome yet");
+
+    let refused = RelayedOutcome::WrongState { state: "ringing".into(), reason: "not answered yet".into() };
+    s.answer_relayed_command(say.id, &refused, chrono::Utc::now()).await?;
+    ensure!(s.relayed_command_outcome(say.id).await? == Some(refused), "the outcome as written");
+    if let Some(listener) = listener.as_mut() {
+        hear(listener, OUTCOME_CHANNEL, &say.id.to_string()).await.context("the sender is woken")?;
+    }
+    // A claimed command is not expired under its runner; an unclaimed one is, and never runs.
+    ensure!(!s.expire_relayed_command(hangup.id, chrono::Utc::now()).await?, "hangup is being run");
+    ensure!(s.expire_relayed_command(for_c.id, chrono::Utc::now()).await?, "nobody took c's command");
+    ensure!(s.relayed_command_outcome(for_c.id).await? == Some(RelayedOutcome::Expired));
+    ensure!(s.claim_relayed_commands("c", 10).await?.is_empty(), "an expired command is not claimed");
+
+    ensure!(s.purge_relayed_commands(sent).await? == 0, "nothing older than the first");
+    ensure!(s.purge_relayed_commands(sent + chrono::Duration::seconds(1)).await? == 3, "all three purged");
+    ensure!(s.relayed_command_outcome(say.id).await?.is_none(), "gone");
+    Ok(())
+}
+
+/// Waits up to 5 s for `payload` on `channel`, passing over other notifications.
+async fn hear(listener: &mut StoreListener, channel: &str, payload: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let heard =
+            tokio::time::timeout_at(deadline, listener.recv()).await.context("nothing heard in 5 s")??;
+        if heard.0 == channel && heard.1 == payload {
+            return Ok(());
+        }
+    }
 }

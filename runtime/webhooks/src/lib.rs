@@ -7,6 +7,7 @@
 //! leaves the outbox only once a receiver answered 2xx, so a restart or a crash resends what
 //! was not acknowledged (receivers de-duplicate by the event's `uuid`).
 
+pub mod event_relay;
 mod node;
 mod retention;
 mod routes;

@@ -14,8 +14,10 @@
 //! Commands run in the order they are accepted. A `command_id` seen on the same call within
 //! 60 s is acknowledged (`"state": "duplicate"`) and not run again. A command that does not
 //! fit the call's state answers 409 with the state; a call that is not live (or another
-//! account's) answers 404. Commands are not forwarded between nodes yet: a call that the call
-//! log shows live on another node of the same database answers 409 naming that node.
+//! account's) answers 404. A call live on another node of the same PostgreSQL (the call log
+//! says which) gets the command through that node (`opentact_calls::command_relay`), with the
+//! same answers; 503 when that node did not take it in time (it then never runs). A bridge of
+//! two calls on different nodes answers 409: media is not relayed between nodes.
 
 use axum::Router;
 use axum::extract::State;
@@ -164,38 +166,99 @@ fn check_command_id(id: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-/// A queued command's `state` in the answer, or the error it becomes.
-async fn answer_state(
-    outcome: CommandOutcome,
-    state: &ApiState,
-    account: Uuid,
-    call: Uuid,
-) -> Result<&'static str, ApiError> {
+/// A command's `state` in the answer, or the error it becomes.
+fn answer_state(outcome: CommandOutcome, call: Uuid) -> Result<&'static str, ApiError> {
     match outcome {
         CommandOutcome::Accepted => Ok("accepted"),
         CommandOutcome::Duplicate => Ok("duplicate"),
-        CommandOutcome::NotFound => Err(not_live_here(state, account, call).await),
+        CommandOutcome::NotFound => Err(not_found(call)),
         CommandOutcome::WrongState { state, reason } => Err(ApiError::WrongState { state, reason }),
     }
 }
 
-/// Why the account's `call` is not live on this node: 409 when the call log shows it live on
-/// another node (commands are not forwarded between nodes yet), else 404 (ended, unknown, or
-/// another account's). A call this node logged open is one that just ended here: 404.
-async fn not_live_here(state: &ApiState, account: Uuid, call: Uuid) -> ApiError {
-    let not_found = ApiError::NotFound { kind: "live call", id: call.to_string() };
-    let Ok(Some(record)) = state.repo.get_call(account, call).await else { return not_found };
-    match record.node {
-        Some(node) if record.ended_on.is_none() && state.node_id.as_deref() != Some(node.as_str()) => {
-            ApiError::WrongState {
-                state: "live on another node".to_owned(),
-                reason: format!(
-                    "call {call} is carried by node {node}, and commands are not forwarded between \
-                     nodes yet: send it to that node's API"
-                ),
+fn not_found(call: Uuid) -> ApiError {
+    ApiError::NotFound { kind: "live call", id: call.to_string() }
+}
+
+/// How long a node that relays commands waits for a call that just started to reach the call
+/// log, which is written just behind the call's first events: a client that acts on
+/// `call.initiated` at once may ask a node before the row is there.
+const CALL_LOG_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Where a call that is not live on this node is: the node the call log shows carrying it, or
+/// `None` (ended, unknown, or another account's). A call this node logged open is one that
+/// just ended here.
+async fn carried_elsewhere(state: &ApiState, account: Uuid, call: Uuid) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + CALL_LOG_CATCH_UP;
+    let record = loop {
+        match state.repo.get_call(account, call).await.ok().flatten() {
+            Some(record) => break record,
+            // Only a call whose id (a UUIDv7) says it began moments ago is waited for.
+            None if state.forwarder.is_some()
+                && began_within(call, CALL_LOG_CATCH_UP * 5)
+                && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
+            None => return None,
         }
-        _ => not_found,
+    };
+    let node = record.node?;
+    (record.ended_on.is_none() && state.node_id.as_deref() != Some(node.as_str())).then_some(node)
+}
+
+/// Whether the UUIDv7 `id` was made within `age` of now (`false` for other versions).
+fn began_within(id: Uuid, age: std::time::Duration) -> bool {
+    let Some((seconds, nanos)) = id.get_timestamp().map(|t| t.to_unix()) else { return false };
+    let made = std::time::UNIX_EPOCH + std::time::Duration::new(seconds, nanos);
+    std::time::SystemTime::now().duration_since(made).is_ok_and(|elapsed| elapsed <= age)
+        || made.duration_since(std::time::SystemTime::now()).is_ok_and(|ahead| ahead <= age)
+}
+
+/// Runs `command` on `node`, which carries the call (module docs). The node's name is the
+/// operator's and is not shown to the account.
+async fn forward(
+    state: &ApiState,
+    account: Uuid,
+    call: Uuid,
+    node: &str,
+    command: CallCommand,
+) -> Result<CommandOutcome, ApiError> {
+    match &state.forwarder {
+        Some(forwarder) => forwarder.forward(account, call, node, command).await.map_err(|error| {
+            tracing::warn!(%call, node, %error, "a relayed command was not taken");
+            ApiError::Unavailable(format!(
+                "call {call} is carried by another node, which did not take the command in time; it was \
+                 not run: try again"
+            ))
+        }),
+        None => Err(ApiError::WrongState {
+            state: "live on another node".to_owned(),
+            reason: format!(
+                "call {call} is carried by another node, and this node does not relay commands (nodes \
+                 relay through a shared PostgreSQL): send it to the API of the node that carries the call"
+            ),
+        }),
+    }
+}
+
+/// Runs `command` on the node that carries the account's `call`: this one, or another.
+async fn run_command(
+    state: &ApiState,
+    account: Uuid,
+    call: Uuid,
+    command: CallCommand,
+) -> Result<CommandOutcome, ApiError> {
+    let outcome = match &state.call_control {
+        Some(control) => control.command(account, call, command.clone()).await,
+        None => CommandOutcome::NotFound,
+    };
+    if outcome != CommandOutcome::NotFound {
+        return Ok(outcome);
+    }
+    match carried_elsewhere(state, account, call).await {
+        Some(node) => forward(state, account, call, &node, command).await,
+        None => Ok(CommandOutcome::NotFound),
     }
 }
 
@@ -217,15 +280,9 @@ async fn command(
 ) -> Result<Payload<CommandAnswer>, ApiError> {
     check_command_id(body.command_id.as_deref())?;
     let (name, xml) = fragment(&body)?;
-    let outcome = match &state.call_control {
-        Some(control) => {
-            control
-                .command(auth.account, call, CallCommand { name, xml, command_id: body.command_id.clone() })
-                .await
-        }
-        None => CommandOutcome::NotFound,
-    };
-    let state_name = answer_state(outcome, &state, auth.account, call).await?;
+    let command = CallCommand { name, xml, command_id: body.command_id.clone() };
+    let outcome = run_command(&state, auth.account, call, command).await?;
+    let state_name = answer_state(outcome, call)?;
     Ok(Payload(CommandAnswer { call, command_id: body.command_id, state: state_name }))
 }
 
@@ -434,16 +491,37 @@ async fn bridge(
         return Err(ApiError::invalid("call_b", "a call cannot be bridged with itself"));
     }
     check_command_id(body.command_id.as_deref())?;
-    let Some(control) = &state.call_control else {
-        return Err(not_live_here(&state, auth.account, body.call_a).await);
-    };
-    if !control.is_live(auth.account, body.call_b) {
-        return Err(not_live_here(&state, auth.account, body.call_b).await);
+    // Where each call is: this node (`None`), another node, or nowhere (404).
+    let is_here =
+        |call| state.call_control.as_ref().is_some_and(|control| control.is_live(auth.account, call));
+    let mut carriers = Vec::new();
+    for call in [body.call_a, body.call_b] {
+        carriers.push(if is_here(call) {
+            None
+        } else {
+            Some(carried_elsewhere(&state, auth.account, call).await.ok_or_else(|| not_found(call))?)
+        });
+    }
+    // Two calls on different nodes are not bridged: their audio would have to cross between
+    // the nodes, which the platform does not relay. Two calls on the same other node are
+    // bridged there.
+    if carriers[0] != carriers[1] {
+        return Err(ApiError::WrongState {
+            state: "live on different nodes".to_owned(),
+            reason: format!(
+                "calls {} and {} are carried by different nodes, and media is not relayed between nodes: \
+                 only calls on the same node are bridged",
+                body.call_a, body.call_b
+            ),
+        });
     }
     let xml = format!("<Response><Bridge call=\"{}\"/></Response>", body.call_b);
     let command = CallCommand { name: "bridge".to_owned(), xml, command_id: body.command_id };
-    let outcome = control.command(auth.account, body.call_a, command).await;
-    let state_name = answer_state(outcome, &state, auth.account, body.call_a).await?;
+    let outcome = match &carriers[0] {
+        Some(node) => forward(&state, auth.account, body.call_a, node, command).await?,
+        None => run_command(&state, auth.account, body.call_a, command).await?,
+    };
+    let state_name = answer_state(outcome, body.call_a)?;
     Ok(Payload(BridgeAnswer { call_a: body.call_a, call_b: body.call_b, state: state_name }))
 }
 
@@ -453,6 +531,20 @@ mod tests {
 
     fn body(json: serde_json::Value) -> CommandBody {
         serde_json::from_value(json).expect("body")
+    }
+
+    #[test]
+    fn only_a_call_made_moments_ago_is_waited_for() {
+        let ten_seconds = std::time::Duration::from_secs(10);
+        assert!(began_within(Uuid::now_v7(), ten_seconds));
+        let ts = |seconds_ago: u64| {
+            let at = std::time::SystemTime::now() - std::time::Duration::from_secs(seconds_ago);
+            let since = at.duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+            Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, since.as_secs(), since.subsec_nanos()))
+        };
+        assert!(began_within(ts(3), ten_seconds));
+        assert!(!began_within(ts(60), ten_seconds), "a call from a minute ago is in the log or nowhere");
+        assert!(!began_within(Uuid::new_v4(), ten_seconds), "a v4 id says nothing of its age");
     }
 
     #[test]

@@ -172,3 +172,37 @@ pub struct RecordingUsage {
     /// Their WAV files' sizes together, bytes.
     pub bytes: u64,
 }
+
+/// A command for a call carried by another node, as its sender writes it
+/// ([`crate::CommandRelayRepo`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayedCommand {
+    /// The row's id (the sender picks it, to wait for its outcome before writing it).
+    pub id: Uuid,
+    pub account: Uuid,
+    pub call: Uuid,
+    /// The node that carries the call.
+    pub node: String,
+    /// The command's name (`say`, `hangup`, … or `xml`).
+    pub name: String,
+    /// Its `<Response>` fragment, checked by the sender.
+    pub xml: String,
+    /// The client's id for de-duplication.
+    pub command_id: Option<String>,
+    pub created_on: Timestamp,
+}
+
+/// What became of a relayed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayedOutcome {
+    /// Queued on the call.
+    Accepted,
+    /// Its `command_id` was seen on the call: not run again.
+    Duplicate,
+    /// The carrying node has no such live call (it ended meanwhile).
+    NotFound,
+    /// The call's state does not allow it.
+    WrongState { state: String, reason: String },
+    /// Nobody took it before its sender stopped waiting: it never runs.
+    Expired,
+}

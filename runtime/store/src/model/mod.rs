@@ -23,7 +23,8 @@ pub use app::{
 };
 pub use batch::{Batch, BatchItem, BatchItemState, BatchItemUpdate, BatchState, NewBatch};
 pub use call::{
-    CallDirection, CallEnd, CallRecord, CallShaken, CallState, NewCallRecord, RecordingRecord, RecordingUsage,
+    CallDirection, CallEnd, CallRecord, CallShaken, CallState, NewCallRecord, RecordingRecord,
+    RecordingUsage, RelayedCommand, RelayedOutcome,
 };
 pub use message::{
     ClaimedSms, ExpiredClaim, NewSms, SmsAttempt, SmsDirection, SmsFilter, SmsMessage, SmsReceipt, SmsState,

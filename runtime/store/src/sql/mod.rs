@@ -18,6 +18,8 @@ mod account;
 mod app;
 mod batch;
 mod call_log;
+mod command_relay;
+mod event_relay;
 mod invite;
 mod lease;
 mod message;
@@ -30,6 +32,9 @@ mod stats;
 mod tendlc;
 mod verified;
 mod webhook;
+
+pub use command_relay::{COMMAND_CHANNEL, OUTCOME_CHANNEL};
+pub use event_relay::EVENT_CHANNEL;
 
 /// Connections a PostgreSQL pool opens at most.
 pub const PG_MAX_CONNECTIONS: u32 = 16;
@@ -62,6 +67,24 @@ pub struct Store {
     /// Seals the secrets the store must give back (signing keys); `None`: they are stored as
     /// given, and sealed ones cannot be read.
     sealer: Option<std::sync::Arc<crate::seal::Sealer>>,
+}
+
+/// Notifications from the database ([`Store::listen`]).
+pub struct StoreListener(sqlx::postgres::PgListener);
+
+impl std::fmt::Debug for StoreListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreListener").finish_non_exhaustive()
+    }
+}
+
+impl StoreListener {
+    /// The next notification: (channel, payload). After a lost connection it reconnects and
+    /// listens again; what was notified meanwhile is lost (the rows are the durable copy).
+    pub async fn recv(&mut self) -> Result<(String, String)> {
+        let notification = self.0.recv().await?;
+        Ok((notification.channel().to_owned(), notification.payload().to_owned()))
+    }
 }
 
 /// Runs `$body` with `$p` bound to the concrete pool. The body is compiled once per backend.
@@ -151,6 +174,19 @@ impl Store {
         match self.pool {
             Pool::Sqlite(_) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Listens for notifications on `channels` (PostgreSQL LISTEN, on a connection of its own);
+    /// `None` on SQLite, which has none.
+    pub async fn listen(&self, channels: &[&str]) -> Result<Option<StoreListener>> {
+        match &self.pool {
+            Pool::Sqlite(_) => Ok(None),
+            Pool::Postgres(p) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(p).await?;
+                listener.listen_all(channels.iter().copied()).await?;
+                Ok(Some(StoreListener(listener)))
+            }
         }
     }
 
