@@ -8,6 +8,8 @@
 mod pg;
 mod support;
 
+use std::time::Duration;
+
 use opentact_store::AppMode;
 use serde_json::{Value, json};
 use support::platform::{Platform, http};
@@ -114,6 +116,16 @@ async fn rest_commands_drive_a_parked_call() {
     assert_eq!(status, 404, "{gone}");
 }
 
+/// A fresh PostgreSQL database where `EMAIL` leases `TN` for an async app; `None` (the test
+/// is skipped) when PostgreSQL is unreachable outside CI.
+async fn cluster_database() -> Option<pg::PgDatabase> {
+    let db = pg::PgDatabase::create()?;
+    let store = opentact_store::Store::open(&db.url).await.expect("store");
+    support::provision::number_with_app_in(&store, EMAIL, TN, AppMode::Async).await;
+    store.close().await;
+    Some(db)
+}
+
 /// Two nodes on one PostgreSQL (issue 14): a call parked on node a is answered, spoken to and
 /// hung up by REST commands sent to node b, which relays them to node a through the database;
 /// the answers are the ones node a's own API would give (accepted, duplicate, 409, 404). A
@@ -121,12 +133,7 @@ async fn rest_commands_drive_a_parked_call() {
 /// node b after one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_sent_to_another_node_drive_a_call_parked_on_the_first() {
-    let Some(db) = pg::PgDatabase::create() else { return };
-    {
-        let store = opentact_store::Store::open(&db.url).await.expect("store");
-        support::provision::number_with_app_in(&store, EMAIL, TN, AppMode::Async).await;
-        store.close().await;
-    }
+    let Some(db) = cluster_database().await else { return };
     let shared = tempfile::tempdir().expect("tempdir");
     let start = |name: &'static str| support::platform::start_node(name, &db.url, shared.path(), "");
     let a = start("node-a").await;
@@ -205,6 +212,65 @@ async fn commands_sent_to_another_node_drive_a_call_parked_on_the_first() {
     // Now the call has ended everywhere: 404 from either node.
     let (status, ended) = command(&b, &ops, &call, json!({"command": "hangup"})).await;
     assert_eq!(status, 404, "{ended}");
+    drop((a, b));
+    drop(db);
+}
+
+/// Two nodes on one PostgreSQL (issue 14): an outbound voice profile's channel limit of 4
+/// holds for both together — of six calls placed three on each node while none has ended,
+/// four start and two get 429 saying why — and channels freed on one node are taken on the
+/// other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_limit_holds_for_two_nodes_together() {
+    let Some(db) = cluster_database().await else { return };
+    let shared = tempfile::tempdir().expect("tempdir");
+    let extra = "\n[sip]\nallow_private_targets = true\n";
+    let a = support::platform::start_node("node-a", &db.url, shared.path(), extra).await;
+    let b = support::platform::start_node("node-b", &db.url, shared.path(), extra).await;
+    let ops = format!("Bearer {}", jwt(&a, EMAIL, PASSWORD).await);
+    let post = |node: &Platform, path: &'static str, body: Value| {
+        let (api, ops) = (node.api, ops.clone());
+        async move { http(api, "POST", path, &[("Authorization", &ops)], Some(&body)).await }
+    };
+    let (status, profile) =
+        post(&a, "/rest/profile/outbound_voice", json!({"name": "four lines", "channel_limit": 4})).await;
+    assert_eq!(status, 201, "{profile}");
+    // The callee never answers: each call holds its channel until its 5 s ring timeout.
+    let callee = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let call = json!({
+        "from": TN,
+        "to": format!("sip:callee@{}", callee.local_addr().expect("addr")),
+        "xml": "<Response><Hangup/></Response>",
+        "outbound_voice_profile": profile["payload"]["uuid"],
+        "timeout": 5,
+    });
+    let mut answers = Vec::new();
+    for node in [&a, &b, &a, &b, &a, &b] {
+        answers.push(post(node, "/rest/call", call.clone()).await);
+    }
+    let started = answers.iter().filter(|(status, _)| *status == 201).count();
+    let refused: Vec<&Value> =
+        answers.iter().filter(|(status, _)| *status == 429).map(|(_, body)| body).collect();
+    assert_eq!((started, refused.len()), (4, 2), "{answers:#?}");
+    for body in refused {
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("channel limit") && message.contains("four lines"), "{message}");
+    }
+    // When the calls have rung out, node b takes all four channels: two of them node a's.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut taken_on_b = 0;
+    while taken_on_b < 4 {
+        let (status, body) = post(&b, "/rest/call", call.clone()).await;
+        if status == 201 {
+            taken_on_b += 1;
+            continue;
+        }
+        assert_eq!(status, 429, "{body}");
+        assert!(tokio::time::Instant::now() < deadline, "the channels came back within 20 s: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (status, body) = post(&a, "/rest/call", call.clone()).await;
+    assert_eq!(status, 429, "node b holds all four now: {body}");
     drop((a, b));
     drop(db);
 }

@@ -187,7 +187,7 @@ impl BatchRunner {
             let limits = &self.originator.limits;
             let profile = request.profile.as_ref().expect("a batch always paces against a profile");
             let channel = limits.channel(profile).await;
-            if let Some(slot) = limits.start_slot(profile, None) {
+            if let Some(slot) = limits.start_slot(profile, None).await {
                 tokio::time::sleep_until(slot).await;
             }
             let request = Originate { to: DialTarget::Number(item.phone.clone()), ..request.clone() };

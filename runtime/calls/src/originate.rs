@@ -6,8 +6,11 @@
 //! progress (ringing or up), `calls_per_second` spaces their starts. A single call that would
 //! exceed the channel limit, or wait too long for its rate slot, is refused: the API answers
 //! 429 and the call's own events end with Q.850 34 and the reason. A batch waits instead.
-//! The counts are this node's; with several nodes sharing PostgreSQL each node holds its own
-//! share (the multi-node issue will move them to the database).
+//! With several nodes sharing PostgreSQL the counts are the database's
+//! ([`ProfileLimits::shared`], [`opentact_store::LimitRepo`]): a channel is a lease row that
+//! the nodes take under the profile's advisory lock, a start slot a row they move on, so the
+//! nodes together hold the profile's limits. When the database cannot be reached a node counts
+//! its own calls alone rather than refuse every call.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,12 +18,12 @@ use std::time::Duration;
 
 use opentact_call::model::Direction;
 use opentact_control::{Calling, Originate, OriginateError};
-use opentact_store::{OutboundVoiceProfile, ShakenSignPolicy};
+use opentact_store::{LimitRepo, OutboundVoiceProfile, ShakenSignPolicy, new_id};
 use opentact_voice::{Destination, SipCall};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tracing::{Instrument, info_span};
+use tracing::{Instrument, info_span, warn};
 use uuid::Uuid;
 
 use crate::admission::Refusal;
@@ -43,19 +46,52 @@ pub struct ProfileLimits {
     profiles: Mutex<HashMap<Uuid, ProfileUse>>,
     /// Woken whenever a channel is given back.
     freed: Notify,
+    /// Nodes share the database: it counts.
+    shared: Option<Shared>,
 }
+
+/// The database that counts for all the nodes, and this node's name in it.
+struct Shared {
+    store: Arc<dyn LimitRepo>,
+    node: String,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+/// How often a batch waiting for a channel asks the database again: a channel freed on
+/// another node wakes nobody here.
+const SHARED_CHANNEL_POLL: Duration = Duration::from_millis(250);
 
 /// A channel of a profile, given back when dropped (the call ended).
 #[derive(Debug)]
 pub struct Channel {
     limits: Arc<ProfileLimits>,
     profile: Uuid,
+    /// Its lease in the database, when nodes share one.
+    lease: Option<Uuid>,
 }
 
 impl Drop for Channel {
     fn drop(&mut self) {
         if let Some(usage) = self.limits.profiles.lock().get_mut(&self.profile) {
             usage.channels = usage.channels.saturating_sub(1);
+        }
+        if let (Some(lease), Some(shared)) = (self.lease, &self.limits.shared)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let store = shared.store.clone();
+            let limits = self.limits.clone();
+            runtime.spawn(async move {
+                if let Err(error) = store.give_back_lease(lease).await {
+                    // The node's leases go when it is taken over or starts again.
+                    warn!(%error, %lease, "a channel's lease was not given back");
+                }
+                limits.freed.notify_waiters();
+            });
         }
         self.limits.freed.notify_waiters();
     }
@@ -69,24 +105,49 @@ fn channel_refusal(profile: &OutboundVoiceProfile, limit: i32) -> String {
     )
 }
 
+/// The scope of a profile's limits in the database.
+fn scope(profile: &OutboundVoiceProfile) -> String {
+    format!("profile:{}", profile.uuid)
+}
+
 impl ProfileLimits {
+    /// Limits counted in `store`, together with the other nodes that share it; this node is
+    /// `node` there.
+    pub fn shared(store: Arc<dyn LimitRepo>, node: String) -> Self {
+        ProfileLimits { shared: Some(Shared { store, node }), ..ProfileLimits::default() }
+    }
+
     fn limit(profile: &OutboundVoiceProfile) -> Option<usize> {
         profile.channel_limit.map(|limit| usize::try_from(limit.max(0)).unwrap_or(0))
     }
 
     /// A channel now, or why not.
-    pub fn try_channel(self: &Arc<Self>, profile: &OutboundVoiceProfile) -> Result<Channel, String> {
+    pub async fn try_channel(self: &Arc<Self>, profile: &OutboundVoiceProfile) -> Result<Channel, String> {
+        let mut lease = None;
+        if let (Some(shared), Some(limit)) = (&self.shared, Self::limit(profile)) {
+            let id = new_id();
+            let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+            match shared.store.take_lease(&scope(profile), limit, &shared.node, id, chrono::Utc::now()).await
+            {
+                Ok(true) => lease = Some(id),
+                Ok(false) => return Err(channel_refusal(profile, profile.channel_limit.unwrap_or(0))),
+                Err(error) => {
+                    warn!(%error, "channel limit: the database is unreachable; this node counts alone")
+                }
+            }
+        }
         let mut profiles = self.profiles.lock();
         let usage = profiles
             .entry(profile.uuid)
             .or_insert_with(|| ProfileUse { channels: 0, next_start: Instant::now() });
-        if let Some(limit) = Self::limit(profile)
+        if lease.is_none()
+            && let Some(limit) = Self::limit(profile)
             && usage.channels >= limit
         {
             return Err(channel_refusal(profile, profile.channel_limit.unwrap_or(0)));
         }
         usage.channels += 1;
-        Ok(Channel { limits: self.clone(), profile: profile.uuid })
+        Ok(Channel { limits: self.clone(), profile: profile.uuid, lease })
     }
 
     /// A channel, once one is free.
@@ -96,18 +157,43 @@ impl ProfileLimits {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            if let Ok(channel) = self.try_channel(profile) {
+            if let Ok(channel) = self.try_channel(profile).await {
                 return channel;
             }
-            freed.await;
+            if self.shared.is_some() {
+                let _ = tokio::time::timeout(SHARED_CHANNEL_POLL, freed).await;
+            } else {
+                freed.await;
+            }
         }
     }
 
     /// Reserve the profile's next start slot: when a call may start under its
     /// `calls_per_second`. `None` (nothing reserved) when that is further than `max_wait`.
-    pub fn start_slot(&self, profile: &OutboundVoiceProfile, max_wait: Option<Duration>) -> Option<Instant> {
+    pub async fn start_slot(
+        &self,
+        profile: &OutboundVoiceProfile,
+        max_wait: Option<Duration>,
+    ) -> Option<Instant> {
+        let Some(rate) = profile.calls_per_second.filter(|rate| *rate > 0).map(i32::unsigned_abs) else {
+            return Some(Instant::now());
+        };
+        if let Some(shared) = &self.shared {
+            let interval_us = 1_000_000 / i64::from(rate);
+            let now_us = chrono::Utc::now().timestamp_micros();
+            let max_wait_us = max_wait.map(|max| i64::try_from(max.as_micros()).unwrap_or(i64::MAX));
+            match shared.store.reserve_rate_slot(&scope(profile), interval_us, now_us, max_wait_us).await {
+                Ok(Some(slot_us)) => {
+                    let wait = u64::try_from(slot_us - now_us).unwrap_or(0);
+                    return Some(Instant::now() + Duration::from_micros(wait));
+                }
+                Ok(None) => return None,
+                Err(error) => {
+                    warn!(%error, "call rate limit: the database is unreachable; this node counts alone")
+                }
+            }
+        }
         let now = Instant::now();
-        let Some(rate) = profile.calls_per_second.filter(|rate| *rate > 0) else { return Some(now) };
         let mut profiles = self.profiles.lock();
         let usage =
             profiles.entry(profile.uuid).or_insert_with(|| ProfileUse { channels: 0, next_start: now });
@@ -115,7 +201,7 @@ impl ProfileLimits {
         if max_wait.is_some_and(|max| slot - now > max) {
             return None;
         }
-        usage.next_start = slot + Duration::from_secs(1) / u32::try_from(rate).unwrap_or(1);
+        usage.next_start = slot + Duration::from_secs(1) / rate;
         Some(slot)
     }
 }
@@ -220,9 +306,12 @@ impl Calling for RestCalling {
             let limits = &originator.limits;
             let (channel, slot) = match &request.profile {
                 Some(profile) => {
-                    let channel = limits.try_channel(profile);
-                    let slot = channel.as_ref().ok().map(|_| limits.start_slot(profile, Some(MAX_RATE_WAIT)));
-                    (Some(channel), slot.flatten())
+                    let channel = limits.try_channel(profile).await;
+                    let slot = match &channel {
+                        Ok(_) => limits.start_slot(profile, Some(MAX_RATE_WAIT)).await,
+                        Err(_) => None,
+                    };
+                    (Some(channel), slot)
                 }
                 None => (None, Some(Instant::now())),
             };

@@ -70,6 +70,12 @@ struct ArmedLeg {
 }
 
 impl Trunking {
+    /// Trunking whose profile limits are `limits` (counted by all the nodes of a shared
+    /// database: [`ProfileLimits::shared`]).
+    pub fn with_limits(limits: ProfileLimits) -> Self {
+        Trunking { armed: Mutex::default(), limits: Arc::new(limits) }
+    }
+
     /// The leg `call` rings next; the dialer resolves its target to exactly this request.
     fn arm(&self, call: &str, request: OutboundRequest, codecs: Vec<u8>) {
         self.armed.lock().insert(call.to_owned(), ArmedLeg { request, codecs });
@@ -418,17 +424,22 @@ impl CallRouter {
             None => None,
         };
         let limits = &self.runner.dialer.trunk.limits;
-        let channel = profile.as_ref().map(|profile| limits.try_channel(profile));
+        let channel = match &profile {
+            Some(profile) => Some(limits.try_channel(profile).await),
+            None => None,
+        };
+        let no_slot = match (&channel, &profile) {
+            (Some(Ok(_)), Some(profile)) => limits.start_slot(profile, Some(Duration::ZERO)).await.is_none(),
+            _ => false,
+        };
         let over = match (&channel, &profile) {
             (Some(Err(reason)), _) => Some(reason.clone()),
-            (_, Some(profile)) if limits.start_slot(profile, Some(Duration::ZERO)).is_none() => {
-                Some(format!(
-                    "call rate limit reached: outbound voice profile {:?} ({}) starts {} calls per second",
-                    profile.name,
-                    profile.uuid,
-                    profile.calls_per_second.unwrap_or_default()
-                ))
-            }
+            (_, Some(profile)) if no_slot => Some(format!(
+                "call rate limit reached: outbound voice profile {:?} ({}) starts {} calls per second",
+                profile.name,
+                profile.uuid,
+                profile.calls_per_second.unwrap_or_default()
+            )),
             _ => None,
         };
         let slot = self.runner.admission.admit(account);

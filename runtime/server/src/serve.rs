@@ -192,6 +192,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if closed > 0 {
         warn!(closed, %node, "closed the CDRs of calls that were up when this node last stopped");
     }
+    // Their channels, too.
+    opentact_store::LimitRepo::release_node_leases(&store, &node)
+        .await
+        .context("giving back the channels this node held when it last stopped")?;
     let call_log = CallLog::start(
         repo.clone(),
         Transcriber::new(&config.speech, recordings_dir.clone(), repo.clone(), bus.clone()),
@@ -208,7 +212,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         live_calls: live_calls.clone(),
         admission: admission.clone(),
         shaken: Arc::new(config.stir_shaken.build()?),
-        trunk: Default::default(),
+        // The outbound voice profiles' channels and rates: counted in PostgreSQL when nodes
+        // share it, so together they hold each profile's limits.
+        trunk: match store.backend() {
+            opentact_store::Backend::Postgres => opentact_calls::trunk::Trunking::with_limits(
+                opentact_calls::originate::ProfileLimits::shared(Arc::new(store.clone()), node.clone()),
+            ),
+            opentact_store::Backend::Sqlite => Default::default(),
+        },
     });
     let runner = Arc::new(CallRunner {
         store: repo.clone(),

@@ -746,7 +746,7 @@ pub trait NodeRepo: Send + Sync {
     /// If a node other than `survivor` was last seen before `dead_before` and nobody took it
     /// over yet, `survivor` takes it over, in one transaction: its batch items in progress
     /// failed and its open CDRs closed (Q.850 41, `reason`), its pending webhook deliveries
-    /// claimed by `survivor`. One dead node per call (`None`: none left); of several
+    /// claimed by `survivor`, its limit leases given back ([`LimitRepo`]). One dead node per call (`None`: none left); of several
     /// survivors trying at once exactly one gets each dead node.
     async fn take_over_dead_node(
         &self,
@@ -790,6 +790,33 @@ pub trait EventRelayRepo: Send + Sync {
     async fn relayed_event(&self, id: Uuid) -> Result<Option<String>>;
     /// Deletes kept events written before `before`; the number deleted.
     async fn purge_relayed_events(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Limits counted by all the nodes of a shared database together: leases (a channel of an
+/// outbound voice profile in use) and rate slots (when the next call may start). A scope is
+/// the limit's name, e.g. `profile:<uuid>`. A node's leases go when it starts again
+/// ([`Self::release_node_leases`]) or is taken over ([`NodeRepo::take_over_dead_node`]).
+#[async_trait]
+pub trait LimitRepo: Send + Sync {
+    /// Takes lease `id` in `scope` for `node` if fewer than `limit` are held; `false` when
+    /// `limit` are. Exact with many nodes taking at once.
+    async fn take_lease(&self, scope: &str, limit: u32, node: &str, id: Uuid, at: Timestamp) -> Result<bool>;
+    /// Gives lease `id` back.
+    async fn give_back_lease(&self, id: Uuid) -> Result<()>;
+    /// Leases held in `scope`.
+    async fn leases_held(&self, scope: &str) -> Result<u64>;
+    /// Gives back every lease of `node` (it starts again: its calls are gone); how many.
+    async fn release_node_leases(&self, node: &str) -> Result<u64>;
+    /// Reserves the next start slot of `scope`, which starts a call every `interval_us`: the
+    /// unix time (µs) at which this call may start, at `now_us` or later — or `None`, nothing
+    /// reserved, when that is more than `max_wait_us` away.
+    async fn reserve_rate_slot(
+        &self,
+        scope: &str,
+        interval_us: i64,
+        now_us: i64,
+        max_wait_us: Option<i64>,
+    ) -> Result<Option<i64>>;
 }
 
 /// Everything the store offers, as one object-safe trait (`Arc<dyn Repository>`).

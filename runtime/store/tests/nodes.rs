@@ -1,7 +1,8 @@
 //! Nodes sharing one database: a survivor takes over a node whose heartbeat stopped — its open
 //! CDRs closed, its batch items in progress failed, its pending webhook deliveries claimed —
 //! and never a live node's; commands relayed to the node that carries a call are claimed once,
-//! in order, answered, or expired by their sender and then never claimed. SQLite, and PostgreSQL at `OPENTACT_TEST_PG_URL` (default
+//! in order, answered, or expired by their sender and then never claimed; limit leases and
+//! rate slots hold across many takers and go with their node. SQLite, and PostgreSQL at `OPENTACT_TEST_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`; skipped when unreachable, except under CI).
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ async fn a_survivor_takes_over_a_dead_node_and_not_a_live_one() -> anyhow::Resul
     let sqlite = Store::open(&format!("sqlite://{}/n.db?mode=rwc", dir.path().display())).await?;
     take_over(&sqlite).await.context("on SQLite")?;
     relay_commands(&sqlite).await.context("relaying on SQLite")?;
+    limits(&sqlite).await.context("limits on SQLite")?;
 
     let admin_url = std::env::var("OPENTACT_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
@@ -39,6 +41,9 @@ async fn a_survivor_takes_over_a_dead_node_and_not_a_live_one() -> anyhow::Resul
         let mut result = take_over(&store).await;
         if result.is_ok() {
             result = relay_commands(&store).await.context("relaying");
+        }
+        if result.is_ok() {
+            result = limits(&store).await.context("limits");
         }
         store.close().await;
         result
@@ -123,6 +128,10 @@ async fn take_over(s: &Store) -> anyhow::Result<()> {
         s.update_batch_item(batch, position, update).await?;
     }
     let written = s.enqueue_deliveries(vec![delivery("a"), delivery("a"), delivery("b")]).await?;
+    // Each holds a channel of a profile limited to two.
+    for node in ["a", "b"] {
+        ensure!(s.take_lease("profile:takeover", 2, node, new_id(), now).await?);
+    }
 
     // Nothing is dead for a timeout of 20 s.
     let reason = "its node stopped";
@@ -136,6 +145,7 @@ async fn take_over(s: &Store) -> anyhow::Result<()> {
         "{taken:?}"
     );
     ensure!(s.take_over_dead_node("c", cutoff(5), now, reason).await?.is_none(), "a was taken over already");
+    ensure!(s.leases_held("profile:takeover").await? == 1, "a's channel is free, b's is not");
     let closed = s.get_call(owner, on_a.uuid).await?.context("a's call")?;
     ensure!(
         closed.state == CallState::Failed
@@ -229,4 +239,48 @@ async fn hear(listener: &mut StoreListener, channel: &str, payload: &str) -> any
             return Ok(());
         }
     }
+}
+
+async fn limits(s: &Store) -> anyhow::Result<()> {
+    let at = chrono::Utc::now();
+    // Twenty takers at once on two nodes, for a limit of four: exactly four hold a lease.
+    let takers = (0..20).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let id = new_id();
+            let node = if i % 2 == 0 { "a" } else { "b" };
+            s.take_lease("profile:x", 4, node, id, at).await.map(|taken| taken.then_some(id))
+        })
+    });
+    let mut held = Vec::new();
+    for taker in takers {
+        if let Some(id) = taker.await?? {
+            held.push(id);
+        }
+    }
+    ensure!(held.len() == 4, "exactly the limit taken: {}", held.len());
+    ensure!(s.leases_held("profile:x").await? == 4);
+    ensure!(s.take_lease("profile:y", 1, "a", new_id(), at).await?, "another scope has its own count");
+    s.give_back_lease(held[0]).await?;
+    ensure!(s.take_lease("profile:x", 4, "a", new_id(), at).await?, "a lease given back is free again");
+    ensure!(!s.take_lease("profile:x", 4, "a", new_id(), at).await?, "full again");
+    let b_held = s.release_node_leases("b").await?;
+    ensure!(b_held > 0, "b held some: the takers alternated");
+    let left = s.leases_held("profile:x").await?;
+    ensure!(left < 4, "b's leases went with it: {left} left");
+    ensure!(s.release_node_leases("b").await? == 0, "b holds none now");
+
+    // A rate of 10/s: slots 100 ms apart from now on; a taker that will not wait gets none.
+    let now_us = 1_000_000_000_000;
+    ensure!(s.reserve_rate_slot("rate", 100_000, now_us, Some(0)).await? == Some(now_us));
+    ensure!(s.reserve_rate_slot("rate", 100_000, now_us, None).await? == Some(now_us + 100_000));
+    ensure!(
+        s.reserve_rate_slot("rate", 100_000, now_us, Some(0)).await?.is_none(),
+        "the next is 200 ms away"
+    );
+    ensure!(s.reserve_rate_slot("rate", 100_000, now_us, Some(200_000)).await? == Some(now_us + 200_000));
+    // Later, the slot is now again.
+    let later = now_us + 5_000_000;
+    ensure!(s.reserve_rate_slot("rate", 100_000, later, Some(0)).await? == Some(later));
+    Ok(())
 }

@@ -22,6 +22,7 @@ mod command_relay;
 mod event_relay;
 mod invite;
 mod lease;
+mod limit;
 mod message;
 mod messaging;
 mod node;

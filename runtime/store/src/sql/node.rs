@@ -101,6 +101,8 @@ impl NodeRepo for Store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                    // Its calls are gone: their channels are free.
+                    sqlx::query("DELETE FROM limit_lease WHERE node_id = $1").bind(&node).execute(&mut *tx).await?;
                     tx.commit().await?;
                     Some(NodeTakeover { node, calls_closed, batch_items_failed, deliveries_taken })
                 }
