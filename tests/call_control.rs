@@ -219,12 +219,12 @@ async fn commands_sent_to_another_node_drive_a_call_parked_on_the_first() {
 /// Two nodes on one PostgreSQL (issue 14): an outbound voice profile's channel limit of 4
 /// holds for both together — of six calls placed three on each node while none has ended,
 /// four start and two get 429 saying why — and channels freed on one node are taken on the
-/// other.
+/// other; each node's /metrics shows its calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_limit_holds_for_two_nodes_together() {
     let Some(db) = cluster_database().await else { return };
     let shared = tempfile::tempdir().expect("tempdir");
-    let extra = "\n[sip]\nallow_private_targets = true\n";
+    let extra = "\n[sip]\nallow_private_targets = true\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
     let a = support::platform::start_node("node-a", &db.url, shared.path(), extra).await;
     let b = support::platform::start_node("node-b", &db.url, shared.path(), extra).await;
     let ops = format!("Bearer {}", jwt(&a, EMAIL, PASSWORD).await);
@@ -271,6 +271,17 @@ async fn a_channel_limit_holds_for_two_nodes_together() {
     }
     let (status, body) = post(&a, "/rest/call", call.clone()).await;
     assert_eq!(status, 429, "node b holds all four now: {body}");
+    // Each node's /metrics shows its own calls: up now, node b's four and none on node a;
+    // placed (refused ones too), node a's four and node b's three plus its second round.
+    let outbound = r#"opentact_calls_total{direction="outbound"}"#;
+    let (status, on_a) = support::platform::scrape_metrics(&a, None).await;
+    assert_eq!(status, 200, "{on_a}");
+    let (status, on_b) = support::platform::scrape_metrics(&b, None).await;
+    assert_eq!(status, 200, "{on_b}");
+    let up = |text: &str| support::platform::metric(text, "opentact_calls_up");
+    assert_eq!((up(&on_a), up(&on_b)), (Some(0.0), Some(4.0)), "node a:\n{on_a}\nnode b:\n{on_b}");
+    assert_eq!(support::platform::metric(&on_a, outbound), Some(4.0), "{on_a}");
+    assert!(support::platform::metric(&on_b, outbound).is_some_and(|placed| placed >= 7.0), "{on_b}");
     drop((a, b));
     drop(db);
 }

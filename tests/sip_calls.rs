@@ -25,29 +25,6 @@ fn said_tags(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// The value of the sample line `series` (name and labels) in Prometheus text.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|value| value.trim().parse().ok())
-}
-
-/// `GET /metrics` on the node's metrics listener (its address from the log).
-async fn scrape(platform: &Platform, token: Option<&str>) -> (u16, String) {
-    let log = platform.log();
-    let addr: std::net::SocketAddr = log
-        .lines()
-        .filter(|line| line.contains("metrics endpoint ready"))
-        .find_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("metrics=")))
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("the metrics endpoint's address in the log:\n{log}"));
-    let bearer = token.map(|token| format!("Bearer {token}"));
-    let headers: Vec<(&str, &str)> = bearer.iter().map(|value| ("Authorization", value.as_str())).collect();
-    let (status, body) = support::platform::http_raw(addr, "GET", "/metrics", &headers).await;
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_uac_pcap_dtmf_one_selects_the_sales_branch() {
     // /metrics on, behind a token, so the call shows there afterwards (issue 14).
@@ -64,11 +41,15 @@ async fn sipp_uac_pcap_dtmf_one_selects_the_sales_branch() {
     )
     .expect("config");
     let platform = Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await;
-    let (status, text) = scrape(&platform, None).await;
+    let (status, text) = support::platform::scrape_metrics(&platform, None).await;
     assert_eq!(status, 401, "no token: {text}");
-    let (status, before) = scrape(&platform, Some("scrape-secret")).await;
+    let (status, before) = support::platform::scrape_metrics(&platform, Some("scrape-secret")).await;
     assert_eq!(status, 200, "{before}");
-    assert_eq!(metric(&before, r#"opentact_calls_total{direction="inbound"}"#), Some(0.0), "{before}");
+    assert_eq!(
+        support::platform::metric(&before, r#"opentact_calls_total{direction="inbound"}"#),
+        Some(0.0),
+        "{before}"
+    );
     let cwd = pcap_dir();
     let mut command = sipp();
     command
@@ -101,22 +82,39 @@ async fn sipp_uac_pcap_dtmf_one_selects_the_sales_branch() {
     // The call's flow ends (and leaves the live calls) just after its hangup event.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let text = loop {
-        let (status, text) = scrape(&platform, Some("scrape-secret")).await;
+        let (status, text) = support::platform::scrape_metrics(&platform, Some("scrape-secret")).await;
         assert_eq!(status, 200, "{text}");
-        if metric(&text, "opentact_calls_up") == Some(0.0) || tokio::time::Instant::now() > deadline {
+        if support::platform::metric(&text, "opentact_calls_up") == Some(0.0)
+            || tokio::time::Instant::now() > deadline
+        {
             break text;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(metric(&text, r#"opentact_calls_total{direction="inbound"}"#), Some(1.0), "{text}");
-    assert_eq!(metric(&text, "opentact_calls_up"), Some(0.0), "the call ended: {text}");
-    assert_eq!(metric(&text, r#"opentact_flow_starts_total{trigger="call"}"#), Some(1.0), "{text}");
-    assert_eq!(metric(&text, r#"opentact_flow_failures_total{cause="trap"}"#), Some(0.0), "{text}");
-    assert!(metric(&text, r#"opentact_http_requests_total{class="4xx"}"#) >= Some(1.0), "{text}");
+    assert_eq!(
+        support::platform::metric(&text, r#"opentact_calls_total{direction="inbound"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(support::platform::metric(&text, "opentact_calls_up"), Some(0.0), "the call ended: {text}");
+    assert_eq!(
+        support::platform::metric(&text, r#"opentact_flow_starts_total{trigger="call"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        support::platform::metric(&text, r#"opentact_flow_failures_total{cause="trap"}"#),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        support::platform::metric(&text, r#"opentact_http_requests_total{class="4xx"}"#) >= Some(1.0),
+        "{text}"
+    );
     // The store was sampled at the scrape.
-    assert!(metric(&text, "opentact_db_pool_max_connections") > Some(0.0), "{text}");
-    assert!(metric(&text, "opentact_webhook_backlog").is_some(), "{text}");
-    assert!(metric(&text, "opentact_sms_queue_depth").is_some(), "{text}");
+    assert!(support::platform::metric(&text, "opentact_db_pool_max_connections") > Some(0.0), "{text}");
+    assert!(support::platform::metric(&text, "opentact_webhook_backlog").is_some(), "{text}");
+    assert!(support::platform::metric(&text, "opentact_sms_queue_depth").is_some(), "{text}");
     // The INVITE's span names the call by its uuid, as the events do (the flow's span and its
     // imports run inside it).
     let uuid = events[0]["call"].as_str().expect("the call's uuid").to_owned();

@@ -269,3 +269,26 @@ pub fn sox_length_and_rms(wav: &std::path::Path) -> (f64, f64) {
     };
     (field("Length (seconds)"), field("RMS     amplitude"))
 }
+
+/// The value of the sample line `series` (name and labels) in Prometheus text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// `GET /metrics` on the node's metrics listener (its address from the log).
+pub async fn scrape_metrics(platform: &Platform, token: Option<&str>) -> (u16, String) {
+    let log = platform.log();
+    let addr: std::net::SocketAddr = log
+        .lines()
+        .filter(|line| line.contains("metrics endpoint ready"))
+        .find_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("metrics=")))
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("the metrics endpoint's address in the log:\n{log}"));
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = bearer.iter().map(|value| ("Authorization", value.as_str())).collect();
+    let (status, body) = http_raw(addr, "GET", "/metrics", &headers).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
