@@ -11,8 +11,9 @@ mod support;
 use std::time::Duration;
 
 use opentact_store::{
-    DigestCredentials, LeasePatch, LeaseRepo, NewLease, NewOutboundVoiceProfile, NewSipConnection,
-    NumberInventory, NumberRepo, OutboundVoiceProfileRepo, SipConnectionRepo, Store,
+    DigestCredentials, EncryptedMedia, LeasePatch, LeaseRepo, NewLease, NewOutboundVoiceProfile,
+    NewSipConnection, NumberInventory, NumberRepo, OutboundVoiceProfileRepo, SipConnectionRepo,
+    SipTransportProtocol, Store,
 };
 use serde_json::json;
 use support::platform::{Platform, http, run_sipp, sipp};
@@ -521,4 +522,62 @@ async fn a_trunk_call_is_live_and_a_rest_hangup_ends_it() {
     let (status, gone) =
         http(platform.api, "POST", &command, &headers, Some(&json!({"command": "hangup"}))).await;
     assert_eq!(status, 404, "{gone}");
+}
+
+/// A connection with `transport_protocol` TCP and `encrypted_media` SRTP: the PBX is called
+/// over TCP and offered only SRTP (RTP/SAVP with a key), its SRTP answer keys the leg, and a
+/// call it places with plain RTP is refused with 488 saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_requiring_srtp_is_called_over_tcp_with_srtp_and_its_plain_offers_refused() {
+    const TN: i64 = 13_125_550_207;
+    let pbx_port = free_udp_port();
+    let data = tempfile::tempdir().expect("tempdir");
+    account_with_connection(
+        &data.path().join("data"),
+        "srtp-pbx@example.test",
+        &[TN],
+        NewSipConnection {
+            name: "secure".into(),
+            ip: Some("127.0.0.3".into()),
+            port: Some(i32::from(pbx_port)),
+            is_active: true,
+            transport_protocol: SipTransportProtocol::Tcp,
+            encrypted_media: Some(EncryptedMedia::Srtp),
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    let config = write_config(data.path(), "");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    // The PBX, over TCP, checks the INVITE's transport and SRTP offer and answers with its key.
+    let checks = [
+        "Via: SIP/2.0/TCP",
+        "m=audio [0-9]+ RTP/SAVP ",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:[A-Za-z0-9+/]{40}",
+    ];
+    let pbx = pbx_scenario(&checks).replace(
+        "m=audio [media_port] RTP/AVP 0 101\n",
+        "m=audio [media_port] RTP/SAVP 0 101\na=crypto:1 AES_CM_128_HMAC_SHA1_80 \
+         inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\n",
+    );
+    assert!(pbx.contains("RTP/SAVP 0 101"), "the PBX answers SRTP");
+    let (callee, _callee_dir) = spawn_sipp(&pbx, "127.0.0.3", pbx_port, None, None, &["-t", "t1"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (code, output) = place_call(&platform, &caller_awaiting_bye(), "127.0.0.1", "13125550207").await;
+    let (callee_code, callee_output) = callee.await.expect("callee");
+    assert_eq!(code, 0, "the call was answered and ended:\n{output}\n{callee_output}\n{}", platform.log());
+    assert_eq!(callee_code, 0, "the PBX got TCP and an SRTP offer:\n{callee_output}");
+    let events = platform.wait_for_event(Duration::from_secs(5), |e| e["type"] == "call.hangup").await;
+    assert!(events.iter().any(|e| e["type"] == "call.bridged"), "{events:#?}");
+    assert!(platform.log().contains("the leg's media is SRTP"), "{}", platform.log());
+
+    // The PBX's own call, with plain RTP, out through the platform: 488 and why.
+    let refused = caller_refused(
+        488,
+        "13125550207",
+        "Warning: 399 [^ ]+ .plain RTP refused: SIP connection .secure. requires SRTP",
+    );
+    let (code, output) = place_call(&platform, &refused, "127.0.0.3", "12125550199").await;
+    assert_eq!(code, 0, "488 with a Warning:\n{output}\n{}", platform.log());
 }

@@ -887,10 +887,12 @@ async fn connection_trunking_settings(c: Ctx) -> anyhow::Result<()> {
             &jwt,
             json!({"name": "pbx", "ip": "192.0.2.30", "port": 5080,
                    "failover_addresses": ["192.0.2.31", "192.0.2.32:5070", "[2001:db8::5]:5062"],
-                   "codecs": ["pcma", "PCMU"], "ring_timeout_secs": 7}),
+                   "codecs": ["pcma", "PCMU"], "ring_timeout_secs": 7,
+                   "transport_protocol": "tcp", "encrypted_media": "srtp"}),
         )
         .await?;
     let created = created.ok(StatusCode::CREATED)?;
+    ensure!(created["transport_protocol"] == "TCP" && created["encrypted_media"] == "SRTP", "{created}");
     ensure!(
         created["failover_addresses"] == json!(["192.0.2.31:5060", "192.0.2.32:5070", "[2001:db8::5]:5062"]),
         "{created}"
@@ -904,15 +906,18 @@ async fn connection_trunking_settings(c: Ctx) -> anyhow::Result<()> {
     let plain = plain.ok(StatusCode::CREATED)?;
     ensure!(plain["codecs"] == json!(["PCMU", "PCMA"]), "{plain}");
     ensure!(plain["failover_addresses"] == json!([]) && plain["ring_timeout_secs"].is_null(), "{plain}");
+    ensure!(plain["transport_protocol"] == "UDP" && plain["encrypted_media"].is_null(), "{plain}");
 
     let changed = c
         .patch(
             &uri,
             &jwt,
-            json!({"failover_addresses": ["192.0.2.33"], "codecs": ["PCMU"], "ring_timeout_secs": null}),
+            json!({"failover_addresses": ["192.0.2.33"], "codecs": ["PCMU"], "ring_timeout_secs": null,
+                   "transport_protocol": "UDP", "encrypted_media": null}),
         )
         .await?;
     let changed = changed.ok(StatusCode::OK)?;
+    ensure!(changed["transport_protocol"] == "UDP" && changed["encrypted_media"].is_null(), "{changed}");
     ensure!(changed["failover_addresses"] == json!(["192.0.2.33:5060"]), "{changed}");
     ensure!(changed["codecs"] == json!(["PCMU"]) && changed["ring_timeout_secs"].is_null(), "{changed}");
     let shown = c.get(&uri, &jwt).await?;
@@ -939,6 +944,9 @@ async fn connection_trunking_settings(c: Ctx) -> anyhow::Result<()> {
         (json!({"codecs": []}), &["codecs:", "at least one"]),
         (json!({"ring_timeout_secs": 0}), &["ring_timeout_secs:", "1 to 120"]),
         (json!({"ring_timeout_secs": 121}), &["ring_timeout_secs:", "1 to 120"]),
+        (json!({"transport_protocol": "TLS"}), &["transport_protocol:", "register over TLS"]),
+        (json!({"transport_protocol": "sctp"}), &["transport_protocol:", "UDP or TCP"]),
+        (json!({"encrypted_media": "ZRTP"}), &["encrypted_media:", "SRTP or null"]),
     ] {
         c.patch(&uri, &jwt, body.clone()).await?.err(StatusCode::UNPROCESSABLE_ENTITY, needles)?;
         let mut create = body.clone();

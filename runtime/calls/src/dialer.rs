@@ -94,6 +94,10 @@ impl Dialer for ServerDialer {
         self.trunk.codecs(call, request)
     }
 
+    fn offers_srtp(&self, call: &CallInfo, request: &OutboundRequest) -> bool {
+        self.trunk.srtp(call, request)
+    }
+
     fn admit_leg(&self, call: &CallInfo) -> Result<Option<opentact_voice::LegSlot>, CallError> {
         let account = call
             .account

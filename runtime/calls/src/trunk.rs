@@ -67,6 +67,8 @@ pub struct Trunking {
 struct ArmedLeg {
     request: OutboundRequest,
     codecs: Vec<u8>,
+    /// The connection's media must be SRTP (`encrypted_media`).
+    srtp: bool,
 }
 
 impl Trunking {
@@ -77,8 +79,8 @@ impl Trunking {
     }
 
     /// The leg `call` rings next; the dialer resolves its target to exactly this request.
-    fn arm(&self, call: &str, request: OutboundRequest, codecs: Vec<u8>) {
-        self.armed.lock().insert(call.to_owned(), ArmedLeg { request, codecs });
+    fn arm(&self, call: &str, request: OutboundRequest, codecs: Vec<u8>, srtp: bool) {
+        self.armed.lock().insert(call.to_owned(), ArmedLeg { request, codecs, srtp });
     }
 
     fn disarm(&self, call: &str) {
@@ -97,6 +99,12 @@ impl Trunking {
         let armed = self.armed.lock();
         let leg = armed.get(&call.id)?;
         (leg.request.uri == request.uri && !leg.codecs.is_empty()).then(|| leg.codecs.clone())
+    }
+
+    /// Whether a leg of `call` to its PBX must be SRTP (the connection's `encrypted_media`).
+    pub(crate) fn srtp(&self, call: &CallInfo, request: &OutboundRequest) -> bool {
+        let armed = self.armed.lock();
+        armed.get(&call.id).is_some_and(|leg| leg.request.uri == request.uri && leg.srtp)
     }
 }
 
@@ -122,6 +130,13 @@ struct Refusal {
     reason: String,
 }
 
+/// Whether an INVITE's offer is SRTP with a key (`RTP/SAVP` and `a=crypto`).
+fn offers_srtp(offer: Option<&str>) -> bool {
+    offer
+        .and_then(|sdp| opentact_media::sdp::parse(sdp).ok())
+        .is_some_and(|sdp| sdp.audio.is_srtp() && !sdp.audio.crypto.is_empty())
+}
+
 /// Where a connection's PBX is reached, in order: `ip:port` and the failover addresses, then
 /// the registered contacts of a credential connection.
 fn pbx_legs(router: &CallRouter, connection: &SipConnection, tn: i64, from: &str) -> Vec<OutboundRequest> {
@@ -140,7 +155,7 @@ fn pbx_legs(router: &CallRouter, connection: &SipConnection, tn: i64, from: &str
             to: uri.clone(),
             uri,
             destination: Some(address),
-            transport: "udp",
+            transport: connection.transport_protocol.sip_name(),
             from: from.to_owned(),
             sdp_offer: String::new(),
             headers: Vec::new(),
@@ -349,7 +364,7 @@ impl CallRouter {
         }
         for (index, request) in legs.iter().enumerate() {
             let uri = request.uri.clone();
-            trunking.arm(&id, request.clone(), codecs.clone());
+            trunking.arm(&id, request.clone(), codecs.clone(), connection.encrypted_media.is_some());
             let dialled = session
                 .dial(DialRequest {
                     targets: vec![DialTarget::SipUri(uri.clone())],
@@ -412,6 +427,12 @@ impl CallRouter {
     /// the caller-ID rule and the connection's outbound voice profile.
     async fn terminate(&self, call: IncomingCall, connection: SipConnection, tn: i64) {
         let account = connection.account;
+        if connection.encrypted_media.is_some() && !offers_srtp(call.sdp_offer.as_deref()) {
+            let reason = format!("plain RTP refused: SIP connection {:?} requires SRTP", connection.name);
+            info!(%reason, "trunk call refused");
+            let _ = call.reject_with_warning(488, &reason);
+            return;
+        }
         let caller = call.from.user.clone().unwrap_or_default();
         if !self.may_present(account, &caller).await {
             let reason = format!("caller ID {caller:?} is not a number this account leases or has verified");

@@ -55,6 +55,12 @@ pub trait Dialer: Send + Sync {
     fn offer_codecs(&self, _call: &CallInfo, _request: &OutboundRequest) -> Option<Vec<u8>> {
         None
     }
+
+    /// Whether `request`'s leg must be SRTP whatever the platform's policy (a SIP connection's
+    /// `encrypted_media`); the policy decides otherwise.
+    fn offers_srtp(&self, _call: &CallInfo, _request: &OutboundRequest) -> bool {
+        false
+    }
 }
 
 /// A leg's place among its account's calls (see [`Dialer::admit_leg`]); given back when dropped.
@@ -152,7 +158,7 @@ pub(crate) async fn ring(
                 .await
                 .map_err(|error| CallError::LimitExceeded(format!("no RTP port: {error}")))?;
             // SDES keys only where the SDP carrying them is protected, unless SRTP is required.
-            let srtp_key = if config.srtp.offers_on(request.transport) {
+            let srtp_key = if dialer.offers_srtp(info, &request) || config.srtp.offers_on(request.transport) {
                 Some(
                     SdesKey::generate(1, CryptoSuite::AesCm128HmacSha1_80)
                         .map_err(|error| CallError::Failed(format!("SRTP: {error}")))?,

@@ -11,8 +11,11 @@
 //!
 //! Calls to the connection's numbers go to its PBX: an IP connection's `ip:port`, then its
 //! `failover_addresses` in order (each rings up to `ring_timeout_secs`), a credential
-//! connection's registered contact; the PBX is offered `codecs` in that order. Its calls to
-//! other numbers go out through the carrier under its `outbound_voice_profile`.
+//! connection's registered contact; the PBX is offered `codecs` in that order. Its IP
+//! addresses are called over `transport_protocol` (`UDP` or `TCP`); a credential PBX over the
+//! connection it registered on (TLS included). `encrypted_media: "SRTP"` makes the connection's
+//! media SRTP both ways: its legs are offered SRTP, and its calls must offer it (488 if not).
+//! Its calls to other numbers go out through the carrier under its `outbound_voice_profile`.
 
 use std::net::IpAddr;
 
@@ -21,7 +24,8 @@ use axum::extract::State;
 use axum::routing::{delete, get, post};
 use chrono::{DateTime, Duration, Utc};
 use opentact_store::{
-    DigestCredentials, NewSipConnection, ObjectKind, SipConnection, SipConnectionPatch, SipInvite, TnLease,
+    DigestCredentials, EncryptedMedia, NewSipConnection, ObjectKind, SipConnection, SipConnectionPatch,
+    SipInvite, SipTransportProtocol, TnLease,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -222,6 +226,29 @@ fn check_codecs(codecs: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(checked)
 }
 
+/// `transport_protocol`: `UDP` or `TCP`, any case.
+fn check_transport(name: &str) -> Result<SipTransportProtocol, ApiError> {
+    match name.to_ascii_uppercase().as_str() {
+        "UDP" => Ok(SipTransportProtocol::Udp),
+        "TCP" => Ok(SipTransportProtocol::Tcp),
+        "TLS" => Err(ApiError::invalid(
+            "transport_protocol",
+            "a connection's IP addresses are called over UDP or TCP; for TLS give the connection \
+             credentials and have the PBX register over TLS (port 5061): its calls then go over that \
+             connection",
+        )),
+        _ => Err(ApiError::invalid("transport_protocol", format!("UDP or TCP, got {name:?}"))),
+    }
+}
+
+/// `encrypted_media`: `SRTP`, any case.
+fn check_encrypted_media(name: &str) -> Result<EncryptedMedia, ApiError> {
+    match name.to_ascii_uppercase().as_str() {
+        "SRTP" => Ok(EncryptedMedia::Srtp),
+        _ => Err(ApiError::invalid("encrypted_media", format!("SRTP or null, got {name:?}"))),
+    }
+}
+
 fn check_ring_timeout(secs: i32) -> Result<i32, ApiError> {
     if (1..=MAX_RING_TIMEOUT_SECS).contains(&secs) {
         Ok(secs)
@@ -329,6 +356,15 @@ pub struct NewConnection {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 120)]
     pub ring_timeout_secs: Option<i32>,
+    /// The transport to `ip:port` and the failover addresses: `UDP` (default) or `TCP`.
+    #[serde(default)]
+    #[schema(example = "UDP")]
+    pub transport_protocol: Option<String>,
+    /// `SRTP`: the connection's media is SRTP both ways; `null` (default): as the platform's
+    /// policy says.
+    #[serde(default)]
+    #[schema(example = "SRTP")]
+    pub encrypted_media: Option<String>,
 }
 
 /// Maps the store's `NotFound` for the profile to a 422 on its field.
@@ -381,6 +417,13 @@ async fn create(
             None => Vec::new(),
         },
         ring_timeout_secs: body.ring_timeout_secs.map(check_ring_timeout).transpose()?,
+        transport_protocol: body
+            .transport_protocol
+            .as_deref()
+            .map(check_transport)
+            .transpose()?
+            .unwrap_or_default(),
+        encrypted_media: body.encrypted_media.as_deref().map(check_encrypted_media).transpose()?,
     };
     let created = state.repo.create_connection(auth.account, new).await.map_err(profile_reference)?;
     Ok(Created(view(&state, created)))
@@ -441,6 +484,12 @@ pub struct ConnectionUpdate {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(minimum = 1, maximum = 120)]
     pub ring_timeout_secs: Option<Option<i32>>,
+    /// `UDP` or `TCP`.
+    #[serde(default)]
+    pub transport_protocol: Option<String>,
+    /// `SRTP`, or `null` to go back to the platform's policy.
+    #[serde(default, deserialize_with = "nullable")]
+    pub encrypted_media: Option<Option<String>>,
 }
 
 #[utoipa::path(
@@ -525,6 +574,12 @@ async fn update(
         ring_timeout_secs: match body.ring_timeout_secs {
             Some(Some(secs)) => Some(Some(check_ring_timeout(secs)?)),
             other => other,
+        },
+        transport_protocol: body.transport_protocol.as_deref().map(check_transport).transpose()?,
+        encrypted_media: match body.encrypted_media {
+            Some(Some(name)) => Some(Some(check_encrypted_media(&name)?)),
+            Some(None) => Some(None),
+            None => None,
         },
     };
     let updated = state.repo.update_connection(auth.account, id, patch).await.map_err(profile_reference)?;

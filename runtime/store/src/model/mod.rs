@@ -38,8 +38,9 @@ pub use profile::{
     NewTnProfile, OutboundVoiceProfile, OutboundVoiceProfilePatch, ShakenSignPolicy, TnProfile,
 };
 pub use sip::{
-    CreatedSipInvite, DigestCredentials, NewSipConnection, NewSipDomain, NewSipUser, SipConnection,
-    SipConnectionPatch, SipDomain, SipDomainPatch, SipInvite, SipUser, SipUserPatch,
+    CreatedSipInvite, DigestCredentials, EncryptedMedia, NewSipConnection, NewSipDomain, NewSipUser,
+    SipConnection, SipConnectionPatch, SipDomain, SipDomainPatch, SipInvite, SipTransportProtocol, SipUser,
+    SipUserPatch,
 };
 pub use tendlc::{
     BrandEntityType, CampaignDecision, CampaignNumber, CampaignState, NewTenDlcBrand, NewTenDlcCampaign,

@@ -1,4 +1,4 @@
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -63,6 +63,12 @@ pub struct SipConnection {
     /// How long each address may ring before the next is tried (the platform's default when
     /// `None`).
     pub ring_timeout_secs: Option<i32>,
+    /// The transport to the connection's IP addresses (`ip:port`, the failover addresses). A
+    /// credential PBX is called over the connection it registered on, whatever this says.
+    pub transport_protocol: SipTransportProtocol,
+    /// `SRTP`: calls to the PBX are offered SRTP only, and its calls must offer SRTP (488
+    /// otherwise); `null`: as the platform's `[media] srtp` policy says.
+    pub encrypted_media: Option<EncryptedMedia>,
     #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
@@ -88,6 +94,8 @@ pub struct NewSipConnection {
     /// Empty: PCMU then PCMA.
     pub codecs: Vec<String>,
     pub ring_timeout_secs: Option<i32>,
+    pub transport_protocol: SipTransportProtocol,
+    pub encrypted_media: Option<EncryptedMedia>,
 }
 
 /// A partial update; for nullable fields `Some(None)` clears.
@@ -103,6 +111,52 @@ pub struct SipConnectionPatch {
     pub failover_addresses: Option<Vec<String>>,
     pub codecs: Option<Vec<String>>,
     pub ring_timeout_secs: Option<Option<i32>>,
+    pub transport_protocol: Option<SipTransportProtocol>,
+    pub encrypted_media: Option<Option<EncryptedMedia>>,
+}
+
+/// The transport to a SIP connection's IP addresses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SipTransportProtocol {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+impl SipTransportProtocol {
+    /// As stored, and as the SIP layer names it in lower case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SipTransportProtocol::Udp => "UDP",
+            SipTransportProtocol::Tcp => "TCP",
+        }
+    }
+
+    /// `udp` or `tcp`, as an outbound request names its transport.
+    pub fn sip_name(self) -> &'static str {
+        match self {
+            SipTransportProtocol::Udp => "udp",
+            SipTransportProtocol::Tcp => "tcp",
+        }
+    }
+}
+
+/// Media encryption a SIP connection requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum EncryptedMedia {
+    /// SRTP with SDES keys (RFC 4568).
+    #[serde(rename = "SRTP")]
+    Srtp,
+}
+
+impl EncryptedMedia {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncryptedMedia::Srtp => "SRTP",
+        }
+    }
 }
 
 /// A SIP domain `<name>.<platform sip domain>` whose users register and call.

@@ -25,6 +25,8 @@ struct ConnRow {
     failover_addresses: String,
     codecs: String,
     ring_timeout_secs: Option<i32>,
+    transport_protocol: String,
+    encrypted_media: Option<String>,
     created_on: i64,
     modified_on: i64,
     deleted_on: Option<i64>,
@@ -73,6 +75,14 @@ impl ConnRow {
             failover_addresses: split_list(&self.failover_addresses),
             codecs: codecs_or_default(split_list(&self.codecs)),
             ring_timeout_secs: self.ring_timeout_secs,
+            transport_protocol: match self.transport_protocol.as_str() {
+                "TCP" => SipTransportProtocol::Tcp,
+                _ => SipTransportProtocol::Udp,
+            },
+            encrypted_media: match self.encrypted_media.as_deref() {
+                Some("SRTP") => Some(EncryptedMedia::Srtp),
+                _ => None,
+            },
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
             deleted_on: self.deleted_on.map(from_millis),
@@ -83,7 +93,8 @@ impl ConnRow {
 macro_rules! conn_cols {
     () => {
         "id, account_id, name, subdomain, ip, port, is_active, login, ha1, ha1b, outbound_voice_profile_id, \
-         failover_addresses, codecs, ring_timeout_secs, created_on, modified_on, deleted_on"
+         failover_addresses, codecs, ring_timeout_secs, transport_protocol, encrypted_media, created_on, \
+         modified_on, deleted_on"
     };
 }
 
@@ -207,14 +218,17 @@ impl SipConnectionRepo for Store {
             failover_addresses: new.failover_addresses,
             codecs: codecs_or_default(new.codecs),
             ring_timeout_secs: new.ring_timeout_secs,
+            transport_protocol: new.transport_protocol,
+            encrypted_media: new.encrypted_media,
             created_on: now,
             modified_on: now,
             deleted_on: None,
         };
         with_pool!(self, p => sqlx::query(
             "INSERT INTO sip_connection (id, account_id, name, subdomain, ip, port, is_active, login, ha1, ha1b, \
-             outbound_voice_profile_id, created_on, modified_on, failover_addresses, codecs, ring_timeout_secs) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)",
+             outbound_voice_profile_id, created_on, modified_on, failover_addresses, codecs, ring_timeout_secs, \
+             transport_protocol, encrypted_media) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17)",
         )
         .bind(c.uuid.to_string())
         .bind(account.to_string())
@@ -231,6 +245,8 @@ impl SipConnectionRepo for Store {
         .bind(c.failover_addresses.join(","))
         .bind(c.codecs.join(","))
         .bind(c.ring_timeout_secs)
+        .bind(c.transport_protocol.as_str())
+        .bind(c.encrypted_media.map(EncryptedMedia::as_str))
         .execute(p)
         .await
         .map(|_| ()))
@@ -297,6 +313,8 @@ impl SipConnectionRepo for Store {
             c.codecs = codecs_or_default(codecs);
         }
         patch(&mut c.ring_timeout_secs, p.ring_timeout_secs);
+        patch(&mut c.transport_protocol, p.transport_protocol);
+        patch(&mut c.encrypted_media, p.encrypted_media);
         check_list("failover_addresses", &c.failover_addresses)?;
         check_list("codecs", &c.codecs)?;
         if let Some(creds) = p.credentials {
@@ -313,8 +331,8 @@ impl SipConnectionRepo for Store {
         let done = with_pool!(self, pool => sqlx::query(
             "UPDATE sip_connection SET name = $3, subdomain = $4, ip = $5, port = $6, is_active = $7, login = $8, \
              ha1 = $9, ha1b = $10, outbound_voice_profile_id = $11, modified_on = $12, \
-             failover_addresses = $13, codecs = $14, ring_timeout_secs = $15 \
-             WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
+             failover_addresses = $13, codecs = $14, ring_timeout_secs = $15, transport_protocol = $16, \
+             encrypted_media = $17 WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
         )
         .bind(account.to_string())
         .bind(conn.to_string())
@@ -331,6 +349,8 @@ impl SipConnectionRepo for Store {
         .bind(c.failover_addresses.join(","))
         .bind(c.codecs.join(","))
         .bind(c.ring_timeout_secs)
+        .bind(c.transport_protocol.as_str())
+        .bind(c.encrypted_media.map(EncryptedMedia::as_str))
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))
