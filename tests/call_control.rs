@@ -285,3 +285,48 @@ async fn a_channel_limit_holds_for_two_nodes_together() {
     drop((a, b));
     drop(db);
 }
+
+/// Two nodes on one PostgreSQL (issue 14): node a carries an answered call when it is killed
+/// (kill -9); node b takes it over once its heartbeat is late and closes the call's CDR (Q.850
+/// 41, saying why), and a command for the call sent to node b then answers 404, not 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_on_a_killed_node_is_closed_by_the_survivor() {
+    let Some(db) = cluster_database().await else { return };
+    let shared = tempfile::tempdir().expect("tempdir");
+    let extra = "heartbeat_ms = 200\nnode_timeout_ms = 2000\n";
+    let a = support::platform::start_node("node-a", &db.url, shared.path(), extra).await;
+    let b = support::platform::start_node("node-b", &db.url, shared.path(), extra).await;
+    let ops = jwt(&b, EMAIL, PASSWORD).await;
+    let mut socket = support::ws::subscribe(b.api, &ops).await;
+    let caller = support::platform::call_awaiting_bye(&a, TN);
+    let initiated = support::ws::until(&mut socket, |e| e["type"] == "call.initiated").await;
+    let call = initiated.last().expect("event")["call"]["uuid"].as_str().expect("call uuid").to_owned();
+    let (status, answered) = command(&b, &ops, &call, json!({"command": "answer"})).await;
+    assert_eq!(status, 200, "{answered}");
+    support::ws::until(&mut socket, |e| e["type"] == "call.answered").await;
+
+    let Platform { mut child, .. } = a;
+    child.start_kill().expect("kill -9");
+    let _ = child.wait().await;
+    caller.abort();
+    let authorization = format!("Bearer {ops}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let record = loop {
+        let (status, record) =
+            http(b.api, "GET", &format!("/rest/call/{call}"), &[("Authorization", &authorization)], None)
+                .await;
+        assert_eq!(status, 200, "{record}");
+        if !record["payload"]["ended_on"].is_null() {
+            break record["payload"].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "node b closed the CDR: {record}\n{}", b.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(record["q850_cause"], 41, "{record:#}");
+    assert!(record["hangup_reason"].as_str().unwrap_or_default().contains("its node stopped"), "{record:#}");
+    assert!(b.log().contains("took over a dead node"), "{}", b.log());
+    let (status, gone) = command(&b, &ops, &call, json!({"command": "hangup"})).await;
+    assert_eq!(status, 404, "the call is over, not unreachable: {gone}");
+    drop(b);
+    drop(db);
+}
