@@ -286,6 +286,38 @@ async fn a_channel_limit_holds_for_two_nodes_together() {
     drop(db);
 }
 
+/// Two nodes on one PostgreSQL (issue 14): `[calls] max_calls_per_account = 3` holds for both
+/// together — of four calls placed two on each node, three start and one gets 429 saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_call_cap_holds_for_two_nodes_together() {
+    let Some(db) = cluster_database().await else { return };
+    let shared = tempfile::tempdir().expect("tempdir");
+    let extra = "\n[sip]\nallow_private_targets = true\n\n[calls]\nmax_calls_per_account = 3\n";
+    let a = support::platform::start_node("node-a", &db.url, shared.path(), extra).await;
+    let b = support::platform::start_node("node-b", &db.url, shared.path(), extra).await;
+    let ops = format!("Bearer {}", jwt(&a, EMAIL, PASSWORD).await);
+    // The callee never answers: each call stays up until its 5 s ring timeout.
+    let callee = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let call = json!({
+        "from": TN,
+        "to": format!("sip:callee@{}", callee.local_addr().expect("addr")),
+        "xml": "<Response><Hangup/></Response>",
+        "timeout": 5,
+    });
+    let mut answers = Vec::new();
+    for node in [&a, &b, &a, &b] {
+        answers.push(http(node.api, "POST", "/rest/call", &[("Authorization", &ops)], Some(&call)).await);
+    }
+    let started = answers.iter().filter(|(status, _)| *status == 201).count();
+    let refused: Vec<&Value> =
+        answers.iter().filter(|(status, _)| *status == 429).map(|(_, body)| body).collect();
+    assert_eq!((started, refused.len()), (3, 1), "{answers:#?}");
+    let message = refused[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("account call limit reached: 3"), "{message}");
+    drop((a, b));
+    drop(db);
+}
+
 /// Two nodes on one PostgreSQL (issue 14): node a carries an answered call when it is killed
 /// (kill -9); node b takes it over once its heartbeat is late and closes the call's CDR (Q.850
 /// 41, saying why), and a command for the call sent to node b then answers 404, not 503.

@@ -5,12 +5,19 @@
 //! over REST or by a batch — takes a [`CallSlot`] before it rings and gives it back when it
 //! ends, so one account cannot take every channel, media port and flow instance the node has
 //! (the outbound voice profiles' channel limits are the customer's own, finer limits).
+//!
+//! With several nodes sharing PostgreSQL ([`Admission::shared`]) an account's calls are
+//! counted in the database, as the profiles' channels are ([`opentact_store::LimitRepo`]): the
+//! cap holds for all the nodes together. A node that cannot reach the database counts its own
+//! calls alone rather than refuse every call.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use opentact_store::{LimitRepo, new_id};
 use parking_lot::Mutex;
+use tracing::warn;
 use uuid::Uuid;
 
 /// Concurrent calls one account may have on a node when the config sets no other number
@@ -33,7 +40,22 @@ pub enum Refusal {
 pub struct Admission {
     max_per_account: usize,
     draining: AtomicBool,
+    /// This node's calls per account (the count itself when no database is shared).
     calls: Mutex<HashMap<Uuid, usize>>,
+    /// Nodes share the database: it counts.
+    shared: Option<Shared>,
+}
+
+/// The database that counts for all the nodes, and this node's name in it.
+struct Shared {
+    store: Arc<dyn LimitRepo>,
+    node: String,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("node", &self.node).finish_non_exhaustive()
+    }
 }
 
 impl Default for Admission {
@@ -47,6 +69,8 @@ impl Default for Admission {
 pub struct CallSlot {
     admission: Arc<Admission>,
     account: Uuid,
+    /// Its lease in the database, when nodes share one.
+    lease: Option<Uuid>,
 }
 
 impl Drop for CallSlot {
@@ -58,6 +82,17 @@ impl Drop for CallSlot {
                 calls.remove(&self.account);
             }
         }
+        if let (Some(lease), Some(shared)) = (self.lease, &self.admission.shared)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let store = shared.store.clone();
+            runtime.spawn(async move {
+                if let Err(error) = store.give_back_lease(lease).await {
+                    // The node's leases go when it is taken over or starts again.
+                    warn!(%error, %lease, "a call's place among its account's calls was not given back");
+                }
+            });
+        }
     }
 }
 
@@ -68,21 +103,42 @@ impl Admission {
             max_per_account: max_per_account.max(1),
             draining: AtomicBool::new(false),
             calls: Mutex::default(),
+            shared: None,
         }
     }
 
+    /// [`Self::new`], each account's calls counted in `store` together with the other nodes
+    /// that share it; this node is `node` there.
+    pub fn shared(max_per_account: usize, store: Arc<dyn LimitRepo>, node: String) -> Self {
+        Admission { shared: Some(Shared { store, node }), ..Admission::new(max_per_account) }
+    }
+
     /// A slot for a new call of `account`, or why not.
-    pub fn admit(self: &Arc<Self>, account: Uuid) -> Result<CallSlot, Refusal> {
+    pub async fn admit(self: &Arc<Self>, account: Uuid) -> Result<CallSlot, Refusal> {
         if self.is_draining() {
             return Err(Refusal::Draining);
         }
+        let limit = self.max_per_account;
+        let mut lease = None;
+        if let Some(shared) = &self.shared {
+            let id = new_id();
+            let scope = format!("account:{account}");
+            let cap = u32::try_from(limit).unwrap_or(u32::MAX);
+            match shared.store.take_lease(&scope, cap, &shared.node, id, chrono::Utc::now()).await {
+                Ok(true) => lease = Some(id),
+                Ok(false) => return Err(Refusal::AccountLimit { limit }),
+                Err(error) => {
+                    warn!(%error, "account call cap: the database is unreachable; this node counts alone")
+                }
+            }
+        }
         let mut calls = self.calls.lock();
         let count = calls.entry(account).or_default();
-        if *count >= self.max_per_account {
-            return Err(Refusal::AccountLimit { limit: self.max_per_account });
+        if lease.is_none() && *count >= limit {
+            return Err(Refusal::AccountLimit { limit });
         }
         *count += 1;
-        Ok(CallSlot { admission: self.clone(), account })
+        Ok(CallSlot { admission: self.clone(), account, lease })
     }
 
     /// From now on no new call starts (calls in progress go on).
@@ -105,25 +161,25 @@ impl Admission {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_account_at_its_cap_is_refused_while_others_are_admitted() {
+    #[tokio::test]
+    async fn an_account_at_its_cap_is_refused_while_others_are_admitted() {
         let admission = Arc::new(Admission::new(2));
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let first = admission.admit(a).expect("first");
-        let _second = admission.admit(a).expect("second");
-        assert_eq!(admission.admit(a).unwrap_err(), Refusal::AccountLimit { limit: 2 });
-        let _other = admission.admit(b).expect("another account is not affected");
+        let first = admission.admit(a).await.expect("first");
+        let _second = admission.admit(a).await.expect("second");
+        assert_eq!(admission.admit(a).await.unwrap_err(), Refusal::AccountLimit { limit: 2 });
+        let _other = admission.admit(b).await.expect("another account is not affected");
         drop(first);
-        let _again = admission.admit(a).expect("a slot given back is free again");
+        let _again = admission.admit(a).await.expect("a slot given back is free again");
         assert_eq!(admission.running(), 3);
     }
 
-    #[test]
-    fn draining_refuses_new_calls_and_keeps_running_ones() {
+    #[tokio::test]
+    async fn draining_refuses_new_calls_and_keeps_running_ones() {
         let admission = Arc::new(Admission::new(10));
-        let running = admission.admit(Uuid::new_v4()).expect("admitted");
+        let running = admission.admit(Uuid::new_v4()).await.expect("admitted");
         admission.start_draining();
-        assert_eq!(admission.admit(Uuid::new_v4()).unwrap_err(), Refusal::Draining);
+        assert_eq!(admission.admit(Uuid::new_v4()).await.unwrap_err(), Refusal::Draining);
         assert_eq!(admission.running(), 1);
         drop(running);
         assert_eq!(admission.running(), 0);

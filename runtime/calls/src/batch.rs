@@ -192,7 +192,7 @@ impl BatchRunner {
             }
             let request = Originate { to: DialTarget::Number(item.phone.clone()), ..request.clone() };
             // The account's share of the node: a number over it fails with the reason.
-            let account_slot = self.originator.runner.admission.admit(account);
+            let account_slot = self.originator.runner.admission.admit(account).await;
             let prepared = match self.originator.prepare(account, &request).await {
                 Ok(prepared) => prepared,
                 Err(error) => {

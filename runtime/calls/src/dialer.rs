@@ -98,12 +98,12 @@ impl Dialer for ServerDialer {
         self.trunk.srtp(call, request)
     }
 
-    fn admit_leg(&self, call: &CallInfo) -> Result<Option<opentact_voice::LegSlot>, CallError> {
+    async fn admit_leg(&self, call: &CallInfo) -> Result<Option<opentact_voice::LegSlot>, CallError> {
         let account = call
             .account
             .parse()
             .map_err(|_| CallError::Failed(format!("the call's account {:?} is not an id", call.account)))?;
-        match self.admission.admit(account) {
+        match self.admission.admit(account).await {
             Ok(slot) => Ok(Some(Box::new(slot))),
             Err(refusal) => Err(CallError::LimitExceeded(format!("dial: {refusal}"))),
         }

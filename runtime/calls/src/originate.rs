@@ -296,7 +296,7 @@ impl Calling for RestCalling {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Uuid, OriginateError>> + Send + '_>> {
         Box::pin(async move {
             let originator = self.0.clone();
-            let account_slot = match originator.runner.admission.admit(account) {
+            let account_slot = match originator.runner.admission.admit(account).await {
                 Ok(slot) => Ok(slot),
                 Err(Refusal::Draining) => {
                     return Err(OriginateError::Unavailable(Refusal::Draining.to_string()));

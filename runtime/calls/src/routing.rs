@@ -355,7 +355,7 @@ impl CallRouter {
         };
         // Held until the call ends: the account's share of this node, and no new calls while
         // the platform stops.
-        let _slot = match self.runner.admission.admit(flow.account) {
+        let _slot = match self.runner.admission.admit(flow.account).await {
             Ok(slot) => slot,
             Err(refusal) => {
                 info!(%refusal, "call refused");

@@ -325,7 +325,7 @@ impl CallRouter {
                 return;
             }
         };
-        let _slot = match self.runner.admission.admit(connection.account) {
+        let _slot = match self.runner.admission.admit(connection.account).await {
             Ok(slot) => slot,
             Err(refusal) => {
                 let reason = refusal.to_string();
@@ -463,7 +463,7 @@ impl CallRouter {
             )),
             _ => None,
         };
-        let slot = self.runner.admission.admit(account);
+        let slot = self.runner.admission.admit(account).await;
         let _ = call.ringing();
         let (sip_call, session) = self.trunk_session(call, account, tn.to_string(), None, None).await;
         let refusal_of = |reason: String| Refusal { status: 503, cause: Q850::NO_CIRCUIT_AVAILABLE, reason };

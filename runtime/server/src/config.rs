@@ -375,8 +375,9 @@ impl EventsSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallsSection {
-    /// Concurrent calls one account may have on this node (inbound, SIP users', placed and
-    /// batch calls); over it an INVITE gets 503 and `POST /rest/call` 429.
+    /// Concurrent calls one account may have (inbound, SIP users', placed and batch calls) —
+    /// on this node, or on all the nodes of a shared PostgreSQL together; over it an INVITE gets
+    /// 503 and `POST /rest/call` 429.
     pub max_calls_per_account: usize,
 }
 

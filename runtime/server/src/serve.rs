@@ -179,7 +179,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The call engine and the API see the store through its repository traits.
     let repo: opentact_calls::Repo = Arc::new(store.clone());
     let live_calls = Arc::new(LiveCalls::with_metrics(metrics.calls.clone()));
-    let admission = Arc::new(Admission::new(config.calls.max_calls_per_account));
+    // An account's calls: counted in PostgreSQL when nodes share it, so the cap holds for all.
+    let admission = Arc::new(match store.backend() {
+        opentact_store::Backend::Postgres => {
+            Admission::shared(config.calls.max_calls_per_account, Arc::new(store.clone()), node.clone())
+        }
+        opentact_store::Backend::Sqlite => Admission::new(config.calls.max_calls_per_account),
+    });
     // Calls this node carried when it died (a crash, a kill -9) would stay open in the log.
     let closed = opentact_store::CallLogRepo::close_abandoned_calls(
         &store,

@@ -46,7 +46,7 @@ pub trait Dialer: Send + Sync {
     /// as long as the leg lives (dropped with it), or `LimitExceeded` when the account is at
     /// its cap. A `<Dial>` leg is a call on the carrier trunk as much as the call it came
     /// from. The default takes none.
-    fn admit_leg(&self, _call: &CallInfo) -> Result<Option<LegSlot>, CallError> {
+    async fn admit_leg(&self, _call: &CallInfo) -> Result<Option<LegSlot>, CallError> {
         Ok(None)
     }
 
@@ -141,7 +141,7 @@ pub(crate) async fn ring(
     let mut slots = Vec::new();
     if leg_slots {
         for _ in resolved.iter().flat_map(|(_, requests)| requests) {
-            slots.push(dialer.admit_leg(info)?);
+            slots.push(dialer.admit_leg(info).await?);
         }
     }
     let mut slots = slots.into_iter();
