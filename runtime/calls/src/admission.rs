@@ -15,9 +15,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use opentact_store::{LimitRepo, new_id};
+use opentact_store::LimitRepo;
 use parking_lot::Mutex;
 use tracing::warn;
+
+use crate::shared_limits::SharedLimits;
 use uuid::Uuid;
 
 /// Concurrent calls one account may have on a node when the config sets no other number
@@ -43,19 +45,7 @@ pub struct Admission {
     /// This node's calls per account (the count itself when no database is shared).
     calls: Mutex<HashMap<Uuid, usize>>,
     /// Nodes share the database: it counts.
-    shared: Option<Shared>,
-}
-
-/// The database that counts for all the nodes, and this node's name in it.
-struct Shared {
-    store: Arc<dyn LimitRepo>,
-    node: String,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("node", &self.node).finish_non_exhaustive()
-    }
+    shared: Option<SharedLimits>,
 }
 
 impl Default for Admission {
@@ -82,16 +72,8 @@ impl Drop for CallSlot {
                 calls.remove(&self.account);
             }
         }
-        if let (Some(lease), Some(shared)) = (self.lease, &self.admission.shared)
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let store = shared.store.clone();
-            runtime.spawn(async move {
-                if let Err(error) = store.give_back_lease(lease).await {
-                    // The node's leases go when it is taken over or starts again.
-                    warn!(%error, %lease, "a call's place among its account's calls was not given back");
-                }
-            });
+        if let (Some(lease), Some(shared)) = (self.lease, &self.admission.shared) {
+            shared.give_back(lease, || {});
         }
     }
 }
@@ -110,7 +92,7 @@ impl Admission {
     /// [`Self::new`], each account's calls counted in `store` together with the other nodes
     /// that share it; this node is `node` there.
     pub fn shared(max_per_account: usize, store: Arc<dyn LimitRepo>, node: String) -> Self {
-        Admission { shared: Some(Shared { store, node }), ..Admission::new(max_per_account) }
+        Admission { shared: Some(SharedLimits::new(store, node)), ..Admission::new(max_per_account) }
     }
 
     /// A slot for a new call of `account`, or why not.
@@ -121,12 +103,9 @@ impl Admission {
         let limit = self.max_per_account;
         let mut lease = None;
         if let Some(shared) = &self.shared {
-            let id = new_id();
-            let scope = format!("account:{account}");
-            let cap = u32::try_from(limit).unwrap_or(u32::MAX);
-            match shared.store.take_lease(&scope, cap, &shared.node, id, chrono::Utc::now()).await {
-                Ok(true) => lease = Some(id),
-                Ok(false) => return Err(Refusal::AccountLimit { limit }),
+            match shared.take(&format!("account:{account}"), limit).await {
+                Ok(Some(id)) => lease = Some(id),
+                Ok(None) => return Err(Refusal::AccountLimit { limit }),
                 Err(error) => {
                     warn!(%error, "account call cap: the database is unreachable; this node counts alone")
                 }

@@ -9,6 +9,9 @@
 //!   profiles' channel and rate limits; [`batch`]: bulk calls paced by them.
 //! - [`live_calls`]: this node's live calls, for bridging and asynchronous commands.
 //! - [`admission`]: whether a new call may start (an account's share, draining for a stop).
+//!   On a shared PostgreSQL both the profiles' limits and the accounts' shares are counted in
+//!   the database for all the nodes (`shared_limits`).
+//! - [`command_relay`]: REST commands for calls another node carries.
 //! - [`shaken`]: STIR/SHAKEN — outbound legs signed, inbound calls verified.
 //! - [`trunk`]: SIP trunking — numbers on SIP connections to the PBX, its calls out.
 //! - [`call_log`]: CDRs and recordings' metadata; [`transcribe`]: speech-to-text of recordings.
@@ -28,6 +31,7 @@ pub mod numbers;
 pub mod originate;
 pub mod routing;
 pub mod shaken;
+mod shared_limits;
 pub mod transcribe;
 pub mod trunk;
 

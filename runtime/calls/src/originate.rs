@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use opentact_call::model::Direction;
 use opentact_control::{Calling, Originate, OriginateError};
-use opentact_store::{LimitRepo, OutboundVoiceProfile, ShakenSignPolicy, new_id};
+use opentact_store::{LimitRepo, OutboundVoiceProfile, ShakenSignPolicy};
 use opentact_voice::{Destination, SipCall};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use crate::admission::Refusal;
 use crate::call_runner::{CallEnd, CallRunner, Flow, new_call_info};
+use crate::shared_limits::SharedLimits;
 
 /// Longest a single call waits for its profile's rate slot before it is refused.
 pub const MAX_RATE_WAIT: Duration = Duration::from_secs(5);
@@ -47,19 +48,7 @@ pub struct ProfileLimits {
     /// Woken whenever a channel is given back.
     freed: Notify,
     /// Nodes share the database: it counts.
-    shared: Option<Shared>,
-}
-
-/// The database that counts for all the nodes, and this node's name in it.
-struct Shared {
-    store: Arc<dyn LimitRepo>,
-    node: String,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("node", &self.node).finish_non_exhaustive()
-    }
+    shared: Option<SharedLimits>,
 }
 
 /// How often a batch waiting for a channel asks the database again: a channel freed on
@@ -80,18 +69,9 @@ impl Drop for Channel {
         if let Some(usage) = self.limits.profiles.lock().get_mut(&self.profile) {
             usage.channels = usage.channels.saturating_sub(1);
         }
-        if let (Some(lease), Some(shared)) = (self.lease, &self.limits.shared)
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let store = shared.store.clone();
+        if let (Some(lease), Some(shared)) = (self.lease, &self.limits.shared) {
             let limits = self.limits.clone();
-            runtime.spawn(async move {
-                if let Err(error) = store.give_back_lease(lease).await {
-                    // The node's leases go when it is taken over or starts again.
-                    warn!(%error, %lease, "a channel's lease was not given back");
-                }
-                limits.freed.notify_waiters();
-            });
+            shared.give_back(lease, move || limits.freed.notify_waiters());
         }
         self.limits.freed.notify_waiters();
     }
@@ -114,7 +94,7 @@ impl ProfileLimits {
     /// Limits counted in `store`, together with the other nodes that share it; this node is
     /// `node` there.
     pub fn shared(store: Arc<dyn LimitRepo>, node: String) -> Self {
-        ProfileLimits { shared: Some(Shared { store, node }), ..ProfileLimits::default() }
+        ProfileLimits { shared: Some(SharedLimits::new(store, node)), ..ProfileLimits::default() }
     }
 
     fn limit(profile: &OutboundVoiceProfile) -> Option<usize> {
@@ -125,12 +105,9 @@ impl ProfileLimits {
     pub async fn try_channel(self: &Arc<Self>, profile: &OutboundVoiceProfile) -> Result<Channel, String> {
         let mut lease = None;
         if let (Some(shared), Some(limit)) = (&self.shared, Self::limit(profile)) {
-            let id = new_id();
-            let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-            match shared.store.take_lease(&scope(profile), limit, &shared.node, id, chrono::Utc::now()).await
-            {
-                Ok(true) => lease = Some(id),
-                Ok(false) => return Err(channel_refusal(profile, profile.channel_limit.unwrap_or(0))),
+            match shared.take(&scope(profile), limit).await {
+                Ok(Some(id)) => lease = Some(id),
+                Ok(None) => return Err(channel_refusal(profile, profile.channel_limit.unwrap_or(0))),
                 Err(error) => {
                     warn!(%error, "channel limit: the database is unreachable; this node counts alone")
                 }
@@ -182,7 +159,7 @@ impl ProfileLimits {
             let interval_us = 1_000_000 / i64::from(rate);
             let now_us = chrono::Utc::now().timestamp_micros();
             let max_wait_us = max_wait.map(|max| i64::try_from(max.as_micros()).unwrap_or(i64::MAX));
-            match shared.store.reserve_rate_slot(&scope(profile), interval_us, now_us, max_wait_us).await {
+            match shared.reserve_rate_slot(&scope(profile), interval_us, now_us, max_wait_us).await {
                 Ok(Some(slot_us)) => {
                     let wait = u64::try_from(slot_us - now_us).unwrap_or(0);
                     return Some(Instant::now() + Duration::from_micros(wait));
