@@ -336,3 +336,41 @@ async fn a_killed_nodes_deliveries_are_sent_once_in_order_by_the_other_node() {
     drop(b);
     drop(db);
 }
+
+/// Two nodes on one PostgreSQL, a call on each at once: every event of both calls reaches the
+/// receiver, which refuses each once, exactly once in the end, each call's in order — each
+/// node delivering the events of the calls it carried — signed with the account's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_on_two_nodes_are_delivered_once_each_in_order() {
+    let Some(db) = pg::PgDatabase::create() else { return };
+    let receiver = Receiver::start(1).await;
+    let shared = tempfile::tempdir().expect("tempdir");
+    let start = |name: &'static str| {
+        let extra = "\n[webhooks]\nallow_private = true\nbackoff_ms = 50\nmax_backoff_ms = 400\ntimeout_ms = 2000\n\
+                     max_attempts = 1000\n";
+        support::platform::start_node(name, &db.url, shared.path(), extra)
+    };
+    let a = start("a").await;
+    let b = start("b").await;
+    *receiver.public_key.lock() = Some(subscribe(&a, &receiver.url()).await);
+    tokio::join!(call(&a), call(&b));
+    let on_a = a.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.destroyed").await;
+    let on_b = b.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.destroyed").await;
+    let total = on_a.len() + on_b.len();
+    let accepted = until_accepted(&receiver, total, || format!("{}\n{}", a.log(), b.log())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.accepted().len(), total, "nothing accepted twice: {accepted:#?}");
+    for events in [&on_a, &on_b] {
+        // The event log names the call by its uuid; the envelope by an object.
+        let call = events[0]["call"].as_str().expect("the call's uuid");
+        let of_call: Vec<Value> = accepted.iter().filter(|e| e["call"]["uuid"] == call).cloned().collect();
+        assert_eq!(of_call.len(), events.len(), "every event of call {call}: {accepted:#?}");
+        assert_once_in_order(&of_call);
+    }
+    assert!(
+        receiver.log.lock().iter().all(|d| d.signature_valid),
+        "signed with the account's key on both nodes"
+    );
+    drop((a, b));
+    drop(db);
+}
