@@ -362,3 +362,19 @@ async fn a_call_on_a_killed_node_is_closed_by_the_survivor() {
     drop(b);
     drop(db);
 }
+
+/// A node on PostgreSQL stops on SIGTERM: its listeners for the other nodes' commands and
+/// events hold connections of their own, which the store's close does not wait for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_postgresql_stops_on_sigterm() {
+    let Some(db) = cluster_database().await else { return };
+    let shared = tempfile::tempdir().expect("tempdir");
+    let node = support::platform::start_node("node-a", &db.url, shared.path(), "").await;
+    let Platform { mut child, .. } = node;
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(status.success());
+    let exited = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    assert!(matches!(exited, Ok(Ok(status)) if status.success()), "stopped cleanly within 20 s: {exited:?}");
+    drop(db);
+}

@@ -184,7 +184,13 @@ impl Store {
         match &self.pool {
             Pool::Sqlite(_) => Ok(None),
             Pool::Postgres(p) => {
-                let mut listener = sqlx::postgres::PgListener::connect_with(p).await?;
+                // Not from the store's pool: a listener holds its connection for the process's
+                // life, and `close` waits for every connection of the pool to come back.
+                let own = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with((*p.connect_options()).clone())
+                    .await?;
+                let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
                 listener.listen_all(channels.iter().copied()).await?;
                 Ok(Some(StoreListener(listener)))
             }
