@@ -355,6 +355,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let api = tokio::spawn(async move { axum::serve(api_listener, api_service).await });
     let metrics_endpoint = crate::metrics::start(&config.metrics, metrics.clone()).await?;
     let sip_tls = sip.tls_addr().map(|addr| addr.to_string()).unwrap_or_else(|| "off".to_owned());
+    let stop = stop_signal()?;
     info!(sip = %sip.local_addr(), %sip_tls, api = %api_addr, "platform ready");
     // Batches a previous run left unfinished go on.
     tokio::spawn(async move { batches.resume().await });
@@ -367,7 +368,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    stop_signal().await?;
+    stop.await?;
     let drain = Duration::from_secs(config.server.drain_secs);
     info!(
         calls = live_calls.len(),
@@ -428,20 +429,25 @@ fn node_id(server: &crate::config::ServerConfig) -> anyhow::Result<String> {
 /// stops.
 const HANGUP_GRACE: Duration = Duration::from_secs(5);
 
-/// Waits for Ctrl-C or SIGTERM (what process supervisors send to stop a service).
-async fn stop_signal() -> anyhow::Result<()> {
+/// Listens for Ctrl-C and SIGTERM (what process supervisors send to stop a service) from now
+/// on; the future ends at the first. Registered before the platform says it is ready: a
+/// signal sent at once would otherwise end the process with the default action, no drain.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("listening for SIGTERM")?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
-            _ = terminate.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-    Ok(())
+    Ok(async { tokio::signal::ctrl_c().await.context("waiting for Ctrl-C") })
 }
 
 /// The JWT signing key: read from `path`, or created there on first start, so tokens survive
