@@ -216,7 +216,15 @@ async fn messages_are_authenticated_checked_and_kept_within_the_account() {
         let answer = message(&eve, to_bob, "text/plain", "let me in", "guess").await;
         assert_eq!(answer.status, 403, "{}", answer.text);
     }
-    let log = platform.log();
+    // The log is read as the server writes it: the ban's line may come a moment after the 403.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let log = loop {
+        let log = platform.log();
+        if log.contains("SIP authentication failures: banned") || tokio::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert!(log.contains("MESSAGE refused: wrong credentials"), "{log}");
     let banned = log
         .lines()
