@@ -32,6 +32,7 @@ pub mod session;
 pub mod srtp;
 pub mod tone;
 pub mod tts;
+pub mod webrtc;
 
 /// The sample rate of telephone audio, Hz.
 pub const SAMPLE_RATE: u32 = 8_000;

@@ -116,11 +116,19 @@ pub struct AudioStream {
 pub const PROTOCOL_RTP: &str = "RTP/AVP";
 /// The transport of SRTP keyed by SDES.
 pub const PROTOCOL_SRTP: &str = "RTP/SAVP";
+/// The transport of WebRTC media: SRTP keyed by DTLS, with RTCP feedback.
+pub const PROTOCOL_WEBRTC: &str = "UDP/TLS/RTP/SAVPF";
 
 impl AudioStream {
     /// Whether the stream asks for SRTP (`RTP/SAVP`, or the feedback profile `RTP/SAVPF`).
     pub fn is_srtp(&self) -> bool {
         self.protocol.eq_ignore_ascii_case(PROTOCOL_SRTP) || self.protocol.eq_ignore_ascii_case("RTP/SAVPF")
+    }
+
+    /// Whether the stream is a browser's WebRTC audio: DTLS-SRTP over ICE
+    /// (`UDP/TLS/RTP/SAVPF`, RFC 5764 and JSEP), answered by [`crate::webrtc`].
+    pub fn is_webrtc(&self) -> bool {
+        self.protocol.eq_ignore_ascii_case(PROTOCOL_WEBRTC)
     }
 
     /// Whether this stream puts the other side on hold.

@@ -73,6 +73,7 @@ use crate::dtmf::{EventReceiver, TelephoneEvent, send_key};
 use crate::goertzel::InbandDetector;
 use crate::rtp::RtpPacket;
 use crate::srtp::{SdesKey, SrtpContexts, SrtpError};
+use crate::webrtc::{LinkOutput, WebRtcLink};
 use crate::{SAMPLE_RATE, SAMPLES_PER_FRAME, g711};
 use parking_lot::{Mutex, RwLock};
 use tokio::net::UdpSocket;
@@ -344,6 +345,15 @@ impl RateWindow {
     }
 }
 
+impl Shared {
+    /// Send what a WebRTC link produced (non-blocking, like every send of the session).
+    fn transmit(&self, out: &LinkOutput) {
+        for (destination, datagram) in &out.transmits {
+            let _ = self.send_socket.send_to(datagram, *destination);
+        }
+    }
+}
+
 struct Playing {
     samples: Arc<[i16]>,
     position: usize,
@@ -372,6 +382,9 @@ struct Shared {
     background: Mutex<Option<(Arc<[i16]>, usize)>>,
     /// SDES keys, when the call's media is SRTP.
     srtp: Mutex<Option<SrtpContexts>>,
+    /// ICE, DTLS-SRTP and RTCP, when the peer is a browser ([`crate::webrtc`]): then every
+    /// datagram goes through it, both ways, and the source rules above do not apply.
+    webrtc: Mutex<Option<WebRtcLink>>,
     closed: AtomicBool,
     closed_notify: Notify,
     counters: RtpCounters,
@@ -455,6 +468,7 @@ impl RtpSession {
             background: Mutex::new(None),
             events: Mutex::new(VecDeque::new()),
             srtp: Mutex::new(None),
+            webrtc: Mutex::new(None),
             closed: AtomicBool::new(false),
             closed_notify: Notify::new(),
             counters: RtpCounters::default(),
@@ -513,9 +527,21 @@ impl RtpSession {
         }
     }
 
-    /// Whether the media is SRTP.
+    /// Whether the media is SRTP (SDES keys, or DTLS-SRTP with a browser).
     pub fn is_srtp(&self) -> bool {
-        self.shared.srtp.lock().is_some()
+        self.shared.srtp.lock().is_some() || self.shared.webrtc.lock().is_some()
+    }
+
+    /// Make the media WebRTC ([`crate::webrtc`]): from here on every datagram goes through
+    /// `link`, which answers ICE checks, runs DTLS and opens and protects SRTP.
+    pub fn set_webrtc(&self, link: WebRtcLink) {
+        *self.shared.webrtc.lock() = Some(link);
+    }
+
+    /// Whether the browser's WebRTC media is up (ICE and DTLS done); `None` when the session is
+    /// not WebRTC.
+    pub fn webrtc_connected(&self) -> Option<bool> {
+        self.shared.webrtc.lock().as_ref().map(WebRtcLink::is_connected)
     }
 
     /// Where packets go now.
@@ -751,6 +777,15 @@ impl Sender {
     }
 
     fn send(&self, destination: SocketAddr) {
+        if let Some(link) = self.shared.webrtc.lock().as_mut() {
+            let mut out = LinkOutput::default();
+            link.send_rtp(std::time::Instant::now(), &self.datagram, &mut out);
+            self.shared.transmit(&out);
+            if !out.transmits.is_empty() {
+                self.shared.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
         if destination.port() == 0 || destination.ip().is_unspecified() {
             return;
         }
@@ -773,6 +808,12 @@ impl Sender {
     /// Send this tick's packet.
     pub(crate) fn tick(&mut self) {
         let shared = self.shared.clone();
+        if let Some(link) = shared.webrtc.lock().as_mut() {
+            // str0m's timers (DTLS retransmits, RTCP reports, consent) ride on the media clock.
+            let mut out = LinkOutput::default();
+            link.tick(std::time::Instant::now(), &mut out);
+            shared.transmit(&out);
+        }
         let event = shared.events.lock().pop_front();
         if let Some(event) = event {
             let (destination, payload_type) = {
@@ -880,18 +921,23 @@ impl Sender {
 /// telephone-events into digits, feeds the in-band detector and the taps.
 async fn receive_loop(shared: Arc<Shared>, local: SocketAddr) {
     let mut buffer = vec![0u8; MAX_DATAGRAM];
-    let mut events = EventReceiver::new();
-    let mut inband = InbandDetector::new();
-    let mut rate = RateWindow { started: Instant::now(), count: 0 };
+    let mut state = ReceiveState {
+        receivers: DigitReceivers { events: EventReceiver::new(), inband: InbandDetector::new() },
+        rate: RateWindow { started: Instant::now(), count: 0 },
+        warned_source: false,
+    };
     // An attack is logged once per session, not once per packet.
-    let (mut noted_nat_candidate, mut warned_source, mut warned_rate, mut warned_auth) =
-        (false, false, false, false);
+    let (mut noted_nat_candidate, mut warned_rate, mut warned_auth) = (false, false, false);
     loop {
         let (length, source) = match shared.socket.recv_from(&mut buffer).await {
             Ok(received) => received,
             // ICMP port unreachable surfaces here on some systems; keep reading.
             Err(_) => continue,
         };
+        if shared.webrtc.lock().is_some() {
+            receive_webrtc(&shared, local, source, &buffer[..length], &mut state);
+            continue;
+        }
         if RtpPacket::parse(&buffer[..length]).is_err() {
             continue;
         }
@@ -905,8 +951,8 @@ async fn receive_loop(shared: Arc<Shared>, local: SocketAddr) {
                 if refused == Refused::NatCandidate && !noted_nat_candidate {
                     noted_nat_candidate = true;
                     debug!(%local, %source, "RTP from the peer's host on another port: waiting out the NAT grace");
-                } else if refused == Refused::Stranger && !warned_source {
-                    warned_source = true;
+                } else if refused == Refused::Stranger && !state.warned_source {
+                    state.warned_source = true;
                     let state = shared.peer.lock();
                     warn!(
                         %local, %source, expected = %state.announced, latched = ?state.latched,
@@ -917,7 +963,7 @@ async fn receive_loop(shared: Arc<Shared>, local: SocketAddr) {
                 continue;
             }
         }
-        if !rate.allow(now, shared.limits.max_packets_per_second) {
+        if !state.rate.allow(now, shared.limits.max_packets_per_second) {
             shared.counters.dropped_rate.fetch_add(1, Ordering::Relaxed);
             if !warned_rate {
                 warned_rate = true;
@@ -948,58 +994,122 @@ async fn receive_loop(shared: Arc<Shared>, local: SocketAddr) {
         };
         let Ok(peer) = shared.peer.lock().admit(source, now, &shared.limits) else { continue };
         let Ok(packet) = RtpPacket::parse(opened.as_deref().unwrap_or(&buffer[..length])) else { continue };
-        let key = if Some(packet.payload_type) == peer.telephone_event {
-            events.receive(packet.ssrc, packet.timestamp, packet.payload)
-        } else if packet.payload_type == PT_PCMU || packet.payload_type == PT_PCMA {
-            let tapped = {
-                let mut taps = shared.taps.lock();
-                taps.retain(|tap| !tap.sender.is_closed());
-                let fits = taps.iter().filter(|tap| tap.fits(now, packet.payload.len())).count();
-                let refused = (taps.len() - fits) as u64 * packet.payload.len() as u64;
-                shared.counters.tap_samples_dropped.fetch_add(refused, Ordering::Relaxed);
-                fits > 0
-            };
-            if !tapped && !peer.inband_dtmf {
-                continue;
-            }
-            let samples: Vec<i16> = packet
-                .payload
-                .iter()
-                .map(|byte| {
-                    if packet.payload_type == PT_PCMA {
-                        g711::alaw_decode(*byte)
-                    } else {
-                        g711::ulaw_decode(*byte)
-                    }
-                })
-                .collect();
-            let key = if peer.inband_dtmf { inband.feed(&samples).into_iter().next() } else { None };
-            if tapped {
-                for tap in shared.taps.lock().iter_mut() {
-                    if tap.fits(now, samples.len()) {
-                        match tap.sender.try_send(samples.clone()) {
-                            Ok(()) => tap.sent += samples.len() as u64,
-                            Err(mpsc::error::TrySendError::Full(_)) => {
-                                shared.counters.tap_packets_overflowed.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        deliver(&shared, peer, &packet, now, &mut state.receivers);
+    }
+}
+
+/// The receive loop's state across packets.
+struct ReceiveState {
+    receivers: DigitReceivers,
+    rate: RateWindow,
+    /// A stranger's packets are logged once per session, not once per packet.
+    warned_source: bool,
+}
+
+/// What turns admitted packets into digits: RFC 4733 events and in-band tones.
+struct DigitReceivers {
+    events: EventReceiver,
+    inband: InbandDetector,
+}
+
+/// Handle an admitted (and opened) packet: a telephone-event becomes a digit, audio feeds the
+/// in-band detector and the taps.
+fn deliver(
+    shared: &Shared,
+    peer: RtpPeer,
+    packet: &RtpPacket<'_>,
+    now: Instant,
+    receivers: &mut DigitReceivers,
+) {
+    let DigitReceivers { events, inband } = receivers;
+    let key = if Some(packet.payload_type) == peer.telephone_event {
+        events.receive(packet.ssrc, packet.timestamp, packet.payload)
+    } else if packet.payload_type == PT_PCMU || packet.payload_type == PT_PCMA {
+        let tapped = {
+            let mut taps = shared.taps.lock();
+            taps.retain(|tap| !tap.sender.is_closed());
+            let fits = taps.iter().filter(|tap| tap.fits(now, packet.payload.len())).count();
+            let refused = (taps.len() - fits) as u64 * packet.payload.len() as u64;
+            shared.counters.tap_samples_dropped.fetch_add(refused, Ordering::Relaxed);
+            fits > 0
+        };
+        if !tapped && !peer.inband_dtmf {
+            return;
+        }
+        let samples: Vec<i16> = packet
+            .payload
+            .iter()
+            .map(|byte| {
+                if packet.payload_type == PT_PCMA {
+                    g711::alaw_decode(*byte)
+                } else {
+                    g711::ulaw_decode(*byte)
+                }
+            })
+            .collect();
+        let key = if peer.inband_dtmf { inband.feed(&samples).into_iter().next() } else { None };
+        if tapped {
+            for tap in shared.taps.lock().iter_mut() {
+                if tap.fits(now, samples.len()) {
+                    match tap.sender.try_send(samples.clone()) {
+                        Ok(()) => tap.sent += samples.len() as u64,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            shared.counters.tap_packets_overflowed.fetch_add(1, Ordering::Relaxed);
                         }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {}
                     }
                 }
             }
-            key
-        } else {
-            None
-        };
-        if let Some(key) = key {
-            shared.counters.digits_received.fetch_add(1, Ordering::Relaxed);
-            let mut digits = shared.digits.lock();
-            if digits.len() == MAX_BUFFERED_DIGITS {
-                digits.pop_front();
-            }
-            digits.push_back(key);
-            drop(digits);
-            shared.digit_arrived.notify_waiters();
+        }
+        key
+    } else {
+        None
+    };
+    if let Some(key) = key {
+        shared.counters.digits_received.fetch_add(1, Ordering::Relaxed);
+        let mut digits = shared.digits.lock();
+        if digits.len() == MAX_BUFFERED_DIGITS {
+            digits.pop_front();
+        }
+        digits.push_back(key);
+        drop(digits);
+        shared.digit_arrived.notify_waiters();
+    }
+}
+
+/// Reads a WebRTC session's datagrams: each goes through the link (ICE, DTLS, SRTP); the
+/// packets it opens are rate-capped and delivered like plain RTP.
+fn receive_webrtc(
+    shared: &Shared,
+    local: SocketAddr,
+    source: SocketAddr,
+    datagram: &[u8],
+    state: &mut ReceiveState,
+) {
+    let now = Instant::now();
+    let mut out = LinkOutput::default();
+    let accepted = match shared.webrtc.lock().as_mut() {
+        Some(link) => link.receive(now.into_std(), source, datagram, &mut out),
+        None => return,
+    };
+    shared.transmit(&out);
+    if !accepted {
+        shared.counters.dropped_source.fetch_add(1, Ordering::Relaxed);
+        if !state.warned_source {
+            state.warned_source = true;
+            warn!(%local, %source, "datagram for no ICE check or DTLS peer of this WebRTC call dropped; further ones are dropped silently");
+        }
+        return;
+    }
+    let peer = shared.peer.lock().peer;
+    for plain in &out.packets {
+        shared.counters.packets_received.fetch_add(1, Ordering::Relaxed);
+        if !state.rate.allow(now, shared.limits.max_packets_per_second) {
+            shared.counters.dropped_rate.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if let Ok(packet) = RtpPacket::parse(plain) {
+            deliver(shared, peer, &packet, now, &mut state.receivers);
         }
     }
 }
