@@ -129,6 +129,10 @@ pub struct SipSection {
     pub tls_cert_file: Option<PathBuf>,
     /// The certificate's private key, PEM (needed with `tls_listen`).
     pub tls_key_file: Option<PathBuf>,
+    /// SIP over WebSocket (RFC 7118) for the web call (`/webcall`): the address and port to
+    /// listen on. Plain `ws`, which browsers allow from pages on localhost; on any other host
+    /// put it and the API behind a TLS proxy (`wss`, `https`). Unset: no web call.
+    pub ws_listen: Option<SocketAddr>,
 }
 
 impl SipSection {
@@ -181,6 +185,7 @@ impl Default for SipSection {
             tls_listen: None,
             tls_cert_file: None,
             tls_key_file: None,
+            ws_listen: None,
         }
     }
 }

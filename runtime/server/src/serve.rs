@@ -255,6 +255,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             auth: config.sip.auth_limits(),
             max_contacts_per_user: config.sip.max_contacts_per_user,
             tls: config.sip.tls()?,
+            ws_listen: config.sip.ws_listen,
             ..SipConfig::default()
         },
         router,
@@ -336,6 +337,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .context("flows.http.allow")?,
     )
     .with_node_id(&node)
+    .with_webcall(sip.ws_addr().map(|addr| addr.port()))
     .with_connection_ips(opentact_api::routes::sip_connection::ConnectionIps {
         allow_private: config.sip.allow_private_connection_ips,
         platform: [advertised, listen_ip].into_iter().filter(|ip| !ip.is_unspecified()).collect(),

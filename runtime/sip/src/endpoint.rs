@@ -13,6 +13,7 @@ use rsipstack::transport::TransportLayer;
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::tls::{ReloadableCertResolver, TlsConfig, TlsListenerConnection};
 use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::websocket::WebSocketListenerConnection;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -48,6 +49,10 @@ pub struct SipConfig {
     pub max_contacts_per_user: usize,
     /// SIP over TLS (RFC 3261 §26, RFC 5630), off when `None`.
     pub tls: Option<TlsListen>,
+    /// SIP over WebSocket (RFC 7118) for browsers (the web call), off when `None`. Plain `ws`:
+    /// a browser allows it from `http://localhost` pages; anywhere else the page and this
+    /// listener sit behind a TLS proxy (`wss`).
+    pub ws_listen: Option<SocketAddr>,
 }
 
 /// The SIP over TLS listener: its address and the server certificate it presents.
@@ -79,6 +84,7 @@ impl Default for SipConfig {
             auth: AuthLimits::default(),
             max_contacts_per_user: DEFAULT_MAX_CONTACTS_PER_USER,
             tls: None,
+            ws_listen: None,
         }
     }
 }
@@ -125,6 +131,7 @@ pub struct InviteCredential {
 pub struct SipEndpoint {
     local_addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
+    ws_addr: Option<SocketAddr>,
     cancel: CancellationToken,
     dialog_layer: Arc<DialogLayer>,
     registrar: Arc<Registrar>,
@@ -177,6 +184,16 @@ impl SipEndpoint {
             }
             None => None,
         };
+        let ws_addr = match config.ws_listen {
+            Some(listen) => {
+                let mut ws_addr = ws_listener(listen, &transport_layer).await?;
+                if ws_addr.ip().is_unspecified() {
+                    ws_addr.set_ip(advertised_ip);
+                }
+                Some(ws_addr)
+            }
+            None => None,
+        };
         let refusals = Arc::new(crate::refusal::Refusals::default());
         let endpoint = EndpointBuilder::new()
             .with_cancel_token(cancel.clone())
@@ -189,7 +206,7 @@ impl SipEndpoint {
             .build();
         let incoming = endpoint.incoming_transactions()?;
         let dialog_layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
-        let contacts = OwnContacts::new(local_addr, tls_addr)?;
+        let contacts = OwnContacts::new(local_addr, tls_addr, ws_addr)?;
 
         let serve_cancel = cancel.clone();
         tokio::spawn(async move {
@@ -211,8 +228,8 @@ impl SipEndpoint {
             auth: Arc::new(DigestAuth::new(config.auth)),
         };
         tokio::spawn(Arc::new(dispatcher).run(incoming, cancel.clone()));
-        info!(%local_addr, tcp = config.tcp, tls = ?tls_addr, "SIP listening");
-        Ok(SipEndpoint { local_addr, tls_addr, cancel, dialog_layer, registrar, contacts, messages })
+        info!(%local_addr, tcp = config.tcp, tls = ?tls_addr, ws = ?ws_addr, "SIP listening");
+        Ok(SipEndpoint { local_addr, tls_addr, ws_addr, cancel, dialog_layer, registrar, contacts, messages })
     }
 
     /// The address SIP is served on (with the port chosen when 0 was asked for).
@@ -223,6 +240,11 @@ impl SipEndpoint {
     /// The address SIP over TLS is served on, when it is on.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls_addr
+    }
+
+    /// The address SIP over WebSocket is served on, when it is on.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
     }
 
     /// Place an outbound leg.
@@ -259,15 +281,21 @@ impl SipEndpoint {
 }
 
 /// The platform's own Contact URIs: one for UDP and TCP, one for TLS (`transport=tls`, so
-/// a phone that registered over TLS sends its in-dialog requests back over TLS).
+/// a phone that registered over TLS sends its in-dialog requests back over TLS), one for
+/// WebSocket (`transport=ws`).
 #[derive(Clone)]
 struct OwnContacts {
     plain: rsipstack::sip::Uri,
     tls: Option<rsipstack::sip::Uri>,
+    ws: Option<rsipstack::sip::Uri>,
 }
 
 impl OwnContacts {
-    fn new(local_addr: SocketAddr, tls_addr: Option<SocketAddr>) -> Result<Self, SipError> {
+    fn new(
+        local_addr: SocketAddr,
+        tls_addr: Option<SocketAddr>,
+        ws_addr: Option<SocketAddr>,
+    ) -> Result<Self, SipError> {
         let uri = |text: String| {
             rsipstack::sip::Uri::try_from(text.as_str())
                 .map_err(|e| SipError::Stack(format!("contact {text}: {e}")))
@@ -275,13 +303,15 @@ impl OwnContacts {
         Ok(OwnContacts {
             plain: uri(format!("sip:{local_addr}"))?,
             tls: tls_addr.map(|addr| uri(format!("sip:{addr};transport=tls"))).transpose()?,
+            ws: ws_addr.map(|addr| uri(format!("sip:{addr};transport=ws"))).transpose()?,
         })
     }
 
-    /// The Contact for a dialog over `transport` (`udp`, `tcp` or `tls`).
+    /// The Contact for a dialog over `transport` (`udp`, `tcp`, `tls` or `ws`).
     fn for_transport(&self, transport: &str) -> &rsipstack::sip::Uri {
-        match (&self.tls, transport) {
-            (Some(tls), "tls") => tls,
+        match (transport, &self.tls, &self.ws) {
+            ("tls", Some(tls), _) => tls,
+            ("ws", _, Some(ws)) => ws,
             _ => &self.plain,
         }
     }
@@ -306,6 +336,19 @@ async fn tls_listener(tls: &TlsListen, transport_layer: &TransportLayer) -> Resu
     };
     let listener =
         TlsListenerConnection::new(address, None, config).await.map_err(|e| failed(e.to_string()))?;
+    transport_layer.add_transport(listener.into());
+    Ok(address)
+}
+
+/// Add the WebSocket listener to `transport_layer`; its address (the port picked when 0 was
+/// asked). Bound once here, as the stack opens the listener later and would only log a failure.
+async fn ws_listener(listen: SocketAddr, transport_layer: &TransportLayer) -> Result<SocketAddr, SipError> {
+    let failed = |reason: String| SipError::Bind { transport: "WS", address: listen, reason };
+    let probe = std::net::TcpListener::bind(listen).map_err(|e| failed(e.to_string()))?;
+    let address = probe.local_addr().map_err(|e| failed(e.to_string()))?;
+    drop(probe);
+    let listener =
+        WebSocketListenerConnection::new(address, None, false).await.map_err(|e| failed(e.to_string()))?;
     transport_layer.add_transport(listener.into());
     Ok(address)
 }
@@ -352,12 +395,13 @@ fn random_secret() -> String {
         .collect()
 }
 
-/// The source address and transport (`udp`, `tcp` or `tls`) of a request.
+/// The source address and transport (`udp`, `tcp`, `tls` or `ws`) of a request.
 fn source_of(tx: &Transaction) -> Option<(SocketAddr, &'static str)> {
     let connection = tx.connection.as_ref()?;
     let address = connection.get_remote_addr()?.get_socketaddr().ok()?;
     let transport = match connection.transport() {
         rsipstack::sip::Transport::Tls => "tls",
+        rsipstack::sip::Transport::Ws | rsipstack::sip::Transport::Wss => "ws",
         _ if connection.is_reliable() => "tcp",
         _ => "udp",
     };

@@ -25,7 +25,7 @@ pub struct OutboundRequest {
     /// resolves the URI's host.
     pub destination: Option<SocketAddr>,
     /// `tcp` sends over TCP, `tls` over TLS (a phone's own connection when it registered over
-    /// TLS); anything else UDP.
+    /// TLS), `ws` over a browser's WebSocket; anything else UDP.
     pub transport: &'static str,
     /// The From URI (the caller ID).
     pub from: String,
@@ -92,6 +92,7 @@ pub(crate) fn transport_named(name: &str) -> Transport {
     match name {
         "tcp" => Transport::Tcp,
         "tls" => Transport::Tls,
+        "ws" => Transport::Ws,
         _ => Transport::Udp,
     }
 }
