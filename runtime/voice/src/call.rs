@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 use crate::dial::{self, Dialer};
 use crate::render::{MediaRenderer, Rendered};
 use opentact_media::session::{PlayEnd, RtpPeer, RtpSession};
+use opentact_media::webrtc::WebRtcLink;
 
 /// Loudness under which a 20 ms frame counts as silence for a recording's silence timeout
 /// (RMS of 16-bit samples; about -50 dBFS).
@@ -439,8 +440,73 @@ fn written(result: std::io::Result<()>, path: &Path) -> std::io::Result<bool> {
 }
 
 impl SipCall {
+    /// Answer a browser's WebRTC offer (the web call): the media is ICE-lite and DTLS-SRTP on
+    /// the call's RTP socket ([`opentact_media::webrtc`]), whatever `media.srtp` says — a browser
+    /// only ever speaks encrypted media. Media goes only where the browser's ICE checks come
+    /// from, so the SDP's address (0.0.0.0 port 9 from a browser) is not checked.
+    async fn answer_webrtc(
+        &self,
+        leg: &IncomingCall,
+        offer_text: &str,
+        offer: &AudioStream,
+        negotiated: sdp::Negotiated,
+    ) -> Result<(), CallError> {
+        let peer = RtpPeer {
+            address: SocketAddr::new(offer.address, offer.port),
+            codec: negotiated.codec,
+            telephone_event: negotiated.telephone_event,
+            inband_dtmf: self.config.inband_dtmf || negotiated.telephone_event.is_none(),
+        };
+        let rtp = RtpSession::bind(self.config.rtp_bind, self.config.rtp_ports.clone(), peer)
+            .await
+            .map_err(|error| CallError::LimitExceeded(format!("no RTP port: {error}")))?;
+        let advertised = SocketAddr::new(self.config.rtp_advertised, rtp.local_addr().port());
+        let (link, answer) = match WebRtcLink::answer(
+            offer_text,
+            rtp.local_addr(),
+            advertised,
+            negotiated.codec,
+            negotiated.telephone_event,
+        ) {
+            Ok(answered) => answered,
+            Err(error) => {
+                let _ = leg.reject_with_warning(488, &error.to_string());
+                return Err(CallError::Failed(error.to_string()));
+            }
+        };
+        rtp.set_webrtc(link);
+        let rtp = Arc::new(rtp);
+        let on_reoffer = self.reoffer_handler(
+            &rtp,
+            &LocalMedia {
+                session_id: 0,
+                version: 1,
+                address: self.config.rtp_advertised,
+                port: advertised.port(),
+                codecs: vec![negotiated.codec],
+                telephone_event: negotiated.telephone_event,
+                direction: Direction::SendRecv,
+                crypto: None,
+            },
+        );
+        leg.answer(answer, on_reoffer).map_err(|error| match error {
+            opentact_sip::SipError::DialogEnded => CallError::Hangup,
+            other => CallError::Failed(format!("answering: {other}")),
+        })?;
+        info!(%advertised, "web call answered with WebRTC media (ICE-lite, DTLS-SRTP)");
+        rtp.start();
+        *self.rtp.lock() = Some(rtp);
+        self.state.lock().call = CallState::Answered;
+        Ok(())
+    }
+
     /// Send the caller a new offer with `direction` (RFC 3264 §8.4 hold), and follow its answer.
     async fn reoffer(&self, direction: Direction) -> Result<(), CallError> {
+        if self.rtp().is_some_and(|rtp| rtp.webrtc_connected().is_some()) {
+            return Err(CallError::InvalidState(
+                "a web call (WebRTC) cannot be put on hold by re-offer; its media stays up".to_owned(),
+            ));
+        }
         let local =
             self.state.lock().local.clone().ok_or_else(|| CallError::InvalidState("ringing".to_owned()))?;
         let offer =
@@ -476,6 +542,10 @@ impl SipCall {
     /// Answers the peer's re-offers (its hold, a new address) against the platform's `local`
     /// media.
     fn reoffer_handler(&self, rtp: &Arc<RtpSession>, local: &LocalMedia) -> opentact_sip::ReofferHandler {
+        if rtp.webrtc_connected().is_some() {
+            // A browser's re-offer would renegotiate ICE and DTLS: refused (488), the call goes on.
+            return Arc::new(|_: &str| None);
+        }
         let reoffer_rtp = Arc::downgrade(rtp);
         let reoffer_local = local.clone();
         let reoffer_version = self.sdp_version.clone();
@@ -705,6 +775,9 @@ impl CallBackend for SipCall {
             sdp::parse(offer_text).map_err(|error| CallError::Failed(format!("SDP offer: {error}")))?;
         let negotiated =
             sdp::negotiate(&offer.audio).map_err(|error| CallError::Failed(format!("SDP offer: {error}")))?;
+        if offer.audio.is_webrtc() {
+            return self.answer_webrtc(leg, offer_text, &offer.audio, negotiated).await;
+        }
         if let Some(refused) = self.config.media_address_refused(offer.audio.address) {
             // 488 Not Acceptable Here: no media to that address, so no call.
             let _ = leg.reject_with_warning(488, &refused);

@@ -10,6 +10,7 @@ use opentact_call::error::CallError;
 use opentact_call::model::{CallInfo, DialTarget};
 use opentact_media::sdp::{self, AudioStream, Direction, LocalMedia};
 use opentact_media::srtp::{self, CryptoSuite, SdesKey};
+use opentact_media::webrtc::{OfferedLink, WebRtcLink};
 use opentact_sip::{LegEvents, OutboundCall, OutboundOutcome, OutboundRequest, SipEndpoint};
 use tokio::task::JoinSet;
 use tracing::{debug, info};
@@ -91,8 +92,10 @@ pub(crate) struct AnsweredLeg {
     pub _slot: Option<LegSlot>,
 }
 
-/// A leg that rings: its target, call, media, offer and place among the account's calls.
-type RingingLeg = (DialTarget, OutboundCall, Arc<RtpSession>, LocalMedia, Option<LegSlot>);
+/// A leg that rings: its target, call, media, offer, place among the account's calls and, for a
+/// browser (a user signed in on the web call page), the WebRTC link waiting for its answer.
+type RingingLeg =
+    (DialTarget, OutboundCall, Arc<RtpSession>, LocalMedia, Option<LegSlot>, Option<OfferedLink>);
 
 /// Why no leg answered.
 #[derive(Debug, Default)]
@@ -166,7 +169,7 @@ pub(crate) async fn ring(
             } else {
                 None
             };
-            let offer = LocalMedia {
+            let mut offer = LocalMedia {
                 session_id: u64::from(rtp.local_addr().port()),
                 version: 1,
                 address: config.rtp_advertised,
@@ -176,7 +179,20 @@ pub(crate) async fn ring(
                 direction: Direction::SendRecv,
                 crypto: srtp_key.as_ref().map(SdesKey::attribute),
             };
-            request.sdp_offer = offer.render(&[], 0);
+            // A user registered over WebSocket is a browser: it takes only WebRTC media
+            // (ICE, DTLS-SRTP), whatever `media.srtp` says.
+            let webrtc = if request.transport == "ws" {
+                let advertised = SocketAddr::new(config.rtp_advertised, rtp.local_addr().port());
+                let (offered, sdp) =
+                    WebRtcLink::offer(rtp.local_addr(), advertised, &offer.codecs, OFFER_TELEPHONE_EVENT)
+                        .map_err(|error| CallError::Failed(error.to_string()))?;
+                offer.crypto = None;
+                request.sdp_offer = sdp;
+                Some(offered)
+            } else {
+                request.sdp_offer = offer.render(&[], 0);
+                None
+            };
             // A callee behind NAT (a registered phone) sends its media from the address its
             // registration came from: that IP may be latched too, besides the SDP's.
             if let Some(destination) = request.destination {
@@ -185,7 +201,7 @@ pub(crate) async fn ring(
             match endpoint.invite(request) {
                 Ok((call, outcome)) => {
                     let index = legs.len();
-                    legs.push((target.clone(), call, Arc::new(rtp), offer, slot));
+                    legs.push((target.clone(), call, Arc::new(rtp), offer, slot, webrtc));
                     pending.spawn(async move { (index, outcome.wait().await) });
                 }
                 Err(error) => tally.failed.push(format!("{}: {error}", target.as_str())),
@@ -222,7 +238,7 @@ pub(crate) async fn ring(
         }
     }
     // Every leg but the winner stops ringing (or, if it answered at the same moment, ends).
-    for (index, (_, call, rtp, _, _)) in legs.iter().enumerate() {
+    for (index, (_, call, rtp, _, _, _)) in legs.iter().enumerate() {
         if winner.as_ref().is_some_and(|(w, _)| *w == index) {
             continue;
         }
@@ -251,7 +267,7 @@ pub(crate) async fn ring(
             CallError::Failed(tally.failed.join("; "))
         });
     };
-    let (target, call, rtp, local, slot) = legs.swap_remove(index);
+    let (target, call, rtp, local, slot, webrtc) = legs.swap_remove(index);
     let parsed = sdp::parse(&answer).map_err(|error| CallError::Failed(format!("the callee's SDP: {error}")));
     let negotiated = parsed.as_ref().ok().and_then(|p| sdp::negotiate(&p.audio).ok());
     let (Ok(parsed), Some(negotiated)) = (parsed.as_ref(), negotiated) else {
@@ -259,13 +275,26 @@ pub(crate) async fn ring(
         rtp.close();
         return Err(CallError::Failed("the callee answered without a usable SDP answer".to_owned()));
     };
-    if let Some(refused) = config.media_address_refused(parsed.audio.address) {
+    if let Some(offered) = webrtc {
+        // Media goes only where the browser's ICE checks come from: the SDP's address (0.0.0.0
+        // from a browser) is not used, so not checked.
+        match offered.accept(&answer) {
+            Ok(link) => rtp.set_webrtc(link),
+            Err(error) => {
+                call.hangup().await;
+                rtp.close();
+                return Err(CallError::Failed(format!("{}: the browser's SDP: {error}", target.as_str())));
+            }
+        }
+    } else if let Some(refused) = config.media_address_refused(parsed.audio.address) {
         // Not one packet goes there: the leg ends before its media starts.
         call.hangup().await;
         rtp.close();
         return Err(CallError::Failed(format!("{}: the callee's SDP: {refused}", target.as_str())));
     }
-    if let Err(refused) = answered_srtp(&rtp, &local, &parsed.audio) {
+    if rtp.webrtc_connected().is_none()
+        && let Err(refused) = answered_srtp(&rtp, &local, &parsed.audio)
+    {
         call.hangup().await;
         rtp.close();
         return Err(CallError::Failed(format!("{}: the callee's SDP: {refused}", target.as_str())));
