@@ -269,6 +269,8 @@ impl Modify for Security {
         routes::ws::upgrade,
         routes::docs::openapi_json,
         routes::docs::docs_page,
+        routes::webcall::page,
+        routes::webcall::script,
     ),
     components(schemas(ErrorEnvelope)),
     tags(
@@ -291,6 +293,7 @@ impl Modify for Security {
         (name = "batch", description = "Bulk calls: one flow called out to a list of numbers, paced by the outbound voice profile."),
         (name = "events", description = "Event subscriptions, signed webhooks, and live events over a websocket."),
         (name = "docs", description = "This document."),
+        (name = "webcall", description = "The web call: a page where a SIP user signs in and calls from the browser (SIP over WebSocket, WebRTC audio)."),
     )
 )]
 pub struct ApiDoc;

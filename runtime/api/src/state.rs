@@ -160,6 +160,9 @@ pub struct ApiState {
     /// This node's name (`[server] node_id`): a call the call log shows live on another node
     /// is told apart from a call that is not live here (relayed, not 404).
     pub node_id: Option<Arc<str>>,
+    /// The port of SIP over WebSocket, which the `/webcall` page connects to; `None`: the web
+    /// call is off (the page says so).
+    pub webcall_ws_port: Option<u16>,
     /// Held while a subscription is counted and created, so concurrent creations cannot pass
     /// the per-account cap together (on this node).
     pub(crate) subscriptions_lock: Arc<tokio::sync::Mutex<()>>,
@@ -189,8 +192,15 @@ impl ApiState {
             flow_urls: Arc::new(UrlPolicy::default()),
             connection_ips: Arc::default(),
             node_id: None,
+            webcall_ws_port: None,
             subscriptions_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// Serve the web call (`/webcall`) against SIP over WebSocket on `port`.
+    pub fn with_webcall(mut self, port: Option<u16>) -> Self {
+        self.webcall_ws_port = port;
+        self
     }
 
     /// Limit failed logins with `limits` instead of the defaults

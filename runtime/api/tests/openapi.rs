@@ -112,6 +112,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/ws"),
     ("get", "/rest/openapi.json"),
     ("get", "/rest/docs"),
+    ("get", "/webcall"),
+    ("get", "/webcall/webcall.js"),
 ];
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];

@@ -32,6 +32,7 @@ pub mod sms;
 pub mod tendlc;
 pub mod token;
 pub mod verified_number;
+pub mod webcall;
 pub mod ws;
 
 /// The whole API. Every path is under `/rest`; anything else, or a known path with a method
@@ -60,6 +61,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(sms::routes())
         .merge(tendlc::routes())
         .merge(docs::routes())
+        .merge(webcall::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(crate::envelope::MAX_JSON_BODY))
