@@ -329,3 +329,180 @@ async fn a_user_registered_over_tls_is_called_over_its_tls_connection() {
     // Over TLS the leg was offered SRTP, which alice (srtp-mand) took.
     assert!(log.contains("the leg's media is SRTP"), "{log}");
 }
+
+/// The /webcall page in headless Chromium (tests/support/webcall/drive.mjs), talked to one
+/// command per line.
+struct Browser {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// The browser's console and the page's log, for failures.
+    stderr: std::sync::Arc<parking_lot::Mutex<String>>,
+}
+
+impl Browser {
+    async fn open(url: &str) -> Browser {
+        use tokio::io::AsyncBufReadExt;
+        let driver = support::runner::repo().join("tests/support/webcall/drive.mjs");
+        let mut child = tokio::process::Command::new("node")
+            .arg(driver)
+            .arg(url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node (scripts/install-deps --test installs the driver and chromium)");
+        let stderr = std::sync::Arc::new(parking_lot::Mutex::new(String::new()));
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let collected = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                collected.lock().push_str(&(line + "\n"));
+            }
+        });
+        let mut browser = Browser {
+            stdin: child.stdin.take().expect("stdin"),
+            stdout: tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines(),
+            child,
+            stderr,
+        };
+        let ready = browser.answer().await;
+        assert_eq!(ready, "ok ready", "the browser opened the page:\n{}", browser.stderr.lock());
+        browser
+    }
+
+    async fn answer(&mut self) -> String {
+        match tokio::time::timeout(Duration::from_secs(40), self.stdout.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            other => {
+                let exit = self.child.try_wait();
+                panic!("the browser driver answered {other:?} (exit: {exit:?}):\n{}", self.stderr.lock())
+            }
+        }
+    }
+
+    /// Run one command; its answer (`ok <status>` or `error <what>`).
+    async fn run(&mut self, command: &str) -> String {
+        self.stdin.write_all(format!("{command}\n").as_bytes()).await.expect("driver stdin");
+        self.answer().await
+    }
+}
+
+/// The web call (issue 13, item 4) in a real browser: headless Chromium opens /webcall, signs
+/// in as alice over SIP over WebSocket, calls the sample IVR with WebRTC audio (ICE-lite,
+/// DTLS-SRTP), presses 1 on the page's keypad during the menu, and the call's events show the
+/// digit — sent as an RFC 4733 event inside SRTP — and the sales branch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_signs_in_on_the_webcall_page_and_a_key_on_its_keypad_selects_the_ivr_branch() {
+    let data = tempfile::tempdir().expect("tempdir");
+    sample_with_a_sip_user(&data.path().join("data")).await;
+    let ws_port = free_port();
+    let config = data.path().join("ws.toml");
+    std::fs::write(&config, format!("[sip]\ncarriers = []\nws_listen = \"127.0.0.1:{ws_port}\"\n"))
+        .expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let mut browser = Browser::open(&format!("http://{}/webcall", platform.api)).await;
+    let failed = |what: &str, browser: &Browser, platform: &Platform| {
+        format!("{what}\nbrowser:\n{}\nserver log:\n{}", browser.stderr.lock(), platform.log())
+    };
+
+    let registered = browser.run("register alice demo.sip.opentact.local alice-Pass-1").await;
+    assert_eq!(registered, "ok registered", "{}", failed("sign-in", &browser, &platform));
+    let line = platform.log().lines().find(|line| line.contains("registered user=alice ")).map(str::to_owned);
+    assert!(line.as_deref().is_some_and(|line| line.contains("transport=ws")), "{line:?}");
+
+    let called = browser.run(&format!("call {SAMPLE_NUMBER}")).await;
+    assert_eq!(called, "ok in call", "{}", failed("the call", &browser, &platform));
+    platform
+        .wait_for_event(Duration::from_secs(10), |e| e["verb"] == "gather" && e["phase"] == "started")
+        .await;
+    assert_eq!(browser.run("key 1").await, "ok in call");
+    let events = platform
+        .events_until(Duration::from_secs(15), |e| {
+            e["type"] == "call.callflow" && e["verb"] == "say" && e["tag"] == "sales"
+        })
+        .await
+        .unwrap_or_else(|| panic!("{}", failed("the digit picked the sales branch", &browser, &platform)));
+    let gather = events
+        .iter()
+        .find(|e| e["verb"] == "gather" && e["phase"] == "finished")
+        .unwrap_or_else(|| panic!("a finished gather: {events:#?}"));
+    assert_eq!(gather["detail"]["digits"], "1", "{gather:#}");
+    let log = platform.log();
+    assert!(log.contains("web call answered with WebRTC media"), "{log}");
+    assert!(log.contains("WebRTC media connected (ICE and DTLS-SRTP up)"), "{log}");
+
+    // The page hangs up: the platform sees the BYE and ends the call.
+    browser.run("hangup").await;
+    platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.hangup").await;
+    assert_eq!(browser.run("quit").await, "ok closed");
+}
+
+/// The other way: a user signed in on the page is called. SIPp (a carrier on loopback) calls a
+/// number whose flow dials alice; the platform offers her browser WebRTC media over her
+/// WebSocket, the page answers, and the legs are bridged over ICE-lite and DTLS-SRTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_signed_in_on_the_webcall_page_answers_a_call_to_its_user() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let xml = r#"<Response>
+  <Dial timeout="15000" tag="to-alice"><To>alice@acme.sip.opentact.local</To></Dial>
+  <Hangup/>
+</Response>"#;
+    let provisioned = support::provision::xml_number(&dir, "web@example.test", 13_125_550_142, xml).await;
+    support::provision::sip_user(&dir, provisioned.account, "acme", "alice", "alice-Pass-1").await;
+    let ws_port = free_port();
+    let config = data.path().join("ws.toml");
+    std::fs::write(
+        &config,
+        format!("[sip]\ncarriers = [\"127.0.0.1/32\"]\nws_listen = \"127.0.0.1:{ws_port}\"\n"),
+    )
+    .expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let mut browser = Browser::open(&format!("http://{}/webcall", platform.api)).await;
+    let failed = |what: &str, browser: &Browser, platform: &Platform| {
+        format!("{what}\nbrowser:\n{}\nserver log:\n{}", browser.stderr.lock(), platform.log())
+    };
+    let registered = browser.run("register alice acme.sip.opentact.local alice-Pass-1").await;
+    assert_eq!(registered, "ok registered", "{}", failed("sign-in", &browser, &platform));
+
+    // SIPp stays in the call for 4 s after the answer, so the dial to alice can be bridged.
+    let mut command = support::platform::sipp();
+    command
+        .args(["-sn", "uac", "-s", "13125550142", "-m", "1", "-d", "4000", "-i", "127.0.0.1"])
+        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    let sipp = tokio::spawn(support::platform::run_sipp(command, Duration::from_secs(40)));
+    let answered = browser.run("answer").await;
+    assert_eq!(answered, "ok in call", "{}", failed("answering", &browser, &platform));
+    let events = platform.wait_for_event(Duration::from_secs(20), |e| e["type"] == "call.bridged").await;
+    let bridged = events.iter().find(|e| e["type"] == "call.bridged").expect("bridged");
+    assert_eq!(bridged["with"], "alice@acme.sip.opentact.local", "{bridged:#}");
+    let (code, output) = sipp.await.expect("sipp ran");
+    assert_eq!(code, 0, "the carrier's call ended cleanly:\n{output}");
+    let log = platform.log();
+    // The INVITE went to the contact the browser registered (the page's random user at an
+    // `.invalid` host, RFC 7118 §5.2), over its WebSocket.
+    let invite = log.lines().find(|l| l.contains("sending INVITE") && l.contains(".invalid;transport=ws"));
+    assert!(invite.is_some_and(|l| l.contains("transport=\"ws\"")), "{invite:?}\n{log}");
+    assert!(
+        log.contains("WebRTC media connected (ICE and DTLS-SRTP up)"),
+        "{}",
+        failed("media", &browser, &platform)
+    );
+    // The carrier hung up: the platform ends the browser's leg with a BYE over its WebSocket.
+    let ended = browser.run("wait call 10").await;
+    assert!(ended.starts_with("ok call ended"), "{ended}\n{}", failed("the BYE", &browser, &platform));
+    assert_eq!(browser.run("quit").await, "ok closed");
+}
+
+/// Without `sip.ws_listen` the page says how to turn the web call on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webcall_page_says_how_to_turn_it_on_when_it_is_off() {
+    let platform = Platform::start(&[]).await;
+    let (status, body) = support::platform::http_raw(platform.api, "GET", "/webcall", &[]).await;
+    assert_eq!(status, 404);
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("sip.ws_listen"), "{text}");
+}
