@@ -440,6 +440,24 @@ fn written(result: std::io::Result<()>, path: &Path) -> std::io::Result<bool> {
 }
 
 impl SipCall {
+    /// The RTP session that answers `offer` with the `negotiated` codec and digits (in-band
+    /// when the offer has no telephone-event, or when configured).
+    async fn bind_answering_media(
+        &self,
+        offer: &AudioStream,
+        negotiated: &sdp::Negotiated,
+    ) -> Result<RtpSession, CallError> {
+        let peer = RtpPeer {
+            address: SocketAddr::new(offer.address, offer.port),
+            codec: negotiated.codec,
+            telephone_event: negotiated.telephone_event,
+            inband_dtmf: self.config.inband_dtmf || negotiated.telephone_event.is_none(),
+        };
+        RtpSession::bind(self.config.rtp_bind, self.config.rtp_ports.clone(), peer)
+            .await
+            .map_err(|error| CallError::LimitExceeded(format!("no RTP port: {error}")))
+    }
+
     /// Answer a browser's WebRTC offer (the web call): the media is ICE-lite and DTLS-SRTP on
     /// the call's RTP socket ([`opentact_media::webrtc`]), whatever `media.srtp` says — a browser
     /// only ever speaks encrypted media. Media goes only where the browser's ICE checks come
@@ -451,15 +469,7 @@ impl SipCall {
         offer: &AudioStream,
         negotiated: sdp::Negotiated,
     ) -> Result<(), CallError> {
-        let peer = RtpPeer {
-            address: SocketAddr::new(offer.address, offer.port),
-            codec: negotiated.codec,
-            telephone_event: negotiated.telephone_event,
-            inband_dtmf: self.config.inband_dtmf || negotiated.telephone_event.is_none(),
-        };
-        let rtp = RtpSession::bind(self.config.rtp_bind, self.config.rtp_ports.clone(), peer)
-            .await
-            .map_err(|error| CallError::LimitExceeded(format!("no RTP port: {error}")))?;
+        let rtp = self.bind_answering_media(offer, &negotiated).await?;
         let advertised = SocketAddr::new(self.config.rtp_advertised, rtp.local_addr().port());
         let (link, answer) = match WebRtcLink::answer(
             offer_text,
@@ -790,15 +800,7 @@ impl CallBackend for SipCall {
                 return Err(CallError::Failed(format!("SDP offer: {refused}")));
             }
         };
-        let peer = RtpPeer {
-            address: SocketAddr::new(offer.audio.address, offer.audio.port),
-            codec: negotiated.codec,
-            telephone_event: negotiated.telephone_event,
-            inband_dtmf: self.config.inband_dtmf || negotiated.telephone_event.is_none(),
-        };
-        let rtp = RtpSession::bind(self.config.rtp_bind, self.config.rtp_ports.clone(), peer)
-            .await
-            .map_err(|error| CallError::LimitExceeded(format!("no RTP port: {error}")))?;
+        let rtp = self.bind_answering_media(&offer.audio, &negotiated).await?;
         // A caller behind NAT sends its media from the IP its INVITE came from, not always the
         // one its SDP names: that IP may be latched too (the session's rule against injection).
         rtp.set_signalling_address(leg.source.ip());
