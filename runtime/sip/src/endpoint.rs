@@ -170,28 +170,21 @@ impl SipEndpoint {
             })?;
             transport_layer.add_transport(tcp.into());
         }
+        // A listener on 0.0.0.0 is reached at the advertised address.
         let advertised_ip = config.advertised_address.unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        if local_addr.ip().is_unspecified() {
-            local_addr.set_ip(advertised_ip);
-        }
-        let tls_addr = match &config.tls {
-            Some(tls) => {
-                let mut tls_addr = tls_listener(tls, &transport_layer).await?;
-                if tls_addr.ip().is_unspecified() {
-                    tls_addr.set_ip(advertised_ip);
-                }
-                Some(tls_addr)
+        let advertise = |mut address: SocketAddr| {
+            if address.ip().is_unspecified() {
+                address.set_ip(advertised_ip);
             }
+            address
+        };
+        local_addr = advertise(local_addr);
+        let tls_addr = match &config.tls {
+            Some(tls) => Some(advertise(tls_listener(tls, &transport_layer).await?)),
             None => None,
         };
         let ws_addr = match config.ws_listen {
-            Some(listen) => {
-                let mut ws_addr = ws_listener(listen, &transport_layer).await?;
-                if ws_addr.ip().is_unspecified() {
-                    ws_addr.set_ip(advertised_ip);
-                }
-                Some(ws_addr)
-            }
+            Some(listen) => Some(advertise(ws_listener(listen, &transport_layer).await?)),
             None => None,
         };
         let refusals = Arc::new(crate::refusal::Refusals::default());
@@ -326,9 +319,7 @@ async fn tls_listener(tls: &TlsListen, transport_layer: &TransportLayer) -> Resu
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     ReloadableCertResolver::new(&tls.cert_pem, &tls.key_pem, provider)
         .map_err(|e| failed(format!("certificate or key: {e}")))?;
-    let probe = std::net::TcpListener::bind(tls.listen).map_err(|e| failed(e.to_string()))?;
-    let address = probe.local_addr().map_err(|e| failed(e.to_string()))?;
-    drop(probe);
+    let address = bind_once(tls.listen).map_err(|e| failed(e.to_string()))?;
     let config = TlsConfig {
         cert: Some(tls.cert_pem.clone()),
         key: Some(tls.key_pem.clone()),
@@ -340,13 +331,17 @@ async fn tls_listener(tls: &TlsListen, transport_layer: &TransportLayer) -> Resu
     Ok(address)
 }
 
+/// Bind `listen` over TCP once and let it go: the address is free (or the start fails with
+/// why), and a port of 0 becomes the one the system picked, for the stack's listener to take.
+fn bind_once(listen: SocketAddr) -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind(listen)?.local_addr()
+}
+
 /// Add the WebSocket listener to `transport_layer`; its address (the port picked when 0 was
 /// asked). Bound once here, as the stack opens the listener later and would only log a failure.
 async fn ws_listener(listen: SocketAddr, transport_layer: &TransportLayer) -> Result<SocketAddr, SipError> {
     let failed = |reason: String| SipError::Bind { transport: "WS", address: listen, reason };
-    let probe = std::net::TcpListener::bind(listen).map_err(|e| failed(e.to_string()))?;
-    let address = probe.local_addr().map_err(|e| failed(e.to_string()))?;
-    drop(probe);
+    let address = bind_once(listen).map_err(|e| failed(e.to_string()))?;
     let listener =
         WebSocketListenerConnection::new(address, None, false).await.map_err(|e| failed(e.to_string()))?;
     transport_layer.add_transport(listener.into());
