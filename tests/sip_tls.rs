@@ -297,13 +297,7 @@ async fn a_user_registered_over_tls_is_called_over_its_tls_connection() {
     let _baresip =
         spawn_tls_baresip(phone.path(), tls, &cert_file, free_port(), "acme.sip.opentact.local").await;
     wait_registered_over_tls(&platform, phone.path()).await;
-    // SIPp stays in the call for 4 s after the answer, so the dial to alice can be bridged.
-    let mut command = support::platform::sipp();
-    command
-        .args(["-sn", "uac", "-s", "13125550141", "-m", "1", "-d", "4000", "-i", "127.0.0.1"])
-        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
-        .arg(platform.sip.to_string());
-    let sipp = tokio::spawn(support::platform::run_sipp(command, Duration::from_secs(40)));
+    let sipp = carrier_calls(&platform, "13125550141");
     let events = platform.wait_for_event(Duration::from_secs(20), |e| e["type"] == "call.bridged").await;
     let bridged = events.iter().find(|e| e["type"] == "call.bridged").expect("bridged");
     assert_eq!(bridged["with"], "alice@acme.sip.opentact.local", "{bridged:#}");
@@ -328,6 +322,17 @@ async fn a_user_registered_over_tls_is_called_over_its_tls_connection() {
     );
     // Over TLS the leg was offered SRTP, which alice (srtp-mand) took.
     assert!(log.contains("the leg's media is SRTP"), "{log}");
+}
+
+/// SIPp as a carrier on loopback calls `number` and stays in the call for 4 s after the
+/// answer, so a flow's dial to a user can be bridged; its exit code and output.
+fn carrier_calls(platform: &Platform, number: &str) -> tokio::task::JoinHandle<(i32, String)> {
+    let mut command = support::platform::sipp();
+    command
+        .args(["-sn", "uac", "-s", number, "-m", "1", "-d", "4000", "-i", "127.0.0.1"])
+        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
+        .arg(platform.sip.to_string());
+    tokio::spawn(support::platform::run_sipp(command, Duration::from_secs(40)))
 }
 
 /// The /webcall page in headless Chromium (tests/support/webcall/drive.mjs), talked to one
@@ -467,13 +472,7 @@ async fn a_browser_signed_in_on_the_webcall_page_answers_a_call_to_its_user() {
     let registered = browser.run("register alice acme.sip.opentact.local alice-Pass-1").await;
     assert_eq!(registered, "ok registered", "{}", failed("sign-in", &browser, &platform));
 
-    // SIPp stays in the call for 4 s after the answer, so the dial to alice can be bridged.
-    let mut command = support::platform::sipp();
-    command
-        .args(["-sn", "uac", "-s", "13125550142", "-m", "1", "-d", "4000", "-i", "127.0.0.1"])
-        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
-        .arg(platform.sip.to_string());
-    let sipp = tokio::spawn(support::platform::run_sipp(command, Duration::from_secs(40)));
+    let sipp = carrier_calls(&platform, "13125550142");
     let answered = browser.run("answer").await;
     assert_eq!(answered, "ok in call", "{}", failed("answering", &browser, &platform));
     let events = platform.wait_for_event(Duration::from_secs(20), |e| e["type"] == "call.bridged").await;
