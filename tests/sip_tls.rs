@@ -11,6 +11,7 @@ use std::time::Duration;
 use opentact_store::{AccountRepo, ListParams, NewSipDomain, SipControlAppRepo, SipDomainRepo, Store};
 use support::platform::Platform;
 use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The sample account and its IVR, which `opentact serve` seeds on a fresh data directory.
 const SAMPLE_EMAIL: &str = "demo@opentact.local";
@@ -147,32 +148,46 @@ async fn start_with_tls(
     data: tempfile::TempDir,
     carriers: &str,
 ) -> (Platform, std::net::SocketAddr, std::path::PathBuf) {
+    let tls_port = free_port();
+    let (platform, cert_file) = start_with_certificate(
+        data,
+        &format!("carriers = {carriers}\ntls_listen = \"127.0.0.1:{tls_port}\"\n"),
+    )
+    .await;
+    let tls = std::net::SocketAddr::from(([127, 0, 0, 1], tls_port));
+    wait_for_ready_field(&platform, &format!("sip_tls={tls}")).await;
+    (platform, tls, cert_file)
+}
+
+/// Starts the platform with `sip_table` (lines of the `[sip]` table) and a self-signed
+/// certificate for its TLS and wss listeners, written in `data`; the certificate's file.
+async fn start_with_certificate(data: tempfile::TempDir, sip_table: &str) -> (Platform, std::path::PathBuf) {
     let (cert, key) = self_signed();
     let cert_file = data.path().join("sip-tls.crt");
     let key_file = data.path().join("sip-tls.key");
     std::fs::write(&cert_file, cert).expect("cert");
     std::fs::write(&key_file, key).expect("key");
-    let tls_port = free_port();
     let config = data.path().join("tls.toml");
     std::fs::write(
         &config,
         format!(
-            "[sip]\ncarriers = {carriers}\ntls_listen = \"127.0.0.1:{tls_port}\"\ntls_cert_file = {:?}\n\
-             tls_key_file = {:?}\n",
+            "[sip]\n{sip_table}tls_cert_file = {:?}\ntls_key_file = {:?}\n",
             cert_file.display().to_string(),
             key_file.display().to_string()
         ),
     )
     .expect("config");
     let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
-    let tls = std::net::SocketAddr::from(([127, 0, 0, 1], tls_port));
-    // The ready line names the TLS listener (the log may trail the start by a moment).
+    (platform, cert_file)
+}
+
+/// Waits until the platform's ready line shows `field` (the log may trail the start by a moment).
+async fn wait_for_ready_field(platform: &Platform, field: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !platform.log().contains(&format!("sip_tls={tls}")) {
-        assert!(tokio::time::Instant::now() < deadline, "{}", platform.log());
+    while !platform.log().contains(field) {
+        assert!(tokio::time::Instant::now() < deadline, "no {field}:\n{}", platform.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    (platform, tls, cert_file)
 }
 
 /// Waits until alice has registered, and checks she did over TLS.
@@ -261,7 +276,7 @@ async fn start_up_error(dir: &Path, sip_table: &str) -> Option<String> {
 async fn a_missing_certificate_or_a_key_of_another_certificate_stops_the_start() {
     let data = tempfile::tempdir().expect("tempdir");
     let error = start_up_error(data.path(), "tls_listen = \"127.0.0.1:0\"\n").await.expect("refused");
-    assert!(error.contains("sip.tls_listen needs sip.tls_cert_file"), "{error}");
+    assert!(error.contains("sip.tls_listen and sip.wss_listen need sip.tls_cert_file"), "{error}");
     let (cert, _) = self_signed();
     let (_, other_key) = self_signed();
     let cert_file = data.path().join("sip-tls.crt");
@@ -274,10 +289,7 @@ async fn a_missing_certificate_or_a_key_of_another_certificate_stops_the_start()
         key_file.display().to_string()
     );
     let error = start_up_error(data.path(), &table).await.expect("refused");
-    assert!(
-        error.contains("cannot listen for SIP on TLS") && error.contains("certificate or key"),
-        "{error}"
-    );
+    assert!(error.contains("SIP over TLS certificate: certificate or key"), "{error}");
 }
 
 /// A call to a SIP user registered over TLS goes out over the phone's TLS connection: SIPp (a
@@ -395,18 +407,20 @@ impl Browser {
 }
 
 /// The web call (issue 13, item 4) in a real browser: headless Chromium opens /webcall, signs
-/// in as alice over SIP over WebSocket, calls the sample IVR with WebRTC audio (ICE-lite,
+/// in as alice over SIP over secure WebSocket (the platform's own wss listener, with the
+/// test's self-signed certificate), calls the sample IVR with WebRTC audio (ICE-lite,
 /// DTLS-SRTP), presses 1 on the page's keypad during the menu, and the call's events show the
 /// digit — sent as an RFC 4733 event inside SRTP — and the sales branch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_signs_in_on_the_webcall_page_and_a_key_on_its_keypad_selects_the_ivr_branch() {
     let data = tempfile::tempdir().expect("tempdir");
     sample_with_a_sip_user(&data.path().join("data")).await;
-    let ws_port = free_port();
-    let config = data.path().join("ws.toml");
-    std::fs::write(&config, format!("[sip]\ncarriers = []\nws_listen = \"127.0.0.1:{ws_port}\"\n"))
-        .expect("config");
-    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+    let wss_port = free_port();
+    // Only wss is served: the page (on http://127.0.0.1) has no plain ws port to fall back to.
+    let (platform, _) =
+        start_with_certificate(data, &format!("carriers = []\nwss_listen = \"127.0.0.1:{wss_port}\"\n"))
+            .await;
+    wait_for_ready_field(&platform, &format!("sip_ws=off sip_wss=127.0.0.1:{wss_port}")).await;
     let mut browser = Browser::open(&format!("http://{}/webcall", platform.api)).await;
     let failed = |what: &str, browser: &Browser, platform: &Platform| {
         format!("{what}\nbrowser:\n{}\nserver log:\n{}", browser.stderr.lock(), platform.log())
@@ -504,4 +518,119 @@ async fn the_webcall_page_says_how_to_turn_it_on_when_it_is_off() {
     assert_eq!(status, 404);
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains("sip.ws_listen"), "{text}");
+}
+
+/// Whether the platform closes `stream` within `within`: the read sees the end of the stream
+/// (or a reset) rather than waiting.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// An OPTIONS over `stream`, answered 200 on it.
+async fn options_answered(stream: &mut tokio::net::TcpStream, server: std::net::SocketAddr) -> bool {
+    use tokio::io::AsyncReadExt;
+    let local = stream.local_addr().expect("local");
+    let request = format!(
+        "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/TCP {local};rport;branch=z9hG4bK-cap{}\r\n\
+         From: <sip:probe@{local}>;tag=cap\r\nTo: <sip:{server}>\r\nCall-ID: cap-{}@test\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        local.port(),
+        local.port()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut buffer = vec![0u8; 4096];
+    match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await {
+        Ok(Ok(length)) => String::from_utf8_lossy(&buffer[..length]).starts_with("SIP/2.0 200"),
+        _ => false,
+    }
+}
+
+/// What an attacker does to the stream listeners: opens TLS, ws and wss connections and never
+/// finishes their handshakes (each is closed at the deadline), and opens more connections than
+/// one address may hold (the extra one is closed at once, the ones held keep working, and a
+/// slot comes back when a connection closes). A WebSocket upgrade without the `sip`
+/// subprotocol is refused with 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_handshakes_are_closed_and_one_address_holds_only_its_share_of_connections() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (tls_port, ws_port, wss_port) = (free_port(), free_port(), free_port());
+    let table = format!(
+        "carriers = []\ntls_listen = \"127.0.0.1:{tls_port}\"\nws_listen = \"127.0.0.1:{ws_port}\"\n\
+         wss_listen = \"127.0.0.1:{wss_port}\"\nmax_connections_per_source = 3\nhandshake_timeout_ms = 400\n"
+    );
+    let (platform, _) = start_with_certificate(data, &table).await;
+    wait_for_ready_field(&platform, &format!("sip_wss=127.0.0.1:{wss_port}")).await;
+    let at = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+
+    // Slow handshakes: a TLS ClientHello never sent, a WebSocket upgrade half written, a wss
+    // connection that never starts TLS. Each is closed at the 400 ms deadline.
+    let mut tls = tokio::net::TcpStream::connect(at(tls_port)).await.expect("tls");
+    let mut ws = tokio::net::TcpStream::connect(at(ws_port)).await.expect("ws");
+    ws.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.expect("half an upgrade");
+    let mut wss = tokio::net::TcpStream::connect(at(wss_port)).await.expect("wss");
+    for (name, stream) in [("tls", &mut tls), ("ws", &mut ws), ("wss", &mut wss)] {
+        assert!(
+            closed_by_server(stream, Duration::from_secs(3)).await,
+            "{name} left open:\n{}",
+            platform.log()
+        );
+    }
+
+    // The per-address cap (3): three connections held, the fourth closed at once.
+    let sip = platform.sip;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(sip).await.expect("tcp"));
+    }
+    let mut over = tokio::net::TcpStream::connect(sip).await.expect("the kernel accepts");
+    assert!(closed_by_server(&mut over, Duration::from_secs(2)).await, "the fourth connection was served");
+    assert!(options_answered(&mut held[0], sip).await, "a held connection still serves SIP");
+    // A WebSocket upgrade counts against the same cap: refused while three are held.
+    let request = format!("ws://127.0.0.1:{ws_port}/").into_client_request().expect("request");
+    assert!(
+        tokio_tungstenite::connect_async(request).await.is_err(),
+        "a fourth (ws) connection was upgraded"
+    );
+
+    // One closes: its slot comes back once the platform has seen it go.
+    drop(held.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut again = loop {
+        let mut stream = tokio::net::TcpStream::connect(sip).await.expect("tcp");
+        if options_answered(&mut stream, sip).await {
+            break stream;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the freed slot never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(held);
+    drop(again.shutdown().await);
+
+    // RFC 7118: a WebSocket client must ask for the `sip` subprotocol.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let request = format!("ws://127.0.0.1:{ws_port}/").into_client_request().expect("request");
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => break response,
+            other => {
+                // Slots of the connections just dropped may not be back yet.
+                assert!(tokio::time::Instant::now() < deadline, "{other:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(refused.status(), 400);
+    let mut request = format!("ws://127.0.0.1:{ws_port}/").into_client_request().expect("request");
+    request.headers_mut().insert("sec-websocket-protocol", "sip".parse().expect("header"));
+    let (_, response) = tokio_tungstenite::connect_async(request).await.expect("a SIP WebSocket");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "sip");
 }

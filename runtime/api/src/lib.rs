@@ -43,4 +43,5 @@ pub use opentact_control::{
 pub use opentact_control::{Messaging, SentSms, SmsFrom, SmsOrigin, SmsRefusal, SmsSend};
 pub use state::{
     ApiConfig, ApiState, ComponentCheck, ComponentRefused, DEFAULT_SIP_DOMAIN, JwtSecret, SipPresence,
+    WebcallPorts,
 };

@@ -160,12 +160,19 @@ pub struct ApiState {
     /// This node's name (`[server] node_id`): a call the call log shows live on another node
     /// is told apart from a call that is not live here (relayed, not 404).
     pub node_id: Option<Arc<str>>,
-    /// The port of SIP over WebSocket, which the `/webcall` page connects to; `None`: the web
-    /// call is off (the page says so).
-    pub webcall_ws_port: Option<u16>,
+    /// The ports of SIP over WebSocket (`ws`, `wss`), which the `/webcall` page connects to;
+    /// neither: the web call is off (the page says so).
+    pub webcall: WebcallPorts,
     /// Held while a subscription is counted and created, so concurrent creations cannot pass
     /// the per-account cap together (on this node).
     pub(crate) subscriptions_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Where the web call page finds SIP over WebSocket: the platform's plain and secure ports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebcallPorts {
+    pub ws: Option<u16>,
+    pub wss: Option<u16>,
 }
 
 impl ApiState {
@@ -192,14 +199,14 @@ impl ApiState {
             flow_urls: Arc::new(UrlPolicy::default()),
             connection_ips: Arc::default(),
             node_id: None,
-            webcall_ws_port: None,
+            webcall: WebcallPorts::default(),
             subscriptions_lock: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
-    /// Serve the web call (`/webcall`) against SIP over WebSocket on `port`.
-    pub fn with_webcall(mut self, port: Option<u16>) -> Self {
-        self.webcall_ws_port = port;
+    /// Serve the web call (`/webcall`) against SIP over WebSocket on these ports.
+    pub fn with_webcall(mut self, ports: WebcallPorts) -> Self {
+        self.webcall = ports;
         self
     }
 

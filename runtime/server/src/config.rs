@@ -125,30 +125,52 @@ pub struct SipSection {
     pub max_contacts_per_user: usize,
     /// SIP over TLS: the address and port to listen on (5061 by convention). Unset: no TLS.
     pub tls_listen: Option<SocketAddr>,
-    /// The TLS server certificate chain, PEM, leaf first (needed with `tls_listen`).
+    /// The TLS server certificate chain, PEM, leaf first (needed with `tls_listen` or
+    /// `wss_listen`).
     pub tls_cert_file: Option<PathBuf>,
-    /// The certificate's private key, PEM (needed with `tls_listen`).
+    /// The certificate's private key, PEM (needed with `tls_listen` or `wss_listen`).
     pub tls_key_file: Option<PathBuf>,
     /// SIP over WebSocket (RFC 7118) for the web call (`/webcall`): the address and port to
     /// listen on. Plain `ws`, which browsers allow from pages on localhost; on any other host
-    /// put it and the API behind a TLS proxy (`wss`, `https`). Unset: no web call.
+    /// use `wss_listen` (or put it and the API behind a TLS proxy). Unset: no plain ws.
     pub ws_listen: Option<SocketAddr>,
+    /// SIP over secure WebSocket (`wss`) for the web call, with the `tls_cert_file`
+    /// certificate: the address and port to listen on. Unset: no wss.
+    pub wss_listen: Option<SocketAddr>,
+    /// TCP, TLS and WebSocket connections one IP address may hold open at once; more are
+    /// closed as soon as they are accepted.
+    pub max_connections_per_source: usize,
+    /// TCP, TLS and WebSocket connections everyone together may hold open at once.
+    pub max_connections: usize,
+    /// Milliseconds a TLS or WebSocket connection has to finish its handshake.
+    pub handshake_timeout_ms: u64,
 }
 
 impl SipSection {
-    /// The TLS listener `tls_listen` asks for, with its certificate and key read; `None` when
-    /// TLS is off. An error names what is missing or unreadable.
-    pub fn tls(&self) -> anyhow::Result<Option<opentact_sip::TlsListen>> {
-        let Some(listen) = self.tls_listen else { return Ok(None) };
+    /// The certificate and key of the TLS and wss listeners, read; `None` when neither is
+    /// on. An error names what is missing or unreadable.
+    pub fn certificate(&self) -> anyhow::Result<Option<opentact_sip::TlsCertificate>> {
+        if self.tls_listen.is_none() && self.wss_listen.is_none() {
+            return Ok(None);
+        }
         let read = |key: &str, path: &Option<PathBuf>| -> anyhow::Result<Vec<u8>> {
-            let path = path.as_ref().with_context(|| format!("sip.tls_listen needs sip.{key}"))?;
+            let path =
+                path.as_ref().with_context(|| format!("sip.tls_listen and sip.wss_listen need sip.{key}"))?;
             std::fs::read(path).with_context(|| format!("reading sip.{key} {}", path.display()))
         };
-        Ok(Some(opentact_sip::TlsListen {
-            listen,
+        Ok(Some(opentact_sip::TlsCertificate {
             cert_pem: read("tls_cert_file", &self.tls_cert_file)?,
             key_pem: read("tls_key_file", &self.tls_key_file)?,
         }))
+    }
+
+    /// The bounds on stream connections, from this table.
+    pub fn stream_limits(&self) -> opentact_sip::StreamLimits {
+        opentact_sip::StreamLimits {
+            max_per_source: self.max_connections_per_source,
+            max_total: self.max_connections,
+            handshake_timeout: std::time::Duration::from_millis(self.handshake_timeout_ms),
+        }
     }
 
     /// The digest guard's limits, from this table (the rest keep the SIP layer's defaults).
@@ -186,6 +208,10 @@ impl Default for SipSection {
             tls_cert_file: None,
             tls_key_file: None,
             ws_listen: None,
+            wss_listen: None,
+            max_connections_per_source: opentact_sip::DEFAULT_MAX_STREAM_CONNECTIONS_PER_SOURCE,
+            max_connections: opentact_sip::DEFAULT_MAX_STREAM_CONNECTIONS,
+            handshake_timeout_ms: opentact_sip::DEFAULT_HANDSHAKE_TIMEOUT.as_millis() as u64,
         }
     }
 }

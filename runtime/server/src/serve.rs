@@ -254,8 +254,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             domain: config.sip.domain.clone(),
             auth: config.sip.auth_limits(),
             max_contacts_per_user: config.sip.max_contacts_per_user,
-            tls: config.sip.tls()?,
+            tls_listen: config.sip.tls_listen,
             ws_listen: config.sip.ws_listen,
+            wss_listen: config.sip.wss_listen,
+            certificate: config.sip.certificate()?,
+            stream_limits: config.sip.stream_limits(),
             ..SipConfig::default()
         },
         router,
@@ -337,7 +340,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .context("flows.http.allow")?,
     )
     .with_node_id(&node)
-    .with_webcall(sip.ws_addr().map(|addr| addr.port()))
+    .with_webcall(opentact_api::WebcallPorts {
+        ws: sip.ws_addr().map(|addr| addr.port()),
+        wss: sip.wss_addr().map(|addr| addr.port()),
+    })
     .with_connection_ips(opentact_api::routes::sip_connection::ConnectionIps {
         allow_private: config.sip.allow_private_connection_ips,
         platform: [advertised, listen_ip].into_iter().filter(|ip| !ip.is_unspecified()).collect(),
@@ -356,9 +362,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let api = tokio::spawn(async move { axum::serve(api_listener, api_service).await });
     let metrics_endpoint = crate::metrics::start(&config.metrics, metrics.clone()).await?;
-    let sip_tls = sip.tls_addr().map(|addr| addr.to_string()).unwrap_or_else(|| "off".to_owned());
+    let or_off = |addr: Option<std::net::SocketAddr>| {
+        addr.map(|addr| addr.to_string()).unwrap_or_else(|| "off".to_owned())
+    };
+    let (sip_tls, sip_ws, sip_wss) = (or_off(sip.tls_addr()), or_off(sip.ws_addr()), or_off(sip.wss_addr()));
     let stop = stop_signal()?;
-    info!(sip = %sip.local_addr(), %sip_tls, api = %api_addr, "platform ready");
+    info!(sip = %sip.local_addr(), %sip_tls, %sip_ws, %sip_wss, api = %api_addr, "platform ready");
     // Batches a previous run left unfinished go on.
     tokio::spawn(async move { batches.resume().await });
     if args.check {

@@ -9,11 +9,13 @@ use rsipstack::EndpointBuilder;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::{Header, HeadersExt, Method, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
-use rsipstack::transport::TransportLayer;
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::tls::{ReloadableCertResolver, TlsConfig, TlsListenerConnection};
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::websocket::WebSocketListenerConnection;
+use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -21,6 +23,7 @@ use crate::digest::{DigestResponse, NonceCheck, NonceIssuer, NonceLedger, NonceU
 use crate::error::SipError;
 use crate::guard::{AuthBan, AuthGuard, AuthLimits};
 use crate::inbound::{Caller, IncomingCall, MIN_SESSION_EXPIRES};
+use crate::listeners::{ConnectionSlots, SourceFilter, StreamKind, StreamLimits, StreamListener};
 use crate::message::{MessageHandler, OutboundMessage};
 use crate::outbound::{OutboundCall, OutboundRequest, PendingOutcome};
 use crate::registrar::{
@@ -47,29 +50,34 @@ pub struct SipConfig {
     /// ([`DEFAULT_MAX_CONTACTS_PER_USER`]); a REGISTER that would exceed it is refused with
     /// `403 Too Many Contacts` and changes nothing.
     pub max_contacts_per_user: usize,
-    /// SIP over TLS (RFC 3261 §26, RFC 5630), off when `None`.
-    pub tls: Option<TlsListen>,
+    /// SIP over TLS (RFC 3261 §26, RFC 5630): address and port (5061 by convention; port 0
+    /// picks a free port, for tests), off when `None`. Needs [`SipConfig::certificate`].
+    pub tls_listen: Option<SocketAddr>,
     /// SIP over WebSocket (RFC 7118) for browsers (the web call), off when `None`. Plain `ws`:
-    /// a browser allows it from `http://localhost` pages; anywhere else the page and this
-    /// listener sit behind a TLS proxy (`wss`).
+    /// a browser allows it from `http://localhost` pages; anywhere else use `wss_listen` or put
+    /// it behind a TLS proxy.
     pub ws_listen: Option<SocketAddr>,
+    /// SIP over secure WebSocket (`wss`), off when `None`. Needs [`SipConfig::certificate`].
+    pub wss_listen: Option<SocketAddr>,
+    /// The server certificate the TLS and wss listeners present.
+    pub certificate: Option<TlsCertificate>,
+    /// Bounds on open TCP, TLS and WebSocket connections ([`StreamLimits`]).
+    pub stream_limits: StreamLimits,
 }
 
-/// The SIP over TLS listener: its address and the server certificate it presents.
+/// The server certificate of the TLS and secure WebSocket listeners.
 #[derive(Clone)]
-pub struct TlsListen {
-    /// Address and port (5061 by convention; port 0 picks a free port, for tests).
-    pub listen: SocketAddr,
+pub struct TlsCertificate {
     /// The certificate chain, PEM, leaf first.
     pub cert_pem: Vec<u8>,
     /// The certificate's private key, PEM (PKCS#8 or PKCS#1).
     pub key_pem: Vec<u8>,
 }
 
-impl std::fmt::Debug for TlsListen {
+impl std::fmt::Debug for TlsCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the key.
-        f.debug_struct("TlsListen").field("listen", &self.listen).finish_non_exhaustive()
+        f.debug_struct("TlsCertificate").field("cert_pem_len", &self.cert_pem.len()).finish_non_exhaustive()
     }
 }
 
@@ -83,8 +91,11 @@ impl Default for SipConfig {
             domain: "sip.opentact.local".to_owned(),
             auth: AuthLimits::default(),
             max_contacts_per_user: DEFAULT_MAX_CONTACTS_PER_USER,
-            tls: None,
+            tls_listen: None,
             ws_listen: None,
+            wss_listen: None,
+            certificate: None,
+            stream_limits: StreamLimits::default(),
         }
     }
 }
@@ -132,6 +143,7 @@ pub struct SipEndpoint {
     local_addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     ws_addr: Option<SocketAddr>,
+    wss_addr: Option<SocketAddr>,
     cancel: CancellationToken,
     dialog_layer: Arc<DialogLayer>,
     registrar: Arc<Registrar>,
@@ -150,26 +162,23 @@ impl SipEndpoint {
     pub async fn start(config: SipConfig, handler: Arc<dyn InboundHandler>) -> Result<Self, SipError> {
         let cancel = CancellationToken::new();
         let transport_layer = TransportLayer::new(cancel.clone());
-        let udp =
-            UdpConnection::create_connection(config.listen, None, Some(cancel.child_token())).await.map_err(
-                |e| SipError::Bind { transport: "UDP", address: config.listen, reason: e.to_string() },
-            )?;
-        let mut local_addr = udp.get_addr().get_socketaddr().map_err(|e| SipError::Bind {
-            transport: "UDP",
-            address: config.listen,
-            reason: e.to_string(),
-        })?;
+        let (udp, udp_addr, tcp) = bind_udp_and_tcp(config.listen, config.tcp, &cancel).await?;
         transport_layer.add_transport(udp.into());
-        if config.tcp {
-            // Same port as UDP, so one address serves both (RFC 3261 §18).
-            let tcp_addr = local_addr;
-            let tcp = TcpListenerConnection::new(tcp_addr, None).await.map_err(|e| SipError::Bind {
-                transport: "TCP",
-                address: tcp_addr,
-                reason: e.to_string(),
-            })?;
-            transport_layer.add_transport(tcp.into());
+
+        // The stream listeners are bound here, and served by this crate's accept loops
+        // (listeners.rs), not the stack's.
+        let acceptor = || tls_acceptor(config.certificate.as_ref());
+        let mut streams = Vec::from_iter(tcp);
+        if let Some(listen) = config.tls_listen {
+            streams.push(bind_stream("TLS", listen, StreamKind::Tls(acceptor()?)).await?);
         }
+        if let Some(listen) = config.ws_listen {
+            streams.push(bind_stream("WS", listen, StreamKind::Ws).await?);
+        }
+        if let Some(listen) = config.wss_listen {
+            streams.push(bind_stream("WSS", listen, StreamKind::Wss(acceptor()?)).await?);
+        }
+
         // A listener on 0.0.0.0 is reached at the advertised address.
         let advertised_ip = config.advertised_address.unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let advertise = |mut address: SocketAddr| {
@@ -178,15 +187,14 @@ impl SipEndpoint {
             }
             address
         };
-        local_addr = advertise(local_addr);
-        let tls_addr = match &config.tls {
-            Some(tls) => Some(advertise(tls_listener(tls, &transport_layer).await?)),
-            None => None,
+        let local_addr = advertise(udp_addr);
+        let bound = |wanted: fn(&StreamKind) -> bool| {
+            streams.iter().find(|(_, kind, _)| wanted(kind)).map(|(_, _, address)| advertise(*address))
         };
-        let ws_addr = match config.ws_listen {
-            Some(listen) => Some(advertise(ws_listener(listen, &transport_layer).await?)),
-            None => None,
-        };
+        let tls_addr = bound(|kind| matches!(kind, StreamKind::Tls(_)));
+        let ws_addr = bound(|kind| matches!(kind, StreamKind::Ws));
+        let wss_addr = bound(|kind| matches!(kind, StreamKind::Wss(_)));
+
         let refusals = Arc::new(crate::refusal::Refusals::default());
         let endpoint = EndpointBuilder::new()
             .with_cancel_token(cancel.clone())
@@ -199,15 +207,43 @@ impl SipEndpoint {
             .build();
         let incoming = endpoint.incoming_transactions()?;
         let dialog_layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
-        let contacts = OwnContacts::new(local_addr, tls_addr, ws_addr)?;
+        let websocket = ws_addr.map(|addr| (addr, false)).or(wss_addr.map(|addr| (addr, true)));
+        let contacts = OwnContacts::new(local_addr, tls_addr, websocket)?;
+        let auth = Arc::new(DigestAuth::new(config.auth));
 
+        let endpoint_inner = endpoint.inner.clone();
         let serve_cancel = cancel.clone();
-        tokio::spawn(async move {
+        let mut serve = Box::pin(async move {
             tokio::select! {
                 _ = endpoint.serve() => {}
                 _ = serve_cancel.cancelled() => {}
             }
         });
+        // The stack's first step in serving is a snapshot of its listeners, which it then
+        // serves itself. Let it take that snapshot (one poll), then add the stream listeners:
+        // the stack names them in Via headers but leaves their serving to the accept loops.
+        std::future::poll_fn(|cx| {
+            let _ = serve.as_mut().poll(cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        tokio::spawn(serve);
+        let slots = ConnectionSlots::new(config.stream_limits);
+        for (listener, kind, address) in streams {
+            let local = SipAddr { r#type: Some(kind.transport()), addr: advertise(address).into() };
+            endpoint_inner.transport_layer.add_transport(listed(&local).await?);
+            let accept_loop = StreamListener {
+                listener,
+                local,
+                kind,
+                slots: slots.clone(),
+                filter: auth.clone(),
+                endpoint: endpoint_inner.clone(),
+                cancel: cancel.child_token(),
+            };
+            tokio::spawn(accept_loop.run());
+        }
+
         let registrar = Arc::new(Registrar::new().with_max_contacts(config.max_contacts_per_user));
         let messages = Arc::new(OnceLock::new());
         let dispatcher = Dispatcher {
@@ -218,11 +254,21 @@ impl SipEndpoint {
             platform_domain: config.domain.to_ascii_lowercase(),
             refusals,
             registrar: registrar.clone(),
-            auth: Arc::new(DigestAuth::new(config.auth)),
+            auth,
         };
         tokio::spawn(Arc::new(dispatcher).run(incoming, cancel.clone()));
-        info!(%local_addr, tcp = config.tcp, tls = ?tls_addr, ws = ?ws_addr, "SIP listening");
-        Ok(SipEndpoint { local_addr, tls_addr, ws_addr, cancel, dialog_layer, registrar, contacts, messages })
+        info!(%local_addr, tcp = config.tcp, tls = ?tls_addr, ws = ?ws_addr, wss = ?wss_addr, "SIP listening");
+        Ok(SipEndpoint {
+            local_addr,
+            tls_addr,
+            ws_addr,
+            wss_addr,
+            cancel,
+            dialog_layer,
+            registrar,
+            contacts,
+            messages,
+        })
     }
 
     /// The address SIP is served on (with the port chosen when 0 was asked for).
@@ -238,6 +284,11 @@ impl SipEndpoint {
     /// The address SIP over WebSocket is served on, when it is on.
     pub fn ws_addr(&self) -> Option<SocketAddr> {
         self.ws_addr
+    }
+
+    /// The address SIP over secure WebSocket is served on, when it is on.
+    pub fn wss_addr(&self) -> Option<SocketAddr> {
+        self.wss_addr
     }
 
     /// Place an outbound leg.
@@ -275,7 +326,7 @@ impl SipEndpoint {
 
 /// The platform's own Contact URIs: one for UDP and TCP, one for TLS (`transport=tls`, so
 /// a phone that registered over TLS sends its in-dialog requests back over TLS), one for
-/// WebSocket (`transport=ws`).
+/// WebSocket (`transport=ws`, or `wss` when only secure WebSocket is served).
 #[derive(Clone)]
 struct OwnContacts {
     plain: rsipstack::sip::Uri,
@@ -287,7 +338,7 @@ impl OwnContacts {
     fn new(
         local_addr: SocketAddr,
         tls_addr: Option<SocketAddr>,
-        ws_addr: Option<SocketAddr>,
+        ws: Option<(SocketAddr, bool)>,
     ) -> Result<Self, SipError> {
         let uri = |text: String| {
             rsipstack::sip::Uri::try_from(text.as_str())
@@ -296,7 +347,11 @@ impl OwnContacts {
         Ok(OwnContacts {
             plain: uri(format!("sip:{local_addr}"))?,
             tls: tls_addr.map(|addr| uri(format!("sip:{addr};transport=tls"))).transpose()?,
-            ws: ws_addr.map(|addr| uri(format!("sip:{addr};transport=ws"))).transpose()?,
+            ws: ws
+                .map(|(addr, secure)| {
+                    uri(format!("sip:{addr};transport={}", if secure { "wss" } else { "ws" }))
+                })
+                .transpose()?,
         })
     }
 
@@ -310,42 +365,82 @@ impl OwnContacts {
     }
 }
 
-/// Add the TLS listener to `transport_layer`; its address (the port picked when 0 was asked).
-/// The certificate and key are checked, and the address bound once, here: the stack opens the
-/// listener later and would only log a failure.
-async fn tls_listener(tls: &TlsListen, transport_layer: &TransportLayer) -> Result<SocketAddr, SipError> {
-    let failed = |reason: String| SipError::Bind { transport: "TLS", address: tls.listen, reason };
+/// The TLS acceptor for the TLS and wss listeners. The certificate and key are checked here,
+/// so a bad one fails the start with why.
+fn tls_acceptor(certificate: Option<&TlsCertificate>) -> Result<TlsAcceptor, SipError> {
+    let failed = |reason: String| SipError::Certificate(reason);
+    let certificate =
+        certificate.ok_or_else(|| failed("TLS and wss need a certificate and key".to_owned()))?;
     // The ring provider, as everywhere else in the platform; no process-wide default needed.
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    ReloadableCertResolver::new(&tls.cert_pem, &tls.key_pem, provider)
+    let resolver = ReloadableCertResolver::new(&certificate.cert_pem, &certificate.key_pem, provider.clone())
         .map_err(|e| failed(format!("certificate or key: {e}")))?;
-    let address = bind_once(tls.listen).map_err(|e| failed(e.to_string()))?;
-    let config = TlsConfig {
-        cert: Some(tls.cert_pem.clone()),
-        key: Some(tls.key_pem.clone()),
-        ..TlsConfig::default()
-    };
-    let listener =
-        TlsListenerConnection::new(address, None, config).await.map_err(|e| failed(e.to_string()))?;
-    transport_layer.add_transport(listener.into());
-    Ok(address)
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| failed(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Bind `listen` over TCP once and let it go: the address is free (or the start fails with
-/// why), and a port of 0 becomes the one the system picked, for the stack's listener to take.
-fn bind_once(listen: SocketAddr) -> std::io::Result<SocketAddr> {
-    std::net::TcpListener::bind(listen)?.local_addr()
+/// The UDP socket and, with `tcp`, the TCP listener on the same port (RFC 3261 §18: one
+/// address serves both). When the port is 0, a port free for both is looked for: the system
+/// picks a free UDP port, whose TCP twin may be taken.
+async fn bind_udp_and_tcp(
+    listen: SocketAddr,
+    tcp: bool,
+    cancel: &CancellationToken,
+) -> Result<(UdpConnection, SocketAddr, Option<(TcpListener, StreamKind, SocketAddr)>), SipError> {
+    let attempts = if listen.port() == 0 && tcp { 20 } else { 1 };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp_failed =
+            |e: rsipstack::Error| SipError::Bind { transport: "UDP", address: listen, reason: e.to_string() };
+        let udp = UdpConnection::create_connection(listen, None, Some(cancel.child_token()))
+            .await
+            .map_err(udp_failed)?;
+        let udp_addr = udp.get_addr().get_socketaddr().map_err(udp_failed)?;
+        if !tcp {
+            return Ok((udp, udp_addr, None));
+        }
+        match bind_stream("TCP", udp_addr, StreamKind::Tcp).await {
+            Ok(listener) => return Ok((udp, udp_addr, Some(listener))),
+            Err(error) if attempt < attempts => {
+                debug!(%error, "the picked UDP port's TCP twin is taken; picking again")
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
-/// Add the WebSocket listener to `transport_layer`; its address (the port picked when 0 was
-/// asked). Bound once here, as the stack opens the listener later and would only log a failure.
-async fn ws_listener(listen: SocketAddr, transport_layer: &TransportLayer) -> Result<SocketAddr, SipError> {
-    let failed = |reason: String| SipError::Bind { transport: "WS", address: listen, reason };
-    let address = bind_once(listen).map_err(|e| failed(e.to_string()))?;
-    let listener =
-        WebSocketListenerConnection::new(address, None, false).await.map_err(|e| failed(e.to_string()))?;
-    transport_layer.add_transport(listener.into());
-    Ok(address)
+/// Bind a stream listener; the address it got (the port picked when 0 was asked).
+async fn bind_stream(
+    transport: &'static str,
+    listen: SocketAddr,
+    kind: StreamKind,
+) -> Result<(TcpListener, StreamKind, SocketAddr), SipError> {
+    let failed = |e: std::io::Error| SipError::Bind { transport, address: listen, reason: e.to_string() };
+    let listener = TcpListener::bind(listen).await.map_err(failed)?;
+    let address = listener.local_addr().map_err(failed)?;
+    Ok((listener, kind, address))
+}
+
+/// The stack's listener entry for a stream listener's address: named in Via headers of
+/// requests sent over that transport, never served by the stack.
+async fn listed(local: &SipAddr) -> Result<SipConnection, SipError> {
+    let address = local.get_socketaddr().map_err(|e| SipError::Stack(e.to_string()))?;
+    let failed = |e: rsipstack::Error| SipError::Stack(format!("listener {local}: {e}"));
+    Ok(match local.r#type {
+        Some(rsipstack::sip::Transport::Tls) => {
+            TlsListenerConnection::new(address, None, TlsConfig::default()).await.map_err(failed)?.into()
+        }
+        Some(transport @ (rsipstack::sip::Transport::Ws | rsipstack::sip::Transport::Wss)) => {
+            let secure = transport == rsipstack::sip::Transport::Wss;
+            WebSocketListenerConnection::new(address, None, secure).await.map_err(failed)?.into()
+        }
+        _ => TcpListenerConnection::new(address, None).await.map_err(failed)?.into(),
+    })
 }
 
 struct Dispatcher {
@@ -375,6 +470,13 @@ impl DigestAuth {
             ledger: NonceLedger::new(limits.max_tracked_nonces, limits.nonce_lifetime),
             guard: AuthGuard::new(limits),
         }
+    }
+}
+
+impl SourceFilter for DigestAuth {
+    /// A source banned for failed authentication cannot open stream connections either.
+    fn banned(&self, source: IpAddr, now: Instant) -> bool {
+        self.guard.source_banned(source, now)
     }
 }
 

@@ -8,6 +8,9 @@ pub enum SipError {
     /// A listener could not be opened.
     #[error("cannot listen for SIP on {transport} {address}: {reason}")]
     Bind { transport: &'static str, address: std::net::SocketAddr, reason: String },
+    /// The TLS listeners' certificate or key is missing or unusable.
+    #[error("SIP over TLS certificate: {0}")]
+    Certificate(String),
     /// The leg is over (the peer hung up or cancelled) or the dialog is gone.
     #[error("the SIP dialog has ended")]
     DialogEnded,

@@ -3,7 +3,8 @@
 //! The stack underneath is [rsipstack](https://docs.rs/rsipstack) (transports, RFC 3261
 //! transactions and dialogs); nothing outside this crate names it, so it can be swapped.
 //!
-//! - [`SipEndpoint`]: listens on UDP and TCP (and TLS when configured), answers OPTIONS, hands every new INVITE to an
+//! - [`SipEndpoint`]: listens on UDP and TCP (and TLS, WebSocket and secure WebSocket when
+//!   configured; the stream listeners are this crate's own, with per-address limits), answers OPTIONS, hands every new INVITE to an
 //!   [`InboundHandler`] as an [`IncomingCall`], and routes in-dialog requests (ACK, BYE,
 //!   re-INVITE, CANCEL) to their dialogs.
 //! - [`IncomingCall`]: what routing needs to know about an INVITE (caller, callee, source
@@ -23,16 +24,21 @@ mod error;
 pub mod fuzzing;
 pub mod guard;
 mod inbound;
+mod listeners;
 pub mod message;
 mod outbound;
 mod refusal;
 pub mod registrar;
 mod validate;
 
-pub use endpoint::{InboundHandler, InviteCredential, SipConfig, SipEndpoint, TlsListen};
+pub use endpoint::{InboundHandler, InviteCredential, SipConfig, SipEndpoint, TlsCertificate};
 pub use error::SipError;
 pub use guard::{AUTH_BANNED_EVENT, AuthBan, AuthLimits, BanScope};
 pub use inbound::{Caller, IncomingCall, LegEnd, LegEvents, LegState, ReofferHandler, SipUri};
+pub use listeners::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_STREAM_CONNECTIONS, DEFAULT_MAX_STREAM_CONNECTIONS_PER_SOURCE,
+    StreamLimits,
+};
 pub use message::{IncomingMessage, MessageHandler, MessageReply, OutboundMessage};
 pub use outbound::{OutboundCall, OutboundOutcome, OutboundRequest, PendingOutcome};
 pub use registrar::{Binding, DEFAULT_MAX_CONTACTS_PER_USER, Registrar};

@@ -25,6 +25,8 @@ const browser = await chromium.launch({
     '--use-fake-device-for-media-stream',
     '--allow-loopback-in-peer-connection',
     '--no-sandbox',
+    // The tests' wss listener presents a self-signed certificate made by the test.
+    '--ignore-certificate-errors',
   ],
 });
 const page = await (await browser.newContext()).newPage();

@@ -9,7 +9,12 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const wsPort = document.body.dataset.wsPort;
+  // The SIP WebSocket: wss on https pages (the platform's wss port, or a TLS proxy in front of
+  // the ws port); on http pages (localhost) plain ws when it is served, else wss.
+  const { wsPort, wssPort } = document.body.dataset;
+  const secure = location.protocol === 'https:' || !wsPort;
+  const sipSocketUrl = `${secure ? 'wss' : 'ws'}://${location.hostname}:${secure ? (wssPort || wsPort) : wsPort}`;
+  const viaTransport = secure ? 'WSS' : 'WS';
   const USER_AGENT = 'opentact-webcall/1';
 
   // ---- MD5 (RFC 1321), for digest authentication: Web Crypto offers no MD5. ----
@@ -110,7 +115,7 @@
   // A request outside or inside a dialog; resolves with its final response.
   function request(method, uri, headers, body = '', onProvisional = null) {
     const branch = `z9hG4bK${random()}`;
-    const all = [['Via', `SIP/2.0/WS ${viaHost};branch=${branch};rport`], ['Max-Forwards', '70'], ...headers, ['User-Agent', USER_AGENT]];
+    const all = [['Via', `SIP/2.0/${viaTransport} ${viaHost};branch=${branch};rport`], ['Max-Forwards', '70'], ...headers, ['User-Agent', USER_AGENT]];
     return new Promise((resolve, reject) => {
       if (!ua.ws || ua.ws.readyState !== WebSocket.OPEN) {
         reject(new Error('not connected'));
@@ -160,7 +165,7 @@
   // The ACK of a non-2xx final response to an INVITE: part of its transaction (same branch).
   function ackFailure(uri, dialog, response, branch) {
     ua.ws.send(build(`ACK ${uri} SIP/2.0`, [
-      ['Via', `SIP/2.0/WS ${viaHost};branch=${branch};rport`], ['Max-Forwards', '70'],
+      ['Via', `SIP/2.0/${viaTransport} ${viaHost};branch=${branch};rport`], ['Max-Forwards', '70'],
       ['From', dialog.from], ['To', response.get('to')], ['Call-ID', dialog.callId], ['CSeq', `${dialog.cseq} ACK`],
     ]));
   }
@@ -168,8 +173,7 @@
   function connect() {
     return new Promise((resolve, reject) => {
       if (ua.ws && ua.ws.readyState === WebSocket.OPEN) { resolve(); return; }
-      const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-      const ws = new WebSocket(`${scheme}://${location.hostname}:${wsPort}`, 'sip');
+      const ws = new WebSocket(sipSocketUrl, 'sip');
       ws.onopen = () => { ua.ws = ws; resolve(); };
       ws.onerror = () => reject(new Error('the SIP WebSocket did not open'));
       ws.onclose = () => {

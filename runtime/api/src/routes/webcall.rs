@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::state::ApiState;
+use crate::state::{ApiState, WebcallPorts};
 
 const PAGE: &str = include_str!("webcall.html");
 const SCRIPT: &str = include_str!("webcall.js");
@@ -37,23 +37,28 @@ pub fn routes() -> Router<ApiState> {
     security(()),
     responses(
         (status = 200, description = "The web call page", content_type = "text/html", body = String),
-        (status = 404, description = "The web call is off (no `sip.ws_listen`)", content_type = "text/plain", body = String)
+        (status = 404, description = "The web call is off (neither `sip.ws_listen` nor `sip.wss_listen`)", content_type = "text/plain", body = String)
     )
 )]
 pub(crate) async fn page(State(state): State<ApiState>) -> impl IntoResponse {
-    match state.webcall_ws_port {
-        Some(port) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, CSP)],
-            PAGE.replace("{{WS_PORT}}", &port.to_string()).replace("{{SIP_DOMAIN}}", &state.sip_domain),
-        ),
-        None => (
+    let WebcallPorts { ws, wss } = state.webcall;
+    if ws.is_none() && wss.is_none() {
+        return (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, CSP)],
-            "The web call is off on this platform: set sip.ws_listen (SIP over WebSocket) to turn it on.\n"
+            "The web call is off on this platform: set sip.wss_listen or sip.ws_listen (SIP over \
+             WebSocket) to turn it on.\n"
                 .to_owned(),
-        ),
+        );
     }
+    let port = |port: Option<u16>| port.map(|port| port.to_string()).unwrap_or_default();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, CSP)],
+        PAGE.replace("{{WS_PORT}}", &port(ws))
+            .replace("{{WSS_PORT}}", &port(wss))
+            .replace("{{SIP_DOMAIN}}", &state.sip_domain),
+    )
 }
 
 /// The page's SIP user agent and WebRTC glue.
