@@ -745,7 +745,8 @@ pub trait NodeRepo: Send + Sync {
     async fn renew_node(&self, node: &str, at: Timestamp) -> Result<bool>;
     /// If a node other than `survivor` was last seen before `dead_before` and nobody took it
     /// over yet, `survivor` takes it over, in one transaction: its batch items in progress
-    /// failed and its open CDRs closed (Q.850 41, `reason`), its pending webhook deliveries
+    /// failed and its open CDRs closed (Q.850 41, `reason` with `{node}` replaced by the dead
+    /// node's name), its pending webhook deliveries
     /// claimed by `survivor`, its limit leases given back ([`LimitRepo`]). One dead node per call (`None`: none left); of several
     /// survivors trying at once exactly one gets each dead node.
     async fn take_over_dead_node(

@@ -134,7 +134,7 @@ async fn take_over(s: &Store) -> anyhow::Result<()> {
     }
 
     // Nothing is dead for a timeout of 20 s.
-    let reason = "its node stopped";
+    let reason = "node {node} stopped";
     let cutoff = |secs| now - chrono::Duration::seconds(secs);
     ensure!(s.take_over_dead_node("b", cutoff(20), now, reason).await?.is_none(), "a is not dead yet");
     // For 5 s, a is: b takes it over, once.
@@ -150,7 +150,7 @@ async fn take_over(s: &Store) -> anyhow::Result<()> {
     ensure!(
         closed.state == CallState::Failed
             && closed.q850_cause == Some(41)
-            && closed.hangup_reason.as_deref() == Some(reason),
+            && closed.hangup_reason.as_deref() == Some("node a stopped"),
         "{closed:?}"
     );
     let live = s.get_call(owner, on_b.uuid).await?.context("b's call")?;

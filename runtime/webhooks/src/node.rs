@@ -117,7 +117,8 @@ async fn heartbeat(node: Arc<Node>, store: Store) {
                 continue;
             }
         }
-        let reason = format!("its node stopped; closed by node {}", node.name);
+        // The store names the dead node in place of `{node}`.
+        let reason = format!("node {{node}} stopped; closed by node {}", node.name);
         loop {
             let now = opentact_store::now();
             let dead_before = now - chrono::Duration::milliseconds(node.timing.node_timeout_ms as i64);

@@ -78,6 +78,8 @@ impl NodeRepo for Store {
             match dead {
                 None => None,
                 Some(node) => {
+                    let reason = reason.replace("{node}", &node);
+                    let reason = reason.as_str();
                     // The items first: they are found through the CDRs still open.
                     let batch_items_failed = sqlx::query(FAIL_ITEMS_OF_NODE)
                         .bind(&node)
