@@ -184,6 +184,11 @@ impl StreamListener {
                     continue;
                 }
             };
+            // SIP messages are small and answered at once: Nagle's algorithm against the
+            // peer's delayed ACKs held each TLS handshake step ~40 ms (scripts/bench-tls).
+            if let Err(e) = stream.set_nodelay(true) {
+                debug!(%transport, %remote, error = %e, "TCP_NODELAY");
+            }
             if self.filter.banned(remote.ip(), Instant::now()) {
                 debug!(%transport, %remote, "connection from a banned address closed");
                 continue;
