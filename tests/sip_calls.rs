@@ -40,7 +40,17 @@ async fn sipp_uac_pcap_dtmf_one_selects_the_sales_branch() {
         ),
     )
     .expect("config");
-    let platform = Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await;
+    // Spans exported to an OpenTelemetry collector (OTLP/HTTP, JSON), batched every 100 ms.
+    let collector =
+        support::http::TestServer::start(&[("/v1/traces", support::http::Canned::xml("{}"))]).await;
+    let endpoint = format!("http://{}", collector.addr);
+    let otel = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_SERVICE_NAME", "opentact-test"),
+    ];
+    let platform = Platform::start_with_env(dir, &["--config", config.to_str().expect("utf-8")], &otel).await;
     let (status, text) = support::platform::scrape_metrics(&platform, None).await;
     assert_eq!(status, 401, "no token: {text}");
     let (status, before) = support::platform::scrape_metrics(&platform, Some("scrape-secret")).await;
@@ -124,6 +134,51 @@ async fn sipp_uac_pcap_dtmf_one_selects_the_sales_branch() {
         finished.contains("call{sip_call_id=") && finished.contains(&format!("call=\"{uuid}\"}}")),
         "{finished}"
     );
+
+    // The same spans reached the collector: the call's, carrying its uuid, and the flow's
+    // inside it (same trace, the call's span its parent).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (call_span, flow_span) = loop {
+        let spans = exported_spans(&collector);
+        let call_span =
+            spans.iter().find(|s| s["name"] == "call" && attribute(s, "call") == Some(uuid.as_str()));
+        let flow_span =
+            spans.iter().find(|s| s["name"] == "flow" && attribute(s, "call") == Some(uuid.as_str()));
+        if let (Some(call_span), Some(flow_span)) = (call_span, flow_span) {
+            break (call_span.clone(), flow_span.clone());
+        }
+        assert!(tokio::time::Instant::now() < deadline, "spans exported: {spans:#?}\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(flow_span["traceId"], call_span["traceId"], "{flow_span:#}\n{call_span:#}");
+    assert_eq!(flow_span["parentSpanId"], call_span["spanId"], "{flow_span:#}\n{call_span:#}");
+    assert!(attribute(&call_span, "sip_call_id").is_some(), "{call_span:#}");
+    let request = collector.received().into_iter().next().expect("an export");
+    assert_eq!(request.content_type.as_deref(), Some("application/json"), "{request:?}");
+    assert!(request.body.contains("opentact-test"), "the service is named: {}", request.body);
+}
+
+/// Every span the collector received (OTLP/JSON export requests).
+fn exported_spans(collector: &support::http::TestServer) -> Vec<Value> {
+    collector
+        .received()
+        .iter()
+        .filter_map(|request| serde_json::from_str::<Value>(&request.body).ok())
+        .flat_map(|export| {
+            let mut spans = Vec::new();
+            for resource in export["resourceSpans"].as_array().into_iter().flatten() {
+                for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+                    spans.extend(scope["spans"].as_array().into_iter().flatten().cloned());
+                }
+            }
+            spans
+        })
+        .collect()
+}
+
+/// A span's string attribute.
+fn attribute<'a>(span: &'a Value, key: &str) -> Option<&'a str> {
+    span["attributes"].as_array()?.iter().find(|a| a["key"] == key)?["value"]["stringValue"].as_str()
 }
 
 /// An OPTIONS ping answered 200 proves the server still serves.

@@ -29,6 +29,11 @@ impl Platform {
 
     /// Start in `dir` (whose `data/` may be provisioned already).
     pub async fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Platform {
+        Platform::start_with_env(dir, extra, &[]).await
+    }
+
+    /// [`Platform::start_in`] with environment variables set for the server.
+    pub async fn start_with_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Platform {
         let data = dir.path().join("data");
         let events = dir.path().join("events.jsonl");
         let mut child = Command::new(env!("CARGO_BIN_EXE_opentact"))
@@ -36,6 +41,7 @@ impl Platform {
             .args(["--api-listen", "127.0.0.1:0"])
             .args(["--event-log", events.to_str().expect("utf-8")])
             .args(extra)
+            .envs(env.iter().copied())
             .env(
                 "OPENTACT_LOG",
                 std::env::var("OPENTACT_TEST_LOG")

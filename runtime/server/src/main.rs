@@ -15,10 +15,14 @@ mod serve;
 mod shaken;
 mod sms_flows;
 mod sms_inbound;
+mod telemetry;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{Cli, Command, FlowCommand, NumbersCommand};
 
@@ -38,15 +42,26 @@ fn main() -> ExitCode {
     // alone: files 0600, directories 0700, whatever the umask of the shell that started it.
     restrict_new_files();
     let cli = Cli::parse();
+    // Spans to an OpenTelemetry collector when the environment names one (telemetry.rs).
+    let telemetry = match telemetry::Telemetry::from_env() {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: OpenTelemetry export: {error:#}");
+            return ExitCode::from(1);
+        }
+    };
     // Logs go to stderr: stdout of `flow run` is the event stream, one JSON object per line.
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, never in log files or journald.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
+        .with_filter(
             tracing_subscriber::EnvFilter::try_from_env("OPENTACT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.default_log_filter())),
-        )
+        );
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(telemetry.as_ref().map(|telemetry| telemetry.layer()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -66,6 +81,12 @@ fn main() -> ExitCode {
             Command::Admin { command } => admin::run(command).await,
         }
     });
+    // The runtime first (the exporter's blocking client must not be dropped inside it), then
+    // the spans still batched.
+    drop(runtime);
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
     match result {
         Ok(code) => code,
         Err(error) => {
