@@ -73,7 +73,7 @@ use crate::dtmf::{EventReceiver, TelephoneEvent, send_key};
 use crate::goertzel::InbandDetector;
 use crate::rtp::RtpPacket;
 use crate::srtp::{SdesKey, SrtpContexts, SrtpError};
-use crate::webrtc::{LinkOutput, WebRtcLink};
+use crate::webrtc::{LinkOutput, Received, WebRtcLink};
 use crate::{SAMPLE_RATE, SAMPLES_PER_FRAME, g711};
 use parking_lot::{Mutex, RwLock};
 use tokio::net::UdpSocket;
@@ -925,9 +925,10 @@ async fn receive_loop(shared: Arc<Shared>, local: SocketAddr) {
         receivers: DigitReceivers { events: EventReceiver::new(), inband: InbandDetector::new() },
         rate: RateWindow { started: Instant::now(), count: 0 },
         warned_source: false,
+        warned_rate: false,
     };
     // An attack is logged once per session, not once per packet.
-    let (mut noted_nat_candidate, mut warned_rate, mut warned_auth) = (false, false, false);
+    let (mut noted_nat_candidate, mut warned_auth) = (false, false);
     loop {
         let (length, source) = match shared.socket.recv_from(&mut buffer).await {
             Ok(received) => received,
@@ -965,8 +966,8 @@ async fn receive_loop(shared: Arc<Shared>, local: SocketAddr) {
         }
         if !state.rate.allow(now, shared.limits.max_packets_per_second) {
             shared.counters.dropped_rate.fetch_add(1, Ordering::Relaxed);
-            if !warned_rate {
-                warned_rate = true;
+            if !state.warned_rate {
+                state.warned_rate = true;
                 warn!(
                     %local, %source, limit = shared.limits.max_packets_per_second,
                     "RTP over the packets-per-second cap dropped; further ones are dropped silently"
@@ -1004,6 +1005,8 @@ struct ReceiveState {
     rate: RateWindow,
     /// A stranger's packets are logged once per session, not once per packet.
     warned_source: bool,
+    /// So is a flood over the cap.
+    warned_rate: bool,
 }
 
 /// What turns admitted packets into digits: RFC 4733 events and in-band tones.
@@ -1077,8 +1080,9 @@ fn deliver(
     }
 }
 
-/// Reads a WebRTC session's datagrams: each goes through the link (ICE, DTLS, SRTP); the
-/// packets it opens are rate-capped and delivered like plain RTP.
+/// Reads a WebRTC session's datagrams: each goes through the link (ICE, DTLS, SRTP). The
+/// packets-per-second cap counts the datagrams the link takes as its own, before it decrypts
+/// them; a stranger's, which the link refuses with a cheap check, never count against it.
 fn receive_webrtc(
     shared: &Shared,
     local: SocketAddr,
@@ -1088,26 +1092,34 @@ fn receive_webrtc(
 ) {
     let now = Instant::now();
     let mut out = LinkOutput::default();
-    let accepted = match shared.webrtc.lock().as_mut() {
-        Some(link) => link.receive(now.into_std(), source, datagram, &mut out),
+    let (rate, limit) = (&mut state.rate, shared.limits.max_packets_per_second);
+    let received = match shared.webrtc.lock().as_mut() {
+        Some(link) => link.receive(now.into_std(), source, datagram, &mut out, || rate.allow(now, limit)),
         None => return,
     };
     shared.transmit(&out);
-    if !accepted {
-        shared.counters.dropped_source.fetch_add(1, Ordering::Relaxed);
-        if !state.warned_source {
-            state.warned_source = true;
-            warn!(%local, %source, "datagram for no ICE check or DTLS peer of this WebRTC call dropped; further ones are dropped silently");
+    match received {
+        Received::Taken => {}
+        Received::NotOurs => {
+            shared.counters.dropped_source.fetch_add(1, Ordering::Relaxed);
+            if !state.warned_source {
+                state.warned_source = true;
+                warn!(%local, %source, "datagram for no ICE check or DTLS peer of this WebRTC call dropped; further ones are dropped silently");
+            }
+            return;
         }
-        return;
+        Received::OverCap => {
+            shared.counters.dropped_rate.fetch_add(1, Ordering::Relaxed);
+            if !state.warned_rate {
+                state.warned_rate = true;
+                warn!(%local, %source, %limit, "WebRTC datagrams over the packets-per-second cap dropped unopened; further ones are dropped silently");
+            }
+            return;
+        }
     }
     let peer = shared.peer.lock().peer;
     for plain in &out.packets {
         shared.counters.packets_received.fetch_add(1, Ordering::Relaxed);
-        if !state.rate.allow(now, shared.limits.max_packets_per_second) {
-            shared.counters.dropped_rate.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
         if let Ok(packet) = RtpPacket::parse(plain) {
             deliver(shared, peer, &packet, now, &mut state.receivers);
         }

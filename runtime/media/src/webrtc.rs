@@ -142,6 +142,17 @@ impl OfferedLink {
     }
 }
 
+/// What [`WebRtcLink::receive`] did with a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Not for this link: dropped.
+    NotOurs,
+    /// For this link, but over the caller's cap: dropped before it was opened.
+    OverCap,
+    /// Handled (its output, if any, is in the [`LinkOutput`]).
+    Taken,
+}
+
 /// What one call to the link produced: datagrams to send, decrypted RTP packets to handle.
 #[derive(Debug, Default)]
 pub struct LinkOutput {
@@ -218,25 +229,34 @@ impl WebRtcLink {
         self.disconnected || !self.rtc.is_alive()
     }
 
-    /// A datagram from `source`. `false` when it is not for this link (a stranger's packet:
-    /// no STUN for our credentials, nothing from the nominated peer); it is then dropped.
+    /// A datagram from `source`. [`Received::NotOurs`] when it is not for this link (a
+    /// stranger's packet: no STUN for our credentials, nothing from the nominated peer).
+    /// `admit` is asked only for datagrams that are ours, before any is decrypted: refused,
+    /// the datagram is dropped unopened ([`Received::OverCap`]), so a flood costs a cheap
+    /// check per packet rather than an SRTP authentication.
     pub fn receive(
         &mut self,
         now: Instant,
         source: SocketAddr,
         datagram: &[u8],
         out: &mut LinkOutput,
-    ) -> bool {
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, datagram) else { return false };
+        admit: impl FnOnce() -> bool,
+    ) -> Received {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, datagram) else {
+            return Received::NotOurs;
+        };
         let input = Input::Receive(now, receive);
         if !self.rtc.accepts(&input) {
-            return false;
+            return Received::NotOurs;
+        }
+        if !admit() {
+            return Received::OverCap;
         }
         if let Err(error) = self.rtc.handle_input(input) {
             debug!(%error, %source, "WebRTC input refused");
         }
         self.drain(out);
-        true
+        Received::Taken
     }
 
     /// Send a plain RTP packet (the media clock's, header and payload) through SRTP. Dropped
@@ -445,7 +465,8 @@ mod tests {
                 }
                 let mut out = LinkOutput::default();
                 for datagram in &to_server {
-                    assert!(self.link.receive(self.now, client, datagram, &mut out), "the link took it");
+                    let received = self.link.receive(self.now, client, datagram, &mut out, || true);
+                    assert_eq!(received, Received::Taken, "the link took it");
                 }
                 self.link.tick(self.now, &mut out);
                 for (destination, datagram) in &out.transmits {
@@ -540,8 +561,53 @@ mod tests {
         let mut plain = Vec::new();
         RtpPacket { marker: false, payload_type: 0, sequence: 1, timestamp: 1, ssrc: 9, payload: &[0; 160] }
             .write(&mut plain);
-        assert!(!link.receive(Instant::now(), stranger, &plain, &mut out));
+        let mut asked = false;
+        let received = link.receive(Instant::now(), stranger, &plain, &mut out, || {
+            asked = true;
+            true
+        });
+        assert_eq!(received, Received::NotOurs);
+        assert!(!asked, "a stranger's datagram does not count against the peer's cap");
         assert!(out.transmits.is_empty() && out.packets.is_empty());
+    }
+
+    #[test]
+    fn the_peer_s_datagrams_over_the_cap_are_dropped_unopened() {
+        let mut pair = Pair::new();
+        pair.pump(|pair| pair.browser.connected && pair.link.is_connected());
+        let mid = pair.browser.mid;
+        let now = pair.now;
+        let mut api = pair.browser.rtc.direct_api();
+        let tx = api.stream_tx_by_mid(mid, None).expect("the browser's stream");
+        tx.write_rtp(RtpWrite::new(Pt::from(PT_PCMU), SeqNo::from(5), 800, now, vec![0xd5; 160]));
+        // The browser's SRTP packet, handed to the link by hand: refused by the cap, then
+        // admitted (the same datagram) once the cap allows it. str0m's pacer lets it out on
+        // a timeout.
+        let mut srtp = None;
+        for step in 1..10 {
+            loop {
+                match pair.browser.rtc.poll_output().expect("output") {
+                    Output::Timeout(_) => break,
+                    // An RTP header in the clear: version 2, PCMU.
+                    Output::Transmit(t) if t.contents[0] >> 6 == 2 && t.contents[1] & 0x7f == PT_PCMU => {
+                        srtp = Some(t.contents.to_vec());
+                    }
+                    _ => {}
+                }
+            }
+            if srtp.is_some() {
+                break;
+            }
+            let later = pair.now + Duration::from_millis(step);
+            pair.browser.rtc.handle_input(Input::Timeout(later)).expect("timeout");
+        }
+        let client: SocketAddr = CLIENT.parse().unwrap();
+        let datagram = srtp.expect("the browser's SRTP datagram");
+        let mut out = LinkOutput::default();
+        assert_eq!(pair.link.receive(pair.now, client, &datagram, &mut out, || false), Received::OverCap);
+        assert!(out.packets.is_empty(), "nothing opened over the cap");
+        assert_eq!(pair.link.receive(pair.now, client, &datagram, &mut out, || true), Received::Taken);
+        assert_eq!(out.packets.len(), 1, "the same datagram opens when admitted: {:?}", out.packets.len());
     }
 
     #[test]
