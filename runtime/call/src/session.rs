@@ -102,6 +102,8 @@ pub struct CallSession {
     config: SessionConfig,
     ended: Mutex<Option<Ended>>,
     budget: Mutex<FlowEventBudget>,
+    /// Run once, just before `call.destroyed` is emitted ([`CallSession::before_destroyed`]).
+    before_destroyed: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 /// What the flow has spent of its per-call event budget ([`MAX_FLOW_EVENTS`],
@@ -271,6 +273,7 @@ impl CallSession {
             config,
             ended: Mutex::new(None),
             budget: Mutex::new(FlowEventBudget::default()),
+            before_destroyed: Mutex::new(None),
         }
     }
 
@@ -711,6 +714,12 @@ impl CallSession {
         self.ended.lock().as_ref().map(|ended| (ended.cause, ended.reason.clone()))
     }
 
+    /// Run `hook` just before `call.destroyed` is emitted: whatever a client does on that event
+    /// (a command for the call: 404) finds the call gone. Replaces an earlier hook.
+    pub fn before_destroyed(&self, hook: impl FnOnce() + Send + 'static) {
+        *self.before_destroyed.lock() = Some(Box::new(hook));
+    }
+
     /// Whether the call has ended.
     pub fn is_ended(&self) -> bool {
         self.ended.lock().is_some() || self.backend.state() == CallState::Ended
@@ -755,6 +764,10 @@ impl CallSession {
                 by: ended.by,
                 reason: ended.reason,
             });
+        }
+        let hook = self.before_destroyed.lock().take();
+        if let Some(hook) = hook {
+            hook();
         }
         self.events.emit(EventKind::Destroyed { duration_ms: self.events.elapsed_ms() });
     }

@@ -169,6 +169,10 @@ impl CallRunner {
     /// by [`CallRunner::session_with`]).
     fn register(&self, session: &Arc<CallSession>) -> (Uuid, Option<tokio::sync::mpsc::Receiver<String>>) {
         let id = Uuid::parse_str(&session.info().id).unwrap_or_else(|_| Uuid::new_v4());
+        // Gone from the live calls before `call.destroyed` goes out, so a command sent on that
+        // event gets 404, not the 409 of a call still ending.
+        let live_calls = self.live_calls.clone();
+        session.before_destroyed(move || live_calls.remove(id));
         (id, self.live_calls.take_commands(id))
     }
 
