@@ -292,18 +292,23 @@ async fn a_missing_certificate_or_a_key_of_another_certificate_stops_the_start()
     assert!(error.contains("SIP over TLS certificate: certificate or key"), "{error}");
 }
 
+/// The account `email` with the number `tn`, whose flow dials its SIP user
+/// alice@acme.sip.opentact.local (password alice-Pass-1) for `timeout_ms`, in `dir`.
+async fn number_dialling_alice(dir: &Path, email: &str, tn: i64, timeout_ms: u32) {
+    let xml = format!(
+        "<Response>\n  <Dial timeout=\"{timeout_ms}\" tag=\"to-alice\"><To>alice@acme.sip.opentact.local</To></Dial>\n  \
+         <Hangup/>\n</Response>"
+    );
+    let provisioned = support::provision::xml_number(dir, email, tn, &xml).await;
+    support::provision::sip_user(dir, provisioned.account, "acme", "alice", "alice-Pass-1").await;
+}
+
 /// A call to a SIP user registered over TLS goes out over the phone's TLS connection: SIPp (a
 /// carrier on loopback) calls a number whose flow dials alice, and baresip answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_registered_over_tls_is_called_over_its_tls_connection() {
     let data = tempfile::tempdir().expect("tempdir");
-    let dir = data.path().join("data");
-    let xml = r#"<Response>
-  <Dial timeout="10000" tag="to-alice"><To>alice@acme.sip.opentact.local</To></Dial>
-  <Hangup/>
-</Response>"#;
-    let provisioned = support::provision::xml_number(&dir, "tls@example.test", 13_125_550_141, xml).await;
-    support::provision::sip_user(&dir, provisioned.account, "acme", "alice", "alice-Pass-1").await;
+    number_dialling_alice(&data.path().join("data"), "tls@example.test", 13_125_550_141, 10_000).await;
     let (platform, tls, cert_file) = start_with_tls(data, "[\"127.0.0.1/32\"]").await;
     let phone = tempfile::tempdir().expect("tempdir");
     let _baresip =
@@ -464,13 +469,7 @@ async fn a_browser_signs_in_on_the_webcall_page_and_a_key_on_its_keypad_selects_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_signed_in_on_the_webcall_page_answers_a_call_to_its_user() {
     let data = tempfile::tempdir().expect("tempdir");
-    let dir = data.path().join("data");
-    let xml = r#"<Response>
-  <Dial timeout="15000" tag="to-alice"><To>alice@acme.sip.opentact.local</To></Dial>
-  <Hangup/>
-</Response>"#;
-    let provisioned = support::provision::xml_number(&dir, "web@example.test", 13_125_550_142, xml).await;
-    support::provision::sip_user(&dir, provisioned.account, "acme", "alice", "alice-Pass-1").await;
+    number_dialling_alice(&data.path().join("data"), "web@example.test", 13_125_550_142, 15_000).await;
     let ws_port = free_port();
     let config = data.path().join("ws.toml");
     std::fs::write(

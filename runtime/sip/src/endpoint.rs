@@ -230,8 +230,9 @@ impl SipEndpoint {
         tokio::spawn(serve);
         let slots = ConnectionSlots::new(config.stream_limits);
         for (listener, kind, address) in streams {
-            let local = SipAddr { r#type: Some(kind.transport()), addr: advertise(address).into() };
-            endpoint_inner.transport_layer.add_transport(listed(&local).await?);
+            let address = advertise(address);
+            endpoint_inner.transport_layer.add_transport(listed(&kind, address).await?);
+            let local = SipAddr { r#type: Some(kind.transport()), addr: address.into() };
             let accept_loop = StreamListener {
                 listener,
                 local,
@@ -428,18 +429,19 @@ async fn bind_stream(
 
 /// The stack's listener entry for a stream listener's address: named in Via headers of
 /// requests sent over that transport, never served by the stack.
-async fn listed(local: &SipAddr) -> Result<SipConnection, SipError> {
-    let address = local.get_socketaddr().map_err(|e| SipError::Stack(e.to_string()))?;
-    let failed = |e: rsipstack::Error| SipError::Stack(format!("listener {local}: {e}"));
-    Ok(match local.r#type {
-        Some(rsipstack::sip::Transport::Tls) => {
+async fn listed(kind: &StreamKind, address: SocketAddr) -> Result<SipConnection, SipError> {
+    let failed = |e: rsipstack::Error| SipError::Stack(format!("listener {address}: {e}"));
+    Ok(match kind {
+        StreamKind::Tcp => TcpListenerConnection::new(address, None).await.map_err(failed)?.into(),
+        StreamKind::Tls(_) => {
             TlsListenerConnection::new(address, None, TlsConfig::default()).await.map_err(failed)?.into()
         }
-        Some(transport @ (rsipstack::sip::Transport::Ws | rsipstack::sip::Transport::Wss)) => {
-            let secure = transport == rsipstack::sip::Transport::Wss;
-            WebSocketListenerConnection::new(address, None, secure).await.map_err(failed)?.into()
+        StreamKind::Ws => {
+            WebSocketListenerConnection::new(address, None, false).await.map_err(failed)?.into()
         }
-        _ => TcpListenerConnection::new(address, None).await.map_err(failed)?.into(),
+        StreamKind::Wss(_) => {
+            WebSocketListenerConnection::new(address, None, true).await.map_err(failed)?.into()
+        }
     })
 }
 
