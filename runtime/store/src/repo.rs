@@ -820,6 +820,30 @@ pub trait LimitRepo: Send + Sync {
     ) -> Result<Option<i64>>;
 }
 
+/// Money: each account's balance and its ledger.
+#[async_trait]
+pub trait BillingRepo: Send + Sync {
+    /// The account's balance, micro-units. `NotFound` for no such account.
+    async fn balance(&self, account: Uuid) -> Result<i64>;
+    /// *Operator*: adds `amount_micros` (positive; a correction may be negative) to the
+    /// balance, with the operator's note.
+    async fn credit(&self, account: Uuid, amount_micros: i64, description: &str) -> Result<Transaction>;
+    /// Takes a charge off the balance, writes it to the ledger and prices its call or message,
+    /// in one transaction. A charge of a call or message already charged changes nothing and
+    /// returns the first (a retried settlement). `NotFound` for a call or message the account
+    /// does not have.
+    async fn charge(&self, account: Uuid, charge: NewCharge) -> Result<Transaction>;
+    /// What the account's calls under `profile` were charged since `since` (micro-units, not
+    /// negative): the day's spend a daily spend limit counts.
+    async fn spent_since(&self, account: Uuid, profile: Uuid, since: Timestamp) -> Result<i64>;
+    async fn search_transactions(
+        &self,
+        account: Uuid,
+        filter: TransactionFilter,
+        params: ListParams,
+    ) -> Result<List<Transaction>>;
+}
+
 /// Everything the store offers, as one object-safe trait (`Arc<dyn Repository>`).
 pub trait Repository:
     AccountRepo
@@ -841,6 +865,7 @@ pub trait Repository:
     + BatchRepo
     + MessageRepo
     + TenDlcRepo
+    + BillingRepo
 {
 }
 
@@ -864,5 +889,6 @@ impl<T> Repository for T where
         + BatchRepo
         + MessageRepo
         + TenDlcRepo
+        + BillingRepo
 {
 }

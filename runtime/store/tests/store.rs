@@ -117,6 +117,7 @@ store_test!(
     inbound_sms_is_the_accounts_own_and_settles_once,
     recordings_are_counted_per_account_and_deleted_once,
     concurrent_uploads_never_pass_the_version_quota,
+    balances_move_only_with_their_ledger,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1711,4 +1712,132 @@ async fn concurrent_claims(s: &Store, n: usize) -> anyhow::Result<Vec<Vec<Claime
     }
     out.push(s.claim_sms(100, 60_000, ExpiredClaim::Requeue).await?);
     Ok(out)
+}
+
+async fn balances_move_only_with_their_ledger(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (owner, stranger) =
+        (account(s, "money@example.com").await?, account(s, "money-other@example.com").await?);
+    ensure!(s.balance(owner).await? == 0, "a new account has nothing");
+    ensure!(is_not_found(s.balance(Uuid::new_v4()).await), "no such account");
+    let credit = s.credit(owner, 5_000_000, "payment 42").await?;
+    ensure!(credit.kind == TransactionKind::Credit && credit.balance_after_micros == 5_000_000, "{credit:?}");
+
+    let call = NewCallRecord {
+        uuid: Uuid::new_v4(),
+        app: None,
+        direction: CallDirection::Outbound,
+        from: "12025550100".to_owned(),
+        to: "14155550123".to_owned(),
+        started_on: chrono::Utc::now(),
+        node: None,
+    };
+    s.record_call_start(owner, call.clone()).await?;
+    let profile = s
+        .create_ovp(
+            owner,
+            NewOutboundVoiceProfile {
+                name: "rated".into(),
+                channel_limit: None,
+                calls_per_second: None,
+                max_rate_micros: None,
+                daily_spend_limit_micros: Some(1_000_000),
+                record_calls: false,
+                shaken_sign_policy: ShakenSignPolicy::default(),
+            },
+        )
+        .await?;
+    let price = CallPrice {
+        price_micros: 11_000,
+        billed_secs: 66,
+        rate_prefix: "1".into(),
+        rate_per_minute_micros: 10_000,
+    };
+    let charge = |target: ChargeTarget| NewCharge {
+        target,
+        amount_micros: 11_000,
+        description: "call to +14155550123".into(),
+    };
+    let call_target = ChargeTarget::Call {
+        call: call.uuid,
+        price: price.clone(),
+        outbound_voice_profile: Some(profile.uuid),
+    };
+
+    // Another account cannot charge (or price) the owner's call.
+    ensure!(is_not_found(s.charge(stranger, charge(call_target.clone())).await), "another account's call");
+    ensure!(s.balance(stranger).await? == 0 && s.balance(owner).await? == 5_000_000, "nothing moved");
+
+    let charged = s.charge(owner, charge(call_target.clone())).await?;
+    ensure!(charged.amount_micros == -11_000 && charged.balance_after_micros == 4_989_000, "{charged:?}");
+    ensure!(
+        charged.reference == Some(call.uuid) && charged.outbound_voice_profile == Some(profile.uuid),
+        "{charged:?}"
+    );
+    let again = s.charge(owner, charge(call_target)).await?;
+    ensure!(again == charged, "a call is charged once: {again:?}");
+    ensure!(s.balance(owner).await? == 4_989_000, "charged once");
+    let cdr = s.get_call(owner, call.uuid).await?.context("the CDR")?;
+    ensure!(cdr.price == Some(price), "the CDR is priced: {:?}", cdr.price);
+
+    let today = chrono::Utc::now() - chrono::Duration::hours(1);
+    ensure!(s.spent_since(owner, profile.uuid, today).await? == 11_000, "the profile's spend");
+    ensure!(s.spent_since(owner, Uuid::new_v4(), today).await? == 0, "another profile spent nothing");
+    ensure!(
+        s.spent_since(owner, profile.uuid, chrono::Utc::now() + chrono::Duration::hours(1)).await? == 0,
+        "nothing after now"
+    );
+
+    // The ledger: newest first, filtered, the account's own.
+    let all = s
+        .search_transactions(
+            owner,
+            TransactionFilter::default(),
+            ListParams { order: Order::Desc, ..ListParams::default() },
+        )
+        .await?;
+    ensure!(all.total == 2 && all.data[0].uuid == charged.uuid && all.data[1].uuid == credit.uuid, "{all:?}");
+    let calls = s
+        .search_transactions(
+            owner,
+            TransactionFilter { kind: Some(TransactionKind::Call), ..Default::default() },
+            ListParams::default(),
+        )
+        .await?;
+    ensure!(calls.total == 1 && calls.data[0].uuid == charged.uuid, "{calls:?}");
+    let by_call = s
+        .search_transactions(
+            owner,
+            TransactionFilter { reference: Some(call.uuid), ..Default::default() },
+            ListParams::default(),
+        )
+        .await?;
+    ensure!(by_call.total == 1, "{by_call:?}");
+    let later = s
+        .search_transactions(
+            owner,
+            TransactionFilter {
+                since: Some(chrono::Utc::now() + chrono::Duration::seconds(5)),
+                ..Default::default()
+            },
+            ListParams::default(),
+        )
+        .await?;
+    ensure!(later.total == 0, "{later:?}");
+    let theirs = s.search_transactions(stranger, TransactionFilter::default(), ListParams::default()).await?;
+    ensure!(theirs.total == 0, "another account sees none: {theirs:?}");
+
+    // A balance may go below zero (calls in progress together); a negative charge is refused.
+    let debt = s.credit(owner, -6_000_000, "correction").await?;
+    ensure!(debt.balance_after_micros == -1_011_000, "{debt:?}");
+    let bad = NewCharge {
+        amount_micros: -1,
+        ..charge(ChargeTarget::Call {
+            call: call.uuid,
+            price: cdr.price.clone().context("priced")?,
+            outbound_voice_profile: None,
+        })
+    };
+    ensure!(matches!(s.charge(owner, bad).await, Err(StoreError::Invalid { .. })), "a negative charge");
+    Ok(())
 }

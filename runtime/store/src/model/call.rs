@@ -110,6 +110,9 @@ pub struct CallRecord {
     /// shown to accounts.
     #[serde(skip)]
     pub node: Option<String>,
+    /// What the call cost, when it was rated (an outbound call to a number, with a rating
+    /// deck loaded); set when the call ends.
+    pub price: Option<super::CallPrice>,
 }
 
 /// An inbound call's STIR/SHAKEN verification, as its CDR keeps it.

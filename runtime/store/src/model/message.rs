@@ -116,6 +116,8 @@ pub struct SmsMessage {
     #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis")]
     pub modified_on: Timestamp,
+    /// What it cost, micro-units, when it was rated (`[rating] deck`); set once it is charged.
+    pub price_micros: Option<i64>,
 }
 
 /// What storing an outbound message takes. The caller (the API) has checked the lease, the

@@ -7,6 +7,7 @@
 mod account;
 mod app;
 mod batch;
+mod billing;
 mod call;
 mod message;
 mod number;
@@ -22,6 +23,7 @@ pub use app::{
     SipControlAppPatch, WebhookMethod,
 };
 pub use batch::{Batch, BatchItem, BatchItemState, BatchItemUpdate, BatchState, NewBatch};
+pub use billing::{CallPrice, ChargeTarget, NewCharge, Transaction, TransactionFilter, TransactionKind};
 pub use call::{
     CallDirection, CallEnd, CallRecord, CallShaken, CallState, NewCallRecord, RecordingRecord,
     RecordingUsage, RelayedCommand, RelayedOutcome,

@@ -31,6 +31,10 @@ struct CallRow {
     created_on: i64,
     modified_on: i64,
     node_id: Option<String>,
+    price_micros: Option<i64>,
+    billed_secs: Option<i64>,
+    rate_prefix: Option<String>,
+    rate_per_minute_micros: Option<i64>,
 }
 
 impl CallRow {
@@ -68,6 +72,13 @@ impl CallRow {
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
             node: self.node_id,
+            price: match (self.price_micros, self.billed_secs, self.rate_prefix, self.rate_per_minute_micros)
+            {
+                (Some(price_micros), Some(billed_secs), Some(rate_prefix), Some(rate_per_minute_micros)) => {
+                    Some(CallPrice { price_micros, billed_secs, rate_prefix, rate_per_minute_micros })
+                }
+                _ => None,
+            },
         })
     }
 }
@@ -76,7 +87,8 @@ macro_rules! call_cols {
     () => {
         "id, account_id, app_id, direction, from_party, to_party, state, started_on, answered_on, ended_on, \
          duration_ms, q850_cause, hangup_cause, hangup_by, hangup_reason, stir_shaken_attest_level, \
-         stir_shaken_identity, verstat, created_on, modified_on, node_id"
+         stir_shaken_identity, verstat, created_on, modified_on, node_id, price_micros, billed_secs, rate_prefix, \
+         rate_per_minute_micros"
     };
 }
 
@@ -142,6 +154,7 @@ impl CallLogRepo for Store {
             created_on: now,
             modified_on: now,
             node: new.node.clone(),
+            price: None,
         };
         with_pool!(self, p => sqlx::query(
             "INSERT INTO call_record (id, account_id, app_id, direction, from_party, to_party, state, started_on, \

@@ -58,12 +58,13 @@ struct MessageRow {
     attempts: i32,
     created_on: i64,
     modified_on: i64,
+    price_micros: Option<i64>,
 }
 
 macro_rules! message_cols {
     () => {
         "id, account_id, direction, tn_lease_id, from_addr, to_addr, body, encoding, parts, state, \
-         custom_callback_url, attempts, created_on, modified_on"
+         custom_callback_url, attempts, created_on, modified_on, price_micros"
     };
 }
 
@@ -86,6 +87,7 @@ impl MessageRow {
             history,
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
+            price_micros: self.price_micros,
         })
     }
 }
@@ -836,6 +838,7 @@ impl MessageRepo for Store {
                     history,
                     created_on: now,
                     modified_on: now,
+                    price_micros: None,
                 })
             })
             .collect())

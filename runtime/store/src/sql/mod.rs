@@ -17,6 +17,7 @@ use crate::error::{ObjectKind, Result, StoreError};
 mod account;
 mod app;
 mod batch;
+mod billing;
 mod call_log;
 mod command_relay;
 mod event_relay;

@@ -1,0 +1,100 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::Timestamp;
+
+/// What changed a balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TransactionKind {
+    /// Money the operator added (`opentact admin account credit`).
+    Credit,
+    /// A rated call.
+    Call,
+    /// A rated message.
+    Sms,
+}
+
+impl TransactionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionKind::Credit => "credit",
+            TransactionKind::Call => "call",
+            TransactionKind::Sms => "sms",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "credit" => TransactionKind::Credit,
+            "call" => TransactionKind::Call,
+            "sms" => TransactionKind::Sms,
+            _ => return None,
+        })
+    }
+}
+
+/// One change of an account's balance, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Transaction {
+    pub uuid: Uuid,
+    pub account: Uuid,
+    pub kind: TransactionKind,
+    /// Micro-units: a credit is positive, a charge negative.
+    pub amount_micros: i64,
+    /// The balance just after it, micro-units.
+    pub balance_after_micros: i64,
+    /// What was charged: the call's or the message's id.
+    pub reference: Option<Uuid>,
+    /// A call's outbound voice profile.
+    pub outbound_voice_profile: Option<Uuid>,
+    /// In words: the destination and its rate, or the operator's note.
+    pub description: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis")]
+    pub created_on: Timestamp,
+}
+
+/// A rated call's price, kept on its CDR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CallPrice {
+    /// Micro-units.
+    pub price_micros: i64,
+    /// Seconds billed, in the rate's increments.
+    pub billed_secs: i64,
+    /// The deck's prefix that rated the call.
+    pub rate_prefix: String,
+    /// Its per-minute price, micro-units.
+    pub rate_per_minute_micros: i64,
+}
+
+/// What is charged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeTarget {
+    /// A call of the account: its CDR gets the price.
+    Call { call: Uuid, price: CallPrice, outbound_voice_profile: Option<Uuid> },
+    /// A message of the account: its record gets the price.
+    Sms { message: Uuid },
+}
+
+/// A charge to settle: `amount_micros` (not negative) is taken off the balance, which may go
+/// below zero (calls that were in progress together).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCharge {
+    pub target: ChargeTarget,
+    pub amount_micros: i64,
+    pub description: String,
+}
+
+/// `POST /rest/account/transactions/search`: every field narrows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionFilter {
+    pub kind: Option<TransactionKind>,
+    /// The call or message charged.
+    pub reference: Option<Uuid>,
+    /// Made at or after.
+    pub since: Option<Timestamp>,
+    /// Made before.
+    pub until: Option<Timestamp>,
+}

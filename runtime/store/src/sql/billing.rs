@@ -1,0 +1,261 @@
+//! Balances and the ledger.
+//!
+//! A balance changes only together with its ledger row, in one transaction: the `UPDATE` of
+//! the account takes its row lock (PostgreSQL) or the database's write lock (SQLite), so two
+//! charges of one account never read the same balance.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{Store, ms, opt_str, opt_uuid, ordered, uuid, with_pool};
+use crate::error::{ObjectKind, Result, StoreError};
+use crate::id::new_id;
+use crate::model::*;
+use crate::repo::{BillingRepo, List, ListParams};
+
+#[derive(sqlx::FromRow)]
+struct TransactionRow {
+    id: String,
+    account_id: String,
+    kind: String,
+    amount_micros: i64,
+    balance_after_micros: i64,
+    reference_id: Option<String>,
+    profile_id: Option<String>,
+    description: String,
+    created_on: i64,
+}
+
+impl TransactionRow {
+    fn into_model(self) -> Result<Transaction> {
+        const K: ObjectKind = ObjectKind::Account;
+        Ok(Transaction {
+            uuid: uuid(K, "id", &self.id)?,
+            account: uuid(K, "account_id", &self.account_id)?,
+            kind: TransactionKind::parse(&self.kind).ok_or(StoreError::Corrupt {
+                kind: K,
+                column: "kind",
+                value: self.kind.clone(),
+            })?,
+            amount_micros: self.amount_micros,
+            balance_after_micros: self.balance_after_micros,
+            reference: opt_uuid(K, "reference_id", self.reference_id.as_deref())?,
+            outbound_voice_profile: opt_uuid(K, "profile_id", self.profile_id.as_deref())?,
+            description: self.description,
+            created_on: from_millis(self.created_on),
+        })
+    }
+}
+
+macro_rules! transaction_cols {
+    () => {
+        "id, account_id, kind, amount_micros, balance_after_micros, reference_id, profile_id, description, \
+         created_on"
+    };
+}
+
+impl ChargeTarget {
+    fn kind(&self) -> TransactionKind {
+        match self {
+            ChargeTarget::Call { .. } => TransactionKind::Call,
+            ChargeTarget::Sms { .. } => TransactionKind::Sms,
+        }
+    }
+
+    fn reference(&self) -> Uuid {
+        match self {
+            ChargeTarget::Call { call, .. } => *call,
+            ChargeTarget::Sms { message } => *message,
+        }
+    }
+}
+
+/// Moves `account`'s balance by `amount` and writes the ledger row, inside `$tx`; the row.
+macro_rules! book {
+    ($tx:expr, $account:expr, $kind:expr, $amount:expr, $reference:expr, $profile:expr, $description:expr) => {{
+        let moved = sqlx::query(
+            "UPDATE account SET balance_micros = balance_micros + $2 WHERE id = $1 AND deleted_on IS NULL",
+        )
+        .bind($account.to_string())
+        .bind($amount)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Err(StoreError::not_found(ObjectKind::Account, $account));
+        }
+        let balance_after: i64 = sqlx::query_scalar("SELECT balance_micros FROM account WHERE id = $1")
+            .bind($account.to_string())
+            .fetch_one(&mut *$tx)
+            .await?;
+        let row = Transaction {
+            uuid: new_id(),
+            account: $account,
+            kind: $kind,
+            amount_micros: $amount,
+            balance_after_micros: balance_after,
+            reference: $reference,
+            outbound_voice_profile: $profile,
+            description: $description.to_owned(),
+            created_on: now(),
+        };
+        sqlx::query(concat!(
+            "INSERT INTO account_transaction (",
+            transaction_cols!(),
+            ") \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(row.uuid.to_string())
+        .bind($account.to_string())
+        .bind(row.kind.as_str())
+        .bind(row.amount_micros)
+        .bind(row.balance_after_micros)
+        .bind(opt_str(row.reference))
+        .bind(opt_str(row.outbound_voice_profile))
+        .bind(&row.description)
+        .bind(ms(row.created_on))
+        .execute(&mut *$tx)
+        .await?;
+        row
+    }};
+}
+
+#[async_trait]
+impl BillingRepo for Store {
+    async fn balance(&self, account: Uuid) -> Result<i64> {
+        let balance: Option<i64> = with_pool!(self, p => sqlx::query_scalar(
+            "SELECT balance_micros FROM account WHERE id = $1 AND deleted_on IS NULL",
+        )
+        .bind(account.to_string())
+        .fetch_optional(p)
+        .await?);
+        balance.ok_or(StoreError::not_found(ObjectKind::Account, account))
+    }
+
+    async fn credit(&self, account: Uuid, amount_micros: i64, description: &str) -> Result<Transaction> {
+        Ok(with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let row = book!(tx, account, TransactionKind::Credit, amount_micros, None, None, description);
+            tx.commit().await?;
+            row
+        }))
+    }
+
+    async fn charge(&self, account: Uuid, charge: NewCharge) -> Result<Transaction> {
+        if charge.amount_micros < 0 {
+            return Err(StoreError::Invalid { field: "amount", reason: "a charge is not negative" });
+        }
+        let kind = charge.target.kind();
+        let reference = charge.target.reference();
+        Ok(with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            // The call's or message's row is priced first: it must be the account's.
+            let priced = match &charge.target {
+                ChargeTarget::Call { call, price, .. } => sqlx::query(
+                    "UPDATE call_record SET price_micros = $3, billed_secs = $4, rate_prefix = $5, \
+                     rate_per_minute_micros = $6 WHERE account_id = $1 AND id = $2",
+                )
+                .bind(account.to_string())
+                .bind(call.to_string())
+                .bind(price.price_micros)
+                .bind(price.billed_secs)
+                .bind(&price.rate_prefix)
+                .bind(price.rate_per_minute_micros)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+                ChargeTarget::Sms { message } => sqlx::query(
+                    "UPDATE sms_message SET price_micros = $3 WHERE account_id = $1 AND id = $2",
+                )
+                .bind(account.to_string())
+                .bind(message.to_string())
+                .bind(charge.amount_micros)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            };
+            if priced == 0 {
+                let object = if kind == TransactionKind::Call { ObjectKind::Call } else { ObjectKind::Message };
+                return Err(StoreError::not_found(object, reference));
+            }
+            let already: Option<TransactionRow> = sqlx::query_as(concat!(
+                "SELECT ", transaction_cols!(), " FROM account_transaction WHERE kind = $1 AND reference_id = $2"
+            ))
+            .bind(kind.as_str())
+            .bind(reference.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let row = match already {
+                Some(row) => row.into_model()?,
+                None => {
+                    let profile = match &charge.target {
+                        ChargeTarget::Call { outbound_voice_profile, .. } => *outbound_voice_profile,
+                        ChargeTarget::Sms { .. } => None,
+                    };
+                    book!(tx, account, kind, -charge.amount_micros, Some(reference), profile, charge.description)
+                }
+            };
+            tx.commit().await?;
+            row
+        }))
+    }
+
+    async fn spent_since(&self, account: Uuid, profile: Uuid, since: Timestamp) -> Result<i64> {
+        let spent: Option<i64> = with_pool!(self, p => sqlx::query_scalar(
+            "SELECT CAST(-SUM(amount_micros) AS BIGINT) FROM account_transaction \
+             WHERE account_id = $1 AND profile_id = $2 AND created_on >= $3 AND kind = 'call'",
+        )
+        .bind(account.to_string())
+        .bind(profile.to_string())
+        .bind(ms(since))
+        .fetch_one(p)
+        .await?);
+        Ok(spent.unwrap_or(0).max(0))
+    }
+
+    async fn search_transactions(
+        &self,
+        account: Uuid,
+        filter: TransactionFilter,
+        params: ListParams,
+    ) -> Result<List<Transaction>> {
+        // Absent filters bind NULL and match everything, so one static text serves every filter.
+        macro_rules! filter {
+            () => {
+                " FROM account_transaction WHERE account_id = $1 AND ($2 IS NULL OR kind = $2) \
+                 AND ($3 IS NULL OR reference_id = $3) AND ($4 IS NULL OR created_on >= $4) \
+                 AND ($5 IS NULL OR created_on < $5)"
+            };
+        }
+        let kind = filter.kind.map(TransactionKind::as_str);
+        let reference = opt_str(filter.reference);
+        let (since, until) = (filter.since.map(ms), filter.until.map(ms));
+        let (total, rows): (i64, Vec<TransactionRow>) = with_pool!(self, p => {
+            let total = sqlx::query_scalar(concat!("SELECT COUNT(*)", filter!()))
+                .bind(account.to_string())
+                .bind(kind)
+                .bind(reference.as_deref())
+                .bind(since)
+                .bind(until)
+                .fetch_one(p)
+                .await?;
+            let rows = sqlx::query_as(ordered!(
+                params.order,
+                concat!("SELECT ", transaction_cols!(), filter!(), " ORDER BY created_on"),
+                " LIMIT $6 OFFSET $7"
+            ))
+            .bind(account.to_string())
+            .bind(kind)
+            .bind(reference.as_deref())
+            .bind(since)
+            .bind(until)
+            .bind(params.limit())
+            .bind(params.offset())
+            .fetch_all(p)
+            .await?;
+            (total, rows)
+        });
+        let data = rows.into_iter().map(TransactionRow::into_model).collect::<Result<_>>()?;
+        Ok(List { take: params.take, skip: params.skip, total, data })
+    }
+}
