@@ -236,6 +236,26 @@ impl Paging {
         }
         Ok(ListParams::page(take, self.skip.unwrap_or(0)))
     }
+
+    /// The paging of a `POST …/search` whose body has `order` (`{"created_on": "DESC"}`) and a
+    /// time window `since`..`until`, which must not be empty.
+    pub fn search_params(
+        self,
+        order: Option<crate::routes::numbers::SortOrder>,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<ListParams, ApiError> {
+        let mut params = self.params()?;
+        if let Some(crate::routes::numbers::Direction::Desc) = order.and_then(|o| o.created_on) {
+            params.order = opentact_store::Order::Desc;
+        }
+        if let (Some(since), Some(until)) = (since, until)
+            && since >= until
+        {
+            return Err(ApiError::invalid("until", "must be after since"));
+        }
+        Ok(params)
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use crate::auth::AuthAccount;
 use crate::envelope::{ApiJson, ApiQuery, IdPath, Page, Paging, Payload};
 use crate::error::ApiError;
 use crate::openapi as doc;
-use crate::routes::numbers::Direction;
 use crate::state::ApiState;
 
 pub fn routes() -> Router<ApiState> {
@@ -62,15 +61,7 @@ async fn search(
     ApiQuery(paging): ApiQuery<Paging>,
     ApiJson(body): ApiJson<CallSearch>,
 ) -> Result<Payload<Page<CallRecord>>, ApiError> {
-    let mut params = paging.params()?;
-    if let Some(Direction::Desc) = body.order.and_then(|o| o.created_on) {
-        params.order = opentact_store::Order::Desc;
-    }
-    if let (Some(since), Some(until)) = (body.since, body.until)
-        && since >= until
-    {
-        return Err(ApiError::invalid("until", "must be after since"));
-    }
+    let params = paging.search_params(body.order, body.since, body.until)?;
     let filter = CallFilter {
         direction: body.direction,
         state: body.state,

@@ -25,7 +25,6 @@ use crate::error::ApiError;
 use crate::openapi as doc;
 use crate::routes::app::WEBHOOKS;
 use crate::routes::batch::{Phone, normalize as digits};
-use crate::routes::numbers::Direction;
 use crate::state::ApiState;
 
 /// Most numbers one `POST /rest/lease/tn/sms` may name (enable and disable together).
@@ -259,15 +258,7 @@ async fn search(
     ApiQuery(paging): ApiQuery<Paging>,
     ApiJson(body): ApiJson<SmsSearch>,
 ) -> Result<Payload<Page<SmsMessage>>, ApiError> {
-    let mut params = paging.params()?;
-    if let Some(Direction::Desc) = body.order.and_then(|o| o.created_on) {
-        params.order = opentact_store::Order::Desc;
-    }
-    if let (Some(since), Some(until)) = (body.since, body.until)
-        && since >= until
-    {
-        return Err(ApiError::invalid("until", "must be after since"));
-    }
+    let params = paging.search_params(body.order, body.since, body.until)?;
     let filter = SmsFilter {
         direction: body.direction,
         state: body.state,
