@@ -1,6 +1,7 @@
 //! `opentact api …` against a running `opentact serve`: the sample account logs in, searches
 //! and orders numbers, creates an XML app and deploys a component to another, all through the
 //! real binary; refusals and an unreachable server exit non-zero with the reason on stderr.
+//! The operator's `opentact admin account` creates an account and credits its balance.
 
 mod support;
 
@@ -286,6 +287,68 @@ async fn sms_waits_for_an_approved_10dlc_campaign_from_the_command_line() {
     let bad = api(&env, &["sms", "search", "--since", "yesterday"]).await;
     assert_eq!(bad.code, 1, "{bad:?}");
     assert!(bad.stderr.contains("since"), "{bad:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_signs_up_an_account_and_credits_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let admin = |args: &[&str]| {
+        let args: Vec<String> = ["admin", "account"]
+            .iter()
+            .chain(args)
+            .chain(&["--data-dir", data])
+            .map(|a| (*a).to_owned())
+            .collect();
+        async move { opentact(&[], &args.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+    let email = "ops@acme.example.com";
+    let password = "a long enough secret";
+    let create =
+        ["create", "--email", email, "--name", "Acme", "--password", password, "--time-zone", "Europe/Paris"];
+    let created = admin(&create).await;
+    assert_eq!(created.code, 0, "{created:?}");
+    let (uuid, printed_email) = created.stdout.trim().split_once('\t').expect("uuid and e-mail");
+    assert_eq!(printed_email, email, "{created:?}");
+    let again = admin(&create).await;
+    assert_eq!(again.code, 1, "the e-mail is taken: {again:?}");
+    assert!(again.stderr.contains(email), "{again:?}");
+    let short =
+        admin(&["create", "--email", "b@acme.example.com", "--name", "B", "--password", "short"]).await;
+    assert_ne!(short.code, 0, "{short:?}");
+    assert!(short.stderr.contains("--password: at least 8 characters"), "{short:?}");
+
+    // Credits by e-mail or uuid; a negative amount corrects; bad amounts and unknown accounts
+    // are refused with why.
+    let credited = admin(&["credit", email, "--amount", "2.5", "--note", "invoice 7"]).await;
+    assert_eq!(credited.code, 0, "{credited:?}");
+    assert_eq!(credited.stdout.trim(), format!("{uuid}\t2.500000\tbalance 2.500000"), "{credited:?}");
+    let corrected = admin(&["credit", uuid, "--amount", "-0.25"]).await;
+    assert_eq!(corrected.stdout.trim(), format!("{uuid}\t-0.250000\tbalance 2.250000"), "{corrected:?}");
+    let bad = admin(&["credit", email, "--amount", "1e3"]).await;
+    assert_ne!(bad.code, 0, "{bad:?}");
+    assert!(bad.stderr.contains("--amount: \"1e3\" is not an amount"), "{bad:?}");
+    let nobody = admin(&["credit", "nobody@acme.example.com", "--amount", "1"]).await;
+    assert_eq!(nobody.code, 1, "{nobody:?}");
+    assert!(nobody.stderr.contains("no account nobody@acme.example.com"), "{nobody:?}");
+
+    // The new account signs in and reads its balance and ledger.
+    let platform = Platform::start_in(dir, &[]).await;
+    let base = format!("http://{}", platform.api);
+    let login = api(&[("OPENTACT_API", &base)], &["login", "--email", email, "--password", password]).await;
+    assert_eq!(login.code, 0, "{login:?}");
+    let env = [("OPENTACT_API", base.as_str()), ("OPENTACT_TOKEN", login.stdout.trim())];
+    let account = api(&env, &["get", "/rest/account"]).await;
+    let account: Value = serde_json::from_str(&account.stdout).expect("JSON");
+    assert_eq!(account["payload"]["time_zone"], "Europe/Paris", "{account}");
+    let balance = api(&env, &["get", "/rest/account/balance"]).await;
+    let balance: Value = serde_json::from_str(&balance.stdout).expect("JSON");
+    assert_eq!(balance["payload"]["balance"], "2.250000", "{balance}");
+    let ledger = api(&env, &["post", "/rest/account/transactions/search", r#"{"kind": "credit"}"#]).await;
+    let ledger: Value = serde_json::from_str(&ledger.stdout).expect("JSON");
+    assert_eq!(ledger["payload"]["total"], 2, "{ledger}");
+    assert_eq!(ledger["payload"]["data"][0]["description"], "invoice 7", "{ledger}");
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! Calls the platform places over REST (`POST /rest/call`) to SIPp callees on loopback: the
 //! callee rings, answers and hears the call's XML; a busy callee ends the call with its cause;
 //! an outbound voice profile's channel limit refuses a call with 429 and the call's own events
-//! say why; two parked calls are bridged with `POST /rest/call/bridge`.
+//! say why; two parked calls are bridged with `POST /rest/call/bridge`; with a rating deck,
+//! calls are refused without balance, charged in the deck's increments and ended when the
+//! balance runs out.
 
 mod support;
 
@@ -19,6 +21,12 @@ const PASSWORD: &str = "correct horse battery staple";
 /// A platform whose carrier trunk is `127.0.0.1:<carrier_port>` and that may ring loopback SIP
 /// URIs; `TN` is leased by `EMAIL`.
 async fn platform(carrier_port: u16) -> Platform {
+    platform_with(carrier_port, |_| String::new()).await
+}
+
+/// [`platform`] with more configuration: what `more` writes after the `[sip]` table (given
+/// the platform's directory, for the files it names).
+async fn platform_with(carrier_port: u16, more: impl FnOnce(&std::path::Path) -> String) -> Platform {
     let dir = tempfile::tempdir().expect("tempdir");
     support::provision::number_with_app(
         &dir.path().join("data"),
@@ -28,11 +36,11 @@ async fn platform(carrier_port: u16) -> Platform {
     )
     .await;
     let config = dir.path().join("outbound.toml");
-    std::fs::write(
-        &config,
-        format!("[sip]\noutbound_proxy = \"127.0.0.1:{carrier_port}\"\nallow_private_targets = true\n"),
-    )
-    .expect("config");
+    let text = format!(
+        "[sip]\noutbound_proxy = \"127.0.0.1:{carrier_port}\"\nallow_private_targets = true\n\n{}",
+        more(dir.path())
+    );
+    std::fs::write(&config, text).expect("config");
     Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await
 }
 
@@ -338,4 +346,158 @@ async fn a_ringing_call_is_cancelled_by_a_hangup_command() {
     assert_eq!(types(&events), ["call.initiated", "call.hangup", "call.destroyed"], "{events:#?}");
     assert_eq!(events[1]["q850_cause"], 16, "{:#}", events[1]);
     assert_eq!(events[1]["reason"], "cancelled", "{:#}", events[1]);
+}
+
+/// The balance, micro-units, as the API shows it.
+async fn balance(platform: &Platform, auth: &str) -> i64 {
+    let (status, body) =
+        http(platform.api, "GET", "/rest/account/balance", &[("Authorization", auth)], None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["payload"]["currency"], "USD", "{body}");
+    body["payload"]["balance_micros"].as_i64().expect("micro-units")
+}
+
+/// `opentact admin account credit` on the platform's store, while it runs.
+async fn credit(platform: &Platform, amount: &str) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_opentact"))
+        .args(["admin", "account", "credit", EMAIL, "--amount", amount, "--note", "payment 1"])
+        .args(["--data-dir", platform.data().to_str().expect("utf-8")])
+        .output()
+        .await
+        .expect("run opentact admin");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(printed.contains("balance "), "{printed}");
+}
+
+/// The platform with a rating deck: Washington DC (1202) at 0.60 a minute billed in blocks of
+/// 6 s, San Francisco (1415) at 0.60 a minute per second, nothing else.
+async fn rated_platform(carrier_port: u16) -> Platform {
+    platform_with(carrier_port, |dir| {
+        let deck = dir.join("rates.csv");
+        std::fs::write(
+            &deck,
+            "prefix,per_minute,per_sms,increment,description\n1202,0.60,0.01,6/6,Washington DC\n\
+             1415,0.60,,1/1,San Francisco\n",
+        )
+        .expect("deck");
+        format!("[rating]\ndeck = \"{}\"\n", deck.display())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_rated_charged_and_stopped_at_the_balance() {
+    let carrier_port = free_udp_port();
+    let platform = rated_platform(carrier_port).await;
+    let auth = jwt(&platform).await;
+    let xml = r#"<Response><Pause length="20000"/></Response>"#;
+    let call_to = |to: &str| json!({"from": TN, "to": to, "xml": xml});
+
+    // Nothing on the balance: refused before it rings, with the reason, in the API and the
+    // call's events (Q.850 21).
+    assert_eq!(balance(&platform, &auth).await, 0);
+    let (status, refused) = post(&platform, &auth, "/rest/call", call_to("12025550111")).await;
+    assert_eq!(status, 402, "{refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("insufficient balance: 0.000000 USD left"), "{message}");
+    let hangup = platform
+        .wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.hangup" && e["q850_cause"] == 21)
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "call.hangup" && e["q850_cause"] == 21)
+        .expect("the refused call's hangup");
+    assert!(hangup["reason"].as_str().unwrap_or_default().starts_with("insufficient balance"), "{hangup:#}");
+    // A destination the deck does not rate is refused too.
+    let (status, unrated) = post(&platform, &auth, "/rest/call", call_to("33142685300")).await;
+    assert_eq!(status, 402, "{unrated}");
+    assert!(
+        unrated["message"].as_str().unwrap_or_default().contains("no rate for +33142685300"),
+        "{unrated}"
+    );
+
+    // The operator credits 0.10; a 2 s call to DC is billed one 6 s block: 0.06.
+    credit(&platform, "0.10").await;
+    assert_eq!(balance(&platform, &auth).await, 100_000);
+    let (carrier, _dir) = callee(callee_scenario(200, 2000), carrier_port).await;
+    let (status, created) = post(&platform, &auth, "/rest/call", call_to("12025550111")).await;
+    assert_eq!(status, 201, "{created}");
+    let call = created["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "{output}");
+    let cdr = wait_for_price(&platform, &auth, &call).await;
+    assert_eq!(cdr["price"]["billed_secs"], 6, "{cdr:#}");
+    assert_eq!(cdr["price"]["price_micros"], 60_000, "{cdr:#}");
+    assert_eq!(cdr["price"]["rate_prefix"], "1202", "{cdr:#}");
+    assert_eq!(balance(&platform, &auth).await, 40_000);
+    let (status, ledger) =
+        post(&platform, &auth, "/rest/account/transactions/search", json!({"order": {"created_on": "DESC"}}))
+            .await;
+    assert_eq!(status, 200, "{ledger}");
+    assert_eq!(ledger["payload"]["total"], 2, "the credit and the call: {ledger:#}");
+    let charge = &ledger["payload"]["data"][0];
+    assert_eq!(charge["kind"], "call", "{charge:#}");
+    assert_eq!(charge["reference"], call.as_str(), "{charge:#}");
+    assert_eq!(charge["amount_micros"], -60_000, "{charge:#}");
+    assert_eq!(ledger["payload"]["data"][1]["description"], "payment 1", "{ledger:#}");
+
+    // 0.04 left affords 4 s to San Francisco: the platform ends the call there, with why.
+    let (carrier, _dir) = callee(support::sipp::callee_awaiting_bye_scenario(200), carrier_port).await;
+    let (status, created) = post(&platform, &auth, "/rest/call", call_to("14155550123")).await;
+    assert_eq!(status, 201, "{created}");
+    let call = created["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "the platform hung up on the callee: {output}");
+    let events = call_events(&platform, &call, "call.destroyed").await;
+    let hangup = events.iter().find(|e| e["type"] == "call.hangup").expect("hangup");
+    assert_eq!(hangup["q850_cause"], 21, "{hangup:#}");
+    assert_eq!(hangup["by"], "platform", "{hangup:#}");
+    assert!(hangup["reason"].as_str().unwrap_or_default().starts_with("insufficient balance"), "{hangup:#}");
+    let cdr = wait_for_price(&platform, &auth, &call).await;
+    assert_eq!(cdr["price"]["billed_secs"], 4, "{cdr:#}");
+    assert_eq!(balance(&platform, &auth).await, 0, "it used what was left, no more");
+
+    // The outbound voice profile's limits: a rate above its max_rate, a first block beyond
+    // what its daily spend limit leaves.
+    credit(&platform, "1").await;
+    let cheap_only = profile(&platform, &auth, json!({"name": "cheap only", "max_rate": 0.1})).await;
+    let body = json!({"from": TN, "to": "12025550111", "xml": xml, "outbound_voice_profile": cheap_only});
+    let (status, refused) = post(&platform, &auth, "/rest/call", body).await;
+    assert_eq!(status, 402, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "+12025550111 costs 0.600000 USD a minute, above the outbound voice profile's max_rate 0.100000 USD"
+    );
+    let frugal = profile(&platform, &auth, json!({"name": "frugal", "daily_spend_limit": 0.05})).await;
+    let body = json!({"from": TN, "to": "12025550111", "xml": xml, "outbound_voice_profile": frugal});
+    let (status, refused) = post(&platform, &auth, "/rest/call", body).await;
+    assert_eq!(status, 402, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("daily spend limit of 0.050000 USD is reached"),
+        "{refused}"
+    );
+    assert_eq!(balance(&platform, &auth).await, 1_000_000, "refused calls cost nothing");
+}
+
+/// An outbound voice profile made over REST; its uuid.
+async fn profile(platform: &Platform, auth: &str, body: Value) -> String {
+    let (status, created) = post(platform, auth, "/rest/profile/outbound_voice", body).await;
+    assert_eq!(status, 201, "{created}");
+    created["payload"]["uuid"].as_str().expect("uuid").to_owned()
+}
+
+/// The CDR once it has its price.
+async fn wait_for_price(platform: &Platform, auth: &str, call: &str) -> Value {
+    for _ in 0..100 {
+        let (status, body) =
+            http(platform.api, "GET", &format!("/rest/call/{call}"), &[("Authorization", auth)], None).await;
+        if status == 200 && body["payload"]["price"].is_object() {
+            return body["payload"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no priced CDR for {call}");
 }

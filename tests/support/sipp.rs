@@ -181,6 +181,34 @@ Content-Length: 0
     )
 }
 
+/// A callee that rings `ring_ms`, answers, and talks until the platform hangs up (it answers
+/// the BYE).
+pub fn callee_awaiting_bye_scenario(ring_ms: u32) -> String {
+    let talking = callee_scenario(ring_ms, 0);
+    let bye_from_callee = talking.find("  <pause milliseconds=\"0\"/>").expect("the talk pause");
+    let end = talking.find("  <label id=\"end\"/>").expect("the end label");
+    format!(
+        r#"{}  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+{}"#,
+        &talking[..bye_from_callee],
+        // The addresses the callee's own BYE would have used.
+        talking[end..].replace(
+            "</scenario>",
+            "  <Reference variables=\"ack_from,ack_to,remote_contact\"/>\n</scenario>"
+        )
+    )
+}
+
 /// A callee that answers every INVITE with `status`.
 pub fn refusing_callee_scenario(status: u16) -> String {
     format!(

@@ -147,6 +147,10 @@ pub enum ApiError {
     #[error("{0}")]
     LimitReached(String),
 
+    /// The account cannot pay for it: its balance, a spend limit, a price above `max_rate`.
+    #[error("{0}")]
+    PaymentRequired(String),
+
     /// A call command that does not fit the call's state.
     #[error("the call is {state}: {reason}")]
     WrongState { state: String, reason: String },
@@ -218,6 +222,7 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::WrongState { .. } => StatusCode::CONFLICT,
+            ApiError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::LimitReached(_) | ApiError::TooManyFailures { .. } | ApiError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS

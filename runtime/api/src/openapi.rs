@@ -212,6 +212,8 @@ impl Modify for Security {
         routes::sip_connection::redeem,
         routes::account::show,
         routes::account::update,
+        routes::account::balance,
+        routes::account::search_transactions,
         routes::verified_number::list,
         routes::verified_number::create,
         routes::verified_number::get_one,
@@ -275,7 +277,7 @@ impl Modify for Security {
     components(schemas(ErrorEnvelope)),
     tags(
         (name = "auth", description = "Email and password in, a JWT out."),
-        (name = "account", description = "The account signed in: its name and time zone."),
+        (name = "account", description = "The account signed in: its name and time zone, its balance and ledger."),
         (name = "token", description = "API tokens: shown once, stored as a hash."),
         (name = "numbers", description = "Available numbers and number orders."),
         (name = "lease", description = "Leased (purchased) numbers."),

@@ -34,6 +34,8 @@ pub struct ApiConfig {
     /// upload is refused (422) until old versions are deleted
     /// (`DELETE /rest/sip/app/{uuid}/component/{version}`).
     pub max_component_versions_per_app: u32,
+    /// The currency balances and prices are in (`[rating] currency`), shown with amounts.
+    pub currency: String,
 }
 
 /// Default of [`ApiConfig::max_component_versions_per_app`].
@@ -45,6 +47,7 @@ impl Default for ApiConfig {
             jwt_ttl_secs: DEFAULT_JWT_TTL_SECS,
             google: None,
             max_component_versions_per_app: DEFAULT_MAX_COMPONENT_VERSIONS_PER_APP,
+            currency: "USD".to_owned(),
         }
     }
 }

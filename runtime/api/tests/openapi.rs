@@ -14,6 +14,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/rest/auth"),
     ("get", "/rest/account"),
     ("patch", "/rest/account"),
+    ("get", "/rest/account/balance"),
+    ("post", "/rest/account/transactions/search"),
     ("post", "/rest/token"),
     ("get", "/rest/token/list"),
     ("delete", "/rest/token/all"),

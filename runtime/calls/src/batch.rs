@@ -12,6 +12,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use opentact_call::events::Q850;
 use opentact_call::model::DialTarget;
 use opentact_control::{BatchLauncher, Originate};
 use opentact_store::OutboundVoiceProfile;
@@ -22,6 +23,7 @@ use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
 use crate::Repo;
+use crate::billing::PAYMENT_CAUSE;
 use crate::call_runner::CallEnd;
 use crate::originate::Originator;
 
@@ -191,6 +193,7 @@ impl BatchRunner {
                 tokio::time::sleep_until(slot).await;
             }
             let request = Originate { to: DialTarget::Number(item.phone.clone()), ..request.clone() };
+            let (to, profile) = (request.to.clone(), profile.clone());
             // The account's share of the node: a number over it fails with the reason.
             let account_slot = self.originator.runner.admission.admit(account).await;
             let prepared = match self.originator.prepare(account, &request).await {
@@ -225,8 +228,19 @@ impl BatchRunner {
                                 .await;
                         }
                     });
-                    let refusal = account_slot.as_ref().err().map(ToString::to_string);
-                    let end = runner.originator.place(prepared, refusal, Some(answered_tx)).await;
+                    let mut refusal = account_slot
+                        .as_ref()
+                        .err()
+                        .map(|refusal| (Q850::NO_CIRCUIT_AVAILABLE, refusal.to_string()));
+                    // A number the account cannot pay for fails with why; the rest go on.
+                    let mut rated = None;
+                    if refusal.is_none() {
+                        match runner.originator.billing.authorize(account, Some(&profile), &to).await {
+                            Ok(rating) => rated = rating,
+                            Err(refused) => refusal = Some((PAYMENT_CAUSE, refused.0)),
+                        }
+                    }
+                    let end = runner.originator.place(prepared, refusal, rated, Some(answered_tx)).await;
                     drop(channel);
                     drop(account_slot);
                     // The "answered" mark lands before the final one.

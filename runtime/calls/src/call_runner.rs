@@ -225,7 +225,8 @@ impl CallRunner {
     }
 
     /// A call the platform places: ring it (the session reports `call.answered`, or the
-    /// callee's cause), then run its flow; `refusal` ends it before it rings (a limit).
+    /// callee's cause), then run its flow; `refusal` ends it before it rings with that cause
+    /// and reason (a limit, the balance).
     /// While it rings it is live already: a `hangup` command cancels it, other commands of an
     /// async call wait for the answer. `answered` hears when the callee answers.
     pub async fn run_outbound(
@@ -233,14 +234,14 @@ impl CallRunner {
         call: Arc<SipCall>,
         session: Arc<CallSession>,
         flow: Flow,
-        refusal: Option<String>,
+        refusal: Option<(opentact_call::events::Q850, String)>,
         answered: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> CallEnd {
-        if let Some(reason) = refusal {
+        if let Some((cause, reason)) = refusal {
             if let Ok(id) = Uuid::parse_str(&session.info().id) {
                 self.live_calls.remove(id);
             }
-            session.refuse(opentact_call::events::Q850::NO_CIRCUIT_AVAILABLE, reason);
+            session.refuse(cause, reason);
             session.finish(FlowOutcome::Completed).await;
             let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
             return Self::end_of(&session, false);

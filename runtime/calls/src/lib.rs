@@ -22,6 +22,7 @@
 
 pub mod admission;
 pub mod batch;
+pub mod billing;
 pub mod call_log;
 pub mod call_runner;
 pub mod command_relay;
@@ -39,6 +40,7 @@ use std::sync::Arc;
 
 pub use admission::{Admission, CallSlot, Refusal};
 pub use batch::BatchRunner;
+pub use billing::Billing;
 pub use call_log::CallLog;
 pub use call_runner::CallRunner;
 pub use dialer::ServerDialer;

@@ -16,17 +16,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentact_call::CallBackend;
+use opentact_call::events::Q850;
 use opentact_call::model::Direction;
+use opentact_call::model::HangupReason;
 use opentact_control::{Calling, Originate, OriginateError};
 use opentact_store::{LimitRepo, OutboundVoiceProfile, ShakenSignPolicy};
 use opentact_voice::{Destination, SipCall};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tracing::{Instrument, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
 use crate::admission::Refusal;
+use crate::billing::{Billing, END_EARLY_BY, PAYMENT_CAUSE, PaymentRefusal, RatedCall};
 use crate::call_runner::{CallEnd, CallRunner, Flow, new_call_info};
 use crate::shared_limits::SharedLimits;
 
@@ -188,12 +192,15 @@ impl ProfileLimits {
 pub struct Originator {
     pub runner: Arc<CallRunner>,
     pub limits: Arc<ProfileLimits>,
+    /// Rates calls to numbers and charges them ([`crate::billing`]).
+    pub billing: Arc<Billing>,
 }
 
 /// A call ready to be placed.
 #[derive(Debug)]
 pub struct Prepared {
     pub id: Uuid,
+    account: Uuid,
     call: Arc<SipCall>,
     session: Arc<opentact_call::CallSession>,
     flow: Flow,
@@ -241,23 +248,84 @@ impl Originator {
             .as_ref()
             .filter(|profile| profile.shaken_sign_policy == ShakenSignPolicy::Off)
             .map(|_| runner.dialer.shaken.leave_unsigned(&id.to_string()));
-        Ok(Prepared { id, call, session, flow, unsigned })
+        Ok(Prepared { id, account, call, session, flow, unsigned })
     }
 
-    /// Ring the call and run its flow to the end; `refusal` ends it at once with that reason;
-    /// `answered` hears when the callee answers.
+    /// Ring the call and run its flow to the end; `refusal` ends it at once with that cause
+    /// and reason; `answered` hears when the callee answers. A `rated` call is ended when it
+    /// has used what the account can pay, and charged when it ends.
     pub async fn place(
         &self,
         prepared: Prepared,
-        refusal: Option<String>,
+        refusal: Option<(Q850, String)>,
+        rated: Option<RatedCall>,
         answered: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> CallEnd {
         let span = info_span!("call", call = %prepared.id, direction = "out");
         let _unsigned = prepared.unsigned;
-        self.runner
-            .run_outbound(prepared.call, prepared.session, prepared.flow, refusal, answered)
-            .instrument(span)
-            .await
+        let Some(rated) = rated.filter(|_| refusal.is_none()) else {
+            return self
+                .runner
+                .run_outbound(prepared.call, prepared.session, prepared.flow, refusal, answered)
+                .instrument(span)
+                .await;
+        };
+        // Hear the answer, and from then on watch the call's allowance.
+        let (on_answer, answer) = tokio::sync::oneshot::channel();
+        let limit = {
+            let (session, call) = (prepared.session.clone(), prepared.call.clone());
+            let (allowance, reason) = (rated.allowance, rated.limit_reason.clone());
+            tokio::spawn(
+                async move {
+                    if answer.await.is_err() {
+                        return;
+                    }
+                    if let Some(answered) = answered {
+                        let _ = answered.send(());
+                    }
+                    let Some(allowance) = allowance else { return };
+                    tokio::time::sleep(allowance.saturating_sub(END_EARLY_BY)).await;
+                    if !session.is_ended() {
+                        info!(%reason, "ending the call");
+                        session.refuse(PAYMENT_CAUSE, reason);
+                        let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
+                    }
+                }
+                .instrument(span.clone()),
+            )
+        };
+        let end = self
+            .runner
+            .run_outbound(prepared.call, prepared.session, prepared.flow, None, Some(on_answer))
+            .instrument(span.clone())
+            .await;
+        limit.abort();
+        self.settle(prepared.account, prepared.id, &rated).instrument(span).await;
+        end
+    }
+
+    /// Charge an ended call for its CDR's billable time, answer to end: what the account reads
+    /// is what it pays for.
+    async fn settle(&self, account: Uuid, call: Uuid, rated: &RatedCall) {
+        self.runner.call_log.flush().await;
+        let record = match self.runner.store.get_call(account, call).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                warn!(%call, "the call is not in the call log: it is not charged");
+                return;
+            }
+            Err(error) => {
+                warn!(%call, %error, "reading the call's CDR: it is not charged");
+                return;
+            }
+        };
+        let billable_ms = match (record.answered_on, record.ended_on) {
+            (Some(answered), Some(ended)) => {
+                u64::try_from((ended - answered).num_milliseconds()).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        self.billing.settle(account, call, rated, billable_ms).await;
     }
 }
 
@@ -303,19 +371,36 @@ impl Calling for RestCalling {
                 )),
                 _ => None,
             };
+            // Rated only when no limit refused it: a refused call costs nothing.
+            let rating = match refusal {
+                None => {
+                    Some(originator.billing.authorize(account, request.profile.as_ref(), &request.to).await)
+                }
+                Some(_) => None,
+            };
             let prepared = originator.prepare(account, &request).await?;
             let id = prepared.id;
             if let Some(reason) = refusal {
                 // The call exists in the events and the log, and ends with why.
-                originator.place(prepared, Some(reason.clone()), None).await;
+                originator
+                    .place(prepared, Some((Q850::NO_CIRCUIT_AVAILABLE, reason.clone())), None, None)
+                    .await;
                 return Err(OriginateError::Limit { call: id, reason });
             }
+            let rated = match rating {
+                Some(Err(PaymentRefusal(reason))) => {
+                    originator.place(prepared, Some((PAYMENT_CAUSE, reason.clone())), None, None).await;
+                    return Err(OriginateError::PaymentRequired { call: id, reason });
+                }
+                Some(Ok(rated)) => rated,
+                None => None,
+            };
             let channel = channel.and_then(Result::ok);
             tokio::spawn(async move {
                 if let Some(slot) = slot {
                     tokio::time::sleep_until(slot).await;
                 }
-                originator.place(prepared, None, None).await;
+                originator.place(prepared, None, rated, None).await;
                 drop(channel);
                 drop(account_slot);
             });

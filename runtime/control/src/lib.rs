@@ -91,6 +91,9 @@ pub enum OriginateError {
     Limit { call: uuid::Uuid, reason: String },
     /// The platform cannot place calls now.
     Unavailable(String),
+    /// The account cannot pay for the call (its balance, the profile's daily spend limit or
+    /// `max_rate`, a destination the rating deck does not rate); the call's events say so too.
+    PaymentRequired { call: uuid::Uuid, reason: String },
 }
 
 /// Places outbound calls (the server's originator).

@@ -1,7 +1,8 @@
-//! `opentact admin …`: the operator's reviews, on the store directly (like `numbers import`), so
+//! `opentact admin …`: the operator's tools, on the store directly (like `numbers import`), so
 //! they need the server's configuration and no account. `admin 10dlc` lists the campaigns
 //! accounts registered and approves or rejects them; a US long code sends application-to-person
-//! SMS only in an approved campaign (the messaging crate's `tendlc` check).
+//! SMS only in an approved campaign (the messaging crate's `tendlc` check). `admin account`
+//! creates accounts and credits their balances.
 
 use std::process::ExitCode;
 
@@ -10,7 +11,7 @@ use opentact_store::{
     CampaignDecision, CampaignState, ListParams, MAX_TAKE, StoreError, TenDlcCampaign, TenDlcRepo,
 };
 
-use crate::cli::{AdminCommand, AdminTenDlcCommand, CampaignStateArg, StoreArgs};
+use crate::cli::{AdminAccountCommand, AdminCommand, AdminTenDlcCommand, CampaignStateArg, StoreArgs};
 use crate::config::Config;
 
 /// Longest excerpt of a campaign's description `list` prints, characters.
@@ -20,6 +21,82 @@ const DESCRIPTION_EXCERPT: usize = 60;
 pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
     match command {
         AdminCommand::TenDlc { command } => tendlc(command).await,
+        AdminCommand::Account { command } => account(command).await,
+    }
+}
+
+/// Shortest password `admin account create` takes.
+const MIN_PASSWORD: usize = 8;
+
+async fn account(command: AdminAccountCommand) -> anyhow::Result<ExitCode> {
+    use opentact_store::{AccountRepo, BillingRepo, NewAccount};
+    match command {
+        AdminAccountCommand::Create(args) => {
+            if args.password.chars().count() < MIN_PASSWORD {
+                anyhow::bail!("--password: at least {MIN_PASSWORD} characters");
+            }
+            if !args.email.contains('@') {
+                anyhow::bail!("--email {:?}: an e-mail address", args.email);
+            }
+            let time_zone = args.time_zone.parse::<chrono_tz::Tz>().map_err(|_| {
+                anyhow::anyhow!("--time-zone {:?}: an IANA time zone such as UTC", args.time_zone)
+            })?;
+            let store = open(&args.store).await?;
+            let new = NewAccount {
+                name: args.name.trim().to_owned(),
+                email: args.email,
+                password: args.password,
+                time_zone: time_zone.name().to_owned(),
+            };
+            let created = store.create_account(new).await;
+            store.close().await;
+            match created {
+                Ok(account) => {
+                    println!("{}\t{}", account.uuid, account.email);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error @ StoreError::Conflict { .. }) => {
+                    eprintln!("error: {error}");
+                    Ok(ExitCode::from(1))
+                }
+                Err(error) => Err(error).context("creating the account"),
+            }
+        }
+        AdminAccountCommand::Credit(args) => {
+            let (negative, digits) = match args.amount.trim().strip_prefix('-') {
+                Some(digits) => (true, digits),
+                None => (false, args.amount.trim()),
+            };
+            let micros =
+                opentact_rating::parse_amount(digits).map_err(|e| anyhow::anyhow!("--amount: {e}"))?;
+            let micros = if negative { -micros } else { micros };
+            let store = open(&args.store).await?;
+            let found = match args.account.parse::<uuid::Uuid>() {
+                Ok(id) => store.get_account(id).await,
+                Err(_) => store.account_by_email(&args.account).await,
+            };
+            let result = match found {
+                Ok(Some(account)) => store.credit(account.uuid, micros, args.note.trim()).await.map(Some),
+                Ok(None) => Ok(None),
+                Err(error) => Err(error),
+            };
+            store.close().await;
+            match result.context("crediting the account")? {
+                Some(row) => {
+                    println!(
+                        "{}\t{}\tbalance {}",
+                        row.account,
+                        opentact_rating::format_amount(row.amount_micros),
+                        opentact_rating::format_amount(row.balance_after_micros)
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("error: no account {}", args.account);
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
     }
 }
 

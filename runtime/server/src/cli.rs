@@ -76,6 +76,60 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AdminTenDlcCommand,
     },
+    /// Accounts: create one (sign-up by the operator), credit its balance.
+    Account {
+        /// What to do.
+        #[command(subcommand)]
+        command: AdminAccountCommand,
+    },
+}
+
+/// `opentact admin account …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminAccountCommand {
+    /// Create an account; prints its uuid and e-mail. Its owner signs in with the e-mail and
+    /// password (`POST /rest/auth`) and makes API tokens.
+    Create(AdminAccountCreateArgs),
+    /// Add money to an account's balance (a negative amount corrects one); prints the new
+    /// balance. Rated calls and messages are charged against it (`[rating] deck`).
+    Credit(AdminAccountCreditArgs),
+}
+
+/// `opentact admin account create`.
+#[derive(Debug, Args)]
+pub struct AdminAccountCreateArgs {
+    /// The login e-mail (unique).
+    #[arg(long)]
+    pub email: String,
+    /// The account's name.
+    #[arg(long)]
+    pub name: String,
+    /// The password (at least 8 characters), or set OPENTACT_NEW_PASSWORD.
+    #[arg(long, env = "OPENTACT_NEW_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// IANA time zone.
+    #[arg(long, default_value = "UTC")]
+    pub time_zone: String,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `opentact admin account credit`.
+#[derive(Debug, Args)]
+pub struct AdminAccountCreditArgs {
+    /// The account's e-mail or uuid.
+    pub account: String,
+    /// The amount, in the platform's currency, such as 25 or 10.50 (at most six decimals; a
+    /// leading `-` takes money off).
+    #[arg(long, allow_hyphen_values = true)]
+    pub amount: String,
+    /// What the account reads in its ledger (a payment's reference).
+    #[arg(long, default_value = "credit by the operator")]
+    pub note: String,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Where the store is, for the admin commands.

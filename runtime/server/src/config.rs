@@ -37,6 +37,8 @@ pub struct Config {
     pub metrics: crate::metrics::MetricsSection,
     /// STIR/SHAKEN: the operator's certificate and key, the trust anchors, the policy.
     pub stir_shaken: crate::shaken::StirShakenSection,
+    /// Money: the rating deck and the currency of balances and prices.
+    pub rating: RatingSection,
 }
 
 /// The REST API.
@@ -415,6 +417,36 @@ pub struct CallsSection {
 impl Default for CallsSection {
     fn default() -> Self {
         Self { max_calls_per_account: opentact_calls::admission::DEFAULT_MAX_CALLS_PER_ACCOUNT }
+    }
+}
+
+/// Money: what calls and messages cost.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RatingSection {
+    /// The rating deck, a CSV file (`prefix,per_minute,per_sms,increment,description`; see
+    /// opentact-rating). Without one nothing is rated and no call or message is refused for
+    /// money. Every node of a cluster needs the same file. Read at start.
+    pub deck: Option<PathBuf>,
+    /// The currency of the deck's prices and of balances (shown with amounts; one per platform).
+    pub currency: String,
+}
+
+impl Default for RatingSection {
+    fn default() -> Self {
+        Self { deck: None, currency: "USD".to_owned() }
+    }
+}
+
+impl RatingSection {
+    /// The deck, read and checked; `None` when none is configured.
+    pub fn load_deck(&self) -> anyhow::Result<Option<std::sync::Arc<opentact_rating::Deck>>> {
+        let Some(path) = &self.deck else { return Ok(None) };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the rating deck {}", path.display()))?;
+        let deck = opentact_rating::Deck::from_csv(&text)
+            .with_context(|| format!("the rating deck {} is invalid", path.display()))?;
+        Ok(Some(std::sync::Arc::new(deck)))
     }
 }
 

@@ -242,7 +242,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         webhooks: webhooks.clone(),
         admission: admission.clone(),
     });
-    let originator = Arc::new(Originator { runner: runner.clone(), limits: dialer.trunk.limits.clone() });
+    let deck = config.rating.load_deck()?;
+    if let Some(deck) = &deck {
+        info!(rows = deck.len(), currency = %config.rating.currency, "rating deck loaded: calls to numbers are rated");
+    }
+    let billing = Arc::new(opentact_calls::Billing::new(deck, repo.clone(), config.rating.currency.clone()));
+    let originator = Arc::new(Originator {
+        runner: runner.clone(),
+        limits: dialer.trunk.limits.clone(),
+        billing: billing.clone(),
+    });
     let batches = BatchRunner::new(originator.clone(), repo.clone());
     let router =
         Arc::new(CallRouter { store: repo.clone(), runner, carriers, sip_domain: config.sip.domain.clone() });
@@ -323,6 +332,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             jwt_ttl_secs: config.api.jwt_ttl_secs,
             google: config.api.google.clone(),
             max_component_versions_per_app: config.api.max_component_versions_per_app,
+            currency: config.rating.currency.clone(),
         },
     )
     .with_component_check(Arc::new(FlowHostCheck(router_host)))

@@ -358,6 +358,7 @@ fn tn_field(field: &str, value: &Value) -> Result<i64, ApiError> {
     request_body = OriginateBody,
     responses(
         (status = 201, description = "Created: the call rings", body = doc::Envelope<OriginatedCall>),
+        (status = 402, description = "The account cannot pay for it: its balance, the profile's daily spend limit or max_rate, a destination the rating deck does not rate", body = doc::ErrorEnvelope),
         (status = 429, description = "An outbound voice profile limit refused it", body = doc::ErrorEnvelope),
         doc::ApiErrors
     )
@@ -447,6 +448,7 @@ async fn originate(
     let uuid = calling.originate(account, request).await.map_err(|error| match error {
         OriginateError::Limit { reason, .. } => ApiError::LimitReached(reason),
         OriginateError::Unavailable(reason) => ApiError::Unavailable(reason),
+        OriginateError::PaymentRequired { reason, .. } => ApiError::PaymentRequired(reason),
     })?;
     Ok(Created(OriginatedCall { uuid, state: "initiated", direction: "out", from, to: body.to }))
 }

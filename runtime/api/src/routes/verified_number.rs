@@ -130,6 +130,7 @@ pub(crate) async fn create(
         return Err(match error {
             OriginateError::Limit { reason, .. } => ApiError::LimitReached(reason),
             OriginateError::Unavailable(reason) => ApiError::Unavailable(reason),
+            OriginateError::PaymentRequired { reason, .. } => ApiError::PaymentRequired(reason),
         });
     }
     Ok(Created(created))

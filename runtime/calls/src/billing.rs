@@ -1,0 +1,204 @@
+//! Money on the calls the platform places: each is rated before it rings, may last only as
+//! long as the account can pay, and is charged when it ends.
+//!
+//! With a rating deck loaded (`[rating] deck`), a call to a number (`POST /rest/call`, a
+//! batch's numbers) is rated by the deck's longest matching prefix. It is refused before it
+//! rings — the API answers 402, the call's events end with Q.850 21 and the reason — when
+//!
+//! - no prefix of the deck matches (the platform does not call there),
+//! - the rate is above the outbound voice profile's `max_rate`,
+//! - the account's balance, or what is left of the profile's `daily_spend_limit` today (UTC),
+//!   does not pay the rate's first block.
+//!
+//! A call that rings is given what the smaller of the two affords, in the rate's increments:
+//! it is ended at that length with the same cause and reason. When it ends, its CDR's billable
+//! time (answer to end) is billed in the rate's increments, the CDR gets the price and the
+//! ledger the charge, in one transaction ([`opentact_store::BillingRepo::charge`]).
+//!
+//! Without a deck nothing is rated and nothing is refused. Calls to SIP users and URIs stay on
+//! the platform and are not rated. Concurrent calls of one account are each given the whole
+//! balance, so together they may take it below zero; the next call is then refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use opentact_call::events::Q850;
+use opentact_call::model::DialTarget;
+use opentact_rating::{Deck, Rate, format_amount};
+use opentact_store::{CallPrice, ChargeTarget, NewCharge, OutboundVoiceProfile};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::Repo;
+
+/// The Q.850 cause of a call refused or ended for money: 21, call rejected (what SIP's
+/// 402 Payment Required maps to, RFC 3398).
+pub const PAYMENT_CAUSE: Q850 = Q850::CALL_REJECTED;
+
+/// How much before its allowance a call is ended: its billable time runs from the answer's
+/// event to the hangup's, a few milliseconds longer than the timer, and is rounded up to the
+/// second — ending exactly at the allowance would bill one second more than was left.
+pub const END_EARLY_BY: Duration = Duration::from_millis(500);
+
+/// Why a call may not be placed, in words the account reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRefusal(pub String);
+
+impl std::fmt::Display for PaymentRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A call cleared to ring: its rate, and how long it may last once answered.
+#[derive(Debug, Clone)]
+pub struct RatedCall {
+    pub rate: Rate,
+    /// Longest billable length; `None` when its minutes cost nothing.
+    pub allowance: Option<Duration>,
+    /// Why it is ended at `allowance`.
+    pub limit_reason: String,
+    pub profile: Option<Uuid>,
+}
+
+/// The deck and the store.
+pub struct Billing {
+    deck: Option<Arc<Deck>>,
+    store: Repo,
+    /// The platform's currency, in messages (`USD`).
+    currency: String,
+}
+
+impl std::fmt::Debug for Billing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Billing")
+            .field("deck_rows", &self.deck.as_ref().map(|deck| deck.len()))
+            .field("currency", &self.currency)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Midnight UTC of today: where a daily spend limit's day starts.
+fn start_of_day() -> chrono::DateTime<Utc> {
+    let today = Utc::now().date_naive();
+    Utc.from_utc_datetime(&today.and_hms_opt(0, 0, 0).unwrap_or_default())
+}
+
+impl Billing {
+    pub fn new(deck: Option<Arc<Deck>>, store: Repo, currency: String) -> Self {
+        Billing { deck, store, currency }
+    }
+
+    /// The rating deck, when one is loaded (messages are rated with it too).
+    pub fn deck_arc(&self) -> Option<Arc<Deck>> {
+        self.deck.clone()
+    }
+
+    fn money(&self, micros: i64) -> String {
+        format!("{} {}", format_amount(micros), self.currency)
+    }
+
+    /// Whether `account` may call `to` under `profile`, and for how long; `Ok(None)`: the call
+    /// is not rated.
+    pub async fn authorize(
+        &self,
+        account: Uuid,
+        profile: Option<&OutboundVoiceProfile>,
+        to: &DialTarget,
+    ) -> Result<Option<RatedCall>, PaymentRefusal> {
+        let (Some(deck), DialTarget::Number(number)) = (&self.deck, to) else {
+            return Ok(None);
+        };
+        let number = number.trim_start_matches('+');
+        let rate = deck.lookup(number).ok_or_else(|| {
+            PaymentRefusal(format!("no rate for +{number}: the rating deck has no prefix of it"))
+        })?;
+        if let Some(max_rate) = profile.and_then(|profile| profile.max_rate_micros)
+            && rate.per_minute_micros > max_rate
+        {
+            return Err(PaymentRefusal(format!(
+                "+{number} costs {} a minute, above the outbound voice profile's max_rate {}",
+                self.money(rate.per_minute_micros),
+                self.money(max_rate)
+            )));
+        }
+        let balance = self.store.balance(account).await.map_err(|error| {
+            warn!(%error, "reading the balance");
+            PaymentRefusal("the balance cannot be read now; try again".to_owned())
+        })?;
+        let first_block = rate.first_block_micros();
+        if balance < first_block {
+            return Err(PaymentRefusal(format!(
+                "insufficient balance: {} left, the first {} s to +{number} cost {}",
+                self.money(balance),
+                rate.increment.initial_secs,
+                self.money(first_block)
+            )));
+        }
+        let mut available = balance;
+        let mut limit_reason =
+            format!("insufficient balance: the call used up the balance of {}", self.money(balance));
+        if let Some(profile) = profile
+            && let Some(limit) = profile.daily_spend_limit_micros
+        {
+            let spent =
+                self.store.spent_since(account, profile.uuid, start_of_day()).await.map_err(|error| {
+                    warn!(%error, "reading the day's spend");
+                    PaymentRefusal("the day's spend cannot be read now; try again".to_owned())
+                })?;
+            let left = limit - spent;
+            if left < first_block {
+                return Err(PaymentRefusal(format!(
+                    "insufficient balance: the outbound voice profile's daily spend limit of {} is reached ({} spent today)",
+                    self.money(limit),
+                    self.money(spent)
+                )));
+            }
+            if left < available {
+                available = left;
+                limit_reason = format!(
+                    "insufficient balance: the call reached the outbound voice profile's daily spend limit of {}",
+                    self.money(limit)
+                );
+            }
+        }
+        let allowance = rate.affordable_secs(available).map(Duration::from_secs);
+        Ok(Some(RatedCall { rate: rate.clone(), allowance, limit_reason, profile: profile.map(|p| p.uuid) }))
+    }
+
+    /// Charge a call that ended after `billable_ms` (from its answer to its end; 0 when it was
+    /// not answered): its CDR gets the price and the ledger the charge.
+    pub async fn settle(&self, account: Uuid, call: Uuid, rated: &RatedCall, billable_ms: u64) {
+        let charge = rated.rate.call_charge(billable_ms);
+        let price = CallPrice {
+            price_micros: charge.price_micros,
+            billed_secs: i64::try_from(charge.billed_secs).unwrap_or(i64::MAX),
+            rate_prefix: rated.rate.prefix.clone(),
+            rate_per_minute_micros: rated.rate.per_minute_micros,
+        };
+        let description = format!(
+            "call {call}: {} s billed at {} a minute (prefix {}{}, {})",
+            charge.billed_secs,
+            self.money(rated.rate.per_minute_micros),
+            rated.rate.prefix,
+            if rated.rate.description.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", rated.rate.description)
+            },
+            rated.rate.increment
+        );
+        let new = NewCharge {
+            target: ChargeTarget::Call { call, price, outbound_voice_profile: rated.profile },
+            amount_micros: charge.price_micros,
+            description,
+        };
+        match self.store.charge(account, new).await {
+            Ok(row) => {
+                info!(%call, price = row.amount_micros, balance = row.balance_after_micros, "call charged")
+            }
+            Err(error) => warn!(%call, %error, "the call could not be charged"),
+        }
+    }
+}
