@@ -23,6 +23,7 @@ api_test!(
     pool_sender_is_sticky,
     pool_skips_unhealthy_numbers,
     pool_refusals_and_other_accounts,
+    rated_sms_are_charged_and_refused_without_balance,
 );
 
 /// The API over the real messaging capability (`opentact_messaging::submit`) on the test's
@@ -482,5 +483,85 @@ async fn pool_refusals_and_other_accounts(c: Ctx) -> anyhow::Result<()> {
     ensure!(!told(&wake), "nothing was queued");
     ensure!(c.store.search_sms(b, SmsFilter::default(), ListParams::default()).await?.total == 0);
     ensure!(c.store.search_sms(a, SmsFilter::default(), ListParams::default()).await?.total == 0);
+    Ok(())
+}
+
+async fn rated_sms_are_charged_and_refused_without_balance(c: Ctx) -> anyhow::Result<()> {
+    // US numbers cost 0.0040 a part; the UK is rated for calls only (messages free); France
+    // has no rate at all.
+    let deck = opentact_rating::Deck::from_csv(
+        "prefix,per_minute,per_sms,increment\n1,0.01,0.0040,60/6\n44,0.02,,1/1\n",
+    )?;
+    let wake = Arc::new(Notify::new());
+    let submitter = Submitter::new(Arc::new(c.store.clone()), wake, RateConfig::default())
+        .with_rating(Some(Arc::new(deck)), "USD");
+    let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
+        .with_messaging(Arc::new(submitter));
+    let c = Ctx { app: router(state), store: c.store.clone(), secret: c.secret.clone() };
+    let (account, jwt, _) = fixture(&c, "rated-sms@example.test", 12025550100, true).await?;
+    let (_, other_jwt) = c.signup("rated-other@example.test").await?;
+    let send = |to: &str, text: String| json!({"tn": 12025550100_i64, "to": to, "message": text});
+
+    // Nothing on the balance: refused with the price, and nothing is stored.
+    let refused = c.post("/rest/sms", &jwt, send("14155550100", "hi".into())).await?;
+    refused.err(
+        StatusCode::PAYMENT_REQUIRED,
+        &["insufficient balance: 0.000000 USD left", "(1 part) to +14155550100 costs 0.004000 USD"],
+    )?;
+    let none = c.post("/rest/sms/search", &jwt, json!({})).await?;
+    ensure!(none.ok(StatusCode::OK)?["total"] == 0, "{none:?}");
+    let unrated = c.post("/rest/sms", &jwt, send("33142685300", "bonjour".into())).await?;
+    unrated.err(StatusCode::PAYMENT_REQUIRED, &["no rate for +33142685300"])?;
+
+    // With 0.01: a two-part message costs 0.008 and is priced in its record.
+    c.store.credit(account, 10_000, "payment").await?;
+    let two = c.post("/rest/sms", &jwt, send("14155550100", "x".repeat(200))).await?;
+    let two = two.ok(StatusCode::CREATED)?.clone();
+    ensure!(two["parts"] == 2 && two["price_micros"] == 8_000, "{two}");
+    let id = str_of(&two, "uuid")?.to_owned();
+    let shown = c.get(&format!("/rest/sms/{id}"), &jwt).await?;
+    ensure!(shown.ok(StatusCode::OK)?["price_micros"] == 8_000, "{shown:?}");
+    let balance = c.get("/rest/account/balance", &jwt).await?;
+    let balance = balance.ok(StatusCode::OK)?;
+    ensure!(
+        balance["balance_micros"] == 2_000
+            && balance["balance"] == "0.002000"
+            && balance["currency"] == "USD",
+        "{balance}"
+    );
+    // 0.002 left: one more part (0.004) is refused; a message to the UK is free.
+    let over = c.post("/rest/sms", &jwt, send("14155550100", "again".into())).await?;
+    over.err(StatusCode::PAYMENT_REQUIRED, &["insufficient balance: 0.002000 USD left"])?;
+    let free = c.post("/rest/sms", &jwt, send("447700900123", "cheers".into())).await?;
+    ensure!(free.ok(StatusCode::CREATED)?["price_micros"].is_null(), "{free:?}");
+
+    // The ledger: the credit and the message's charge; filters; another account sees nothing.
+    let ledger =
+        c.post("/rest/account/transactions/search", &jwt, json!({"order": {"created_on": "DESC"}})).await?;
+    let ledger = ledger.ok(StatusCode::OK)?;
+    ensure!(ledger["total"] == 2, "{ledger}");
+    ensure!(
+        ledger["data"][0]["kind"] == "sms"
+            && ledger["data"][0]["amount_micros"] == -8_000
+            && ledger["data"][0]["reference"] == json!(id)
+            && ledger["data"][0]["balance_after_micros"] == 2_000,
+        "{ledger}"
+    );
+    ensure!(
+        ledger["data"][1]["kind"] == "credit" && ledger["data"][1]["description"] == "payment",
+        "{ledger}"
+    );
+    let by_kind = c.post("/rest/account/transactions/search", &jwt, json!({"kind": "credit"})).await?;
+    ensure!(by_kind.ok(StatusCode::OK)?["total"] == 1, "{by_kind:?}");
+    let by_message = c.post("/rest/account/transactions/search", &jwt, json!({"reference": id})).await?;
+    ensure!(by_message.ok(StatusCode::OK)?["total"] == 1, "{by_message:?}");
+    let bad = c.post("/rest/account/transactions/search", &jwt, json!({"kind": "refund"})).await?;
+    bad.err(StatusCode::BAD_REQUEST, &["kind"])?;
+    let theirs = c.post("/rest/account/transactions/search", &other_jwt, json!({"reference": id})).await?;
+    ensure!(theirs.ok(StatusCode::OK)?["total"] == 0, "another account's ledger: {theirs:?}");
+    let their_balance = c.get("/rest/account/balance", &other_jwt).await?;
+    ensure!(their_balance.ok(StatusCode::OK)?["balance_micros"] == 0, "{their_balance:?}");
+    let their_view = c.get(&format!("/rest/sms/{id}"), &other_jwt).await?;
+    their_view.err(StatusCode::NOT_FOUND, &["message"])?;
     Ok(())
 }

@@ -172,6 +172,9 @@ pub enum SmsRefusal {
     RateLimited { message: String, retry_after_secs: u64 },
     /// Messaging cannot take messages now, e.g. the store failed (the API answers 503).
     Unavailable(String),
+    /// The account cannot pay for the message: its balance is below the price, or the rating
+    /// deck does not rate the destination (the API answers 402).
+    PaymentRequired(String),
 }
 
 impl SmsRefusal {
@@ -187,7 +190,7 @@ impl std::fmt::Display for SmsRefusal {
             Self::RateLimited { message, retry_after_secs } => {
                 write!(f, "{message} (retry after {retry_after_secs} s)")
             }
-            Self::Unavailable(message) => f.write_str(message),
+            Self::Unavailable(message) | Self::PaymentRequired(message) => f.write_str(message),
         }
     }
 }

@@ -8,9 +8,13 @@
 //!    from a messaging profile's pool ([`crate::pool`]);
 //! 3. the sender's rules ([`Submitter::sender_rules`]: 10DLC);
 //! 4. the text (1 to 918 characters, at most 255 parts), planned into GSM-7 or UCS-2 parts;
-//! 5. the rate limits of the number and of its messaging profile ([`crate::rate`]).
+//! 5. the rate limits of the number and of its messaging profile ([`crate::rate`]);
+//! 6. with a rating deck ([`Submitter::with_rating`]), its price: parts × the destination's
+//!    per-SMS price. A destination the deck does not rate, or a balance below the price, is
+//!    refused (402); a prefix without an SMS price sends free.
 //!
 //! It is then stored queued — the row exists before `send` returns — and the sender is poked.
+//! A rated message is charged once stored: its record gets the price and the ledger the charge.
 //! Messages sent at the same time are stored together, one transaction a batch
 //! ([`crate::group`]).
 
@@ -117,6 +121,8 @@ pub struct Submitter {
     /// Whether the 10DLC rule applies ([`Submitter::with_tendlc`]).
     tendlc: bool,
     creates: Creates,
+    /// The rating deck and the currency ([`Submitter::with_rating`]).
+    rating: Option<(Arc<opentact_rating::Deck>, String)>,
 }
 
 impl std::fmt::Debug for Submitter {
@@ -135,7 +141,41 @@ impl Submitter {
             limits: RateLimiter::new(rate),
             pool: Pool::new(None),
             tendlc: false,
+            rating: None,
         }
+    }
+
+    /// Rate messages with `deck` (prices in `currency`) and charge them to the account's
+    /// balance (`[rating] deck`); without it messages are free.
+    pub fn with_rating(mut self, deck: Option<Arc<opentact_rating::Deck>>, currency: &str) -> Self {
+        self.rating = deck.map(|deck| (deck, currency.to_owned()));
+        self
+    }
+
+    /// The price of `parts` parts to `to`, when it is rated, or why it cannot be sent.
+    async fn price(&self, account: Uuid, to: &str, parts: u32) -> Result<Option<(i64, String)>, SmsRefusal> {
+        let Some((deck, currency)) = &self.rating else { return Ok(None) };
+        let money = |micros: i64| format!("{} {currency}", opentact_rating::format_amount(micros));
+        let rate = deck.lookup(to).ok_or_else(|| {
+            SmsRefusal::PaymentRequired(format!("no rate for +{to}: the rating deck has no prefix of it"))
+        })?;
+        let Some(charge) = rate.sms_charge(parts) else { return Ok(None) };
+        let balance = self.repo.balance(account).await.map_err(unavailable)?;
+        if balance < charge.price_micros {
+            return Err(SmsRefusal::PaymentRequired(format!(
+                "insufficient balance: {} left, the message ({parts} part{}) to +{to} costs {}",
+                money(balance),
+                if parts == 1 { "" } else { "s" },
+                money(charge.price_micros)
+            )));
+        }
+        let description = format!(
+            "sms to +{to}: {parts} part{} at {} (prefix {})",
+            if parts == 1 { "" } else { "s" },
+            money(rate.per_sms_micros.unwrap_or_default()),
+            rate.prefix
+        );
+        Ok(Some((charge.price_micros, description)))
     }
 
     /// Whether US long codes need an approved 10DLC campaign ([`crate::tendlc`]). Off in a bare
@@ -220,6 +260,7 @@ impl Submitter {
             message: limited.to_string(),
             retry_after_secs: limited.retry_after_secs(),
         })?;
+        let price = self.price(account, &to, parts).await?;
         let new = NewSms {
             direction: SmsDirection::Smso,
             tn_lease: Some(lease.uuid),
@@ -247,7 +288,19 @@ impl Submitter {
         })?;
         tracing::info!(sms = %message.uuid, parts = message.parts, from = %message.from, ?origin, "sms queued");
         self.wake.notify_one();
-        Ok(message)
+        let Some((price_micros, description)) = price else { return Ok(message) };
+        let charge = opentact_store::NewCharge {
+            target: opentact_store::ChargeTarget::Sms { message: message.uuid },
+            amount_micros: price_micros,
+            description,
+        };
+        match self.repo.charge(account, charge).await {
+            Ok(_) => Ok(SmsMessage { price_micros: Some(price_micros), ..message }),
+            Err(error) => {
+                tracing::warn!(sms = %message.uuid, %error, "the message could not be charged");
+                Ok(message)
+            }
+        }
     }
 }
 

@@ -198,6 +198,7 @@ impl Messaging {
         bus: Arc<EventBus>,
         inbound: Arc<crate::sms_inbound::Inbound>,
         metrics: opentact_metrics::SmsMetrics,
+        rating: (Option<Arc<opentact_rating::Deck>>, &str),
     ) -> anyhow::Result<Self> {
         let (stop, stopped) = watch::channel(false);
         let (queue, moves) = mpsc::channel(STATUS_QUEUE);
@@ -212,7 +213,8 @@ impl Messaging {
             info!("messaging: no [messaging.smpp] carrier; SMS are stored and wait queued");
             let seam = Arc::new(
                 Submitter::new(repo, Arc::new(Notify::new()), section.rate)
-                    .with_tendlc(section.tendlc_enforce),
+                    .with_tendlc(section.tendlc_enforce)
+                    .with_rating(rating.0, rating.1),
             );
             return Ok(Self { seam, stop, carrier: None });
         };
@@ -244,7 +246,11 @@ impl Messaging {
         });
         info!(host = %smpp.host, port = smpp.port, binds = smpp.binds, "messaging: SMPP carrier started");
         Ok(Self {
-            seam: Arc::new(Submitter::new(repo, wake, section.rate).with_tendlc(section.tendlc_enforce)),
+            seam: Arc::new(
+                Submitter::new(repo, wake, section.rate)
+                    .with_tendlc(section.tendlc_enforce)
+                    .with_rating(rating.0, rating.1),
+            ),
             stop,
             carrier: Some(carrier),
         })

@@ -292,6 +292,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         bus.clone(),
         sms_inbound.clone(),
         metrics.sms.clone(),
+        (billing.deck_arc(), &config.rating.currency),
     )
     .context("starting messaging")?;
     sms_inbound.set_messaging(messaging.seam());

@@ -43,7 +43,8 @@ impl SmsSender for FlowSms {
             match self.0.send(request).await {
                 Ok(message) => Ok(message.uuid.to_string()),
                 Err(refusal @ SmsRefusal::Invalid { .. }) => Err(SmsSendError::Invalid(refusal.to_string())),
-                Err(refusal @ SmsRefusal::RateLimited { .. }) => {
+                // The balance is a limit too: the guest reads `limit-exceeded` and the reason.
+                Err(refusal @ (SmsRefusal::RateLimited { .. } | SmsRefusal::PaymentRequired(_))) => {
                     Err(SmsSendError::Limited(refusal.to_string()))
                 }
                 Err(refusal @ SmsRefusal::Unavailable(_)) => {

@@ -92,6 +92,7 @@ fn refused(refusal: SmsRefusal) -> ApiError {
             ApiError::RateLimited { message, retry_after_secs }
         }
         SmsRefusal::Unavailable(message) => ApiError::Unavailable(message),
+        SmsRefusal::PaymentRequired(message) => ApiError::PaymentRequired(message),
     }
 }
 
