@@ -79,6 +79,26 @@ async fn the_same_ivr_as_hosted_xml_as_a_webhook_and_as_rest_commands_behaves_th
         transcripts.push((tn, transcript(&events)));
     }
     assert_eq!(server.received().len(), 1, "the webhook was fetched once, for its call");
+    // Signed like the account's event webhooks: the customer's server can tell it is ours.
+    let fetched = &server.received()[0];
+    let header = |name: &str| {
+        fetched.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default()
+    };
+    let (status, key) =
+        http(platform.api, "GET", "/rest/event/key", &[("Authorization", &bearer)], None).await;
+    assert_eq!(status, 200, "{key}");
+    let public_key = key["payload"]["public_key"].as_str().expect("the account's public key");
+    let timestamp: i64 = header("opentact-timestamp").parse().expect("Opentact-Timestamp");
+    assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 60, "a fresh timestamp");
+    assert!(
+        opentact_events::signing::verify(
+            public_key,
+            timestamp,
+            fetched.body.as_bytes(),
+            &header("opentact-signature")
+        ),
+        "the webhook request is signed with the account's key: {fetched:?}"
+    );
 
     // The async way: the parked call announces itself, then the commands that spell the IVR.
     let caller = support::platform::call_awaiting_bye(&platform, ASYNC);

@@ -14,7 +14,7 @@ use opentact_events::{AccountSink, EventBus};
 use opentact_flows::{CallContext, ControlMode, FlowComponent, FlowHost, HttpMethod};
 use opentact_store::model::{AppMode, SipControlApp, WebhookMethod};
 use opentact_voice::{MediaRenderer, SipCall, VoiceConfig};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use crate::Repo;
@@ -203,6 +203,14 @@ impl CallRunner {
         if let Some(commands) = commands {
             context = context.with_commands(commands);
         }
+        // The XML guest's requests (the app's webhook, <Callback>, a <Gather>'s action, <Curl>)
+        // are signed like event webhooks; the host signs no customer component's requests.
+        if !matches!(context.mode, ControlMode::Component) {
+            match self.webhooks.signers.get(&*self.store, flow.account).await {
+                Ok(signer) => context = context.with_request_signer(Arc::new(AccountRequestSigner(signer))),
+                Err(error) => warn!(call = %id, %error, "the flow's requests go unsigned"),
+            }
+        }
         // A panic in the host's code for this call (an audio decoder, a verb's bug) ends this
         // call as a failed flow — its hangup event and CDR follow — and nothing else.
         let outcome =
@@ -263,6 +271,16 @@ impl CallRunner {
         let (cause, reason) =
             session.end_cause().unwrap_or((opentact_call::events::Q850::NORMAL_CLEARING, None));
         CallEnd { answered, q850_cause: cause.code, reason }
+    }
+}
+
+/// Signs a flow's request with the account's webhook key (`Opentact-Timestamp`,
+/// `Opentact-Signature`).
+struct AccountRequestSigner(Arc<opentact_events::signing::Signer>);
+
+impl opentact_flows::RequestSigner for AccountRequestSigner {
+    fn headers(&self, body: &[u8]) -> Vec<(&'static str, String)> {
+        opentact_webhooks::signers::signature_headers(&self.0, body).into()
     }
 }
 

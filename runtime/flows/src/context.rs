@@ -102,6 +102,16 @@ pub struct CallContext {
     /// The app's own limit on the flow's length (its `max_call_length_min`); the host's
     /// [`crate::HostConfig::max_call_length_s`] applies when `None`, and caps it otherwise.
     pub max_call_length: Option<Duration>,
+    /// Signs the HTTP requests of the built-in XML guest (the app's webhook, `<Callback>`,
+    /// a `<Gather>`'s action, `<Curl>`), so the customer's server can tell them from anyone
+    /// else's. A customer's component's requests are its own and are never signed.
+    pub request_signer: Option<Arc<dyn RequestSigner>>,
+}
+
+/// Signs the requests the platform sends on a customer's behalf ([`CallContext::request_signer`]).
+pub trait RequestSigner: Send + Sync {
+    /// The headers to add to a request with `body` (the whole body, as sent).
+    fn headers(&self, body: &[u8]) -> Vec<(&'static str, String)>;
 }
 
 impl std::fmt::Debug for CallContext {
@@ -123,7 +133,14 @@ impl CallContext {
             numbers: Arc::new(EmptyDirectory),
             wall_clock: None,
             max_call_length: None,
+            request_signer: None,
         }
+    }
+
+    /// Sign the XML guest's requests with `signer`.
+    pub fn with_request_signer(mut self, signer: Arc<dyn RequestSigner>) -> Self {
+        self.request_signer = Some(signer);
+        self
     }
 
     /// The number data `<Geo>` and `numbers.lookup` use.

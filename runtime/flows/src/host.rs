@@ -395,6 +395,7 @@ impl FlowHost {
         flow: FlowCtx,
         log_id: String,
         wall_clock: Option<chrono::DateTime<chrono::Utc>>,
+        signer: Option<Arc<dyn crate::context::RequestSigner>>,
     ) -> Store<FlowState> {
         let log = LogSink::new(log_id, usize::try_from(self.config.max_log_bytes).unwrap_or(usize::MAX));
         let mut wasi = WasiCtxBuilder::new();
@@ -423,7 +424,7 @@ impl FlowHost {
             },
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: PolicyHooks::new(self.http.clone()),
+            hooks: PolicyHooks::new(self.http.clone(), signer),
             table: ResourceTable::new(),
             log,
         };
@@ -541,7 +542,9 @@ impl FlowHost {
             reports: 0,
             stop: None,
         };
-        let mut store = self.store(flow, started.id, context.wall_clock);
+        // Only the built-in XML guest's requests are the platform's, and signed.
+        let signer = if matches!(component.pre, Pre::Xml(_)) { context.request_signer } else { None };
+        let mut store = self.store(flow, started.id, context.wall_clock, signer);
         let result = match &component.pre {
             Pre::Flow(pre) => match pre.instantiate_async(&mut store).await {
                 Ok(flow) => flow.opentact_flow_handler().call_handle_call(&mut store, &info).await,
@@ -577,7 +580,7 @@ impl FlowHost {
         let Pre::Flow(pre) = &component.pre else {
             return FlowOutcome::Failed("the built-in XML guest does not handle SMS".to_owned());
         };
-        let mut store = self.store(flow, message.id.clone(), context.wall_clock);
+        let mut store = self.store(flow, message.id.clone(), context.wall_clock, None);
         let wit_message = imports::wit::SmsMessage {
             id: message.id,
             account: message.account,

@@ -8,6 +8,10 @@
 //! literals are checked before sending, and every connection's peer address is checked again
 //! (DNS rebinding cannot reach an unchecked address). Redirects are not followed: a guest sees
 //! the 3xx, as wasi:http specifies.
+//!
+//! The built-in XML guest's requests are signed like event webhooks (`Opentact-Timestamp`,
+//! `Opentact-Signature` over `"<timestamp>|<body>"`, [`crate::RequestSigner`]): their body is
+//! read whole first, up to [`MAX_SIGNED_BODY_BYTES`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,19 +50,36 @@ impl CompiledPolicy {
     }
 }
 
+/// Largest request body a signed request may have: it is read whole to be signed (the XML
+/// guest's form posts are a few hundred bytes).
+pub const MAX_SIGNED_BODY_BYTES: usize = 1024 * 1024;
+
 /// The wasi:http hooks of one call: applies the [`HttpPolicy`].
-#[derive(Debug)]
 pub(crate) struct PolicyHooks {
     policy: Arc<CompiledPolicy>,
     sent: u32,
     /// Requests in flight: a permit lives from sending to dropping the response body.
     in_flight: Arc<Semaphore>,
+    /// Signs each request, when the guest's requests are the platform's.
+    signer: Option<Arc<dyn crate::context::RequestSigner>>,
+}
+
+impl std::fmt::Debug for PolicyHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyHooks")
+            .field("sent", &self.sent)
+            .field("signed", &self.signer.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PolicyHooks {
-    pub(crate) fn new(policy: Arc<CompiledPolicy>) -> Self {
+    pub(crate) fn new(
+        policy: Arc<CompiledPolicy>,
+        signer: Option<Arc<dyn crate::context::RequestSigner>>,
+    ) -> Self {
         let permits = usize::try_from(policy.policy.max_concurrent_requests).unwrap_or(usize::MAX);
-        Self { policy, sent: 0, in_flight: Arc::new(Semaphore::new(permits)) }
+        Self { policy, sent: 0, in_flight: Arc::new(Semaphore::new(permits)), signer }
     }
 }
 
@@ -129,6 +150,7 @@ impl WasiHttpHooks for PolicyHooks {
         // Taken now, not in the future below: the count is of requests the guest started.
         let permit = self.in_flight.clone().try_acquire_owned().ok();
         let policy = self.policy.clone();
+        let signer = self.signer.clone();
         Box::new(async move {
             if over_limit {
                 tracing::info!("flow HTTP request refused: too many requests in this call");
@@ -150,8 +172,22 @@ impl WasiHttpHooks for PolicyHooks {
             let url = url::Url::parse(&parts.uri.to_string()).map_err(|_| Error::HttpRequestUriInvalid)?;
             let mut outgoing = reqwest::Request::new(parts.method, url);
             *outgoing.headers_mut() = parts.headers;
-            let body = SyncBody(std::sync::Mutex::new(body)).map_err(WasiErrorText);
-            *outgoing.body_mut() = Some(reqwest::Body::wrap(body));
+            *outgoing.body_mut() = Some(match signer {
+                Some(signer) => {
+                    let whole = http_body_util::Limited::new(body, MAX_SIGNED_BODY_BYTES)
+                        .collect()
+                        .await
+                        .map_err(|_| Error::HttpRequestBodySize(None))?
+                        .to_bytes();
+                    for (name, value) in signer.headers(&whole) {
+                        let value = hyper::header::HeaderValue::from_str(&value)
+                            .map_err(|_| Error::InternalError(Some("a signature header".to_owned())))?;
+                        outgoing.headers_mut().insert(name, value);
+                    }
+                    reqwest::Body::from(whole)
+                }
+                None => reqwest::Body::wrap(SyncBody(std::sync::Mutex::new(body)).map_err(WasiErrorText)),
+            });
             // Connection (the client's own connect timeout is the cap) and the response head.
             let response = tokio::time::timeout(connect + first_byte, policy.client.execute(outgoing))
                 .await
@@ -255,7 +291,7 @@ mod tests {
     }
 
     fn hooks_of(policy: HttpPolicy) -> PolicyHooks {
-        PolicyHooks::new(std::sync::Arc::new(CompiledPolicy::new(policy).expect("policy")))
+        PolicyHooks::new(std::sync::Arc::new(CompiledPolicy::new(policy).expect("policy")), None)
     }
 
     fn post(url: &str) -> hyper::Request<wasmtime_wasi_http::WasiBody> {
@@ -314,7 +350,8 @@ mod tests {
     #[tokio::test]
     async fn requests_in_flight_are_capped_per_call() {
         let policy = HttpPolicy { max_concurrent_requests: 1, ..HttpPolicy::default() };
-        let mut hooks = PolicyHooks::new(std::sync::Arc::new(CompiledPolicy::new(policy).expect("policy")));
+        let mut hooks =
+            PolicyHooks::new(std::sync::Arc::new(CompiledPolicy::new(policy).expect("policy")), None);
         let request = || {
             let body = Empty::new().map_err(|never: std::convert::Infallible| match never {}).boxed_unsync();
             hyper::Request::get("http://10.0.0.1/").body(body).expect("request")
@@ -329,5 +366,42 @@ mod tests {
         // Settled: the permit is back.
         let third = Box::into_pin(hooks.send_request(request(), None, unused())).await;
         assert!(matches!(third, Err(super::Error::DestinationIpProhibited)), "{:?}", third.err());
+    }
+
+    /// Signs with the body's length, so the test sees it was given the whole body.
+    struct LengthSigner;
+
+    impl crate::context::RequestSigner for LengthSigner {
+        fn headers(&self, body: &[u8]) -> Vec<(&'static str, String)> {
+            vec![
+                ("Opentact-Timestamp", "1700000000".to_owned()),
+                ("Opentact-Signature", format!("len-{}", body.len())),
+            ]
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signed_request_carries_the_signature_of_its_whole_body() {
+        let (address, seen) = server("HTTP/1.1 204 No Content\r\n\r\n").await;
+        let allowed = HttpPolicy { allow: vec!["127.0.0.0/8".to_owned()], ..HttpPolicy::default() };
+        let policy = std::sync::Arc::new(CompiledPolicy::new(allowed).expect("policy"));
+        let mut hooks = PolicyHooks::new(policy.clone(), Some(std::sync::Arc::new(LengthSigner)));
+        let url = format!("http://{address}/action");
+        let (response, _) =
+            Box::into_pin(hooks.send_request(post(&url), None, unused())).await.expect("sent");
+        assert_eq!(response.status(), 204);
+        let request = seen.await.expect("server").to_ascii_lowercase();
+        assert!(request.contains("\r\nopentact-signature: len-5\r\n"), "{request}");
+        assert!(request.contains("\r\nopentact-timestamp: 1700000000\r\n"), "{request}");
+        assert!(request.ends_with("\r\n\r\nhello"), "the body still goes: {request}");
+
+        // A body too large to be read whole is refused, not sent unsigned.
+        let big = Full::new(bytes::Bytes::from(vec![b'x'; super::MAX_SIGNED_BODY_BYTES + 1]))
+            .map_err(|never: std::convert::Infallible| match never {})
+            .boxed_unsync();
+        let request = hyper::Request::post(&url).body(big).expect("request");
+        let mut hooks = PolicyHooks::new(policy, Some(std::sync::Arc::new(LengthSigner)));
+        let refused = Box::into_pin(hooks.send_request(request, None, unused())).await;
+        assert!(matches!(refused, Err(super::Error::HttpRequestBodySize(_))), "{:?}", refused.err());
     }
 }

@@ -25,7 +25,7 @@ mod state;
 pub use config::{HostConfig, HttpPolicy};
 pub use context::{
     CallContext, ControlMode, EmptyDirectory, HttpMethod, InboundMessage, Location, NumberDirectory,
-    OutboundSms, SmsContext, SmsSendError, SmsSender, Trigger,
+    OutboundSms, RequestSigner, SmsContext, SmsSendError, SmsSender, Trigger,
 };
 pub use error::HostError;
 pub use host::{
@@ -34,5 +34,6 @@ pub use host::{
     MEMORY_GUARD, MEMORY_KEEP_RESIDENT, TABLE_KEEP_RESIDENT, TABLES_PER_COMPONENT, WIT_VERSION,
     check_map_count,
 };
+pub use http::MAX_SIGNED_BODY_BYTES;
 pub use imports::{MAX_COMMAND_WAIT_MS, MAX_SMS_PER_FLOW, REFUSED_REPORTS_BEFORE_STOP};
 pub use state::MAX_TABLE_ELEMENTS;

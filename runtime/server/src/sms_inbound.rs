@@ -30,12 +30,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use opentact_control::{SmsFlows, SmsFrom, SmsOrigin, SmsSend};
-use opentact_events::signing::{self, SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER};
 use opentact_events::{Event, EventBus};
 use opentact_messaging::inbound::{InboundRouter, Routed};
 use opentact_messaging::sip::{SipDelivery, SipMessages};
 use opentact_messaging::smpp::{InboundHandler, InboundSms};
-use opentact_store::{AppMode, Repository, SigningKey, SmsMessage, TnLease};
+use opentact_store::{AppMode, Repository, SmsMessage, TnLease};
+use opentact_webhooks::signers::{AccountSigners, signature_headers};
 use opentact_webhooks::{Route, Webhooks};
 use serde_json::json;
 use tracing::{debug, info, warn};
@@ -60,6 +60,8 @@ struct Inner {
     sip: OnceLock<Arc<SipMessages>>,
     /// Whether a webhook app's URL may be on loopback or a private network (`[flows.http]`).
     allow_private: bool,
+    /// The accounts' signers (the webhook machinery's, when there is one).
+    signers: Arc<AccountSigners>,
 }
 
 impl std::fmt::Debug for Inbound {
@@ -80,6 +82,7 @@ impl Inbound {
                 router: InboundRouter::new(repo.clone()),
                 repo,
                 bus,
+                signers: webhooks.as_ref().map(|webhooks| webhooks.signers.clone()).unwrap_or_default(),
                 webhooks,
                 messaging: OnceLock::new(),
                 flows: OnceLock::new(),
@@ -316,16 +319,14 @@ impl Inner {
             payload: payload(m, lease),
         };
         let body = event.to_json();
-        let signer = self.signer(m.account).await?;
-        let timestamp = Utc::now().timestamp();
-        let signature = signer.sign(timestamp, body.as_bytes());
-        let timestamp = timestamp.to_string();
+        let signer = self.signers.get(&*self.repo, m.account).await?;
+        let [timestamp, signature] = signature_headers(&signer, body.as_bytes());
         let limits = opentact_egress::http::Limits {
             timeout: Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(5_000).clamp(100, 60_000)),
             max_body_bytes: opentact_xml::sms::MAX_SMS_REPLY_BYTES,
             allow_private: self.allow_private,
         };
-        let headers = [(TIMESTAMP_HEADER, timestamp.as_str()), (SIGNATURE_HEADER, signature.as_str())];
+        let headers = [(timestamp.0, timestamp.1.as_str()), (signature.0, signature.1.as_str())];
         let answer = opentact_egress::http::send(
             "POST",
             url,
@@ -363,22 +364,5 @@ impl Inner {
             }
         }
         if refused.is_empty() { Ok(()) } else { Err(refused.join("; ")) }
-    }
-
-    /// The account's webhook signing key (made on first use, as event webhooks do).
-    async fn signer(&self, account: Uuid) -> Result<Signer, String> {
-        let key = match self.repo.signing_key(account).await {
-            Ok(Some(key)) => key,
-            Ok(None) => {
-                let (public_key, private_pkcs8) =
-                    signing::generate().map_err(|e| format!("making the signing key: {e}"))?;
-                self.repo
-                    .insert_signing_key(account, SigningKey { public_key, private_pkcs8 })
-                    .await
-                    .map_err(|e| format!("storing the signing key: {e}"))?
-            }
-            Err(e) => return Err(format!("reading the signing key: {e}")),
-        };
-        Signer::from_pkcs8_base64(&key.private_pkcs8).map_err(|e| format!("the signing key: {e}"))
     }
 }

@@ -11,20 +11,18 @@ pub mod event_relay;
 mod node;
 mod retention;
 mod routes;
+pub mod signers;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use opentact_egress::Policy;
 use opentact_egress::http::{Caps, Client, ClientOptions};
 use opentact_events::Event;
-use opentact_events::signing::{self, SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER};
-use opentact_store::{
-    EventSubscription, NewWebhookDelivery, SigningKey, Store, WebhookDelivery, WebhookRepo,
-};
+use opentact_events::signing::Signer;
+use opentact_store::{EventSubscription, NewWebhookDelivery, Store, WebhookDelivery, WebhookRepo};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -110,6 +108,8 @@ pub struct Webhooks {
     routes: routes::Routes,
     /// Delivery delays and deliveries given up, for `/metrics` ([`Webhooks::set_metrics`]).
     metrics: std::sync::OnceLock<opentact_metrics::WebhookMetrics>,
+    /// The accounts' signers, shared with whatever else sends the platform's requests.
+    pub signers: Arc<signers::AccountSigners>,
 }
 
 /// Batches of stored deliveries the outbox writer may hand the dispatcher ahead of it. When
@@ -391,7 +391,7 @@ async fn dispatch(
     let _ = loaded.send(());
 
     let config = Arc::new(config);
-    let signers: Arc<Mutex<HashMap<Uuid, Arc<Signer>>>> = Arc::default();
+    let signers = webhooks.signers.clone();
     // Receivers get many small requests: keep their connections open (bounded).
     let receivers = Arc::new(Receivers::new(&config));
     let mut in_flight = tokio::task::JoinSet::new();
@@ -614,45 +614,24 @@ async fn read_outbox(
     OutboxRead { spilled: false }
 }
 
-/// The account's signer, made (and its key pair stored) on first use.
-async fn signer(
-    store: &Store,
-    signers: &Mutex<HashMap<Uuid, Arc<Signer>>>,
-    account: Uuid,
-) -> Option<Arc<Signer>> {
-    if let Some(signer) = signers.lock().get(&account) {
-        return Some(signer.clone());
-    }
-    let key = match store.signing_key(account).await {
-        Ok(Some(key)) => key,
-        Ok(None) => {
-            let (public_key, private_pkcs8) = signing::generate().ok()?;
-            store.insert_signing_key(account, SigningKey { public_key, private_pkcs8 }).await.ok()?
-        }
-        Err(error) => {
-            warn!(%error, %account, "webhooks: reading the signing key");
-            return None;
-        }
-    };
-    let signer = Arc::new(Signer::from_pkcs8_base64(&key.private_pkcs8).ok()?);
-    signers.lock().insert(account, signer.clone());
-    Some(signer)
-}
-
 /// One attempt: the primary URL, then the secondary. A failure is recorded here, with its
 /// retry time (which it returns), a success by the dispatcher's batch.
 async fn attempt(
     store: &Store,
     receivers: &Receivers,
     config: &WebhookConfig,
-    signers: &Mutex<HashMap<Uuid, Arc<Signer>>>,
+    signers: &signers::AccountSigners,
     d: &WebhookDelivery,
 ) -> Outcome {
     let attempts = d.attempts + 1;
-    let Some(signer) = signer(store, signers, d.account).await else {
-        let retry = retry_at(config, attempts);
-        let _ = store.mark_attempt_failed(d.uuid, d.attempts, "no signing key", Some(retry)).await;
-        return Err(Some(retry));
+    let signer = match signers.get(store, d.account).await {
+        Ok(signer) => signer,
+        Err(error) => {
+            warn!(%error, account = %d.account, "webhooks: no signing key");
+            let retry = retry_at(config, attempts);
+            let _ = store.mark_attempt_failed(d.uuid, d.attempts, "no signing key", Some(retry)).await;
+            return Err(Some(retry));
+        }
     };
     let mut errors = Vec::new();
     for url in std::iter::once(&d.url).chain(d.url2.as_ref()) {
@@ -755,11 +734,9 @@ async fn post(
     url: &str,
     body: &str,
 ) -> Result<(), String> {
-    let timestamp = Utc::now().timestamp();
-    let signature = signer.sign(timestamp, body.as_bytes());
-    let timestamp = timestamp.to_string();
     let caps = Caps { timeout: Duration::from_millis(config.timeout_ms), max_body_bytes: MAX_ANSWER_BYTES };
-    let headers = [(TIMESTAMP_HEADER, timestamp.as_str()), (SIGNATURE_HEADER, signature.as_str())];
+    let [timestamp, signature] = signers::signature_headers(signer, body.as_bytes());
+    let headers = [(timestamp.0, timestamp.1.as_str()), (signature.0, signature.1.as_str())];
     let answer = receivers
         .client(url)
         .send("POST", url, &headers, Some(("application/json", body.as_bytes().to_vec())), &caps)
