@@ -264,6 +264,7 @@ impl Modify for Security {
         routes::record::audio,
         routes::record::remove,
         routes::event::list,
+        routes::event::test_webhook,
         routes::event::create,
         routes::event::remove,
         routes::event::key,

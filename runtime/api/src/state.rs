@@ -148,6 +148,8 @@ pub struct ApiState {
     pub recordings_dir: Option<std::path::PathBuf>,
     /// Failed logins per e-mail and per client address.
     pub login_limit: Arc<LoginLimiter>,
+    /// Test webhooks sent per account in the last minute (`POST /rest/event/test`).
+    pub test_webhooks: Arc<crate::routes::event::TestWebhookLimiter>,
     /// The permits password checks (argon2) run under.
     pub password_gate: Arc<PasswordGate>,
     /// Where webhooks may go: event subscriptions' `url`/`url2`, an app's `event_url`,
@@ -197,6 +199,7 @@ impl ApiState {
             presence: None,
             recordings_dir: None,
             login_limit: Arc::new(LoginLimiter::new()),
+            test_webhooks: Arc::default(),
             password_gate: Arc::new(PasswordGate::new()),
             webhook_urls: Arc::new(UrlPolicy::default()),
             flow_urls: Arc::new(UrlPolicy::default()),

@@ -26,19 +26,29 @@ pub struct UrlPolicy {
     pub allow_private: bool,
     /// Non-public destinations allowed one by one (the delivery side's allow-list).
     pub allow: Vec<Allowed>,
+    /// The allow-list as the config writes it, for a client that sends with this policy.
+    entries: Vec<String>,
 }
 
 impl UrlPolicy {
     /// `allow_private` and allow-list entries as the config writes them (`10.0.0.0/8`,
     /// `hooks.internal:8080`).
     pub fn new(allow_private: bool, allow: &[String]) -> Result<Self, AllowEntryError> {
+        let entries = allow.to_vec();
         let allow = allow.iter().map(|entry| Allowed::parse(entry)).collect::<Result<_, _>>()?;
-        Ok(UrlPolicy { allow_private, allow })
+        Ok(UrlPolicy { allow_private, allow, entries })
     }
 
     /// Any destination.
     pub fn allow_private() -> Self {
-        UrlPolicy { allow_private: true, allow: Vec::new() }
+        UrlPolicy { allow_private: true, allow: Vec::new(), entries: Vec::new() }
+    }
+
+    /// The same policy for a client that sends (the delivery side's): it checks again each
+    /// address a name resolves to.
+    pub fn egress(&self) -> opentact_egress::Policy {
+        opentact_egress::Policy::new(self.allow_private, &self.entries)
+            .unwrap_or_else(|_| opentact_egress::Policy::public_only())
     }
 
     /// `url`, checked: an absolute http(s) URL naming no refused destination. `field` and

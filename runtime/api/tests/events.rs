@@ -1,11 +1,12 @@
-//! Event subscriptions, the webhook signing key and the delivery list — on SQLite and
-//! PostgreSQL. (Delivery itself is tested end to end in tests/webhooks.rs.)
+//! Event subscriptions, the webhook signing key, the delivery list and the test webhook — on
+//! SQLite and PostgreSQL. (Delivery itself is tested end to end in tests/webhooks.rs.)
 
 mod support;
 
+use opentact_api::UrlPolicy;
 use support::*;
 
-api_test!(event_subscriptions, webhook_signing_key);
+api_test!(event_subscriptions, webhook_signing_key, test_webhook_reports_what_the_receiver_said);
 
 async fn event_subscriptions(c: Ctx) -> anyhow::Result<()> {
     let (_, jwt) = c.signup("events@example.test").await?;
@@ -114,5 +115,139 @@ async fn webhook_signing_key(c: Ctx) -> anyhow::Result<()> {
         b"{\"type\":\"call.answered\"}",
         &signature
     ));
+    Ok(())
+}
+
+/// A receiver on loopback that answers each request with `reply` and hands back what it read
+/// (the head and the body, by Content-Length).
+async fn receiver(reply: &'static str, requests: usize) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for _ in 0..requests {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = socket.read(&mut buf).await.expect("read");
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned)
+                        })
+                        .and_then(|l| l.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            socket.write_all(reply.as_bytes()).await.expect("write");
+            seen.push(String::from_utf8_lossy(&request).into_owned());
+        }
+        seen
+    });
+    (url, task)
+}
+
+async fn test_webhook_reports_what_the_receiver_said(c: Ctx) -> anyhow::Result<()> {
+    let (_, jwt) = c.signup("tester@example.test").await?;
+    let (_, other) = c.signup("tester-other@example.test").await?;
+    // By default a loopback URL is refused like a subscription's.
+    let refused = c
+        .post("/rest/event/test", &jwt, json!({"type": "call.hangup", "url": "http://127.0.0.1:9/x"}))
+        .await?;
+    refused.err(StatusCode::UNPROCESSABLE_ENTITY, &["url:", "non-public address"])?;
+
+    let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
+        .with_webhook_urls(UrlPolicy::allow_private());
+    let c = Ctx { app: router(state), store: c.store.clone(), secret: c.secret.clone() };
+    let (url, seen) = receiver(
+        "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: 23\r\nconnection: close\r\n\r\nreceiver broke: db down",
+        2,
+    )
+    .await;
+    let answer = c.post("/rest/event/test", &jwt, json!({"type": "call.hangup", "url": url})).await?;
+    let result = answer.ok(StatusCode::OK)?.clone();
+    ensure!(
+        result["delivered"] == false
+            && result["status"] == 500
+            && result["body"] == "receiver broke: db down"
+            && result["content_type"] == "text/plain"
+            && result["url"] == url.as_str()
+            && result["error"].is_null()
+            && result["time_ms"].is_u64(),
+        "{result}"
+    );
+    ensure!(
+        result["event"]["type"] == "call.hangup" && result["event"]["payload"]["test"] == true,
+        "{result}"
+    );
+
+    // Through a subscription: its URL gets it; another account cannot name it.
+    let subscription = c
+        .post("/rest/event/subscription", &jwt, json!({"channel": "webhook", "type": "*", "url": url}))
+        .await?;
+    let subscription = str_of(subscription.ok(StatusCode::CREATED)?, "uuid")?.to_owned();
+    let theirs = c
+        .post("/rest/event/test", &other, json!({"type": "sms.received", "subscription": subscription}))
+        .await?;
+    theirs.err(StatusCode::NOT_FOUND, &["event subscription"])?;
+    let via = c
+        .post("/rest/event/test", &jwt, json!({"type": "sms.received", "subscription": subscription}))
+        .await?;
+    ensure!(via.ok(StatusCode::OK)?["status"] == 500, "{via:?}");
+
+    // Each request was signed with the account's key, as real deliveries are.
+    let key = c.get("/rest/event/key", &jwt).await?;
+    let public_key = str_of(key.ok(StatusCode::OK)?, "public_key")?.to_owned();
+    let requests = seen.await?;
+    ensure!(requests.len() == 2, "{requests:?}");
+    for request in &requests {
+        let (head, body) = request.split_once("\r\n\r\n").context("a request")?;
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                let (n, v) = l.split_once(": ")?;
+                n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+        };
+        let timestamp: i64 = header("opentact-timestamp").context("timestamp")?.parse()?;
+        let signature = header("opentact-signature").context("signature")?;
+        ensure!(
+            opentact_events::signing::verify(&public_key, timestamp, body.as_bytes(), &signature),
+            "{request}"
+        );
+    }
+
+    // Bad requests say what to fix; the rate is capped.
+    let bad_type = c.post("/rest/event/test", &jwt, json!({"type": "call.nope", "url": url})).await?;
+    bad_type.err(StatusCode::UNPROCESSABLE_ENTITY, &["type:", "call.hangup"])?;
+    let neither = c.post("/rest/event/test", &jwt, json!({"type": "call.hangup"})).await?;
+    neither.err(StatusCode::UNPROCESSABLE_ENTITY, &["either url or subscription"])?;
+    // Nothing listens on the discard port: the answer says so.
+    let mut limited = false;
+    for _ in 0..10 {
+        let answer = c
+            .post("/rest/event/test", &jwt, json!({"type": "tn.order", "url": "http://127.0.0.1:9/x"}))
+            .await?;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+        let result = answer.ok(StatusCode::OK)?;
+        ensure!(
+            result["delivered"] == false && result["status"].is_null() && result["error"].is_string(),
+            "{result}"
+        );
+    }
+    ensure!(limited, "at most 10 test webhooks a minute");
     Ok(())
 }

@@ -108,6 +108,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/rest/record/{uuid}"),
     ("get", "/rest/event/subscription"),
     ("post", "/rest/event/subscription"),
+    ("post", "/rest/event/test"),
     ("delete", "/rest/event/subscription/{uuid}"),
     ("get", "/rest/event/key"),
     ("get", "/rest/event/delivery"),

@@ -1,6 +1,8 @@
 //! Event subscriptions: `GET/POST /rest/event/subscription`,
 //! `DELETE /rest/event/subscription/{uuid}`; the account's webhook signing key:
-//! `GET /rest/event/key`; and what became of recent deliveries: `GET /rest/event/delivery`.
+//! `GET /rest/event/key`; what became of recent deliveries: `GET /rest/event/delivery`; and
+//! `POST /rest/event/test`, which sends a sample event of a chosen type to a URL (or a
+//! subscription's) now and answers with what the receiver said.
 //!
 //! A subscription names an event `type` (`call.hangup`), a family (`call.*`) or all (`*`),
 //! and a channel: `webhook` (signed POSTs to `url`, falling back to `url2`) or `wss` (the
@@ -9,7 +11,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use opentact_events::signing::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use opentact_store::{
     DeliveryState, EventChannel, EventSubscription, ListParams, NewEventSubscription, SigningKey,
@@ -40,6 +42,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/rest/event/subscription/{uuid}", delete(remove))
         .route("/rest/event/key", get(key))
         .route("/rest/event/delivery", get(deliveries))
+        .route("/rest/event/test", post(test_webhook))
 }
 
 fn check_type(t: &str) -> Result<String, ApiError> {
@@ -170,6 +173,18 @@ pub struct WebhookKey {
     pub signed_text: &'static str,
 }
 
+/// The account's signing key, made on first use.
+async fn signing_key(state: &ApiState, account: Uuid) -> Result<SigningKey, ApiError> {
+    Ok(match state.repo.signing_key(account).await? {
+        Some(key) => key,
+        None => {
+            let (public_key, private_pkcs8) =
+                signing::generate().map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            state.repo.insert_signing_key(account, SigningKey { public_key, private_pkcs8 }).await?
+        }
+    })
+}
+
 #[utoipa::path(
     get,
     operation_id = "event_key",
@@ -179,14 +194,7 @@ pub struct WebhookKey {
     responses((status = 200, description = "OK", body = doc::Envelope<WebhookKey>), doc::ApiErrors)
 )]
 async fn key(State(state): State<ApiState>, auth: AuthAccount) -> Result<Payload<WebhookKey>, ApiError> {
-    let key = match state.repo.signing_key(auth.account).await? {
-        Some(key) => key,
-        None => {
-            let (public_key, private_pkcs8) =
-                signing::generate().map_err(|e| ApiError::Unavailable(e.to_string()))?;
-            state.repo.insert_signing_key(auth.account, SigningKey { public_key, private_pkcs8 }).await?
-        }
-    };
+    let key = signing_key(&state, auth.account).await?;
     Ok(Payload(WebhookKey {
         algorithm: "ed25519",
         public_key: key.public_key,
@@ -243,4 +251,193 @@ async fn deliveries(
 ) -> Result<Payload<Page<DeliveryView>>, ApiError> {
     let page = state.repo.list_deliveries(auth.account, paging.params()?).await?;
     Ok(Payload(page.map(Into::into)))
+}
+
+/// The event types a test webhook may send: the catalogue.
+pub const TEST_EVENT_TYPES: [&str; 16] = [
+    "call.initiated",
+    "call.ringing",
+    "call.answered",
+    "call.live",
+    "call.callflow",
+    "call.bridged",
+    "call.hangup",
+    "call.destroyed",
+    "sms.sent",
+    "sms.received",
+    "sms.status",
+    "tn.order",
+    "tn.changed",
+    "record.available",
+    "transcript.available",
+    "account.changed",
+];
+
+/// Test webhooks one account may send a minute: each is a request the platform makes to a
+/// URL the account chose.
+pub const TEST_WEBHOOKS_PER_MINUTE: usize = 10;
+
+/// How long a test webhook waits for the receiver.
+pub const TEST_WEBHOOK_TIMEOUT_MS: u64 = 10_000;
+
+/// The longest excerpt of the receiver's answer shown, bytes.
+pub const TEST_WEBHOOK_EXCERPT: usize = 1024;
+
+/// The largest answer read (its start is shown); a larger one is reported as an error.
+const TEST_WEBHOOK_MAX_ANSWER: usize = 64 * 1024;
+
+/// When each account sent its test webhooks of the last minute.
+#[derive(Debug, Default)]
+pub struct TestWebhookLimiter(std::sync::Mutex<std::collections::HashMap<Uuid, Vec<std::time::Instant>>>);
+
+impl TestWebhookLimiter {
+    /// Take one of the account's sends, or say when the next is possible (seconds).
+    fn take(&self, account: Uuid) -> Result<(), u64> {
+        let now = std::time::Instant::now();
+        let minute = std::time::Duration::from_secs(60);
+        let mut sent = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sent.retain(|_, times| {
+            times.retain(|at| now.duration_since(*at) < minute);
+            !times.is_empty()
+        });
+        let times = sent.entry(account).or_default();
+        if times.len() >= TEST_WEBHOOKS_PER_MINUTE {
+            let oldest = times.first().copied().unwrap_or(now);
+            return Err(minute.saturating_sub(now.duration_since(oldest)).as_secs().max(1));
+        }
+        times.push(now);
+        Ok(())
+    }
+}
+
+/// `POST /rest/event/test`: a sample event to `url`, or to a webhook subscription's URL.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestWebhookBody {
+    /// One of the catalogue's event types (`call.hangup`, `sms.received`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where to send it (checked like a subscription's URL).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Or: a webhook subscription of the account, whose `url` gets it.
+    #[serde(default)]
+    pub subscription: Option<Uuid>,
+}
+
+/// What the receiver said.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TestWebhookResult {
+    pub url: String,
+    /// The event sent (signed, as real ones are).
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
+    /// Whether the receiver answered 2xx, as a delivery needs.
+    pub delivered: bool,
+    /// Its HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// From sending to the whole answer, ms.
+    pub time_ms: u64,
+    pub content_type: Option<String>,
+    /// The start of its answer (at most 1 KiB, as text).
+    pub body: Option<String>,
+    /// Why nothing was answered (refused, timed out, connection failed).
+    pub error: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "event_test",
+    path = "/rest/event/test",
+    tag = "events",
+    summary = "Send a sample event, signed, to a URL and see what the receiver answers",
+    request_body = TestWebhookBody,
+    responses(
+        (status = 200, description = "Sent; what the receiver answered (or why it did not)", body = doc::Envelope<TestWebhookResult>),
+        (status = 429, description = "Too many test webhooks this minute", body = doc::ErrorEnvelope),
+        doc::ApiErrors
+    )
+)]
+async fn test_webhook(
+    State(state): State<ApiState>,
+    auth: AuthAccount,
+    ApiJson(body): ApiJson<TestWebhookBody>,
+) -> Result<Payload<TestWebhookResult>, ApiError> {
+    if !TEST_EVENT_TYPES.contains(&body.kind.as_str()) {
+        return Err(ApiError::invalid(
+            "type",
+            format!("{:?} is not an event type; one of {}", body.kind, TEST_EVENT_TYPES.join(", ")),
+        ));
+    }
+    let url = match (body.url, body.subscription) {
+        (Some(url), None) => state.webhook_urls.check("url", WEBHOOKS, &url)?,
+        (None, Some(id)) => {
+            let subscription = state
+                .repo
+                .webhook_subscriptions(auth.account)
+                .await?
+                .into_iter()
+                .find(|s| s.uuid == id)
+                .ok_or_else(|| ApiError::not_found(opentact_store::ObjectKind::EventSubscription, id))?;
+            subscription.url.ok_or_else(|| ApiError::invalid("subscription", "it has no URL"))?
+        }
+        _ => return Err(ApiError::invalid("url", "send either url or subscription")),
+    };
+    state.test_webhooks.take(auth.account).map_err(|retry_after_secs| ApiError::RateLimited {
+        message: format!("at most {TEST_WEBHOOKS_PER_MINUTE} test webhooks a minute"),
+        retry_after_secs,
+    })?;
+    let event = opentact_events::Event::now(
+        auth.account,
+        &body.kind,
+        body.kind.starts_with("call.").then(Uuid::new_v4),
+        serde_json::json!({"test": true, "note": "a sample event sent by POST /rest/event/test"}),
+    );
+    let json = event.to_json();
+    let key = signing_key(&state, auth.account).await?;
+    let signer = signing::Signer::from_pkcs8_base64(&key.private_pkcs8)
+        .map_err(|e| ApiError::Unavailable(format!("the signing key: {e}")))?;
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature = signer.sign(timestamp, json.as_bytes());
+    let timestamp = timestamp.to_string();
+    let headers = [(TIMESTAMP_HEADER, timestamp.as_str()), (SIGNATURE_HEADER, signature.as_str())];
+    let client = opentact_egress::http::Client::new(
+        state.webhook_urls.egress(),
+        &opentact_egress::http::ClientOptions { max_redirects: 0, ..Default::default() },
+    );
+    let caps = opentact_egress::http::Caps {
+        timeout: std::time::Duration::from_millis(TEST_WEBHOOK_TIMEOUT_MS),
+        max_body_bytes: TEST_WEBHOOK_MAX_ANSWER,
+    };
+    let started = std::time::Instant::now();
+    let answer = client
+        .send("POST", &url, &headers, Some(("application/json", json.clone().into_bytes())), &caps)
+        .await;
+    let time_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let event = serde_json::from_str(&json).unwrap_or_default();
+    Ok(Payload(match answer {
+        Ok(answer) => TestWebhookResult {
+            url,
+            event,
+            delivered: (200..300).contains(&answer.status),
+            status: Some(answer.status),
+            time_ms,
+            content_type: answer.content_type,
+            body: Some(
+                String::from_utf8_lossy(&answer.body[..answer.body.len().min(TEST_WEBHOOK_EXCERPT)])
+                    .into_owned(),
+            ),
+            error: None,
+        },
+        Err(error) => TestWebhookResult {
+            url,
+            event,
+            delivered: false,
+            status: None,
+            time_ms,
+            content_type: None,
+            body: None,
+            error: Some(error.to_string()),
+        },
+    }))
 }
