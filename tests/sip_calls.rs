@@ -944,3 +944,67 @@ async fn an_account_at_its_recording_quota_gets_the_error_path_until_a_recording
     assert_eq!(records("finished")(&events).len(), 2, "{events:#?}");
     assert_eq!(records("failed")(&events).len(), 1, "{events:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_npa_nxx_data_gives_geo_its_county_and_the_lookup_its_carrier() {
+    // SIPp calls from 13105550111: exchange 310-555, thousands-block 0.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flow = r#"<Response><Geo states="CA" county="Orange"><Say tag="orange">Hello Orange County</Say></Geo><Geo states="CA" county="Los Angeles"><Say tag="la">Hello Los Angeles</Say></Geo><Hangup/></Response>"#;
+    support::provision::xml_number(&dir.path().join("data"), "geo@example.test", 13_125_550_111, flow).await;
+    let data = dir.path().join("npanxx.csv");
+    std::fs::write(
+        &data,
+        "npa,nxx,block,state,county,rate_center,time_zone,line_type,carrier,ocn\n\
+         310,555,,CA,Orange,IRVINE,America/Los_Angeles,landline,Frontier,9740\n\
+         310,555,0,CA,Los Angeles,LSAN DA 01,America/Los_Angeles,mobile,T-Mobile,6529\n",
+    )
+    .expect("data");
+    let config = dir.path().join("telecom.toml");
+    std::fs::write(&config, format!("[telecom]\nnpanxx = \"{}\"\n", data.display())).expect("config");
+    let platform = Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await;
+    let (code, output) = support::platform::call_awaiting_bye(&platform, 13_125_550_111).await.expect("sipp");
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+    let events = platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.destroyed").await;
+    assert_eq!(said_tags(&events), ["la"], "the block's county, not the exchange's: {events:#?}");
+
+    let (status, login) = support::platform::http(
+        platform.api,
+        "POST",
+        "/rest/auth",
+        &[],
+        Some(&serde_json::json!({"email": "geo@example.test", "password": "correct horse battery staple"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let bearer = format!("Bearer {}", login["payload"]["token"].as_str().expect("a JWT"));
+    let lookup = |tn: &'static str| {
+        let bearer = bearer.clone();
+        let api = platform.api;
+        async move {
+            let (status, body) = support::platform::http(
+                api,
+                "GET",
+                &format!("/rest/telecom/lookup/{tn}"),
+                &[("Authorization", &bearer)],
+                None,
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            body["payload"].clone()
+        }
+    };
+    let mobile = lookup("13105550111").await;
+    assert_eq!(mobile["county"], "Los Angeles", "{mobile:#}");
+    assert_eq!(mobile["line_type"], "mobile", "{mobile:#}");
+    assert_eq!(mobile["carrier"], "T-Mobile", "{mobile:#}");
+    assert_eq!(mobile["ocn"], "6529", "{mobile:#}");
+    assert_eq!(mobile["rate_center"], "LSAN DA 01", "{mobile:#}");
+    let landline = lookup("13105559999").await;
+    assert_eq!(
+        (landline["county"].as_str(), landline["carrier"].as_str()),
+        (Some("Orange"), Some("Frontier"))
+    );
+    let elsewhere = lookup("12025550100").await;
+    assert!(elsewhere["county"].is_null() && elsewhere["carrier"].is_null(), "{elsewhere:#}");
+    assert_eq!(elsewhere["region"], "Washington D.C.", "the area-code data still answers: {elsewhere:#}");
+}

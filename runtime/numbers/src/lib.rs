@@ -2,8 +2,12 @@
 //!
 //! North American area codes come from `data/nanp.tsv`, generated from Google's libphonenumber
 //! data by `tools/generate_nanp.py` (state/province from libphonenumber's city-level entries,
-//! IANA time zones from its time-zone data). It answers the `<Geo>` conditional of flows and,
-//! later, the telecom lookup of the REST API. County is not in that data set, so it is `None`.
+//! IANA time zones from its time-zone data). It answers the `<Geo>` conditional of flows and
+//! the telecom lookup of the REST API. County, rate center, line type and carrier are not in
+//! that data set: they come from the operator's NPA-NXX data ([`exchanges`]), installed once
+//! at start with [`install_exchanges`].
+
+pub mod exchanges;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -22,8 +26,24 @@ pub struct Location {
     pub region: String,
     /// County, when known.
     pub county: Option<String>,
-    /// IANA time zones of the area code (the first is the main one).
+    /// IANA time zones of the area code (the first is the main one; the exchange's own, when
+    /// the NPA-NXX data names one, comes first).
     pub time_zones: Vec<String>,
+    /// The exchange's rate center, from the NPA-NXX data.
+    pub rate_center: Option<String>,
+    /// `landline`, `mobile`, `voip`, … from the NPA-NXX data.
+    pub line_type: Option<String>,
+    /// The carrier holding the exchange or block, and its OCN, from the NPA-NXX data.
+    pub carrier: Option<String>,
+    pub ocn: Option<String>,
+}
+
+static EXCHANGES: OnceLock<exchanges::Exchanges> = OnceLock::new();
+
+/// Make `data` the operator's NPA-NXX data for [`lookup`], once per process; `false` when data
+/// was installed already (the first stays).
+pub fn install_exchanges(data: exchanges::Exchanges) -> bool {
+    EXCHANGES.set(data).is_ok()
 }
 
 /// A North American area code's row.
@@ -73,13 +93,30 @@ pub fn lookup(number: &str) -> Option<Location> {
         _ => return None,
     };
     let npa: u16 = national.get(..3)?.parse().ok()?;
-    let row = nanp().get(&npa)?;
+    let exchange = EXCHANGES.get().and_then(|data| data.lookup(national));
+    let area = nanp().get(&npa);
+    if area.is_none() && exchange.is_none() {
+        return None;
+    }
+    let mut time_zones: Vec<String> = area
+        .map(|row| row.time_zones.split(',').filter(|z| !z.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    if let Some(zone) = exchange.and_then(|e| e.time_zone.clone()) {
+        time_zones.retain(|z| *z != zone);
+        time_zones.insert(0, zone);
+    }
+    let field = |pick: fn(&exchanges::Exchange) -> &Option<String>| exchange.and_then(|e| pick(e).clone());
     Some(Location {
-        country: row.country.to_owned(),
-        state: (!row.state.is_empty()).then(|| row.state.to_owned()),
-        region: row.region.to_owned(),
-        county: None,
-        time_zones: row.time_zones.split(',').filter(|z| !z.is_empty()).map(str::to_owned).collect(),
+        country: area.map_or("US", |row| row.country).to_owned(),
+        state: field(|e| &e.state)
+            .or_else(|| area.filter(|row| !row.state.is_empty()).map(|row| row.state.to_owned())),
+        region: area.map(|row| row.region.to_owned()).unwrap_or_default(),
+        county: field(|e| &e.county),
+        time_zones,
+        rate_center: field(|e| &e.rate_center),
+        line_type: field(|e| &e.line_type),
+        carrier: field(|e| &e.carrier),
+        ocn: field(|e| &e.ocn),
     })
 }
 

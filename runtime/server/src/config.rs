@@ -39,6 +39,33 @@ pub struct Config {
     pub stir_shaken: crate::shaken::StirShakenSection,
     /// Money: the rating deck and the currency of balances and prices.
     pub rating: RatingSection,
+    /// Telecom data: the operator's NPA-NXX data set.
+    pub telecom: TelecomSection,
+}
+
+/// Telecom data beyond the built-in area codes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelecomSection {
+    /// The operator's NPA-NXX data, a CSV file (`npa,nxx,block,state,county,rate_center,
+    /// time_zone,line_type,carrier,ocn`; see opentact-numbers' `exchanges`): the county of
+    /// `<Geo county>`, and the county, rate center, line type and carrier of
+    /// `GET /rest/telecom/lookup/{tn}`. Read at start; every node needs the same file.
+    pub npanxx: Option<PathBuf>,
+}
+
+impl TelecomSection {
+    /// Read, check and install the NPA-NXX data (once per process); how many rows it has.
+    pub fn install(&self) -> anyhow::Result<Option<usize>> {
+        let Some(path) = &self.npanxx else { return Ok(None) };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the NPA-NXX data {}", path.display()))?;
+        let data = opentact_numbers::exchanges::Exchanges::from_csv(&text)
+            .with_context(|| format!("the NPA-NXX data {} is invalid", path.display()))?;
+        let rows = data.len();
+        opentact_numbers::install_exchanges(data);
+        Ok(Some(rows))
+    }
 }
 
 /// The REST API.

@@ -242,6 +242,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         webhooks: webhooks.clone(),
         admission: admission.clone(),
     });
+    if let Some(rows) = config.telecom.install()? {
+        info!(rows, "NPA-NXX data loaded: county, rate center, line type and carrier of numbers");
+    }
     let deck = config.rating.load_deck()?;
     if let Some(deck) = &deck {
         info!(rows = deck.len(), currency = %config.rating.currency, "rating deck loaded: calls to numbers are rated");

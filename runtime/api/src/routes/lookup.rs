@@ -1,6 +1,6 @@
 //! Telecom data: `GET /rest/telecom/lookup/{tn}` — where a number is (area code, state, time
-//! zone) from `opentact-numbers`. Line type and carrier are not in that data set yet and are
-//! `null`.
+//! zone) from `opentact-numbers`, and, when the operator loaded NPA-NXX data
+//! (`[telecom] npanxx`), its county, rate center, line type and carrier (`null` otherwise).
 
 use axum::Router;
 use axum::routing::get;
@@ -28,8 +28,13 @@ pub struct TelecomData {
     /// The area code's main IANA time zone.
     pub time_zone: Option<String>,
     pub time_zones: Vec<String>,
+    /// The exchange's rate center.
+    pub rate_center: Option<String>,
+    /// `landline`, `mobile`, `voip`, … as the operator's data names it.
     pub line_type: Option<String>,
     pub carrier: Option<String>,
+    /// The carrier's Operating Company Number.
+    pub ocn: Option<String>,
 }
 
 /// `{tn}` is a North American number: `1` and ten digits (`12029822917`) or the ten digits.
@@ -71,7 +76,9 @@ async fn lookup(_auth: AuthAccount, SegmentPath(raw): SegmentPath) -> Result<Pay
         county: location.county,
         time_zone: location.time_zones.first().cloned(),
         time_zones: location.time_zones,
-        line_type: None,
-        carrier: None,
+        rate_center: location.rate_center,
+        line_type: location.line_type,
+        carrier: location.carrier,
+        ocn: location.ocn,
     }))
 }
