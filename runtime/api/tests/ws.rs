@@ -51,6 +51,7 @@ fn event(account: Uuid, kind: &str, n: u64) -> Event {
         kind: kind.to_owned(),
         created_on: chrono::Utc::now(),
         account,
+        message: None,
         call: Some(json!({"uuid": "call-1"})),
         seq: Some(n),
         occurred_at: chrono::Utc::now(),

@@ -134,8 +134,17 @@ impl CallRunner {
         flow: &Flow,
         shaken: Option<&crate::shaken::InboundCheck>,
     ) -> Arc<CallSession> {
-        let call_fields = shaken.map(|check| check.call_fields()).unwrap_or_default();
+        let mut call_fields = shaken.map(|check| check.call_fields()).unwrap_or_default();
         let info = CallBackend::info(call.as_ref());
+        // The call object of every event names the call's number and app.
+        call_fields.insert("tn".to_owned(), serde_json::json!(info.tn));
+        call_fields.insert(
+            "sip_control_app".to_owned(),
+            flow.app.as_ref().map_or(
+                serde_json::Value::Null,
+                |app| serde_json::json!({"uuid": app.uuid, "name": app.name}),
+            ),
+        );
         self.webhooks.call_started(&info.id, flow.app.as_ref().and_then(|app| app.event_url.as_deref()));
         let session = Arc::new(CallSession::unannounced(
             call.clone(),

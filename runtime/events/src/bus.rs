@@ -383,6 +383,7 @@ mod tests {
             kind: kind.to_owned(),
             created_on: Utc::now(),
             account,
+            message: None,
             call: None,
             seq: None,
             occurred_at: Utc::now(),

@@ -116,6 +116,7 @@ fn publish_move(
         kind: kind.into(),
         created_on: now,
         account: m.account,
+        message: None,
         call: None,
         seq: None,
         occurred_at: m.history.last().map(|h| h.at).unwrap_or(now),

@@ -180,6 +180,7 @@ fn publish(bus: &EventBus, account: uuid::Uuid, call: uuid::Uuid, seq: u64) {
         kind: "call.callflow".into(),
         created_on: now,
         account,
+        message: None,
         call: Some(serde_json::json!({ "uuid": call })),
         seq: Some(seq),
         occurred_at: now,

@@ -51,6 +51,7 @@ fn event(account: Uuid, call: Uuid) -> Arc<Event> {
         kind: "call.initiated".to_owned(),
         created_on: now,
         account,
+        message: None,
         call: Some(serde_json::json!({ "uuid": call.to_string() })),
         seq: None,
         occurred_at: now,

@@ -31,6 +31,7 @@ fn event(account: Uuid, call: Uuid, seq: usize) -> Arc<Event> {
         kind: "call.progress".to_owned(),
         created_on: now,
         account,
+        message: None,
         call: Some(serde_json::json!({ "uuid": call.to_string() })),
         seq: None,
         occurred_at: now,
