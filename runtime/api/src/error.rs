@@ -147,6 +147,10 @@ pub enum ApiError {
     #[error("{0}")]
     LimitReached(String),
 
+    /// The platform does not offer this (a switch the operator left off).
+    #[error("{0}")]
+    Closed(&'static str),
+
     /// The account cannot pay for it: its balance, a spend limit, a price above `max_rate`.
     #[error("{0}")]
     PaymentRequired(String),
@@ -216,7 +220,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NoCredentials | ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::Closed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } | ApiError::NoRoute { .. } | ApiError::NoTelecomData { .. } => {
                 StatusCode::NOT_FOUND
             }

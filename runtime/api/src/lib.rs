@@ -31,6 +31,7 @@ mod publish;
 pub mod routes;
 pub mod state;
 pub mod url_policy;
+pub mod window_limit;
 
 pub use auth::AuthAccount;
 pub use error::ApiError;

@@ -210,6 +210,7 @@ impl Modify for Security {
         routes::sip_connection::invite,
         routes::sip_connection::revoke,
         routes::sip_connection::redeem,
+        routes::signup::signup,
         routes::account::show,
         routes::account::update,
         routes::account::balance,

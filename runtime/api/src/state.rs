@@ -36,6 +36,8 @@ pub struct ApiConfig {
     pub max_component_versions_per_app: u32,
     /// The currency balances and prices are in (`[rating] currency`), shown with amounts.
     pub currency: String,
+    /// Whether anyone may create an account (`POST /rest/signup`); off by default.
+    pub self_signup: bool,
 }
 
 /// Default of [`ApiConfig::max_component_versions_per_app`].
@@ -48,6 +50,7 @@ impl Default for ApiConfig {
             google: None,
             max_component_versions_per_app: DEFAULT_MAX_COMPONENT_VERSIONS_PER_APP,
             currency: "USD".to_owned(),
+            self_signup: false,
         }
     }
 }
@@ -149,7 +152,9 @@ pub struct ApiState {
     /// Failed logins per e-mail and per client address.
     pub login_limit: Arc<LoginLimiter>,
     /// Test webhooks sent per account in the last minute (`POST /rest/event/test`).
-    pub test_webhooks: Arc<crate::routes::event::TestWebhookLimiter>,
+    pub test_webhooks: Arc<crate::window_limit::WindowLimiter<uuid::Uuid>>,
+    /// Sign-ups per client address in the last hour (`POST /rest/signup`).
+    pub signups: Arc<crate::window_limit::WindowLimiter<Option<std::net::IpAddr>>>,
     /// The permits password checks (argon2) run under.
     pub password_gate: Arc<PasswordGate>,
     /// Where webhooks may go: event subscriptions' `url`/`url2`, an app's `event_url`,
@@ -200,6 +205,7 @@ impl ApiState {
             recordings_dir: None,
             login_limit: Arc::new(LoginLimiter::new()),
             test_webhooks: Arc::default(),
+            signups: Arc::default(),
             password_gate: Arc::new(PasswordGate::new()),
             webhook_urls: Arc::new(UrlPolicy::default()),
             flow_urls: Arc::new(UrlPolicy::default()),

@@ -11,6 +11,7 @@ mod support;
 use support::*;
 
 api_test!(
+    self_signup_is_the_operators_choice,
     envelope_and_bad_input,
     login_and_jwt,
     auth_failures,
@@ -1180,5 +1181,76 @@ async fn number_orders_and_lease_changes_are_published(c: Ctx) -> anyhow::Result
     ensure!(quiet.is_err(), "no event for a refusal: {quiet:?}");
     let elsewhere = tokio::time::timeout(Duration::from_millis(200), theirs.next()).await;
     ensure!(elsewhere.is_err(), "the other account hears nothing: {elsewhere:?}");
+    Ok(())
+}
+
+async fn self_signup_is_the_operators_choice(c: Ctx) -> anyhow::Result<()> {
+    let body = json!({"name": "Acme", "email": "Founder@Acme.example.com", "password": "a long secret", "time_zone": "Europe/Paris"});
+    // Off by default: 403 with what to do, and no account.
+    let closed = c.call("POST", "/rest/signup", Auth::None, Some(body.clone())).await?;
+    closed.err(StatusCode::FORBIDDEN, &["self sign-up is off", "operator"])?;
+    ensure!(c.store.account_by_email("founder@acme.example.com").await?.is_none(), "nothing created");
+
+    let config = ApiConfig { self_signup: true, ..ApiConfig::default() };
+    let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), config);
+    let open = Ctx { app: router(state), store: c.store.clone(), secret: c.secret.clone() };
+    let created = open.call("POST", "/rest/signup", Auth::None, Some(body.clone())).await?;
+    let created = created.ok(StatusCode::CREATED)?.clone();
+    ensure!(
+        created["account"]["email"] == "founder@acme.example.com"
+            && created["account"]["time_zone"] == "Europe/Paris"
+            && created["account"].get("password_hash").is_none(),
+        "{created}"
+    );
+    // Its JWT works at once, and only for itself.
+    let token = str_of(&created["jwt"], "token")?.to_owned();
+    let me = open.get("/rest/account", &token).await?;
+    ensure!(me.ok(StatusCode::OK)?["uuid"] == created["account"]["uuid"], "{me:?}");
+    let balance = open.get("/rest/account/balance", &token).await?;
+    ensure!(balance.ok(StatusCode::OK)?["balance_micros"] == 0, "a new account has no money");
+
+    // The same e-mail again is a conflict; bad fields say what to fix.
+    let again = open.call("POST", "/rest/signup", Auth::None, Some(body.clone())).await?;
+    again.err(StatusCode::CONFLICT, &["email"])?;
+    let cases = [
+        (json!({"name": "B", "email": "not-an-email", "password": "a long secret"}), "email:"),
+        (json!({"name": "B", "email": "b@acme.example.com", "password": "short"}), "password: 8 to 256"),
+        (json!({"name": "", "email": "b@acme.example.com", "password": "a long secret"}), "name:"),
+        (
+            json!({"name": "B", "email": "b@acme.example.com", "password": "a long secret", "time_zone": "Mars/Olympus"}),
+            "time_zone:",
+        ),
+    ];
+    for (bad, needle) in cases {
+        open.call("POST", "/rest/signup", Auth::None, Some(bad.clone()))
+            .await?
+            .err(StatusCode::UNPROCESSABLE_ENTITY, &[needle])?;
+    }
+    let unknown = open
+        .call("POST", "/rest/signup", Auth::None, Some(json!({"name": "B", "email": "b@acme.example.com", "password": "a long secret", "balance": 100})))
+        .await?;
+    unknown.err(StatusCode::BAD_REQUEST, &["balance"])?;
+    // Five an hour per address: the account, the conflict and three more; the sixth is refused.
+    for n in 0..3 {
+        let email = format!("user{n}@acme.example.com");
+        let made = open
+            .call(
+                "POST",
+                "/rest/signup",
+                Auth::None,
+                Some(json!({"name": "U", "email": email, "password": "a long secret"})),
+            )
+            .await?;
+        made.ok(StatusCode::CREATED)?;
+    }
+    let sixth = open
+        .call(
+            "POST",
+            "/rest/signup",
+            Auth::None,
+            Some(json!({"name": "U", "email": "user9@acme.example.com", "password": "a long secret"})),
+        )
+        .await?;
+    sixth.err(StatusCode::TOO_MANY_REQUESTS, &["sign-ups an hour"])?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use support::*;
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/rest/auth"),
     ("post", "/rest/auth"),
+    ("post", "/rest/signup"),
     ("get", "/rest/account"),
     ("patch", "/rest/account"),
     ("get", "/rest/account/balance"),

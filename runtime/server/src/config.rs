@@ -85,6 +85,9 @@ pub struct ApiSection {
     /// Component versions one app may keep; the next upload is refused (422) until old ones
     /// are deleted.
     pub max_component_versions_per_app: u32,
+    /// Whether anyone may create an account with `POST /rest/signup` (off: the operator
+    /// creates them with `opentact admin account create`).
+    pub self_signup: bool,
 }
 
 impl Default for ApiSection {
@@ -95,6 +98,7 @@ impl Default for ApiSection {
             jwt_key_file: None,
             google: None,
             max_component_versions_per_app: opentact_api::ApiConfig::default().max_component_versions_per_app,
+            self_signup: false,
         }
     }
 }

@@ -337,6 +337,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             google: config.api.google.clone(),
             max_component_versions_per_app: config.api.max_component_versions_per_app,
             currency: config.rating.currency.clone(),
+            self_signup: config.api.self_signup,
         },
     )
     .with_component_check(Arc::new(FlowHostCheck(router_host)))

@@ -44,7 +44,7 @@ pub struct AccountBody {
     pub time_zone: Option<String>,
 }
 
-fn check_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<String, ApiError> {
     let name = crate::envelope::check_name("name", name, MAX_NAME)?;
     if name.chars().any(char::is_control) {
         return Err(ApiError::invalid("name", "no control characters (line breaks, tabs)"));
@@ -52,7 +52,7 @@ fn check_name(name: &str) -> Result<String, ApiError> {
     Ok(name)
 }
 
-fn check_time_zone(zone: &str) -> Result<String, ApiError> {
+pub(crate) fn check_time_zone(zone: &str) -> Result<String, ApiError> {
     chrono_tz::Tz::from_str(zone).map(|tz| tz.name().to_owned()).map_err(|_| {
         ApiError::invalid(
             "time_zone",

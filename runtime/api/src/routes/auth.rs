@@ -109,7 +109,8 @@ async fn login_get(
     Ok(Payload(issue(&state, account)))
 }
 
-fn issue(state: &ApiState, account: Uuid) -> IssuedJwt {
+/// A JWT for `account`, valid for the configured lifetime.
+pub(crate) fn issue(state: &ApiState, account: Uuid) -> IssuedJwt {
     let now = Utc::now();
     let ttl = i64::try_from(state.config.jwt_ttl_secs).unwrap_or(i64::MAX / 2);
     let claims = Claims { sub: account, iat: now.timestamp(), exp: now.timestamp().saturating_add(ttl) };

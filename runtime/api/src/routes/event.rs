@@ -286,30 +286,6 @@ pub const TEST_WEBHOOK_EXCERPT: usize = 1024;
 /// The largest answer read (its start is shown); a larger one is reported as an error.
 const TEST_WEBHOOK_MAX_ANSWER: usize = 64 * 1024;
 
-/// When each account sent its test webhooks of the last minute.
-#[derive(Debug, Default)]
-pub struct TestWebhookLimiter(std::sync::Mutex<std::collections::HashMap<Uuid, Vec<std::time::Instant>>>);
-
-impl TestWebhookLimiter {
-    /// Take one of the account's sends, or say when the next is possible (seconds).
-    fn take(&self, account: Uuid) -> Result<(), u64> {
-        let now = std::time::Instant::now();
-        let minute = std::time::Duration::from_secs(60);
-        let mut sent = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        sent.retain(|_, times| {
-            times.retain(|at| now.duration_since(*at) < minute);
-            !times.is_empty()
-        });
-        let times = sent.entry(account).or_default();
-        if times.len() >= TEST_WEBHOOKS_PER_MINUTE {
-            let oldest = times.first().copied().unwrap_or(now);
-            return Err(minute.saturating_sub(now.duration_since(oldest)).as_secs().max(1));
-        }
-        times.push(now);
-        Ok(())
-    }
-}
-
 /// `POST /rest/event/test`: a sample event to `url`, or to a webhook subscription's URL.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -383,9 +359,12 @@ async fn test_webhook(
         }
         _ => return Err(ApiError::invalid("url", "send either url or subscription")),
     };
-    state.test_webhooks.take(auth.account).map_err(|retry_after_secs| ApiError::RateLimited {
-        message: format!("at most {TEST_WEBHOOKS_PER_MINUTE} test webhooks a minute"),
-        retry_after_secs,
+    let minute = std::time::Duration::from_secs(60);
+    state.test_webhooks.take(auth.account, TEST_WEBHOOKS_PER_MINUTE, minute).map_err(|retry_after_secs| {
+        ApiError::RateLimited {
+            message: format!("at most {TEST_WEBHOOKS_PER_MINUTE} test webhooks a minute"),
+            retry_after_secs,
+        }
     })?;
     let event = opentact_events::Event::now(
         auth.account,

@@ -26,6 +26,7 @@ pub mod numbers;
 pub mod outbound_voice;
 pub mod profile;
 pub mod record;
+pub mod signup;
 pub mod sip_connection;
 pub mod sip_domain;
 pub mod sms;
@@ -41,6 +42,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(account::routes())
+        .merge(signup::routes())
         .merge(app::routes())
         .merge(token::routes())
         .merge(numbers::routes())
