@@ -84,6 +84,7 @@ async fn a_rest_call_rings_the_callee_and_runs_its_xml() {
     let carrier_port = free_udp_port();
     let platform = platform(carrier_port).await;
     let auth = jwt(&platform).await;
+    let mut socket = support::ws::subscribe(platform.api, auth.trim_start_matches("Bearer ")).await;
     // The callee rings 300 ms, answers, listens 2 s and hangs up.
     let carrier_scenario = callee_scenario(300, 2000)
         .replace(
@@ -112,10 +113,19 @@ async fn a_rest_call_rings_the_callee_and_runs_its_xml() {
     let events = call_events(&platform, &call, "call.destroyed").await;
     assert_eq!(
         types(&events),
-        ["call.initiated", "call.answered", "call.hangup", "call.destroyed"],
+        ["call.initiated", "call.ringing", "call.answered", "call.live", "call.hangup", "call.destroyed"],
         "{events:#?}"
     );
     assert_eq!(events[0]["direction"], "out", "{:#}", events[0]);
+    // Over the websocket, the ringing and the live call, each with the call as it is then.
+    let envelopes = support::ws::until(&mut socket, |e| e["type"] == "call.live").await;
+    let ringing = envelopes.iter().find(|e| e["type"] == "call.ringing").expect("call.ringing");
+    assert_eq!(ringing["message"], format!("Call out {TN} > 12025550111 - ringing"), "{ringing:#}");
+    assert_eq!(ringing["call"]["state"], "ringing", "{ringing:#}");
+    assert!(ringing["call"]["ring_on"].is_string() && ringing["call"]["answer_on"].is_null(), "{ringing:#}");
+    let live = envelopes.last().expect("call.live");
+    assert_eq!(live["call"]["state"], "live", "{live:#}");
+    assert!(live["call"]["ring_on"].is_string() && live["call"]["answer_on"].is_string(), "{live:#}");
     assert!(
         events.iter().any(|e| e["verb"] == "say" && e["phase"] == "finished" && e["tag"] == "greeting"),
         "the callee heard the XML: {events:#?}"
@@ -343,9 +353,14 @@ async fn a_ringing_call_is_cancelled_by_a_hangup_command() {
     let (code, output) = carrier.await.expect("carrier");
     assert_eq!(code, 0, "the callee was cancelled:\n{output}");
     let events = call_events(&platform, &call, "call.destroyed").await;
-    assert_eq!(types(&events), ["call.initiated", "call.hangup", "call.destroyed"], "{events:#?}");
-    assert_eq!(events[1]["q850_cause"], 16, "{:#}", events[1]);
-    assert_eq!(events[1]["reason"], "cancelled", "{:#}", events[1]);
+    assert_eq!(
+        types(&events),
+        ["call.initiated", "call.ringing", "call.hangup", "call.destroyed"],
+        "{events:#?}"
+    );
+    let hangup = events.iter().find(|e| e["type"] == "call.hangup").expect("hangup");
+    assert_eq!(hangup["q850_cause"], 16, "{hangup:#}");
+    assert_eq!(hangup["reason"], "cancelled", "{hangup:#}");
 }
 
 /// The balance, micro-units, as the API shows it.

@@ -76,7 +76,8 @@ async fn the_same_ivr_as_hosted_xml_as_a_webhook_and_as_rest_commands_behaves_th
         let events = support::ws::until(&mut socket, |e| e["type"] == "call.destroyed").await;
         let (code, output) = caller.await.expect("sipp");
         assert_eq!(code, 0, "{tn}: {output}\n{}", platform.log());
-        // The envelope says what happened in words, with the whole call as it is.
+        // The envelope says what happened in words, with the whole call as it is; call.live
+        // follows the answer.
         let answered = events.iter().find(|e| e["type"] == "call.answered").expect("call.answered");
         let message = answered["message"].as_str().unwrap_or_default();
         assert!(
@@ -86,11 +87,13 @@ async fn the_same_ivr_as_hosted_xml_as_a_webhook_and_as_rest_commands_behaves_th
         let call = &answered["call"];
         assert_eq!(
             (call["state"].as_str(), call["direction"].as_str()),
-            (Some("live"), Some("in")),
+            (Some("answered"), Some("in")),
             "{call:#}"
         );
         assert_eq!(call["tn"], tn, "{call:#}");
         assert!(call["sip_control_app"]["uuid"].is_string() && call["answer_on"].is_string(), "{call:#}");
+        let live = events.iter().find(|e| e["type"] == "call.live").expect("call.live");
+        assert_eq!(live["call"]["state"], "live", "{live:#}");
         transcripts.push((tn, transcript(&events)));
     }
     assert_eq!(server.received().len(), 1, "the webhook was fetched once, for its call");

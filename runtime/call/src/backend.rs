@@ -31,6 +31,12 @@ pub trait CallBackend: Send + Sync {
     /// Answer (200 OK + media).
     async fn answer(&self) -> Result<(), CallError>;
 
+    /// An outbound call's ringing: turns true when the callee rings (180/183), for
+    /// `call.ringing`. `None` for calls that do not report it.
+    fn ringing(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
+
     /// End the call; before answer, `reason` picks the SIP status.
     async fn hangup(&self, reason: HangupReason) -> Result<(), CallError>;
 

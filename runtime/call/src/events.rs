@@ -3,8 +3,9 @@
 //! Every event carries the call id, a per-call sequence number `seq` (1, 2, 3…) and when it
 //! happened (`occurred_at`, plus `elapsed_ms` since the call started on the call's clock, which
 //! is virtual in the simulator), so a consumer can order and de-duplicate. The event types follow
-//! the catalogue of `spec/events.md`: `call.initiated`, `call.answered`, `call.callflow` (a verb
-//! started / finished / failed), `call.bridged`, `call.hangup`, `call.destroyed`.
+//! the catalogue of `spec/events.md`: `call.initiated`, `call.ringing` (an outbound call's
+//! callee rings), `call.answered`, `call.live`, `call.callflow` (a verb started / finished /
+//! failed), `call.bridged`, `call.hangup`, `call.destroyed`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -82,9 +83,16 @@ pub enum EventKind {
         /// `in` or `out`.
         direction: crate::model::Direction,
     },
+    /// The callee rings (180 Ringing or 183 Session Progress): an outbound call's.
+    #[serde(rename = "call.ringing")]
+    Ringing,
     /// The call was answered.
     #[serde(rename = "call.answered")]
     Answered,
+    /// The call is up: answered, its media connected and its flow running on it (right after
+    /// `call.answered`).
+    #[serde(rename = "call.live")]
+    Live,
     /// A verb (or a reported flow step) started, finished or failed.
     #[serde(rename = "call.callflow")]
     Callflow {
@@ -249,6 +257,12 @@ impl EventEmitter {
             meta: self.meta.lock().clone(),
         };
         self.sink.emit(&event);
+    }
+
+    /// `call.answered`, then `call.live`.
+    pub fn answered(&self) {
+        self.emit(EventKind::Answered);
+        self.emit(EventKind::Live);
     }
 
     /// Emit a `call.callflow` event.

@@ -366,7 +366,7 @@ impl CallSession {
         if self.config.auto_answer && self.backend.state() == CallState::Ringing {
             self.verb("answer", Map::new(), async { self.backend.answer().await.map(|()| ((), Map::new())) })
                 .await?;
-            self.events.emit(EventKind::Answered);
+            self.events.answered();
         }
         Ok(())
     }
@@ -385,19 +385,41 @@ impl CallSession {
         })
         .await?;
         if was_ringing {
-            self.events.emit(EventKind::Answered);
+            self.events.answered();
         }
         Ok(())
     }
 
-    /// An outbound call: ring the callee (the backend's answer places the leg) and emit
-    /// `call.answered`; when nobody answers the call ends with the callee's cause (busy 17, no
-    /// answer 19, a failure 41 with its reason) for [`CallSession::finish`] to report.
+    /// An outbound call: ring the callee (the backend's answer places the leg; `call.ringing`
+    /// when it rings) and emit `call.answered`; when nobody answers the call ends with the
+    /// callee's cause (busy 17, no answer 19, a failure 41 with its reason) for
+    /// [`CallSession::finish`] to report.
     pub async fn connect(&self) -> Result<(), CallError> {
         self.ensure_live()?;
-        match self.backend.answer().await {
+        let placed = self.backend.answer();
+        tokio::pin!(placed);
+        let mut ringing = self.backend.ringing();
+        let outcome = loop {
+            let rings = async {
+                match ringing.as_mut() {
+                    Some(ringing) => ringing.wait_for(|rung| *rung).await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                outcome = &mut placed => break outcome,
+                rang = rings => {
+                    if rang {
+                        self.events.emit(EventKind::Ringing);
+                    }
+                    // Once: it rang, or it never will.
+                    ringing = None;
+                }
+            }
+        };
+        match outcome {
             Ok(()) => {
-                self.events.emit(EventKind::Answered);
+                self.events.answered();
                 Ok(())
             }
             Err(error) => {

@@ -130,6 +130,7 @@ async fn media_auto_answers_and_events_are_sequenced() {
             "answer:Started",
             "answer:Finished",
             "call.answered",
+            "call.live",
             "say:Started",
             "say:Finished",
             "call.hangup",

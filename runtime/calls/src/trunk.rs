@@ -288,7 +288,7 @@ impl CallRouter {
         let answered = Arc::downgrade(&session);
         sip_call.answer_on_bridge(Arc::new(move || {
             if let Some(session) = answered.upgrade() {
-                session.events().emit(EventKind::Answered);
+                session.events().answered();
             }
         }));
         // Live like any call: listed, bridgeable, and a REST `hangup` ends it.
@@ -339,9 +339,13 @@ impl CallRouter {
             self.runner.dialer.local
         );
         let legs = pbx_legs(self, &connection, tn, &from);
-        let _ = call.ringing();
+        let rang = call.ringing().is_ok();
         let (sip_call, session) =
             self.trunk_session(call, connection.account, tn.to_string(), Some(tn), Some(&shaken)).await;
+        if rang {
+            // The caller was sent 180 Ringing.
+            session.events().emit(EventKind::Ringing);
+        }
         let id = session.info().id;
         let codecs: Vec<u8> = connection.codecs.iter().filter_map(|codec| payload_type(codec)).collect();
         let timeout = connection
@@ -464,8 +468,11 @@ impl CallRouter {
             _ => None,
         };
         let slot = self.runner.admission.admit(account).await;
-        let _ = call.ringing();
+        let rang = call.ringing().is_ok();
         let (sip_call, session) = self.trunk_session(call, account, tn.to_string(), None, None).await;
+        if rang {
+            session.events().emit(EventKind::Ringing);
+        }
         let refusal_of = |reason: String| Refusal { status: 503, cause: Q850::NO_CIRCUIT_AVAILABLE, reason };
         let refusal = match (over, slot) {
             (Some(reason), _) => Some(refusal_of(reason)),

@@ -29,7 +29,7 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The call it is about, when it is about one: on a call's own events the whole call as it
-    /// is after the event (`uuid`, `direction`, `from`, `to`, `state`, `init_on`, `answer_on`,
+    /// is after the event (`uuid`, `direction`, `from`, `to`, `state`, `init_on`, `ring_on`, `answer_on`,
     /// `hangup_on`, `q850_cause`, `q850_cause_string`, `tag`, `meta`, `tn`,
     /// `sip_control_app`, …); on others `{"uuid": …}`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,6 +127,7 @@ struct CallObject {
     to: String,
     state: &'static str,
     init_on: Option<String>,
+    ring_on: Option<String>,
     answer_on: Option<String>,
     hangup_on: Option<String>,
     q850_cause: Option<u16>,
@@ -150,10 +151,19 @@ impl CallObject {
                 self.init_on = Some(at(&event.occurred_at));
                 "initiated".to_owned()
             }
+            EventKind::Ringing => {
+                self.state = "ringing";
+                self.ring_on = Some(at(&event.occurred_at));
+                "ringing".to_owned()
+            }
             EventKind::Answered => {
-                self.state = "live";
+                self.state = "answered";
                 self.answer_on = Some(at(&event.occurred_at));
                 "answered".to_owned()
+            }
+            EventKind::Live => {
+                self.state = "live";
+                "live".to_owned()
             }
             EventKind::Callflow { verb, phase, .. } => {
                 format!(
@@ -193,6 +203,7 @@ impl CallObject {
             "to": self.to,
             "state": self.state,
             "init_on": self.init_on,
+            "ring_on": self.ring_on,
             "answer_on": self.answer_on,
             "hangup_on": self.hangup_on,
             "q850_cause": self.q850_cause,
@@ -299,7 +310,7 @@ mod tests {
         let answered = next().await;
         assert_eq!(answered.message.as_deref(), Some("Call in 13105550111 > 12025550100 - answered"));
         let call = answered.call.clone().expect("call");
-        assert_eq!((call["state"].as_str(), call["tag"].as_str()), (Some("live"), Some("menu")));
+        assert_eq!((call["state"].as_str(), call["tag"].as_str()), (Some("answered"), Some("menu")));
         assert!(call["answer_on"].is_string(), "{call}");
         let hangup = next().await;
         assert_eq!(

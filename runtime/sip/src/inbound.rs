@@ -250,7 +250,7 @@ impl IncomingCall {
             dialog.id(),
             reoffer.clone(),
             Role::Server,
-            refreshed.clone(),
+            LegSignals { refreshed: refreshed.clone(), ringing: None },
         ));
         Ok(IncomingCall {
             call_id,
@@ -404,6 +404,13 @@ impl IncomingCall {
     }
 }
 
+/// What a leg's watcher tells besides its state: a session refresh (re-INVITE or UPDATE), and
+/// an outbound leg's ringing.
+pub(crate) struct LegSignals {
+    pub(crate) refreshed: Arc<tokio::sync::Notify>,
+    pub(crate) ringing: Option<watch::Sender<bool>>,
+}
+
 /// Follows one dialog's state changes into the leg's watch, answers its mid-dialog requests,
 /// and forgets the dialog when it ends.
 pub(crate) async fn watch_dialog(
@@ -413,10 +420,18 @@ pub(crate) async fn watch_dialog(
     id: DialogId,
     reoffer: Arc<parking_lot::Mutex<Option<ReofferHandler>>>,
     role: Role,
-    refreshed: Arc<tokio::sync::Notify>,
+    signals: LegSignals,
 ) {
+    let LegSignals { refreshed, ringing } = signals;
     while let Some(state) = states.recv().await {
         match state {
+            // The callee rings (180), or plays its own ringback (183): an outbound leg's
+            // `call.ringing`.
+            DialogState::Early(_, response) if matches!(response.status_code.code(), 180 | 183) => {
+                if let Some(ringing) = &ringing {
+                    ringing.send_replace(true);
+                }
+            }
             DialogState::Confirmed(..) => {
                 state_tx.send_if_modified(|current| {
                     let changed = *current == LegState::Early;

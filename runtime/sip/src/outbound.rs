@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use crate::error::SipError;
-use crate::inbound::{LegEvents, LegState, ReofferHandler, Role, watch_dialog};
+use crate::inbound::{LegEvents, LegSignals, LegState, ReofferHandler, Role, watch_dialog};
 
 /// An INVITE to place.
 #[derive(Debug, Clone)]
@@ -54,6 +54,8 @@ pub struct OutboundCall {
     dialog: InviteDialog,
     state: watch::Receiver<LegState>,
     reoffer: Arc<parking_lot::Mutex<Option<ReofferHandler>>>,
+    /// Turns true when the callee answers 180 or 183.
+    ringing: watch::Receiver<bool>,
 }
 
 /// The final response an outbound INVITE is waiting for.
@@ -141,6 +143,7 @@ impl OutboundCall {
         let (dialog, result) = dialog_layer.do_invite_async(option, states_tx)?;
         let (state_tx, state) = watch::channel(LegState::Early);
         let reoffer: Arc<parking_lot::Mutex<Option<ReofferHandler>>> = Arc::default();
+        let (ringing_tx, ringing) = watch::channel(false);
         tokio::spawn(watch_dialog(
             states_rx,
             state_tx,
@@ -148,9 +151,9 @@ impl OutboundCall {
             dialog.id(),
             reoffer.clone(),
             Role::Client,
-            Arc::new(tokio::sync::Notify::new()),
+            LegSignals { refreshed: Arc::new(tokio::sync::Notify::new()), ringing: Some(ringing_tx) },
         ));
-        Ok((OutboundCall { dialog, state, reoffer }, PendingOutcome { result }))
+        Ok((OutboundCall { dialog, state, reoffer, ringing }, PendingOutcome { result }))
     }
 
     /// How the callee's own re-offers (its hold, a codec change) are answered once the leg is
@@ -174,6 +177,11 @@ impl OutboundCall {
             }
             None => Err(SipError::Stack("re-INVITE outside a confirmed dialog".to_owned())),
         }
+    }
+
+    /// Whether the callee has answered 180 Ringing or 183 Session Progress.
+    pub fn ringing(&self) -> watch::Receiver<bool> {
+        self.ringing.clone()
     }
 
     /// The leg's state and end.

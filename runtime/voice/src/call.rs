@@ -148,6 +148,8 @@ enum Leg {
         answered: Mutex<Option<OutboundCall>>,
         /// The state [`SipCall::events`] follow: `Early` while ringing, then the callee's.
         state: watch::Sender<LegState>,
+        /// Turns true when the callee rings (180 or 183).
+        ringing: watch::Sender<bool>,
     },
 }
 
@@ -219,7 +221,12 @@ impl SipCall {
         dialer: Arc<dyn Dialer>,
     ) -> Arc<Self> {
         let (state, receiver) = watch::channel(LegState::Early);
-        let leg = Leg::Outbound { destination, answered: Mutex::new(None), state };
+        let leg = Leg::Outbound {
+            destination,
+            answered: Mutex::new(None),
+            state,
+            ringing: watch::channel(false).0,
+        };
         Self::with_leg(info, leg, LegEvents::new(receiver), config, renderer, Some(dialer))
     }
 
@@ -614,7 +621,7 @@ impl SipCall {
     /// An outbound call's "answer": ring the destination until it answers, then take its leg
     /// and media as the call's own.
     async fn place(&self) -> Result<(), CallError> {
-        let Leg::Outbound { destination, answered, state } = &self.leg else {
+        let Leg::Outbound { destination, answered, state, ringing } = &self.leg else {
             return Err(CallError::InvalidState("not an outbound call".to_owned()));
         };
         let dialer = self.dialer()?;
@@ -627,6 +634,7 @@ impl SipCall {
             destination.ring_timeout,
             self.events.clone(),
             false,
+            Some(ringing),
         )
         .await;
         let leg = match rung {
@@ -767,6 +775,13 @@ impl CallBackend for SipCall {
 
     fn clock(&self) -> Arc<dyn Clock> {
         self.clock.clone()
+    }
+
+    fn ringing(&self) -> Option<watch::Receiver<bool>> {
+        match &self.leg {
+            Leg::Inbound(_) => None,
+            Leg::Outbound { ringing, .. } => Some(ringing.subscribe()),
+        }
     }
 
     async fn answer(&self) -> Result<(), CallError> {
@@ -1013,6 +1028,7 @@ impl CallBackend for SipCall {
             Duration::from_millis(u64::from(request.timeout_ms)),
             self.events.clone(),
             true,
+            None,
         )
         .await?;
         if let Some(answered) = on_bridge_answer

@@ -12,6 +12,7 @@ use opentact_media::sdp::{self, AudioStream, Direction, LocalMedia};
 use opentact_media::srtp::{self, CryptoSuite, SdesKey};
 use opentact_media::webrtc::{OfferedLink, WebRtcLink};
 use opentact_sip::{LegEvents, OutboundCall, OutboundOutcome, OutboundRequest, SipEndpoint};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info};
 
@@ -119,6 +120,7 @@ pub(crate) async fn ring(
     timeout: Duration,
     mut caller: LegEvents,
     leg_slots: bool,
+    ringing: Option<&watch::Sender<bool>>,
 ) -> Result<AnsweredLeg, CallError> {
     let endpoint = dialer
         .endpoint()
@@ -200,6 +202,15 @@ pub(crate) async fn ring(
             }
             match endpoint.invite(request) {
                 Ok((call, outcome)) => {
+                    // The first leg to ring makes the call ring.
+                    if let Some(ringing) = ringing {
+                        let (mut rung, ringing) = (call.ringing(), ringing.clone());
+                        tokio::spawn(async move {
+                            if rung.wait_for(|rung| *rung).await.is_ok() {
+                                ringing.send_replace(true);
+                            }
+                        });
+                    }
                     let index = legs.len();
                     legs.push((target.clone(), call, Arc::new(rtp), offer, slot, webrtc));
                     pending.spawn(async move { (index, outcome.wait().await) });
