@@ -516,3 +516,34 @@ async fn wait_for_price(platform: &Platform, auth: &str, call: &str) -> Value {
     }
     panic!("no priced CDR for {call}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_with_record_calls_records_each_call_from_its_answer() {
+    let carrier_port = free_udp_port();
+    let platform = platform(carrier_port).await;
+    let auth = jwt(&platform).await;
+    let profile = profile(&platform, &auth, json!({"name": "recorded", "record_calls": true})).await;
+    // The callee answers in PCMA and speaks (SIPp's G.711 A-law sample) for 3 s, then hangs up.
+    let speaking = callee_scenario(100, 3000)
+        .replace("RTP/AVP 0 101\na=rtpmap:0 PCMU/8000", "RTP/AVP 8 101\na=rtpmap:8 PCMA/8000")
+        .replace(
+            "  <pause milliseconds=\"3000\"/>",
+            "  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/g711a.pcap\"/></action></nop>\n  <pause milliseconds=\"3000\"/>",
+        );
+    let (carrier, _dir) = callee(speaking, carrier_port).await;
+    // The flow itself records nothing.
+    let xml = r#"<Response><Pause length="20000"/></Response>"#;
+    let body = json!({"from": TN, "to": "12025550111", "xml": xml, "outbound_voice_profile": profile});
+    let (status, created) = post(&platform, &auth, "/rest/call", body).await;
+    assert_eq!(status, 201, "{created}");
+    let call = created["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "{output}");
+    call_events(&platform, &call, "call.destroyed").await;
+    let cdr = wait_for_cdr(&platform, &auth, &call).await;
+    let recordings = cdr["recordings"].as_array().cloned().unwrap_or_default();
+    assert_eq!(recordings.len(), 1, "the whole call is recorded once: {cdr:#}");
+    assert_eq!(recordings[0]["name"], "call", "{cdr:#}");
+    let duration = recordings[0]["duration_ms"].as_i64().unwrap_or_default();
+    assert!((1_500..=4_000).contains(&duration), "about the 3 s the callee spoke: {duration} ms");
+}

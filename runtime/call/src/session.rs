@@ -444,6 +444,29 @@ impl CallSession {
         self.mark_ended(Party::Platform, cause, Some(reason));
     }
 
+    /// Keep a background recording still running as the call ends (the flow's
+    /// `record_start` without a `record_stop`, or the profile's `record_calls`): it is stored
+    /// and reported as a finished `record_stop`, which the call log keeps.
+    async fn keep_background_recording(&self) {
+        match self.backend.record_stop().await {
+            Ok(Some(recording)) => self.events.callflow(
+                "record_stop",
+                Phase::Finished,
+                detail([
+                    ("recording", json!(recording.id)),
+                    ("name", json!(recording.name)),
+                    ("duration_ms", json!(recording.duration_ms)),
+                ]),
+            ),
+            Ok(None) => {}
+            Err(error) => self.events.callflow(
+                "record_stop",
+                Phase::Failed,
+                detail([("error", json!(error.to_string()))]),
+            ),
+        }
+    }
+
     /// End the call.
     pub async fn hangup(&self, reason: HangupReason) -> Result<(), CallError> {
         self.ensure_live()?;
@@ -750,6 +773,7 @@ impl CallSession {
     /// The flow is over: report a failure, hang up what is still up, and emit `call.hangup` and
     /// `call.destroyed`.
     pub async fn finish(&self, outcome: FlowOutcome) {
+        self.keep_background_recording().await;
         if let FlowOutcome::Failed(message) | FlowOutcome::AtCapacity(message) = &outcome {
             self.events.callflow("flow", Phase::Failed, detail([("error", json!(message))]));
         }

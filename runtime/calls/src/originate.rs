@@ -6,6 +6,7 @@
 //! progress (ringing or up), `calls_per_second` spaces their starts. A single call that would
 //! exceed the channel limit, or wait too long for its rate slot, is refused: the API answers
 //! 429 and the call's own events end with Q.850 34 and the reason. A batch waits instead.
+//! A profile's `record_calls` records each of its calls from the answer to the end.
 //! With several nodes sharing PostgreSQL the counts are the database's
 //! ([`ProfileLimits::shared`], [`opentact_store::LimitRepo`]): a channel is a lease row that
 //! the nodes take under the profile's advisory lock, a start slot a row they move on, so the
@@ -33,6 +34,9 @@ use crate::admission::Refusal;
 use crate::billing::{Billing, END_EARLY_BY, PAYMENT_CAUSE, PaymentRefusal, RatedCall};
 use crate::call_runner::{CallEnd, CallRunner, Flow, new_call_info};
 use crate::shared_limits::SharedLimits;
+
+/// The name of the recording of a call its profile records (`record_calls`).
+pub const RECORDED_CALL: &str = "call";
 
 /// Longest a single call waits for its profile's rate slot before it is refused.
 pub const MAX_RATE_WAIT: Duration = Duration::from_secs(5);
@@ -206,6 +210,8 @@ pub struct Prepared {
     flow: Flow,
     /// The profile's `shaken_sign_policy` is off: the call's legs go unsigned while it lasts.
     unsigned: Option<crate::shaken::Unsigned>,
+    /// The profile's `record_calls`: the call is recorded from its answer to its end.
+    record_calls: bool,
 }
 
 impl Originator {
@@ -248,7 +254,8 @@ impl Originator {
             .as_ref()
             .filter(|profile| profile.shaken_sign_policy == ShakenSignPolicy::Off)
             .map(|_| runner.dialer.shaken.leave_unsigned(&id.to_string()));
-        Ok(Prepared { id, account, call, session, flow, unsigned })
+        let record_calls = request.profile.as_ref().is_some_and(|profile| profile.record_calls);
+        Ok(Prepared { id, account, call, session, flow, unsigned, record_calls })
     }
 
     /// Ring the call and run its flow to the end; `refusal` ends it at once with that cause
@@ -263,18 +270,20 @@ impl Originator {
     ) -> CallEnd {
         let span = info_span!("call", call = %prepared.id, direction = "out");
         let _unsigned = prepared.unsigned;
-        let Some(rated) = rated.filter(|_| refusal.is_none()) else {
+        if refusal.is_some() {
             return self
                 .runner
                 .run_outbound(prepared.call, prepared.session, prepared.flow, refusal, answered)
                 .instrument(span)
                 .await;
-        };
-        // Hear the answer, and from then on watch the call's allowance.
+        }
+        // Hear the answer; from then on record the call (its profile's `record_calls`) and
+        // watch its allowance (a rated call).
         let (on_answer, answer) = tokio::sync::oneshot::channel();
-        let limit = {
-            let (session, call) = (prepared.session.clone(), prepared.call.clone());
-            let (allowance, reason) = (rated.allowance, rated.limit_reason.clone());
+        let watcher = {
+            let (session, call, record) =
+                (prepared.session.clone(), prepared.call.clone(), prepared.record_calls);
+            let allowance = rated.as_ref().map(|rated| (rated.allowance, rated.limit_reason.clone()));
             tokio::spawn(
                 async move {
                     if answer.await.is_err() {
@@ -283,7 +292,10 @@ impl Originator {
                     if let Some(answered) = answered {
                         let _ = answered.send(());
                     }
-                    let Some(allowance) = allowance else { return };
+                    if record && let Err(error) = session.record_start(RECORDED_CALL.to_owned()).await {
+                        warn!(%error, "the call is not recorded");
+                    }
+                    let Some((Some(allowance), reason)) = allowance else { return };
                     tokio::time::sleep(allowance.saturating_sub(END_EARLY_BY)).await;
                     if !session.is_ended() {
                         info!(%reason, "ending the call");
@@ -299,8 +311,10 @@ impl Originator {
             .run_outbound(prepared.call, prepared.session, prepared.flow, None, Some(on_answer))
             .instrument(span.clone())
             .await;
-        limit.abort();
-        self.settle(prepared.account, prepared.id, &rated).instrument(span).await;
+        watcher.abort();
+        if let Some(rated) = &rated {
+            self.settle(prepared.account, prepared.id, rated).instrument(span).await;
+        }
         end
     }
 

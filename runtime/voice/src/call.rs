@@ -113,7 +113,8 @@ impl VoiceConfig {
 
 struct BackgroundRecording {
     name: String,
-    stop: tokio::sync::oneshot::Sender<()>,
+    /// Taken when the recording is told to stop (a hangup stops it; `record_stop` keeps it).
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<std::io::Result<(PathBuf, u64)>>,
 }
 
@@ -851,8 +852,12 @@ impl CallBackend for SipCall {
 
     async fn hangup(&self, reason: HangupReason) -> Result<(), CallError> {
         let answered = self.rtp.lock().is_some();
-        if let Some(background) = self.state.lock().background.take() {
-            let _ = background.stop.send(());
+        // The background recording stops with the call, and stays to be kept by `record_stop`
+        // (the session does, as the call ends).
+        if let Some(stop) =
+            self.state.lock().background.as_mut().and_then(|background| background.stop.take())
+        {
+            let _ = stop.send(());
         }
         let result = match &self.leg {
             Leg::Inbound(leg) if answered => leg.hangup().await,
@@ -987,13 +992,15 @@ impl CallBackend for SipCall {
             Ok((path, duration))
         });
         self.state.lock().background =
-            Some(BackgroundRecording { name: name.to_owned(), stop: stop_tx, done });
+            Some(BackgroundRecording { name: name.to_owned(), stop: Some(stop_tx), done });
         Ok(())
     }
 
     async fn record_stop(&self) -> Result<Option<Recording>, CallError> {
-        let Some(background) = self.state.lock().background.take() else { return Ok(None) };
-        let _ = background.stop.send(());
+        let Some(mut background) = self.state.lock().background.take() else { return Ok(None) };
+        if let Some(stop) = background.stop.take() {
+            let _ = stop.send(());
+        }
         match background.done.await {
             Ok(Ok((path, duration))) => Ok(Some(self.keep_recording(&background.name, path, duration))),
             Ok(Err(error)) => Err(CallError::Failed(format!("recording: {error}"))),
