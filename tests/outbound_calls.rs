@@ -435,6 +435,7 @@ async fn calls_are_rated_charged_and_stopped_at_the_balance() {
     credit(&platform, "0.10").await;
     assert_eq!(balance(&platform, &auth).await, 100_000);
     let (carrier, _dir) = callee(callee_scenario(200, 2000), carrier_port).await;
+    let mut socket = support::ws::subscribe(platform.api, auth.trim_start_matches("Bearer ")).await;
     let (status, created) = post(&platform, &auth, "/rest/call", call_to("12025550111")).await;
     assert_eq!(status, 201, "{created}");
     let call = created["payload"]["uuid"].as_str().expect("uuid").to_owned();
@@ -445,6 +446,12 @@ async fn calls_are_rated_charged_and_stopped_at_the_balance() {
     assert_eq!(cdr["price"]["price_micros"], 60_000, "{cdr:#}");
     assert_eq!(cdr["price"]["rate_prefix"], "1202", "{cdr:#}");
     assert_eq!(balance(&platform, &auth).await, 40_000);
+    // The charge is announced: account.changed with the new balance and the ledger's row.
+    let announced = support::ws::until(&mut socket, |e| e["type"] == "account.changed").await;
+    let charged = announced.last().expect("account.changed");
+    assert_eq!(charged["payload"]["changed"], json!(["balance"]), "{charged:#}");
+    assert_eq!(charged["payload"]["balance_micros"], 40_000, "{charged:#}");
+    assert_eq!(charged["payload"]["transaction"]["amount_micros"], -60_000, "{charged:#}");
     let (status, ledger) =
         post(&platform, &auth, "/rest/account/transactions/search", json!({"order": {"created_on": "DESC"}}))
             .await;

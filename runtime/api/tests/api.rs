@@ -1088,6 +1088,35 @@ async fn an_account_reads_and_changes_its_own_name_and_time_zone(c: Ctx) -> anyh
     let elsewhere = tokio::time::timeout(Duration::from_millis(200), theirs_events.next()).await;
     ensure!(elsewhere.is_err(), "the other account hears nothing: {elsewhere:?}");
 
+    // Tokens are the account's too: made and revoked, never with the plain token.
+    let made = evented.post("/rest/token", &jwt, json!({"name": "ci"})).await?;
+    let made = made.ok(StatusCode::CREATED)?.clone();
+    let token_id = str_of(&made, "uuid")?.to_owned();
+    let plain = str_of(&made, "token")?.to_owned();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(5), mine.next())
+            .await?
+            .context("the bus is open")?
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
+    };
+    let event = next().await?;
+    ensure!(
+        event.payload["changed"] == json!(["tokens"])
+            && event.payload["created"]["uuid"] == token_id.as_str(),
+        "{}",
+        event.payload
+    );
+    ensure!(
+        !event.payload.to_string().contains(&plain),
+        "the plain token is not published: {}",
+        event.payload
+    );
+    evented.delete(&format!("/rest/token/{token_id}"), &jwt).await?.ok(StatusCode::OK)?;
+    let event = next().await?;
+    ensure!(event.payload["deleted"] == token_id.as_str(), "{}", event.payload);
+    let elsewhere = tokio::time::timeout(Duration::from_millis(200), theirs_events.next()).await;
+    ensure!(elsewhere.is_err(), "the other account hears nothing: {elsewhere:?}");
+
     // Without credentials: 401.
     let anonymous = c.send(Ctx::request("GET", "/rest/account", Auth::None).body(Body::empty())?).await?;
     ensure!(anonymous.status == StatusCode::UNAUTHORIZED, "{anonymous:?}");

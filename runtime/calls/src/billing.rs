@@ -13,7 +13,8 @@
 //! A call that rings is given what the smaller of the two affords, in the rate's increments:
 //! it is ended at that length with the same cause and reason. When it ends, its CDR's billable
 //! time (answer to end) is billed in the rate's increments, the CDR gets the price and the
-//! ledger the charge, in one transaction ([`opentact_store::BillingRepo::charge`]).
+//! ledger the charge, in one transaction ([`opentact_store::BillingRepo::charge`]), announced
+//! as `account.changed` with the new balance.
 //!
 //! Without a deck nothing is rated and nothing is refused. Calls to SIP users and URIs stay on
 //! the platform and are not rated. Concurrent calls of one account are each given the whole
@@ -68,6 +69,8 @@ pub struct Billing {
     store: Repo,
     /// The platform's currency, in messages (`USD`).
     currency: String,
+    /// Where each charge is announced (`account.changed`, `changed: ["balance"]`).
+    events: Option<Arc<opentact_events::EventBus>>,
 }
 
 impl std::fmt::Debug for Billing {
@@ -87,7 +90,13 @@ fn start_of_day() -> chrono::DateTime<Utc> {
 
 impl Billing {
     pub fn new(deck: Option<Arc<Deck>>, store: Repo, currency: String) -> Self {
-        Billing { deck, store, currency }
+        Billing { deck, store, currency, events: None }
+    }
+
+    /// Announce each charge on `bus` as `account.changed` with the new balance.
+    pub fn with_events(mut self, bus: Arc<opentact_events::EventBus>) -> Self {
+        self.events = Some(bus);
+        self
     }
 
     /// The rating deck, when one is loaded (messages are rated with it too).
@@ -196,7 +205,17 @@ impl Billing {
         };
         match self.store.charge(account, new).await {
             Ok(row) => {
-                info!(%call, price = row.amount_micros, balance = row.balance_after_micros, "call charged")
+                info!(%call, price = row.amount_micros, balance = row.balance_after_micros, "call charged");
+                if let Some(bus) = &self.events {
+                    let payload = serde_json::json!({
+                        "changed": ["balance"],
+                        "balance_micros": row.balance_after_micros,
+                        "balance": format_amount(row.balance_after_micros),
+                        "currency": self.currency,
+                        "transaction": row,
+                    });
+                    bus.publish(opentact_events::Event::now(account, "account.changed", Some(call), payload));
+                }
             }
             Err(error) => warn!(%call, %error, "the call could not be charged"),
         }

@@ -249,7 +249,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(deck) = &deck {
         info!(rows = deck.len(), currency = %config.rating.currency, "rating deck loaded: calls to numbers are rated");
     }
-    let billing = Arc::new(opentact_calls::Billing::new(deck, repo.clone(), config.rating.currency.clone()));
+    let billing = Arc::new(
+        opentact_calls::Billing::new(deck, repo.clone(), config.rating.currency.clone())
+            .with_events(bus.clone()),
+    );
     let originator = Arc::new(Originator {
         runner: runner.clone(),
         limits: dialer.trunk.limits.clone(),

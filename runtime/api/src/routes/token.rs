@@ -83,6 +83,8 @@ async fn create(
         .repo
         .create_token(auth.account, NewApiToken { name: name.to_owned(), ttl_secs: new.ttl })
         .await?;
+    // Never the plain token: only that one exists and what it is called.
+    tokens_changed(&state, auth.account, serde_json::json!({"created": &created.token}));
     Ok(Created(CreatedTokenView { token: created.token, plain: created.plain }))
 }
 
@@ -118,7 +120,20 @@ pub struct Deleted {
     responses((status = 200, description = "OK", body = doc::Envelope<Deleted>), doc::ApiErrors)
 )]
 async fn delete_all(State(state): State<ApiState>, auth: AuthAccount) -> Result<Payload<Deleted>, ApiError> {
-    Ok(Payload(Deleted { deleted: state.repo.delete_all_tokens(auth.account).await? }))
+    let deleted = state.repo.delete_all_tokens(auth.account).await?;
+    if deleted > 0 {
+        tokens_changed(&state, auth.account, serde_json::json!({"deleted_all": deleted}));
+    }
+    Ok(Payload(Deleted { deleted }))
+}
+
+/// `account.changed` for the account's tokens (`changed: ["tokens"]`) with what happened.
+fn tokens_changed(state: &ApiState, account: Uuid, what: serde_json::Value) {
+    let mut payload = serde_json::json!({"changed": ["tokens"]});
+    if let (serde_json::Value::Object(payload), serde_json::Value::Object(what)) = (&mut payload, what) {
+        payload.extend(what);
+    }
+    crate::publish::publish(state, account, "account.changed", payload);
 }
 
 /// `{token}` is the token's id, or the plain token itself (revoking a leaked token without
@@ -151,5 +166,6 @@ async fn delete_one(
         },
     };
     state.repo.delete_token(auth.account, id).await?;
+    tokens_changed(&state, auth.account, serde_json::json!({"deleted": id}));
     Ok(Payload(Deleted { deleted: 1 }))
 }
