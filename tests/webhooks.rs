@@ -374,3 +374,51 @@ async fn calls_on_two_nodes_are_delivered_once_each_in_order() {
     drop((a, b));
     drop(db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_numbers_own_event_url_gets_its_calls_events_signed() {
+    let receiver = Receiver::start(0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(dir.path());
+    let platform = Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await;
+    let auth = basic("demo@opentact.local", &sample_password(&platform.log()));
+    let headers = [("Authorization", auth.as_str())];
+    let (status, key) = http(platform.api, "GET", "/rest/event/key", &headers, None).await;
+    assert_eq!(status, 200, "{key}");
+    *receiver.public_key.lock() = key["payload"]["public_key"].as_str().map(str::to_owned);
+    // The sample number's lease names the receiver; the account subscribes to nothing.
+    let (status, leases) = http(platform.api, "GET", "/rest/lease/tn", &headers, None).await;
+    assert_eq!(status, 200, "{leases}");
+    let lease = leases["payload"]["data"]
+        .as_array()
+        .and_then(|data| data.iter().find(|l| l["tn"] == 12025550100_i64))
+        .expect("the sample number's lease")["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_owned();
+    let path = format!("/rest/lease/tn/{lease}");
+    let (status, patched) =
+        http(platform.api, "PATCH", &path, &headers, Some(&json!({"event_url": receiver.url()}))).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["payload"]["event_url"], receiver.url().as_str(), "{patched}");
+    let (status, refused) =
+        http(platform.api, "PATCH", &path, &headers, Some(&json!({"event_url": "ftp://example.com/x"})))
+            .await;
+    assert_eq!(status, 422, "{refused}");
+
+    call(&platform).await;
+    let events = platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.destroyed").await;
+    let accepted = until_accepted(&receiver, events.len(), || platform.log()).await;
+    assert_eq!(accepted.len(), events.len(), "every event of the number's call: {accepted:#?}");
+    assert_once_in_order(&accepted);
+    assert!(receiver.log.lock().iter().all(|d| d.signature_valid), "signed by the account's key");
+
+    // Removed, the number's URL hears nothing more.
+    let (status, cleared) =
+        http(platform.api, "PATCH", &path, &headers, Some(&json!({"event_url": null}))).await;
+    assert_eq!(status, 200, "{cleared}");
+    assert!(cleared["payload"]["event_url"].is_null(), "{cleared}");
+    call(&platform).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.accepted().len(), accepted.len(), "no more deliveries");
+}

@@ -96,6 +96,8 @@ enum Route {
         app: Box<SipControlApp>,
         to: String,
         tn: Option<i64>,
+        /// The called number's own event webhook (its lease's `event_url`).
+        event_url: Option<String>,
     },
     /// A SIP user's call to a user or number, with no domain app: the platform connects it.
     Connect {
@@ -204,7 +206,12 @@ impl CallRouter {
         };
         if let Some((label, domain)) = domain {
             if let Some(app) = self.domain_app(&domain).await? {
-                return Ok(Route::Run { app: Box::new(app), to: format!("{user}@{host}"), tn: None });
+                return Ok(Route::Run {
+                    app: Box::new(app),
+                    to: format!("{user}@{host}"),
+                    tn: None,
+                    event_url: None,
+                });
             }
             if !plain_user(user) || self.store.sip_user_by_login(label, user).await?.is_none() {
                 return Ok(Route::Reject { status: 404, reason: format!("no SIP user {user}@{host}") });
@@ -242,7 +249,7 @@ impl CallRouter {
                 });
             }
         }
-        Ok(Route::Run { app: Box::new(app), to: tn.to_string(), tn: Some(tn) })
+        Ok(Route::Run { app: Box::new(app), to: tn.to_string(), tn: Some(tn), event_url: lease.event_url })
     }
 
     /// The app a SIP domain's calls run, when it has one that still exists.
@@ -287,7 +294,7 @@ impl CallRouter {
         }
         if let Some(app) = self.domain_app(&own).await? {
             let tn = tn_of(&target_user);
-            return Ok(Route::Run { app: Box::new(app), to: target_user, tn });
+            return Ok(Route::Run { app: Box::new(app), to: target_user, tn, event_url: None });
         }
         if !plain_user(&target_user) {
             return not_found(format!("{:?} cannot be called", call.request_uri.to_string()));
@@ -327,10 +334,10 @@ impl CallRouter {
                 return;
             }
         };
-        let (flow, to, tn) = match route {
-            Route::Run { app, to, tn } => match self.runner.flow_for(&app).await {
+        let (flow, to, tn, event_url) = match route {
+            Route::Run { app, to, tn, event_url } => match self.runner.flow_for(&app).await {
                 Ok((component, mode)) => {
-                    (Flow { account: app.account, app: Some(*app), component, mode }, to, tn)
+                    (Flow { account: app.account, app: Some(*app), component, mode }, to, tn, event_url)
                 }
                 Err(reason) => {
                     warn!(app = %app.uuid, %reason, "the app cannot run");
@@ -345,7 +352,7 @@ impl CallRouter {
                     component: self.runner.xml_guest.clone(),
                     mode: ControlMode::Xml(xml),
                 };
-                (flow, to, None)
+                (flow, to, None, None)
             }
             Route::Reject { status, reason } => {
                 info!(status, %reason, "call rejected");
@@ -373,6 +380,9 @@ impl CallRouter {
         let runner = &self.runner;
         let dialer: Arc<dyn opentact_voice::Dialer> = runner.dialer.clone();
         let sip_call = SipCall::new(info, call, runner.voice.clone(), runner.renderer.clone(), Some(dialer));
+        if let Some(url) = &event_url {
+            runner.webhooks.call_also_to(&opentact_call::CallBackend::info(sip_call.as_ref()).id, url);
+        }
         let session = runner.session_with(&sip_call, &flow, shaken.as_ref());
         runner.run(sip_call, session, flow).await;
     }

@@ -249,6 +249,7 @@ mod tests {
             created_on: Utc::now(),
             modified_on: Utc::now(),
             released_on: None,
+            event_url: None,
         }
     }
 

@@ -98,7 +98,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(10);
 /// The running webhook machinery: knows which call runs which app's `event_url`.
 #[derive(Debug, Default)]
 pub struct Webhooks {
-    event_urls: Mutex<HashMap<String, String>>,
+    event_urls: Mutex<HashMap<String, Vec<String>>>,
     /// On SQLite, taken around the outbox's writes: the writer and the dispatcher's delivered
     /// marks take turns here instead of in SQLite's busy handler, which sleeps (1 ms, 2 ms, …
     /// 100 ms) while the other holds the database's one write lock. PostgreSQL writes run
@@ -190,7 +190,17 @@ impl Webhooks {
     /// The call `call` runs an app whose events also go to `url`. Call before its first event.
     pub fn call_started(&self, call: &str, url: Option<&str>) {
         if let Some(url) = url {
-            self.event_urls.lock().insert(call.to_owned(), url.to_owned());
+            self.call_also_to(call, url);
+        }
+    }
+
+    /// The call's events also go to `url` (a scope of the call: its app, its number), once
+    /// however many scopes name it. Call before its first event.
+    pub fn call_also_to(&self, call: &str, url: &str) {
+        let mut urls = self.event_urls.lock();
+        let urls = urls.entry(call.to_owned()).or_default();
+        if !urls.iter().any(|known| known == url) {
+            urls.push(url.to_owned());
         }
     }
 
@@ -255,12 +265,12 @@ async fn outbox(
                 }
             }
             if let Some(call) = &call {
-                let url = if event.kind == "call.destroyed" {
+                let urls = if event.kind == "call.destroyed" {
                     webhooks.event_urls.lock().remove(call)
                 } else {
                     webhooks.event_urls.lock().get(call).cloned()
                 };
-                if let Some(url) = url {
+                for url in urls.unwrap_or_default() {
                     add(&url, None);
                 }
             }

@@ -123,6 +123,10 @@ pub struct LeaseUpdate {
     /// The messaging profile whose callback URLs get the number's inbound SMS.
     #[serde(default, deserialize_with = "nullable")]
     pub messaging_profile_uuid: Option<Option<Uuid>>,
+    /// The number's own event webhook: the events of the calls to and from it also go here
+    /// (signed, like the account's webhooks); `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub event_url: Option<Option<String>>,
 }
 
 #[utoipa::path(
@@ -149,6 +153,12 @@ async fn patch(
         sip_connection: body.sip_connection,
         sip_control_app: body.sip_control_app,
         messaging_profile: body.messaging_profile_uuid,
+        event_url: match body.event_url {
+            Some(Some(url)) => {
+                Some(Some(state.webhook_urls.check("event_url", crate::routes::app::WEBHOOKS, &url)?))
+            }
+            other => other,
+        },
     };
     if patch.voice.is_none()
         && patch.sms.is_none()
@@ -157,11 +167,12 @@ async fn patch(
         && patch.sip_connection.is_none()
         && patch.sip_control_app.is_none()
         && patch.messaging_profile.is_none()
+        && patch.event_url.is_none()
     {
         return Err(ApiError::invalid(
             "body",
             "nothing to change: send one or more of autorenew, voice, sms, tn_profile, sip_connection, \
-             sip_control_app, messaging_profile_uuid",
+             sip_control_app, messaging_profile_uuid, event_url",
         ));
     }
     // Which field named the unknown reference, for the 422.

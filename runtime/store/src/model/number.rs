@@ -50,6 +50,8 @@ pub struct TnLease {
     #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis_opt")]
     pub released_on: Option<Timestamp>,
+    /// The number's own event webhook: the events of its calls also go here.
+    pub event_url: Option<String>,
 }
 
 /// What leasing a number takes.
@@ -71,6 +73,7 @@ pub struct LeasePatch {
     pub sip_connection: Option<Option<Uuid>>,
     pub sip_control_app: Option<Option<Uuid>>,
     pub messaging_profile: Option<Option<Uuid>>,
+    pub event_url: Option<Option<String>>,
 }
 
 /// How a number order went.

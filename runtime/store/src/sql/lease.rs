@@ -51,6 +51,7 @@ struct LeaseRow {
     created_on: i64,
     modified_on: i64,
     released_on: Option<i64>,
+    event_url: Option<String>,
 }
 
 impl LeaseRow {
@@ -70,6 +71,7 @@ impl LeaseRow {
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
             released_on: self.released_on.map(from_millis),
+            event_url: self.event_url,
         })
     }
 }
@@ -77,7 +79,7 @@ impl LeaseRow {
 macro_rules! lease_cols {
     () => {
         "id, account_id, tn, voice, sms, autorenew, tn_profile_id, sip_connection_id, sip_control_app_id, \
-         messaging_profile_id, created_on, modified_on, released_on"
+         messaging_profile_id, created_on, modified_on, released_on, event_url"
     };
 }
 
@@ -206,6 +208,7 @@ impl LeaseRepo for Store {
             created_on: now,
             modified_on: now,
             released_on: None,
+            event_url: None,
         };
         let conflict =
             || StoreError::Conflict { kind: ObjectKind::TnLease, field: "tn", value: new.tn.to_string() };
@@ -323,13 +326,14 @@ impl LeaseRepo for Store {
         patch(&mut l.sip_connection, p.sip_connection);
         patch(&mut l.sip_control_app, p.sip_control_app);
         patch(&mut l.messaging_profile, p.messaging_profile);
+        patch(&mut l.event_url, p.event_url);
         self.check_lease_refs(account, l.tn_profile, l.sip_connection, l.sip_control_app).await?;
         self.ensure_live_opt(account, Ref::MessagingProfile, l.messaging_profile).await?;
         l.modified_on = now();
         let done = with_pool!(self, pool => sqlx::query(
             "UPDATE tn_lease SET voice = $3, sms = $4, autorenew = $5, tn_profile_id = $6, \
-             sip_connection_id = $7, sip_control_app_id = $8, modified_on = $9, messaging_profile_id = $10 \
-             WHERE account_id = $1 AND id = $2 AND released_on IS NULL",
+             sip_connection_id = $7, sip_control_app_id = $8, modified_on = $9, messaging_profile_id = $10, \
+             event_url = $11 WHERE account_id = $1 AND id = $2 AND released_on IS NULL",
         )
         .bind(account.to_string())
         .bind(lease.to_string())
@@ -341,6 +345,7 @@ impl LeaseRepo for Store {
         .bind(opt_str(l.sip_control_app))
         .bind(ms(l.modified_on))
         .bind(opt_str(l.messaging_profile))
+        .bind(&l.event_url)
         .execute(pool)
         .await?
         .rows_affected());
