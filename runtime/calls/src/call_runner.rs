@@ -289,7 +289,7 @@ struct AccountRequestSigner(Arc<opentact_events::signing::Signer>);
 
 impl opentact_flows::RequestSigner for AccountRequestSigner {
     fn headers(&self, body: &[u8]) -> Vec<(&'static str, String)> {
-        opentact_webhooks::signers::signature_headers(&self.0, body).into()
+        self.0.headers(body).into()
     }
 }
 

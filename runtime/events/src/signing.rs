@@ -50,6 +50,12 @@ impl Signer {
     pub fn sign(&self, timestamp: i64, body: &[u8]) -> String {
         STANDARD.encode(self.0.sign(&signed_text(timestamp, body)).as_ref())
     }
+
+    /// The headers that sign `body` sent now: `Opentact-Timestamp` and `Opentact-Signature`.
+    pub fn headers(&self, body: &[u8]) -> [(&'static str, String); 2] {
+        let timestamp = chrono::Utc::now().timestamp();
+        [(TIMESTAMP_HEADER, timestamp.to_string()), (SIGNATURE_HEADER, self.sign(timestamp, body))]
+    }
 }
 
 /// What is signed: `"<timestamp>|<body>"`.

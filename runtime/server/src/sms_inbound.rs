@@ -35,7 +35,7 @@ use opentact_messaging::inbound::{InboundRouter, Routed};
 use opentact_messaging::sip::{SipDelivery, SipMessages};
 use opentact_messaging::smpp::{InboundHandler, InboundSms};
 use opentact_store::{AppMode, Repository, SmsMessage, TnLease};
-use opentact_webhooks::signers::{AccountSigners, signature_headers};
+use opentact_webhooks::signers::AccountSigners;
 use opentact_webhooks::{Route, Webhooks};
 use serde_json::json;
 use tracing::{debug, info, warn};
@@ -322,7 +322,7 @@ impl Inner {
         };
         let body = event.to_json();
         let signer = self.signers.get(&*self.repo, m.account).await?;
-        let [timestamp, signature] = signature_headers(&signer, body.as_bytes());
+        let [timestamp, signature] = signer.headers(body.as_bytes());
         let limits = opentact_egress::http::Limits {
             timeout: Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(5_000).clamp(100, 60_000)),
             max_body_bytes: opentact_xml::sms::MAX_SMS_REPLY_BYTES,

@@ -745,7 +745,7 @@ async fn post(
     body: &str,
 ) -> Result<(), String> {
     let caps = Caps { timeout: Duration::from_millis(config.timeout_ms), max_body_bytes: MAX_ANSWER_BYTES };
-    let [timestamp, signature] = signers::signature_headers(signer, body.as_bytes());
+    let [timestamp, signature] = signer.headers(body.as_bytes());
     let headers = [(timestamp.0, timestamp.1.as_str()), (signature.0, signature.1.as_str())];
     let answer = receivers
         .client(url)

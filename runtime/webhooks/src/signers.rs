@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use opentact_events::signing::{self, SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER};
+use opentact_events::signing::{self, Signer};
 use opentact_store::{SigningKey, WebhookRepo};
 use parking_lot::Mutex;
 use uuid::Uuid;
@@ -39,10 +39,4 @@ impl AccountSigners {
         self.0.lock().insert(account, signer.clone());
         Ok(signer)
     }
-}
-
-/// The headers that sign `body` now: `Opentact-Timestamp` and `Opentact-Signature`.
-pub fn signature_headers(signer: &Signer, body: &[u8]) -> [(&'static str, String); 2] {
-    let timestamp = chrono::Utc::now().timestamp();
-    [(TIMESTAMP_HEADER, timestamp.to_string()), (SIGNATURE_HEADER, signer.sign(timestamp, body))]
 }

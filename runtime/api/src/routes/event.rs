@@ -376,10 +376,8 @@ async fn test_webhook(
     let key = signing_key(&state, auth.account).await?;
     let signer = signing::Signer::from_pkcs8_base64(&key.private_pkcs8)
         .map_err(|e| ApiError::Unavailable(format!("the signing key: {e}")))?;
-    let timestamp = chrono::Utc::now().timestamp();
-    let signature = signer.sign(timestamp, json.as_bytes());
-    let timestamp = timestamp.to_string();
-    let headers = [(TIMESTAMP_HEADER, timestamp.as_str()), (SIGNATURE_HEADER, signature.as_str())];
+    let [timestamp, signature] = signer.headers(json.as_bytes());
+    let headers = [(timestamp.0, timestamp.1.as_str()), (signature.0, signature.1.as_str())];
     let client = opentact_egress::http::Client::new(
         state.webhook_urls.egress(),
         &opentact_egress::http::ClientOptions { max_redirects: 0, ..Default::default() },
