@@ -31,6 +31,17 @@ pub enum Phase {
     Failed,
 }
 
+impl Phase {
+    /// As events name it (`started`, `finished`, `failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Started => "started",
+            Phase::Finished => "finished",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
 /// Who ended a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

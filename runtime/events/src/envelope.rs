@@ -165,15 +165,7 @@ impl CallObject {
                 self.state = "live";
                 "live".to_owned()
             }
-            EventKind::Callflow { verb, phase, .. } => {
-                format!(
-                    "{verb} {}",
-                    serde_json::to_value(phase)
-                        .ok()
-                        .and_then(|p| p.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                )
-            }
+            EventKind::Callflow { verb, phase, .. } => format!("{verb} {}", phase.as_str()),
             EventKind::Bridged { with } => format!("bridged with {with}"),
             EventKind::Hangup { q850_cause, q850_cause_string, reason, .. } => {
                 self.state = "hangup";
@@ -256,7 +248,7 @@ impl EventSink for AccountSink {
 mod tests {
     use std::collections::BTreeMap;
 
-    use opentact_call::events::{CallEvent, EventKind, Party};
+    use opentact_call::events::{CallEvent, EventKind, Party, Phase};
     use opentact_call::model::Direction;
 
     use super::*;
@@ -292,6 +284,10 @@ mod tests {
         ));
         sink.emit(&event(2, EventKind::Answered));
         sink.emit(&event(
+            2,
+            EventKind::Callflow { verb: "say".into(), phase: Phase::Started, detail: serde_json::Map::new() },
+        ));
+        sink.emit(&event(
             3,
             EventKind::Hangup {
                 q850_cause: 16,
@@ -312,6 +308,8 @@ mod tests {
         let call = answered.call.clone().expect("call");
         assert_eq!((call["state"].as_str(), call["tag"].as_str()), (Some("answered"), Some("menu")));
         assert!(call["answer_on"].is_string(), "{call}");
+        let say = next().await;
+        assert_eq!(say.message.as_deref(), Some("Call in 13105550111 > 12025550100 - say started"));
         let hangup = next().await;
         assert_eq!(
             hangup.message.as_deref(),
