@@ -26,7 +26,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use opentact_call::events::Q850;
 use opentact_call::model::DialTarget;
-use opentact_rating::{Deck, Rate, format_amount};
+use opentact_rating::{Deck, Rate, format_amount, format_money};
 use opentact_store::{CallPrice, ChargeTarget, NewCharge, OutboundVoiceProfile};
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -105,7 +105,7 @@ impl Billing {
     }
 
     fn money(&self, micros: i64) -> String {
-        format!("{} {}", format_amount(micros), self.currency)
+        format_money(micros, &self.currency)
     }
 
     /// Whether `account` may call `to` under `profile`, and for how long; `Ok(None)`: the call

@@ -155,7 +155,7 @@ impl Submitter {
     /// The price of `parts` parts to `to`, when it is rated, or why it cannot be sent.
     async fn price(&self, account: Uuid, to: &str, parts: u32) -> Result<Option<(i64, String)>, SmsRefusal> {
         let Some((deck, currency)) = &self.rating else { return Ok(None) };
-        let money = |micros: i64| format!("{} {currency}", opentact_rating::format_amount(micros));
+        let money = |micros: i64| opentact_rating::format_money(micros, currency);
         let rate = deck.lookup(to).ok_or_else(|| {
             SmsRefusal::PaymentRequired(format!("no rate for +{to}: the rating deck has no prefix of it"))
         })?;

@@ -179,6 +179,11 @@ pub fn format_amount(micros: i64) -> String {
     format!("{sign}{}.{:06}", abs / per_unit, abs % per_unit)
 }
 
+/// An amount with its currency, as refusals and the ledger write it (`0.004000 USD`).
+pub fn format_money(micros: i64, currency: &str) -> String {
+    format!("{} {currency}", format_amount(micros))
+}
+
 fn parse_increment(text: &str) -> Result<Increment, String> {
     let text = text.trim();
     if text.is_empty() {
