@@ -554,3 +554,47 @@ async fn a_profile_with_record_calls_records_each_call_from_its_answer() {
     let duration = recordings[0]["duration_ms"].as_i64().unwrap_or_default();
     assert!((1_500..=4_000).contains(&duration), "about the 3 s the callee spoke: {duration} ms");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calling_numbers_own_event_url_hears_a_rest_call() {
+    let receiver = support::http::TestServer::start(&[("/hook", support::http::Canned::status(200))]).await;
+    let carrier_port = free_udp_port();
+    let platform = platform_with(carrier_port, |_| "[webhooks]\nallow_private = true\n".to_owned()).await;
+    let auth = jwt(&platform).await;
+    let (status, leases) =
+        http(platform.api, "GET", "/rest/lease/tn", &[("Authorization", &auth)], None).await;
+    assert_eq!(status, 200, "{leases}");
+    let lease = leases["payload"]["data"][0]["uuid"].as_str().expect("the number's lease").to_owned();
+    let (status, patched) = http(
+        platform.api,
+        "PATCH",
+        &format!("/rest/lease/tn/{lease}"),
+        &[("Authorization", &auth)],
+        Some(&json!({"event_url": receiver.url("/hook")})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    let (carrier, _dir) = callee(refusing_callee_scenario(486), carrier_port).await;
+    let (status, created) =
+        post(&platform, &auth, "/rest/call", json!({"from": TN, "to": "12025550122", "xml": "<Response/>"}))
+            .await;
+    assert_eq!(status, 201, "{created}");
+    let call = created["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "{output}");
+    for _ in 0..100 {
+        if receiver.received().iter().any(|r| r.body.contains("\"call.destroyed\"")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let received = receiver.received();
+    let types: Vec<String> = received
+        .iter()
+        .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+        .filter(|e| e["call"]["uuid"] == call.as_str())
+        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(types, ["call.initiated", "call.hangup", "call.destroyed"], "{received:#?}");
+    assert!(received.iter().all(|r| r.headers.iter().any(|(n, _)| n == "opentact-signature")), "signed");
+}

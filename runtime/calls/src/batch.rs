@@ -65,12 +65,12 @@ impl BatchRunner {
         let store_error =
             |error: opentact_store::StoreError| Unplaceable(format!("the store failed: {error}"));
         let lease = self.store.lease_by_tn(batch.from_tn).await.map_err(store_error)?;
-        if !lease.is_some_and(|lease| lease.account == batch.account && lease.voice) {
+        let Some(lease) = lease.filter(|lease| lease.account == batch.account && lease.voice) else {
             return Err(Unplaceable(format!(
                 "{} is no longer a voice number of this account",
                 batch.from_tn
             )));
-        }
+        };
         let (mode, app) = match (&batch.xml, batch.sip_control_app) {
             (Some(xml), _) => (AppMode::Xml { document: xml.clone() }, None),
             (None, Some(app)) => {
@@ -116,6 +116,7 @@ impl BatchRunner {
             app,
             ring_timeout_secs: u32::try_from(batch.ring_timeout_secs).unwrap_or(30),
             profile,
+            event_url: lease.event_url,
         })
     }
 

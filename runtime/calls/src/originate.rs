@@ -249,10 +249,7 @@ impl Originator {
         );
         let flow = Flow { account, app: request.app.clone(), component, mode };
         // The calling number's own event webhook hears the call too.
-        if let Ok(Some(lease)) = runner.store.lease_by_tn(request.from_tn).await
-            && lease.account == account
-            && let Some(url) = &lease.event_url
-        {
+        if let Some(url) = &request.event_url {
             runner.webhooks.call_also_to(&id.to_string(), url);
         }
         let session = runner.session(&call, &flow);

@@ -81,6 +81,9 @@ pub struct Originate {
     pub ring_timeout_secs: u32,
     /// Whose channel and rate limits the call counts against.
     pub profile: Option<opentact_store::OutboundVoiceProfile>,
+    /// The calling number's own event webhook (its lease's `event_url`), read with the lease
+    /// the caller checked.
+    pub event_url: Option<String>,
 }
 
 /// Why a call was not placed.

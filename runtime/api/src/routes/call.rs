@@ -444,7 +444,8 @@ async fn originate(
     let Some(calling) = &state.calling else {
         return Err(ApiError::Unavailable("outbound calling is not running on this server".to_owned()));
     };
-    let request = Originate { from_tn: from, to, mode, app, ring_timeout_secs: ring, profile };
+    let event_url = lease.event_url.clone();
+    let request = Originate { from_tn: from, to, mode, app, ring_timeout_secs: ring, profile, event_url };
     let uuid = calling.originate(account, request).await.map_err(|error| match error {
         OriginateError::Limit { reason, .. } => ApiError::LimitReached(reason),
         OriginateError::Unavailable(reason) => ApiError::Unavailable(reason),

@@ -90,13 +90,13 @@ pub(crate) async fn create(
     let number = number_field("number", &body.number)?;
     let from = number_field("from", &body.from)?;
     let lease = state.repo.lease_by_tn(from).await?.filter(|lease| lease.account == account);
-    match lease {
+    let from_lease = match lease {
         None => return Err(ApiError::invalid("from", format!("{from} is not a number of this account"))),
         Some(lease) if !lease.voice => {
             return Err(ApiError::invalid("from", format!("{from} has no voice service")));
         }
-        Some(_) => {}
-    }
+        Some(lease) => lease,
+    };
     if state.repo.lease_by_tn(number).await?.is_some_and(|lease| lease.account == account) {
         return Err(ApiError::invalid(
             "number",
@@ -123,6 +123,7 @@ pub(crate) async fn create(
         app: None,
         ring_timeout_secs: RING_SECS,
         profile: None,
+        event_url: from_lease.event_url,
     };
     if let Err(error) = calling.originate(account, request).await {
         // No code went out: nothing to verify against.
