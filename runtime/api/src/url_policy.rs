@@ -51,6 +51,24 @@ impl UrlPolicy {
             .unwrap_or_else(|_| opentact_egress::Policy::public_only())
     }
 
+    /// An object's `event_url` (an app's, a number's, a SIP domain's or user's), checked like
+    /// a subscription's URL.
+    pub fn check_event_url(&self, url: &str) -> Result<String, ApiError> {
+        self.check("event_url", crate::routes::app::WEBHOOKS, url)
+    }
+
+    /// A PATCH's `event_url`: absent, `null` (removed) or a URL checked by
+    /// [`UrlPolicy::check_event_url`].
+    pub fn check_event_url_patch(
+        &self,
+        event_url: Option<Option<String>>,
+    ) -> Result<Option<Option<String>>, ApiError> {
+        Ok(match event_url {
+            Some(Some(url)) => Some(Some(self.check_event_url(&url)?)),
+            other => other,
+        })
+    }
+
     /// `url`, checked: an absolute http(s) URL naming no refused destination. `field` and
     /// `what` (`"webhooks"`) name it in the message.
     pub fn check(&self, field: &str, what: &str, url: &str) -> Result<String, ApiError> {

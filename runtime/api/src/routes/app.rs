@@ -206,10 +206,8 @@ async fn create(
     let mode = mode_of(&body, &state.flow_urls)?.ok_or_else(|| {
         ApiError::invalid("mode", "give one of xml, webhook_url, control: \"async\" or component: true")
     })?;
-    let event_url = match body.event_url.flatten() {
-        Some(url) => Some(state.webhook_urls.check("event_url", WEBHOOKS, &url)?),
-        None => None,
-    };
+    let event_url =
+        body.event_url.flatten().map(|url| state.webhook_urls.check_event_url(&url)).transpose()?;
     let shaken = AppShaken {
         shaken_verify_policy: body.shaken_verify_policy.flatten(),
         shaken_minimum_accepted_attest_lvl: body.shaken_minimum_accepted_attest_lvl.flatten(),
@@ -261,10 +259,7 @@ async fn update(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<AppBody>,
 ) -> Result<Payload<SipControlApp>, ApiError> {
-    let event_url = match body.event_url.clone() {
-        Some(Some(url)) => Some(Some(state.webhook_urls.check("event_url", WEBHOOKS, &url)?)),
-        other => other,
-    };
+    let event_url = state.webhook_urls.check_event_url_patch(body.event_url.clone())?;
     let patch = SipControlAppPatch {
         name: body.name.as_deref().map(check_name).transpose()?,
         mode: mode_of(&body, &state.flow_urls)?,

@@ -153,12 +153,7 @@ async fn patch(
         sip_connection: body.sip_connection,
         sip_control_app: body.sip_control_app,
         messaging_profile: body.messaging_profile_uuid,
-        event_url: match body.event_url {
-            Some(Some(url)) => {
-                Some(Some(state.webhook_urls.check("event_url", crate::routes::app::WEBHOOKS, &url)?))
-            }
-            other => other,
-        },
+        event_url: state.webhook_urls.check_event_url_patch(body.event_url)?,
     };
     if patch.voice.is_none()
         && patch.sms.is_none()
