@@ -602,68 +602,6 @@ async fn run_scenario(platform: &Platform, number: &str, scenario: &str) -> (i32
     run_sipp(command, Duration::from_secs(40)).await
 }
 
-/// A PBX trunk that authenticates by digest: INVITE to its connection's address, 407, INVITE
-/// again with credentials (SIPp's -au/-ap), then the flow's BYE.
-fn pbx_call_with_digest() -> String {
-    let invite = |cseq: u32, auth: &str| {
-        support::sipp::INVITE_PCMU
-            .replace(
-                "INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0",
-                "INVITE sip:[service]@pbx.sip.opentact.local SIP/2.0",
-            )
-            .replace(
-                "From: sipp <sip:13105550111@[local_ip]:[local_port]>",
-                "From: sipp <sip:13105550111@pbx.example.com>",
-            )
-            .replace("CSeq: 1 INVITE", &format!("CSeq: {cseq} INVITE{auth}"))
-    };
-    let first = invite(1, "");
-    let second = invite(2, "\n[authentication]").replace("branch=[branch]", "branch=[branch]-2");
-    format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="PBX with digest">
-{first}  <recv response="100" optional="true"/>
-  <recv response="407" auth="true"/>
-  <send><![CDATA[
-ACK sip:[service]@pbx.sip.opentact.local SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:13105550111@pbx.example.com>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-{second}  <recv response="100" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:13105550111@pbx.example.com>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>
-"#
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sip_connection_authenticates_by_digest_and_reaches_its_number() {
     let data = tempfile::tempdir().expect("tempdir");
@@ -683,7 +621,11 @@ async fn a_sip_connection_authenticates_by_digest_and_reaches_its_number() {
     let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
     let scenario_dir = tempfile::tempdir().expect("tempdir");
     let scenario = scenario_dir.path().join("pbx.xml");
-    std::fs::write(&scenario, pbx_call_with_digest()).expect("write");
+    std::fs::write(
+        &scenario,
+        support::sipp::digest_caller_awaiting_bye("pbx.sip.opentact.local", "13105550111@pbx.example.com"),
+    )
+    .expect("write");
     let run = |password: &'static str| {
         let mut command = sipp();
         command

@@ -65,6 +65,69 @@ Content-Length: 0
     )
 }
 
+/// A caller that authenticates by digest (a PBX trunk, or a SIP user): INVITE to
+/// `[service]@request_host` from `from` (`user@host`), 407, INVITE again with credentials
+/// (SIPp's -au/-ap), then the flow's BYE.
+pub fn digest_caller_awaiting_bye(request_host: &str, from: &str) -> String {
+    let invite = |cseq: u32, auth: &str| {
+        INVITE_PCMU
+            .replace(
+                "INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0",
+                &format!("INVITE sip:[service]@{request_host} SIP/2.0"),
+            )
+            .replace(
+                "From: sipp <sip:13105550111@[local_ip]:[local_port]>",
+                &format!("From: sipp <sip:{from}>"),
+            )
+            .replace("CSeq: 1 INVITE", &format!("CSeq: {cseq} INVITE{auth}"))
+    };
+    let first = invite(1, "");
+    let second = invite(2, "\n[authentication]").replace("branch=[branch]", "branch=[branch]-2");
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="caller with digest">
+{first}  <recv response="100" optional="true"/>
+  <recv response="407" auth="true"/>
+  <send><![CDATA[
+ACK sip:[service]@{request_host} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:{from}>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+{second}  <recv response="100" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:{from}>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+"#
+    )
+}
+
 /// A SIPp scenario: INVITE with an SDP offer, expect `status`, ACK it.
 pub fn caller_expecting_status(status: u16) -> String {
     let invite = INVITE_PCMU;
