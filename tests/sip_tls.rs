@@ -49,7 +49,10 @@ async fn sample_with_a_sip_user(data: &Path) {
     let apps = store.list_apps(account.uuid, ListParams::default()).await.expect("apps");
     let ivr = apps.data.iter().find(|app| app.name == "Sample IVR").expect("the sample IVR");
     store
-        .create_domain(account.uuid, NewSipDomain { name: "demo".to_owned(), app: Some(ivr.uuid) })
+        .create_domain(
+            account.uuid,
+            NewSipDomain { name: "demo".to_owned(), app: Some(ivr.uuid), event_url: None },
+        )
         .await
         .expect("domain");
     store.close().await;

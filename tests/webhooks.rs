@@ -422,3 +422,107 @@ async fn a_numbers_own_event_url_gets_its_calls_events_signed() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.accepted().len(), accepted.len(), "no more deliveries");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sip_domains_and_users_event_urls_get_the_users_calls_events_signed() {
+    let domain_receiver = Receiver::start(0).await;
+    let user_receiver = Receiver::start(0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(dir.path());
+    // No carrier addresses: the SIPp caller on loopback must prove itself as the SIP user.
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str("[sip]\ncarriers = []\n");
+    std::fs::write(&config, text).expect("config");
+    let platform = Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await;
+    let auth = basic("demo@opentact.local", &sample_password(&platform.log()));
+    let headers = [("Authorization", auth.as_str())];
+    let (status, key) = http(platform.api, "GET", "/rest/event/key", &headers, None).await;
+    assert_eq!(status, 200, "{key}");
+    for receiver in [&domain_receiver, &user_receiver] {
+        *receiver.public_key.lock() = key["payload"]["public_key"].as_str().map(str::to_owned);
+    }
+    let flow = r#"<Response><Answer/><Pause length="1"/><Hangup/></Response>"#;
+    let (status, app) =
+        http(platform.api, "POST", "/rest/sip/app", &headers, Some(&json!({"name": "desk", "xml": flow})))
+            .await;
+    assert_eq!(status, 201, "{app}");
+    let (status, domain) = http(
+        platform.api,
+        "POST",
+        "/rest/sip/domain",
+        &headers,
+        Some(&json!({"name": "acme", "app": app["payload"]["uuid"], "event_url": domain_receiver.url()})),
+    )
+    .await;
+    assert_eq!(status, 201, "{domain}");
+    assert_eq!(domain["payload"]["event_url"], domain_receiver.url().as_str(), "{domain}");
+    let (status, refused) = http(
+        platform.api,
+        "PATCH",
+        "/rest/sip/domain/acme",
+        &headers,
+        Some(&json!({"event_url": "ftp://example.com/x"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    let (status, user) = http(
+        platform.api,
+        "POST",
+        "/rest/sip/domain/acme/user",
+        &headers,
+        Some(&json!({"login": "alice", "password": "alice-Pass-1", "event_url": user_receiver.url()})),
+    )
+    .await;
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["payload"]["event_url"], user_receiver.url().as_str(), "{user}");
+
+    // alice calls a number through her domain's app: both scopes hear every event, signed.
+    let call_as_alice = || async {
+        let scenario_dir = tempfile::tempdir().expect("tempdir");
+        let scenario = scenario_dir.path().join("alice.xml");
+        let text = support::sipp::digest_caller_awaiting_bye(
+            "acme.sip.opentact.local",
+            "alice@acme.sip.opentact.local",
+        );
+        std::fs::write(&scenario, text).expect("write");
+        let mut command = support::platform::sipp();
+        command
+            .args([
+                "-sf",
+                scenario.to_str().expect("utf-8"),
+                "-s",
+                "13105550123",
+                "-m",
+                "1",
+                "-i",
+                "127.0.0.1",
+            ])
+            .args(["-au", "alice", "-ap", "alice-Pass-1", "-timeout", "20s", "-timeout_error", "-nostdin"])
+            // The digest uri must be the Request-URI; SIPp's default is its remote address.
+            .args(["-auth_uri", "13105550123@acme.sip.opentact.local"])
+            .arg(platform.sip.to_string());
+        let (code, output) = support::platform::run_sipp(command, Duration::from_secs(40)).await;
+        assert_eq!(code, 0, "{output}\n{}", platform.log());
+    };
+    call_as_alice().await;
+    let events = platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.destroyed").await;
+    for receiver in [&domain_receiver, &user_receiver] {
+        let accepted = until_accepted(receiver, events.len(), || platform.log()).await;
+        assert_eq!(accepted.len(), events.len(), "every event of alice's call: {accepted:#?}");
+        assert_once_in_order(&accepted);
+        assert_eq!(accepted[0]["call"]["from"], "alice", "{:#}", accepted[0]);
+        assert!(receiver.log.lock().iter().all(|d| d.signature_valid), "signed by the account's key");
+    }
+
+    // Without her own URL, alice's next call reaches her domain's only.
+    let uuid = user["payload"]["uuid"].as_str().expect("uuid");
+    let path = format!("/rest/sip/domain/acme/user/{uuid}");
+    let (status, cleared) =
+        http(platform.api, "PATCH", &path, &headers, Some(&json!({"event_url": null}))).await;
+    assert_eq!(status, 200, "{cleared}");
+    assert!(cleared["payload"]["event_url"].is_null(), "{cleared}");
+    let heard = user_receiver.accepted().len();
+    call_as_alice().await;
+    until_accepted(&domain_receiver, 2 * events.len(), || platform.log()).await;
+    assert_eq!(user_receiver.accepted().len(), heard, "alice's removed URL hears nothing more");
+}

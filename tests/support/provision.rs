@@ -150,7 +150,7 @@ pub async fn sip_user(data: &Path, account: Uuid, label: &str, login: &str, pass
     let domain = format!("{label}.{PLATFORM_SIP_DOMAIN}");
     let domain = domain.as_str();
     let created = store
-        .create_domain(account, NewSipDomain { name: label.to_owned(), app: None })
+        .create_domain(account, NewSipDomain { name: label.to_owned(), app: None, event_url: None })
         .await
         .expect("domain");
     store
@@ -162,6 +162,7 @@ pub async fn sip_user(data: &Path, account: Uuid, label: &str, login: &str, pass
                 is_active: true,
                 tn_lease: None,
                 same_domain_calls_only: false,
+                event_url: None,
             },
         )
         .await
@@ -184,6 +185,7 @@ pub async fn sip_user_in(data: &Path, account: Uuid, label: &str, login: &str, p
                 is_active: true,
                 tn_lease: None,
                 same_domain_calls_only: false,
+                event_url: None,
             },
         )
         .await

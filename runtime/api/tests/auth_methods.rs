@@ -88,14 +88,21 @@ async fn google_id_tokens(c: Ctx) -> anyhow::Result<()> {
 async fn sip_user_ha1b(c: Ctx) -> anyhow::Result<()> {
     let (a, _) = c.signup("owner@example.com").await?;
     let (b, b_jwt) = c.signup("other@example.com").await?;
-    let domain = c.store.create_domain(a, NewSipDomain { name: "acme".into(), app: None }).await?;
+    let domain =
+        c.store.create_domain(a, NewSipDomain { name: "acme".into(), app: None, event_url: None }).await?;
     let credentials = DigestCredentials::new("alice", "s3cret-pass", "acme.sip.example", "acme");
     let alice = c
         .store
         .create_sip_user(
             a,
             domain.uuid,
-            NewSipUser { credentials, is_active: true, tn_lease: None, same_domain_calls_only: false },
+            NewSipUser {
+                credentials,
+                is_active: true,
+                tn_lease: None,
+                same_domain_calls_only: false,
+                event_url: None,
+            },
         )
         .await?;
     let ha1b = |hash: &str| Auth::Named("X-Auth-HA1B-Token", hash.to_owned());

@@ -377,6 +377,30 @@ async fn sip_domains_and_users(c: Ctx) -> anyhow::Result<()> {
     c.patch("/rest/sip/domain/acme", &jwt, json!({}))
         .await?
         .err(StatusCode::UNPROCESSABLE_ENTITY, &["nothing to change"])?;
+    // The domain's own event webhook: checked like a subscription's URL, kept, and removed by null.
+    ensure!(d["event_url"].is_null(), "{d}");
+    let hooked = c
+        .patch("/rest/sip/domain/acme", &jwt, json!({"event_url": "https://hooks.example.com/acme"}))
+        .await?;
+    let hooked = hooked.ok(StatusCode::OK)?;
+    ensure!(
+        hooked["event_url"] == "https://hooks.example.com/acme" && hooked["app"] == json!(app),
+        "{hooked}"
+    );
+    for refused in ["ftp://hooks.example.com/", "http://127.0.0.1:9/ev", "http://10.0.0.1/ev"] {
+        c.patch("/rest/sip/domain/acme", &jwt, json!({"event_url": refused}))
+            .await?
+            .err(StatusCode::UNPROCESSABLE_ENTITY, &["event_url:"])
+            .with_context(|| refused.to_owned())?;
+    }
+    c.post("/rest/sip/domain", &jwt, json!({"name": "hooked", "event_url": "http://[::1]/ev"}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["event_url:", "non-public address"])?;
+    let got = c.get("/rest/sip/domain/acme", &jwt).await?;
+    ensure!(got.ok(StatusCode::OK)?["event_url"] == "https://hooks.example.com/acme", "{:?}", got);
+    let cleared = c.patch("/rest/sip/domain/acme", &jwt, json!({"event_url": null})).await?;
+    let cleared = cleared.ok(StatusCode::OK)?;
+    ensure!(cleared["event_url"].is_null() && cleared["app"] == json!(app), "{cleared}");
 
     // Users.
     let users = "/rest/sip/domain/acme/user";
@@ -457,6 +481,32 @@ async fn sip_domains_and_users(c: Ctx) -> anyhow::Result<()> {
         c.store.get_sip_user(a, alice_id).await?.context("user")?.ha1
             == creds("alice", "acme.sip.example.test", "a new secret").ha1
     );
+    // The user's own event webhook.
+    ensure!(updated["event_url"].is_null(), "{updated}");
+    let hooked = c.patch(&alice_uri, &jwt, json!({"event_url": "https://hooks.example.com/alice"})).await?;
+    let hooked = hooked.ok(StatusCode::OK)?;
+    ensure!(
+        hooked["event_url"] == "https://hooks.example.com/alice" && hooked["is_active"] == false,
+        "{hooked}"
+    );
+    c.patch(&alice_uri, &jwt, json!({"event_url": "http://localhost/ev"}))
+        .await?
+        .err(StatusCode::UNPROCESSABLE_ENTITY, &["event_url:", "non-public address"])?;
+    let stored = c.store.get_sip_user(a, alice_id).await?.context("user")?;
+    ensure!(stored.event_url.as_deref() == Some("https://hooks.example.com/alice"), "{stored:?}");
+    let cleared = c.patch(&alice_uri, &jwt, json!({"event_url": null})).await?;
+    ensure!(cleared.ok(StatusCode::OK)?["event_url"].is_null(), "{:?}", cleared);
+    let carol = c
+        .post(users, &jwt, json!({"login": "carol", "password": "long enough", "event_url": "https://hooks.example.com/carol"}))
+        .await?;
+    ensure!(carol.ok(StatusCode::CREATED)?["event_url"] == "https://hooks.example.com/carol", "{:?}", carol);
+    c.post(
+        users,
+        &jwt,
+        json!({"login": "dave", "password": "long enough", "event_url": "http://192.168.1.1/"}),
+    )
+    .await?
+    .err(StatusCode::UNPROCESSABLE_ENTITY, &["event_url:"])?;
     c.patch(&alice_uri, &jwt, json!({"login": "alicia"}))
         .await?
         .err(StatusCode::UNPROCESSABLE_ENTITY, &["login: cannot be changed"])?;
@@ -652,6 +702,11 @@ async fn sip_cross_account_isolation(c: Ctx) -> anyhow::Result<()> {
         ("GET", format!("/rest/sip/domain/{domain}"), None),
         ("GET", "/rest/sip/domain/alice".to_owned(), None),
         ("PATCH", format!("/rest/sip/domain/{domain}"), Some(json!({"app": null}))),
+        (
+            "PATCH",
+            format!("/rest/sip/domain/{domain}"),
+            Some(json!({"event_url": "https://eve.example.com/"})),
+        ),
         ("DELETE", format!("/rest/sip/domain/{domain}"), None),
         ("GET", format!("/rest/sip/domain/{domain}/user"), None),
         (
@@ -661,6 +716,11 @@ async fn sip_cross_account_isolation(c: Ctx) -> anyhow::Result<()> {
         ),
         ("GET", format!("/rest/sip/domain/{domain}/user/{user}"), None),
         ("PATCH", format!("/rest/sip/domain/{domain}/user/{user}"), Some(json!({"is_active": false}))),
+        (
+            "PATCH",
+            format!("/rest/sip/domain/{domain}/user/{user}"),
+            Some(json!({"event_url": "https://eve.example.com/"})),
+        ),
         ("DELETE", format!("/rest/sip/domain/{domain}/user/{user}"), None),
         ("GET", format!("/rest/profile/outbound_voice/{ovp}"), None),
         ("PATCH", format!("/rest/profile/outbound_voice/{ovp}"), Some(json!({"name": "bob's"}))),

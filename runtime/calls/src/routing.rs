@@ -17,7 +17,7 @@ use opentact_call::model::Direction;
 use opentact_flows::ControlMode;
 use opentact_sip::guard::{AuthBan, BanScope};
 use opentact_sip::{Caller, InboundHandler, IncomingCall, InviteCredential};
-use opentact_store::model::{SipControlApp, SipDomain};
+use opentact_store::model::{SipControlApp, SipDomain, SipUser};
 use opentact_voice::SipCall;
 use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
@@ -96,14 +96,17 @@ enum Route {
         app: Box<SipControlApp>,
         to: String,
         tn: Option<i64>,
-        /// The called number's own event webhook (its lease's `event_url`).
-        event_url: Option<String>,
+        /// The call's own event webhooks besides the account's and the app's: the called
+        /// number's, or the SIP domain's and user's (`event_url`s).
+        event_urls: Vec<String>,
     },
     /// A SIP user's call to a user or number, with no domain app: the platform connects it.
     Connect {
         account: Uuid,
         xml: String,
         to: String,
+        /// As [`Route::Run`]'s.
+        event_urls: Vec<String>,
     },
     Reject {
         status: u16,
@@ -127,9 +130,19 @@ pub struct CallRouter {
 }
 
 /// Ring a SIP user of the account's domains (its registered phones).
-fn dial_user(account: Uuid, user: &str, host: &str) -> Route {
+fn dial_user(account: Uuid, user: &str, host: &str, event_urls: Vec<String>) -> Route {
     let xml = format!("<Response><Dial><To>{user}@{host}</To></Dial></Response>");
-    Route::Connect { account, xml, to: format!("{user}@{host}") }
+    Route::Connect { account, xml, to: format!("{user}@{host}"), event_urls }
+}
+
+/// The `event_url`s of a SIP domain and one of its users that are set (the webhooks send
+/// each URL a call's events once, however many scopes name it).
+fn event_urls(domain: &SipDomain, user: Option<&SipUser>) -> Vec<String> {
+    [domain.event_url.as_ref(), user.and_then(|user| user.event_url.as_ref())]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
 }
 
 impl std::fmt::Debug for CallRouter {
@@ -205,18 +218,22 @@ impl CallRouter {
             None => None,
         };
         if let Some((label, domain)) = domain {
+            // The dialled user's and its domain's webhooks hear the call.
+            let called =
+                if plain_user(user) { self.store.sip_user_by_login(label, user).await? } else { None };
+            let urls = event_urls(&domain, called.as_ref());
             if let Some(app) = self.domain_app(&domain).await? {
                 return Ok(Route::Run {
                     app: Box::new(app),
                     to: format!("{user}@{host}"),
                     tn: None,
-                    event_url: None,
+                    event_urls: urls,
                 });
             }
-            if !plain_user(user) || self.store.sip_user_by_login(label, user).await?.is_none() {
+            if called.is_none() {
                 return Ok(Route::Reject { status: 404, reason: format!("no SIP user {user}@{host}") });
             }
-            return Ok(dial_user(domain.account, user, &host));
+            return Ok(dial_user(domain.account, user, &host, urls));
         }
         let Some(tn) = tn_of(user) else {
             return Ok(Route::Reject { status: 404, reason: format!("{user:?} is not a number") });
@@ -249,7 +266,12 @@ impl CallRouter {
                 });
             }
         }
-        Ok(Route::Run { app: Box::new(app), to: tn.to_string(), tn: Some(tn), event_url: lease.event_url })
+        Ok(Route::Run {
+            app: Box::new(app),
+            to: tn.to_string(),
+            tn: Some(tn),
+            event_urls: lease.event_url.into_iter().collect(),
+        })
     }
 
     /// The app a SIP domain's calls run, when it has one that still exists.
@@ -279,9 +301,11 @@ impl CallRouter {
             return not_found(format!("{domain} no longer exists"));
         };
         let target_user = call.request_uri.user.clone().unwrap_or_default();
+        let caller = self.store.sip_user_by_login(label, login).await?;
+        // The calling user's and its domain's webhooks hear the call.
+        let mut urls = event_urls(&own, caller.as_ref());
         // A user kept to its domain reaches only that domain's users, whatever else would run.
-        let restricted =
-            self.store.sip_user_by_login(label, login).await?.is_some_and(|user| user.same_domain_calls_only);
+        let restricted = caller.as_ref().is_some_and(|user| user.same_domain_calls_only);
         if restricted
             && !(plain_user(&target_user)
                 && call.request_uri.host.eq_ignore_ascii_case(domain)
@@ -294,23 +318,26 @@ impl CallRouter {
         }
         if let Some(app) = self.domain_app(&own).await? {
             let tn = tn_of(&target_user);
-            return Ok(Route::Run { app: Box::new(app), to: target_user, tn, event_url: None });
+            return Ok(Route::Run { app: Box::new(app), to: target_user, tn, event_urls: urls });
         }
         if !plain_user(&target_user) {
             return not_found(format!("{:?} cannot be called", call.request_uri.to_string()));
         }
         let target_host = call.request_uri.host.to_ascii_lowercase();
         if let Some(target_label) = domain_label(&target_host, &self.sip_domain) {
-            let same_account =
-                self.store.domain_by_name(target_label).await?.is_some_and(|d| d.account == own.account);
-            if !same_account {
+            let Some(target_domain) =
+                self.store.domain_by_name(target_label).await?.filter(|d| d.account == own.account)
+            else {
                 return not_found(format!("{target_user}@{target_host} is not a user of this account"));
-            }
-            return Ok(dial_user(own.account, &target_user, &target_host));
+            };
+            // The called user's (and its domain's) webhooks hear the call too.
+            let called = self.store.sip_user_by_login(target_label, &target_user).await?;
+            urls.extend(event_urls(&target_domain, called.as_ref()));
+            return Ok(dial_user(own.account, &target_user, &target_host, urls));
         }
         if let Some(tn) = tn_of(&target_user) {
             let xml = format!("<Response><Dial><Number>{tn}</Number></Dial></Response>");
-            return Ok(Route::Connect { account: own.account, xml, to: tn.to_string() });
+            return Ok(Route::Connect { account: own.account, xml, to: tn.to_string(), event_urls: urls });
         }
         not_found(format!("{target_user}@{target_host} is neither a user of this account nor a number"))
     }
@@ -334,10 +361,10 @@ impl CallRouter {
                 return;
             }
         };
-        let (flow, to, tn, event_url) = match route {
-            Route::Run { app, to, tn, event_url } => match self.runner.flow_for(&app).await {
+        let (flow, to, tn, event_urls) = match route {
+            Route::Run { app, to, tn, event_urls } => match self.runner.flow_for(&app).await {
                 Ok((component, mode)) => {
-                    (Flow { account: app.account, app: Some(*app), component, mode }, to, tn, event_url)
+                    (Flow { account: app.account, app: Some(*app), component, mode }, to, tn, event_urls)
                 }
                 Err(reason) => {
                     warn!(app = %app.uuid, %reason, "the app cannot run");
@@ -345,14 +372,14 @@ impl CallRouter {
                     return;
                 }
             },
-            Route::Connect { account, xml, to } => {
+            Route::Connect { account, xml, to, event_urls } => {
                 let flow = Flow {
                     account,
                     app: None,
                     component: self.runner.xml_guest.clone(),
                     mode: ControlMode::Xml(xml),
                 };
-                (flow, to, None, None)
+                (flow, to, None, event_urls)
             }
             Route::Reject { status, reason } => {
                 info!(status, %reason, "call rejected");
@@ -380,8 +407,9 @@ impl CallRouter {
         let runner = &self.runner;
         let dialer: Arc<dyn opentact_voice::Dialer> = runner.dialer.clone();
         let sip_call = SipCall::new(info, call, runner.voice.clone(), runner.renderer.clone(), Some(dialer));
-        if let Some(url) = &event_url {
-            runner.webhooks.call_also_to(&opentact_call::CallBackend::info(sip_call.as_ref()).id, url);
+        let call_id = &opentact_call::CallBackend::info(sip_call.as_ref()).id;
+        for url in &event_urls {
+            runner.webhooks.call_also_to(call_id, url);
         }
         let session = runner.session_with(&sip_call, &flow, shaken.as_ref());
         runner.run(sip_call, session, flow).await;

@@ -143,8 +143,9 @@ async fn provision(data_dir: &std::path::Path, email: &str, tn: i64) -> Result<(
         store.account_by_email(email).await?.context("the account (run opentact provision first)")?;
     let lease = store.lease_by_tn(tn).await?.context("the number's lease")?;
     let app = lease.sip_control_app.context("the number's app")?;
-    let domain =
-        store.create_domain(account.uuid, NewSipDomain { name: LABEL.to_owned(), app: Some(app) }).await?;
+    let domain = store
+        .create_domain(account.uuid, NewSipDomain { name: LABEL.to_owned(), app: Some(app), event_url: None })
+        .await?;
     let realm = format!("{LABEL}.{PLATFORM_SIP_DOMAIN}");
     store
         .create_sip_user(
@@ -155,6 +156,7 @@ async fn provision(data_dir: &std::path::Path, email: &str, tn: i64) -> Result<(
                 is_active: true,
                 tn_lease: None,
                 same_domain_calls_only: false,
+                event_url: None,
             },
         )
         .await?;

@@ -179,6 +179,7 @@ fn sip_user(login: &str, domain: &str) -> NewSipUser {
         is_active: true,
         tn_lease: None,
         same_domain_calls_only: false,
+        event_url: None,
     }
 }
 
@@ -388,7 +389,7 @@ async fn account_isolation(ctx: Ctx) -> anyhow::Result<()> {
     let lease = s.lease_tn(a, NewLease { tn: 12029822917, voice: true, sms: true, autorenew: false }).await?;
     let app = s.create_app(a, xml_app("ivr")).await?;
     let conn = s.create_connection(a, connection("pbx", None, Some("192.0.2.10"))).await?;
-    let domain = s.create_domain(a, NewSipDomain { name: "acme".into(), app: None }).await?;
+    let domain = s.create_domain(a, NewSipDomain { name: "acme".into(), app: None, event_url: None }).await?;
     let user = s.create_sip_user(a, domain.uuid, sip_user("alice", "acme")).await?;
     let profile = s.create_tn_profile(a, NewTnProfile { name: "p".into(), ..Default::default() }).await?;
     let ovp = s.create_ovp(a, NewOutboundVoiceProfile { name: "o".into(), ..Default::default() }).await?;
@@ -456,9 +457,11 @@ async fn account_isolation(ctx: Ctx) -> anyhow::Result<()> {
     assert_eq!(s.component_bytes(a, version.uuid).await?.as_deref(), Some(&b"\0asm"[..]));
 
     // Nor can B point its own objects at A's.
-    let b_domain = s.create_domain(b, NewSipDomain { name: "bee".into(), app: None }).await?;
+    let b_domain =
+        s.create_domain(b, NewSipDomain { name: "bee".into(), app: None, event_url: None }).await?;
     assert!(is_not_found(
-        s.update_domain(b, b_domain.uuid, SipDomainPatch { app: Some(Some(app.uuid)) }).await
+        s.update_domain(b, b_domain.uuid, SipDomainPatch { app: Some(Some(app.uuid)), event_url: None })
+            .await
     ));
     assert!(is_not_found(
         s.create_sip_user(
@@ -572,7 +575,9 @@ async fn apps_and_components(ctx: Ctx) -> anyhow::Result<()> {
         s.lease_tn(a, NewLease { tn: 12029822917, voice: true, sms: false, autorenew: false }).await?;
     s.update_lease(a, lease.uuid, LeasePatch { sip_control_app: Some(Some(app.uuid)), ..Default::default() })
         .await?;
-    let domain = s.create_domain(a, NewSipDomain { name: "acme".into(), app: Some(app.uuid) }).await?;
+    let domain = s
+        .create_domain(a, NewSipDomain { name: "acme".into(), app: Some(app.uuid), event_url: None })
+        .await?;
     s.delete_app(a, app.uuid).await?;
     assert!(s.get_app(a, app.uuid).await?.is_none());
     assert!(is_not_found(s.delete_app(a, app.uuid).await));
@@ -585,14 +590,44 @@ async fn apps_and_components(ctx: Ctx) -> anyhow::Result<()> {
 async fn sip_domains_and_users(ctx: Ctx) -> anyhow::Result<()> {
     let s = &ctx.store;
     let (a, b) = (account(s, "a@x.test").await?, account(s, "b@x.test").await?);
-    let acme = s.create_domain(a, NewSipDomain { name: "acme".into(), app: None }).await?;
+    let acme = s.create_domain(a, NewSipDomain { name: "acme".into(), app: None, event_url: None }).await?;
     // Domain names are unique across accounts.
-    assert!(is_conflict(s.create_domain(b, NewSipDomain { name: "acme".into(), app: None }).await));
+    assert!(is_conflict(
+        s.create_domain(b, NewSipDomain { name: "acme".into(), app: None, event_url: None }).await
+    ));
     assert!(matches!(
-        s.create_domain(a, NewSipDomain { name: "Not A Label".into(), app: None }).await,
+        s.create_domain(a, NewSipDomain { name: "Not A Label".into(), app: None, event_url: None }).await,
         Err(StoreError::Invalid { field: "name", .. })
     ));
-    let other = s.create_domain(a, NewSipDomain { name: "other".into(), app: None }).await?;
+    let other = s.create_domain(a, NewSipDomain { name: "other".into(), app: None, event_url: None }).await?;
+    // Event webhooks per domain and per user: stored, read back by the routing lookups, removed.
+    let hook = Some("https://hooks.example.com/acme".to_owned());
+    let hooked = s
+        .update_domain(a, acme.uuid, SipDomainPatch { event_url: Some(hook.clone()), ..Default::default() })
+        .await?;
+    assert_eq!((hooked.event_url.clone(), hooked.app), (hook.clone(), None));
+    assert_eq!(s.domain_by_name("acme").await?.context("acme")?.event_url, hook);
+    let cleared =
+        s.update_domain(a, acme.uuid, SipDomainPatch { event_url: Some(None), ..Default::default() }).await?;
+    assert_eq!(cleared.event_url, None);
+    assert_eq!(s.get_domain(a, acme.uuid).await?.context("acme")?.event_url, None);
+    let hooked = s
+        .create_domain(a, NewSipDomain { name: "hooked".into(), app: None, event_url: hook.clone() })
+        .await?;
+    assert_eq!(s.get_domain(a, hooked.uuid).await?.context("hooked")?.event_url, hook);
+    let user_hook = Some("https://hooks.example.com/zed".to_owned());
+    let zed = s
+        .create_sip_user(
+            a,
+            hooked.uuid,
+            NewSipUser { event_url: user_hook.clone(), ..sip_user("zed", "hooked") },
+        )
+        .await?;
+    assert_eq!(s.sip_user_by_login("hooked", "zed").await?.context("zed")?.event_url, user_hook);
+    let zed =
+        s.update_sip_user(a, zed.uuid, SipUserPatch { event_url: Some(None), ..Default::default() }).await?;
+    assert_eq!(zed.event_url, None);
+    assert_eq!(s.get_sip_user(a, zed.uuid).await?.context("zed")?.event_url, None);
 
     let alice = s.create_sip_user(a, acme.uuid, sip_user("alice", "acme.sip.opentact.test")).await?;
     // One login per domain; the same login in another domain is fine.
@@ -647,7 +682,7 @@ async fn sip_domains_and_users(ctx: Ctx) -> anyhow::Result<()> {
     s.delete_domain(a, acme.uuid).await?;
     assert!(s.get_sip_user(a, alice2.uuid).await?.is_none(), "users go with their domain");
     assert!(s.domain_by_name("acme").await?.is_none());
-    let reborn = s.create_domain(b, NewSipDomain { name: "acme".into(), app: None }).await?;
+    let reborn = s.create_domain(b, NewSipDomain { name: "acme".into(), app: None, event_url: None }).await?;
     assert_eq!(s.domain_by_name("acme").await?.map(|d| d.account), Some(reborn.account));
     Ok(())
 }
@@ -658,7 +693,7 @@ async fn a_numbers_sip_user_is_found_by_its_lease(ctx: Ctx) -> anyhow::Result<()
     s.upsert_numbers(&[number(12025550170, "DC"), number(12025550171, "DC")]).await?;
     let lease = s.lease_tn(a, NewLease { tn: 12025550170, voice: true, sms: true, autorenew: false }).await?;
     let other = s.lease_tn(a, NewLease { tn: 12025550171, voice: true, sms: true, autorenew: false }).await?;
-    let acme = s.create_domain(a, NewSipDomain { name: "acme".into(), app: None }).await?;
+    let acme = s.create_domain(a, NewSipDomain { name: "acme".into(), app: None, event_url: None }).await?;
     assert!(s.sip_user_of_lease(a, lease.uuid).await?.is_none(), "nobody has the number yet");
     s.create_sip_user(a, acme.uuid, sip_user("bob", "acme")).await?;
     let alice = s

@@ -116,6 +116,10 @@ pub struct NewDomain {
     /// The app that runs calls to the domain's users.
     #[serde(default)]
     pub app: Option<Uuid>,
+    /// The domain's own event webhook: the events of its users' calls also go here (signed,
+    /// like the account's webhooks).
+    #[serde(default)]
+    pub event_url: Option<String>,
 }
 
 #[utoipa::path(
@@ -132,7 +136,11 @@ async fn create(
     auth: AuthAccount,
     ApiJson(body): ApiJson<NewDomain>,
 ) -> Result<Created<DomainView>, ApiError> {
-    let new = NewSipDomain { name: check_label("name", &body.name)?, app: body.app };
+    let new = NewSipDomain {
+        name: check_label("name", &body.name)?,
+        app: body.app,
+        event_url: body.event_url.map(|url| state.webhook_urls.check_event_url(&url)).transpose()?,
+    };
     let created = state
         .repo
         .create_domain(auth.account, new)
@@ -164,6 +172,9 @@ pub struct DomainUpdate {
     /// `null` detaches the app.
     #[serde(default, deserialize_with = "nullable")]
     pub app: Option<Option<Uuid>>,
+    /// The domain's own event webhook; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub event_url: Option<Option<String>>,
 }
 
 #[utoipa::path(
@@ -171,7 +182,7 @@ pub struct DomainUpdate {
     operation_id = "sip_domain_update",
     path = "/rest/sip/domain/{domain}",
     tag = "sip_domain",
-    summary = "Attach an app to the domain or detach it",
+    summary = "Attach an app to the domain or detach it; set or remove its event webhook",
     params(("domain" = String, Path, description = "The domain's id or its name (the label under the platform SIP domain)")),
     request_body = DomainUpdate,
     responses((status = 200, description = "OK", body = doc::Envelope<DomainView>), doc::ApiErrors)
@@ -183,12 +194,19 @@ async fn update(
     ApiJson(body): ApiJson<DomainUpdate>,
 ) -> Result<Payload<DomainView>, ApiError> {
     let domain = domain_of(&state, auth.account, &domain).await?;
-    if body.app.is_none() {
-        return Err(ApiError::invalid("body", "nothing to change: send app (an app's uuid, or null)"));
+    if body.app.is_none() && body.event_url.is_none() {
+        return Err(ApiError::invalid(
+            "body",
+            "nothing to change: send app (an app's uuid, or null) or event_url (a URL, or null)",
+        ));
     }
+    let patch = SipDomainPatch {
+        app: body.app,
+        event_url: state.webhook_urls.check_event_url_patch(body.event_url)?,
+    };
     let updated = state
         .repo
-        .update_domain(auth.account, domain.uuid, SipDomainPatch { app: body.app })
+        .update_domain(auth.account, domain.uuid, patch)
         .await
         .map_err(|e| ApiError::reference(e, ObjectKind::SipDomain, "app"))?;
     Ok(Payload(view(&state, updated)))
@@ -251,6 +269,10 @@ pub struct NewUser {
     pub tn_lease: Option<Uuid>,
     #[serde(default)]
     pub same_domain_calls_only: bool,
+    /// The user's own event webhook: the events of the calls it makes, and of the calls
+    /// routed to it, also go here (signed, like the account's webhooks).
+    #[serde(default)]
+    pub event_url: Option<String>,
 }
 
 #[utoipa::path(
@@ -278,6 +300,7 @@ async fn create_user(
         is_active: body.is_active.unwrap_or(true),
         tn_lease: body.tn_lease,
         same_domain_calls_only: body.same_domain_calls_only,
+        event_url: body.event_url.map(|url| state.webhook_urls.check_event_url(&url)).transpose()?,
     };
     let created = state
         .repo
@@ -334,6 +357,9 @@ pub struct UserUpdate {
     pub tn_lease: Option<Option<Uuid>>,
     #[serde(default)]
     pub same_domain_calls_only: Option<bool>,
+    /// The user's own event webhook; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub event_url: Option<Option<String>>,
     /// Logins are not renamed; sending one that differs is refused with a reason.
     #[serde(default)]
     pub login: Option<String>,
@@ -364,10 +390,12 @@ async fn update_user(
         && body.is_active.is_none()
         && body.tn_lease.is_none()
         && body.same_domain_calls_only.is_none()
+        && body.event_url.is_none()
     {
         return Err(ApiError::invalid(
             "body",
-            "nothing to change: send one or more of password, is_active, tn_lease, same_domain_calls_only",
+            "nothing to change: send one or more of password, is_active, tn_lease, same_domain_calls_only, \
+             event_url",
         ));
     }
     let name = full_name(&state, &domain);
@@ -382,6 +410,7 @@ async fn update_user(
         is_active: body.is_active,
         tn_lease: body.tn_lease,
         same_domain_calls_only: body.same_domain_calls_only,
+        event_url: state.webhook_urls.check_event_url_patch(body.event_url)?,
     };
     let updated = state
         .repo

@@ -168,6 +168,8 @@ pub struct SipDomain {
     pub name: String,
     /// The app that runs calls to this domain's users, if any.
     pub app: Option<Uuid>,
+    /// The domain's own event webhook: the events of its users' calls also go here.
+    pub event_url: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
@@ -184,12 +186,14 @@ pub struct SipDomain {
 pub struct NewSipDomain {
     pub name: String,
     pub app: Option<Uuid>,
+    pub event_url: Option<String>,
 }
 
 /// A partial update.
 #[derive(Debug, Clone, Default)]
 pub struct SipDomainPatch {
     pub app: Option<Option<Uuid>>,
+    pub event_url: Option<Option<String>>,
 }
 
 /// A SIP user of a domain (`login@domain`).
@@ -210,6 +214,9 @@ pub struct SipUser {
     pub tn_lease: Option<Uuid>,
     /// Calls only to other users of the same domain (no numbers, no other domains).
     pub same_domain_calls_only: bool,
+    /// The user's own event webhook: the events of the calls it makes and is dialled in
+    /// also go here.
+    pub event_url: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
@@ -228,6 +235,7 @@ pub struct NewSipUser {
     pub is_active: bool,
     pub tn_lease: Option<Uuid>,
     pub same_domain_calls_only: bool,
+    pub event_url: Option<String>,
 }
 
 /// A partial update. New credentials must keep the login (logins are not renamed).
@@ -237,6 +245,7 @@ pub struct SipUserPatch {
     pub is_active: Option<bool>,
     pub tn_lease: Option<Option<Uuid>>,
     pub same_domain_calls_only: Option<bool>,
+    pub event_url: Option<Option<String>>,
 }
 
 /// A one-time invitation to set a SIP connection's digest credentials: the account hands the

@@ -104,6 +104,7 @@ struct DomainRow {
     account_id: String,
     name: String,
     app_id: Option<String>,
+    event_url: Option<String>,
     created_on: i64,
     modified_on: i64,
     deleted_on: Option<i64>,
@@ -117,6 +118,7 @@ impl DomainRow {
             account: uuid(K, "account_id", &self.account_id)?,
             name: self.name,
             app: opt_uuid(K, "app_id", self.app_id.as_deref())?,
+            event_url: self.event_url,
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
             deleted_on: self.deleted_on.map(from_millis),
@@ -126,7 +128,7 @@ impl DomainRow {
 
 macro_rules! domain_cols {
     () => {
-        "id, account_id, name, app_id, created_on, modified_on, deleted_on"
+        "id, account_id, name, app_id, event_url, created_on, modified_on, deleted_on"
     };
 }
 
@@ -141,6 +143,7 @@ struct UserRow {
     is_active: bool,
     tn_lease_id: Option<String>,
     same_domain_calls_only: bool,
+    event_url: Option<String>,
     created_on: i64,
     modified_on: i64,
     deleted_on: Option<i64>,
@@ -159,6 +162,7 @@ impl UserRow {
             is_active: self.is_active,
             tn_lease: opt_uuid(K, "tn_lease_id", self.tn_lease_id.as_deref())?,
             same_domain_calls_only: self.same_domain_calls_only,
+            event_url: self.event_url,
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
             deleted_on: self.deleted_on.map(from_millis),
@@ -169,7 +173,7 @@ impl UserRow {
 macro_rules! user_cols {
     () => {
         "id, account_id, domain_id, login, ha1, ha1b, is_active, tn_lease_id, same_domain_calls_only, \
-         created_on, modified_on, deleted_on"
+         event_url, created_on, modified_on, deleted_on"
     };
 }
 
@@ -433,19 +437,21 @@ impl SipDomainRepo for Store {
             account,
             name: new.name,
             app: new.app,
+            event_url: new.event_url,
             created_on: now,
             modified_on: now,
             deleted_on: None,
         };
         with_pool!(self, p => sqlx::query(
-            "INSERT INTO sip_domain (id, account_id, name, app_id, created_on, modified_on) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO sip_domain (id, account_id, name, app_id, created_on, modified_on, event_url) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6)",
         )
         .bind(d.uuid.to_string())
         .bind(account.to_string())
         .bind(&d.name)
         .bind(opt_str(d.app))
         .bind(ms(now))
+        .bind(&d.event_url)
         .execute(p)
         .await
         .map(|_| ()))
@@ -497,15 +503,18 @@ impl SipDomainRepo for Store {
             .await?
             .ok_or(StoreError::not_found(ObjectKind::SipDomain, domain))?;
         patch(&mut d.app, p.app);
+        patch(&mut d.event_url, p.event_url);
         self.ensure_live_opt(account, Ref::SipControlApp, d.app).await?;
         d.modified_on = now();
         let done = with_pool!(self, pool => sqlx::query(
-            "UPDATE sip_domain SET app_id = $3, modified_on = $4 WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
+            "UPDATE sip_domain SET app_id = $3, modified_on = $4, event_url = $5 \
+             WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
         )
         .bind(account.to_string())
         .bind(domain.to_string())
         .bind(opt_str(d.app))
         .bind(ms(d.modified_on))
+        .bind(&d.event_url)
         .execute(pool)
         .await?
         .rows_affected());
@@ -568,13 +577,15 @@ impl SipDomainRepo for Store {
             is_active: new.is_active,
             tn_lease: new.tn_lease,
             same_domain_calls_only: new.same_domain_calls_only,
+            event_url: new.event_url,
             created_on: now,
             modified_on: now,
             deleted_on: None,
         };
         with_pool!(self, p => sqlx::query(
             "INSERT INTO sip_user (id, account_id, domain_id, login, ha1, ha1b, is_active, tn_lease_id, \
-             created_on, modified_on, same_domain_calls_only) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
+             created_on, modified_on, same_domain_calls_only, event_url) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)",
         )
         .bind(u.uuid.to_string())
         .bind(account.to_string())
@@ -586,6 +597,7 @@ impl SipDomainRepo for Store {
         .bind(opt_str(u.tn_lease))
         .bind(ms(now))
         .bind(u.same_domain_calls_only)
+        .bind(&u.event_url)
         .execute(p)
         .await
         .map(|_| ()))
@@ -652,11 +664,12 @@ impl SipDomainRepo for Store {
         patch(&mut u.is_active, p.is_active);
         patch(&mut u.tn_lease, p.tn_lease);
         patch(&mut u.same_domain_calls_only, p.same_domain_calls_only);
+        patch(&mut u.event_url, p.event_url);
         self.ensure_live_opt(account, Ref::TnLease, u.tn_lease).await?;
         u.modified_on = now();
         let done = with_pool!(self, pool => sqlx::query(
             "UPDATE sip_user SET ha1 = $3, ha1b = $4, is_active = $5, tn_lease_id = $6, modified_on = $7, \
-             same_domain_calls_only = $8 \
+             same_domain_calls_only = $8, event_url = $9 \
              WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
         )
         .bind(account.to_string())
@@ -667,6 +680,7 @@ impl SipDomainRepo for Store {
         .bind(opt_str(u.tn_lease))
         .bind(ms(u.modified_on))
         .bind(u.same_domain_calls_only)
+        .bind(&u.event_url)
         .execute(pool)
         .await?
         .rows_affected());
@@ -690,7 +704,7 @@ impl SipDomainRepo for Store {
     async fn sip_user_by_login(&self, domain_name: &str, login: &str) -> Result<Option<SipUser>> {
         let row: Option<UserRow> = with_pool!(self, p => sqlx::query_as(
             "SELECT u.id, u.account_id, u.domain_id, u.login, u.ha1, u.ha1b, u.is_active, u.tn_lease_id, \
-             u.same_domain_calls_only, u.created_on, u.modified_on, u.deleted_on FROM sip_user u JOIN sip_domain d ON d.id = u.domain_id \
+             u.same_domain_calls_only, u.event_url, u.created_on, u.modified_on, u.deleted_on FROM sip_user u JOIN sip_domain d ON d.id = u.domain_id \
              WHERE d.name = $1 AND d.deleted_on IS NULL AND u.login = $2 AND u.deleted_on IS NULL",
         )
         .bind(domain_name)
@@ -703,7 +717,7 @@ impl SipDomainRepo for Store {
     async fn sip_user_by_ha1b(&self, ha1b: &str) -> Result<Option<SipUser>> {
         let row: Option<UserRow> = with_pool!(self, p => sqlx::query_as(
             "SELECT u.id, u.account_id, u.domain_id, u.login, u.ha1, u.ha1b, u.is_active, u.tn_lease_id, \
-             u.same_domain_calls_only, u.created_on, u.modified_on, u.deleted_on FROM sip_user u JOIN sip_domain d ON d.id = u.domain_id \
+             u.same_domain_calls_only, u.event_url, u.created_on, u.modified_on, u.deleted_on FROM sip_user u JOIN sip_domain d ON d.id = u.domain_id \
              WHERE u.ha1b = $1 AND u.deleted_on IS NULL AND u.is_active AND d.deleted_on IS NULL \
              ORDER BY u.created_on, u.id LIMIT 1",
         )
@@ -717,7 +731,8 @@ impl SipDomainRepo for Store {
         let row: Option<(String, UserRow)> = with_pool!(self, p => {
             let row: Option<UserRowWithDomain> = sqlx::query_as(
                 "SELECT d.name AS domain_name, u.id, u.account_id, u.domain_id, u.login, u.ha1, u.ha1b, \
-                 u.is_active, u.tn_lease_id, u.same_domain_calls_only, u.created_on, u.modified_on, u.deleted_on \
+                 u.is_active, u.tn_lease_id, u.same_domain_calls_only, u.event_url, u.created_on, u.modified_on, \
+                 u.deleted_on \
                  FROM sip_user u JOIN sip_domain d ON d.id = u.domain_id \
                  WHERE u.account_id = $1 AND u.tn_lease_id = $2 AND u.deleted_on IS NULL AND u.is_active \
                  AND d.deleted_on IS NULL ORDER BY u.created_on, u.id LIMIT 1",
