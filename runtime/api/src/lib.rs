@@ -28,6 +28,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod password_gate;
 mod publish;
+pub mod rental;
 pub mod routes;
 pub mod state;
 pub mod url_policy;

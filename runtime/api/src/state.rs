@@ -38,6 +38,9 @@ pub struct ApiConfig {
     pub currency: String,
     /// Whether anyone may create an account (`POST /rest/signup`); off by default.
     pub self_signup: bool,
+    /// What a leased number costs a month (`[rating] number_monthly`); `None`: numbers are free.
+    #[serde(skip)]
+    pub number_price: Option<crate::rental::NumberPrice>,
 }
 
 /// Default of [`ApiConfig::max_component_versions_per_app`].
@@ -51,6 +54,7 @@ impl Default for ApiConfig {
             max_component_versions_per_app: DEFAULT_MAX_COMPONENT_VERSIONS_PER_APP,
             currency: "USD".to_owned(),
             self_signup: false,
+            number_price: None,
         }
     }
 }

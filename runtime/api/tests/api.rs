@@ -27,6 +27,7 @@ api_test!(
     an_account_reads_and_changes_its_own_name_and_time_zone,
     account_refusals_name_the_field_and_change_nothing,
     number_orders_and_lease_changes_are_published,
+    numbers_are_charged_monthly_and_renewed_or_released,
 );
 
 const DC1: Tn = 12025550100;
@@ -1057,6 +1058,7 @@ async fn an_account_reads_and_changes_its_own_name_and_time_zone(c: Ctx) -> anyh
     let stored = c.store.get_account(a).await?.context("the account")?;
     ensure!(stored.name == "Acme" && stored.time_zone == "America/Chicago", "{stored:?}");
 
+
     // The other account is untouched and sees only itself.
     let theirs = c.get("/rest/account", &other).await?;
     let theirs = theirs.ok(StatusCode::OK)?;
@@ -1281,5 +1283,126 @@ async fn self_signup_is_the_operators_choice(c: Ctx) -> anyhow::Result<()> {
         )
         .await?;
     sixth.err(StatusCode::TOO_MANY_REQUESTS, &["sign-ups an hour"])?;
+    Ok(())
+}
+
+async fn numbers_are_charged_monthly_and_renewed_or_released(c: Ctx) -> anyhow::Result<()> {
+    use opentact_api::rental::{NumberPrice, Sweep, month_after, renew_due};
+    let (a, jwt) = c.signup("rent@example.test").await?;
+    let (b, poor) = c.signup("poor@example.test").await?;
+    c.seed(INVENTORY).await?;
+    let bus = Arc::new(opentact_events::EventBus::new(opentact_events::BusConfig::default()));
+    let mut mine = bus
+        .subscribe(a, vec!["tn.changed".to_owned(), "account.changed".to_owned()], None)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    // The poor account's own refused order is a `tn.order`; of the rest it hears nothing.
+    let mut theirs = bus
+        .subscribe(b, vec!["tn.changed".to_owned(), "account.changed".to_owned()], None)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let price = NumberPrice { monthly_micros: 1_500_000, grace: Duration::from_secs(3 * 86_400) };
+    let config = ApiConfig { number_price: Some(price), ..ApiConfig::default() };
+    let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), config).with_events(bus.clone());
+    let c = Ctx { app: router(state.clone()), store: c.store.clone(), secret: c.secret.clone() };
+    let mut next = async || -> anyhow::Result<Arc<opentact_events::Event>> {
+        tokio::time::timeout(Duration::from_secs(5), mine.next())
+            .await?
+            .context("the bus is open")?
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
+    };
+
+    // No money, no number: the item fails with the price and the balance; the number stays free.
+    let order = c.post("/rest/order", &poor, json!({"items": [{"tn": DC1}]})).await?;
+    let order = order.ok(StatusCode::CREATED)?.clone();
+    ensure!(
+        order["items"][0]["state"] == "failed"
+            && order["items"][0]["message"]
+                == "insufficient balance: a number costs 1.500000 USD a month, the balance is 0.000000 USD",
+        "{order}"
+    );
+    ensure!(c.store.get_number(DC1).await?.context("DC1")?.available, "not leased");
+
+    // With 4.00: two numbers are a month each (1.00 left), a third is refused.
+    c.store.credit(a, 4_000_000, "prepaid").await?;
+    let items = json!({"items": [{"tn": DC1, "autorenew": true}, {"tn": NY1}, {"tn": IL1}]});
+    let order = c.post("/rest/order", &jwt, items).await?;
+    let order = order.ok(StatusCode::CREATED)?.clone();
+    ensure!(
+        order["items"][0]["state"] == "success"
+            && order["items"][1]["state"] == "success"
+            && order["items"][2]["state"] == "failed"
+            && order["items"][2]["message"]
+                == "insufficient balance: a number costs 1.500000 USD a month, the balance is 1.000000 USD",
+        "{order}"
+    );
+    let renewing = Uuid::parse_str(order["items"][0]["lease"].as_str().context("lease")?)?;
+    let ending = Uuid::parse_str(order["items"][1]["lease"].as_str().context("lease")?)?;
+    let lease = c.store.get_lease(a, renewing).await?.context("lease")?;
+    let first_until = month_after(lease.created_on);
+    ensure!(lease.paid_until == Some(first_until), "a month from the order: {lease:?}");
+    let shown = c.get(&format!("/rest/lease/tn/{renewing}"), &jwt).await?;
+    ensure!(!shown.ok(StatusCode::OK)?["paid_until"].is_null(), "{shown:?}");
+    for _ in 0..2 {
+        let event = next().await?;
+        ensure!(
+            event.kind == "account.changed" && event.payload["transaction"]["kind"] == "number",
+            "{event:?}"
+        );
+    }
+    let ledger = c.post("/rest/account/transactions/search", &jwt, json!({"reference": renewing})).await?;
+    let ledger = ledger.ok(StatusCode::OK)?.clone();
+    ensure!(
+        ledger["total"] == 1
+            && ledger["data"][0]["amount_micros"] == -1_500_000
+            && ledger["data"][0]["description"]
+                == format!("number {DC1}, a month to {}", first_until.format("%Y-%m-%d")),
+        "{ledger}"
+    );
+    ensure!(c.store.balance(a).await? == 1_000_000);
+
+    // Nothing is due inside the month.
+    ensure!(renew_due(&state, chrono::Utc::now()).await? == Sweep::default());
+
+    // A day after the month: the number without autorenew is released; the other's month is
+    // unpaid (1.00 < 1.50) and waits out the grace period.
+    let day = chrono::Duration::days(1);
+    let sweep = renew_due(&state, first_until + day).await?;
+    ensure!(sweep == Sweep { ended: 1, waiting: 1, ..Sweep::default() }, "{sweep:?}");
+    let event = next().await?;
+    ensure!(
+        event.kind == "tn.changed"
+            && event.payload["change"] == "released"
+            && event.payload["reason"] == "not renewed"
+            && event.payload["tn"] == json!(NY1),
+        "{event:?}"
+    );
+    ensure!(c.store.get_lease(a, ending).await?.context("lease")?.released_on.is_some());
+    ensure!(c.store.get_number(NY1).await?.context("NY1")?.available, "back in the inventory");
+
+    // Paid within the grace period: renewed for the next month, once however often it sweeps.
+    c.store.credit(a, 2_000_000, "top-up").await?;
+    let sweep = renew_due(&state, first_until + day).await?;
+    ensure!(sweep == Sweep { renewed: 1, ..Sweep::default() }, "{sweep:?}");
+    ensure!(renew_due(&state, first_until + day).await? == Sweep::default(), "renewed once");
+    let second_until = month_after(first_until);
+    ensure!(c.store.get_lease(a, renewing).await?.context("lease")?.paid_until == Some(second_until));
+    ensure!(c.store.balance(a).await? == 1_500_000);
+    let event = next().await?;
+    ensure!(event.kind == "account.changed" && event.payload["balance"] == "1.500000", "{event:?}");
+    let event = next().await?;
+    ensure!(event.kind == "tn.changed" && event.payload["change"] == "renewed", "{event:?}");
+
+    // The next month takes the rest; the one after is unpaid past the grace period: released.
+    ensure!(renew_due(&state, second_until).await?.renewed == 1);
+    ensure!(c.store.balance(a).await? == 0);
+    let third_until = month_after(second_until);
+    ensure!(renew_due(&state, third_until + day).await?.waiting == 1, "inside the grace period");
+    let sweep = renew_due(&state, third_until + chrono::Duration::days(3)).await?;
+    ensure!(sweep == Sweep { unpaid: 1, ..Sweep::default() }, "{sweep:?}");
+    let released = c.store.get_lease(a, renewing).await?.context("lease")?;
+    ensure!(released.released_on.is_some() && released.paid_until == Some(third_until), "{released:?}");
+    let numbers = c.post("/rest/account/transactions/search", &jwt, json!({"kind": "number"})).await?;
+    ensure!(numbers.ok(StatusCode::OK)?["total"] == 4, "two first months and two renewals: {numbers:?}");
+    let elsewhere = tokio::time::timeout(Duration::from_millis(200), theirs.next()).await;
+    ensure!(elsewhere.is_err(), "the other account hears nothing: {elsewhere:?}");
     Ok(())
 }

@@ -250,6 +250,7 @@ mod tests {
             modified_on: Utc::now(),
             released_on: None,
             event_url: None,
+            paid_until: None,
         }
     }
 

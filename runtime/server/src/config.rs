@@ -461,15 +461,47 @@ pub struct RatingSection {
     pub deck: Option<PathBuf>,
     /// The currency of the deck's prices and of balances (shown with amounts; one per platform).
     pub currency: String,
+    /// What a leased number costs a month (`"1.00"`); absent, numbers are free. A number
+    /// ordered over REST is charged its first month at once (refused when the balance does not
+    /// pay it), then renewed each month while `autorenew` is on, else released at its month's
+    /// end (opentact_api::rental).
+    pub number_monthly: Option<String>,
+    /// Days an unpaid renewal is tried again before the number is released.
+    pub number_grace_days: u32,
+    /// How often this node looks for leases whose month is over, in seconds.
+    pub renewal_check_secs: u64,
 }
 
 impl Default for RatingSection {
     fn default() -> Self {
-        Self { deck: None, currency: "USD".to_owned() }
+        Self {
+            deck: None,
+            currency: "USD".to_owned(),
+            number_monthly: None,
+            number_grace_days: 3,
+            renewal_check_secs: 300,
+        }
     }
 }
 
 impl RatingSection {
+    /// The number price, checked; `None` when numbers are free.
+    pub fn number_price(&self) -> anyhow::Result<Option<opentact_api::rental::NumberPrice>> {
+        let Some(text) = &self.number_monthly else { return Ok(None) };
+        let monthly_micros = opentact_rating::parse_amount(text)
+            .map_err(|reason| anyhow::anyhow!("[rating] number_monthly {text:?}: {reason}"))?;
+        if monthly_micros <= 0 {
+            anyhow::bail!(
+                "[rating] number_monthly {text:?}: must be more than zero (leave it out for free numbers)"
+            );
+        }
+        if self.renewal_check_secs == 0 {
+            anyhow::bail!("[rating] renewal_check_secs must be at least 1");
+        }
+        let grace = std::time::Duration::from_secs(u64::from(self.number_grace_days) * 86_400);
+        Ok(Some(opentact_api::rental::NumberPrice { monthly_micros, grace }))
+    }
+
     /// The deck, read and checked; `None` when none is configured.
     pub fn load_deck(&self) -> anyhow::Result<Option<std::sync::Arc<opentact_rating::Deck>>> {
         let Some(path) = &self.deck else { return Ok(None) };

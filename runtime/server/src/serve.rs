@@ -332,6 +332,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         opentact_store::Backend::Sqlite => None,
     };
     let key_file = config.api.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("jwt.key"));
+    let number_price = config.rating.number_price()?;
     let api_state = opentact_api::ApiState::new(
         repo,
         jwt_secret(&key_file)?,
@@ -341,6 +342,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             max_component_versions_per_app: config.api.max_component_versions_per_app,
             currency: config.rating.currency.clone(),
             self_signup: config.api.self_signup,
+            number_price,
         },
     )
     .with_component_check(Arc::new(FlowHostCheck(router_host)))
@@ -370,6 +372,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(relay) => api_state.with_command_forwarder(relay),
         None => api_state,
     };
+    if number_price.is_some() {
+        let every = std::time::Duration::from_secs(config.rating.renewal_check_secs);
+        tokio::spawn(renew_numbers(api_state.clone(), every));
+    }
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("starting the REST API on {}", config.api.listen))?;
@@ -461,6 +467,21 @@ const HANGUP_GRACE: Duration = Duration::from_secs(5);
 /// Listens for Ctrl-C and SIGTERM (what process supervisors send to stop a service) from now
 /// on; the future ends at the first. Registered before the platform says it is ready: a
 /// signal sent at once would otherwise end the process with the default action, no drain.
+/// Every `every`, renews or releases the leases whose paid month is over
+/// (opentact_api::rental).
+async fn renew_numbers(state: opentact_api::ApiState, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match opentact_api::rental::renew_due(&state, chrono::Utc::now()).await {
+            Ok(sweep) if sweep != opentact_api::rental::Sweep::default() => info!(?sweep, "number renewals"),
+            Ok(_) => {}
+            Err(error) => warn!(%error, "number renewals: the store is unavailable"),
+        }
+    }
+}
+
 fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     #[cfg(unix)]
     {

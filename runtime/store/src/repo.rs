@@ -197,6 +197,9 @@ pub trait LeaseRepo: Send + Sync {
     async fn release_lease(&self, account: Uuid, lease: Uuid) -> Result<TnLease>;
     /// *Unscoped* (routing of inbound calls and SMS): the active lease of a number.
     async fn lease_by_tn(&self, tn: Tn) -> Result<Option<TnLease>>;
+    /// *Unscoped* (monthly number charges): active leases paid only until `at` or earlier,
+    /// the longest due first, at most `limit`.
+    async fn leases_due(&self, at: Timestamp, limit: i64) -> Result<Vec<TnLease>>;
 }
 
 /// Number orders, kept with each item's outcome.
@@ -836,6 +839,9 @@ pub trait BillingRepo: Send + Sync {
     /// What the account's calls under `profile` were charged since `since` (micro-units, not
     /// negative): the day's spend a daily spend limit counts.
     async fn spent_since(&self, account: Uuid, profile: Uuid, since: Timestamp) -> Result<i64>;
+    /// Charges a month of a leased number when the balance pays it (a number is not rented
+    /// on credit), and moves its `paid_until`, in one transaction: see [`LeaseChargeOutcome`].
+    async fn charge_lease(&self, account: Uuid, charge: NewLeaseCharge) -> Result<LeaseChargeOutcome>;
     async fn search_transactions(
         &self,
         account: Uuid,

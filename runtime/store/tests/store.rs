@@ -118,6 +118,7 @@ store_test!(
     recordings_are_counted_per_account_and_deleted_once,
     concurrent_uploads_never_pass_the_version_quota,
     balances_move_only_with_their_ledger,
+    a_lease_is_charged_once_per_month_and_never_on_credit,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1874,5 +1875,72 @@ async fn balances_move_only_with_their_ledger(ctx: Ctx) -> anyhow::Result<()> {
         })
     };
     ensure!(matches!(s.charge(owner, bad).await, Err(StoreError::Invalid { .. })), "a negative charge");
+    Ok(())
+}
+
+async fn a_lease_is_charged_once_per_month_and_never_on_credit(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    let (owner, stranger) = (account(s, "rent@x.test").await?, account(s, "rent-b@x.test").await?);
+    s.upsert_numbers(&[number(12029822917, "DC"), number(12029822918, "DC")]).await?;
+    let lease =
+        s.lease_tn(owner, NewLease { tn: 12029822917, voice: true, sms: false, autorenew: true }).await?;
+    ensure!(lease.paid_until.is_none(), "not billed until charged: {lease:?}");
+    let month = |n: i64| lease.created_on + chrono::Duration::days(30 * n);
+    let charge = |expected: Option<chrono::DateTime<chrono::Utc>>, until| NewLeaseCharge {
+        lease: lease.uuid,
+        amount_micros: 1_000_000,
+        expected_paid_until: expected,
+        paid_until: until,
+        description: "number 12029822917".into(),
+    };
+    // Not on credit: nothing moves.
+    let unpaid = s.charge_lease(owner, charge(None, month(1))).await?;
+    ensure!(unpaid == LeaseChargeOutcome::Unpaid { balance_micros: 0 }, "{unpaid:?}");
+    ensure!(s.get_lease(owner, lease.uuid).await?.context("lease")?.paid_until.is_none(), "unchanged");
+    ensure!(s.leases_due(month(5), 10).await?.is_empty(), "an unbilled lease is never due");
+
+    s.credit(owner, 1_500_000, "prepaid").await?;
+    // Another account's lease is not its to charge.
+    ensure!(s.charge_lease(stranger, charge(None, month(1))).await? == LeaseChargeOutcome::Stale);
+    let LeaseChargeOutcome::Charged(row) = s.charge_lease(owner, charge(None, month(1))).await? else {
+        anyhow::bail!("the first month is paid");
+    };
+    ensure!(
+        row.kind == TransactionKind::Number
+            && row.amount_micros == -1_000_000
+            && row.balance_after_micros == 500_000
+            && row.reference == Some(lease.uuid),
+        "{row:?}"
+    );
+    ensure!(s.get_lease(owner, lease.uuid).await?.context("lease")?.paid_until == Some(month(1)));
+    // Read before that charge: stale, not charged twice.
+    ensure!(s.charge_lease(owner, charge(None, month(1))).await? == LeaseChargeOutcome::Stale);
+    ensure!(s.balance(owner).await? == 500_000);
+
+    // Due once its month is over, the longest due first.
+    ensure!(s.leases_due(month(1) - chrono::Duration::seconds(1), 10).await?.is_empty(), "inside the month");
+    let due = s.leases_due(month(1), 10).await?;
+    ensure!(due.len() == 1 && due[0].uuid == lease.uuid, "{due:?}");
+    // The second month: unpaid at 0.50, then paid; a second row for the same lease.
+    let unpaid = s.charge_lease(owner, charge(Some(month(1)), month(2))).await?;
+    ensure!(unpaid == LeaseChargeOutcome::Unpaid { balance_micros: 500_000 }, "{unpaid:?}");
+    s.credit(owner, 500_000, "top-up").await?;
+    ensure!(matches!(
+        s.charge_lease(owner, charge(Some(month(1)), month(2))).await?,
+        LeaseChargeOutcome::Charged(_)
+    ));
+    let rows = s
+        .search_transactions(
+            owner,
+            TransactionFilter { reference: Some(lease.uuid), ..Default::default() },
+            ListParams::default(),
+        )
+        .await?;
+    ensure!(rows.total == 2 && s.balance(owner).await? == 0, "{rows:?}");
+    // A released lease is neither due nor charged.
+    s.release_lease(owner, lease.uuid).await?;
+    ensure!(s.leases_due(month(9), 10).await?.is_empty());
+    s.credit(owner, 5_000_000, "more").await?;
+    ensure!(s.charge_lease(owner, charge(Some(month(2)), month(3))).await? == LeaseChargeOutcome::Stale);
     Ok(())
 }

@@ -285,10 +285,16 @@ async fn order_item(state: &ApiState, account: Uuid, item: OrderItem) -> Result<
         let missing = if voice && !number.voice { "voice" } else { "sms" };
         return failed(format!("number {tn} does not support {missing}"));
     }
+    if let Some(refusal) = crate::rental::first_month_refusal(state, account).await? {
+        return failed(refusal);
+    }
     match state.repo.lease_tn(account, NewLease { tn, voice, sms, autorenew: item.autorenew }).await {
-        Ok(lease) => {
-            Ok(StoredItem { tn, state: OrderItemState::Success, lease: Some(lease.uuid), message: None })
-        }
+        Ok(lease) => match crate::rental::charge_first_month(state, &lease).await? {
+            Some(refusal) => failed(refusal),
+            None => {
+                Ok(StoredItem { tn, state: OrderItemState::Success, lease: Some(lease.uuid), message: None })
+            }
+        },
         Err(StoreError::NotFound { .. }) => failed(format!("number {tn} is not offered")),
         Err(StoreError::NumberUnavailable { .. } | StoreError::Conflict { .. }) => {
             failed(format!("number {tn} is not available"))

@@ -14,6 +14,8 @@ pub enum TransactionKind {
     Call,
     /// A rated message.
     Sms,
+    /// A month of a leased number (its reference is the lease).
+    Number,
 }
 
 impl TransactionKind {
@@ -22,6 +24,7 @@ impl TransactionKind {
             TransactionKind::Credit => "credit",
             TransactionKind::Call => "call",
             TransactionKind::Sms => "sms",
+            TransactionKind::Number => "number",
         }
     }
 
@@ -30,6 +33,7 @@ impl TransactionKind {
             "credit" => TransactionKind::Credit,
             "call" => TransactionKind::Call,
             "sms" => TransactionKind::Sms,
+            "number" => TransactionKind::Number,
             _ => return None,
         })
     }
@@ -85,6 +89,29 @@ pub struct NewCharge {
     pub target: ChargeTarget,
     pub amount_micros: i64,
     pub description: String,
+}
+
+/// A month of a leased number to charge: the lease is paid until `paid_until` once the
+/// balance pays `amount_micros`. `expected_paid_until` is what the caller read (`None` for a
+/// lease not yet paid): a lease changed since (renewed by another node, released) is not charged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLeaseCharge {
+    pub lease: Uuid,
+    pub amount_micros: i64,
+    pub expected_paid_until: Option<Timestamp>,
+    pub paid_until: Timestamp,
+    pub description: String,
+}
+
+/// How charging a lease went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseChargeOutcome {
+    /// Charged: the ledger row; the lease is paid until the new date.
+    Charged(Transaction),
+    /// The balance (micro-units, as read) does not pay it: nothing changed.
+    Unpaid { balance_micros: i64 },
+    /// The lease is no longer as read (released, or renewed meanwhile): nothing changed.
+    Stale,
 }
 
 /// `POST /rest/account/transactions/search`: every field narrows.

@@ -23,7 +23,10 @@ pub use app::{
     SipControlAppPatch, WebhookMethod,
 };
 pub use batch::{Batch, BatchItem, BatchItemState, BatchItemUpdate, BatchState, NewBatch};
-pub use billing::{CallPrice, ChargeTarget, NewCharge, Transaction, TransactionFilter, TransactionKind};
+pub use billing::{
+    CallPrice, ChargeTarget, LeaseChargeOutcome, NewCharge, NewLeaseCharge, Transaction, TransactionFilter,
+    TransactionKind,
+};
 pub use call::{
     CallDirection, CallEnd, CallRecord, CallShaken, CallState, NewCallRecord, RecordingRecord,
     RecordingUsage, RelayedCommand, RelayedOutcome,

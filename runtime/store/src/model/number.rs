@@ -52,6 +52,11 @@ pub struct TnLease {
     pub released_on: Option<Timestamp>,
     /// The number's own event webhook: the events of its calls also go here.
     pub event_url: Option<String>,
+    /// Paid until then (monthly number charges, `[rating] number_monthly`); `null` for a lease
+    /// that is not billed. With `autorenew` it is renewed a month at a time, else released then.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::model::millis_opt")]
+    pub paid_until: Option<Timestamp>,
 }
 
 /// What leasing a number takes.

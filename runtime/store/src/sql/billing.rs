@@ -200,6 +200,59 @@ impl BillingRepo for Store {
         }))
     }
 
+    async fn charge_lease(&self, account: Uuid, charge: NewLeaseCharge) -> Result<LeaseChargeOutcome> {
+        if charge.amount_micros < 0 {
+            return Err(StoreError::Invalid { field: "amount", reason: "a charge is not negative" });
+        }
+        Ok(with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            // The lease as read, or nothing: a renewal by another node, or a release, wins.
+            let moved = sqlx::query(
+                "UPDATE tn_lease SET paid_until = $3 WHERE account_id = $1 AND id = $2 \
+                 AND released_on IS NULL AND paid_until IS NOT DISTINCT FROM $4",
+            )
+            .bind(account.to_string())
+            .bind(charge.lease.to_string())
+            .bind(ms(charge.paid_until))
+            .bind(charge.expected_paid_until.map(ms))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                return Ok(LeaseChargeOutcome::Stale);
+            }
+            // Locks the account's row (PostgreSQL re-checks the condition on the row it
+            // locks), so two charges cannot both spend the same money.
+            let paid = sqlx::query(
+                "UPDATE account SET balance_micros = balance_micros WHERE id = $1 AND balance_micros >= $2",
+            )
+            .bind(account.to_string())
+            .bind(charge.amount_micros)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if paid == 0 {
+                let balance: Option<i64> = sqlx::query_scalar("SELECT balance_micros FROM account WHERE id = $1")
+                    .bind(account.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                return Ok(LeaseChargeOutcome::Unpaid { balance_micros: balance.unwrap_or(0) });
+            }
+            let row = book!(
+                tx,
+                account,
+                TransactionKind::Number,
+                -charge.amount_micros,
+                Some(charge.lease),
+                None,
+                charge.description
+            );
+            tx.commit().await?;
+            LeaseChargeOutcome::Charged(row)
+        }))
+    }
+
     async fn spent_since(&self, account: Uuid, profile: Uuid, since: Timestamp) -> Result<i64> {
         let spent: Option<i64> = with_pool!(self, p => sqlx::query_scalar(
             "SELECT CAST(-SUM(amount_micros) AS BIGINT) FROM account_transaction \

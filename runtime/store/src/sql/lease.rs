@@ -52,6 +52,7 @@ struct LeaseRow {
     modified_on: i64,
     released_on: Option<i64>,
     event_url: Option<String>,
+    paid_until: Option<i64>,
 }
 
 impl LeaseRow {
@@ -72,6 +73,7 @@ impl LeaseRow {
             modified_on: from_millis(self.modified_on),
             released_on: self.released_on.map(from_millis),
             event_url: self.event_url,
+            paid_until: self.paid_until.map(from_millis),
         })
     }
 }
@@ -79,7 +81,7 @@ impl LeaseRow {
 macro_rules! lease_cols {
     () => {
         "id, account_id, tn, voice, sms, autorenew, tn_profile_id, sip_connection_id, sip_control_app_id, \
-         messaging_profile_id, created_on, modified_on, released_on, event_url"
+         messaging_profile_id, created_on, modified_on, released_on, event_url, paid_until"
     };
 }
 
@@ -209,6 +211,7 @@ impl LeaseRepo for Store {
             modified_on: now,
             released_on: None,
             event_url: None,
+            paid_until: None,
         };
         let conflict =
             || StoreError::Conflict { kind: ObjectKind::TnLease, field: "tn", value: new.tn.to_string() };
@@ -398,5 +401,17 @@ impl LeaseRepo for Store {
         .fetch_optional(p)
         .await?);
         row.map(LeaseRow::into_model).transpose()
+    }
+
+    async fn leases_due(&self, at: Timestamp, limit: i64) -> Result<Vec<TnLease>> {
+        let rows: Vec<LeaseRow> = with_pool!(self, p => sqlx::query_as(concat!(
+            "SELECT ", lease_cols!(),
+            " FROM tn_lease WHERE released_on IS NULL AND paid_until <= $1 ORDER BY paid_until, id LIMIT $2"
+        ))
+        .bind(ms(at))
+        .bind(limit)
+        .fetch_all(p)
+        .await?);
+        rows.into_iter().map(LeaseRow::into_model).collect()
     }
 }
