@@ -1058,6 +1058,29 @@ async fn an_account_reads_and_changes_its_own_name_and_time_zone(c: Ctx) -> anyh
     let stored = c.store.get_account(a).await?.context("the account")?;
     ensure!(stored.name == "Acme" && stored.time_zone == "America/Chicago", "{stored:?}");
 
+    // Contact details: none at first; each key given changes, null clears, absent stays.
+    ensure!(shown["contact"] == json!({"company": null, "phone": null, "address": null}), "{shown}");
+    let contact = json!({"contact": {"company": "Acme Inc.", "phone": " +12025550123 ", "address": "1 Main St\nSpringfield"}});
+    let changed = c.patch("/rest/account", &jwt, contact).await?;
+    let changed = changed.ok(StatusCode::OK)?;
+    ensure!(
+        changed["contact"]
+            == json!({"company": "Acme Inc.", "phone": "+12025550123", "address": "1 Main St\nSpringfield"})
+            && changed["name"] == "Acme",
+        "{changed}"
+    );
+    let cleared = c.patch("/rest/account", &jwt, json!({"contact": {"address": null}})).await?;
+    let cleared = cleared.ok(StatusCode::OK)?;
+    ensure!(
+        cleared["contact"] == json!({"company": "Acme Inc.", "phone": "+12025550123", "address": null}),
+        "{cleared}"
+    );
+    let stored = c.store.get_account(a).await?.context("the account")?;
+    ensure!(
+        stored.contact.company.as_deref() == Some("Acme Inc.") && stored.contact.address.is_none(),
+        "{stored:?}"
+    );
+    ensure!(c.store.get_account(b).await?.context("b")?.contact.company.is_none(), "b's contact untouched");
 
     // The other account is untouched and sees only itself.
     let theirs = c.get("/rest/account", &other).await?;
@@ -1136,6 +1159,15 @@ async fn account_refusals_name_the_field_and_change_nothing(c: Ctx) -> anyhow::R
         (json!({"name": "   "}), invalid, &["name", "1 to 100"][..]),
         (json!({"name": "x".repeat(101)}), invalid, &["name"][..]),
         (json!({"name": "line\nbreak"}), invalid, &["name", "control"][..]),
+        (json!({"contact": {}}), invalid, &["nothing to change"][..]),
+        (json!({"contact": {"phone": "202-555-0100"}}), invalid, &["contact.phone", "country code"][..]),
+        (json!({"contact": {"phone": "+1"}}), invalid, &["contact.phone"][..]),
+        (json!({"contact": {"company": "x".repeat(101)}}), invalid, &["contact.company"][..]),
+        (json!({"contact": {"address": "a\tb"}}), invalid, &["contact.address", "control"][..]),
+        (json!({"contact": {"address": "x".repeat(301)}}), invalid, &["contact.address", "300"][..]),
+        (json!({"contact": {"fax": "+12025550100"}}), StatusCode::BAD_REQUEST, &["unknown field `fax`"][..]),
+        // A good field beside a bad one changes nothing either.
+        (json!({"name": "Good", "contact": {"phone": "nope"}}), invalid, &["contact.phone"][..]),
         // The login and the password are not changed here: unknown fields of this body.
         (json!({"email": "new@example.test"}), StatusCode::BAD_REQUEST, &["unknown field `email`"][..]),
         (json!({"password": "hunter2hunter2"}), StatusCode::BAD_REQUEST, &["unknown field `password`"][..]),

@@ -1,4 +1,5 @@
-//! The account signed in: `GET /rest/account` and `PATCH /rest/account {name, time_zone}`;
+//! The account signed in: `GET /rest/account` and `PATCH /rest/account {name, time_zone,
+//! contact: {company, phone, address}}`;
 //! its money: `GET /rest/account/balance` and `POST /rest/account/transactions/search` (the
 //! ledger: the operator's credits, each rated call's and message's charge).
 //!
@@ -42,14 +43,77 @@ pub struct AccountBody {
     /// An IANA time zone (`America/New_York`): the account's local time for flows
     /// (`<Schedule>`) and for the call's time zone when the number's area has none.
     pub time_zone: Option<String>,
+    /// Contact details: each key given is changed, `null` clears it, absent keys stay.
+    pub contact: Option<ContactBody>,
+}
+
+/// `PATCH /rest/account`'s `contact`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    /// 1–100 characters.
+    #[serde(default, deserialize_with = "crate::routes::lease::nullable")]
+    #[schema(max_length = 100)]
+    pub company: Option<Option<String>>,
+    /// With its country code: `+` and 8 to 15 digits.
+    #[serde(default, deserialize_with = "crate::routes::lease::nullable")]
+    #[schema(pattern = "^\\+[0-9]{8,15}$")]
+    pub phone: Option<Option<String>>,
+    /// A postal address, 1–300 characters (line breaks allowed).
+    #[serde(default, deserialize_with = "crate::routes::lease::nullable")]
+    #[schema(max_length = 300)]
+    pub address: Option<Option<String>>,
+}
+
+/// Longest postal address, characters.
+const MAX_ADDRESS: usize = 300;
+
+fn check_company(company: &str) -> Result<String, ApiError> {
+    one_line("contact.company", company)
+}
+
+fn check_phone(phone: &str) -> Result<String, ApiError> {
+    let digits = phone.trim().strip_prefix('+').unwrap_or_default();
+    if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(format!("+{digits}"))
+    } else {
+        Err(ApiError::invalid(
+            "contact.phone",
+            "must be + and 8 to 15 digits with the country code (+12025550100)",
+        ))
+    }
+}
+
+fn check_address(address: &str) -> Result<String, ApiError> {
+    let address = address.trim();
+    if address.is_empty() || address.chars().count() > MAX_ADDRESS {
+        return Err(ApiError::invalid("contact.address", format!("must be 1 to {MAX_ADDRESS} characters")));
+    }
+    if address.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ApiError::invalid("contact.address", "no control characters but line breaks"));
+    }
+    Ok(address.to_owned())
+}
+
+/// A field of `contact`: absent stays, `null` clears, a value is checked.
+fn contact_field(
+    value: Option<Option<String>>,
+    check: fn(&str) -> Result<String, ApiError>,
+) -> Result<Option<Option<String>>, ApiError> {
+    value.map(|value| value.as_deref().map(check).transpose()).transpose()
 }
 
 pub(crate) fn check_name(name: &str) -> Result<String, ApiError> {
-    let name = crate::envelope::check_name("name", name, MAX_NAME)?;
-    if name.chars().any(char::is_control) {
-        return Err(ApiError::invalid("name", "no control characters (line breaks, tabs)"));
+    one_line("name", name)
+}
+
+/// 1–100 characters on one line.
+fn one_line(field: &str, text: &str) -> Result<String, ApiError> {
+    let text = crate::envelope::check_name(field, text, MAX_NAME)?;
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::invalid(field, "no control characters (line breaks, tabs)"));
     }
-    Ok(name)
+    Ok(text)
 }
 
 pub(crate) fn check_time_zone(zone: &str) -> Result<String, ApiError> {
@@ -84,7 +148,7 @@ pub(crate) async fn show(
     operation_id = "account_update",
     path = "/rest/account",
     tag = "account",
-    summary = "Change the account's name or time zone",
+    summary = "Change the account's name, time zone or contact details",
     request_body = AccountBody,
     responses((status = 200, description = "OK", body = doc::Envelope<Account>), doc::ApiErrors)
 )]
@@ -93,23 +157,37 @@ pub(crate) async fn update(
     auth: AuthAccount,
     ApiJson(body): ApiJson<AccountBody>,
 ) -> Result<Payload<Account>, ApiError> {
-    if body.name.is_none() && body.time_zone.is_none() {
-        return Err(ApiError::invalid("body", "nothing to change: name or time_zone"));
+    let contact = body.contact.unwrap_or_default();
+    if body.name.is_none()
+        && body.time_zone.is_none()
+        && contact.company.is_none()
+        && contact.phone.is_none()
+        && contact.address.is_none()
+    {
+        return Err(ApiError::invalid(
+            "body",
+            "nothing to change: name, time_zone or contact (company, phone, address)",
+        ));
     }
     let patch = AccountPatch {
         name: body.name.as_deref().map(check_name).transpose()?,
         email: None,
         time_zone: body.time_zone.as_deref().map(check_time_zone).transpose()?,
+        company: contact_field(contact.company, check_company)?,
+        phone: contact_field(contact.phone, check_phone)?,
+        address: contact_field(contact.address, check_address)?,
     };
     let before = state.repo.get_account(auth.account).await?;
     let after = state.repo.update_account(auth.account, patch).await?;
     let changed: Vec<&str> = match &before {
-        Some(before) => {
-            [("name", before.name != after.name), ("time_zone", before.time_zone != after.time_zone)]
-                .into_iter()
-                .filter_map(|(field, differs)| differs.then_some(field))
-                .collect()
-        }
+        Some(before) => [
+            ("name", before.name != after.name),
+            ("time_zone", before.time_zone != after.time_zone),
+            ("contact", before.contact != after.contact),
+        ]
+        .into_iter()
+        .filter_map(|(field, differs)| differs.then_some(field))
+        .collect(),
         None => Vec::new(),
     };
     if !changed.is_empty() {

@@ -16,6 +16,8 @@ pub struct Account {
     pub password_hash: String,
     /// IANA time zone name, e.g. `America/New_York`.
     pub time_zone: String,
+    /// Who the operator deals with.
+    pub contact: AccountContact,
     #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis")]
     pub created_on: Timestamp,
@@ -25,6 +27,17 @@ pub struct Account {
     #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(serialize_with = "crate::model::millis_opt")]
     pub deleted_on: Option<Timestamp>,
+}
+
+/// An account's contact details; each is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AccountContact {
+    /// The company the account is for.
+    pub company: Option<String>,
+    /// A phone number with its country code (`+12025550100`).
+    pub phone: Option<String>,
+    /// A postal address, free text.
+    pub address: Option<String>,
 }
 
 /// What creating an account takes. The password is hashed before it reaches the database.
@@ -42,6 +55,10 @@ pub struct AccountPatch {
     pub name: Option<String>,
     pub email: Option<String>,
     pub time_zone: Option<String>,
+    /// `Some(None)` clears the field.
+    pub company: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub address: Option<Option<String>>,
 }
 
 /// An API key. Only the SHA-256 of the token is kept; the token itself is shown once, at creation.

@@ -17,7 +17,7 @@ mod tendlc;
 mod verified;
 mod webhook;
 
-pub use account::{Account, AccountPatch, ApiToken, CreatedToken, NewAccount, NewApiToken};
+pub use account::{Account, AccountContact, AccountPatch, ApiToken, CreatedToken, NewAccount, NewApiToken};
 pub use app::{
     AppMode, AppShaken, AttestLevel, ComponentVersion, NewSipControlApp, ShakenVerifyPolicy, SipControlApp,
     SipControlAppPatch, WebhookMethod,

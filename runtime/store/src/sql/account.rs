@@ -21,6 +21,9 @@ struct AccountRow {
     created_on: i64,
     modified_on: i64,
     deleted_on: Option<i64>,
+    company: Option<String>,
+    contact_phone: Option<String>,
+    address: Option<String>,
 }
 
 impl AccountRow {
@@ -31,6 +34,11 @@ impl AccountRow {
             email: self.email,
             password_hash: self.password_hash,
             time_zone: self.time_zone,
+            contact: AccountContact {
+                company: self.company,
+                phone: self.contact_phone,
+                address: self.address,
+            },
             created_on: from_millis(self.created_on),
             modified_on: from_millis(self.modified_on),
             deleted_on: self.deleted_on.map(from_millis),
@@ -40,7 +48,8 @@ impl AccountRow {
 
 macro_rules! account_cols {
     () => {
-        "id, name, email, password_hash, time_zone, created_on, modified_on, deleted_on"
+        "id, name, email, password_hash, time_zone, created_on, modified_on, deleted_on, company, contact_phone, \
+         address"
     };
 }
 
@@ -89,6 +98,7 @@ impl AccountRepo for Store {
             email: normalize_email(&new.email),
             password_hash: secret::hash_password(&new.password).await?,
             time_zone: new.time_zone,
+            contact: AccountContact::default(),
             created_on: now,
             modified_on: now,
             deleted_on: None,
@@ -127,16 +137,22 @@ impl AccountRepo for Store {
         patch(&mut a.name, p.name);
         patch(&mut a.email, p.email.map(|e| normalize_email(&e)));
         patch(&mut a.time_zone, p.time_zone);
+        patch(&mut a.contact.company, p.company);
+        patch(&mut a.contact.phone, p.phone);
+        patch(&mut a.contact.address, p.address);
         a.modified_on = now();
         with_pool!(self, pool => sqlx::query(
-            "UPDATE account SET name = $2, email = $3, time_zone = $4, modified_on = $5 \
-             WHERE id = $1 AND deleted_on IS NULL",
+            "UPDATE account SET name = $2, email = $3, time_zone = $4, modified_on = $5, company = $6, \
+             contact_phone = $7, address = $8 WHERE id = $1 AND deleted_on IS NULL",
         )
         .bind(account.to_string())
         .bind(&a.name)
         .bind(&a.email)
         .bind(&a.time_zone)
         .bind(ms(a.modified_on))
+        .bind(&a.contact.company)
+        .bind(&a.contact.phone)
+        .bind(&a.contact.address)
         .execute(pool)
         .await
         .map(|_| ()))
