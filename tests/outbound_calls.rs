@@ -598,3 +598,66 @@ async fn the_calling_numbers_own_event_url_hears_a_rest_call() {
     assert_eq!(types, ["call.initiated", "call.hangup", "call.destroyed"], "{received:#?}");
     assert!(received.iter().all(|r| r.headers.iter().any(|(n, _)| n == "opentact-signature")), "signed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_numbers_are_charged_monthly_renewed_and_released_by_the_server() {
+    let platform = platform_with(free_udp_port(), |_| {
+        "[rating]\nnumber_monthly = \"2.00\"\nnumber_grace_days = 0\nrenewal_check_secs = 1\n".to_owned()
+    })
+    .await;
+    let auth = jwt(&platform).await;
+    let order = |items: serde_json::Value| {
+        let auth = auth.clone();
+        let platform = &platform;
+        async move {
+            let (status, order) = post(platform, &auth, "/rest/order", json!({"items": items})).await;
+            assert_eq!(status, 201, "{order}");
+            order["payload"]["items"].as_array().expect("items").clone()
+        }
+    };
+    // Not on credit: the item fails with the price and the balance.
+    let items = order(json!([{"tn": 12025550170_i64}])).await;
+    assert_eq!(items[0]["state"], "failed", "{items:?}");
+    assert_eq!(
+        items[0]["message"],
+        "insufficient balance: a number costs 2.000000 USD a month, the balance is 0.000000 USD"
+    );
+    credit(&platform, "5.00").await;
+    let items = order(json!([{"tn": 12025550170_i64}, {"tn": 12025550171_i64, "autorenew": true}])).await;
+    assert!(items.iter().all(|item| item["state"] == "success"), "{items:?}");
+    assert_eq!(balance(&platform, &auth).await, 1_000_000, "two first months");
+    let lease = |i: usize| items[i]["lease"].as_str().expect("the lease").to_owned();
+    let (ending, renewing) = (lease(0), lease(1));
+
+    // The month passes (the test moves it into the past in the database): the server's sweep
+    // releases the number without autorenew, and cannot renew the other (1.00 < 2.00, no grace).
+    let db = platform.data().join("opentact.db");
+    let mut connection =
+        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("the platform's database");
+    sqlx::query("UPDATE tn_lease SET paid_until = paid_until - 32 * 86400000 WHERE paid_until IS NOT NULL")
+        .execute(&mut connection)
+        .await
+        .expect("a month earlier");
+    let lease_of = |uuid: &str| {
+        let (auth, path, platform) = (auth.clone(), format!("/rest/lease/tn/{uuid}"), &platform);
+        async move {
+            let (status, body) = http(platform.api, "GET", &path, &[("Authorization", &auth)], None).await;
+            assert_eq!(status, 200, "{body}");
+            body["payload"].clone()
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (ended, unpaid) = (lease_of(&ending).await, lease_of(&renewing).await);
+        if !ended["released_on"].is_null() && !unpaid["released_on"].is_null() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "released: {ended} {unpaid}\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = platform.log();
+    assert!(log.contains("reason=\"not renewed\"") && log.contains("reason=\"unpaid\""), "{log}");
+    assert_eq!(balance(&platform, &auth).await, 1_000_000, "nothing charged for an unpaid month");
+}

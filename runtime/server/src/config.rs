@@ -534,6 +534,27 @@ mod tests {
     }
 
     #[test]
+    fn a_number_price_is_an_amount_above_zero() {
+        let rating = |text: &str| toml::from_str::<Config>(text).expect("parses").rating;
+        assert_eq!(rating("").number_price().expect("free"), None, "numbers are free by default");
+        let price = rating("[rating]\nnumber_monthly = \"1.25\"\nnumber_grace_days = 2\n")
+            .number_price()
+            .expect("valid")
+            .expect("priced");
+        assert_eq!(price.monthly_micros, 1_250_000);
+        assert_eq!(price.grace, std::time::Duration::from_secs(2 * 86_400));
+        for (text, needle) in [
+            ("[rating]\nnumber_monthly = \"0\"\n", "more than zero"),
+            ("[rating]\nnumber_monthly = \"-1\"\n", "not an amount"),
+            ("[rating]\nnumber_monthly = \"1.2.3\"\n", "not an amount"),
+            ("[rating]\nnumber_monthly = \"1\"\nrenewal_check_secs = 0\n", "renewal_check_secs"),
+        ] {
+            let error = rating(text).number_price().expect_err(text).to_string();
+            assert!(error.contains(needle), "{text}: {error}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let error = toml::from_str::<Config>("[server]\ndata_dri = \"x\"\n").expect_err("a typo");
         assert!(error.to_string().contains("data_dri"), "{error}");
