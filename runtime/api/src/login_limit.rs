@@ -53,12 +53,13 @@ pub const MAX_TRACKED: usize = 100_000;
 /// at 254) are cut, which only makes them share a counter.
 const MAX_EMAIL_KEY: usize = 320;
 
-/// A client address as counted: IPv4 as is, IPv6 cut to its /64, IPv4-mapped IPv6 as IPv4.
+/// A client address as counted (failed logins, sign-ups): IPv4 as is, IPv6 cut to its /64,
+/// IPv4-mapped IPv6 as IPv4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct IpKey(IpAddr);
+pub(crate) struct IpKey(IpAddr);
 
 impl IpKey {
-    fn of(ip: IpAddr) -> Self {
+    pub(crate) fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(_) => IpKey(ip),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -158,7 +158,7 @@ pub struct ApiState {
     /// Test webhooks sent per account in the last minute (`POST /rest/event/test`).
     pub test_webhooks: Arc<crate::window_limit::WindowLimiter<uuid::Uuid>>,
     /// Sign-ups per client address in the last hour (`POST /rest/signup`).
-    pub signups: Arc<crate::window_limit::WindowLimiter<Option<std::net::IpAddr>>>,
+    pub(crate) signups: Arc<crate::window_limit::WindowLimiter<Option<crate::login_limit::IpKey>>>,
     /// The permits password checks (argon2) run under.
     pub password_gate: Arc<PasswordGate>,
     /// Where webhooks may go: event subscriptions' `url`/`url2`, an app's `event_url`,

@@ -20,6 +20,7 @@ api_test!(
     a_login_flood_hashes_a_few_passwords_at_a_time,
     webhook_urls_naming_private_addresses_are_refused_when_stored,
     event_subscriptions_are_capped_per_account,
+    sign_ups_are_counted_per_address_and_ipv6_per_64,
 );
 
 /// A router over `state` and the state (for its gauges).
@@ -373,5 +374,39 @@ async fn event_subscriptions_are_capped_per_account(c: Ctx) -> anyhow::Result<()
     let first = str_of(&page.body["payload"]["data"][0], "uuid")?.to_owned();
     c.delete(&format!("{base}/{first}"), &jwt).await?.ok(StatusCode::OK)?;
     c.post(base, &jwt, json!({"channel": "wss", "type": "*"})).await?.ok(StatusCode::CREATED)?;
+    Ok(())
+}
+
+/// Self sign-up's 5 an hour are per client address, and an IPv6 host's whole /64 is one
+/// address (a host picks any address in it): the sixth from the same /64 is refused, another
+/// /64 and an IPv4 address are not.
+async fn sign_ups_are_counted_per_address_and_ipv6_per_64(c: Ctx) -> anyhow::Result<()> {
+    let config = ApiConfig { self_signup: true, ..ApiConfig::default() };
+    let app = router(ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), config));
+    let sign_up = |n: u32, ip: &str| {
+        let app = app.clone();
+        let ip = ip.to_owned();
+        async move {
+            let body =
+                json!({"name": "U", "email": format!("u{n}@example.test"), "password": "a long secret"});
+            let mut request = Request::builder()
+                .method("POST")
+                .uri("/rest/signup")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))?;
+            request.extensions_mut().insert(ConnectInfo(SocketAddr::new(ip.parse()?, 40000)));
+            let response = app.oneshot(request).await?;
+            anyhow::Ok(response.status())
+        }
+    };
+    for n in 0..5 {
+        // Each from another address of one /64.
+        let status = sign_up(n, &format!("2001:db8:1:2::{:x}", n + 1)).await?;
+        ensure!(status == StatusCode::CREATED, "sign-up {n}: {status}");
+    }
+    ensure!(sign_up(5, "2001:db8:1:2:ffff::9").await? == StatusCode::TOO_MANY_REQUESTS, "the same /64");
+    ensure!(sign_up(6, "2001:db8:1:3::1").await? == StatusCode::CREATED, "another /64");
+    ensure!(sign_up(7, "192.0.2.7").await? == StatusCode::CREATED, "an IPv4 address");
+    ensure!(c.store.account_by_email("u5@example.test").await?.is_none(), "the refused one made nothing");
     Ok(())
 }

@@ -108,10 +108,13 @@ async fn signup(
         None => "UTC".to_owned(),
     };
     let window = std::time::Duration::from_secs(3600);
-    state.signups.take(ip, SIGNUPS_PER_HOUR, window).map_err(|retry_after_secs| ApiError::RateLimited {
-        message: format!("at most {SIGNUPS_PER_HOUR} sign-ups an hour from one address"),
-        retry_after_secs,
-    })?;
+    // Per address, IPv6 per /64 (one host's usual share), as failed logins are counted.
+    state.signups.take(ip.map(crate::login_limit::IpKey::of), SIGNUPS_PER_HOUR, window).map_err(
+        |retry_after_secs| ApiError::RateLimited {
+            message: format!("at most {SIGNUPS_PER_HOUR} sign-ups an hour from one address"),
+            retry_after_secs,
+        },
+    )?;
     let repo = state.repo.clone();
     let new = NewAccount { name, email, password: body.password, time_zone };
     let account = state.password_gate.run(async move { repo.create_account(new).await }).await??;
