@@ -661,3 +661,73 @@ async fn ordered_numbers_are_charged_monthly_renewed_and_released_by_the_server(
     assert!(log.contains("reason=\"not renewed\"") && log.contains("reason=\"unpaid\""), "{log}");
     assert_eq!(balance(&platform, &auth).await, 1_000_000, "nothing charged for an unpaid month");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flows_dial_to_a_number_is_refused_without_money_and_charged_when_it_ends() {
+    let carrier_port = free_udp_port();
+    let platform = rated_platform(carrier_port).await;
+    let auth = jwt(&platform).await;
+    // The number's app dials Washington DC (0.60 a minute in 6 s blocks), then hangs up.
+    let (status, apps) = http(platform.api, "GET", "/rest/sip/app", &[("Authorization", &auth)], None).await;
+    assert_eq!(status, 200, "{apps}");
+    let app = apps["payload"]["data"][0]["uuid"].as_str().expect("the number's app").to_owned();
+    let xml = "<Response><Dial><Number>12025550111</Number></Dial><Hangup/></Response>";
+    let (status, patched) = http(
+        platform.api,
+        "PATCH",
+        &format!("/rest/sip/app/{app}"),
+        &[("Authorization", &auth)],
+        Some(&json!({"xml": xml})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    let call_in = || async {
+        let (code, output) = support::platform::call_awaiting_bye(&platform, TN).await.expect("caller");
+        assert_eq!(code, 0, "{output}\n{}", platform.log());
+    };
+
+    // Nothing on the balance: the leg never rings; the flow goes on past <Dial> with why.
+    call_in().await;
+    let events = platform
+        .wait_for_event(Duration::from_secs(10), |e| {
+            e["type"] == "call.callflow"
+                && e["detail"]["message"].as_str().is_some_and(|m| m.contains("insufficient balance"))
+        })
+        .await;
+    let refused = events
+        .iter()
+        .find(|e| e["detail"]["message"].as_str().is_some_and(|m| m.contains("insufficient balance")))
+        .expect("the dial's refusal");
+    assert!(
+        refused["detail"]["message"].as_str().unwrap_or_default().contains(
+            "dial: insufficient balance: 0.000000 USD left, the first 6 s to +12025550111 cost 0.060000 USD"
+        ),
+        "{refused:#}"
+    );
+    assert_eq!(balance(&platform, &auth).await, 0);
+
+    // With 1.00: the callee talks 2 s, the leg is billed one 6 s block.
+    credit(&platform, "1.00").await;
+    let (carrier, _dir) = callee(callee_scenario(200, 2000), carrier_port).await;
+    call_in().await;
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "the leg rang the carrier: {output}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while balance(&platform, &auth).await != 940_000 {
+        assert!(tokio::time::Instant::now() < deadline, "the leg is charged 0.06:\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, ledger) =
+        post(&platform, &auth, "/rest/account/transactions/search", json!({"kind": "call"})).await;
+    assert_eq!(status, 200, "{ledger}");
+    assert_eq!(ledger["payload"]["total"], 1, "{ledger:#}");
+    let charge = &ledger["payload"]["data"][0];
+    assert_eq!(charge["amount_micros"], -60_000, "{charge:#}");
+    assert!(
+        charge["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("dialled leg to +12025550111: 6 s billed"),
+        "{charge:#}"
+    );
+}

@@ -16,6 +16,10 @@
 //! ledger the charge, in one transaction ([`opentact_store::BillingRepo::charge`]), announced
 //! as `account.changed` with the new balance.
 //!
+//! A flow's `<Dial>` leg to a number is authorized the same way before it rings (refused, the
+//! dial fails with the reason) and charged from its answer when it ends, as a ledger row of
+//! its own ([`Billing::settle_leg`]); it is not ended early when the money runs out.
+//!
 //! Without a deck nothing is rated and nothing is refused. Calls to SIP users and URIs stay on
 //! the platform and are not rated. Concurrent calls of one account are each given the whole
 //! balance, so together they may take it below zero; the next call is then refused.
@@ -179,6 +183,33 @@ impl Billing {
     /// Charge a call that ended after `billable_ms` (from its answer to its end; 0 when it was
     /// not answered): its CDR gets the price and the ledger the charge.
     pub async fn settle(&self, account: Uuid, call: Uuid, rated: &RatedCall, billable_ms: u64) {
+        let what = format!("call {call}");
+        let profile = rated.profile;
+        self.charge(account, call, &what, rated, billable_ms, |price| ChargeTarget::Call {
+            call,
+            price,
+            outbound_voice_profile: profile,
+        })
+        .await;
+    }
+
+    /// Charge a `<Dial>` leg of `call` to `to` that talked `billable_ms`: a ledger row of its
+    /// own (the call's CDR keeps the call's own price).
+    pub async fn settle_leg(&self, account: Uuid, call: Uuid, to: &str, rated: &RatedCall, billable_ms: u64) {
+        let leg = opentact_store::new_id();
+        let what = format!("call {call}, dialled leg to +{}", to.trim_start_matches('+'));
+        self.charge(account, call, &what, rated, billable_ms, |_| ChargeTarget::Leg { call, leg }).await;
+    }
+
+    async fn charge(
+        &self,
+        account: Uuid,
+        call: Uuid,
+        what: &str,
+        rated: &RatedCall,
+        billable_ms: u64,
+        target: impl FnOnce(CallPrice) -> ChargeTarget,
+    ) {
         let charge = rated.rate.call_charge(billable_ms);
         let price = CallPrice {
             price_micros: charge.price_micros,
@@ -187,7 +218,7 @@ impl Billing {
             rate_per_minute_micros: rated.rate.per_minute_micros,
         };
         let description = format!(
-            "call {call}: {} s billed at {} a minute (prefix {}{}, {})",
+            "{what}: {} s billed at {} a minute (prefix {}{}, {})",
             charge.billed_secs,
             self.money(rated.rate.per_minute_micros),
             rated.rate.prefix,
@@ -198,14 +229,10 @@ impl Billing {
             },
             rated.rate.increment
         );
-        let new = NewCharge {
-            target: ChargeTarget::Call { call, price, outbound_voice_profile: rated.profile },
-            amount_micros: charge.price_micros,
-            description,
-        };
+        let new = NewCharge { target: target(price), amount_micros: charge.price_micros, description };
         match self.store.charge(account, new).await {
             Ok(row) => {
-                info!(%call, price = row.amount_micros, balance = row.balance_after_micros, "call charged");
+                info!(%call, price = row.amount_micros, balance = row.balance_after_micros, "{what} charged");
                 if let Some(bus) = &self.events {
                     let payload = serde_json::json!({
                         "changed": ["balance"],
@@ -217,7 +244,7 @@ impl Billing {
                     bus.publish(opentact_events::Event::now(account, "account.changed", Some(call), payload));
                 }
             }
-            Err(error) => warn!(%call, %error, "the call could not be charged"),
+            Err(error) => warn!(%call, %error, "{what} could not be charged"),
         }
     }
 }

@@ -32,11 +32,49 @@ pub struct ServerDialer {
     pub trunk: crate::trunk::Trunking,
     /// STIR/SHAKEN: legs to numbers through the carrier trunk are signed.
     pub shaken: Arc<crate::shaken::Shaken>,
+    /// Rates and charges legs to numbers, as placed calls are.
+    pub billing: Arc<crate::Billing>,
 }
 
 impl std::fmt::Debug for ServerDialer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerDialer").field("outbound_proxy", &self.outbound_proxy).finish_non_exhaustive()
+    }
+}
+
+/// A `<Dial>` leg's place among its account's calls, and its meter when it is rated.
+struct DialLeg {
+    _slot: crate::admission::CallSlot,
+    meter: Option<LegMeter>,
+}
+
+/// Times a rated leg from its answer; when the leg ends (the guard is dropped), charges it.
+struct LegMeter {
+    billing: Arc<crate::Billing>,
+    account: uuid::Uuid,
+    call: uuid::Uuid,
+    to: String,
+    rated: crate::billing::RatedCall,
+    answered: Option<std::time::Instant>,
+}
+
+impl opentact_voice::LegGuard for DialLeg {
+    fn answered(&mut self) {
+        if let Some(meter) = &mut self.meter {
+            meter.answered = Some(std::time::Instant::now());
+        }
+    }
+}
+
+impl Drop for LegMeter {
+    fn drop(&mut self) {
+        // A leg that never answered costs nothing.
+        let Some(answered) = self.answered else { return };
+        let billable_ms = u64::try_from(answered.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (billing, account, call, to, rated) =
+            (self.billing.clone(), self.account, self.call, std::mem::take(&mut self.to), self.rated.clone());
+        runtime.spawn(async move { billing.settle_leg(account, call, &to, &rated, billable_ms).await });
     }
 }
 
@@ -98,15 +136,38 @@ impl Dialer for ServerDialer {
         self.trunk.srtp(call, request)
     }
 
-    async fn admit_leg(&self, call: &CallInfo) -> Result<Option<opentact_voice::LegSlot>, CallError> {
+    async fn admit_leg(
+        &self,
+        call: &CallInfo,
+        target: &DialTarget,
+    ) -> Result<Option<opentact_voice::LegSlot>, CallError> {
         let account = call
             .account
             .parse()
             .map_err(|_| CallError::Failed(format!("the call's account {:?} is not an id", call.account)))?;
-        match self.admission.admit(account).await {
-            Ok(slot) => Ok(Some(Box::new(slot))),
-            Err(refusal) => Err(CallError::LimitExceeded(format!("dial: {refusal}"))),
-        }
+        // A leg to a number costs what a placed call does: refused when the account cannot
+        // pay its first block, charged when it ends ([`crate::billing`]).
+        let rated = self
+            .billing
+            .authorize(account, None, target)
+            .await
+            .map_err(|refusal| CallError::LimitExceeded(format!("dial: {refusal}")))?;
+        let slot = match self.admission.admit(account).await {
+            Ok(slot) => slot,
+            Err(refusal) => return Err(CallError::LimitExceeded(format!("dial: {refusal}"))),
+        };
+        let meter = match (rated, call.id.parse()) {
+            (Some(rated), Ok(call)) => Some(LegMeter {
+                billing: self.billing.clone(),
+                account,
+                call,
+                to: target.as_str().to_owned(),
+                rated,
+                answered: None,
+            }),
+            _ => None,
+        };
+        Ok(Some(Box::new(DialLeg { _slot: slot, meter })))
     }
 
     async fn resolve(

@@ -208,6 +208,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(node.clone()),
         Some(bus.clone()),
     );
+    let deck = config.rating.load_deck()?;
+    if let Some(deck) = &deck {
+        info!(rows = deck.len(), currency = %config.rating.currency, "rating deck loaded: calls to numbers are rated");
+    }
+    let billing = Arc::new(
+        opentact_calls::Billing::new(deck, repo.clone(), config.rating.currency.clone())
+            .with_events(bus.clone()),
+    );
     let dialer = Arc::new(ServerDialer {
         endpoint: std::sync::OnceLock::new(),
         store: repo.clone(),
@@ -218,6 +226,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         live_calls: live_calls.clone(),
         admission: admission.clone(),
         shaken: Arc::new(config.stir_shaken.build()?),
+        billing: billing.clone(),
         // The outbound voice profiles' channels and rates: counted in PostgreSQL when nodes
         // share it, so together they hold each profile's limits.
         trunk: match store.backend() {
@@ -245,14 +254,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(rows) = config.telecom.install()? {
         info!(rows, "NPA-NXX data loaded: county, rate center, line type and carrier of numbers");
     }
-    let deck = config.rating.load_deck()?;
-    if let Some(deck) = &deck {
-        info!(rows = deck.len(), currency = %config.rating.currency, "rating deck loaded: calls to numbers are rated");
-    }
-    let billing = Arc::new(
-        opentact_calls::Billing::new(deck, repo.clone(), config.rating.currency.clone())
-            .with_events(bus.clone()),
-    );
     let originator = Arc::new(Originator {
         runner: runner.clone(),
         limits: dialer.trunk.limits.clone(),

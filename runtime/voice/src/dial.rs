@@ -44,11 +44,12 @@ pub trait Dialer: Send + Sync {
         None
     }
 
-    /// A place among the account's concurrent calls for one outbound leg of `call`, held for
-    /// as long as the leg lives (dropped with it), or `LimitExceeded` when the account is at
-    /// its cap. A `<Dial>` leg is a call on the carrier trunk as much as the call it came
-    /// from. The default takes none.
-    async fn admit_leg(&self, _call: &CallInfo) -> Result<Option<LegSlot>, CallError> {
+    /// A place among the account's concurrent calls for one outbound leg of `call` to
+    /// `target`, held for as long as the leg lives (dropped with it), or `LimitExceeded` when
+    /// the account is at its cap (or another refusal: one the account cannot pay). A `<Dial>`
+    /// leg is a call on the carrier trunk as much as the call it came from. The default takes
+    /// none.
+    async fn admit_leg(&self, _call: &CallInfo, _target: &DialTarget) -> Result<Option<LegSlot>, CallError> {
         Ok(None)
     }
 
@@ -66,7 +67,13 @@ pub trait Dialer: Send + Sync {
 }
 
 /// A leg's place among its account's calls (see [`Dialer::admit_leg`]); given back when dropped.
-pub type LegSlot = Box<dyn std::any::Any + Send + Sync>;
+pub type LegSlot = Box<dyn LegGuard>;
+
+/// What a [`Dialer`] keeps for a leg while it lives: dropped when the leg ends.
+pub trait LegGuard: Send + Sync {
+    /// The leg answered (only the answering leg's guard hears it), now.
+    fn answered(&mut self) {}
+}
 
 /// Another live call to bridge with.
 pub struct BridgePeer {
@@ -145,8 +152,10 @@ pub(crate) async fn ring(
     // Every leg's place is taken before any rings: an account at its cap sends nothing out.
     let mut slots = Vec::new();
     if leg_slots {
-        for _ in resolved.iter().flat_map(|(_, requests)| requests) {
-            slots.push(dialer.admit_leg(info).await?);
+        for (target, requests) in &resolved {
+            for _ in requests {
+                slots.push(dialer.admit_leg(info, target).await?);
+            }
         }
     }
     let mut slots = slots.into_iter();
@@ -278,7 +287,7 @@ pub(crate) async fn ring(
             CallError::Failed(tally.failed.join("; "))
         });
     };
-    let (target, call, rtp, local, slot, webrtc) = legs.swap_remove(index);
+    let (target, call, rtp, local, mut slot, webrtc) = legs.swap_remove(index);
     let parsed = sdp::parse(&answer).map_err(|error| CallError::Failed(format!("the callee's SDP: {error}")));
     let negotiated = parsed.as_ref().ok().and_then(|p| sdp::negotiate(&p.audio).ok());
     let (Ok(parsed), Some(negotiated)) = (parsed.as_ref(), negotiated) else {
@@ -318,6 +327,10 @@ pub(crate) async fn ring(
     });
     rtp.start();
     info!(target = target.as_str(), "dial answered");
+    // From here the leg is up (a leg refused above never talked).
+    if let Some(guard) = slot.as_mut() {
+        guard.answered();
+    }
     Ok(AnsweredLeg { target, call, rtp, local, _slot: slot })
 }
 

@@ -80,6 +80,9 @@ pub enum ChargeTarget {
     Call { call: Uuid, price: CallPrice, outbound_voice_profile: Option<Uuid> },
     /// A message of the account: its record gets the price.
     Sms { message: Uuid },
+    /// A `<Dial>` leg `leg` (a new id) of the account's call `call`: charged as a call (the
+    /// leg is the reference), the call's CDR is not priced.
+    Leg { call: Uuid, leg: Uuid },
 }
 
 /// A charge to settle: `amount_micros` (not negative) is taken off the balance, which may go

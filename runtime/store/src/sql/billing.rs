@@ -57,7 +57,7 @@ macro_rules! transaction_cols {
 impl ChargeTarget {
     fn kind(&self) -> TransactionKind {
         match self {
-            ChargeTarget::Call { .. } => TransactionKind::Call,
+            ChargeTarget::Call { .. } | ChargeTarget::Leg { .. } => TransactionKind::Call,
             ChargeTarget::Sms { .. } => TransactionKind::Sms,
         }
     }
@@ -66,6 +66,7 @@ impl ChargeTarget {
         match self {
             ChargeTarget::Call { call, .. } => *call,
             ChargeTarget::Sms { message } => *message,
+            ChargeTarget::Leg { leg, .. } => *leg,
         }
     }
 }
@@ -173,10 +174,22 @@ impl BillingRepo for Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected(),
+                ChargeTarget::Leg { call, .. } => {
+                    let calls: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM call_record WHERE account_id = $1 AND id = $2")
+                            .bind(account.to_string())
+                            .bind(call.to_string())
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    u64::try_from(calls).unwrap_or(0)
+                }
             };
             if priced == 0 {
-                let object = if kind == TransactionKind::Call { ObjectKind::Call } else { ObjectKind::Message };
-                return Err(StoreError::not_found(object, reference));
+                let (object, id) = match &charge.target {
+                    ChargeTarget::Sms { message } => (ObjectKind::Message, *message),
+                    ChargeTarget::Call { call, .. } | ChargeTarget::Leg { call, .. } => (ObjectKind::Call, *call),
+                };
+                return Err(StoreError::not_found(object, id));
             }
             let already: Option<TransactionRow> = sqlx::query_as(concat!(
                 "SELECT ", transaction_cols!(), " FROM account_transaction WHERE kind = $1 AND reference_id = $2"
@@ -190,7 +203,7 @@ impl BillingRepo for Store {
                 None => {
                     let profile = match &charge.target {
                         ChargeTarget::Call { outbound_voice_profile, .. } => *outbound_voice_profile,
-                        ChargeTarget::Sms { .. } => None,
+                        ChargeTarget::Sms { .. } | ChargeTarget::Leg { .. } => None,
                     };
                     book!(tx, account, kind, -charge.amount_micros, Some(reference), profile, charge.description)
                 }
