@@ -581,3 +581,40 @@ async fn a_connection_requiring_srtp_is_called_over_tcp_with_srtp_and_its_plain_
     let (code, output) = place_call(&platform, &refused, "127.0.0.3", "12125550199").await;
     assert_eq!(code, 0, "488 with a Warning:\n{output}\n{}", platform.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pbx_call_out_is_refused_when_its_account_cannot_pay_it() {
+    let data = tempfile::tempdir().expect("tempdir");
+    account_with_connection(
+        &data.path().join("data"),
+        "broke-pbx@example.test",
+        &[13_105_550_113],
+        NewSipConnection {
+            name: "broke".into(),
+            ip: Some("127.0.0.8".into()),
+            is_active: true,
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
+    // Calls to North America cost 0.01 a minute; the account has nothing.
+    let deck = data.path().join("rates.csv");
+    std::fs::write(&deck, "prefix,per_minute,per_sms,increment,description\n1,0.01,,60/60,NANP\n")
+        .expect("deck");
+    let carrier_port = free_udp_port();
+    let config = write_config(data.path(), &format!("outbound_proxy = \"127.0.0.1:{carrier_port}\""));
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!("[rating]\ndeck = \"{}\"\n", deck.display()));
+    std::fs::write(&config, text).expect("config");
+    let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
+
+    let (code, output) = place_call(
+        &platform,
+        &caller_refused(503, "13105550113", "insufficient balance: 0.000000 USD left"),
+        "127.0.0.8",
+        "12125550100",
+    )
+    .await;
+    assert_eq!(code, 0, "refused with the reason, before the carrier rings:\n{output}\n{}", platform.log());
+}
