@@ -18,10 +18,10 @@ pub(crate) fn publish(state: &ApiState, account: Uuid, kind: &str, payload: Valu
 /// `tn.changed` for a lease: `change` says what (`updated`, `released`, `sms_enabled`,
 /// `sms_disabled`, `assigned`, `unassigned`), `lease` is the lease as it is now.
 pub(crate) fn tn_changed(state: &ApiState, account: Uuid, change: &str, lease: &opentact_store::TnLease) {
-    publish(
-        state,
-        account,
-        "tn.changed",
-        serde_json::json!({"change": change, "tn": lease.tn, "lease": lease}),
-    );
+    publish(state, account, "tn.changed", tn_changed_payload(change, lease));
+}
+
+/// The `tn.changed` payload: what changed, the number and the lease as it is now.
+pub(crate) fn tn_changed_payload(change: &str, lease: &opentact_store::TnLease) -> Value {
+    serde_json::json!({"change": change, "tn": lease.tn, "lease": lease})
 }

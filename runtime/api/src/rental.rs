@@ -148,9 +148,9 @@ pub async fn renew_due(state: &ApiState, now: DateTime<Utc>) -> Result<Sweep, St
                 info!(tn = lease.tn, lease = %lease.uuid, until = %until, "number renewed");
                 sweep.renewed += 1;
                 balance_changed(state, lease.account, &row);
-                if let Some(renewed) = state.repo.get_lease(lease.account, lease.uuid).await? {
-                    crate::publish::tn_changed(state, lease.account, "renewed", &renewed);
-                }
+                // charge_lease moved only paid_until: the lease as it is now, without a read.
+                let renewed = TnLease { paid_until: Some(until), ..lease };
+                crate::publish::tn_changed(state, renewed.account, "renewed", &renewed);
             }
             LeaseChargeOutcome::Unpaid { balance_micros } => {
                 let grace = chrono::Duration::from_std(price.grace).unwrap_or_default();
@@ -179,12 +179,9 @@ async fn release(state: &ApiState, lease: &TnLease, reason: &str) -> Result<bool
     match state.repo.release_lease(lease.account, lease.uuid).await {
         Ok(released) => {
             info!(tn = lease.tn, lease = %lease.uuid, reason, "number released at the end of its month");
-            crate::publish::publish(
-                state,
-                lease.account,
-                "tn.changed",
-                serde_json::json!({"change": "released", "reason": reason, "tn": released.tn, "lease": released}),
-            );
+            let mut payload = crate::publish::tn_changed_payload("released", &released);
+            payload["reason"] = serde_json::json!(reason);
+            crate::publish::publish(state, lease.account, "tn.changed", payload);
             Ok(true)
         }
         Err(StoreError::NotFound { .. }) => Ok(false),

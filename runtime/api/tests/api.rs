@@ -1422,6 +1422,12 @@ async fn numbers_are_charged_monthly_and_renewed_or_released(c: Ctx) -> anyhow::
     ensure!(event.kind == "account.changed" && event.payload["balance"] == "1.500000", "{event:?}");
     let event = next().await?;
     ensure!(event.kind == "tn.changed" && event.payload["change"] == "renewed", "{event:?}");
+    ensure!(
+        event.payload["lease"]["paid_until"]
+            == c.get(&format!("/rest/lease/tn/{renewing}"), &jwt).await?.ok(StatusCode::OK)?["paid_until"],
+        "the event shows the lease as stored: {}",
+        event.payload
+    );
 
     // The next month takes the rest; the one after is unpaid past the grace period: released.
     ensure!(renew_due(&state, second_until).await?.renewed == 1);
