@@ -1,7 +1,8 @@
 //! The account signed in: `GET /rest/account` and `PATCH /rest/account {name, time_zone,
 //! contact: {company, phone, address}}`;
 //! its money: `GET /rest/account/balance` and `POST /rest/account/transactions/search` (the
-//! ledger: the operator's credits, each rated call's and message's charge).
+//! ledger: the operator's credits, each rated call's, dialled leg's and message's charge, each
+//! month of a leased number).
 //!
 //! There is no id in the path: the account is the caller's own, so no other account's can be
 //! named. The e-mail (the login) and the password are not changed here. A change is published
@@ -239,7 +240,7 @@ pub struct TransactionSearch {
     /// `credit`, `call` or `sms`.
     #[serde(default)]
     pub kind: Option<TransactionKind>,
-    /// The call or message charged.
+    /// What was charged: a call, a dialled leg, a message or a lease.
     #[serde(default)]
     pub reference: Option<uuid::Uuid>,
     /// Made at or after this (ISO-8601).
@@ -260,7 +261,7 @@ pub struct TransactionSearch {
     operation_id = "account_transactions_search",
     path = "/rest/account/transactions/search",
     tag = "account",
-    summary = "Search the account's ledger: credits and the charges of rated calls and messages",
+    summary = "Search the account's ledger: credits, and the charges of calls, legs, messages and numbers",
     params(crate::envelope::Paging),
     request_body = TransactionSearch,
     responses((status = 200, description = "OK", body = doc::Envelope<doc::Page<Transaction>>), doc::ApiErrors)

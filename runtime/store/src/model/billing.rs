@@ -49,7 +49,7 @@ pub struct Transaction {
     pub amount_micros: i64,
     /// The balance just after it, micro-units.
     pub balance_after_micros: i64,
-    /// What was charged: the call's or the message's id.
+    /// What was charged: the call's, the dialled leg's, the message's or the lease's id.
     pub reference: Option<Uuid>,
     /// A call's outbound voice profile.
     pub outbound_voice_profile: Option<Uuid>,
@@ -121,7 +121,7 @@ pub enum LeaseChargeOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransactionFilter {
     pub kind: Option<TransactionKind>,
-    /// The call or message charged.
+    /// What was charged: a call, a dialled leg, a message or a lease.
     pub reference: Option<Uuid>,
     /// Made at or after.
     pub since: Option<Timestamp>,
