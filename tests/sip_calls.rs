@@ -902,7 +902,8 @@ async fn the_operators_npa_nxx_data_gives_geo_its_county_and_the_lookup_its_carr
     )
     .expect("data");
     let config = dir.path().join("telecom.toml");
-    std::fs::write(&config, format!("[telecom]\nnpanxx = \"{}\"\n", data.display())).expect("config");
+    std::fs::write(&config, format!("[telecom]\nnpanxx = \"{}\"\nrefresh_secs = 1\n", data.display()))
+        .expect("config");
     let platform = Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await;
     let (code, output) = support::platform::call_awaiting_bye(&platform, 13_125_550_111).await.expect("sipp");
     assert_eq!(code, 0, "{output}\n{}", platform.log());
@@ -950,3 +951,65 @@ async fn the_operators_npa_nxx_data_gives_geo_its_county_and_the_lookup_its_carr
     assert!(elsewhere["county"].is_null() && elsewhere["carrier"].is_null(), "{elsewhere:#}");
     assert_eq!(elsewhere["region"], "Washington D.C.", "the area-code data still answers: {elsewhere:#}");
 }
+
+    // The operator imports new data while the platform runs: a bad file changes nothing and
+    // names its line; a good one replaces every row, and the node loads it.
+    let import = |file: std::path::PathBuf| {
+        let data_dir = platform.data();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_opentact"))
+                .args(["admin", "telecom", "import", file.to_str().expect("utf-8")])
+                .args(["--data-dir", data_dir.to_str().expect("utf-8")])
+                .output()
+                .await
+                .expect("run opentact admin")
+        }
+    };
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let bad = scratch.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "npa,nxx,block,county
+202,555,,District of Columbia
+202,55,,Nowhere
+",
+    )
+    .expect("bad");
+    let refused = import(bad).await;
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("line 3: nxx \"55\""), "{refused:?}");
+    let new = scratch.path().join("new.csv");
+    std::fs::write(
+        &new,
+        "npa,nxx,block,state,county,carrier
+202,555,,DC,District of Columbia,Verizon
+",
+    )
+    .expect("new");
+    let imported = import(new).await;
+    assert!(imported.status.success(), "{imported:?}");
+    assert_eq!(String::from_utf8_lossy(&imported.stdout), "1 NPA-NXX rows imported from new.csv\n");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let dc = lookup("12025550100").await;
+        if dc["county"] == "District of Columbia" {
+            assert_eq!(dc["carrier"], "Verizon", "{dc:#}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node loads the import: {dc:#}\n{}",
+            platform.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The old rows are gone (and 310 is not in the built-in area-code data).
+    let (status, gone) = support::platform::http(
+        platform.api,
+        "GET",
+        "/rest/telecom/lookup/13105550111",
+        &[("Authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!((status, gone["message"].as_str()), (404, Some("no telecom data for 13105550111")), "{gone}");

@@ -11,8 +11,9 @@
 //! ```
 //!
 //! A number is described by its thousands-block row when there is one (`block` is the digit
-//! after the NXX), else by its exchange's row (`block` empty). Loaded once at start
-//! (`[telecom] npanxx`); [`crate::lookup`] consults it before the area-code data.
+//! after the NXX), else by its exchange's row (`block` empty). The server keeps the rows in
+//! its database (`opentact admin telecom import`) and installs them
+//! ([`crate::install_exchanges`]); [`crate::lookup`] consults them before the area-code data.
 
 use std::collections::HashMap;
 
@@ -52,10 +53,13 @@ pub enum ExchangeError {
     TooLarge,
 }
 
+/// An exchange (NPA, NXX) or one of its thousands-blocks (NPA, NXX, the digit after the NXX).
+pub type ExchangeKey = (u16, u16, Option<u8>);
+
 /// The loaded data: rows by (NPA, NXX, block).
 #[derive(Debug, Clone, Default)]
 pub struct Exchanges {
-    rows: HashMap<(u16, u16, Option<u8>), Exchange>,
+    rows: HashMap<ExchangeKey, Exchange>,
 }
 
 const COLUMNS: [&str; 10] =
@@ -146,6 +150,17 @@ impl Exchanges {
         let nxx = national[3..6].parse().ok()?;
         let block = digits[6] - b'0';
         self.rows.get(&(npa, nxx, Some(block))).or_else(|| self.rows.get(&(npa, nxx, None)))
+    }
+
+    /// Data of `rows`, each keyed by NPA, NXX and thousands-block (`None`: the whole
+    /// exchange), as [`Exchanges::rows`] gives them; a later row of the same key wins.
+    pub fn from_rows(rows: impl IntoIterator<Item = (ExchangeKey, Exchange)>) -> Self {
+        Exchanges { rows: rows.into_iter().collect() }
+    }
+
+    /// Every row with its key, in no particular order.
+    pub fn rows(&self) -> impl Iterator<Item = (ExchangeKey, &Exchange)> {
+        self.rows.iter().map(|(key, row)| (*key, row))
     }
 
     /// How many rows it has.

@@ -4,13 +4,14 @@
 //! data by `tools/generate_nanp.py` (state/province from libphonenumber's city-level entries,
 //! IANA time zones from its time-zone data). It answers the `<Geo>` conditional of flows and
 //! the telecom lookup of the REST API. County, rate center, line type and carrier are not in
-//! that data set: they come from the operator's NPA-NXX data ([`exchanges`]), installed once
-//! at start with [`install_exchanges`].
+//! that data set: they come from the operator's NPA-NXX data ([`exchanges`]), installed with
+//! [`install_exchanges`] (the server loads it from its database, and again when the operator
+//! imports new data).
 
 pub mod exchanges;
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// The generated data set.
 const NANP_TSV: &str = include_str!("../data/nanp.tsv");
@@ -38,12 +39,18 @@ pub struct Location {
     pub ocn: Option<String>,
 }
 
-static EXCHANGES: OnceLock<exchanges::Exchanges> = OnceLock::new();
+/// The operator's NPA-NXX data, swapped whole when new data is installed: a lookup keeps the
+/// data it started with.
+static EXCHANGES: RwLock<Option<Arc<exchanges::Exchanges>>> = RwLock::new(None);
 
-/// Make `data` the operator's NPA-NXX data for [`lookup`], once per process; `false` when data
-/// was installed already (the first stays).
-pub fn install_exchanges(data: exchanges::Exchanges) -> bool {
-    EXCHANGES.set(data).is_ok()
+/// Make `data` the operator's NPA-NXX data for [`lookup`], in place of what was installed.
+pub fn install_exchanges(data: exchanges::Exchanges) {
+    let data = (!data.is_empty()).then(|| Arc::new(data));
+    *EXCHANGES.write().unwrap_or_else(std::sync::PoisonError::into_inner) = data;
+}
+
+fn installed_exchanges() -> Option<Arc<exchanges::Exchanges>> {
+    EXCHANGES.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
 }
 
 /// A North American area code's row.
@@ -93,7 +100,8 @@ pub fn lookup(number: &str) -> Option<Location> {
         _ => return None,
     };
     let npa: u16 = national.get(..3)?.parse().ok()?;
-    let exchange = EXCHANGES.get().and_then(|data| data.lookup(national));
+    let data = installed_exchanges();
+    let exchange = data.as_deref().and_then(|data| data.lookup(national));
     let area = nanp().get(&npa);
     if area.is_none() && exchange.is_none() {
         return None;

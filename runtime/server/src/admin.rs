@@ -2,7 +2,7 @@
 //! they need the server's configuration and no account. `admin 10dlc` lists the campaigns
 //! accounts registered and approves or rejects them; a US long code sends application-to-person
 //! SMS only in an approved campaign (the messaging crate's `tendlc` check). `admin account`
-//! creates accounts and credits their balances.
+//! creates accounts and credits their balances; `admin telecom import` loads the NPA-NXX data.
 
 use std::process::ExitCode;
 
@@ -11,7 +11,9 @@ use opentact_store::{
     CampaignDecision, CampaignState, ListParams, MAX_TAKE, StoreError, TenDlcCampaign, TenDlcRepo,
 };
 
-use crate::cli::{AdminAccountCommand, AdminCommand, AdminTenDlcCommand, CampaignStateArg, StoreArgs};
+use crate::cli::{
+    AdminAccountCommand, AdminCommand, AdminTelecomCommand, AdminTenDlcCommand, CampaignStateArg, StoreArgs,
+};
 use crate::config::Config;
 
 /// Longest excerpt of a campaign's description `list` prints, characters.
@@ -22,6 +24,21 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
     match command {
         AdminCommand::TenDlc { command } => tendlc(command).await,
         AdminCommand::Account { command } => account(command).await,
+        AdminCommand::Telecom { command: AdminTelecomCommand::Import(args) } => {
+            let file = match crate::telecom::read(&args.file) {
+                Ok(file) => file,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let store = open(&args.store).await?;
+            let imported = crate::telecom::import(&store, &file).await;
+            store.close().await;
+            let imported = imported?;
+            println!("{} NPA-NXX rows imported from {}", imported.rows, imported.source);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -82,6 +82,31 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AdminAccountCommand,
     },
+    /// Telecom data: import the NPA-NXX data every node reads.
+    Telecom {
+        /// What to do.
+        #[command(subcommand)]
+        command: AdminTelecomCommand,
+    },
+}
+
+/// `opentact admin telecom …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminTelecomCommand {
+    /// Put a CSV file's NPA-NXX rows (`npa,nxx,block,state,county,rate_center,time_zone,
+    /// line_type,carrier,ocn`) in place of the stored ones; prints how many. Running nodes load
+    /// them within `[telecom] refresh_secs`. A bad line is named and nothing changes.
+    Import(AdminTelecomImportArgs),
+}
+
+/// `opentact admin telecom import`.
+#[derive(Debug, Args)]
+pub struct AdminTelecomImportArgs {
+    /// The CSV file.
+    pub file: PathBuf,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `opentact admin account …`.

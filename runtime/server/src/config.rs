@@ -44,27 +44,22 @@ pub struct Config {
 }
 
 /// Telecom data beyond the built-in area codes.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelecomSection {
     /// The operator's NPA-NXX data, a CSV file (`npa,nxx,block,state,county,rate_center,
     /// time_zone,line_type,carrier,ocn`; see opentact-numbers' `exchanges`): the county of
     /// `<Geo county>`, and the county, rate center, line type and carrier of
-    /// `GET /rest/telecom/lookup/{tn}`. Read at start; every node needs the same file.
+    /// `GET /rest/telecom/lookup/{tn}`. Imported into the database at start unless it was the
+    /// last import; `opentact admin telecom import` does the same while the platform runs.
     pub npanxx: Option<PathBuf>,
+    /// How often a node looks for a new import of the NPA-NXX data, seconds.
+    pub refresh_secs: u64,
 }
 
-impl TelecomSection {
-    /// Read, check and install the NPA-NXX data (once per process); how many rows it has.
-    pub fn install(&self) -> anyhow::Result<Option<usize>> {
-        let Some(path) = &self.npanxx else { return Ok(None) };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the NPA-NXX data {}", path.display()))?;
-        let data = opentact_numbers::exchanges::Exchanges::from_csv(&text)
-            .with_context(|| format!("the NPA-NXX data {} is invalid", path.display()))?;
-        let rows = data.len();
-        opentact_numbers::install_exchanges(data);
-        Ok(Some(rows))
+impl Default for TelecomSection {
+    fn default() -> Self {
+        Self { npanxx: None, refresh_secs: 60 }
     }
 }
 

@@ -15,6 +15,7 @@ mod serve;
 mod shaken;
 mod sms_flows;
 mod sms_inbound;
+mod telecom;
 mod telemetry;
 
 use std::process::ExitCode;

@@ -251,11 +251,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         webhooks: webhooks.clone(),
         admission: admission.clone(),
     });
-    if let Some(rows) = config.telecom.install()? {
-        info!(rows, "NPA-NXX data loaded: county, rate center, line type and carrier of numbers");
+    if let Some(path) = &config.telecom.npanxx {
+        crate::telecom::import_if_changed(&store, path).await?;
     }
     let originator = Arc::new(Originator {
         runner: runner.clone(),
+    let telecom = crate::telecom::load(&store).await?;
+    if let Some(import) = &telecom {
+        info!(rows = import.rows, source = %import.source, "NPA-NXX data loaded: county, rate center, line type and carrier of numbers");
+    }
+    tokio::spawn(crate::telecom::keep_current(
+        store.clone(),
+        telecom,
+        std::time::Duration::from_secs(config.telecom.refresh_secs.max(1)),
+    ));
         limits: dialer.trunk.limits.clone(),
         billing: billing.clone(),
     });

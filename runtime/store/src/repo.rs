@@ -850,6 +850,25 @@ pub trait BillingRepo: Send + Sync {
     ) -> Result<List<Transaction>>;
 }
 
+/// The operator's NPA-NXX data (the server's own: not part of [`Repository`]).
+#[async_trait]
+pub trait TelecomRepo: Send + Sync {
+    /// Puts `rows` in place of every row, in one transaction (readers see the old data or the
+    /// new, never a mix), and records the import.
+    async fn replace_exchanges(
+        &self,
+        rows: &[ExchangeRow],
+        digest: &str,
+        source: &str,
+    ) -> Result<TelecomImport>;
+
+    /// The last import; `None` before the first.
+    async fn telecom_import(&self) -> Result<Option<TelecomImport>>;
+
+    /// Every row.
+    async fn exchanges(&self) -> Result<Vec<ExchangeRow>>;
+}
+
 /// Everything the store offers, as one object-safe trait (`Arc<dyn Repository>`).
 pub trait Repository:
     AccountRepo

@@ -119,6 +119,7 @@ store_test!(
     concurrent_uploads_never_pass_the_version_quota,
     balances_move_only_with_their_ledger,
     a_lease_is_charged_once_per_month_and_never_on_credit,
+    telecom_data_is_replaced_whole,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1942,5 +1943,46 @@ async fn a_lease_is_charged_once_per_month_and_never_on_credit(ctx: Ctx) -> anyh
     ensure!(s.leases_due(month(9), 10).await?.is_empty());
     s.credit(owner, 5_000_000, "more").await?;
     ensure!(s.charge_lease(owner, charge(Some(month(2)), month(3))).await? == LeaseChargeOutcome::Stale);
+    Ok(())
+}
+
+async fn telecom_data_is_replaced_whole(ctx: Ctx) -> anyhow::Result<()> {
+    let s = &ctx.store;
+    ensure!(
+        s.telecom_import().await?.is_none() && s.exchanges().await?.is_empty(),
+        "nothing before an import"
+    );
+    // More rows than one INSERT takes; exchanges and thousands-blocks.
+    let rows: Vec<ExchangeRow> = (0..1_200u16)
+        .map(|n| ExchangeRow {
+            npa: 200 + n / 100,
+            nxx: 200 + n % 100,
+            block: (n % 3 == 0).then_some(u8::try_from(n % 10).unwrap_or(0)),
+            state: Some("DC".into()),
+            county: (n % 2 == 0).then(|| format!("County {n}")),
+            rate_center: Some("WASHINGTON".into()),
+            time_zone: Some("America/New_York".into()),
+            line_type: Some("landline".into()),
+            carrier: Some("Verizon".into()),
+            ocn: Some("9206".into()),
+        })
+        .collect();
+    let imported = s.replace_exchanges(&rows, "digest-1", "npanxx.csv").await?;
+    ensure!(imported.rows == 1_200 && imported.digest == "digest-1", "{imported:?}");
+    let key = |row: &ExchangeRow| (row.npa, row.nxx, row.block);
+    let mut stored = s.exchanges().await?;
+    stored.sort_by_key(key);
+    let mut expected = rows.clone();
+    expected.sort_by_key(key);
+    ensure!(stored == expected, "every row comes back as it went in");
+    ensure!(s.telecom_import().await? == Some(imported), "the import is recorded");
+
+    // A new import replaces everything.
+    let again = s.replace_exchanges(&rows[..2], "digest-2", "smaller.csv").await?;
+    ensure!(s.exchanges().await?.len() == 2, "only the new rows");
+    ensure!(
+        s.telecom_import().await?.is_some_and(|i| i.digest == "digest-2" && i == again),
+        "the new import"
+    );
     Ok(())
 }

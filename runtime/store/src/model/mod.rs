@@ -13,6 +13,7 @@ mod message;
 mod number;
 mod profile;
 mod sip;
+mod telecom;
 mod tendlc;
 mod verified;
 mod webhook;
@@ -47,6 +48,7 @@ pub use sip::{
     SipConnection, SipConnectionPatch, SipDomain, SipDomainPatch, SipInvite, SipTransportProtocol, SipUser,
     SipUserPatch,
 };
+pub use telecom::{ExchangeRow, TelecomImport};
 pub use tendlc::{
     BrandEntityType, CampaignDecision, CampaignNumber, CampaignState, NewTenDlcBrand, NewTenDlcCampaign,
     SenderKind, TOLL_FREE_NPAS, TenDlcBrand, TenDlcCampaign, USE_CASES, VERTICALS, sender_kind,

@@ -31,6 +31,7 @@ mod order;
 mod profile;
 mod sip;
 mod stats;
+mod telecom;
 mod tendlc;
 mod verified;
 mod webhook;
