@@ -174,14 +174,17 @@ impl BillingRepo for Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected(),
+                // The leg's call must be the account's. Checked with a write that changes
+                // nothing, not a read: a SQLite transaction that reads first cannot take the
+                // write lock once another connection has written since (SQLITE_BUSY_SNAPSHOT,
+                // which no busy timeout waits out) — and the call log writes as the leg ends.
                 ChargeTarget::Leg { call, .. } => {
-                    let calls: i64 =
-                        sqlx::query_scalar("SELECT COUNT(*) FROM call_record WHERE account_id = $1 AND id = $2")
-                            .bind(account.to_string())
-                            .bind(call.to_string())
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    u64::try_from(calls).unwrap_or(0)
+                    sqlx::query("UPDATE call_record SET id = id WHERE account_id = $1 AND id = $2")
+                        .bind(account.to_string())
+                        .bind(call.to_string())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
                 }
             };
             if priced == 0 {
