@@ -897,6 +897,18 @@ impl CallBackend for SipCall {
     }
 
     async fn play(&self, media: &Media, barge_in: bool) -> Result<PlayOutcome, CallError> {
+        // A pause before the answer lets the call ring that long (the session does not answer
+        // for silence).
+        if let Media::Silence(ms) = media
+            && self.rtp.lock().is_none()
+        {
+            self.live()?;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(u64::from(*ms))) => {}
+                () = self.hung_up() => return Err(CallError::Hangup),
+            }
+            return Ok(PlayOutcome { interrupted: false });
+        }
         let rtp = self.media()?;
         let rendered = tokio::select! {
             rendered = self.renderer.render(media, |name| {
