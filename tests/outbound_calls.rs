@@ -3,7 +3,7 @@
 //! an outbound voice profile's channel limit refuses a call with 429 and the call's own events
 //! say why; two parked calls are bridged with `POST /rest/call/bridge`; with a rating deck,
 //! calls are refused without balance, charged in the deck's increments and ended when the
-//! balance runs out.
+//! balance runs out — and so are a flow's `<Dial>` legs and, with an inbound rate, calls in.
 
 mod support;
 
@@ -12,7 +12,9 @@ use std::time::Duration;
 use opentact_store::AppMode;
 use serde_json::{Value, json};
 use support::platform::{Platform, http};
-use support::sipp::{callee, callee_scenario, free_udp_port, refusing_callee_scenario};
+use support::sipp::{
+    callee, callee_awaiting_bye_scenario, callee_scenario, free_udp_port, refusing_callee_scenario,
+};
 
 const TN: i64 = 12025550188;
 const EMAIL: &str = "dialer@example.com";
@@ -668,19 +670,12 @@ async fn a_flows_dial_to_a_number_is_refused_without_money_and_charged_when_it_e
     let platform = rated_platform(carrier_port).await;
     let auth = jwt(&platform).await;
     // The number's app dials Washington DC (0.60 a minute in 6 s blocks), then hangs up.
-    let (status, apps) = http(platform.api, "GET", "/rest/sip/app", &[("Authorization", &auth)], None).await;
-    assert_eq!(status, 200, "{apps}");
-    let app = apps["payload"]["data"][0]["uuid"].as_str().expect("the number's app").to_owned();
-    let xml = "<Response><Dial><Number>12025550111</Number></Dial><Hangup/></Response>";
-    let (status, patched) = http(
-        platform.api,
-        "PATCH",
-        &format!("/rest/sip/app/{app}"),
-        &[("Authorization", &auth)],
-        Some(&json!({"xml": xml})),
+    set_number_xml(
+        &platform,
+        &auth,
+        "<Response><Dial><Number>12025550111</Number></Dial><Hangup/></Response>",
     )
     .await;
-    assert_eq!(status, 200, "{patched}");
     let call_in = || async {
         let (code, output) = support::platform::call_awaiting_bye(&platform, TN).await.expect("caller");
         assert_eq!(code, 0, "{output}\n{}", platform.log());
@@ -728,6 +723,139 @@ async fn a_flows_dial_to_a_number_is_refused_without_money_and_charged_when_it_e
             .as_str()
             .unwrap_or_default()
             .contains("dialled leg to +12025550111: 6 s billed"),
+        "{charge:#}"
+    );
+}
+
+/// The sample number's app runs `xml` from now on.
+async fn set_number_xml(platform: &Platform, auth: &str, xml: &str) {
+    let (status, apps) = http(platform.api, "GET", "/rest/sip/app", &[("Authorization", auth)], None).await;
+    assert_eq!(status, 200, "{apps}");
+    let app = apps["payload"]["data"][0]["uuid"].as_str().expect("the number's app").to_owned();
+    let (status, patched) = http(
+        platform.api,
+        "PATCH",
+        &format!("/rest/sip/app/{app}"),
+        &[("Authorization", auth)],
+        Some(&json!({"xml": xml})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flows_dialled_leg_is_ended_when_the_balance_is_used_up() {
+    let carrier_port = free_udp_port();
+    let platform = rated_platform(carrier_port).await;
+    let auth = jwt(&platform).await;
+    // San Francisco costs 0.01 a second; 0.03 pays 3 s. After the dial the flow goes on.
+    set_number_xml(
+        &platform,
+        &auth,
+        "<Response><Dial><Number>14155550111</Number></Dial><Pause length=\"500\"/><Hangup/></Response>",
+    )
+    .await;
+    credit(&platform, "0.03").await;
+    // The carrier answers and would talk for ever: the platform ends the leg just before the
+    // third second, and the caller's flow goes on to its own end.
+    let (carrier, _dir) = callee(callee_awaiting_bye_scenario(100), carrier_port).await;
+    let (code, output) = support::platform::call_awaiting_bye(&platform, TN).await.expect("caller");
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "the carrier got the platform's BYE: {output}");
+    let why = "dial: insufficient balance: the balance of 0.030000 USD is used up";
+    let events = platform
+        .wait_for_event(Duration::from_secs(10), |e| {
+            e["type"] == "call.callflow" && e["detail"]["message"].as_str().is_some_and(|m| m.contains(why))
+        })
+        .await;
+    let ended = events
+        .iter()
+        .find(|e| e["detail"]["message"].as_str().is_some_and(|m| m.contains(why)))
+        .expect("the dial's end");
+    // The caller was not cut off: its call ends normally, after the flow's pause.
+    let events = call_events(&platform, ended["call"].as_str().expect("call id"), "call.hangup").await;
+    let hangup = events.iter().find(|e| e["type"] == "call.hangup").expect("the caller's hangup");
+    assert_eq!(hangup["q850_cause"], 16, "{hangup:#}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while balance(&platform, &auth).await != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the leg is charged 0.03:\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, ledger) =
+        post(&platform, &auth, "/rest/account/transactions/search", json!({"kind": "call"})).await;
+    assert_eq!(status, 200, "{ledger}");
+    let charge = &ledger["payload"]["data"][0];
+    assert!(
+        charge["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("dialled leg to +14155550111: 3 s billed"),
+        "{charge:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_to_a_number_are_refused_without_money_ended_at_the_balance_and_charged() {
+    // Calls in cost 0.60 a minute, billed per second (0.01 a second).
+    let platform = platform_with(free_udp_port(), |dir| {
+        let deck = dir.join("rates.csv");
+        std::fs::write(&deck, "prefix,per_minute,per_sms,increment,description\n1,0.01,,60/6,NANP\n")
+            .expect("deck");
+        format!(
+            "[rating]\ndeck = \"{}\"\ninbound_per_minute = \"0.60\"\ninbound_increment = \"1/1\"\n",
+            deck.display()
+        )
+    })
+    .await;
+    let auth = jwt(&platform).await;
+    set_number_xml(&platform, &auth, r#"<Response><Answer/><Pause length="20000"/></Response>"#).await;
+
+    // Nothing on the balance: 402 with Q.850 21 and why; the account's events say the same.
+    let refused = support::sipp::caller_expecting_status_matching(
+        402,
+        "Reason: Q.850;cause=21;text=.insufficient balance: 0.000000 USD left, the first 1 s of a call in cost 0.010000 USD",
+    );
+    let (code, output) = support::platform::call_with(&platform, TN, &refused).await.expect("caller");
+    assert_eq!(code, 0, "402 and why:\n{output}\n{}", platform.log());
+    let hangup = platform
+        .wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.hangup" && e["q850_cause"] == 21)
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "call.hangup" && e["q850_cause"] == 21)
+        .expect("the refused call's hangup");
+    assert!(
+        hangup["reason"].as_str().unwrap_or_default().starts_with("insufficient balance: 0.000000 USD left"),
+        "{hangup:#}"
+    );
+
+    // 0.03 pays 3 s: the flow would pause 20 s; the platform hangs up before the third second.
+    credit(&platform, "0.03").await;
+    let (code, output) = support::platform::call_awaiting_bye(&platform, TN).await.expect("caller");
+    assert_eq!(code, 0, "{output}\n{}", platform.log());
+    let why = "insufficient balance: the balance of 0.030000 USD is used up";
+    let ended = platform
+        .wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.hangup" && e["reason"] == why)
+        .await
+        .into_iter()
+        .find(|e| e["type"] == "call.hangup" && e["reason"] == why)
+        .expect("the call ended for money");
+    assert_eq!(ended["q850_cause"], 21, "{ended:#}");
+    let call = ended["call"].as_str().expect("call id").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while balance(&platform, &auth).await != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the call is charged 0.03:\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, ledger) =
+        post(&platform, &auth, "/rest/account/transactions/search", json!({"kind": "call"})).await;
+    assert_eq!(status, 200, "{ledger}");
+    assert_eq!(ledger["payload"]["total"], 1, "the refused call cost nothing: {ledger:#}");
+    let charge = &ledger["payload"]["data"][0];
+    assert_eq!(charge["reference"], call.as_str(), "{charge:#}");
+    assert_eq!(
+        charge["description"],
+        format!("call {call}: 3 s billed at 0.600000 USD a minute (calls in, 1/1)"),
         "{charge:#}"
     );
 }

@@ -470,6 +470,7 @@ a={answer}
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="held and resumed">
 {invite}  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
   <recv response="200" rrs="true"/>
   <send><![CDATA[
 ACK [next_url] SIP/2.0
@@ -553,6 +554,7 @@ async fn session_timers_are_negotiated_and_too_short_intervals_refused() {
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="session timer accepted">
 {invite}  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
   <recv response="200" rrs="true">
     <action>
       <ereg regexp="Session-Expires: 1800;refresher=uac" search_in="msg" check_it="true" assign_to="se"/>
@@ -950,7 +952,6 @@ async fn the_operators_npa_nxx_data_gives_geo_its_county_and_the_lookup_its_carr
     let elsewhere = lookup("12025550100").await;
     assert!(elsewhere["county"].is_null() && elsewhere["carrier"].is_null(), "{elsewhere:#}");
     assert_eq!(elsewhere["region"], "Washington D.C.", "the area-code data still answers: {elsewhere:#}");
-}
 
     // The operator imports new data while the platform runs: a bad file changes nothing and
     // names its line; a good one replaces every row, and the node loads it.
@@ -1013,3 +1014,4 @@ async fn the_operators_npa_nxx_data_gives_geo_its_county_and_the_lookup_its_carr
     )
     .await;
     assert_eq!((status, gone["message"].as_str()), (404, Some("no telecom data for 13105550111")), "{gone}");
+}

@@ -154,6 +154,7 @@ fn caller_hanging_up_early() -> String {
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="caller leaving while the target rings">
 {invite}  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
   <recv response="200" rrs="true"/>
   <send><![CDATA[
 ACK [next_url] SIP/2.0

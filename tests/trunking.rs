@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use opentact_store::{
-    DigestCredentials, EncryptedMedia, LeasePatch, LeaseRepo, NewLease, NewOutboundVoiceProfile,
+    BillingRepo, DigestCredentials, EncryptedMedia, LeasePatch, LeaseRepo, NewLease, NewOutboundVoiceProfile,
     NewSipConnection, NumberInventory, NumberRepo, OutboundVoiceProfileRepo, SipConnectionRepo,
     SipTransportProtocol, Store,
 };
@@ -137,18 +137,9 @@ fn pbx_scenario(checks: &[&str]) -> String {
 
 /// A caller expecting `status` whose response must match `reason` (a regex).
 fn caller_refused(status: u16, from: &str, reason: &str) -> String {
-    support::sipp::caller_expecting_status(status)
-        .replace("13105550111", from)
-        .replacen(
-            "<recv response=\"100\" optional=\"true\"/>",
-            "<recv response=\"100\" optional=\"true\"/>\n  <recv response=\"180\" optional=\"true\"/>",
-            1,
-        )
-        .replacen(
-        &format!("<recv response=\"{status}\"/>"),
-        &format!(
-            "<recv response=\"{status}\">\n    <action>\n      <ereg regexp=\"{reason}\" search_in=\"msg\" check_it=\"true\" assign_to=\"reason\"/>\n    </action>\n  </recv>\n  <Reference variables=\"reason\"/>"
-        ),
+    support::sipp::caller_expecting_status_matching(status, reason).replace("13105550111", from).replacen(
+        "<recv response=\"100\" optional=\"true\"/>",
+        "<recv response=\"100\" optional=\"true\"/>\n  <recv response=\"180\" optional=\"true\"/>",
         1,
     )
 }
@@ -583,9 +574,9 @@ async fn a_connection_requiring_srtp_is_called_over_tcp_with_srtp_and_its_plain_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pbx_call_out_is_refused_when_its_account_cannot_pay_it() {
+async fn a_pbx_call_out_is_refused_without_money_and_ended_when_its_money_runs_out() {
     let data = tempfile::tempdir().expect("tempdir");
-    account_with_connection(
+    let (account, _) = account_with_connection(
         &data.path().join("data"),
         "broke-pbx@example.test",
         &[13_105_550_113],
@@ -598,9 +589,9 @@ async fn a_pbx_call_out_is_refused_when_its_account_cannot_pay_it() {
         false,
     )
     .await;
-    // Calls to North America cost 0.01 a minute; the account has nothing.
+    // Calls to North America cost 0.01 a second; the account has nothing.
     let deck = data.path().join("rates.csv");
-    std::fs::write(&deck, "prefix,per_minute,per_sms,increment,description\n1,0.01,,60/60,NANP\n")
+    std::fs::write(&deck, "prefix,per_minute,per_sms,increment,description\n1,0.60,,1/1,NANP\n")
         .expect("deck");
     let carrier_port = free_udp_port();
     let config = write_config(data.path(), &format!("outbound_proxy = \"127.0.0.1:{carrier_port}\""));
@@ -609,12 +600,52 @@ async fn a_pbx_call_out_is_refused_when_its_account_cannot_pay_it() {
     std::fs::write(&config, text).expect("config");
     let platform = Platform::start_in(data, &["--config", config.to_str().expect("utf-8")]).await;
 
+    // 402 Payment Required, Q.850 21 and why, before the carrier rings.
     let (code, output) = place_call(
         &platform,
-        &caller_refused(503, "13105550113", "insufficient balance: 0.000000 USD left"),
+        &caller_refused(
+            402,
+            "13105550113",
+            "Q.850;cause=21;text=.insufficient balance: 0.000000 USD left, the first 1 s to \\+12125550100 cost 0.010000 USD",
+        ),
         "127.0.0.8",
         "12125550100",
     )
     .await;
     assert_eq!(code, 0, "refused with the reason, before the carrier rings:\n{output}\n{}", platform.log());
+
+    // 0.03 pays 3 s: the carrier answers and never hangs up; the platform ends both sides just
+    // before the third second, with cause 21 and why, and charges what was left.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_opentact"))
+        .args(["admin", "account", "credit", "broke-pbx@example.test", "--amount", "0.03"])
+        .args(["--data-dir", platform.data().to_str().expect("utf-8")])
+        .output()
+        .await
+        .expect("run opentact admin");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (carrier, _carrier_dir) =
+        support::sipp::callee(support::sipp::callee_awaiting_bye_scenario(100), carrier_port).await;
+    let pbx = caller_awaiting_bye().replace("13105550111", "13105550113");
+    let (code, output) = place_call(&platform, &pbx, "127.0.0.8", "12125550100").await;
+    assert_eq!(code, 0, "the PBX's caller got the platform's BYE:\n{output}\n{}", platform.log());
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "the carrier got the platform's BYE:\n{output}");
+    let events = platform
+        .wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.hangup" && e["q850_cause"] == 21)
+        .await;
+    let ended = events
+        .iter()
+        .rfind(|e| e["type"] == "call.hangup" && e["q850_cause"] == 21)
+        .expect("the ended call's hangup");
+    assert_eq!(
+        ended["reason"], "dial: insufficient balance: the balance of 0.030000 USD is used up",
+        "{ended:#}"
+    );
+    assert!(events.iter().any(|e| e["type"] == "call.answered" && e["call"] == ended["call"]), "{events:#?}");
+    let store = open(&platform.data()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while store.balance(account).await.expect("balance") != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "3 s charged:\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -167,9 +167,16 @@ pub async fn start_node(name: &str, db_url: &str, shared: &std::path::Path, extr
 /// A SIPp caller that calls `tn` at `platform` and waits for the platform's BYE (30 s at
 /// most); its exit code and output.
 pub fn call_awaiting_bye(platform: &Platform, tn: i64) -> tokio::task::JoinHandle<(i32, String)> {
+    call_with(platform, tn, &super::sipp::caller_awaiting_bye())
+}
+
+/// A SIPp caller that calls `tn` at `platform` with `scenario` (30 s at most); its exit code
+/// and output.
+pub fn call_with(platform: &Platform, tn: i64, scenario: &str) -> tokio::task::JoinHandle<(i32, String)> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = dir.path().join("caller.xml");
-    std::fs::write(&scenario, super::sipp::caller_awaiting_bye()).expect("write");
+    let path = dir.path().join("caller.xml");
+    std::fs::write(&path, scenario).expect("write");
+    let scenario = path;
     let mut sipp = sipp();
     sipp.args([
         "-sf",

@@ -87,6 +87,7 @@ pub fn digest_caller_awaiting_bye(request_host: &str, from: &str) -> String {
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="caller with digest">
 {first}  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
   <recv response="407" auth="true"/>
   <send><![CDATA[
 ACK sip:[service]@{request_host} SIP/2.0
@@ -100,6 +101,7 @@ Content-Length: 0
 
 ]]></send>
 {second}  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
   <recv response="200" rrs="true"/>
   <send><![CDATA[
 ACK [next_url] SIP/2.0
@@ -135,6 +137,7 @@ pub fn caller_expecting_status(status: u16) -> String {
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="INVITE answered {status}">
 {invite}  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
   <recv response="{status}"/>
   <send><![CDATA[
 ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -149,6 +152,18 @@ Content-Length: 0
 ]]></send>
 </scenario>
 "#
+    )
+}
+
+/// [`caller_expecting_status`] that also checks the response against `regex` (a Reason
+/// header's cause and text, say).
+pub fn caller_expecting_status_matching(status: u16, regex: &str) -> String {
+    caller_expecting_status(status).replacen(
+        &format!("<recv response=\"{status}\"/>"),
+        &format!(
+            "<recv response=\"{status}\">\n    <action>\n      <ereg regexp=\"{regex}\" search_in=\"msg\" check_it=\"true\" assign_to=\"matched\"/>\n    </action>\n  </recv>\n  <Reference variables=\"matched\"/>"
+        ),
+        1,
     )
 }
 
@@ -244,9 +259,10 @@ Content-Length: 0
     )
 }
 
-/// A callee that rings `ring_ms`, answers, and talks until the platform hangs up (it answers
-/// the BYE).
+/// A callee that rings `ring_ms` (more than 0), answers, and talks until the platform hangs up
+/// (it answers the BYE).
 pub fn callee_awaiting_bye_scenario(ring_ms: u32) -> String {
+    assert!(ring_ms > 0, "the talk's pause is found as the only pause of 0 ms");
     let talking = callee_scenario(ring_ms, 0);
     let bye_from_callee = talking.find("  <pause milliseconds=\"0\"/>").expect("the talk pause");
     let end = talking.find("  <label id=\"end\"/>").expect("the end label");

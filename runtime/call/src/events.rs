@@ -232,6 +232,8 @@ pub struct EventEmitter {
     tag: Mutex<Option<String>>,
     meta: Mutex<BTreeMap<String, String>>,
     sink: Arc<dyn EventSink>,
+    /// Whether the call was answered ([`EventEmitter::answered`]), for whoever times it.
+    answered: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for EventEmitter {
@@ -251,7 +253,13 @@ impl EventEmitter {
             tag: Mutex::new(None),
             meta: Mutex::new(BTreeMap::new()),
             sink,
+            answered: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Hears when the call is answered (however it was: by its flow, on a bridge, placed).
+    pub fn answer_watch(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.answered.subscribe()
     }
 
     /// Emit an event now.
@@ -274,6 +282,7 @@ impl EventEmitter {
     pub fn answered(&self) {
         self.emit(EventKind::Answered);
         self.emit(EventKind::Live);
+        self.answered.send_replace(true);
     }
 
     /// Emit a `call.callflow` event.

@@ -18,7 +18,8 @@
 //!
 //! A flow's `<Dial>` leg to a number is authorized the same way before it rings (refused, the
 //! dial fails with the reason) and charged from its answer when it ends, as a ledger row of
-//! its own ([`Billing::settle_leg`]); it is not ended early when the money runs out.
+//! its own ([`Billing::settle_leg`]). It too talks only as long as the balance pays: then the
+//! leg is hung up and the dial fails with the reason (the caller stays, its flow goes on).
 //!
 //! Without a deck nothing is rated and nothing is refused. Calls to SIP users and URIs stay on
 //! the platform and are not rated. Concurrent calls of one account are each given the whole
@@ -30,12 +31,16 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use opentact_call::events::Q850;
 use opentact_call::model::DialTarget;
+use opentact_call::model::HangupReason;
+use opentact_call::{CallBackend, CallSession};
 use opentact_rating::{Deck, Rate, format_amount, format_money};
 use opentact_store::{CallPrice, ChargeTarget, NewCharge, OutboundVoiceProfile};
-use tracing::{info, warn};
+use opentact_voice::SipCall;
+use tracing::{Instrument, info, warn};
 use uuid::Uuid;
 
 use crate::Repo;
+use crate::call_log::CallLog;
 
 /// The Q.850 cause of a call refused or ended for money: 21, call rejected (what SIP's
 /// 402 Payment Required maps to, RFC 3398).
@@ -45,6 +50,15 @@ pub const PAYMENT_CAUSE: Q850 = Q850::CALL_REJECTED;
 /// event to the hangup's, a few milliseconds longer than the timer, and is rounded up to the
 /// second — ending exactly at the allowance would bill one second more than was left.
 pub const END_EARLY_BY: Duration = Duration::from_millis(500);
+
+/// How every reason for money starts: what a call ended, or a dial failed, for it says.
+pub const INSUFFICIENT_BALANCE: &str = "insufficient balance";
+
+/// Whether a dial failed (or a dialled leg was ended) for money, by its reason: the leg's
+/// guard ends it with the reason [`RatedCall::limit_reason`] gives, prefixed `dial: `.
+pub fn is_unpaid(reason: &str) -> bool {
+    reason.trim_start_matches("dial: ").starts_with(INSUFFICIENT_BALANCE)
+}
 
 /// Why a call may not be placed, in words the account reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +84,8 @@ pub struct RatedCall {
 /// The deck and the store.
 pub struct Billing {
     deck: Option<Arc<Deck>>,
+    /// What calls in to numbers cost (`[rating] inbound_per_minute`); `None`: nothing.
+    inbound: Option<Rate>,
     store: Repo,
     /// The platform's currency, in messages (`USD`).
     currency: String,
@@ -94,7 +110,13 @@ fn start_of_day() -> chrono::DateTime<Utc> {
 
 impl Billing {
     pub fn new(deck: Option<Arc<Deck>>, store: Repo, currency: String) -> Self {
-        Billing { deck, store, currency, events: None }
+        Billing { deck, inbound: None, store, currency, events: None }
+    }
+
+    /// Rate calls in to numbers at `rate` (its prefix unused), when there is one.
+    pub fn with_inbound(mut self, rate: Option<Rate>) -> Self {
+        self.inbound = rate;
+        self
     }
 
     /// Announce each charge on `bus` as `account.changed` with the new balance.
@@ -151,7 +173,7 @@ impl Billing {
         }
         let mut available = balance;
         let mut limit_reason =
-            format!("insufficient balance: the call used up the balance of {}", self.money(balance));
+            format!("insufficient balance: the balance of {} is used up", self.money(balance));
         if let Some(profile) = profile
             && let Some(limit) = profile.daily_spend_limit_micros
         {
@@ -180,6 +202,58 @@ impl Billing {
         Ok(Some(RatedCall { rate: rate.clone(), allowance, limit_reason, profile: profile.map(|p| p.uuid) }))
     }
 
+    /// Whether `account` may take a call in to one of its numbers, and for how long;
+    /// `Ok(None)`: calls in are not rated.
+    pub async fn authorize_inbound(&self, account: Uuid) -> Result<Option<RatedCall>, PaymentRefusal> {
+        let Some(rate) = &self.inbound else { return Ok(None) };
+        let balance = self.store.balance(account).await.map_err(|error| {
+            warn!(%error, "reading the balance");
+            PaymentRefusal("the balance cannot be read now; try again".to_owned())
+        })?;
+        let first_block = rate.first_block_micros();
+        if balance < first_block {
+            return Err(PaymentRefusal(format!(
+                "{INSUFFICIENT_BALANCE}: {} left, the first {} s of a call in cost {}",
+                self.money(balance),
+                rate.increment.initial_secs,
+                self.money(first_block)
+            )));
+        }
+        Ok(Some(RatedCall {
+            rate: rate.clone(),
+            allowance: rate.affordable_secs(balance).map(Duration::from_secs),
+            limit_reason: format!(
+                "{INSUFFICIENT_BALANCE}: the balance of {} is used up",
+                self.money(balance)
+            ),
+            profile: None,
+        }))
+    }
+
+    /// Charge an ended call for its CDR's billable time, answer to end: what the account
+    /// reads is what it pays for.
+    pub async fn settle_logged(&self, call_log: &CallLog, account: Uuid, call: Uuid, rated: &RatedCall) {
+        call_log.flush().await;
+        let record = match self.store.get_call(account, call).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                warn!(%call, "the call is not in the call log: it is not charged");
+                return;
+            }
+            Err(error) => {
+                warn!(%call, %error, "reading the call's CDR: it is not charged");
+                return;
+            }
+        };
+        let billable_ms = match (record.answered_on, record.ended_on) {
+            (Some(answered), Some(ended)) => {
+                u64::try_from((ended - answered).num_milliseconds()).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        self.settle(account, call, rated, billable_ms).await;
+    }
+
     /// Charge a call that ended after `billable_ms` (from its answer to its end; 0 when it was
     /// not answered): its CDR gets the price and the ledger the charge.
     pub async fn settle(&self, account: Uuid, call: Uuid, rated: &RatedCall, billable_ms: u64) {
@@ -198,7 +272,13 @@ impl Billing {
     pub async fn settle_leg(&self, account: Uuid, call: Uuid, to: &str, rated: &RatedCall, billable_ms: u64) {
         let leg = opentact_store::new_id();
         let what = format!("call {call}, dialled leg to +{}", to.trim_start_matches('+'));
-        self.charge(account, call, &what, rated, billable_ms, |_| ChargeTarget::Leg { call, leg }).await;
+        let outbound_voice_profile = rated.profile;
+        self.charge(account, call, &what, rated, billable_ms, |_| ChargeTarget::Leg {
+            call,
+            leg,
+            outbound_voice_profile,
+        })
+        .await;
     }
 
     async fn charge(
@@ -217,16 +297,16 @@ impl Billing {
             rate_prefix: rated.rate.prefix.clone(),
             rate_per_minute_micros: rated.rate.per_minute_micros,
         };
+        // A deck's row names its prefix; the rate of calls in has none.
+        let label = match (rated.rate.prefix.as_str(), rated.rate.description.as_str()) {
+            ("", description) => description.to_owned(),
+            (prefix, "") => format!("prefix {prefix}"),
+            (prefix, description) => format!("prefix {prefix} {description}"),
+        };
         let description = format!(
-            "{what}: {} s billed at {} a minute (prefix {}{}, {})",
+            "{what}: {} s billed at {} a minute ({label}, {})",
             charge.billed_secs,
             self.money(rated.rate.per_minute_micros),
-            rated.rate.prefix,
-            if rated.rate.description.is_empty() {
-                String::new()
-            } else {
-                format!(" {}", rated.rate.description)
-            },
             rated.rate.increment
         );
         let new = NewCharge { target: target(price), amount_micros: charge.price_micros, description };
@@ -247,4 +327,31 @@ impl Billing {
             Err(error) => warn!(%call, %error, "{what} could not be charged"),
         }
     }
+}
+
+/// Ends a rated call once it has talked its allowance (from its answer, a little early:
+/// [`END_EARLY_BY`]) with cause 21 and the reason. Aborted with the returned task when the
+/// call ends first; `None` when the call has no allowance (its minutes cost nothing).
+pub fn end_when_used_up(
+    session: &Arc<CallSession>,
+    call: &Arc<SipCall>,
+    rated: &RatedCall,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let allowance = rated.allowance?;
+    let (session, call, reason) = (session.clone(), call.clone(), rated.limit_reason.clone());
+    let mut answered = session.events().answer_watch();
+    Some(tokio::spawn(
+        async move {
+            if answered.wait_for(|answered| *answered).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(allowance.saturating_sub(END_EARLY_BY)).await;
+            if !session.is_ended() {
+                info!(%reason, "ending the call");
+                session.refuse(PAYMENT_CAUSE, reason);
+                let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
+            }
+        }
+        .in_current_span(),
+    ))
 }

@@ -64,6 +64,14 @@ impl opentact_voice::LegGuard for DialLeg {
             meter.answered = Some(std::time::Instant::now());
         }
     }
+
+    /// What the account can pay for the leg, a little early ([`crate::billing::END_EARLY_BY`]):
+    /// its talk is billed from the answer to the guard's drop, rounded up.
+    fn time_limit(&self) -> Option<(std::time::Duration, String)> {
+        let rated = &self.meter.as_ref()?.rated;
+        let allowance = rated.allowance?;
+        Some((allowance.saturating_sub(crate::billing::END_EARLY_BY), rated.limit_reason.clone()))
+    }
 }
 
 impl Drop for LegMeter {
@@ -146,12 +154,16 @@ impl Dialer for ServerDialer {
             .parse()
             .map_err(|_| CallError::Failed(format!("the call's account {:?} is not an id", call.account)))?;
         // A leg to a number costs what a placed call does: refused when the account cannot
-        // pay its first block, charged when it ends ([`crate::billing`]).
-        let rated = self
-            .billing
-            .authorize(account, None, target)
-            .await
-            .map_err(|refusal| CallError::LimitExceeded(format!("dial: {refusal}")))?;
+        // pay its first block, charged when it ends ([`crate::billing`]). A SIP connection's
+        // call out was rated already, under the connection's outbound voice profile.
+        let rated = match self.trunk.take_rated(&call.id) {
+            Some(rated) => Some(rated),
+            None => self
+                .billing
+                .authorize(account, None, target)
+                .await
+                .map_err(|refusal| CallError::LimitExceeded(format!("dial: {refusal}")))?,
+        };
         let slot = match self.admission.admit(account).await {
             Ok(slot) => slot,
             Err(refusal) => return Err(CallError::LimitExceeded(format!("dial: {refusal}"))),

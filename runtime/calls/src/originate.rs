@@ -17,21 +17,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentact_call::CallBackend;
 use opentact_call::events::Q850;
 use opentact_call::model::Direction;
-use opentact_call::model::HangupReason;
 use opentact_control::{Calling, Originate, OriginateError};
 use opentact_store::{LimitRepo, OutboundVoiceProfile, ShakenSignPolicy};
 use opentact_voice::{Destination, SipCall};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info_span, warn};
 use uuid::Uuid;
 
 use crate::admission::Refusal;
-use crate::billing::{Billing, END_EARLY_BY, PAYMENT_CAUSE, PaymentRefusal, RatedCall};
+use crate::billing::{Billing, PAYMENT_CAUSE, PaymentRefusal, RatedCall, end_when_used_up};
 use crate::call_runner::{CallEnd, CallRunner, Flow, new_call_info};
 use crate::shared_limits::SharedLimits;
 
@@ -281,13 +279,15 @@ impl Originator {
                 .instrument(span)
                 .await;
         }
-        // Hear the answer; from then on record the call (its profile's `record_calls`) and
-        // watch its allowance (a rated call).
+        // A rated call talks what the account can pay for.
+        let allowance = rated.as_ref().and_then(|rated| {
+            let _entered = span.enter();
+            end_when_used_up(&prepared.session, &prepared.call, rated)
+        });
+        // Hear the answer; from then on record the call (its profile's `record_calls`).
         let (on_answer, answer) = tokio::sync::oneshot::channel();
         let watcher = {
-            let (session, call, record) =
-                (prepared.session.clone(), prepared.call.clone(), prepared.record_calls);
-            let allowance = rated.as_ref().map(|rated| (rated.allowance, rated.limit_reason.clone()));
+            let (session, record) = (prepared.session.clone(), prepared.record_calls);
             tokio::spawn(
                 async move {
                     if answer.await.is_err() {
@@ -299,13 +299,6 @@ impl Originator {
                     if record && let Err(error) = session.record_start(RECORDED_CALL.to_owned()).await {
                         warn!(%error, "the call is not recorded");
                     }
-                    let Some((Some(allowance), reason)) = allowance else { return };
-                    tokio::time::sleep(allowance.saturating_sub(END_EARLY_BY)).await;
-                    if !session.is_ended() {
-                        info!(%reason, "ending the call");
-                        session.refuse(PAYMENT_CAUSE, reason);
-                        let _ = CallBackend::hangup(call.as_ref(), HangupReason::Normal).await;
-                    }
                 }
                 .instrument(span.clone()),
             )
@@ -316,34 +309,16 @@ impl Originator {
             .instrument(span.clone())
             .await;
         watcher.abort();
+        if let Some(allowance) = allowance {
+            allowance.abort();
+        }
         if let Some(rated) = &rated {
-            self.settle(prepared.account, prepared.id, rated).instrument(span).await;
+            self.billing
+                .settle_logged(&self.runner.call_log, prepared.account, prepared.id, rated)
+                .instrument(span)
+                .await;
         }
         end
-    }
-
-    /// Charge an ended call for its CDR's billable time, answer to end: what the account reads
-    /// is what it pays for.
-    async fn settle(&self, account: Uuid, call: Uuid, rated: &RatedCall) {
-        self.runner.call_log.flush().await;
-        let record = match self.runner.store.get_call(account, call).await {
-            Ok(Some(record)) => record,
-            Ok(None) => {
-                warn!(%call, "the call is not in the call log: it is not charged");
-                return;
-            }
-            Err(error) => {
-                warn!(%call, %error, "reading the call's CDR: it is not charged");
-                return;
-            }
-        };
-        let billable_ms = match (record.answered_on, record.ended_on) {
-            (Some(answered), Some(ended)) => {
-                u64::try_from((ended - answered).num_milliseconds()).unwrap_or(0)
-            }
-            _ => 0,
-        };
-        self.billing.settle(account, call, rated, billable_ms).await;
     }
 }
 

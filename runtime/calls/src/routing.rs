@@ -13,7 +13,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use opentact_call::model::Direction;
+use opentact_call::events::EventKind;
+use opentact_call::model::{Direction, HangupReason};
+use opentact_call::{CallBackend, FlowOutcome};
 use opentact_flows::ControlMode;
 use opentact_sip::guard::{AuthBan, BanScope};
 use opentact_sip::{Caller, InboundHandler, IncomingCall, InviteCredential};
@@ -25,7 +27,9 @@ use uuid::Uuid;
 pub use opentact_sip::address::{domain_label, tn_of};
 
 use crate::Repo;
+use crate::billing::{PAYMENT_CAUSE, end_when_used_up};
 use crate::call_runner::{CallRunner, Flow, new_call_info};
+use crate::trunk::reason_header;
 
 /// An IP network (`10.0.0.0/8`, `127.0.0.1/32`, or a bare address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -397,6 +401,13 @@ impl CallRouter {
                 return;
             }
         };
+        // A call in to a number from outside (not a SIP user's) costs its account.
+        let rated_in = match (tn, &call.caller) {
+            (Some(_), caller) if !matches!(caller, Caller::User { .. }) => {
+                Some(self.runner.dialer.billing.authorize_inbound(flow.account).await)
+            }
+            _ => None,
+        };
         let account_tz =
             self.store.get_account(flow.account).await.ok().flatten().map(|account| account.time_zone);
         let from = call.from.user.clone().unwrap_or_else(|| call.from.to_string());
@@ -404,6 +415,13 @@ impl CallRouter {
             new_call_info(flow.account, flow.app.as_ref(), from, to, tn, Direction::Inbound, account_tz);
         // From here on the INVITE's span names the call as its events, CDR and REST API do.
         tracing::Span::current().record("call", info.id.as_str());
+        // A trunk's caller hears it ring while the flow starts (`call.ringing`), unless it is
+        // refused at once. Not a SIP user's phone: baresip, sent 180 before the 200 of an SRTP
+        // call, sent the platform no DTMF it could hear (tests/sip_tls.rs); left until that is
+        // understood.
+        let rang = !matches!(rated_in, Some(Err(_)))
+            && !matches!(call.caller, Caller::User { .. })
+            && call.ringing().is_ok();
         let runner = &self.runner;
         let dialer: Arc<dyn opentact_voice::Dialer> = runner.dialer.clone();
         let sip_call = SipCall::new(info, call, runner.voice.clone(), runner.renderer.clone(), Some(dialer));
@@ -412,7 +430,35 @@ impl CallRouter {
             runner.webhooks.call_also_to(call_id, url);
         }
         let session = runner.session_with(&sip_call, &flow, shaken.as_ref());
+        if rang {
+            session.events().emit(EventKind::Ringing);
+        }
+        let rated = match rated_in {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(rated))) => Some(rated),
+            Some(Err(refusal)) => {
+                // The account hears why (`call.hangup`, Q.850 21), the caller gets 402.
+                let reason = refusal.to_string();
+                info!(%reason, "call refused");
+                if let Ok(id) = Uuid::parse_str(&session.info().id) {
+                    runner.live_calls.remove(id);
+                }
+                session.refuse(PAYMENT_CAUSE, reason.clone());
+                let _ = sip_call.reject(402, &reason_header(PAYMENT_CAUSE, &reason));
+                session.finish(FlowOutcome::Completed).await;
+                let _ = CallBackend::hangup(sip_call.as_ref(), HangupReason::Normal).await;
+                return;
+            }
+        };
+        let (account, id) = (flow.account, Uuid::parse_str(&session.info().id).ok());
+        let allowance = rated.as_ref().and_then(|rated| end_when_used_up(&session, &sip_call, rated));
         runner.run(sip_call, session, flow).await;
+        if let Some(allowance) = allowance {
+            allowance.abort();
+        }
+        if let (Some(rated), Some(id)) = (rated, id) {
+            runner.dialer.billing.settle_logged(&runner.call_log, account, id, &rated).await;
+        }
     }
 
     /// STIR/SHAKEN for a trunk's call to an app (`crate::shaken`), under the app's policy and

@@ -17,7 +17,10 @@
 //! profile (`channel_limit`) and a start slot (`calls_per_second`, no waiting: an INVITE is
 //! not held); over a limit it is refused with 503 and `Reason: Q.850;cause=34;text="…"`, and
 //! its `call.hangup` event says which limit (shared with `POST /rest/call` on this node,
-//! [`ProfileLimits`]).
+//! [`ProfileLimits`]). With a rating deck it is rated as `POST /rest/call` is, under the same
+//! profile ([`crate::billing`]): refused with 402 and Q.850 21 when the balance, the profile's
+//! daily spend limit or its max_rate does not allow it, ended with cause 21 when it has used
+//! what the account can pay, and charged (to the profile's daily spend) when it ends.
 //!
 //! Both ways a trunk call is live ([`crate::live_calls`]) while it rings and talks: a REST
 //! `hangup` command ends it. A PBX is recognised by its connection's `ip` or any of its
@@ -39,6 +42,7 @@ use opentact_voice::SipCall;
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
+use crate::billing::{PAYMENT_CAUSE, end_when_used_up, is_unpaid};
 use crate::call_runner::{Flow, new_call_info};
 use crate::originate::ProfileLimits;
 use crate::routing::{CallRouter, domain_label, tn_of};
@@ -59,6 +63,9 @@ pub const SUBSCRIBER_ABSENT: Q850 = Q850 { code: 20, name: "SUBSCRIBER_ABSENT" }
 #[derive(Debug, Default)]
 pub struct Trunking {
     armed: Mutex<HashMap<String, ArmedLeg>>,
+    /// Calls out through a connection, rated under its outbound voice profile before they
+    /// ring: their leg is charged as rated here ([`crate::dialer`] takes it).
+    rated: Mutex<HashMap<String, crate::billing::RatedCall>>,
     /// Shared with the originator: a profile's channels count REST calls and trunk calls.
     pub limits: Arc<ProfileLimits>,
 }
@@ -75,7 +82,12 @@ impl Trunking {
     /// Trunking whose profile limits are `limits` (counted by all the nodes of a shared
     /// database: [`ProfileLimits::shared`]).
     pub fn with_limits(limits: ProfileLimits) -> Self {
-        Trunking { armed: Mutex::default(), limits: Arc::new(limits) }
+        Trunking { armed: Mutex::default(), rated: Mutex::default(), limits: Arc::new(limits) }
+    }
+
+    /// How `call`'s leg out is rated, once: the dialer takes it when the leg is admitted.
+    pub(crate) fn take_rated(&self, call: &str) -> Option<crate::billing::RatedCall> {
+        self.rated.lock().remove(call)
     }
 
     /// The leg `call` rings next; the dialer resolves its target to exactly this request.
@@ -118,7 +130,7 @@ fn payload_type(codec: &str) -> Option<u8> {
 }
 
 /// An RFC 3326 `Reason` header value for a Q.850 cause.
-fn reason_header(cause: Q850, text: &str) -> String {
+pub(crate) fn reason_header(cause: Q850, text: &str) -> String {
     let text: String = text.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect();
     format!("Q.850;cause={};text=\"{text}\"", cause.code)
 }
@@ -339,13 +351,24 @@ impl CallRouter {
             self.runner.dialer.local
         );
         let legs = pbx_legs(self, &connection, tn, &from);
-        let rang = call.ringing().is_ok();
+        // A call in costs the number's account, as one to an app does ([`crate::billing`]).
+        let rated_in = self.runner.dialer.billing.authorize_inbound(connection.account).await;
+        let rang = rated_in.is_ok() && call.ringing().is_ok();
         let (sip_call, session) =
             self.trunk_session(call, connection.account, tn.to_string(), Some(tn), Some(&shaken)).await;
         if rang {
             // The caller was sent 180 Ringing.
             session.events().emit(EventKind::Ringing);
         }
+        let rated = match rated_in {
+            Ok(rated) => rated,
+            Err(refusal) => {
+                let refusal = Refusal { status: 402, cause: PAYMENT_CAUSE, reason: refusal.to_string() };
+                self.end_trunk_call(&sip_call, &session, Some(refusal)).await;
+                return;
+            }
+        };
+        let allowance = rated.as_ref().and_then(|rated| end_when_used_up(&session, &sip_call, rated));
         let id = session.info().id;
         let codecs: Vec<u8> = connection.codecs.iter().filter_map(|codec| payload_type(codec)).collect();
         let timeout = connection
@@ -425,6 +448,16 @@ impl CallRouter {
             }
         }
         self.end_trunk_call(&sip_call, &session, refusal).await;
+        if let Some(allowance) = allowance {
+            allowance.abort();
+        }
+        if let (Some(rated), Ok(call)) = (rated, uuid::Uuid::parse_str(&id)) {
+            self.runner
+                .dialer
+                .billing
+                .settle_logged(&self.runner.call_log, connection.account, call, &rated)
+                .await;
+        }
     }
 
     /// A connection's call to `tn`, a number off the platform: out through the carrier, under
@@ -448,7 +481,12 @@ impl CallRouter {
             Some(id) => self.store.get_ovp(account, id).await.ok().flatten(),
             None => None,
         };
-        let limits = &self.runner.dialer.trunk.limits;
+        // Rated like `POST /rest/call`, under the connection's profile (its max_rate and daily
+        // spend limit): refused with 402 and Q.850 21 when the account cannot pay.
+        let target = DialTarget::Number(tn.to_string());
+        let payment = self.runner.dialer.billing.authorize(account, profile.as_ref(), &target).await;
+        let trunking = &self.runner.dialer.trunk;
+        let limits = &trunking.limits;
         let channel = match &profile {
             Some(profile) => Some(limits.try_channel(profile).await),
             None => None,
@@ -474,18 +512,26 @@ impl CallRouter {
             session.events().emit(EventKind::Ringing);
         }
         let refusal_of = |reason: String| Refusal { status: 503, cause: Q850::NO_CIRCUIT_AVAILABLE, reason };
-        let refusal = match (over, slot) {
-            (Some(reason), _) => Some(refusal_of(reason)),
-            (None, Err(refusal)) => Some(refusal_of(refusal.to_string())),
-            (None, Ok(_slot)) => {
+        let unpaid = |reason: String| Refusal { status: 402, cause: PAYMENT_CAUSE, reason };
+        let refusal = match (over, slot, payment) {
+            (Some(reason), _, _) => Some(refusal_of(reason)),
+            (None, Err(refusal), _) => Some(refusal_of(refusal.to_string())),
+            (None, Ok(_), Err(refusal)) => Some(unpaid(refusal.to_string())),
+            (None, Ok(_slot), Ok(rated)) => {
+                let id = session.info().id.clone();
+                if let Some(rated) = rated {
+                    trunking.rated.lock().insert(id.clone(), rated);
+                }
                 let dialled = session
                     .dial(DialRequest {
-                        targets: vec![DialTarget::Number(tn.to_string())],
+                        targets: vec![target],
                         timeout_ms: u32::try_from(TERMINATION_RING_TIMEOUT.as_millis()).unwrap_or(u32::MAX),
                         caller_id: Some(caller.clone()),
                         record: false,
                     })
                     .await;
+                // Not left behind by a dial that failed before its leg was admitted.
+                trunking.take_rated(&id);
                 match dialled {
                     Ok(_) | Err(CallError::Hangup) => None,
                     Err(CallError::Busy) => {
@@ -496,6 +542,8 @@ impl CallRouter {
                         cause: Q850::NO_ANSWER,
                         reason: format!("{tn} did not answer"),
                     }),
+                    // The leg talked what the balance paid for ([`crate::billing`]).
+                    Err(CallError::LimitExceeded(reason)) if is_unpaid(&reason) => Some(unpaid(reason)),
                     Err(CallError::LimitExceeded(reason)) => Some(refusal_of(reason)),
                     Err(error) => Some(Refusal {
                         status: 503,

@@ -184,7 +184,9 @@ pub fn format_money(micros: i64, currency: &str) -> String {
     format!("{} {currency}", format_amount(micros))
 }
 
-fn parse_increment(text: &str) -> Result<Increment, String> {
+/// An increment such as `60/6` (first block / next blocks, seconds; `6` alone is `6/6`, empty
+/// is `60/60`).
+pub fn parse_increment(text: &str) -> Result<Increment, String> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(Increment { initial_secs: 60, increment_secs: 60 });

@@ -461,6 +461,13 @@ pub struct RatingSection {
     /// pay it), then renewed each month while `autorenew` is on, else released at its month's
     /// end (opentact_api::rental).
     pub number_monthly: Option<String>,
+    /// What a minute of a call coming in to a number costs its account (`"0.0085"`); absent,
+    /// calls in are free. Needs a deck (nothing is rated without one). A call in that the
+    /// balance cannot pay the first block of is refused (402, Q.850 21); one in progress is
+    /// ended when it has used the balance.
+    pub inbound_per_minute: Option<String>,
+    /// How calls in are billed: first block / next blocks, seconds.
+    pub inbound_increment: String,
     /// Days an unpaid renewal is tried again before the number is released.
     pub number_grace_days: u32,
     /// How often this node looks for leases whose month is over, in seconds.
@@ -473,6 +480,8 @@ impl Default for RatingSection {
             deck: None,
             currency: "USD".to_owned(),
             number_monthly: None,
+            inbound_per_minute: None,
+            inbound_increment: "60/60".to_owned(),
             number_grace_days: 3,
             renewal_check_secs: 300,
         }
@@ -495,6 +504,27 @@ impl RatingSection {
         }
         let grace = std::time::Duration::from_secs(u64::from(self.number_grace_days) * 86_400);
         Ok(Some(opentact_api::rental::NumberPrice { monthly_micros, grace }))
+    }
+
+    /// The rate of calls in to numbers, checked; `None` when they are free.
+    pub fn inbound_rate(&self) -> anyhow::Result<Option<opentact_rating::Rate>> {
+        let Some(text) = &self.inbound_per_minute else { return Ok(None) };
+        let per_minute_micros = opentact_rating::parse_amount(text)
+            .map_err(|reason| anyhow::anyhow!("[rating] inbound_per_minute {text:?}: {reason}"))?;
+        let increment = opentact_rating::parse_increment(&self.inbound_increment)
+            .map_err(|reason| anyhow::anyhow!("[rating] inbound_increment: {reason}"))?;
+        if self.deck.is_none() {
+            anyhow::bail!(
+                "[rating] inbound_per_minute needs a rating deck ([rating] deck): nothing is rated without one"
+            );
+        }
+        Ok(Some(opentact_rating::Rate {
+            prefix: String::new(),
+            per_minute_micros,
+            per_sms_micros: None,
+            increment,
+            description: "calls in".to_owned(),
+        }))
     }
 
     /// The deck, read and checked; `None` when none is configured.
@@ -545,6 +575,28 @@ mod tests {
             ("[rating]\nnumber_monthly = \"1\"\nrenewal_check_secs = 0\n", "renewal_check_secs"),
         ] {
             let error = rating(text).number_price().expect_err(text).to_string();
+            assert!(error.contains(needle), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_inbound_rate_needs_an_amount_an_increment_and_a_deck() {
+        let rating = |text: &str| toml::from_str::<Config>(text).expect("parses").rating;
+        assert_eq!(rating("").inbound_rate().expect("free"), None, "calls in are free by default");
+        let rate = rating("[rating]\ndeck = \"r.csv\"\ninbound_per_minute = \"0.0085\"\n")
+            .inbound_rate()
+            .expect("valid")
+            .expect("rated");
+        assert_eq!((rate.per_minute_micros, rate.increment.to_string()), (8_500, "60/60".to_owned()));
+        for (text, needle) in [
+            ("[rating]\ninbound_per_minute = \"0.01\"\n", "needs a rating deck"),
+            ("[rating]\ndeck = \"r.csv\"\ninbound_per_minute = \"a\"\n", "not an amount"),
+            (
+                "[rating]\ndeck = \"r.csv\"\ninbound_per_minute = \"0.01\"\ninbound_increment = \"0/6\"\n",
+                "1 to 3600",
+            ),
+        ] {
+            let error = rating(text).inbound_rate().expect_err(text).to_string();
             assert!(error.contains(needle), "{text}: {error}");
         }
     }

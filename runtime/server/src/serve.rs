@@ -212,8 +212,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(deck) = &deck {
         info!(rows = deck.len(), currency = %config.rating.currency, "rating deck loaded: calls to numbers are rated");
     }
+    let inbound_rate = config.rating.inbound_rate()?;
     let billing = Arc::new(
         opentact_calls::Billing::new(deck, repo.clone(), config.rating.currency.clone())
+            .with_inbound(inbound_rate)
             .with_events(bus.clone()),
     );
     let dialer = Arc::new(ServerDialer {
@@ -254,8 +256,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &config.telecom.npanxx {
         crate::telecom::import_if_changed(&store, path).await?;
     }
-    let originator = Arc::new(Originator {
-        runner: runner.clone(),
     let telecom = crate::telecom::load(&store).await?;
     if let Some(import) = &telecom {
         info!(rows = import.rows, source = %import.source, "NPA-NXX data loaded: county, rate center, line type and carrier of numbers");
@@ -265,6 +265,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         telecom,
         std::time::Duration::from_secs(config.telecom.refresh_secs.max(1)),
     ));
+    let originator = Arc::new(Originator {
+        runner: runner.clone(),
         limits: dialer.trunk.limits.clone(),
         billing: billing.clone(),
     });

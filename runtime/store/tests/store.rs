@@ -1876,6 +1876,21 @@ async fn balances_move_only_with_their_ledger(ctx: Ctx) -> anyhow::Result<()> {
         })
     };
     ensure!(matches!(s.charge(owner, bad).await, Err(StoreError::Invalid { .. })), "a negative charge");
+
+    // A SIP connection's leg out is charged (once) to its outbound voice profile's spend too.
+    let leg = ChargeTarget::Leg {
+        call: call.uuid,
+        leg: Uuid::new_v4(),
+        outbound_voice_profile: Some(profile.uuid),
+    };
+    let leg_charged = s.charge(owner, charge(leg.clone())).await?;
+    ensure!(
+        leg_charged.outbound_voice_profile == Some(profile.uuid)
+            && leg_charged.balance_after_micros == -1_022_000,
+        "{leg_charged:?}"
+    );
+    ensure!(s.charge(owner, charge(leg)).await? == leg_charged, "a leg is charged once");
+    ensure!(s.spent_since(owner, profile.uuid, today).await? == 22_000, "the call and its leg");
     Ok(())
 }
 

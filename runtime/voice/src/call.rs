@@ -1091,9 +1091,18 @@ impl CallBackend for SipCall {
         bridged(&leg.target);
         let started = tokio::time::Instant::now();
         let mut callee = leg.call.events();
-        let callee_hung_up = tokio::select! {
-            _ = callee.ended() => true,
-            () = self.hung_up() => false,
+        // A rated leg talks only as long as the account pays for (its guard's limit).
+        let limit = leg.slot.as_ref().and_then(|guard| guard.time_limit());
+        let paid_time = async {
+            match &limit {
+                Some((length, _)) => tokio::time::sleep(*length).await,
+                None => std::future::pending().await,
+            }
+        };
+        let (callee_hung_up, limit_reached) = tokio::select! {
+            _ = callee.ended() => (true, false),
+            () = self.hung_up() => (false, false),
+            () = paid_time => (false, true),
         };
         a_leg.stop_feed();
         leg.rtp.close();
@@ -1113,6 +1122,13 @@ impl CallBackend for SipCall {
             }
             None => None,
         };
+        if limit_reached {
+            let reason = limit.map(|(_, reason)| reason).unwrap_or_default();
+            info!(target = leg.target.as_str(), %reason, "ending the dialled leg");
+            leg.call.hangup().await;
+            self.state.lock().call = CallState::Answered;
+            return Err(CallError::LimitExceeded(format!("dial: {reason}")));
+        }
         if !callee_hung_up {
             leg.call.hangup().await;
             return Err(CallError::Hangup);

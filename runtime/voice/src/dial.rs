@@ -73,6 +73,12 @@ pub type LegSlot = Box<dyn LegGuard>;
 pub trait LegGuard: Send + Sync {
     /// The leg answered (only the answering leg's guard hears it), now.
     fn answered(&mut self) {}
+
+    /// How long the answered leg may stay bridged, and why it is ended then (what the
+    /// account can pay for it); `None`: as long as the call lasts.
+    fn time_limit(&self) -> Option<(Duration, String)> {
+        None
+    }
 }
 
 /// Another live call to bridge with.
@@ -97,7 +103,7 @@ pub(crate) struct AnsweredLeg {
     /// The platform's SDP offer that the callee answered (the base of later re-offers).
     pub local: LocalMedia,
     /// The leg's place among the account's calls, given back when the leg is dropped.
-    pub _slot: Option<LegSlot>,
+    pub slot: Option<LegSlot>,
 }
 
 /// A leg that rings: its target, call, media, offer, place among the account's calls and, for a
@@ -331,7 +337,7 @@ pub(crate) async fn ring(
     if let Some(guard) = slot.as_mut() {
         guard.answered();
     }
-    Ok(AnsweredLeg { target, call, rtp, local, _slot: slot })
+    Ok(AnsweredLeg { target, call, rtp, local, slot })
 }
 
 /// Keys the leg's media with the callee's `a=crypto` when we offered SRTP; an answer in the

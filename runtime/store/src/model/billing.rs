@@ -81,8 +81,9 @@ pub enum ChargeTarget {
     /// A message of the account: its record gets the price.
     Sms { message: Uuid },
     /// A `<Dial>` leg `leg` (a new id) of the account's call `call`: charged as a call (the
-    /// leg is the reference), the call's CDR is not priced.
-    Leg { call: Uuid, leg: Uuid },
+    /// leg is the reference), the call's CDR is not priced. A SIP connection's call out is
+    /// charged to its outbound voice profile (its daily spend).
+    Leg { call: Uuid, leg: Uuid, outbound_voice_profile: Option<Uuid> },
 }
 
 /// A charge to settle: `amount_micros` (not negative) is taken off the balance, which may go

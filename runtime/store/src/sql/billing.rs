@@ -205,8 +205,9 @@ impl BillingRepo for Store {
                 Some(row) => row.into_model()?,
                 None => {
                     let profile = match &charge.target {
-                        ChargeTarget::Call { outbound_voice_profile, .. } => *outbound_voice_profile,
-                        ChargeTarget::Sms { .. } | ChargeTarget::Leg { .. } => None,
+                        ChargeTarget::Call { outbound_voice_profile, .. }
+                        | ChargeTarget::Leg { outbound_voice_profile, .. } => *outbound_voice_profile,
+                        ChargeTarget::Sms { .. } => None,
                     };
                     book!(tx, account, kind, -charge.amount_micros, Some(reference), profile, charge.description)
                 }
