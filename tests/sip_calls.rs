@@ -1015,3 +1015,26 @@ async fn the_operators_npa_nxx_data_gives_geo_its_county_and_the_lookup_its_carr
     .await;
     assert_eq!((status, gone["message"].as_str()), (404, Some("no telecom data for 13105550111")), "{gone}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_before_the_answer_lets_the_call_ring() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flow = r#"<Response><Pause length="700"/><Say tag="hello">Hello</Say><Hangup/></Response>"#;
+    support::provision::xml_number(&dir.path().join("data"), "ring@example.test", 13_125_550_131, flow).await;
+    let platform = Platform::start_in(dir, &[]).await;
+    let (code, output) = support::platform::call_awaiting_bye(&platform, 13_125_550_131).await.expect("sipp");
+    assert_eq!(code, 0, "rang, then answered and said hello:\n{output}\n{}", platform.log());
+    let events = platform.wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.destroyed").await;
+    let steps: Vec<String> = events
+        .iter()
+        .map(|e| match e["verb"].as_str() {
+            Some(verb) => format!("{verb} {}", e["phase"].as_str().unwrap_or_default()),
+            None => e["type"].as_str().unwrap_or_default().to_owned(),
+        })
+        .collect();
+    let at = |step: &str| steps.iter().position(|s| s == step).unwrap_or_else(|| panic!("{step}: {steps:?}"));
+    // The caller was sent 180, the pause ran while it rang, and only the <Say> answered.
+    assert!(at("call.ringing") < at("pause started"), "{steps:?}");
+    assert!(at("pause finished") < at("call.answered"), "{steps:?}");
+    assert!(at("call.answered") < at("say started"), "{steps:?}");
+}
