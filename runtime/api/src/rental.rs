@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Months, Utc};
-use opentact_rating::{format_amount, format_money};
+use opentact_rating::format_money;
 use opentact_store::{LeaseChargeOutcome, NewLeaseCharge, StoreError, TnLease, Transaction};
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -52,13 +52,8 @@ fn description(tn: i64, until: DateTime<Utc>) -> String {
 
 /// Announces a balance change (`account.changed`, as calls' and messages' charges do).
 fn balance_changed(state: &ApiState, account: Uuid, row: &Transaction) {
-    let payload = serde_json::json!({
-        "changed": ["balance"],
-        "balance_micros": row.balance_after_micros,
-        "balance": format_amount(row.balance_after_micros),
-        "currency": state.config.currency,
-        "transaction": row,
-    });
+    let payload =
+        opentact_events::balance_changed_payload(row.balance_after_micros, &state.config.currency, row);
     crate::publish::publish(state, account, "account.changed", payload);
 }
 

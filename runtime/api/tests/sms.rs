@@ -493,13 +493,18 @@ async fn rated_sms_are_charged_and_refused_without_balance(c: Ctx) -> anyhow::Re
         "prefix,per_minute,per_sms,increment\n1,0.01,0.0040,60/6\n44,0.02,,1/1\n",
     )?;
     let wake = Arc::new(Notify::new());
+    let bus = Arc::new(opentact_events::EventBus::new(opentact_events::BusConfig::default()));
     let submitter = Submitter::new(Arc::new(c.store.clone()), wake, RateConfig::default())
-        .with_rating(Some(Arc::new(deck)), "USD");
+        .with_rating(Some(Arc::new(deck)), "USD")
+        .with_events(bus.clone());
     let state = ApiState::new(Arc::new(c.store.clone()), c.secret.clone(), ApiConfig::default())
         .with_messaging(Arc::new(submitter));
     let c = Ctx { app: router(state), store: c.store.clone(), secret: c.secret.clone() };
     let (account, jwt, _) = fixture(&c, "rated-sms@example.test", 12025550100, true).await?;
-    let (_, other_jwt) = c.signup("rated-other@example.test").await?;
+    let (other, other_jwt) = c.signup("rated-other@example.test").await?;
+    let mut changes =
+        bus.subscribe(account, vec!["account.".to_owned()], None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mut theirs = bus.subscribe(other, Vec::new(), None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let send = |to: &str, text: String| json!({"tn": 12025550100_i64, "to": to, "message": text});
 
     // Nothing on the balance: refused with the price, and nothing is stored.
@@ -519,6 +524,20 @@ async fn rated_sms_are_charged_and_refused_without_balance(c: Ctx) -> anyhow::Re
     let two = two.ok(StatusCode::CREATED)?.clone();
     ensure!(two["parts"] == 2 && two["price_micros"] == 8_000, "{two}");
     let id = str_of(&two, "uuid")?.to_owned();
+    // Announced like a call's charge: the new balance and the ledger's row.
+    let changed = tokio::time::timeout(std::time::Duration::from_secs(5), changes.next())
+        .await?
+        .context("the bus is open")?
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    ensure!(
+        changed.kind == "account.changed"
+            && changed.payload["changed"] == json!(["balance"])
+            && changed.payload["balance"] == "0.002000"
+            && changed.payload["transaction"]["reference"] == id.as_str()
+            && changed.payload["transaction"]["amount_micros"] == -8_000,
+        "{changed:?}"
+    );
+    ensure!(theirs.next().now_or_never().is_none(), "another account hears nothing");
     let shown = c.get(&format!("/rest/sms/{id}"), &jwt).await?;
     ensure!(shown.ok(StatusCode::OK)?["price_micros"] == 8_000, "{shown:?}");
     let balance = c.get("/rest/account/balance", &jwt).await?;

@@ -33,7 +33,7 @@ use opentact_call::events::Q850;
 use opentact_call::model::DialTarget;
 use opentact_call::model::HangupReason;
 use opentact_call::{CallBackend, CallSession};
-use opentact_rating::{Deck, Rate, format_amount, format_money};
+use opentact_rating::{Deck, Rate, format_money};
 use opentact_store::{CallPrice, ChargeTarget, NewCharge, OutboundVoiceProfile};
 use opentact_voice::SipCall;
 use tracing::{Instrument, info, warn};
@@ -314,13 +314,11 @@ impl Billing {
             Ok(row) => {
                 info!(%call, price = row.amount_micros, balance = row.balance_after_micros, "{what} charged");
                 if let Some(bus) = &self.events {
-                    let payload = serde_json::json!({
-                        "changed": ["balance"],
-                        "balance_micros": row.balance_after_micros,
-                        "balance": format_amount(row.balance_after_micros),
-                        "currency": self.currency,
-                        "transaction": row,
-                    });
+                    let payload = opentact_events::balance_changed_payload(
+                        row.balance_after_micros,
+                        &self.currency,
+                        &row,
+                    );
                     bus.publish(opentact_events::Event::now(account, "account.changed", Some(call), payload));
                 }
             }

@@ -16,3 +16,21 @@ pub mod signing;
 
 pub use bus::{BusConfig, EventBus, Lagged, ResumeError, Subscription};
 pub use envelope::{AccountSink, Event};
+
+/// `account.changed`'s payload after a charge or a credit: `changed: ["balance"]`, the new
+/// balance in micro-units and as the API writes amounts (`"12.500000"`), the currency, and the
+/// ledger's row that moved it — one shape whatever was charged (a call, a leg, a message, a
+/// number's month).
+pub fn balance_changed_payload(
+    balance_after_micros: i64,
+    currency: &str,
+    transaction: &impl serde::Serialize,
+) -> serde_json::Value {
+    serde_json::json!({
+        "changed": ["balance"],
+        "balance_micros": balance_after_micros,
+        "balance": opentact_rating::format_amount(balance_after_micros),
+        "currency": currency,
+        "transaction": transaction,
+    })
+}

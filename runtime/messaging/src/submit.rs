@@ -123,6 +123,8 @@ pub struct Submitter {
     creates: Creates,
     /// The rating deck and the currency ([`Submitter::with_rating`]).
     rating: Option<(Arc<opentact_rating::Deck>, String)>,
+    /// Where each charge is announced (`account.changed`; [`Submitter::with_events`]).
+    events: Option<Arc<opentact_events::EventBus>>,
 }
 
 impl std::fmt::Debug for Submitter {
@@ -142,7 +144,15 @@ impl Submitter {
             pool: Pool::new(None),
             tendlc: false,
             rating: None,
+            events: None,
         }
+    }
+
+    /// Announce each message's charge on `bus` as `account.changed` with the new balance, as
+    /// calls' charges are.
+    pub fn with_events(mut self, bus: Arc<opentact_events::EventBus>) -> Self {
+        self.events = Some(bus);
+        self
     }
 
     /// Rate messages with `deck` (prices in `currency`) and charge them to the account's
@@ -295,7 +305,14 @@ impl Submitter {
             description,
         };
         match self.repo.charge(account, charge).await {
-            Ok(_) => Ok(SmsMessage { price_micros: Some(price_micros), ..message }),
+            Ok(row) => {
+                if let (Some(bus), Some((_, currency))) = (&self.events, &self.rating) {
+                    let payload =
+                        opentact_events::balance_changed_payload(row.balance_after_micros, currency, &row);
+                    bus.publish(opentact_events::Event::now(account, "account.changed", None, payload));
+                }
+                Ok(SmsMessage { price_micros: Some(price_micros), ..message })
+            }
             Err(error) => {
                 tracing::warn!(sms = %message.uuid, %error, "the message could not be charged");
                 Ok(message)

@@ -202,6 +202,8 @@ impl Messaging {
         rating: (Option<Arc<opentact_rating::Deck>>, &str),
     ) -> anyhow::Result<Self> {
         let (stop, stopped) = watch::channel(false);
+        // Messages' charges are announced there too (account.changed).
+        let charges_bus = bus.clone();
         let (queue, moves) = mpsc::channel(STATUS_QUEUE);
         let webhooks = inbound.webhooks();
         tokio::spawn(status_worker(moves, repo.clone(), bus.clone(), webhooks.clone()));
@@ -215,7 +217,8 @@ impl Messaging {
             let seam = Arc::new(
                 Submitter::new(repo, Arc::new(Notify::new()), section.rate)
                     .with_tendlc(section.tendlc_enforce)
-                    .with_rating(rating.0, rating.1),
+                    .with_rating(rating.0, rating.1)
+                    .with_events(charges_bus),
             );
             return Ok(Self { seam, stop, carrier: None });
         };
@@ -250,7 +253,8 @@ impl Messaging {
             seam: Arc::new(
                 Submitter::new(repo, wake, section.rate)
                     .with_tendlc(section.tendlc_enforce)
-                    .with_rating(rating.0, rating.1),
+                    .with_rating(rating.0, rating.1)
+                    .with_events(charges_bus),
             ),
             stop,
             carrier: Some(carrier),
