@@ -1,5 +1,6 @@
 //! Accounts and API tokens.
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 use chrono::Duration;
 use uuid::Uuid;
@@ -176,7 +177,7 @@ impl AccountRepo for Store {
 
     async fn delete_account(&self, account: Uuid) -> Result<()> {
         let done = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let done = sqlx::query("UPDATE account SET deleted_on = $2 WHERE id = $1 AND deleted_on IS NULL")
                 .bind(account.to_string())
                 .bind(ms(now()))

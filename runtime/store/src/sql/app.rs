@@ -1,5 +1,6 @@
 //! SIP Control Apps and their component versions.
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -268,7 +269,7 @@ impl SipControlAppRepo for Store {
     async fn delete_app(&self, account: Uuid, app: Uuid) -> Result<()> {
         let now = ms(now());
         let done = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE sip_control_app SET deleted_on = $3, modified_on = $3 \
                  WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
@@ -329,7 +330,7 @@ impl SipControlAppRepo for Store {
         let version = loop {
             attempts += 1;
             let added = with_pool!(self, p => {
-                let mut tx = p.begin().await?;
+                let mut tx = p.begin_write().await?;
                 let inserted = sqlx::query(
                     "INSERT INTO component_version (id, account_id, app_id, version, sha256, size, bytes, created_on) \
                      SELECT $1, $2, $3, COALESCE(MAX(version), 0) + 1, $4, $5, $6, $7 FROM component_version \

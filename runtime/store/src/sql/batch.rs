@@ -1,5 +1,6 @@
 //! Bulk calls: batches and their items.
 
+use crate::sql::BeginWrite;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -196,7 +197,7 @@ impl BatchRepo for Store {
         };
         let id = batch.uuid.to_string();
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             sqlx::query(
                 "INSERT INTO batch (id, account_id, outbound_voice_profile_id, tn_lease_id, from_tn, xml_document, \
                  sip_control_app_id, ring_timeout_secs, state, created_on, modified_on) \
@@ -281,7 +282,7 @@ impl BatchRepo for Store {
     async fn update_batch_item(&self, batch: Uuid, position: i32, update: BatchItemUpdate) -> Result<()> {
         let now = ms(now());
         let done = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE batch_item SET state = $3, call_id = COALESCE($4, call_id), \
                  q850_cause = COALESCE($5, q850_cause), reason = COALESCE($6, reason), \

@@ -4,6 +4,7 @@
 //! the account takes its row lock (PostgreSQL) or the database's write lock (SQLite), so two
 //! charges of one account never read the same balance.
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -135,7 +136,7 @@ impl BillingRepo for Store {
 
     async fn credit(&self, account: Uuid, amount_micros: i64, description: &str) -> Result<Transaction> {
         Ok(with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let row = book!(tx, account, TransactionKind::Credit, amount_micros, None, None, description);
             tx.commit().await?;
             row
@@ -149,7 +150,7 @@ impl BillingRepo for Store {
         let kind = charge.target.kind();
         let reference = charge.target.reference();
         Ok(with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             // The call's or message's row is priced first: it must be the account's.
             let priced = match &charge.target {
                 ChargeTarget::Call { call, price, .. } => sqlx::query(
@@ -222,7 +223,7 @@ impl BillingRepo for Store {
             return Err(StoreError::Invalid { field: "amount", reason: "a charge is not negative" });
         }
         Ok(with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             // The lease as read, or nothing: a renewal by another node, or a release, wins.
             let moved = sqlx::query(
                 "UPDATE tn_lease SET paid_until = $3 WHERE account_id = $1 AND id = $2 \

@@ -1,5 +1,6 @@
 //! Events relayed to the other nodes of a shared PostgreSQL (see `EventRelayRepo`).
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -35,7 +36,7 @@ impl EventRelayRepo for Store {
         }
         // Notifications are delivered when the transaction commits, in the order sent: the
         // rows they name are there by then.
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         for (id, json) in kept {
             sqlx::query("INSERT INTO relayed_event (id, body, created_on) VALUES ($1, $2, $3)")
                 .bind(id)

@@ -1,5 +1,6 @@
 //! One-time invites to set a SIP connection's credentials.
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -143,7 +144,7 @@ impl SipInviteRepo for Store {
         // The UPDATE is the gate: only one caller can move used_on from NULL. The connection
         // must still be live too.
         let row: Option<InviteRow> = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE sip_invite SET used_on = $2, modified_on = $2 \
                  WHERE token_hash = $1 AND used_on IS NULL AND deleted_on IS NULL AND expired_on > $2 \

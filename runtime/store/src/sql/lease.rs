@@ -1,5 +1,6 @@
 //! The number inventory and leases.
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -96,7 +97,7 @@ impl NumberRepo for Store {
     async fn upsert_numbers(&self, numbers: &[NumberInventory]) -> Result<()> {
         let now = ms(now());
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             for n in numbers {
                 sqlx::query(
                     "INSERT INTO number_inventory (tn, npa, state, voice, sms, available, created_on, modified_on) \
@@ -216,7 +217,7 @@ impl LeaseRepo for Store {
         let conflict =
             || StoreError::Conflict { kind: ObjectKind::TnLease, field: "tn", value: new.tn.to_string() };
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let available: Option<bool> =
                 sqlx::query_scalar("SELECT available FROM number_inventory WHERE tn = $1")
                     .bind(new.tn)
@@ -358,7 +359,7 @@ impl LeaseRepo for Store {
     async fn release_lease(&self, account: Uuid, lease: Uuid) -> Result<TnLease> {
         let now = ms(now());
         let done = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE tn_lease SET released_on = $3, modified_on = $3 \
                  WHERE account_id = $1 AND id = $2 AND released_on IS NULL",

@@ -1,5 +1,6 @@
 //! Limits counted by all the nodes together (see `LimitRepo`).
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -19,7 +20,7 @@ impl LimitRepo for Store {
     async fn take_lease(&self, scope: &str, limit: u32, node: &str, id: Uuid, at: Timestamp) -> Result<bool> {
         let taken = match &self.pool {
             Pool::Postgres(p) => {
-                let mut tx = p.begin().await?;
+                let mut tx = p.begin_write().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
                     .bind(scope)
                     .execute(&mut *tx)

@@ -5,6 +5,7 @@
 //! nothing. On SQLite each transaction starts with its write, so it takes the single writer's
 //! lock at once instead of upgrading a read (which WAL refuses with "database is locked").
 
+use crate::sql::BeginWrite;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
@@ -753,7 +754,7 @@ impl MessageRepo for Store {
         let _turn = self.sms_write_turn().await;
         // Two statements a chunk whatever its size: the messages, then their first steps.
         let inserted: HashSet<String> = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let mut inserted = HashSet::with_capacity(items.len());
             for (chunk, plans) in items.chunks(CREATE_CHUNK).zip(planned.chunks(CREATE_CHUNK)) {
                 // The lease is checked by the insert itself: one released since the caller read
@@ -917,7 +918,7 @@ impl MessageRepo for Store {
             // first (one write), then each gets its step.
             let token = Uuid::new_v4().to_string();
             with_pool!(self, p => {
-                let mut tx = p.begin().await?;
+                let mut tx = p.begin_write().await?;
                 let n = sqlx::query(
                     "UPDATE sms_message SET state = 'failed', modified_on = $2, claim_token = $1, claimed_until = NULL \
                      WHERE state = 'queued' AND (claimed_until IS NULL OR claimed_until < $3) \
@@ -983,7 +984,7 @@ impl MessageRepo for Store {
         };
         type Row = (String, String, String, String, i32, i32);
         let (rows, parts, references): (Vec<Row>, Vec<(String, i32, String)>, Vec<(String, i32, i32)>) = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let n = sqlx::query(claim_sql)
                 .bind(token.to_string())
                 .bind(now.saturating_add(lease_ms))
@@ -1163,7 +1164,7 @@ impl MessageRepo for Store {
         let turn = self.sms_write_turn().await;
         // Per write: the message it moved and the steps it made, or the unknown message's id.
         let outcomes: Vec<std::result::Result<Option<(String, usize)>, Uuid>> = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let mut outcomes = Vec::with_capacity(writes.len());
             let mut rest = writes;
             while !rest.is_empty() {
@@ -1275,7 +1276,7 @@ impl MessageRepo for Store {
         let at = ms(at);
         let turn = self.sms_write_turn().await;
         let moved = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             // The direction is part of the guard: an outbound message is never 'received'.
             let n = sqlx::query(
                 "UPDATE sms_message SET state = $3, modified_on = $4 \

@@ -1,5 +1,6 @@
 //! Messaging profiles.
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -194,7 +195,7 @@ impl MessagingProfileRepo for Store {
     async fn delete_messaging_profile(&self, account: Uuid, profile: Uuid) -> Result<()> {
         let now = ms(now());
         let done = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE messaging_profile SET deleted_on = $3, modified_on = $3 \
                  WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",

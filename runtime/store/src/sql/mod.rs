@@ -90,6 +90,45 @@ impl StoreListener {
     }
 }
 
+/// A transaction that writes, begun so that it can always write once it has begun.
+///
+/// On SQLite (WAL) a transaction begun plainly (`BEGIN`, deferred) that reads first gets a
+/// snapshot; if another connection writes before it does, its first write fails at once with
+/// SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out. `BEGIN IMMEDIATE` takes the write
+/// lock at the start (waiting the busy timeout for it), so the transaction's reads and writes
+/// see one state and it never fails half-way for another's write. PostgreSQL's row locks and
+/// its default isolation need no such care.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = std::result::Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>,
+    > + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = std::result::Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>,
+    > + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>,
+    > + Send {
+        self.begin()
+    }
+}
+
 /// Runs `$body` with `$p` bound to the concrete pool. The body is compiled once per backend.
 macro_rules! with_pool {
     ($store:expr, $p:ident => $body:expr) => {

@@ -1,5 +1,6 @@
 //! Nodes sharing one database: heartbeats, and a survivor's take-over of a dead node's work.
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 
 use super::batch::FAIL_ITEMS_OF_NODE;
@@ -26,7 +27,7 @@ const TAKE_OVER_SQLITE: &str = "UPDATE node SET taken_over_by = $1, taken_over_o
 impl NodeRepo for Store {
     async fn register_node(&self, node: &str, at: Timestamp) -> Result<()> {
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             sqlx::query(
                 "INSERT INTO node (id, started_on, last_seen) VALUES ($1, $2, $2) ON CONFLICT (id) DO UPDATE \
                  SET started_on = $2, last_seen = $2, taken_over_by = NULL, taken_over_on = NULL",
@@ -68,7 +69,7 @@ impl NodeRepo for Store {
             Backend::Sqlite => TAKE_OVER_SQLITE,
         };
         let taken = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let dead: Option<String> = sqlx::query_scalar(take)
                 .bind(survivor)
                 .bind(ms(dead_before))

@@ -1,5 +1,6 @@
 //! Number orders and their items.
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -137,7 +138,7 @@ impl OrderRepo for Store {
             modified_on: now,
         };
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             sqlx::query(
                 "INSERT INTO tn_order (id, account_id, state, total, success, failed, created_on, modified_on) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",

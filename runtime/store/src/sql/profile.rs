@@ -1,5 +1,6 @@
 //! TN profiles (caller-ID lists) and outbound voice profiles.
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -134,7 +135,7 @@ impl Store {
         check_entries(entries)?;
         let now = ms(now());
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             for e in entries {
                 sqlx::query(
                     "INSERT INTO tn_profile_caller (profile_id, list, entry, created_on) VALUES ($1, $2, $3, $4) \
@@ -244,7 +245,7 @@ impl TnProfileRepo for Store {
         self.ensure_live(account, super::Ref::TnProfile, profile).await?;
         self.add_callers(profile, list, add).await?;
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             for e in remove {
                 sqlx::query("DELETE FROM tn_profile_caller WHERE profile_id = $1 AND list = $2 AND entry = $3")
                     .bind(profile.to_string())
@@ -268,7 +269,7 @@ impl TnProfileRepo for Store {
     async fn delete_tn_profile(&self, account: Uuid, profile: Uuid) -> Result<()> {
         let now = ms(now());
         let done = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE tn_profile SET deleted_on = $3, modified_on = $3 \
                  WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
@@ -412,7 +413,7 @@ impl OutboundVoiceProfileRepo for Store {
     async fn delete_ovp(&self, account: Uuid, ovp: Uuid) -> Result<()> {
         let now = ms(now());
         let done = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE outbound_voice_profile SET deleted_on = $3, modified_on = $3 \
                  WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",

@@ -1,5 +1,6 @@
 //! SIP connections, SIP domains and SIP users.
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -365,7 +366,7 @@ impl SipConnectionRepo for Store {
     async fn delete_connection(&self, account: Uuid, conn: Uuid) -> Result<()> {
         let now = ms(now());
         let done = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE sip_connection SET deleted_on = $3, modified_on = $3 \
                  WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",
@@ -524,7 +525,7 @@ impl SipDomainRepo for Store {
     async fn delete_domain(&self, account: Uuid, domain: Uuid) -> Result<()> {
         let now = ms(now());
         let done = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE sip_domain SET deleted_on = $3, modified_on = $3 \
                  WHERE account_id = $1 AND id = $2 AND deleted_on IS NULL",

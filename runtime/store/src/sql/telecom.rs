@@ -1,5 +1,6 @@
 //! The operator's NPA-NXX data.
 
+use crate::sql::BeginWrite;
 use async_trait::async_trait;
 
 use super::{Store, ms, with_pool};
@@ -85,7 +86,7 @@ impl TelecomRepo for Store {
             imported_on: now(),
         };
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             sqlx::query("DELETE FROM telecom_exchange").execute(&mut *tx).await?;
             for chunk in rows.chunks(INSERT_CHUNK) {
                 let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));

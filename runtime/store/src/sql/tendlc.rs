@@ -1,5 +1,6 @@
 //! 10DLC brands, campaigns (with their sample messages) and the numbers assigned to campaigns.
 
+use crate::sql::BeginWrite;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -287,7 +288,7 @@ impl TenDlcRepo for Store {
         };
         let id = c.uuid.to_string();
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             sqlx::query(
                 "INSERT INTO tendlc_campaign (id, account_id, brand_id, use_case, description, message_flow, \
                  opt_in_message, opt_out_message, help_message, embedded_links, embedded_phone, state, created_on, \
@@ -387,7 +388,7 @@ impl TenDlcRepo for Store {
         let now = ms(now());
         let (a, c) = (account.to_string(), campaign.to_string());
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             for lease in remove {
                 let gone = sqlx::query(
                     "DELETE FROM tendlc_campaign_number WHERE account_id = $1 AND campaign_id = $2 AND tn_lease_id = $3",

@@ -1,5 +1,6 @@
 //! Event subscriptions, signing keys and the webhook outbox.
 
+use crate::sql::BeginWrite;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -252,7 +253,7 @@ impl WebhookRepo for Store {
             })
             .collect();
         with_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             // One statement per chunk: on PostgreSQL each statement is a round trip. The
             // positions come from the sequence (PostgreSQL) or the AUTOINCREMENT rowid (SQLite):
             // unique with any number of writers, and assigned row after row in VALUES order, so
