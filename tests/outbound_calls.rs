@@ -3,7 +3,8 @@
 //! an outbound voice profile's channel limit refuses a call with 429 and the call's own events
 //! say why; two parked calls are bridged with `POST /rest/call/bridge`; with a rating deck,
 //! calls are refused without balance, charged in the deck's increments and ended when the
-//! balance runs out — and so are a flow's `<Dial>` legs and, with an inbound rate, calls in.
+//! balance runs out — and so are a flow's `<Dial>` legs and, with an inbound rate, calls in;
+//! concurrent calls share one balance.
 
 mod support;
 
@@ -13,7 +14,7 @@ use opentact_store::AppMode;
 use serde_json::{Value, json};
 use support::platform::{Platform, http};
 use support::sipp::{
-    callee, callee_awaiting_bye_scenario, callee_scenario, free_udp_port, refusing_callee_scenario,
+    callee, callee_awaiting_bye_scenario, callee_of, callee_scenario, free_udp_port, refusing_callee_scenario,
 };
 
 const TN: i64 = 12025550188;
@@ -374,17 +375,9 @@ async fn balance(platform: &Platform, auth: &str) -> i64 {
     body["payload"]["balance_micros"].as_i64().expect("micro-units")
 }
 
-/// `opentact admin account credit` on the platform's store, while it runs.
+/// The operator credits `EMAIL` with `amount`.
 async fn credit(platform: &Platform, amount: &str) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_opentact"))
-        .args(["admin", "account", "credit", EMAIL, "--amount", amount, "--note", "payment 1"])
-        .args(["--data-dir", platform.data().to_str().expect("utf-8")])
-        .output()
-        .await
-        .expect("run opentact admin");
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{printed}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(printed.contains("balance "), "{printed}");
+    platform.credit(EMAIL, amount).await;
 }
 
 /// The platform with a rating deck: Washington DC (1202) at 0.60 a minute billed in blocks of
@@ -504,6 +497,54 @@ async fn calls_are_rated_charged_and_stopped_at_the_balance() {
         "{refused}"
     );
     assert_eq!(balance(&platform, &auth).await, 1_000_000, "refused calls cost nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_share_the_balance_and_end_together_when_it_is_used_up() {
+    let carrier_port = free_udp_port();
+    let platform = rated_platform(carrier_port).await;
+    let auth = jwt(&platform).await;
+    let xml = r#"<Response><Pause length="20000"/></Response>"#;
+    let call_to = |to: &str| json!({"from": TN, "to": to, "xml": xml});
+    credit(&platform, "0.10").await;
+    let (carrier, _dir) = callee_of(callee_awaiting_bye_scenario(200), carrier_port, 2).await;
+
+    // A call to DC (6 s blocks) holds its first block, 0.06, from before it rings: a second
+    // is refused what it holds.
+    let (status, created) = post(&platform, &auth, "/rest/call", call_to("12025550111")).await;
+    assert_eq!(status, 201, "{created}");
+    let first = created["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    let (status, refused) = post(&platform, &auth, "/rest/call", call_to("12025550112")).await;
+    assert_eq!(status, 402, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "insufficient balance: 0.040000 USD left (0.060000 USD held by a call in progress), the first 6 s to +12025550112 cost 0.060000 USD"
+    );
+    // A call to San Francisco (per second) fits in what is left. Both are ended when their
+    // charges together reach the 0.10 — not each when it alone would have used it up.
+    let (status, created) = post(&platform, &auth, "/rest/call", call_to("14155550123")).await;
+    assert_eq!(status, 201, "{created}");
+    let second = created["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "the platform hung up on both callees: {output}");
+    let mut billed = 0;
+    for call in [&first, &second] {
+        let events = call_events(&platform, call, "call.destroyed").await;
+        let hangup = events.iter().find(|e| e["type"] == "call.hangup").expect("hangup");
+        assert_eq!(hangup["q850_cause"], 21, "{hangup:#}");
+        assert_eq!(
+            hangup["reason"], "insufficient balance: the balance of 0.100000 USD is used up",
+            "{hangup:#}"
+        );
+        let cdr = wait_for_price(&platform, &auth, call).await;
+        billed += cdr["price"]["price_micros"].as_i64().expect("price");
+    }
+    // Alone, either would have been given all 0.10: together they would have spent up to
+    // 0.20. Shared, they are billed what there was, less at most a block of each.
+    let left = balance(&platform, &auth).await;
+    assert_eq!(left, 100_000 - billed);
+    assert!((0..=70_000).contains(&left) && billed <= 100_000, "billed {billed}, left {left}");
+    assert!(billed >= 70_000, "both talked until the balance was nearly used up: billed {billed}");
 }
 
 /// An outbound voice profile made over REST; its uuid.

@@ -616,13 +616,7 @@ async fn a_pbx_call_out_is_refused_without_money_and_ended_when_its_money_runs_o
 
     // 0.03 pays 3 s: the carrier answers and never hangs up; the platform ends both sides just
     // before the third second, with cause 21 and why, and charges what was left.
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_opentact"))
-        .args(["admin", "account", "credit", "broke-pbx@example.test", "--amount", "0.03"])
-        .args(["--data-dir", platform.data().to_str().expect("utf-8")])
-        .output()
-        .await
-        .expect("run opentact admin");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    platform.credit("broke-pbx@example.test", "0.03").await;
     let (carrier, _carrier_dir) =
         support::sipp::callee(support::sipp::callee_awaiting_bye_scenario(100), carrier_port).await;
     let pbx = caller_awaiting_bye().replace("13105550111", "13105550113");

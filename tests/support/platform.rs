@@ -89,6 +89,21 @@ impl Platform {
         self.dir.path().join("data")
     }
 
+    /// `opentact admin account credit <email> --amount <amount>` on the platform's store while
+    /// it runs, as the operator does; what it printed.
+    pub async fn credit(&self, email: &str, amount: &str) -> String {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_opentact"))
+            .args(["admin", "account", "credit", email, "--amount", amount, "--note", "payment 1"])
+            .args(["--data-dir", self.data().to_str().expect("utf-8")])
+            .output()
+            .await
+            .expect("run opentact admin");
+        let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "{printed}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(printed.contains("balance "), "{printed}");
+        printed
+    }
+
     /// Every call event written so far.
     pub fn events(&self) -> Vec<Value> {
         read_events(&self.dir.path().join("events.jsonl"))

@@ -315,13 +315,23 @@ pub async fn callee(
     scenario: String,
     port: u16,
 ) -> (tokio::task::JoinHandle<(i32, String)>, tempfile::TempDir) {
+    callee_of(scenario, port, 1).await
+}
+
+/// A SIPp callee on `port` that takes `calls` calls (at once or one after the other), each
+/// running `scenario`.
+pub async fn callee_of(
+    scenario: String,
+    port: u16,
+    calls: u32,
+) -> (tokio::task::JoinHandle<(i32, String)>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("callee.xml");
     std::fs::write(&path, scenario).expect("write scenario");
     let mut command = sipp();
     command.args(["-sf", path.to_str().expect("utf-8"), "-i", "127.0.0.1", "-p", &port.to_string()]).args([
         "-m",
-        "1",
+        &calls.to_string(),
         "-mp",
         &(port + 1000).to_string(),
         "-timeout",

@@ -21,9 +21,13 @@
 //! its own ([`Billing::settle_leg`]). It too talks only as long as the balance pays: then the
 //! leg is hung up and the dial fails with the reason (the caller stays, its flow goes on).
 //!
+//! Concurrent calls of one account share its balance and their profile's daily spend limit
+//! ([`crate::spend`]): a new call is refused what the calls in progress hold, and once the
+//! budget is used up all of them are ended together. On a shared PostgreSQL each node counts
+//! only its own calls in progress.
+//!
 //! Without a deck nothing is rated and nothing is refused. Calls to SIP users and URIs stay on
-//! the platform and are not rated. Concurrent calls of one account are each given the whole
-//! balance, so together they may take it below zero; the next call is then refused.
+//! the platform and are not rated.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +45,7 @@ use uuid::Uuid;
 
 use crate::Repo;
 use crate::call_log::CallLog;
+use crate::spend::{BudgetKey, LiveSpend, Shortfall, SpendTicket};
 
 /// The Q.850 cause of a call refused or ended for money: 21, call rejected (what SIP's
 /// 402 Payment Required maps to, RFC 3398).
@@ -55,7 +60,7 @@ pub const END_EARLY_BY: Duration = Duration::from_millis(500);
 pub const INSUFFICIENT_BALANCE: &str = "insufficient balance";
 
 /// Whether a dial failed (or a dialled leg was ended) for money, by its reason: the leg's
-/// guard ends it with the reason [`RatedCall::limit_reason`] gives, prefixed `dial: `.
+/// guard ends it with its budget's reason (`crate::spend`), prefixed `dial: `.
 pub fn is_unpaid(reason: &str) -> bool {
     reason.trim_start_matches("dial: ").starts_with(INSUFFICIENT_BALANCE)
 }
@@ -70,15 +75,13 @@ impl std::fmt::Display for PaymentRefusal {
     }
 }
 
-/// A call cleared to ring: its rate, and how long it may last once answered.
+/// A call cleared to ring: its rate, and its place on the budgets it spends (which say how
+/// long it may last once answered).
 #[derive(Debug, Clone)]
 pub struct RatedCall {
     pub rate: Rate,
-    /// Longest billable length; `None` when its minutes cost nothing.
-    pub allowance: Option<Duration>,
-    /// Why it is ended at `allowance`.
-    pub limit_reason: String,
     pub profile: Option<Uuid>,
+    pub ticket: Arc<SpendTicket>,
 }
 
 /// The deck and the store.
@@ -91,6 +94,8 @@ pub struct Billing {
     currency: String,
     /// Where each charge is announced (`account.changed`, `changed: ["balance"]`).
     events: Option<Arc<opentact_events::EventBus>>,
+    /// What this node's calls in progress spend.
+    live: Arc<LiveSpend>,
 }
 
 impl std::fmt::Debug for Billing {
@@ -110,7 +115,7 @@ fn start_of_day() -> chrono::DateTime<Utc> {
 
 impl Billing {
     pub fn new(deck: Option<Arc<Deck>>, store: Repo, currency: String) -> Self {
-        Billing { deck, inbound: None, store, currency, events: None }
+        Billing { deck, inbound: None, store, currency, events: None, live: LiveSpend::new() }
     }
 
     /// Rate calls in to numbers at `rate` (its prefix unused), when there is one.
@@ -158,76 +163,83 @@ impl Billing {
                 self.money(max_rate)
             )));
         }
-        let balance = self.store.balance(account).await.map_err(|error| {
-            warn!(%error, "reading the balance");
-            PaymentRefusal("the balance cannot be read now; try again".to_owned())
-        })?;
-        let first_block = rate.first_block_micros();
-        if balance < first_block {
-            return Err(PaymentRefusal(format!(
-                "insufficient balance: {} left, the first {} s to +{number} cost {}",
-                self.money(balance),
-                rate.increment.initial_secs,
-                self.money(first_block)
-            )));
-        }
-        let mut available = balance;
-        let mut limit_reason =
-            format!("insufficient balance: the balance of {} is used up", self.money(balance));
+        let mut budgets = vec![self.read_balance(account).await?];
         if let Some(profile) = profile
             && let Some(limit) = profile.daily_spend_limit_micros
         {
+            let reading = self.live.reading(BudgetKey::DailySpend { account, profile: profile.uuid });
             let spent =
                 self.store.spent_since(account, profile.uuid, start_of_day()).await.map_err(|error| {
                     warn!(%error, "reading the day's spend");
                     PaymentRefusal("the day's spend cannot be read now; try again".to_owned())
                 })?;
-            let left = limit - spent;
-            if left < first_block {
-                return Err(PaymentRefusal(format!(
-                    "insufficient balance: the outbound voice profile's daily spend limit of {} is reached ({} spent today)",
-                    self.money(limit),
-                    self.money(spent)
-                )));
-            }
-            if left < available {
-                available = left;
-                limit_reason = format!(
-                    "insufficient balance: the call reached the outbound voice profile's daily spend limit of {}",
+            budgets.push(reading.read(
+                limit - spent,
+                format!(
+                    "{INSUFFICIENT_BALANCE}: the call reached the outbound voice profile's daily spend limit of {}",
                     self.money(limit)
-                );
-            }
+                ),
+            ));
         }
-        let allowance = rate.affordable_secs(available).map(Duration::from_secs);
-        Ok(Some(RatedCall { rate: rate.clone(), allowance, limit_reason, profile: profile.map(|p| p.uuid) }))
+        let ticket = self.live.admit(rate.clone(), budgets).map_err(|shortfall| {
+            let held = self.held_by_calls(&shortfall);
+            PaymentRefusal(match shortfall.key {
+                BudgetKey::Balance(_) => format!(
+                    "{INSUFFICIENT_BALANCE}: {} left{held}, the first {} s to +{number} cost {}",
+                    self.money(shortfall.amount_micros - shortfall.held_micros),
+                    rate.increment.initial_secs,
+                    self.money(rate.first_block_micros())
+                ),
+                BudgetKey::DailySpend { .. } => {
+                    let limit = profile.and_then(|profile| profile.daily_spend_limit_micros).unwrap_or_default();
+                    format!(
+                        "{INSUFFICIENT_BALANCE}: the outbound voice profile's daily spend limit of {} is reached ({} spent today{held})",
+                        self.money(limit),
+                        self.money(limit - shortfall.amount_micros)
+                    )
+                }
+            })
+        })?;
+        Ok(Some(RatedCall { rate: rate.clone(), profile: profile.map(|p| p.uuid), ticket: Arc::new(ticket) }))
+    }
+
+    /// The account's balance, read for [`LiveSpend::admit`].
+    async fn read_balance(&self, account: Uuid) -> Result<crate::spend::BudgetRead, PaymentRefusal> {
+        let reading = self.live.reading(BudgetKey::Balance(account));
+        let balance = self.store.balance(account).await.map_err(|error| {
+            warn!(%error, "reading the balance");
+            PaymentRefusal("the balance cannot be read now; try again".to_owned())
+        })?;
+        Ok(reading.read(
+            balance,
+            format!("{INSUFFICIENT_BALANCE}: the balance of {} is used up", self.money(balance)),
+        ))
+    }
+
+    /// What calls in progress hold of a budget, as a refusal says it; empty when none does.
+    fn held_by_calls(&self, shortfall: &Shortfall) -> String {
+        match shortfall.calls {
+            0 => String::new(),
+            1 => format!(" ({} held by a call in progress)", self.money(shortfall.held_micros)),
+            calls => format!(" ({} held by {calls} calls in progress)", self.money(shortfall.held_micros)),
+        }
     }
 
     /// Whether `account` may take a call in to one of its numbers, and for how long;
     /// `Ok(None)`: calls in are not rated.
     pub async fn authorize_inbound(&self, account: Uuid) -> Result<Option<RatedCall>, PaymentRefusal> {
         let Some(rate) = &self.inbound else { return Ok(None) };
-        let balance = self.store.balance(account).await.map_err(|error| {
-            warn!(%error, "reading the balance");
-            PaymentRefusal("the balance cannot be read now; try again".to_owned())
-        })?;
-        let first_block = rate.first_block_micros();
-        if balance < first_block {
-            return Err(PaymentRefusal(format!(
-                "{INSUFFICIENT_BALANCE}: {} left, the first {} s of a call in cost {}",
-                self.money(balance),
+        let balance = self.read_balance(account).await?;
+        let ticket = self.live.admit(rate.clone(), vec![balance]).map_err(|shortfall| {
+            PaymentRefusal(format!(
+                "{INSUFFICIENT_BALANCE}: {} left{}, the first {} s of a call in cost {}",
+                self.money(shortfall.amount_micros - shortfall.held_micros),
+                self.held_by_calls(&shortfall),
                 rate.increment.initial_secs,
-                self.money(first_block)
-            )));
-        }
-        Ok(Some(RatedCall {
-            rate: rate.clone(),
-            allowance: rate.affordable_secs(balance).map(Duration::from_secs),
-            limit_reason: format!(
-                "{INSUFFICIENT_BALANCE}: the balance of {} is used up",
-                self.money(balance)
-            ),
-            profile: None,
-        }))
+                self.money(rate.first_block_micros())
+            ))
+        })?;
+        Ok(Some(RatedCall { rate: rate.clone(), profile: None, ticket: Arc::new(ticket) }))
     }
 
     /// Charge an ended call for its CDR's billable time, answer to end: what the account
@@ -312,6 +324,7 @@ impl Billing {
         let new = NewCharge { target: target(price), amount_micros: charge.price_micros, description };
         match self.store.charge(account, new).await {
             Ok(row) => {
+                rated.ticket.settle(row.amount_micros);
                 info!(%call, price = row.amount_micros, balance = row.balance_after_micros, "{what} charged");
                 if let Some(bus) = &self.events {
                     let payload = opentact_events::balance_changed_payload(
@@ -322,28 +335,31 @@ impl Billing {
                     bus.publish(opentact_events::Event::now(account, "account.changed", Some(call), payload));
                 }
             }
-            Err(error) => warn!(%call, %error, "{what} could not be charged"),
+            Err(error) => {
+                rated.ticket.settle(0);
+                warn!(%call, %error, "{what} could not be charged");
+            }
         }
     }
 }
 
-/// Ends a rated call once it has talked its allowance (from its answer, a little early:
-/// [`END_EARLY_BY`]) with cause 21 and the reason. Aborted with the returned task when the
-/// call ends first; `None` when the call has no allowance (its minutes cost nothing).
+/// Ends a rated call once its budgets are used up (with what its account's other calls in
+/// progress spend; a little early: [`END_EARLY_BY`]) with cause 21 and the reason. Abort the
+/// returned task when the call ends first.
 pub fn end_when_used_up(
     session: &Arc<CallSession>,
     call: &Arc<SipCall>,
     rated: &RatedCall,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let allowance = rated.allowance?;
-    let (session, call, reason) = (session.clone(), call.clone(), rated.limit_reason.clone());
+) -> tokio::task::JoinHandle<()> {
+    let (session, call, ticket) = (session.clone(), call.clone(), rated.ticket.clone());
     let mut answered = session.events().answer_watch();
-    Some(tokio::spawn(
+    tokio::spawn(
         async move {
             if answered.wait_for(|answered| *answered).await.is_err() {
                 return;
             }
-            tokio::time::sleep(allowance.saturating_sub(END_EARLY_BY)).await;
+            ticket.answered();
+            let reason = ticket.used_up(END_EARLY_BY).await;
             if !session.is_ended() {
                 info!(%reason, "ending the call");
                 session.refuse(PAYMENT_CAUSE, reason);
@@ -351,5 +367,5 @@ pub fn end_when_used_up(
             }
         }
         .in_current_span(),
-    ))
+    )
 }

@@ -62,15 +62,16 @@ impl opentact_voice::LegGuard for DialLeg {
     fn answered(&mut self) {
         if let Some(meter) = &mut self.meter {
             meter.answered = Some(std::time::Instant::now());
+            meter.rated.ticket.answered();
         }
     }
 
-    /// What the account can pay for the leg, a little early ([`crate::billing::END_EARLY_BY`]):
-    /// its talk is billed from the answer to the guard's drop, rounded up.
-    fn time_limit(&self) -> Option<(std::time::Duration, String)> {
-        let rated = &self.meter.as_ref()?.rated;
-        let allowance = rated.allowance?;
-        Some((allowance.saturating_sub(crate::billing::END_EARLY_BY), rated.limit_reason.clone()))
+    /// When the account's budgets are used up (with its other calls in progress), a little
+    /// early ([`crate::billing::END_EARLY_BY`]): the leg's talk is billed from the answer to
+    /// the guard's drop, rounded up.
+    fn paid_time(&self) -> Option<opentact_voice::PaidTime> {
+        let ticket = self.meter.as_ref()?.rated.ticket.clone();
+        Some(Box::pin(async move { ticket.used_up(crate::billing::END_EARLY_BY).await }))
     }
 }
 

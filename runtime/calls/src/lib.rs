@@ -12,6 +12,7 @@
 //!   On a shared PostgreSQL both the profiles' limits and the accounts' shares are counted in
 //!   the database for all the nodes (`shared_limits`).
 //! - [`command_relay`]: REST commands for calls another node carries.
+//! - [`spend`]: what calls in progress spend, so concurrent calls share one balance.
 //! - [`shaken`]: STIR/SHAKEN — outbound legs signed, inbound calls verified.
 //! - [`trunk`]: SIP trunking — numbers on SIP connections to the PBX, its calls out.
 //! - [`call_log`]: CDRs and recordings' metadata; [`transcribe`]: speech-to-text of recordings.
@@ -33,6 +34,7 @@ pub mod originate;
 pub mod routing;
 pub mod shaken;
 mod shared_limits;
+pub mod spend;
 pub mod transcribe;
 pub mod trunk;
 

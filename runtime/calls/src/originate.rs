@@ -280,7 +280,7 @@ impl Originator {
                 .await;
         }
         // A rated call talks what the account can pay for.
-        let allowance = rated.as_ref().and_then(|rated| {
+        let allowance = rated.as_ref().map(|rated| {
             let _entered = span.enter();
             end_when_used_up(&prepared.session, &prepared.call, rated)
         });

@@ -451,7 +451,7 @@ impl CallRouter {
             }
         };
         let (account, id) = (flow.account, Uuid::parse_str(&session.info().id).ok());
-        let allowance = rated.as_ref().and_then(|rated| end_when_used_up(&session, &sip_call, rated));
+        let allowance = rated.as_ref().map(|rated| end_when_used_up(&session, &sip_call, rated));
         runner.run(sip_call, session, flow).await;
         if let Some(allowance) = allowance {
             allowance.abort();

@@ -368,7 +368,7 @@ impl CallRouter {
                 return;
             }
         };
-        let allowance = rated.as_ref().and_then(|rated| end_when_used_up(&session, &sip_call, rated));
+        let allowance = rated.as_ref().map(|rated| end_when_used_up(&session, &sip_call, rated));
         let id = session.info().id;
         let codecs: Vec<u8> = connection.codecs.iter().filter_map(|codec| payload_type(codec)).collect();
         let timeout = connection

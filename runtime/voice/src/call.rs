@@ -1092,17 +1092,17 @@ impl CallBackend for SipCall {
         let started = tokio::time::Instant::now();
         let mut callee = leg.call.events();
         // A rated leg talks only as long as the account pays for (its guard's limit).
-        let limit = leg.slot.as_ref().and_then(|guard| guard.time_limit());
-        let paid_time = async {
-            match &limit {
-                Some((length, _)) => tokio::time::sleep(*length).await,
+        let paid_time = leg.slot.as_ref().and_then(|guard| guard.paid_time());
+        let used_up = async {
+            match paid_time {
+                Some(paid_time) => paid_time.await,
                 None => std::future::pending().await,
             }
         };
         let (callee_hung_up, limit_reached) = tokio::select! {
-            _ = callee.ended() => (true, false),
-            () = self.hung_up() => (false, false),
-            () = paid_time => (false, true),
+            _ = callee.ended() => (true, None),
+            () = self.hung_up() => (false, None),
+            reason = used_up => (false, Some(reason)),
         };
         a_leg.stop_feed();
         leg.rtp.close();
@@ -1122,8 +1122,7 @@ impl CallBackend for SipCall {
             }
             None => None,
         };
-        if limit_reached {
-            let reason = limit.map(|(_, reason)| reason).unwrap_or_default();
+        if let Some(reason) = limit_reached {
             info!(target = leg.target.as_str(), %reason, "ending the dialled leg");
             leg.call.hangup().await;
             self.state.lock().call = CallState::Answered;

@@ -66,6 +66,9 @@ pub trait Dialer: Send + Sync {
     }
 }
 
+/// Resolves, with the reason, when a leg has talked what its account can pay for.
+pub type PaidTime = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
+
 /// A leg's place among its account's calls (see [`Dialer::admit_leg`]); given back when dropped.
 pub type LegSlot = Box<dyn LegGuard>;
 
@@ -74,9 +77,9 @@ pub trait LegGuard: Send + Sync {
     /// The leg answered (only the answering leg's guard hears it), now.
     fn answered(&mut self) {}
 
-    /// How long the answered leg may stay bridged, and why it is ended then (what the
-    /// account can pay for it); `None`: as long as the call lasts.
-    fn time_limit(&self) -> Option<(Duration, String)> {
+    /// Resolves, with the reason, when the answered leg has talked what its account can pay
+    /// for (then it is hung up); `None`: it stays bridged as long as the call lasts.
+    fn paid_time(&self) -> Option<PaidTime> {
         None
     }
 }

@@ -15,7 +15,7 @@ mod quota;
 mod render;
 
 pub use call::{Destination, SipCall, VoiceConfig};
-pub use dial::{BridgePeer, Dialer, LegGuard, LegSlot};
+pub use dial::{BridgePeer, Dialer, LegGuard, LegSlot, PaidTime};
 pub use opentact_media::recorder::file_bytes as recording_file_bytes;
 pub use quota::{RecordingQuota, StoredRecordings, StoredUsage};
 pub use render::{MediaRenderer, Rendered};
