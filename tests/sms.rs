@@ -513,21 +513,7 @@ async fn an_inbound_sms_is_stored_published_and_posted_signed() {
     );
 
     // The SMSC got 0 for the first and "invalid destination" for the second; one smsr stored.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let statuses: Vec<i64> = smsc_log
-            .lock()
-            .iter()
-            .filter(|e| e["event"] == "deliver_sm_resp")
-            .filter_map(|e| e["command_status"].as_i64())
-            .collect();
-        if statuses.len() == 2 {
-            assert_eq!(statuses, [0, 0x0B]);
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{statuses:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(smsc_answers(&smsc_log, 2, &platform).await, [0, 0x0B]);
     let (status, found) = http(platform.api, "POST", "/rest/sms/search", &auth, Some(&json!({}))).await;
     assert_eq!(status, 200, "{found}");
     let texts: Vec<&str> = found["payload"]["data"]
@@ -549,6 +535,110 @@ async fn an_inbound_sms_is_stored_published_and_posted_signed() {
     };
     assert_eq!(event["payload"]["text"], "first half, second half", "{event}");
     assert_eq!(event["payload"]["parts"], 2, "{event}");
+}
+
+/// The statuses of the platform's `deliver_sm_resp`s, once there are `count` (at most 10 s).
+async fn smsc_answers(log: &parking_lot::Mutex<Vec<Value>>, count: usize, platform: &Platform) -> Vec<i64> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let statuses: Vec<i64> = log
+            .lock()
+            .iter()
+            .filter(|e| e["event"] == "deliver_sm_resp")
+            .filter_map(|e| e["command_status"].as_i64())
+            .collect();
+        if statuses.len() >= count {
+            return statuses;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{statuses:?}\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// With `[rating] inbound_per_sms`, a message in is charged to the account of its number: an
+/// account that cannot pay it is answered "temporary error" (ESME_RX_T_APPN, 0x64: the SMSC
+/// delivers it again later) and nothing is stored; once credited, a two-part message is stored
+/// with its price, the balance debited and the charge announced as account.changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_sms_are_charged_and_wait_at_the_smsc_without_balance() {
+    use tokio::io::AsyncWriteExt;
+
+    let (mut smsc_child, port, smsc_log) = smsc().await;
+    let mut smsc_in = smsc_child.stdin.take().expect("stdin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, deck) = (dir.path().join("opentact.toml"), dir.path().join("rates.csv"));
+    std::fs::write(&deck, "prefix,per_minute,per_sms,increment\n1,0.01,0.004,60/6\n").expect("deck");
+    std::fs::write(
+        &config,
+        format!(
+            "[messaging.smpp]\nport = {port}\nsystem_id = \"opentact\"\npassword = \"secret\"\n\
+             throughput_per_sec = 0\nreconnect_min_ms = 50\n\n\
+             [rating]\ndeck = \"{}\"\ninbound_per_sms = \"0.004\"\n",
+            deck.display()
+        ),
+    )
+    .expect("config");
+    let platform = Platform::start_in(
+        tempfile::tempdir().expect("tempdir"),
+        &["--config", config.to_str().expect("utf-8")],
+    )
+    .await;
+    let email = "paying@example.test";
+    provision::sms_number(&platform.data(), email, 12025550183, true).await;
+    let bearer = login(&platform, email).await;
+    let auth = [("Authorization", bearer.as_str())];
+    let mut socket = support::ws::subscribe(platform.api, bearer.trim_start_matches("Bearer ")).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !smsc_log.lock().iter().any(|e| e["event"] == "bind" && e["ok"] == true) {
+        assert!(tokio::time::Instant::now() < deadline, "no bind\n{}", platform.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deliver = |message: Value| json!({"deliver": message}).to_string() + "\n";
+
+    // No balance: the SMSC is told to try again later; nothing is stored.
+    let line = deliver(json!({"from": "14155550123", "to": "12025550183", "text": "unpaid"}));
+    smsc_in.write_all(line.as_bytes()).await.expect("smsc stdin");
+    assert_eq!(smsc_answers(&smsc_log, 1, &platform).await, [0x64]);
+    assert!(
+        platform.log().contains("insufficient balance: 0.000000 USD left, a message in to 12025550183 of 1 part costs 0.004000 USD"),
+        "{}",
+        platform.log()
+    );
+    let (status, found) = http(platform.api, "POST", "/rest/sms/search", &auth, Some(&json!({}))).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["payload"]["total"], 0, "{found}");
+
+    // 0.01 pays a two-part message: 0.008.
+    platform.credit(email, "0.01").await;
+    let parts = json!({"from": "14155550123", "to": "12025550183", "parts": ["first half, ", "second half"]});
+    smsc_in.write_all(deliver(parts).as_bytes()).await.expect("smsc stdin");
+    let (mut received, mut changed) = (None, None);
+    while received.is_none() || changed.is_none() {
+        let event = support::ws::next(&mut socket).await;
+        match event["type"].as_str() {
+            Some("sms.received") => received = Some(event),
+            Some("account.changed") => changed = Some(event),
+            _ => {}
+        }
+    }
+    let (received, changed) = (received.expect("sms.received"), changed.expect("account.changed"));
+    assert_eq!(smsc_answers(&smsc_log, 3, &platform).await, [0x64, 0, 0]);
+    let id = received["payload"]["uuid"].as_str().expect("uuid");
+    assert_eq!(received["payload"]["price_micros"], 8_000, "the event carries the price: {received}");
+    assert_eq!(changed["payload"]["balance_micros"], 2_000, "{changed}");
+    assert_eq!(changed["payload"]["transaction"]["amount_micros"], -8_000, "{changed}");
+    assert_eq!(changed["payload"]["transaction"]["reference"], id, "{changed}");
+    let (status, got) = http(platform.api, "GET", &format!("/rest/sms/{id}"), &auth, None).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["payload"]["price_micros"], 8_000, "{got}");
+    let (status, balance) = http(platform.api, "GET", "/rest/account/balance", &auth, None).await;
+    assert_eq!(status, 200, "{balance}");
+    assert_eq!(balance["payload"]["balance_micros"], 2_000, "{balance}");
+
+    // 0.002 left does not pay the next one.
+    let line = deliver(json!({"from": "14155550123", "to": "12025550183", "text": "one more"}));
+    smsc_in.write_all(line.as_bytes()).await.expect("smsc stdin");
+    assert_eq!(smsc_answers(&smsc_log, 4, &platform).await, [0x64, 0, 0, 0x64]);
 }
 
 /// A webhook app (issue 11, item 5) gets the inbound SMS POSTed, signed, and its reply document

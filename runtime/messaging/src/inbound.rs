@@ -20,13 +20,19 @@
 //! in memory for at most [`PART_TTL`], and at most [`MAX_PENDING_MESSAGES`] messages wait at
 //! once (the oldest is dropped first). Held parts are lost when the process stops before the
 //! last part arrives — the SMSC took them as delivered.
+//!
+//! With a price for messages in ([`InboundRouter::with_price`], `[rating] inbound_per_sms`),
+//! each part, before it is taken, must find the account's balance paying the whole message
+//! (its parts × the price); else it is refused with "temporary error", so the SMSC delivers it
+//! again later and nothing is lost while the account tops up. A stored message is charged at
+//! once: its record gets the price, the ledger the charge, announced as `account.changed`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use opentact_store::{NewSms, Repository, SmsDirection, SmsMessage, TnLease};
+use opentact_store::{ChargeTarget, NewCharge, NewSms, Repository, SmsDirection, SmsMessage, TnLease};
 use parking_lot::Mutex;
 use tracing::warn;
 
@@ -131,10 +137,22 @@ impl Routed {
     }
 }
 
+/// What a message in costs its account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundPrice {
+    /// Micro-units per SMS part.
+    pub per_part_micros: i64,
+    /// The platform's currency, in messages and events.
+    pub currency: String,
+}
+
 /// Stores inbound messages for the accounts that lease their numbers.
 pub struct InboundRouter {
     repo: Arc<dyn Repository>,
     parts: Mutex<Reassembler>,
+    price: Option<InboundPrice>,
+    /// Where each charge is announced (`account.changed`).
+    events: Option<Arc<opentact_events::EventBus>>,
 }
 
 impl std::fmt::Debug for InboundRouter {
@@ -145,7 +163,80 @@ impl std::fmt::Debug for InboundRouter {
 
 impl InboundRouter {
     pub fn new(repo: Arc<dyn Repository>) -> Self {
-        Self { repo, parts: Mutex::new(Reassembler::default()) }
+        Self { repo, parts: Mutex::new(Reassembler::default()), price: None, events: None }
+    }
+
+    /// Charge each message in at `price` (`None`: they are free), announcing the charges on
+    /// `events`.
+    pub fn with_price(mut self, price: Option<InboundPrice>, events: Arc<opentact_events::EventBus>) -> Self {
+        self.price = price;
+        self.events = Some(events);
+        self
+    }
+
+    /// Whether the account of `lease` can pay for the message `sms` is (a part of): the refusal
+    /// when it cannot, or cannot be told now.
+    async fn affordable(&self, lease: &TnLease, sms: &InboundSms) -> Result<(), Routed> {
+        let Some(price) = &self.price else { return Ok(()) };
+        let parts = sms.concat.as_ref().map_or(1, |concat| i64::from(concat.total.max(1)));
+        let cost = price.per_part_micros.saturating_mul(parts);
+        let money = |micros| opentact_rating::format_money(micros, &price.currency);
+        match self.repo.balance(lease.account).await {
+            Ok(balance) if balance >= cost => Ok(()),
+            Ok(balance) => Err(Routed::Refused {
+                status: ESME_RX_T_APPN,
+                reason: format!(
+                    "insufficient balance: {} left, a message in to {} of {parts} part{} costs {}",
+                    money(balance),
+                    lease.tn,
+                    if parts == 1 { "" } else { "s" },
+                    money(cost)
+                ),
+            }),
+            Err(e) => Err(Routed::Refused {
+                status: ESME_RX_T_APPN,
+                reason: format!("reading the balance of number {}'s account: {e}", lease.tn),
+            }),
+        }
+    }
+
+    /// Charge a stored message its price: the message as charged (with its price), or as it
+    /// was when the charge failed (logged; the message is kept).
+    async fn charge(&self, message: SmsMessage) -> SmsMessage {
+        let Some(price) = &self.price else { return message };
+        let parts = i64::from(message.parts.max(1));
+        let amount_micros = price.per_part_micros.saturating_mul(parts);
+        let description = format!(
+            "sms in from {} to {}: {parts} part{} at {}",
+            message.from,
+            message.to,
+            if parts == 1 { "" } else { "s" },
+            opentact_rating::format_money(price.per_part_micros, &price.currency)
+        );
+        let charge =
+            NewCharge { target: ChargeTarget::Sms { message: message.uuid }, amount_micros, description };
+        match self.repo.charge(message.account, charge).await {
+            Ok(row) => {
+                if let Some(bus) = &self.events {
+                    let payload = opentact_events::balance_changed_payload(
+                        row.balance_after_micros,
+                        &price.currency,
+                        &row,
+                    );
+                    bus.publish(opentact_events::Event::now(
+                        message.account,
+                        "account.changed",
+                        None,
+                        payload,
+                    ));
+                }
+                SmsMessage { price_micros: Some(amount_micros), ..message }
+            }
+            Err(e) => {
+                warn!(error = %e, sms = %message.uuid, "charging a message in failed; it is kept uncharged");
+                message
+            }
+        }
     }
 
     /// Checks the destination, puts parts together, stores a whole message (state received).
@@ -165,6 +256,9 @@ impl InboundRouter {
         if !lease.sms {
             return refused(ESME_RINVDSTADR, format!("SMS is not enabled on number {tn}"));
         }
+        if let Err(refused) = self.affordable(&lease, sms).await {
+            return refused;
+        }
         let Some((text, parts)) = self.parts.lock().add(sms, Instant::now()) else {
             return Routed::Held;
         };
@@ -181,7 +275,10 @@ impl InboundRouter {
             queue: false,
         };
         match self.repo.create_sms(lease.account, new).await {
-            Ok(message) => Routed::Stored { message: Box::new(message), lease: Box::new(lease) },
+            Ok(message) => {
+                let message = self.charge(message).await;
+                Routed::Stored { message: Box::new(message), lease: Box::new(lease) }
+            }
             Err(e) => refused(ESME_RX_T_APPN, format!("storing the message for number {tn}: {e}")),
         }
     }

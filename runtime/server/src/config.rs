@@ -468,6 +468,10 @@ pub struct RatingSection {
     pub inbound_per_minute: Option<String>,
     /// How calls in are billed: first block / next blocks, seconds.
     pub inbound_increment: String,
+    /// What an SMS part coming in to a number costs its account (`"0.004"`); absent, messages
+    /// in are free. Needs a deck, as `inbound_per_minute`. A message the balance does not pay
+    /// is refused with "temporary error" (the SMSC delivers it again later).
+    pub inbound_per_sms: Option<String>,
     /// Days an unpaid renewal is tried again before the number is released.
     pub number_grace_days: u32,
     /// How often this node looks for leases whose month is over, in seconds.
@@ -482,6 +486,7 @@ impl Default for RatingSection {
             number_monthly: None,
             inbound_per_minute: None,
             inbound_increment: "60/60".to_owned(),
+            inbound_per_sms: None,
             number_grace_days: 3,
             renewal_check_secs: 300,
         }
@@ -524,6 +529,22 @@ impl RatingSection {
             per_sms_micros: None,
             increment,
             description: "calls in".to_owned(),
+        }))
+    }
+
+    /// The price of messages in to numbers, checked; `None` when they are free.
+    pub fn inbound_sms_price(&self) -> anyhow::Result<Option<opentact_messaging::inbound::InboundPrice>> {
+        let Some(text) = &self.inbound_per_sms else { return Ok(None) };
+        let per_part_micros = opentact_rating::parse_amount(text)
+            .map_err(|reason| anyhow::anyhow!("[rating] inbound_per_sms {text:?}: {reason}"))?;
+        if self.deck.is_none() {
+            anyhow::bail!(
+                "[rating] inbound_per_sms needs a rating deck ([rating] deck): nothing is rated without one"
+            );
+        }
+        Ok(Some(opentact_messaging::inbound::InboundPrice {
+            per_part_micros,
+            currency: self.currency.clone(),
         }))
     }
 
@@ -597,6 +618,24 @@ mod tests {
             ),
         ] {
             let error = rating(text).inbound_rate().expect_err(text).to_string();
+            assert!(error.contains(needle), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_inbound_sms_price_needs_an_amount_and_a_deck() {
+        let rating = |text: &str| toml::from_str::<Config>(text).expect("parses").rating;
+        assert_eq!(rating("").inbound_sms_price().expect("free"), None, "messages in are free by default");
+        let price = rating("[rating]\ndeck = \"r.csv\"\ninbound_per_sms = \"0.004\"\n")
+            .inbound_sms_price()
+            .expect("valid")
+            .expect("priced");
+        assert_eq!((price.per_part_micros, price.currency.as_str()), (4_000, "USD"));
+        for (text, needle) in [
+            ("[rating]\ninbound_per_sms = \"0.01\"\n", "needs a rating deck"),
+            ("[rating]\ndeck = \"r.csv\"\ninbound_per_sms = \"free\"\n", "not an amount"),
+        ] {
+            let error = rating(text).inbound_sms_price().expect_err(text).to_string();
             assert!(error.contains(needle), "{text}: {error}");
         }
     }

@@ -303,6 +303,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         bus.clone(),
         Some(webhooks.clone()),
         config.flows.http.allow_private,
+        config.rating.inbound_sms_price()?,
     ));
     let messaging = crate::messaging::Messaging::start(
         &config.messaging,

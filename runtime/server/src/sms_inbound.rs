@@ -1,8 +1,10 @@
 //! Inbound SMS (issue 11, item 5), from the carrier's `deliver_sm` to the account's app:
 //!
 //! ```text
-//!  deliver_sm ─► InboundRouter (opentact-messaging): lease? SMS enabled? parts? → stored smsr
-//!      │            (refused: deliver_sm_resp ESME_RINVDSTADR, logged, stored nowhere)
+//!  deliver_sm ─► InboundRouter (opentact-messaging): lease? SMS enabled? paid? parts?
+//!      │            → stored smsr, charged (`[rating] inbound_per_sms`)
+//!      │            (refused: deliver_sm_resp ESME_RINVDSTADR — or ESME_RX_T_APPN when the
+//!      │             balance does not pay it, so the SMSC tries again — logged, stored nowhere)
 //!      ▼
 //!  sms.received on the bus (websocket, subscriptions) + a signed webhook to the number's
 //!  messaging profile's callback_url (callback_url2 when it fails), through the webhook outbox
@@ -31,7 +33,7 @@ use std::time::Duration;
 use chrono::Utc;
 use opentact_control::{SmsFlows, SmsFrom, SmsOrigin, SmsSend};
 use opentact_events::{Event, EventBus};
-use opentact_messaging::inbound::{InboundRouter, Routed};
+use opentact_messaging::inbound::{InboundPrice, InboundRouter, Routed};
 use opentact_messaging::sip::{SipDelivery, SipMessages};
 use opentact_messaging::smpp::{InboundHandler, InboundSms};
 use opentact_store::{AppMode, Repository, SmsMessage, TnLease};
@@ -76,10 +78,11 @@ impl Inbound {
         bus: Arc<EventBus>,
         webhooks: Option<Arc<Webhooks>>,
         allow_private: bool,
+        price: Option<InboundPrice>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                router: InboundRouter::new(repo.clone()),
+                router: InboundRouter::new(repo.clone()).with_price(price, bus.clone()),
                 repo,
                 bus,
                 signers: webhooks.as_ref().map(|webhooks| webhooks.signers.clone()).unwrap_or_default(),
@@ -174,6 +177,8 @@ fn payload(m: &SmsMessage, lease: &TnLease) -> serde_json::Value {
         "text": m.text,
         "encoding": m.encoding,
         "parts": m.parts,
+        // What the message cost its account (`[rating] inbound_per_sms`); null when free.
+        "price_micros": m.price_micros,
         "tn_lease": lease.uuid,
         "messaging_profile": lease.messaging_profile,
         "sip_control_app": lease.sip_control_app,
