@@ -426,11 +426,17 @@ async fn calls_are_rated_charged_and_stopped_at_the_balance() {
         "{unrated}"
     );
 
-    // The operator credits 0.10; a 2 s call to DC is billed one 6 s block: 0.06.
+    // The operator credits 0.10 (announced by the running platform though the CLI made it);
+    // a 2 s call to DC is billed one 6 s block: 0.06.
+    let mut socket = support::ws::subscribe(platform.api, auth.trim_start_matches("Bearer ")).await;
     credit(&platform, "0.10").await;
     assert_eq!(balance(&platform, &auth).await, 100_000);
+    let announced = support::ws::until(&mut socket, |e| e["type"] == "account.changed").await;
+    let credited = announced.last().expect("account.changed");
+    assert_eq!(credited["payload"]["balance_micros"], 100_000, "{credited:#}");
+    assert_eq!(credited["payload"]["transaction"]["kind"], "credit", "{credited:#}");
+    assert_eq!(credited["payload"]["transaction"]["description"], "payment 1", "{credited:#}");
     let (carrier, _dir) = callee(callee_scenario(200, 2000), carrier_port).await;
-    let mut socket = support::ws::subscribe(platform.api, auth.trim_start_matches("Bearer ")).await;
     let (status, created) = post(&platform, &auth, "/rest/call", call_to("12025550111")).await;
     assert_eq!(status, 201, "{created}");
     let call = created["payload"]["uuid"].as_str().expect("uuid").to_owned();

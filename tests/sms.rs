@@ -608,8 +608,18 @@ async fn inbound_sms_are_charged_and_wait_at_the_smsc_without_balance() {
     assert_eq!(status, 200, "{found}");
     assert_eq!(found["payload"]["total"], 0, "{found}");
 
-    // 0.01 pays a two-part message: 0.008.
+    // The operator credits 0.01 from the CLI: the running platform announces it.
     platform.credit(email, "0.01").await;
+    let credited = loop {
+        let event = support::ws::next(&mut socket).await;
+        if event["type"] == "account.changed" {
+            break event;
+        }
+    };
+    assert_eq!(credited["payload"]["transaction"]["kind"], "credit", "{credited}");
+    assert_eq!(credited["payload"]["balance_micros"], 10_000, "{credited}");
+
+    // 0.01 pays a two-part message: 0.008.
     let parts = json!({"from": "14155550123", "to": "12025550183", "parts": ["first half, ", "second half"]});
     smsc_in.write_all(deliver(parts).as_bytes()).await.expect("smsc stdin");
     let (mut received, mut changed) = (None, None);

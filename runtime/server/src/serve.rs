@@ -346,6 +346,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let key_file = config.api.jwt_key_file.clone().unwrap_or_else(|| data_dir.join("jwt.key"));
     let number_price = config.rating.number_price()?;
+    tokio::spawn(announce_credits(repo.clone(), bus.clone(), config.rating.currency.clone()));
     let api_state = opentact_api::ApiState::new(
         repo,
         jwt_secret(&key_file)?,
@@ -477,9 +478,38 @@ fn node_id(server: &crate::config::ServerConfig) -> anyhow::Result<String> {
 /// stops.
 const HANGUP_GRACE: Duration = Duration::from_secs(5);
 
-/// Listens for Ctrl-C and SIGTERM (what process supervisors send to stop a service) from now
-/// on; the future ends at the first. Registered before the platform says it is ready: a
-/// signal sent at once would otherwise end the process with the default action, no drain.
+/// How often this node looks for the operator's credits to announce.
+const CREDITS_CHECK: Duration = Duration::from_secs(2);
+
+/// Publishes the operator's credits (`opentact admin account credit`, made from outside the
+/// running platform) as `account.changed` with the balance they left, within [`CREDITS_CHECK`].
+/// Each is taken by one node of a cluster; the event relay carries it to the others.
+async fn announce_credits(repo: Arc<dyn opentact_store::Repository>, bus: Arc<EventBus>, currency: String) {
+    let mut ticks = tokio::time::interval(CREDITS_CHECK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match repo.take_credits_to_announce(100).await {
+            Ok(credits) => {
+                for credit in credits {
+                    let payload = opentact_events::balance_changed_payload(
+                        credit.balance_after_micros,
+                        &currency,
+                        &credit,
+                    );
+                    bus.publish(opentact_events::Event::now(
+                        credit.account,
+                        "account.changed",
+                        None,
+                        payload,
+                    ));
+                }
+            }
+            Err(error) => warn!(%error, "announcing credits: the store is unavailable"),
+        }
+    }
+}
+
 /// Every `every`, renews or releases the leases whose paid month is over
 /// (opentact_api::rental).
 async fn renew_numbers(state: opentact_api::ApiState, every: std::time::Duration) {
@@ -495,6 +525,9 @@ async fn renew_numbers(state: opentact_api::ApiState, every: std::time::Duration
     }
 }
 
+/// Listens for Ctrl-C and SIGTERM (what process supervisors send to stop a service) from now
+/// on; the future ends at the first. Registered before the platform says it is ready: a
+/// signal sent at once would otherwise end the process with the default action, no drain.
 fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     #[cfg(unix)]
     {

@@ -831,6 +831,10 @@ pub trait BillingRepo: Send + Sync {
     /// *Operator*: adds `amount_micros` (positive; a correction may be negative) to the
     /// balance, with the operator's note.
     async fn credit(&self, account: Uuid, amount_micros: i64, description: &str) -> Result<Transaction>;
+    /// Up to `limit` credits not yet announced, oldest first, each given to one caller once
+    /// (whichever node asks first): the running platform publishes them as `account.changed`,
+    /// since the operator's CLI credits from outside it.
+    async fn take_credits_to_announce(&self, limit: u32) -> Result<Vec<Transaction>>;
     /// Takes a charge off the balance, writes it to the ledger and prices its call or message,
     /// in one transaction. A charge of a call or message already charged changes nothing and
     /// returns the first (a retried settlement). `NotFound` for a call or message the account

@@ -1891,6 +1891,16 @@ async fn balances_move_only_with_their_ledger(ctx: Ctx) -> anyhow::Result<()> {
     );
     ensure!(s.charge(owner, charge(leg)).await? == leg_charged, "a leg is charged once");
     ensure!(s.spent_since(owner, profile.uuid, today).await? == 22_000, "the call and its leg");
+
+    // The operator's credits wait to be announced: each is taken once, oldest first, however
+    // many ask; charges are announced where they are made, not here.
+    let stranger_credit = s.credit(stranger, 1_000, "theirs").await?;
+    let first = s.take_credits_to_announce(2).await?;
+    let rest = s.take_credits_to_announce(10).await?;
+    let taken: Vec<Uuid> = first.iter().chain(&rest).map(|t| t.uuid).collect();
+    ensure!(taken == [credit.uuid, debt.uuid, stranger_credit.uuid], "{first:?} {rest:?}");
+    ensure!(first.len() == 2 && first[1] == debt, "the limit, and the rows as booked: {first:?}");
+    ensure!(s.take_credits_to_announce(10).await?.is_empty(), "taken once");
     Ok(())
 }
 

@@ -138,9 +138,40 @@ impl BillingRepo for Store {
         Ok(with_pool!(self, p => {
             let mut tx = p.begin_write().await?;
             let row = book!(tx, account, TransactionKind::Credit, amount_micros, None, None, description);
+            sqlx::query("INSERT INTO credit_announcement (transaction_id, created_on) VALUES ($1, $2)")
+                .bind(row.uuid.to_string())
+                .bind(ms(row.created_on))
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             row
         }))
+    }
+
+    async fn take_credits_to_announce(&self, limit: u32) -> Result<Vec<Transaction>> {
+        // One statement takes the rows: two nodes never both get one.
+        let taken: Vec<String> = with_pool!(self, p => sqlx::query_scalar(
+            "DELETE FROM credit_announcement WHERE transaction_id IN \
+             (SELECT transaction_id FROM credit_announcement ORDER BY created_on LIMIT $1) \
+             RETURNING transaction_id",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await?);
+        let mut credits = Vec::with_capacity(taken.len());
+        for id in taken {
+            let row: Option<TransactionRow> = with_pool!(self, p => sqlx::query_as(concat!(
+                "SELECT ",
+                transaction_cols!(),
+                " FROM account_transaction WHERE id = $1"
+            ))
+            .bind(&id)
+            .fetch_optional(p)
+            .await?);
+            credits.extend(row.map(TransactionRow::into_model).transpose()?);
+        }
+        credits.sort_by_key(|credit| (credit.created_on, credit.uuid));
+        Ok(credits)
     }
 
     async fn charge(&self, account: Uuid, charge: NewCharge) -> Result<Transaction> {
