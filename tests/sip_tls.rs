@@ -72,7 +72,9 @@ async fn spawn_tls_baresip(
     support::baresip::until_ready(dir, || launch_tls_baresip(dir, tls, ca, ctrl_port, domain)).await
 }
 
-/// One try of [`spawn_tls_baresip`], on fresh SIP and RTP ports.
+/// One try of [`spawn_tls_baresip`], on fresh SIP and RTP ports. No ringback tone: played on
+/// the platform's 180 through the in-process audio bridge, it leaves the bridge no longer
+/// clocking the call's audio out, and the phone sends no RTP (nor DTMF) after the answer.
 fn launch_tls_baresip(
     dir: &Path,
     tls: std::net::SocketAddr,
@@ -89,6 +91,7 @@ fn launch_tls_baresip(
          audio_player\t\taubridge,speaker\n\
          audio_source\t\taubridge,speaker\n\
          audio_alert\t\taubridge,alert\n\
+         ringback_disabled\tyes\n\
          rtp_ports\t\t{}-{}\n\
          ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\n\
          module_path\t\t/usr/lib/baresip/modules\n\
@@ -254,6 +257,10 @@ async fn baresip_over_tls_registers_and_a_digit_selects_the_sample_ivr_branch() 
     let said =
         |tag: &str| events.iter().any(|e| e["verb"] == "say" && e["phase"] == "started" && e["tag"] == tag);
     assert!(said("welcome") && !said("no-input"), "{events:#?}");
+    // The phone heard it ring (180) while the flow started, as a trunk's caller does.
+    assert!(events.iter().any(|e| e["type"] == "call.ringing"), "{events:#?}");
+    let phone_log = std::fs::read_to_string(phone.path().join("baresip.log")).unwrap_or_default();
+    assert!(phone_log.contains("SIP Progress: 180 Ringing"), "{phone_log}");
     // baresip with srtp-mand sends nothing but SRTP, and took the platform's RTP/SAVP answer.
     let log = platform.log();
     assert!(log.contains("the call's media is SRTP") && log.contains("AES_CM_128_HMAC_SHA1_80"), "{log}");

@@ -25,7 +25,9 @@ fn free_udp_port() -> u16 {
 }
 
 /// A baresip configuration: no sound card (audio goes to an in-process bridge), G.711, the
-/// sndfile module dumping the received audio to `<dir>/dump-*-dec.wav`, auto answer.
+/// sndfile module dumping the received audio to `<dir>/dump-*-dec.wav`, auto answer. No
+/// ringback tone: baresip would play it on the platform's 180 through the same bridge, which
+/// then no longer clocks the call's audio out — the phone would send no RTP (nor DTMF).
 fn baresip_config(dir: &Path, sip_port: u16, account: &str) {
     let config = format!(
         "poll_method\t\tepoll\n\
@@ -33,6 +35,7 @@ fn baresip_config(dir: &Path, sip_port: u16, account: &str) {
          audio_player\t\taubridge,speaker\n\
          audio_source\t\taubridge,speaker\n\
          audio_alert\t\taubridge,alert\n\
+         ringback_disabled\tyes\n\
          rtp_ports\t\t{}-{}\n\
          module_path\t\t/usr/lib/baresip/modules\n\
          module\t\t\tg711.so\n\

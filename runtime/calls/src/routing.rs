@@ -415,13 +415,9 @@ impl CallRouter {
             new_call_info(flow.account, flow.app.as_ref(), from, to, tn, Direction::Inbound, account_tz);
         // From here on the INVITE's span names the call as its events, CDR and REST API do.
         tracing::Span::current().record("call", info.id.as_str());
-        // A trunk's caller hears it ring while the flow starts (`call.ringing`), unless it is
-        // refused at once. Not a SIP user's phone: baresip, sent 180 before the 200 of an SRTP
-        // call, sent the platform no DTMF it could hear (tests/sip_tls.rs); left until that is
-        // understood.
-        let rang = !matches!(rated_in, Some(Err(_)))
-            && !matches!(call.caller, Caller::User { .. })
-            && call.ringing().is_ok();
+        // The caller hears it ring while the flow starts (`call.ringing`), unless it is
+        // refused at once.
+        let rang = !matches!(rated_in, Some(Err(_))) && call.ringing().is_ok();
         let runner = &self.runner;
         let dialer: Arc<dyn opentact_voice::Dialer> = runner.dialer.clone();
         let sip_call = SipCall::new(info, call, runner.voice.clone(), runner.renderer.clone(), Some(dialer));
