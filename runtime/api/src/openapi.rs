@@ -284,7 +284,7 @@ impl Modify for Security {
         (name = "numbers", description = "Available numbers and number orders."),
         (name = "lease", description = "Leased (purchased) numbers."),
         (name = "tn_profile", description = "TN profiles and their caller-ID black- and whitelists."),
-        (name = "telecom", description = "Where a number is: area code, state, time zone."),
+        (name = "telecom", description = "Where a number is: area code, state, time zone; with the operator's NPA-NXX data also its county, rate center, line type and carrier."),
         (name = "sip_app", description = "SIP Control Apps: the call logic (XML, webhook, async control or a Wasm component)."),
         (name = "sip_connection", description = "SIP connections (trunks), their numbers and one-time credential invites."),
         (name = "sip_domain", description = "SIP domains and their users."),

@@ -11,8 +11,10 @@
 //! - with `autorenew`, the next month is charged and `paid_until` moves a month on
 //!   (`tn.changed` `renewed`, `account.changed` with the new balance);
 //! - without it, the lease is released (`tn.changed` `released`, "not renewed");
-//! - a renewal the balance does not pay is tried again at each sweep for the grace period
-//!   (`[rating] number_grace_days`), then the lease is released ("unpaid").
+//! - a renewal the balance does not pay is tried again every [`RENEWAL_RETRY`] for the grace
+//!   period (`[rating] number_grace_days`), then the lease is released ("unpaid"). The account
+//!   is told at the month's first failure, once: `tn.changed` `renewal_failed` with the
+//!   reason and when the number is released unless the balance pays by then.
 //!
 //! Leases from before numbers were priced, and those the operator made (the sample number,
 //! `opentact admin provision`), have no `paid_until` and are not billed. Several nodes may
@@ -31,6 +33,9 @@ use crate::state::ApiState;
 
 /// Leases one sweep looks at; the rest wait for the next.
 const SWEEP_BATCH: i64 = 500;
+
+/// How long after an unpaid renewal it is tried again (within the grace period).
+pub const RENEWAL_RETRY: Duration = Duration::from_secs(3600);
 
 /// The operator's price of a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,19 +154,30 @@ pub async fn renew_due(state: &ApiState, now: DateTime<Utc>) -> Result<Sweep, St
             }
             LeaseChargeOutcome::Unpaid { balance_micros } => {
                 let grace = chrono::Duration::from_std(price.grace).unwrap_or_default();
-                if now >= paid_until + grace {
+                let release_on = paid_until + grace;
+                if now >= release_on {
                     if release(state, &lease, "unpaid").await? {
                         sweep.unpaid += 1;
                     }
-                } else {
+                    continue;
+                }
+                let retry = chrono::Duration::from_std(RENEWAL_RETRY).unwrap_or_default();
+                let first =
+                    state.repo.defer_renewal(lease.uuid, paid_until, (now + retry).min(release_on)).await?;
+                if first == Some(true) {
                     warn!(
                         tn = lease.tn,
                         lease = %lease.uuid,
                         balance = balance_micros,
+                        %release_on,
                         "the number's next month is unpaid; it is released when the grace period ends"
                     );
-                    sweep.waiting += 1;
+                    let mut payload = crate::publish::tn_changed_payload("renewal_failed", &lease);
+                    payload["reason"] = serde_json::json!(unpaid(state, price, balance_micros));
+                    payload["release_on"] = serde_json::json!(release_on);
+                    crate::publish::publish(state, lease.account, "tn.changed", payload);
                 }
+                sweep.waiting += 1;
             }
             LeaseChargeOutcome::Stale => {}
         }

@@ -1395,26 +1395,42 @@ async fn numbers_are_charged_monthly_and_renewed_or_released(c: Ctx) -> anyhow::
     ensure!(renew_due(&state, chrono::Utc::now()).await? == Sweep::default());
 
     // A day after the month: the number without autorenew is released; the other's month is
-    // unpaid (1.00 < 1.50) and waits out the grace period.
-    let day = chrono::Duration::days(1);
+    // unpaid (1.00 < 1.50) and waits out the grace period — the account is told, with why and
+    // until when.
+    let (day, hour) = (chrono::Duration::days(1), chrono::Duration::hours(1));
     let sweep = renew_due(&state, first_until + day).await?;
     ensure!(sweep == Sweep { ended: 1, waiting: 1, ..Sweep::default() }, "{sweep:?}");
-    let event = next().await?;
+    let (one, two) = (next().await?, next().await?);
+    let change = |change: &str| {
+        [&one, &two].into_iter().find(|e| e.kind == "tn.changed" && e.payload["change"] == change).cloned()
+    };
+    let released = change("released").context("released")?;
     ensure!(
-        event.kind == "tn.changed"
-            && event.payload["change"] == "released"
-            && event.payload["reason"] == "not renewed"
-            && event.payload["tn"] == json!(NY1),
-        "{event:?}"
+        released.payload["reason"] == "not renewed" && released.payload["tn"] == json!(NY1),
+        "{released:?}"
+    );
+    let failed = change("renewal_failed").context("renewal_failed")?;
+    ensure!(
+        failed.payload["tn"] == json!(DC1)
+            && failed.payload["reason"]
+                == "insufficient balance: a number costs 1.500000 USD a month, the balance is 1.000000 USD"
+            && failed.payload["release_on"] == json!(first_until + chrono::Duration::days(3)),
+        "{failed:?}"
     );
     ensure!(c.store.get_lease(a, ending).await?.context("lease")?.released_on.is_some());
     ensure!(c.store.get_number(NY1).await?.context("NY1")?.available, "back in the inventory");
+    // It is tried again an hour later, not at every sweep, and the account is told only once.
+    ensure!(renew_due(&state, first_until + day).await? == Sweep::default(), "waits for its retry");
+    let sweep = renew_due(&state, first_until + day + hour).await?;
+    ensure!(sweep == Sweep { waiting: 1, ..Sweep::default() }, "{sweep:?}");
 
-    // Paid within the grace period: renewed for the next month, once however often it sweeps.
+    // Paid within the grace period: renewed for the next month at its next try, once however
+    // often it sweeps.
     c.store.credit(a, 2_000_000, "top-up").await?;
-    let sweep = renew_due(&state, first_until + day).await?;
+    let later = first_until + day + hour * 2;
+    let sweep = renew_due(&state, later).await?;
     ensure!(sweep == Sweep { renewed: 1, ..Sweep::default() }, "{sweep:?}");
-    ensure!(renew_due(&state, first_until + day).await? == Sweep::default(), "renewed once");
+    ensure!(renew_due(&state, later).await? == Sweep::default(), "renewed once");
     let second_until = month_after(first_until);
     ensure!(c.store.get_lease(a, renewing).await?.context("lease")?.paid_until == Some(second_until));
     ensure!(c.store.balance(a).await? == 1_500_000);

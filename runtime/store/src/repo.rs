@@ -197,9 +197,20 @@ pub trait LeaseRepo: Send + Sync {
     async fn release_lease(&self, account: Uuid, lease: Uuid) -> Result<TnLease>;
     /// *Unscoped* (routing of inbound calls and SMS): the active lease of a number.
     async fn lease_by_tn(&self, tn: Tn) -> Result<Option<TnLease>>;
-    /// *Unscoped* (monthly number charges): active leases paid only until `at` or earlier,
-    /// the longest due first, at most `limit`.
+    /// *Unscoped* (monthly number charges): active leases paid only until `at` or earlier
+    /// whose renewal is not waiting for a retry after `at`, the longest due first, at most
+    /// `limit`.
     async fn leases_due(&self, at: Timestamp, limit: i64) -> Result<Vec<TnLease>>;
+    /// *Unscoped* (monthly number charges): the renewal of `lease`, still paid until
+    /// `paid_until`, failed: try it again at `retry_on`. `Some(true)` for the month's first
+    /// failure (once, whichever node), `Some(false)` for a later one, `None` when the lease was
+    /// renewed or released meanwhile. A paid renewal clears the retry.
+    async fn defer_renewal(
+        &self,
+        lease: Uuid,
+        paid_until: Timestamp,
+        retry_on: Timestamp,
+    ) -> Result<Option<bool>>;
 }
 
 /// Number orders, kept with each item's outcome.

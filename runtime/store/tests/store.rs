@@ -1950,11 +1950,23 @@ async fn a_lease_is_charged_once_per_month_and_never_on_credit(ctx: Ctx) -> anyh
     // The second month: unpaid at 0.50, then paid; a second row for the same lease.
     let unpaid = s.charge_lease(owner, charge(Some(month(1)), month(2))).await?;
     ensure!(unpaid == LeaseChargeOutcome::Unpaid { balance_micros: 500_000 }, "{unpaid:?}");
+    // Its retry: the first failure is told apart from later ones, and the lease waits for it.
+    let hour = chrono::Duration::hours(1);
+    ensure!(s.defer_renewal(lease.uuid, month(1), month(1) + hour).await? == Some(true), "the first failure");
+    ensure!(s.defer_renewal(lease.uuid, month(1), month(1) + hour * 2).await? == Some(false), "a later one");
+    ensure!(s.defer_renewal(lease.uuid, month(0), month(1) + hour).await?.is_none(), "a stale month");
+    ensure!(s.leases_due(month(1) + hour, 10).await?.is_empty(), "waiting for its retry");
+    ensure!(s.leases_due(month(1) + hour * 2, 10).await?.len() == 1, "due at its retry");
     s.credit(owner, 500_000, "top-up").await?;
     ensure!(matches!(
         s.charge_lease(owner, charge(Some(month(1)), month(2))).await?,
         LeaseChargeOutcome::Charged(_)
     ));
+    ensure!(s.leases_due(month(2), 10).await?.len() == 1, "a paid renewal clears the retry");
+    ensure!(
+        s.defer_renewal(lease.uuid, month(2), month(2) + hour).await? == Some(true),
+        "the next month's first"
+    );
     let rows = s
         .search_transactions(
             owner,

@@ -257,7 +257,7 @@ impl BillingRepo for Store {
             let mut tx = p.begin_write().await?;
             // The lease as read, or nothing: a renewal by another node, or a release, wins.
             let moved = sqlx::query(
-                "UPDATE tn_lease SET paid_until = $3 WHERE account_id = $1 AND id = $2 \
+                "UPDATE tn_lease SET paid_until = $3, renewal_retry_on = NULL WHERE account_id = $1 AND id = $2 \
                  AND released_on IS NULL AND paid_until IS NOT DISTINCT FROM $4",
             )
             .bind(account.to_string())

@@ -407,12 +407,40 @@ impl LeaseRepo for Store {
     async fn leases_due(&self, at: Timestamp, limit: i64) -> Result<Vec<TnLease>> {
         let rows: Vec<LeaseRow> = with_pool!(self, p => sqlx::query_as(concat!(
             "SELECT ", lease_cols!(),
-            " FROM tn_lease WHERE released_on IS NULL AND paid_until <= $1 ORDER BY paid_until, id LIMIT $2"
+            " FROM tn_lease WHERE released_on IS NULL AND paid_until <= $1 \
+             AND (renewal_retry_on IS NULL OR renewal_retry_on <= $1) \
+             ORDER BY COALESCE(renewal_retry_on, paid_until), id LIMIT $2"
         ))
         .bind(ms(at))
         .bind(limit)
         .fetch_all(p)
         .await?);
         rows.into_iter().map(LeaseRow::into_model).collect()
+    }
+
+    async fn defer_renewal(
+        &self,
+        lease: Uuid,
+        paid_until: Timestamp,
+        retry_on: Timestamp,
+    ) -> Result<Option<bool>> {
+        // The first failure of the month is the one that finds no retry set: of two nodes
+        // failing at once, one.
+        const FIRST: &str = "UPDATE tn_lease SET renewal_retry_on = $3 WHERE id = $1 AND released_on IS NULL \
+                             AND paid_until = $2 AND renewal_retry_on IS NULL";
+        const LATER: &str = "UPDATE tn_lease SET renewal_retry_on = $3 WHERE id = $1 AND released_on IS NULL AND paid_until = $2";
+        for (sql, first) in [(FIRST, true), (LATER, false)] {
+            let moved = with_pool!(self, p => sqlx::query(sql)
+                .bind(lease.to_string())
+                .bind(ms(paid_until))
+                .bind(ms(retry_on))
+                .execute(p)
+                .await?
+                .rows_affected());
+            if moved == 1 {
+                return Ok(Some(first));
+            }
+        }
+        Ok(None)
     }
 }
