@@ -391,7 +391,7 @@ async fn rated_platform(carrier_port: u16) -> Platform {
              1415,0.60,,1/1,San Francisco\n",
         )
         .expect("deck");
-        format!("[rating]\ndeck = \"{}\"\n", deck.display())
+        format!("[rating]\ndeck = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n", deck.display())
     })
     .await
 }
@@ -418,6 +418,11 @@ async fn calls_are_rated_charged_and_stopped_at_the_balance() {
         .find(|e| e["type"] == "call.hangup" && e["q850_cause"] == 21)
         .expect("the refused call's hangup");
     assert!(hangup["reason"].as_str().unwrap_or_default().starts_with("insufficient balance"), "{hangup:#}");
+    // The operator sees it counted.
+    let (status, metrics) = support::platform::scrape_metrics(&platform, None).await;
+    assert_eq!(status, 200, "{metrics}");
+    let refused = r#"opentact_calls_refused_total{reason="payment"}"#;
+    assert_eq!(support::platform::metric(&metrics, refused), Some(1.0), "{metrics}");
     // A destination the deck does not rate is refused too.
     let (status, unrated) = post(&platform, &auth, "/rest/call", call_to("33142685300")).await;
     assert_eq!(status, 402, "{unrated}");

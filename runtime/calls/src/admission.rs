@@ -46,6 +46,9 @@ pub struct Admission {
     calls: Mutex<HashMap<Uuid, usize>>,
     /// Nodes share the database: it counts.
     shared: Option<SharedLimits>,
+    /// Where refusals are counted (`opentact_calls_refused_total`): a busy account's refusals
+    /// are logged at info only, one per call, so operators see them here.
+    metrics: Option<opentact_metrics::CallMetrics>,
 }
 
 impl Default for Admission {
@@ -86,7 +89,14 @@ impl Admission {
             draining: AtomicBool::new(false),
             calls: Mutex::default(),
             shared: None,
+            metrics: None,
         }
+    }
+
+    /// Count refusals in `metrics`.
+    pub fn with_metrics(mut self, metrics: opentact_metrics::CallMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// [`Self::new`], each account's calls counted in `store` together with the other nodes
@@ -97,6 +107,17 @@ impl Admission {
 
     /// A slot for a new call of `account`, or why not.
     pub async fn admit(self: &Arc<Self>, account: Uuid) -> Result<CallSlot, Refusal> {
+        let admitted = self.take_slot(account).await;
+        if let (Err(refusal), Some(metrics)) = (&admitted, &self.metrics) {
+            metrics.refused(match refusal {
+                Refusal::Draining => opentact_metrics::CallRefusal::Draining,
+                Refusal::AccountLimit { .. } => opentact_metrics::CallRefusal::AccountLimit,
+            });
+        }
+        admitted
+    }
+
+    async fn take_slot(self: &Arc<Self>, account: Uuid) -> Result<CallSlot, Refusal> {
         if self.is_draining() {
             return Err(Refusal::Draining);
         }
@@ -142,7 +163,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_account_at_its_cap_is_refused_while_others_are_admitted() {
-        let admission = Arc::new(Admission::new(2));
+        let metrics = opentact_metrics::CallMetrics::default();
+        let admission = Arc::new(Admission::new(2).with_metrics(metrics.clone()));
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let first = admission.admit(a).await.expect("first");
         let _second = admission.admit(a).await.expect("second");
@@ -151,6 +173,12 @@ mod tests {
         drop(first);
         let _again = admission.admit(a).await.expect("a slot given back is free again");
         assert_eq!(admission.running(), 3);
+        assert_eq!(
+            metrics.refusals(opentact_metrics::CallRefusal::AccountLimit),
+            1,
+            "the refusal is counted"
+        );
+        assert_eq!(metrics.refusals(opentact_metrics::CallRefusal::Draining), 0);
     }
 
     #[tokio::test]

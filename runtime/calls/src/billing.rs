@@ -96,6 +96,8 @@ pub struct Billing {
     events: Option<Arc<opentact_events::EventBus>>,
     /// What this node's calls in progress spend.
     live: Arc<LiveSpend>,
+    /// Where refusals are counted (`opentact_calls_refused_total{reason="payment"}`).
+    metrics: Option<opentact_metrics::CallMetrics>,
 }
 
 impl std::fmt::Debug for Billing {
@@ -115,13 +117,27 @@ fn start_of_day() -> chrono::DateTime<Utc> {
 
 impl Billing {
     pub fn new(deck: Option<Arc<Deck>>, store: Repo, currency: String) -> Self {
-        Billing { deck, inbound: None, store, currency, events: None, live: LiveSpend::new() }
+        Billing { deck, inbound: None, store, currency, events: None, live: LiveSpend::new(), metrics: None }
     }
 
     /// Rate calls in to numbers at `rate` (its prefix unused), when there is one.
     pub fn with_inbound(mut self, rate: Option<Rate>) -> Self {
         self.inbound = rate;
         self
+    }
+
+    /// Count the calls refused for money in `metrics`.
+    pub fn with_metrics(mut self, metrics: opentact_metrics::CallMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Counts a refusal for money, and passes the answer on.
+    fn counted<T>(&self, answer: Result<T, PaymentRefusal>) -> Result<T, PaymentRefusal> {
+        if let (Err(_), Some(metrics)) = (&answer, &self.metrics) {
+            metrics.refused(opentact_metrics::CallRefusal::Payment);
+        }
+        answer
     }
 
     /// Announce each charge on `bus` as `account.changed` with the new balance.
@@ -142,6 +158,16 @@ impl Billing {
     /// Whether `account` may call `to` under `profile`, and for how long; `Ok(None)`: the call
     /// is not rated.
     pub async fn authorize(
+        &self,
+        account: Uuid,
+        profile: Option<&OutboundVoiceProfile>,
+        to: &DialTarget,
+    ) -> Result<Option<RatedCall>, PaymentRefusal> {
+        let answer = self.rate_and_admit(account, profile, to).await;
+        self.counted(answer)
+    }
+
+    async fn rate_and_admit(
         &self,
         account: Uuid,
         profile: Option<&OutboundVoiceProfile>,
@@ -228,6 +254,11 @@ impl Billing {
     /// Whether `account` may take a call in to one of its numbers, and for how long;
     /// `Ok(None)`: calls in are not rated.
     pub async fn authorize_inbound(&self, account: Uuid) -> Result<Option<RatedCall>, PaymentRefusal> {
+        let answer = self.admit_inbound(account).await;
+        self.counted(answer)
+    }
+
+    async fn admit_inbound(&self, account: Uuid) -> Result<Option<RatedCall>, PaymentRefusal> {
         let Some(rate) = &self.inbound else { return Ok(None) };
         let balance = self.read_balance(account).await?;
         let ticket = self.live.admit(rate.clone(), vec![balance]).map_err(|shortfall| {

@@ -19,6 +19,7 @@
 //! | `opentact_node_info{node,version}` | gauge | 1; the node's id and the build |
 //! | `opentact_calls_up` | gauge | calls whose flow runs on this node now |
 //! | `opentact_calls_total{direction}` | counter | calls started (`rate()` gives calls/s) |
+//! | `opentact_calls_refused_total{reason}` | counter | calls refused before they rang, by [`CallRefusal`] |
 //! | `opentact_flow_starts_total{trigger}` | counter | flows started, for a call or an SMS |
 //! | `opentact_flow_failures_total{cause}` | counter | flows that did not complete, by [`FlowFailure`] |
 //! | `opentact_flows_parked` | gauge | async-mode flows waiting for their next REST command |
@@ -162,6 +163,31 @@ impl FlowFailure {
 pub struct CallMetrics {
     up: Gauge,
     total: Family<Label, Counter>,
+    refused: Family<Label, Counter>,
+}
+
+/// Why the platform refused a call before it rang, as `opentact_calls_refused_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallRefusal {
+    /// The account had as many calls as `[calls] max_calls_per_account` lets it.
+    AccountLimit,
+    /// The node was stopping.
+    Draining,
+    /// The account could not pay for it (balance, daily spend limit, max_rate, no rate).
+    Payment,
+}
+
+impl CallRefusal {
+    pub const ALL: [CallRefusal; 3] =
+        [CallRefusal::AccountLimit, CallRefusal::Draining, CallRefusal::Payment];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallRefusal::AccountLimit => "account_limit",
+            CallRefusal::Draining => "draining",
+            CallRefusal::Payment => "payment",
+        }
+    }
 }
 
 impl CallMetrics {
@@ -184,6 +210,16 @@ impl CallMetrics {
     /// Calls started so far in `direction`.
     pub fn total(&self, direction: CallDirection) -> u64 {
         self.total.get_or_create(&[("direction", direction.as_str())]).get()
+    }
+
+    /// A call was refused before it rang.
+    pub fn refused(&self, reason: CallRefusal) {
+        self.refused.get_or_create(&[("reason", reason.as_str())]).inc();
+    }
+
+    /// Calls refused so far for `reason`.
+    pub fn refusals(&self, reason: CallRefusal) -> u64 {
+        self.refused.get_or_create(&[("reason", reason.as_str())]).get()
     }
 }
 
@@ -411,6 +447,14 @@ impl Metrics {
         for direction in [CallDirection::Inbound, CallDirection::Outbound] {
             let _ = calls.total.get_or_create(&[("direction", direction.as_str())]);
         }
+        registry.register(
+            "calls_refused",
+            "Calls refused before they rang, by reason",
+            calls.refused.clone(),
+        );
+        for reason in CallRefusal::ALL {
+            let _ = calls.refused.get_or_create(&[("reason", reason.as_str())]);
+        }
 
         let flows = FlowMetrics::default();
         registry.register("flow_starts", "Flows started, by trigger", flows.starts.clone());
@@ -532,6 +576,10 @@ mod tests {
         assert!(text.contains("# TYPE opentact_webhook_delivery_delay_seconds histogram"), "{text}");
         assert_eq!(value(&text, "opentact_calls_up"), Some(0.0), "{text}");
         assert_eq!(value(&text, r#"opentact_calls_total{direction="inbound"}"#), Some(0.0), "{text}");
+        for reason in CallRefusal::ALL {
+            let series = format!(r#"opentact_calls_refused_total{{reason="{}"}}"#, reason.as_str());
+            assert_eq!(value(&text, &series), Some(0.0), "{series} in {text}");
+        }
         for cause in FlowFailure::ALL {
             let series = format!(r#"opentact_flow_failures_total{{cause="{}"}}"#, cause.as_str());
             assert_eq!(value(&text, &series), Some(0.0), "{series} in {text}");

@@ -180,12 +180,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let repo: opentact_calls::Repo = Arc::new(store.clone());
     let live_calls = Arc::new(LiveCalls::with_metrics(metrics.calls.clone()));
     // An account's calls: counted in PostgreSQL when nodes share it, so the cap holds for all.
-    let admission = Arc::new(match store.backend() {
-        opentact_store::Backend::Postgres => {
-            Admission::shared(config.calls.max_calls_per_account, Arc::new(store.clone()), node.clone())
+    let admission = Arc::new(
+        match store.backend() {
+            opentact_store::Backend::Postgres => {
+                Admission::shared(config.calls.max_calls_per_account, Arc::new(store.clone()), node.clone())
+            }
+            opentact_store::Backend::Sqlite => Admission::new(config.calls.max_calls_per_account),
         }
-        opentact_store::Backend::Sqlite => Admission::new(config.calls.max_calls_per_account),
-    });
+        .with_metrics(metrics.calls.clone()),
+    );
     // Calls this node carried when it died (a crash, a kill -9) would stay open in the log.
     let closed = opentact_store::CallLogRepo::close_abandoned_calls(
         &store,
@@ -216,6 +219,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let billing = Arc::new(
         opentact_calls::Billing::new(deck, repo.clone(), config.rating.currency.clone())
             .with_inbound(inbound_rate)
+            .with_metrics(metrics.calls.clone())
             .with_events(bus.clone()),
     );
     let dialer = Arc::new(ServerDialer {
