@@ -381,7 +381,8 @@ async fn credit(platform: &Platform, amount: &str) {
 }
 
 /// The platform with a rating deck: Washington DC (1202) at 0.60 a minute billed in blocks of
-/// 6 s, San Francisco (1415) at 0.60 a minute per second, nothing else.
+/// 6 s, San Francisco (1415) at 0.60 a minute per second, nothing else. Balances of calls in
+/// progress are re-read every second.
 async fn rated_platform(carrier_port: u16) -> Platform {
     platform_with(carrier_port, |dir| {
         let deck = dir.join("rates.csv");
@@ -391,7 +392,10 @@ async fn rated_platform(carrier_port: u16) -> Platform {
              1415,0.60,,1/1,San Francisco\n",
         )
         .expect("deck");
-        format!("[rating]\ndeck = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n", deck.display())
+        format!(
+            "[rating]\ndeck = \"{}\"\nbalance_refresh_secs = 1\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+            deck.display()
+        )
     })
     .await
 }
@@ -556,6 +560,36 @@ async fn concurrent_calls_share_the_balance_and_end_together_when_it_is_used_up(
     assert_eq!(left, 100_000 - billed);
     assert!((0..=70_000).contains(&left) && billed <= 100_000, "billed {billed}, left {left}");
     assert!(billed >= 70_000, "both talked until the balance was nearly used up: billed {billed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credit_during_a_call_lets_it_talk_on() {
+    let carrier_port = free_udp_port();
+    let platform = rated_platform(carrier_port).await;
+    let auth = jwt(&platform).await;
+    // 0.04 pays 4 s to San Francisco; the callee talks 6 s and hangs up itself — which it
+    // can only if the platform has not ended the call first.
+    credit(&platform, "0.04").await;
+    let (carrier, _dir) = callee(callee_scenario(200, 6000), carrier_port).await;
+    let xml = r#"<Response><Pause length="20000"/></Response>"#;
+    let (status, created) =
+        post(&platform, &auth, "/rest/call", json!({"from": TN, "to": "14155550123", "xml": xml})).await;
+    assert_eq!(status, 201, "{created}");
+    let call = created["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    platform
+        .wait_for_event(Duration::from_secs(10), |e| e["type"] == "call.answered" && e["call"] == call)
+        .await;
+    // The operator credits 0.10 while it talks: within a second the call knows.
+    credit(&platform, "0.10").await;
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "the callee hung up after 6 s, not the platform after 4:\n{output}");
+    let events = call_events(&platform, &call, "call.destroyed").await;
+    let hangup = events.iter().find(|e| e["type"] == "call.hangup").expect("hangup");
+    assert_ne!(hangup["q850_cause"], 21, "{hangup:#}");
+    let cdr = wait_for_price(&platform, &auth, &call).await;
+    let billed = cdr["price"]["billed_secs"].as_i64().expect("billed");
+    assert!((6..=7).contains(&billed), "{cdr:#}");
+    assert_eq!(balance(&platform, &auth).await, 140_000 - billed * 10_000);
 }
 
 /// An outbound voice profile made over REST; its uuid.

@@ -23,8 +23,10 @@
 //!
 //! Concurrent calls of one account share its balance and their profile's daily spend limit
 //! ([`crate::spend`]): a new call is refused what the calls in progress hold, and once the
-//! budget is used up all of them are ended together. On a shared PostgreSQL each node counts
-//! only its own calls in progress.
+//! budget is used up all of them are ended together. The balance of accounts with calls in
+//! progress is re-read every `[rating] balance_refresh_secs`, so a credit during a call gives
+//! it more time and a message's charge less. On a shared PostgreSQL each node counts only its
+//! own calls in progress (the others' charges reach it with that re-read).
 //!
 //! Without a deck nothing is rated and nothing is refused. Calls to SIP users and URIs stay on
 //! the platform and are not rated.
@@ -240,6 +242,32 @@ impl Billing {
             balance,
             format!("{INSUFFICIENT_BALANCE}: the balance of {} is used up", self.money(balance)),
         ))
+    }
+
+    /// Re-reads the balance of every account with calls in progress, so that what changed it
+    /// from outside this node's calls (a credit, a message, a number's month, another node's
+    /// calls) moves when they end ([`LiveSpend::refresh`]).
+    pub async fn refresh_balances(&self) {
+        for key in self.live.balances_in_use() {
+            let BudgetKey::Balance(account) = key else { continue };
+            match self.read_balance(account).await {
+                Ok(read) => self.live.refresh(read),
+                Err(refusal) => warn!(%account, %refusal, "re-reading the balance of calls in progress"),
+            }
+        }
+    }
+
+    /// [`Billing::refresh_balances`] every `every`, from now on.
+    pub fn keep_balances_fresh(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let billing = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                billing.refresh_balances().await;
+            }
+        })
     }
 
     /// What calls in progress hold of a budget, as a refusal says it; empty when none does.

@@ -213,6 +213,38 @@ impl LiveSpend {
         Ok(SpendTicket { spend: self.clone(), id, settled: Mutex::new(false) })
     }
 
+    /// The balances that calls in progress spend now: what [`LiveSpend::refresh`] re-reads.
+    pub fn balances_in_use(&self) -> Vec<BudgetKey> {
+        let ledger = self.ledger.lock();
+        ledger
+            .budgets
+            .iter()
+            .filter(|(key, budget)| matches!(key, BudgetKey::Balance(_)) && !budget.members.is_empty())
+            .map(|(key, _)| *key)
+            .collect()
+    }
+
+    /// Put what the store says a budget holds now in place of what it held when its newest
+    /// call was admitted: what changed it since from outside this ledger — a credit, a
+    /// message's charge, a number's month, another node's calls' charges — moves its calls'
+    /// moment. A budget without calls is left alone.
+    pub fn refresh(&self, read: BudgetRead) {
+        self.refresh_at(&read, Instant::now());
+    }
+
+    fn refresh_at(&self, read: &BudgetRead, now: Instant) {
+        let mut ledger = self.ledger.lock();
+        let key = read.reading.key;
+        let Some(budget) = ledger.budgets.get_mut(&key) else { return };
+        if budget.members.is_empty() {
+            return;
+        }
+        let raced = budget.settled_micros - read.reading.settled_before;
+        budget.amount_micros = read.amount_micros - raced.max(0);
+        budget.used_up_reason.clone_from(&read.used_up_reason);
+        ledger.recompute(key, now);
+    }
+
     fn answered_at(&self, id: u64, now: Instant) {
         let mut ledger = self.ledger.lock();
         let Some(spender) = ledger.spenders.get_mut(&id) else { return };
@@ -530,6 +562,22 @@ mod tests {
         let second = spend.admit_at(rate(1, 1), vec![reading.read(100_000, String::new())], t3).unwrap();
         spend.answered_at(second.id, t3);
         assert_eq!(deadline(&second).unwrap().0 - t3, secs(7));
+    }
+
+    #[test]
+    fn a_credit_during_the_call_gives_it_more_time() {
+        let (spend, t0) = (LiveSpend::new(), Instant::now());
+        let ticket = spend.admit_at(rate(1, 1), balance(&spend, 30_000), t0).unwrap();
+        spend.answered_at(ticket.id, t0);
+        assert_eq!(deadline(&ticket).unwrap().0, t0 + secs(3));
+        assert_eq!(spend.balances_in_use(), [BudgetKey::Balance(ACCOUNT)]);
+        // Credited 0.10 while it talks: the store says 0.13 (its own charge comes at its end).
+        let read = spend.reading(BudgetKey::Balance(ACCOUNT)).read(130_000, "0.13 is used up".to_owned());
+        spend.refresh_at(&read, t0 + secs(1));
+        assert_eq!(deadline(&ticket), Some((t0 + secs(13), "0.13 is used up".to_owned())));
+        drop(read);
+        drop(ticket);
+        assert!(spend.balances_in_use().is_empty(), "no call, nothing to refresh");
     }
 
     #[test]

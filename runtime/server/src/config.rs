@@ -474,6 +474,10 @@ pub struct RatingSection {
     pub inbound_per_sms: Option<String>,
     /// Days an unpaid renewal is tried again before the number is released.
     pub number_grace_days: u32,
+    /// How often this node re-reads the balance of accounts with calls in progress, in
+    /// seconds (at least 1): a credit during a call then gives it more time, a message's
+    /// charge less.
+    pub balance_refresh_secs: u64,
     /// How often this node looks for leases whose month is over, in seconds.
     pub renewal_check_secs: u64,
 }
@@ -488,6 +492,7 @@ impl Default for RatingSection {
             inbound_increment: "60/60".to_owned(),
             inbound_per_sms: None,
             number_grace_days: 3,
+            balance_refresh_secs: 10,
             renewal_check_secs: 300,
         }
     }
@@ -509,6 +514,11 @@ impl RatingSection {
         }
         let grace = std::time::Duration::from_secs(u64::from(self.number_grace_days) * 86_400);
         Ok(Some(opentact_api::rental::NumberPrice { monthly_micros, grace }))
+    }
+
+    /// How often the balances of calls in progress are re-read (at least a second).
+    pub fn balance_refresh(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.balance_refresh_secs.max(1))
     }
 
     /// The rate of calls in to numbers, checked; `None` when they are free.
