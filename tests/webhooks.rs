@@ -1,7 +1,8 @@
 //! Webhooks end to end: a real SIP call's events reach a receiver on loopback as signed POSTs
 //! — every signature verified with the key from the API, each event accepted exactly once, in
 //! per-call order, through a receiver that fails each event twice first — and deliveries
-//! pending when the server is killed arrive after it restarts.
+//! pending when the server is killed arrive after it restarts; number and account events reach
+//! a subscription signed, with the websocket's payload.
 
 mod support;
 // The webhook crate's tests make their PostgreSQL databases the same way.
@@ -218,6 +219,85 @@ async fn signed_events_arrive_once_in_order_through_a_receiver_that_fails_twice(
     assert!(data.iter().all(|d| d["state"] == "delivered" && d["attempts"] == 3), "{deliveries}");
 }
 
+/// The platform (its webhooks may reach loopback), with `receiver` holding the sample
+/// account's signing key; the account's Basic authorization.
+async fn platform_signing_to(receiver: &Receiver) -> (Platform, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(dir.path());
+    let platform = Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await;
+    let auth = basic("demo@opentact.local", &sample_password(&platform.log()));
+    let (status, key) =
+        http(platform.api, "GET", "/rest/event/key", &[("Authorization", auth.as_str())], None).await;
+    assert_eq!(status, 200, "{key}");
+    *receiver.public_key.lock() = key["payload"]["public_key"].as_str().map(str::to_owned);
+    (platform, auth)
+}
+
+/// Number and account events reach a webhook subscription as call events do: signed, with the
+/// payload the websocket shows — `tn.order`, `tn.changed` for a lease's change, and
+/// `account.changed` for a settings change and for the operator's credit from the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn number_and_account_events_arrive_signed_with_the_websockets_payload() {
+    let receiver = Receiver::start(0).await;
+    let (platform, auth) = platform_signing_to(&receiver).await;
+    let headers = [("Authorization", auth.as_str())];
+    for kind in ["tn.*", "account.*"] {
+        let body = json!({"channel": "webhook", "type": kind, "url": receiver.url()});
+        let (status, created) =
+            http(platform.api, "POST", "/rest/event/subscription", &headers, Some(&body)).await;
+        assert_eq!(status, 201, "{created}");
+    }
+    let (status, login) = http(platform.api, "GET", "/rest/auth", &headers, None).await;
+    assert_eq!(status, 200, "{login}");
+    let mut socket =
+        support::ws::subscribe(platform.api, login["payload"]["token"].as_str().expect("jwt")).await;
+
+    let order = json!({"items": [{"tn": 12025550150_i64}]});
+    let (status, ordered) = http(platform.api, "POST", "/rest/order", &headers, Some(&order)).await;
+    assert_eq!(status, 201, "{ordered}");
+    let lease = ordered["payload"]["items"][0]["lease"].as_str().expect("lease").to_owned();
+    let patch = json!({"autorenew": true});
+    let (status, patched) =
+        http(platform.api, "PATCH", &format!("/rest/lease/tn/{lease}"), &headers, Some(&patch)).await;
+    assert_eq!(status, 200, "{patched}");
+    let (status, renamed) =
+        http(platform.api, "PATCH", "/rest/account", &headers, Some(&json!({"name": "Demo Ops"}))).await;
+    assert_eq!(status, 200, "{renamed}");
+    platform.credit("demo@opentact.local", "1.00").await;
+
+    // Over the websocket, up to the credit (the last).
+    let heard = support::ws::until(&mut socket, |e| e["payload"]["transaction"]["kind"] == "credit").await;
+    let find = |kind: &str, matches: &dyn Fn(&Value) -> bool| {
+        heard
+            .iter()
+            .find(|e| e["type"] == kind && matches(e))
+            .cloned()
+            .unwrap_or_else(|| panic!("{kind}: {heard:#?}"))
+    };
+    let expected = [
+        find("tn.order", &|e| e["payload"]["order"]["items"][0]["tn"] == 12025550150_i64),
+        find("tn.changed", &|e| {
+            e["payload"]["change"] == "updated" && e["payload"]["lease"]["autorenew"] == true
+        }),
+        find("account.changed", &|e| e["payload"]["changed"] == json!(["name"])),
+        find("account.changed", &|e| e["payload"]["balance_micros"] == 1_000_000),
+    ];
+    // The receiver got each, signed, with the same payload.
+    let subscribed =
+        |e: &&Value| e["type"].as_str().is_some_and(|t| t.starts_with("tn.") || t.starts_with("account."));
+    let accepted =
+        until_accepted(&receiver, heard.iter().filter(subscribed).count(), || platform.log()).await;
+    for event in &expected {
+        let delivered = accepted
+            .iter()
+            .find(|d| d["uuid"] == event["uuid"])
+            .unwrap_or_else(|| panic!("{} not delivered: {accepted:#?}", event["type"]));
+        assert_eq!((&delivered["type"], &delivered["payload"]), (&event["type"], &event["payload"]));
+    }
+    let log = receiver.log.lock().clone();
+    assert!(log.iter().all(|d| d.signature_valid), "every request is signed by the account's key: {log:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_pending_when_the_server_is_killed_arrive_after_a_restart() {
     let receiver = Receiver::start(0).await;
@@ -378,14 +458,8 @@ async fn calls_on_two_nodes_are_delivered_once_each_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_numbers_own_event_url_gets_its_calls_events_signed() {
     let receiver = Receiver::start(0).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = config(dir.path());
-    let platform = Platform::start_in(dir, &["--config", config.to_str().expect("utf-8")]).await;
-    let auth = basic("demo@opentact.local", &sample_password(&platform.log()));
+    let (platform, auth) = platform_signing_to(&receiver).await;
     let headers = [("Authorization", auth.as_str())];
-    let (status, key) = http(platform.api, "GET", "/rest/event/key", &headers, None).await;
-    assert_eq!(status, 200, "{key}");
-    *receiver.public_key.lock() = key["payload"]["public_key"].as_str().map(str::to_owned);
     // The sample number's lease names the receiver; the account subscribes to nothing.
     let (status, leases) = http(platform.api, "GET", "/rest/lease/tn", &headers, None).await;
     assert_eq!(status, 200, "{leases}");
