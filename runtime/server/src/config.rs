@@ -516,9 +516,12 @@ impl RatingSection {
         Ok(Some(opentact_api::rental::NumberPrice { monthly_micros, grace }))
     }
 
-    /// How often the balances of calls in progress are re-read (at least a second).
-    pub fn balance_refresh(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.balance_refresh_secs.max(1))
+    /// How often the balances of calls in progress are re-read, checked.
+    pub fn balance_refresh(&self) -> anyhow::Result<std::time::Duration> {
+        if self.balance_refresh_secs == 0 {
+            anyhow::bail!("[rating] balance_refresh_secs must be at least 1");
+        }
+        Ok(std::time::Duration::from_secs(self.balance_refresh_secs))
     }
 
     /// The rate of calls in to numbers, checked; `None` when they are free.
@@ -630,6 +633,15 @@ mod tests {
             let error = rating(text).inbound_rate().expect_err(text).to_string();
             assert!(error.contains(needle), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn balances_are_re_read_at_least_every_second() {
+        let rating = |text: &str| toml::from_str::<Config>(text).expect("parses").rating;
+        assert_eq!(rating("").balance_refresh().expect("default"), std::time::Duration::from_secs(10));
+        let error =
+            rating("[rating]\nbalance_refresh_secs = 0\n").balance_refresh().expect_err("0").to_string();
+        assert!(error.contains("balance_refresh_secs must be at least 1"), "{error}");
     }
 
     #[test]

@@ -223,7 +223,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_events(bus.clone()),
     );
     // Calls in progress hear of credits and other charges: a top-up gives them more time.
-    billing.keep_balances_fresh(config.rating.balance_refresh());
+    billing.keep_balances_fresh(config.rating.balance_refresh()?);
     let dialer = Arc::new(ServerDialer {
         endpoint: std::sync::OnceLock::new(),
         store: repo.clone(),
