@@ -130,9 +130,45 @@ pub enum StoreError {
     #[error("database migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
 
-    /// The database failed (connection, I/O, a constraint this layer did not expect).
-    #[error("database error")]
+    /// The database failed (connection, I/O, a constraint this layer did not expect). Its
+    /// message says what kind of failure, and the database's code, never the database's own
+    /// text (which names tables and values, and reaches some customer-facing reasons).
+    #[error("database error{}", DatabaseSummary(.0))]
     Database(#[source] sqlx::Error),
+}
+
+/// What kind of database failure, for [`StoreError::Database`]'s message: enough to tell a
+/// lock from a lost connection in a log line.
+struct DatabaseSummary<'a>(&'a sqlx::Error);
+
+impl fmt::Display for DatabaseSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            sqlx::Error::Database(db) => {
+                let kind = match db.kind() {
+                    sqlx::error::ErrorKind::UniqueViolation => "a unique constraint",
+                    sqlx::error::ErrorKind::ForeignKeyViolation => "a foreign key",
+                    sqlx::error::ErrorKind::NotNullViolation => "a not-null constraint",
+                    sqlx::error::ErrorKind::CheckViolation => "a check constraint",
+                    _ => "the database refused the statement",
+                };
+                match db.code() {
+                    Some(code) => write!(f, " ({kind}, code {code})"),
+                    None => write!(f, " ({kind})"),
+                }
+            }
+            sqlx::Error::PoolTimedOut => f.write_str(": no database connection was free in time"),
+            sqlx::Error::PoolClosed => f.write_str(": the connection pool is closed"),
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+                f.write_str(": the connection to the database failed")
+            }
+            sqlx::Error::WorkerCrashed => f.write_str(": the database worker stopped"),
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
+                f.write_str(": a stored value could not be read")
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -168,5 +204,28 @@ pub(crate) fn conflict_on(
             StoreError::Conflict { kind, field, value: value.to_string() }
         }
         _ => StoreError::Database(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_error_says_its_kind_and_code_but_not_the_databases_text() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.expect("in-memory SQLite");
+        sqlx::query("CREATE TABLE secret_table (id INTEGER PRIMARY KEY)")
+            .execute(&pool)
+            .await
+            .expect("table");
+        sqlx::query("INSERT INTO secret_table (id) VALUES (7)").execute(&pool).await.expect("row");
+        let twice =
+            sqlx::query("INSERT INTO secret_table (id) VALUES (7)").execute(&pool).await.expect_err("twice");
+        let message = StoreError::from(twice).to_string();
+        assert_eq!(message, "database error (a unique constraint, code 1555)");
+        assert!(!message.contains("secret_table"), "{message}");
+
+        let timed_out = StoreError::Database(sqlx::Error::PoolTimedOut).to_string();
+        assert_eq!(timed_out, "database error: no database connection was free in time");
     }
 }
