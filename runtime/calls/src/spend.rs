@@ -13,8 +13,10 @@
 //! answered, one settled, a new one admitted) moves it. All of the budget's calls are ended
 //! then, so that together they are billed no more than it held.
 //!
-//! Budgets are per node: calls of one account carried by different nodes of a shared
-//! PostgreSQL each see the balance without the others' calls in progress.
+//! What changes a budget from outside — a credit, a message's or a number's charge, another
+//! node's ended calls — reaches it when the balance is read again ([`LiveSpend::refresh`],
+//! every `[rating] balance_refresh_secs`). Budgets are per node: calls of one account carried
+//! by different nodes of a shared PostgreSQL do not see each other while they last.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
