@@ -1864,7 +1864,8 @@ async fn balances_move_only_with_their_ledger(ctx: Ctx) -> anyhow::Result<()> {
     let theirs = s.search_transactions(stranger, TransactionFilter::default(), ListParams::default()).await?;
     ensure!(theirs.total == 0, "another account sees none: {theirs:?}");
 
-    // A balance may go below zero (calls in progress together); a negative charge is refused.
+    // A balance may go below zero (an operator's correction; a call is charged what it
+    // talked); a negative charge is refused.
     let debt = s.credit(owner, -6_000_000, "correction").await?;
     ensure!(debt.balance_after_micros == -1_011_000, "{debt:?}");
     let bad = NewCharge {

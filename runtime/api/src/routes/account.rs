@@ -202,8 +202,9 @@ pub(crate) async fn update(
 /// `GET /rest/account/balance`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Balance {
-    /// Micro-units (1.000000 = 1 000 000); below zero when calls in progress together took
-    /// more than was left.
+    /// Micro-units (1.000000 = 1 000 000). Below zero only after an operator's correction, or
+    /// when charges the calls in progress had not yet heard of (a message, another node's
+    /// calls) took what they were still spending.
     pub balance_micros: i64,
     /// The same, as a decimal with six places.
     #[schema(example = "12.500000")]

@@ -87,7 +87,7 @@ pub enum ChargeTarget {
 }
 
 /// A charge to settle: `amount_micros` (not negative) is taken off the balance, which may go
-/// below zero (calls that were in progress together).
+/// below zero: a call is charged what it talked, even when other charges came first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCharge {
     pub target: ChargeTarget,
