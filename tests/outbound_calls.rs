@@ -381,8 +381,9 @@ async fn credit(platform: &Platform, amount: &str) {
 }
 
 /// The platform with a rating deck: Washington DC (1202) at 0.60 a minute billed in blocks of
-/// 6 s, San Francisco (1415) at 0.60 a minute per second, nothing else. Balances of calls in
-/// progress are re-read every second.
+/// 6 s, San Francisco (1415) at 0.60 a minute per second, nothing else (messages to DC 0.01).
+/// Balances of calls in progress are re-read every second; US numbers may text without a
+/// 10DLC campaign.
 async fn rated_platform(carrier_port: u16) -> Platform {
     platform_with(carrier_port, |dir| {
         let deck = dir.join("rates.csv");
@@ -393,7 +394,8 @@ async fn rated_platform(carrier_port: u16) -> Platform {
         )
         .expect("deck");
         format!(
-            "[rating]\ndeck = \"{}\"\nbalance_refresh_secs = 1\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+            "[rating]\ndeck = \"{}\"\nbalance_refresh_secs = 1\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n\
+             [messaging]\ntendlc_enforce = false\n",
             deck.display()
         )
     })
@@ -590,6 +592,40 @@ async fn a_credit_during_a_call_lets_it_talk_on() {
     let billed = cdr["price"]["billed_secs"].as_i64().expect("billed");
     assert!((6..=7).contains(&billed), "{cdr:#}");
     assert_eq!(balance(&platform, &auth).await, 140_000 - billed * 10_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_cannot_spend_what_a_call_in_progress_holds() {
+    let carrier_port = free_udp_port();
+    let platform = rated_platform(carrier_port).await;
+    let auth = jwt(&platform).await;
+    let (status, enabled) = post(&platform, &auth, "/rest/lease/tn/sms", json!({"enable": [TN]})).await;
+    assert_eq!(status, 200, "{enabled}");
+    credit(&platform, "0.065").await;
+    let sms = json!({"tn": TN, "to": "+12025550111", "message": "on my way"});
+    // A call to DC rings 2 s, then talks 1 s: it holds its first block, 0.06, from the start.
+    let (carrier, _dir) = callee(callee_scenario(2000, 1000), carrier_port).await;
+    let xml = r#"<Response><Pause length="20000"/></Response>"#;
+    let (status, created) =
+        post(&platform, &auth, "/rest/call", json!({"from": TN, "to": "12025550111", "xml": xml})).await;
+    assert_eq!(status, 201, "{created}");
+    let call = created["payload"]["uuid"].as_str().expect("uuid").to_owned();
+    let (status, refused) = post(&platform, &auth, "/rest/sms", sms.clone()).await;
+    assert_eq!(status, 402, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "insufficient balance: 0.005000 USD left (0.060000 USD held by calls in progress), the message (1 part) to +12025550111 costs 0.010000 USD"
+    );
+    // The call is charged its 0.06; what is left still does not pay the message.
+    let (code, output) = carrier.await.expect("carrier");
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(wait_for_price(&platform, &auth, &call).await["price"]["price_micros"], 60_000);
+    let (status, refused) = post(&platform, &auth, "/rest/sms", sms).await;
+    assert_eq!(status, 402, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "insufficient balance: 0.005000 USD left, the message (1 part) to +12025550111 costs 0.010000 USD"
+    );
 }
 
 /// An outbound voice profile made over REST; its uuid.

@@ -402,6 +402,12 @@ impl Billing {
     }
 }
 
+impl opentact_control::CallSpend for Billing {
+    fn held(&self, account: Uuid) -> i64 {
+        self.live.held(BudgetKey::Balance(account))
+    }
+}
+
 /// Ends a rated call once its budgets are used up (with what its account's other calls in
 /// progress spend; a little early: [`END_EARLY_BY`]) with cause 21 and the reason. Abort the
 /// returned task when the call ends first.

@@ -215,6 +215,12 @@ impl LiveSpend {
         Ok(SpendTicket { spend: self.clone(), id, settled: Mutex::new(false) })
     }
 
+    /// What the calls on `key` hold now: answered ones what they have cost so far, ringing
+    /// ones their first block.
+    pub fn held(&self, key: BudgetKey) -> i64 {
+        self.ledger.lock().held(key, Instant::now()).0
+    }
+
     /// The balances that calls in progress spend now: what [`LiveSpend::refresh`] re-reads.
     pub fn balances_in_use(&self) -> Vec<BudgetKey> {
         let ledger = self.ledger.lock();

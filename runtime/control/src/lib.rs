@@ -213,6 +213,13 @@ pub trait Messaging: Send + Sync {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<SentSms, SmsRefusal>> + Send + '_>>;
 }
 
+/// What an account's calls in progress hold of its balance. The call engine knows; messaging
+/// asks before it takes a message, so that a message cannot spend what a call is talking.
+pub trait CallSpend: Send + Sync {
+    /// Micro-units held now: what answered calls have cost so far, ringing ones' first block.
+    fn held(&self, account: uuid::Uuid) -> i64;
+}
+
 /// An SMS that came in to one of an account's numbers, for the app attached to that number.
 /// The message is stored (an `smsr` record) before the flow host sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -153,6 +153,8 @@ pub struct InboundRouter {
     price: Option<InboundPrice>,
     /// Where each charge is announced (`account.changed`).
     events: Option<Arc<opentact_events::EventBus>>,
+    /// What calls in progress hold of a balance.
+    call_spend: Option<Arc<dyn opentact_control::CallSpend>>,
 }
 
 impl std::fmt::Debug for InboundRouter {
@@ -163,7 +165,7 @@ impl std::fmt::Debug for InboundRouter {
 
 impl InboundRouter {
     pub fn new(repo: Arc<dyn Repository>) -> Self {
-        Self { repo, parts: Mutex::new(Reassembler::default()), price: None, events: None }
+        Self { repo, parts: Mutex::new(Reassembler::default()), price: None, events: None, call_spend: None }
     }
 
     /// Charge each message in at `price` (`None`: they are free), announcing the charges on
@@ -174,6 +176,12 @@ impl InboundRouter {
         self
     }
 
+    /// Count what the account's calls in progress hold as spent when a message in is priced.
+    pub fn with_call_spend(mut self, spend: Arc<dyn opentact_control::CallSpend>) -> Self {
+        self.call_spend = Some(spend);
+        self
+    }
+
     /// Whether the account of `lease` can pay for the message `sms` is (a part of): the refusal
     /// when it cannot, or cannot be told now.
     async fn affordable(&self, lease: &TnLease, sms: &InboundSms) -> Result<(), Routed> {
@@ -181,13 +189,15 @@ impl InboundRouter {
         let parts = sms.concat.as_ref().map_or(1, |concat| i64::from(concat.total.max(1)));
         let cost = price.per_part_micros.saturating_mul(parts);
         let money = |micros| opentact_rating::format_money(micros, &price.currency);
+        let held = self.call_spend.as_ref().map_or(0, |spend| spend.held(lease.account));
         match self.repo.balance(lease.account).await {
-            Ok(balance) if balance >= cost => Ok(()),
+            Ok(balance) if balance - held >= cost => Ok(()),
             Ok(balance) => Err(Routed::Refused {
                 status: ESME_RX_T_APPN,
                 reason: format!(
-                    "insufficient balance: {} left, a message in to {} of {parts} part{} costs {}",
-                    money(balance),
+                    "insufficient balance: {} left{}, a message in to {} of {parts} part{} costs {}",
+                    money(balance - held),
+                    crate::submit::held_by_calls(held, &money),
                     lease.tn,
                     if parts == 1 { "" } else { "s" },
                     money(cost)

@@ -72,6 +72,15 @@ pub fn plan(text: &str) -> Result<(&'static str, u32), String> {
     Ok((encoding, u32::try_from(plan.parts).unwrap_or(u32::MAX)))
 }
 
+/// What calls in progress hold of a balance, as a refusal says it; empty when nothing.
+pub(crate) fn held_by_calls(held_micros: i64, money: &dyn Fn(i64) -> String) -> String {
+    if held_micros > 0 {
+        format!(" ({} held by calls in progress)", money(held_micros))
+    } else {
+        String::new()
+    }
+}
+
 pub(crate) fn unavailable(e: StoreError) -> SmsRefusal {
     SmsRefusal::Unavailable(format!("the message store failed ({e}); send again later"))
 }
@@ -123,6 +132,8 @@ pub struct Submitter {
     creates: Creates,
     /// The rating deck and the currency ([`Submitter::with_rating`]).
     rating: Option<(Arc<opentact_rating::Deck>, String)>,
+    /// What calls in progress hold of a balance ([`Submitter::with_call_spend`]).
+    call_spend: Option<Arc<dyn opentact_control::CallSpend>>,
     /// Where each charge is announced (`account.changed`; [`Submitter::with_events`]).
     events: Option<Arc<opentact_events::EventBus>>,
 }
@@ -145,6 +156,7 @@ impl Submitter {
             tendlc: false,
             rating: None,
             events: None,
+            call_spend: None,
         }
     }
 
@@ -152,6 +164,12 @@ impl Submitter {
     /// calls' charges are.
     pub fn with_events(mut self, bus: Arc<opentact_events::EventBus>) -> Self {
         self.events = Some(bus);
+        self
+    }
+
+    /// Count what the account's calls in progress hold as spent when a message is priced.
+    pub fn with_call_spend(mut self, spend: Arc<dyn opentact_control::CallSpend>) -> Self {
+        self.call_spend = Some(spend);
         self
     }
 
@@ -171,10 +189,12 @@ impl Submitter {
         })?;
         let Some(charge) = rate.sms_charge(parts) else { return Ok(None) };
         let balance = self.repo.balance(account).await.map_err(unavailable)?;
-        if balance < charge.price_micros {
+        let held = self.call_spend.as_ref().map_or(0, |spend| spend.held(account));
+        if balance - held < charge.price_micros {
             return Err(SmsRefusal::PaymentRequired(format!(
-                "insufficient balance: {} left, the message ({parts} part{}) to +{to} costs {}",
-                money(balance),
+                "insufficient balance: {} left{}, the message ({parts} part{}) to +{to} costs {}",
+                money(balance - held),
+                held_by_calls(held, &money),
                 if parts == 1 { "" } else { "s" },
                 money(charge.price_micros)
             )));

@@ -200,6 +200,7 @@ impl Messaging {
         inbound: Arc<crate::sms_inbound::Inbound>,
         metrics: opentact_metrics::SmsMetrics,
         rating: (Option<Arc<opentact_rating::Deck>>, &str),
+        call_spend: Arc<dyn opentact_control::CallSpend>,
     ) -> anyhow::Result<Self> {
         let (stop, stopped) = watch::channel(false);
         // Messages' charges are announced there too (account.changed).
@@ -218,7 +219,8 @@ impl Messaging {
                 Submitter::new(repo, Arc::new(Notify::new()), section.rate)
                     .with_tendlc(section.tendlc_enforce)
                     .with_rating(rating.0, rating.1)
-                    .with_events(charges_bus),
+                    .with_events(charges_bus)
+                    .with_call_spend(call_spend),
             );
             return Ok(Self { seam, stop, carrier: None });
         };
@@ -254,7 +256,8 @@ impl Messaging {
                 Submitter::new(repo, wake, section.rate)
                     .with_tendlc(section.tendlc_enforce)
                     .with_rating(rating.0, rating.1)
-                    .with_events(charges_bus),
+                    .with_events(charges_bus)
+                    .with_call_spend(call_spend),
             ),
             stop,
             carrier: Some(carrier),

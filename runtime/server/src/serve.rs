@@ -310,6 +310,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(webhooks.clone()),
         config.flows.http.allow_private,
         config.rating.inbound_sms_price()?,
+        billing.clone(),
     ));
     let messaging = crate::messaging::Messaging::start(
         &config.messaging,
@@ -318,6 +319,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         sms_inbound.clone(),
         metrics.sms.clone(),
         (billing.deck_arc(), &config.rating.currency),
+        billing.clone(),
     )
     .context("starting messaging")?;
     sms_inbound.set_messaging(messaging.seam());

@@ -79,10 +79,13 @@ impl Inbound {
         webhooks: Option<Arc<Webhooks>>,
         allow_private: bool,
         price: Option<InboundPrice>,
+        call_spend: Arc<dyn opentact_control::CallSpend>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                router: InboundRouter::new(repo.clone()).with_price(price, bus.clone()),
+                router: InboundRouter::new(repo.clone())
+                    .with_price(price, bus.clone())
+                    .with_call_spend(call_spend),
                 repo,
                 bus,
                 signers: webhooks.as_ref().map(|webhooks| webhooks.signers.clone()).unwrap_or_default(),
