@@ -186,13 +186,7 @@ impl LiveSpend {
         for read in budgets {
             let key = read.reading.key;
             let (held, calls) = ledger.held(key, now);
-            // A charge that landed while the store was read may or may not be in the read:
-            // take it as not, so the budget is never thought larger than it is.
-            let raced = ledger
-                .budgets
-                .get(&key)
-                .map_or(0, |budget| budget.settled_micros - read.reading.settled_before);
-            let amount = read.amount_micros - raced.max(0);
+            let amount = ledger.amount_as_read(read);
             if amount - held < first_block {
                 return Err(Shortfall { key, amount_micros: amount, held_micros: held, calls });
             }
@@ -212,7 +206,7 @@ impl LiveSpend {
         for key in &keys {
             ledger.recompute(*key, now);
         }
-        Ok(SpendTicket { spend: self.clone(), id, settled: Mutex::new(false) })
+        Ok(SpendTicket { spend: self.clone(), id })
     }
 
     /// What the calls on `key` hold now: answered ones what they have cost so far, ringing
@@ -243,12 +237,12 @@ impl LiveSpend {
     fn refresh_at(&self, read: &BudgetRead, now: Instant) {
         let mut ledger = self.ledger.lock();
         let key = read.reading.key;
+        let amount = ledger.amount_as_read(read);
         let Some(budget) = ledger.budgets.get_mut(&key) else { return };
         if budget.members.is_empty() {
             return;
         }
-        let raced = budget.settled_micros - read.reading.settled_before;
-        budget.amount_micros = read.amount_micros - raced.max(0);
+        budget.amount_micros = amount;
         budget.used_up_reason.clone_from(&read.used_up_reason);
         ledger.recompute(key, now);
     }
@@ -289,6 +283,17 @@ impl LiveSpend {
 }
 
 impl Ledger {
+    /// What `read`'s budget holds, as the store said less what its calls were charged while
+    /// it read: such a charge may or may not be in the read, so it is taken as not — the
+    /// budget is never thought larger than it is.
+    fn amount_as_read(&self, read: &BudgetRead) -> i64 {
+        let raced = self
+            .budgets
+            .get(&read.reading.key)
+            .map_or(0, |budget| budget.settled_micros - read.reading.settled_before);
+        read.amount_micros - raced.max(0)
+    }
+
     /// What the calls on `key` hold at `now`, and how many they are.
     fn held(&self, key: BudgetKey, now: Instant) -> (i64, usize) {
         let Some(budget) = self.budgets.get(&key) else { return (0, 0) };
@@ -376,11 +381,10 @@ fn used_up_at(talking: &[(&Rate, Instant)], amount_micros: i64, now: Instant) ->
 }
 
 /// A call's place on its budgets: it leaves them when charged ([`SpendTicket::settle`]) or,
-/// charged nothing, when dropped.
+/// charged nothing, when dropped. Leaving twice changes nothing: the second finds it gone.
 pub struct SpendTicket {
     spend: Arc<LiveSpend>,
     id: u64,
-    settled: Mutex<bool>,
 }
 
 impl std::fmt::Debug for SpendTicket {
@@ -425,11 +429,7 @@ impl SpendTicket {
 
     /// The call was charged `charged_micros`: it leaves its budgets, which now hold that less.
     pub fn settle(&self, charged_micros: i64) {
-        let mut settled = self.settled.lock();
-        if !*settled {
-            *settled = true;
-            self.spend.leave_at(self.id, charged_micros, Instant::now());
-        }
+        self.spend.leave_at(self.id, charged_micros, Instant::now());
     }
 }
 
@@ -506,6 +506,9 @@ mod tests {
         assert_eq!(deadline(&second).unwrap().0, t0 + secs(5));
         // The first ends after 2 s and is charged 0.02: the second has the other 0.08 alone,
         // 0.02 of which it has spent.
+        spend.leave_at(first.id, 20_000, t0 + secs(2));
+        assert_eq!(deadline(&second).unwrap().0, t0 + secs(8));
+        // Settled again (its ticket dropped, say): nothing is taken twice.
         spend.leave_at(first.id, 20_000, t0 + secs(2));
         assert_eq!(deadline(&second).unwrap().0, t0 + secs(8));
     }
