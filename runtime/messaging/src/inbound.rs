@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use opentact_store::{ChargeTarget, NewCharge, NewSms, Repository, SmsDirection, SmsMessage, TnLease};
+use opentact_store::{NewSms, Repository, SmsDirection, SmsMessage, TnLease};
 use parking_lot::Mutex;
 use tracing::warn;
 
@@ -223,30 +223,15 @@ impl InboundRouter {
             if parts == 1 { "" } else { "s" },
             opentact_rating::format_money(price.per_part_micros, &price.currency)
         );
-        let charge =
-            NewCharge { target: ChargeTarget::Sms { message: message.uuid }, amount_micros, description };
-        match self.repo.charge(message.account, charge).await {
-            Ok(row) => {
-                if let Some(bus) = &self.events {
-                    let payload = opentact_events::balance_changed_payload(
-                        row.balance_after_micros,
-                        &price.currency,
-                        &row,
-                    );
-                    bus.publish(opentact_events::Event::now(
-                        message.account,
-                        "account.changed",
-                        None,
-                        payload,
-                    ));
-                }
-                SmsMessage { price_micros: Some(amount_micros), ..message }
-            }
-            Err(e) => {
-                warn!(error = %e, sms = %message.uuid, "charging a message in failed; it is kept uncharged");
-                message
-            }
-        }
+        crate::submit::charge_message(
+            &*self.repo,
+            self.events.as_deref(),
+            &price.currency,
+            message,
+            amount_micros,
+            description,
+        )
+        .await
     }
 
     /// Checks the destination, puts parts together, stores a whole message (state received).

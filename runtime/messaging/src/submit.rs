@@ -318,25 +318,43 @@ impl Submitter {
         })?;
         tracing::info!(sms = %message.uuid, parts = message.parts, from = %message.from, ?origin, "sms queued");
         self.wake.notify_one();
-        let Some((price_micros, description)) = price else { return Ok(message) };
-        let charge = opentact_store::NewCharge {
-            target: opentact_store::ChargeTarget::Sms { message: message.uuid },
-            amount_micros: price_micros,
-            description,
+        let Some(((price_micros, description), (_, currency))) = price.zip(self.rating.as_ref()) else {
+            return Ok(message);
         };
-        match self.repo.charge(account, charge).await {
-            Ok(row) => {
-                if let (Some(bus), Some((_, currency))) = (&self.events, &self.rating) {
-                    let payload =
-                        opentact_events::balance_changed_payload(row.balance_after_micros, currency, &row);
-                    bus.publish(opentact_events::Event::now(account, "account.changed", None, payload));
-                }
-                Ok(SmsMessage { price_micros: Some(price_micros), ..message })
+        Ok(charge_message(&*self.repo, self.events.as_deref(), currency, message, price_micros, description)
+            .await)
+    }
+}
+
+/// Charges a stored message `amount_micros` — its record gets the price, the ledger the
+/// charge, in one transaction — and announces it on `events` as `account.changed` with the new
+/// balance: the message as charged, or as it was when the charge failed (logged; the message
+/// is kept, uncharged). Messages out and in alike.
+pub(crate) async fn charge_message(
+    repo: &dyn Repository,
+    events: Option<&opentact_events::EventBus>,
+    currency: &str,
+    message: SmsMessage,
+    amount_micros: i64,
+    description: String,
+) -> SmsMessage {
+    let charge = opentact_store::NewCharge {
+        target: opentact_store::ChargeTarget::Sms { message: message.uuid },
+        amount_micros,
+        description,
+    };
+    match repo.charge(message.account, charge).await {
+        Ok(row) => {
+            if let Some(bus) = events {
+                let payload =
+                    opentact_events::balance_changed_payload(row.balance_after_micros, currency, &row);
+                bus.publish(opentact_events::Event::now(message.account, "account.changed", None, payload));
             }
-            Err(error) => {
-                tracing::warn!(sms = %message.uuid, %error, "the message could not be charged");
-                Ok(message)
-            }
+            SmsMessage { price_micros: Some(amount_micros), ..message }
+        }
+        Err(error) => {
+            tracing::warn!(sms = %message.uuid, %error, "the message could not be charged; it is kept uncharged");
+            message
         }
     }
 }
